@@ -1,0 +1,1 @@
+"""Delivery channels: one module per channel (Telegram, email, webhook, console)."""

@@ -1,0 +1,272 @@
+"""The ``callwatch`` command line: a thin shell over the store, config and pipeline.
+
+Exit codes: 0 success; 1 a command ran but something failed (a source, an unknown id);
+2 bad usage or bad configuration (nothing was started).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tracker import __version__, db, logs
+from tracker.config import Settings, load_config
+from tracker.dates import format_duration
+from tracker.errors import CallwatchError, ConfigError, NotFoundError, SchemaError
+from tracker.models import CallStatus
+from tracker.store import Store
+from tracker.views import CSV_COLUMNS, call_as_json, call_as_row, format_eur
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """What every command needs, built on first use so `--help` never reads config."""
+
+    def __init__(self, config_path: str | None, database_url: str | None, verbose: bool) -> None:
+        self.config_path = config_path
+        self.database_url = database_url
+        self.verbose = verbose
+
+    @cached_property
+    def settings(self) -> Settings:
+        settings = load_config(self.config_path, database_url=self.database_url)
+        logs.configure("DEBUG" if self.verbose else settings.log.level, settings.log.format)
+        return settings
+
+    @cached_property
+    def engine(self) -> Any:
+        return db.make_engine(self.settings.database.resolved_url())
+
+    def store(self) -> Store:
+        """The store, with the schema checked (and upgraded in place on SQLite)."""
+        db.ensure_schema(self.engine)
+        return Store(self.engine)
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+
+class _Group(click.Group):
+    """Turns callwatch's own errors into one clear line and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            _fail(f"configuration error: {exc}", 2)
+        except SchemaError as exc:
+            _fail(str(exc), 2)
+        except NotFoundError as exc:
+            _fail(str(exc), 1)
+        except CallwatchError as exc:
+            _fail(str(exc), 1)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"callwatch: {message}", err=True)
+    sys.exit(code)
+
+
+def _console() -> Console:
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _date(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@click.group(cls=_Group)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="config file (default: $CALLWATCH_CONFIG, ./config/callwatch.toml, defaults)")
+@click.option("--db", "database_url", help="database URL, overrides database.url")
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@click.version_option(__version__, prog_name="callwatch")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, database_url: str | None,
+        verbose: bool) -> None:
+    """callwatch: tracks EU funding calls and tells clusters and SMEs what matters to them."""
+    ctx.obj = App(config_path, database_url, verbose)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+# -- db ----------------------------------------------------------------------------------
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema management."""
+
+
+@db_group.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Apply pending schema migrations (needed once per release on PostgreSQL)."""
+    before, after = db.upgrade(app.engine)
+    if before == after:
+        click.echo(f"database already at revision {after}")
+    else:
+        click.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+# -- calls -------------------------------------------------------------------------------
+
+STATUS_CHOICES = ("open", "forthcoming", "closed", "all")
+
+
+@cli.group("calls")
+def calls_group() -> None:
+    """Browse stored calls and their history."""
+
+
+@calls_group.command("list")
+@click.option("--status", "statuses", type=click.Choice(STATUS_CHOICES), multiple=True,
+              help="repeatable; default: open and forthcoming")
+@click.option("--programme", help="canonical programme name, e.g. 'Horizon Europe'")
+@click.option("--source", help="configured source name")
+@click.option("--search", help="text in title, summary, id or keywords")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@pass_app
+def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, source: str | None,
+               search: str | None, fmt: str) -> None:
+    """List calls, soonest final deadline first."""
+    wanted: list[CallStatus] | None
+    if "all" in statuses:
+        wanted = None
+    else:
+        wanted = [CallStatus(s) for s in statuses] or [CallStatus.OPEN, CallStatus.FORTHCOMING]
+    calls = app.store().list_calls(statuses=wanted, programme=programme, source=source,
+                                   search=search)
+    now = app.now()
+    if fmt == "json":
+        _echo_json([call_as_json(c, now) for c in calls])
+        return
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for call in calls:
+            writer.writerow(call_as_row(call, now))
+        return
+    table = Table(title=f"{len(calls)} calls", show_lines=False)
+    for column in ("id", "programme", "status", "next deadline (UTC)", "budget", "title"):
+        table.add_column(column, overflow="fold")
+    for call in calls:
+        r = call.record
+        table.add_row(r.id, r.programme or "", r.status.value, _date(r.next_deadline(now)),
+                      format_eur(r.budget_eur), r.title)
+    _console().print(table)
+
+
+@calls_group.command("show")
+@click.argument("call_id")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_app
+def calls_show(app: App, call_id: str, fmt: str) -> None:
+    """Show every field of one call."""
+    data = call_as_json(app.store().get_call(call_id), app.now())
+    if fmt == "json":
+        _echo_json(data)
+        return
+    table = Table(show_header=False, title=data["id"])
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in data.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        table.add_row(key, "" if shown is None else str(shown))
+    _console().print(table)
+
+
+@calls_group.command("history")
+@click.argument("call_id")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_app
+def calls_history(app: App, call_id: str, fmt: str) -> None:
+    """The change history of one call, oldest first."""
+    changes = app.store().history(call_id)
+    if fmt == "json":
+        _echo_json([c.as_json() for c in changes])
+        return
+    table = Table(title=f"history of {call_id}")
+    for column in ("at (UTC)", "kind", "field", "old", "new"):
+        table.add_column(column, overflow="fold")
+    for change in changes:
+        table.add_row(_date(change.at), change.kind.value, change.field or "",
+                      _short(change.old), _short(change.new))
+    _console().print(table)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+# -- sources -----------------------------------------------------------------------------
+
+@cli.command("sources")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_app
+def sources_command(app: App, fmt: str) -> None:
+    """Every configured source with its schedule and health."""
+    from tracker.plugins import source_plugins
+
+    store = app.store()
+    plugins = source_plugins()
+    rows: list[dict[str, Any]] = []
+    for name, settings in app.settings.sources.items():
+        kind = settings.kind or name
+        health = store.health(name)
+        last = health.last_run
+        rows.append({
+            "name": name,
+            "kind": kind,
+            "description": plugins[kind].description,
+            "enabled": settings.enabled,
+            "interval": format_duration(settings.interval),
+            "last_run": last.finished_at.isoformat() if last and last.finished_at else None,
+            "last_success": health.last_success.isoformat() if health.last_success else None,
+            "outcome": last.outcome.value if last else None,
+            "items": last.items_seen if last else None,
+            "consecutive_failures": health.consecutive_failures,
+            "error": last.error if last else None,
+        })
+    if fmt == "json":
+        _echo_json(rows)
+        return
+    table = Table(title="sources")
+    for column in ("name", "kind", "enabled", "interval", "last run (UTC)", "last success",
+                   "outcome", "items", "failures"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["name"], row["kind"], "yes" if row["enabled"] else "no", row["interval"],
+            (row["last_run"] or "never")[:16], (row["last_success"] or "never")[:16],
+            row["outcome"] or "", "" if row["items"] is None else str(row["items"]),
+            str(row["consecutive_failures"]),
+        )
+    _console().print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="callwatch")
+
+
+if __name__ == "__main__":
+    main()

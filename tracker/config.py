@@ -1,0 +1,293 @@
+"""Configuration: one TOML file, validated once at start into frozen models.
+
+Where the file comes from, first match wins: ``--config PATH``, ``$CALLWATCH_CONFIG``,
+``./config/callwatch.toml``, else only the packaged defaults (``tracker/defaults.toml``).
+The chosen file is deep-merged over the packaged defaults, then any key can be overridden
+by an environment variable ``CALLWATCH_<SECTION>__<KEY>`` (upper case, ``__`` between
+levels, the value read as a TOML value when it parses as one, else as a string).
+
+Secrets never live in the file: the Telegram token, SMTP credentials and webhook secrets
+are read from their own environment variables by the channel that needs them
+(``CALLWATCH_TELEGRAM_TOKEN``, ``CALLWATCH_SMTP_USERNAME``, ``CALLWATCH_SMTP_PASSWORD``,
+and the variable a webhook's ``secret_env`` names). Those names have no ``__`` and so are
+never mistaken for overrides.
+
+Any problem raises ConfigError naming the file (or environment variable), the key and what
+was expected; the CLI turns that into exit code 2 before anything starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tracker.errors import ConfigError
+from tracker.plugins import source_plugins
+from tracker.ports import Duration, SourceSettings
+
+PACKAGED_DEFAULTS = Path(__file__).with_name("defaults.toml")
+LOCAL_CONFIG = Path("config/callwatch.toml")
+ENV_PREFIX = "CALLWATCH_"
+APP_NAME = "callwatch"
+
+#: Secrets: read only from these environment variables, never from a file, never logged.
+SECRET_ENV = ("CALLWATCH_TELEGRAM_TOKEN", "CALLWATCH_SMTP_USERNAME", "CALLWATCH_SMTP_PASSWORD")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str | None = Field(
+        None, description="SQLAlchemy URL; empty means a SQLite file in the user data directory"
+    )
+
+    def resolved_url(self) -> str:
+        if self.url:
+            return self.url
+        path = Path(platformdirs.user_data_dir(APP_NAME)) / "callwatch.db"
+        return f"sqlite:///{path}"
+
+
+class HttpSettings(_Section):
+    user_agent: str = Field(
+        "callwatch/0.1 (+https://github.com/callwatch/callwatch; EU funding-call tracker)",
+        min_length=3, description="identifies callwatch to every site it reads",
+    )
+    timeout: float = Field(30.0, gt=0, description="seconds to wait for a response")
+    delay: float = Field(1.0, ge=0, description="seconds between two requests to one host")
+    retries: int = Field(3, ge=0, le=10, description="retries on timeouts, 5xx and 429")
+    max_response_bytes: int = Field(
+        50_000_000, gt=0, description="a larger response is refused (bulk files stream)"
+    )
+
+
+class DirectorySettings(_Section):
+    directory: Path = Field(description="directory of YAML files")
+
+
+class ConsoleSettings(_Section):
+    enabled: bool = True
+
+
+class TelegramSettings(_Section):
+    enabled: bool = True
+    base_url: str = "https://api.telegram.org/bot"
+    admin_chats: tuple[str, ...] = ()
+
+
+class EmailSettings(_Section):
+    enabled: bool = True
+    host: str = "localhost"
+    port: int = Field(25, gt=0, lt=65536)
+    security: Literal["none", "starttls", "ssl"] = "none"
+    sender: str = "callwatch@localhost"
+
+
+class WebhookSettings(_Section):
+    enabled: bool = True
+    secret_env: str = Field(
+        "CALLWATCH_WEBHOOK_SECRET", description="environment variable holding the HMAC secret"
+    )
+    timeout: float = Field(10.0, gt=0)
+
+
+class NotifierSettings(_Section):
+    console: ConsoleSettings = ConsoleSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    email: EmailSettings = EmailSettings()
+    webhook: WebhookSettings = WebhookSettings()
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["plain", "json"] = "plain"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class SchedulerSettings(_Section):
+    jitter: Duration = Field(timedelta(minutes=5), description="random delay added to each scrape")
+
+
+class Settings(_Section):
+    """The whole validated configuration."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    profiles: DirectorySettings
+    subscribers: DirectorySettings
+    notifiers: NotifierSettings = NotifierSettings()
+    log: LogSettings = LogSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    #: where the settings came from, for messages (not a config key)
+    origin: str = Field("packaged defaults", exclude=True)
+
+
+def find_config_file(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file to read, by the documented order; None means packaged defaults only."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError("no such config file", path=str(path))
+        return path
+    from_env = environ.get("CALLWATCH_CONFIG")
+    if from_env:
+        path = Path(from_env).expanduser()
+        if not path.is_file():
+            raise ConfigError("no such config file (from $CALLWATCH_CONFIG)", path=str(path))
+        return path
+    return LOCAL_CONFIG if LOCAL_CONFIG.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from exc
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The overrides found in ``environ`` as a nested dict, and dotted key → variable name."""
+    overrides: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name or name in SECRET_ENV:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        if not all(parts):
+            raise ConfigError("empty part in variable name", path=name)
+        node = overrides
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError("conflicts with another override", path=name)
+            node = child
+        node[parts[-1]] = _env_value(raw)
+        origins[".".join(parts)] = name
+    return overrides, origins
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    if "input" in error and not isinstance(error["input"], dict | list):
+        message += f", got {error['input']!r}"
+    return message
+
+
+def _raise_validation(
+    exc: ValidationError, prefix: str, file_label: str, origins: Mapping[str, str]
+) -> NoReturn:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(p) for p in (prefix, *error["loc"]) if p != "")
+        problems.append((origins.get(key, file_label), key, _describe(error)))
+    path, key, message = problems[0]
+    for other_path, other_key, other_message in problems[1:]:
+        message += f"\n{other_path}: {other_key}: {other_message}"
+    raise ConfigError(message, path=path, key=key)
+
+
+def _resolve_dir(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path))
+    return value
+
+
+def load_config(
+    explicit: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+) -> Settings:
+    """Read, merge and validate the configuration; raise ConfigError on any problem."""
+    environ = os.environ if environ is None else environ
+    raw = _read_toml(PACKAGED_DEFAULTS)
+    raw.setdefault("profiles", {}).setdefault(
+        "directory", str(Path(platformdirs.user_config_dir(APP_NAME)) / "profiles"))
+    raw.setdefault("subscribers", {}).setdefault(
+        "directory", str(Path(platformdirs.user_config_dir(APP_NAME)) / "subscribers"))
+    path = find_config_file(explicit, environ)
+    file_label = str(path) if path else str(PACKAGED_DEFAULTS)
+    if path is not None:
+        from_file = _read_toml(path)
+        base = path.resolve().parent
+        for section in ("profiles", "subscribers"):
+            block = from_file.get(section)
+            if isinstance(block, dict) and "directory" in block:
+                block["directory"] = _resolve_dir(block["directory"], base)
+        raw = _merge(raw, from_file)
+    overrides, origins = env_overrides(environ)
+    raw = _merge(raw, overrides)
+    if database_url:
+        raw = _merge(raw, {"database": {"url": database_url}})
+        origins["database.url"] = "--db"
+
+    sources_raw = raw.pop("sources", {}) or {}
+    if not isinstance(sources_raw, dict):
+        raise ConfigError("expected a table of sources", path=file_label, key="sources")
+    sources = {
+        name: _validate_source(name, block, file_label, origins)
+        for name, block in sources_raw.items()
+    }
+    try:
+        return Settings.model_validate({**raw, "sources": sources, "origin": file_label})
+    except ValidationError as exc:
+        _raise_validation(exc, "", file_label, origins)
+
+
+def _validate_source(
+    name: str, block: Any, file_label: str, origins: Mapping[str, str]
+) -> SourceSettings:
+    key = f"sources.{name}"
+    if not isinstance(block, dict):
+        raise ConfigError("expected a table", path=origins.get(key, file_label), key=key)
+    kind = block.get("kind") or name
+    plugins = source_plugins()
+    plugin = plugins.get(kind)
+    if plugin is None:
+        known = ", ".join(sorted(plugins)) or "none installed"
+        raise ConfigError(f"unknown source kind {kind!r} (known kinds: {known})",
+                          path=origins.get(f"{key}.kind", file_label), key=f"{key}.kind")
+    try:
+        return plugin.settings.model_validate(block)
+    except ValidationError as exc:
+        _raise_validation(exc, key, file_label, origins)

@@ -1,0 +1,203 @@
+"""Database tables, engine set-up and schema migrations (SQLite embedded, PostgreSQL in production).
+
+The tables hold callwatch's whole durable state. ``calls`` keeps one row per call with the
+queryable columns broken out and the full normalized record as JSON; ``call_changes`` is
+the append-only history; ``source_runs`` logs every scrape. The schema is owned by Alembic
+migrations in ``tracker/migrations``; ``callwatch db upgrade`` applies them.
+
+Policy: the embedded SQLite database upgrades itself when a command opens it (one user, one
+file, nothing to coordinate). A PostgreSQL database is never migrated implicitly: commands
+refuse with a message that names ``callwatch db upgrade``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Column, Field, SQLModel
+
+from tracker.errors import ConfigError, SchemaError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC on every backend.
+
+    PostgreSQL keeps ``timestamptz`` natively; SQLite has no timezone type, so values are
+    written in UTC and read back with UTC attached. Naive values are refused on write.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"refusing to store naive datetime {value.isoformat()}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class CallRow(SQLModel, table=True):
+    """One call at one source: indexed columns plus the full record as JSON."""
+
+    __tablename__ = "calls"
+    __table_args__ = (sa.Index("ix_calls_status_final_deadline", "status", "final_deadline"),)
+
+    id: str = Field(primary_key=True, max_length=400)
+    source: str = Field(index=True, max_length=100)
+    native_id: str = Field(max_length=300)
+    programme: str | None = Field(default=None, index=True, max_length=100)
+    status: str = Field(max_length=20)
+    title: str
+    call_identifier: str | None = Field(default=None, index=True, max_length=200)
+    topic_identifier: str | None = Field(default=None, index=True, max_length=200)
+    url: str | None = None
+    final_deadline: datetime | None = _utc_column(nullable=True)
+    record: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    fingerprint: str = Field(max_length=64)
+    first_seen: datetime = _utc_column()
+    last_seen: datetime = _utc_column()
+    last_changed: datetime = _utc_column()
+    still_listed: bool = True
+    missing_runs: int = 0
+
+
+class SourceRunRow(SQLModel, table=True):
+    """One scrape of one source: when, how it ended, and what it found."""
+
+    __tablename__ = "source_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True, max_length=100)
+    started_at: datetime = _utc_column()
+    finished_at: datetime | None = _utc_column(nullable=True)
+    outcome: str = Field(max_length=20)
+    items_seen: int = 0
+    new: int = 0
+    changed: int = 0
+    invalid: int = 0
+    error: str | None = None
+    notes: str | None = None
+
+
+class CallChangeRow(SQLModel, table=True):
+    """One typed change event in a call's history (append-only)."""
+
+    __tablename__ = "call_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: str = Field(foreign_key="calls.id", index=True, max_length=400)
+    run_id: int | None = Field(default=None, foreign_key="source_runs.id", index=True)
+    at: datetime = _utc_column(index=True)
+    kind: str = Field(max_length=40)
+    field: str | None = Field(default=None, max_length=60)
+    old: Any = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    new: Any = Field(default=None, sa_column=Column(JSONType, nullable=True))
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the scheduler's writes
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")  # wait, do not fail, when another writer is busy
+    cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, much faster commits
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    url = normalize_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {url!r}", key="database.url") from exc
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": 10})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise ConfigError(f"no driver for {parsed.get_backend_name()!r}: {exc}",
+                          key="database.url") from exc
+
+
+def _alembic_config(connection: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this version of callwatch ships."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None  # noqa: S101 - a release without migrations is a packaging bug
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Apply every pending migration; return (revision before, revision after)."""
+    before = current_revision(engine)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "head")
+    return before, head_revision()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Make sure the schema is current: upgrade SQLite in place, refuse on PostgreSQL."""
+    current = current_revision(engine)
+    if current == head_revision():
+        return
+    if engine.dialect.name == "sqlite":
+        upgrade(engine)
+        return
+    state = "has no callwatch tables" if current is None else f"is at revision {current}"
+    raise SchemaError(
+        f"the database {state}, this callwatch needs {head_revision()}: "
+        "run `callwatch db upgrade` first"
+    )

@@ -1,0 +1,344 @@
+"""The call store: saves one run's records in one transaction and returns what changed.
+
+``record_run`` is the only writer of calls. It diffs every scraped record against the
+stored version (``tracker.diff``), upserts the rows with the dialect's ``ON CONFLICT``
+(the same code path on SQLite and PostgreSQL), appends the change events and logs the run.
+Absence rule: a call missing from a *complete* run gets one strike; at two consecutive
+strikes it is marked not listed (``removed_from_source``). It is never deleted, and a
+partial or failed run never strikes anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from tracker.db import CallChangeRow, CallRow, SourceRunRow
+from tracker.diff import diff_calls, removed_change
+from tracker.errors import NotFoundError
+from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
+#: complete runs in a row without a call before it is marked not listed
+MISSING_RUNS_BEFORE_REMOVAL = 2
+
+calls_table: sa.Table = CallRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
+runs_table: sa.Table = SourceRunRow.__table__  # type: ignore[attr-defined]
+changes_table: sa.Table = CallChangeRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class StoredCall:
+    """A call as stored: its latest record plus what the store knows about its life."""
+
+    record: CallRecord
+    first_seen: datetime
+    last_seen: datetime
+    last_changed: datetime
+    still_listed: bool
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What saving one run did."""
+
+    run_id: int
+    source: str
+    outcome: RunOutcome
+    items_seen: int
+    new: int
+    changed: int
+    invalid: int
+    changes: list[Change] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """One line of the source-run log."""
+
+    id: int
+    source: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: RunOutcome
+    items_seen: int
+    new: int
+    changed: int
+    invalid: int
+    error: str | None
+    notes: str | None
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """A source's recent record, as `callwatch sources` shows it."""
+
+    source: str
+    last_run: SourceRun | None
+    last_success: datetime | None
+    consecutive_failures: int
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _insert(connection: Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which knows ``ON CONFLICT`` on both SQLite and PostgreSQL."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if connection.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"callwatch supports SQLite and PostgreSQL, not {connection.dialect.name}")
+
+
+def _record_of(row: Any) -> CallRecord:
+    return CallRecord.model_validate(row.record)
+
+
+def _stored(row: Any) -> StoredCall:
+    return StoredCall(
+        record=_record_of(row),
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        last_changed=row.last_changed,
+        still_listed=row.still_listed,
+    )
+
+
+def _run(row: Any) -> SourceRun:
+    return SourceRun(
+        id=row.id, source=row.source, started_at=row.started_at, finished_at=row.finished_at,
+        outcome=RunOutcome(row.outcome), items_seen=row.items_seen, new=row.new,
+        changed=row.changed, invalid=row.invalid, error=row.error, notes=row.notes,
+    )
+
+
+class Store:
+    """All reads and writes of calls, their history and the run log."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- writing -------------------------------------------------------------------------
+
+    def record_run(
+        self,
+        source: str,
+        result: ScrapeResult,
+        *,
+        started_at: datetime,
+        now: datetime,
+    ) -> RunReport:
+        """Save one run of ``source`` in one transaction and return its change events."""
+        records: dict[str, CallRecord] = {}
+        for record in result.records:
+            if record.source != source:
+                raise ValueError(f"record {record.id} does not belong to source {source!r}")
+            records[record.id] = record  # a later duplicate in the same run wins
+        outcome = result.outcome
+        with self.engine.begin() as connection:
+            run_id: int = connection.execute(
+                runs_table.insert().values(
+                    source=source, started_at=started_at, finished_at=None,
+                    outcome=outcome.value, items_seen=len(records), new=0, changed=0,
+                    invalid=result.invalid, error=result.error,
+                    notes="; ".join(result.notes) or None,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]  # always set by INSERT
+            changes = self._upsert_calls(connection, list(records.values()), now)
+            if outcome is RunOutcome.OK:
+                changes += self._strike_missing(connection, source, set(records), now)
+            new = sum(1 for c in changes if c.kind is ChangeKind.NEW)
+            changed = len({c.call_id for c in changes if c.kind is not ChangeKind.NEW})
+            connection.execute(
+                runs_table.update().where(runs_table.c.id == run_id)
+                .values(finished_at=now, new=new, changed=changed)
+            )
+            if changes:
+                rows = [
+                    {"call_id": c.call_id, "run_id": run_id, "at": c.at, "kind": c.kind.value,
+                     "field": c.field, "old": c.old, "new": c.new}
+                    for c in changes
+                ]
+                for chunk in _chunks(rows):
+                    connection.execute(changes_table.insert(), list(chunk))
+        log.info("stored run source=%s outcome=%s items=%d new=%d changed=%d invalid=%d",
+                 source, outcome.value, len(records), new, changed, result.invalid)
+        return RunReport(run_id=run_id, source=source, outcome=outcome, items_seen=len(records),
+                         new=new, changed=changed, invalid=result.invalid, changes=changes,
+                         error=result.error)
+
+    def _upsert_calls(
+        self, connection: Connection, records: list[CallRecord], now: datetime
+    ) -> list[Change]:
+        changes: list[Change] = []
+        for chunk in _chunks(records):
+            ids = [r.id for r in chunk]
+            existing = {
+                row.id: row
+                for row in connection.execute(
+                    sa.select(calls_table.c.id, calls_table.c.record, calls_table.c.fingerprint,
+                              calls_table.c.first_seen, calls_table.c.last_changed)
+                    .where(calls_table.c.id.in_(ids))
+                )
+            }
+            rows = []
+            for record in chunk:
+                fingerprint = record.fingerprint()
+                previous = existing.get(record.id)
+                if previous is not None and previous.fingerprint == fingerprint:
+                    events: list[Change] = []
+                else:
+                    old = _record_of(previous) if previous is not None else None
+                    events = diff_calls(old, record, now)
+                changes.extend(events)
+                rows.append({
+                    "id": record.id,
+                    "source": record.source,
+                    "native_id": record.native_id,
+                    "programme": record.programme,
+                    "status": record.status.value,
+                    "title": record.title,
+                    "call_identifier": record.call_identifier,
+                    "topic_identifier": record.topic_identifier,
+                    "url": record.url,
+                    "final_deadline": record.deadlines[-1] if record.deadlines else None,
+                    "record": record.model_dump(mode="json"),
+                    "fingerprint": fingerprint,
+                    "first_seen": previous.first_seen if previous is not None else now,
+                    "last_seen": now,
+                    "last_changed": now if events or previous is None else previous.last_changed,
+                    "still_listed": True,
+                    "missing_runs": 0,
+                })
+            statement = _insert(connection, calls_table)
+            statement = statement.on_conflict_do_update(
+                index_elements=[calls_table.c.id],
+                set_={name: statement.excluded[name] for name in rows[0] if name != "id"},
+            )
+            connection.execute(statement, rows)
+        return changes
+
+    def _strike_missing(
+        self, connection: Connection, source: str, seen: set[str], now: datetime
+    ) -> list[Change]:
+        listed = connection.execute(
+            sa.select(calls_table.c.id, calls_table.c.missing_runs).where(
+                calls_table.c.source == source, calls_table.c.still_listed.is_(True)
+            )
+        ).all()
+        changes: list[Change] = []
+        for call_id, missing_runs in listed:
+            if call_id in seen:
+                continue
+            strikes = missing_runs + 1
+            gone = strikes >= MISSING_RUNS_BEFORE_REMOVAL
+            connection.execute(
+                calls_table.update().where(calls_table.c.id == call_id)
+                .values(missing_runs=strikes, still_listed=not gone)
+            )
+            if gone:
+                changes.append(removed_change(call_id, now))
+        return changes
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get_call(self, call_id: str) -> StoredCall:
+        """The stored call ``call_id``; raise NotFoundError if there is none."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(calls_table).where(calls_table.c.id == call_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no call with id {call_id!r} (ids look like ft_portal:HORIZON-…)")
+        return _stored(row)
+
+    def list_calls(
+        self,
+        *,
+        statuses: Iterable[CallStatus] | None = None,
+        programme: str | None = None,
+        source: str | None = None,
+        search: str | None = None,
+        listed_only: bool = False,
+    ) -> list[StoredCall]:
+        """Calls matching the filters, soonest final deadline first (no deadline last)."""
+        query = sa.select(calls_table)
+        if statuses is not None:
+            query = query.where(calls_table.c.status.in_([s.value for s in statuses]))
+        if programme:
+            query = query.where(sa.func.lower(calls_table.c.programme) == programme.lower())
+        if source:
+            query = query.where(calls_table.c.source == source)
+        if listed_only:
+            query = query.where(calls_table.c.still_listed.is_(True))
+        query = query.order_by(
+            calls_table.c.final_deadline.is_(None), calls_table.c.final_deadline, calls_table.c.id
+        )
+        with self.engine.connect() as connection:
+            calls = [_stored(row) for row in connection.execute(query)]
+        if search:
+            needle = search.casefold()
+            calls = [
+                c for c in calls
+                if needle in " ".join((c.record.title, c.record.summary, c.id,
+                                       *c.record.keywords)).casefold()
+            ]
+        return calls
+
+    def history(self, call_id: str) -> list[Change]:
+        """Every change event of ``call_id``, oldest first; NotFoundError if unknown."""
+        self.get_call(call_id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(changes_table).where(changes_table.c.call_id == call_id)
+                .order_by(changes_table.c.id)
+            ).all()
+        return [
+            Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field,
+                   old=row.old, new=row.new, at=row.at)
+            for row in rows
+        ]
+
+    def runs(self, source: str | None = None, limit: int = 20) -> list[SourceRun]:
+        """The latest runs, newest first."""
+        query = sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(limit)
+        if source:
+            query = query.where(runs_table.c.source == source)
+        with self.engine.connect() as connection:
+            return [_run(row) for row in connection.execute(query)]
+
+    def health(self, source: str, window: int = 50) -> SourceHealth:
+        """Last run, last success and the current streak of failed or partial runs."""
+        recent = self.runs(source, limit=window)
+        failures = 0
+        for run in recent:
+            if run.outcome is RunOutcome.OK:
+                break
+            failures += 1
+        last_success = next((r.finished_at for r in recent if r.outcome is RunOutcome.OK), None)
+        if last_success is None and len(recent) == window:
+            with self.engine.connect() as connection:
+                last_success = connection.execute(
+                    sa.select(sa.func.max(runs_table.c.finished_at)).where(
+                        runs_table.c.source == source, runs_table.c.outcome == RunOutcome.OK.value
+                    )
+                ).scalar()
+        return SourceHealth(source=source, last_run=recent[0] if recent else None,
+                            last_success=last_success, consecutive_failures=failures)
