@@ -66,6 +66,8 @@ class HttpSettings(_Section):
     timeout: float = Field(30.0, gt=0, description="seconds to wait for a response")
     delay: float = Field(1.0, ge=0, description="seconds between two requests to one host")
     retries: int = Field(3, ge=0, le=10, description="retries on timeouts, 5xx and 429")
+    backoff: float = Field(2.0, ge=0, description="first retry wait in seconds; doubles each time")
+    max_backoff: float = Field(300.0, ge=0, description="longest wait, Retry-After included")
     max_response_bytes: int = Field(
         50_000_000, gt=0, description="a larger response is refused (bulk files stream)"
     )

@@ -8,6 +8,7 @@
     │   └── SourceUnavailable  a source could not be reached right now
     └── PermanentError         retrying will not help; report it and go on with the rest
         ├── SourceRejected     the source refused us (rejected key, bot challenge, 4xx)
+        ├── ResponseTooLarge   a response went over http.max_response_bytes
         ├── LayoutChanged      the source answered but no longer looks as expected
         └── InvalidRecord      one scraped record could not be parsed (counted, skipped)
 
@@ -61,6 +62,14 @@ class PermanentError(CallwatchError):
 
 class SourceRejected(PermanentError):
     """The source refused the request (a rejected key, a bot challenge, a 4xx answer)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ResponseTooLarge(PermanentError):
+    """A response was larger than ``http.max_response_bytes``."""
 
 
 class LayoutChanged(PermanentError):
