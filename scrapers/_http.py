@@ -82,7 +82,7 @@ class PoliteClient:
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         retry_after: float | None = getattr(error, "retry_after", None)
-        exponential = self.settings.backoff * (2 ** (state.attempt_number - 1))
+        exponential = self.settings.backoff * (2.0 ** (state.attempt_number - 1))
         wait = exponential + random.uniform(0, self.settings.backoff)  # noqa: S311 - jitter
         if retry_after is not None:
             wait = max(wait, retry_after)
