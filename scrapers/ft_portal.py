@@ -1,25 +1,86 @@
 """EU Funding & Tenders Portal (SEDIA search API): Horizon Europe, Digital Europe, SMP and more.
 
 Manifest
-- URL: POST https://api.tech.ec.europa.eu/search-api/prod/rest/search (``search_url``),
-  fallback GET .../referenceData/grantsTenders.json (``bulk_url``).
-- Returns: open and forthcoming grant topics (type 1), cascade calls (type 8), external
-  actions (type 2, when configured), for the configured programmes.
+- URL: ``POST https://api.tech.ec.europa.eu/search-api/prod/rest/search`` (``search_url``)
+  with ``apiKey``, ``text``, ``pageSize`` and ``pageNumber`` as URL parameters and a
+  multipart body whose parts ``query``, ``languages`` and ``sort`` are JSON documents sent
+  with ``Content-Type: application/json`` (plain form fields give HTTP 500, a query in the
+  URL is silently ignored). Fallback: ``GET .../referenceData/grantsTenders.json``
+  (``bulk_url``, ~130 MB, stream-parsed with ijson).
+- Returns: open (31094502) and forthcoming (31094501) grants of the configured programmes:
+  type 1 call topics, type 8 cascade calls (FSTP, e.g. Euroclusters under SMP-COSME),
+  type 2 external actions when configured.
 - Changes: continuously; the portal re-indexes daily. Default interval 6h.
-- Quirks: see shared/sources/ft_portal.md and the parser's docstrings.
-- Fixtures: tests/fixtures/ft_portal/.
+- Fixtures: tests/fixtures/ft_portal/ (real samples and quirk files), recordings for the
+  replay server and the demo in tracker/fakes/recordings/ft_portal/.
+
+Quirks handled here (evidence in shared/sources/ft_portal.md):
+- every ``metadata`` value is a list; ``actions``, ``budgetOverview``, ``latestInfos``,
+  ``callUpdates`` and ``links`` hold JSON inside the string and are decoded twice;
+- ``keywords`` is either a plain list or one JSON-encoded list;
+- ``deadlineDate`` holds every cut-off (two-stage, multiple cut-off);
+- a deadline at midnight (UTC, Brussels or its own offset) or given as a bare date means
+  17:00 Brussels time, the portal's published cut-off;
+- legacy copies (``DATASOURCE`` = ``SEDIA_PRD_CENTRICITY``) and stub rows are dropped in
+  favour of the richest current row of the same identifier;
+- some type-8 rows have no ``metadata``: their fields sit at the top level;
+- the status flag lags: a topic flagged open or forthcoming whose last cut-off has passed
+  is stored as closed;
+- ``budgetOverview`` describes the whole call: the topic's own action is the entry whose
+  ``action`` starts with "<identifier> "; amounts are strings (new shape) or numbers (old);
+- pages are walked with a deterministic sort (identifier ascending) until a short or
+  empty page, and the echoed page number is checked.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+import ijson
+from pydantic import Field, ValidationError, field_validator
 
 from tracker import programmes
-from tracker.models import ScrapeResult
+from tracker.dates import BRUSSELS, PORTAL_CUTOFF, local_to_utc
+from tracker.errors import (
+    InvalidRecord,
+    LayoutChanged,
+    PermanentError,
+    SourceUnavailable,
+    TransientError,
+)
+from tracker.models import CallRecord, CallStatus, ScrapeResult
 from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.text import html_to_text, one_line
+
+log = logging.getLogger(__name__)
+
+STATUS_CODES = {
+    "31094501": CallStatus.FORTHCOMING,
+    "31094502": CallStatus.OPEN,
+    "31094503": CallStatus.CLOSED,
+}
+STATUS_NAMES = {"forthcoming": CallStatus.FORTHCOMING, "open": CallStatus.OPEN,
+                "closed": CallStatus.CLOSED}
+WANTED_STATUS_CODES = ("31094501", "31094502")
+LEGACY_DATASOURCE = "SEDIA_PRD_CENTRICITY"
+#: the search API will not page past this many results
+RESULT_WINDOW = 10_000
+SUMMARY_LIMIT = 4000
+UPDATE_LIMIT = 600
+
+_ACTION_CODES = {
+    "research and innovation actions": "RIA",
+    "innovation actions": "IA",
+    "coordination and support actions": "CSA",
+    "programme cofund actions": "COFUND",
+}
 
 
 class FtPortalSettings(SourceSettings):
@@ -29,6 +90,10 @@ class FtPortalSettings(SourceSettings):
     bulk_url: str = (
         "https://ec.europa.eu/info/funding-tenders/opportunities/data/referenceData/grantsTenders.json"
     )
+    portal_url: str = Field(
+        "https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/opportunities",
+        description="base of the public topic pages used as each call's url",
+    )
     api_key: str = Field("SEDIA", description="the portal front end's public key")
     programmes: tuple[str, ...] = (
         "Horizon Europe", "Digital Europe", "Single Market Programme", "EU4Health", "LIFE",
@@ -36,6 +101,8 @@ class FtPortalSettings(SourceSettings):
     )
     types: tuple[str, ...] = ("1", "8")
     page_size: int = Field(100, ge=1, le=100, description="the API caps pages at 100")
+    languages: tuple[str, ...] = ("en",)
+    max_pages: int = Field(200, ge=1, description="safety stop for a runaway walk")
 
     @field_validator("programmes")
     @classmethod
@@ -56,17 +123,582 @@ class FtPortalSettings(SourceSettings):
             raise ValueError(f"unknown portal types {unknown}; use 1 (topics), 2, 8 (cascade)")
         return value
 
+    def programme_codes(self) -> list[str]:
+        codes: list[str] = []
+        for name in self.programmes:
+            programme = programmes.lookup(name)
+            assert programme is not None  # noqa: S101 - checked by the validator
+            codes.extend(c for c in programme.portal_codes if c not in codes)
+        return codes
+
+
+# -- the request -------------------------------------------------------------------------
+
+def build_query(settings: FtPortalSettings) -> dict[str, Any]:
+    """The ``query`` part: wanted types, open or forthcoming, configured programmes."""
+    return {
+        "bool": {
+            "must": [
+                {"terms": {"type": list(settings.types)}},
+                {"terms": {"status": list(WANTED_STATUS_CODES)}},
+                {"terms": {"frameworkProgramme": settings.programme_codes()}},
+            ]
+        }
+    }
+
+
+def build_request(settings: FtPortalSettings, page: int) -> dict[str, Any]:
+    """URL parameters and multipart parts for one page, as the portal's own front end sends."""
+
+    def part(value: Any) -> tuple[str, bytes, str]:
+        return ("blob", json.dumps(value).encode(), "application/json")
+
+    return {
+        "params": {"apiKey": settings.api_key, "text": "***", "pageSize": settings.page_size,
+                   "pageNumber": page},
+        "files": {
+            "query": part(build_query(settings)),
+            "languages": part(list(settings.languages)),
+            "sort": part({"field": "identifier", "order": "ASC"}),
+        },
+    }
+
+
+# -- decoding helpers --------------------------------------------------------------------
+
+def _values(fields: Mapping[str, Any], key: str) -> list[Any]:
+    """A metadata value as a list (the API wraps every value in one)."""
+    value = fields.get(key)
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _first(fields: Mapping[str, Any], key: str) -> str | None:
+    for value in _values(fields, key):
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _json_field(fields: Mapping[str, Any], key: str) -> Any:
+    """A field holding JSON inside its string, decoded a second time (None if unusable)."""
+    raw = _first(fields, key)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        log.debug("undecodable JSON in field %s", key)
+        return None
+
+
+def keywords_of(fields: Mapping[str, Any]) -> list[str]:
+    """Keywords in either shape: a plain list, or one JSON-encoded list inside the list."""
+    words: list[str] = []
+    for value in _values(fields, "keywords"):
+        text = str(value).strip()
+        if text.startswith("["):
+            try:
+                decoded = json.loads(text)
+            except ValueError:
+                decoded = None
+            if isinstance(decoded, list):
+                words.extend(str(w) for w in decoded)
+                continue
+        words.append(text)
+    return [w.strip() for w in words if w and w.strip()]
+
+
+_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)([+-]\d{2}:?\d{2}|Z)?$")
+_DATE_ZONE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[+-]\d{2}:\d{2})?(?:\s+[A-Za-z_/]+)?$")
+
+
+def parse_portal_time(value: Any) -> datetime | date | None:
+    """A portal date or datetime in any of its shapes; a bare ``date`` when no time is meant.
+
+    Shapes: "2027-04-08T00:00:00.000+0000", "2023-05-11T02:00:00.000+0200",
+    "2024-09-27+02:00 Europe/Brussels", "2026-11-26", "09 March 2023", epoch milliseconds.
+    A value at midnight in UTC, in Brussels or in its own offset carries only a date.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        moment = datetime.fromtimestamp(value / 1000, UTC)
+        return _date_if_midnight(moment)
+    text = str(value).strip()
+    match = _ISO.match(text)
+    if match:
+        day, clock, offset = match.groups()
+        offset = offset or "+0000"
+        if offset == "Z":
+            offset = "+0000"
+        offset = offset.replace(":", "")
+        clock = clock if clock.count(":") == 2 else clock + ":00"
+        clock = clock.split(".")[0]
+        moment = datetime.strptime(f"{day}T{clock}{offset}", "%Y-%m-%dT%H:%M:%S%z")
+        if moment.time() == time(0, 0):
+            return moment.date()
+        return _date_if_midnight(moment)
+    match = _DATE_ZONE.match(text)
+    if match:
+        return date.fromisoformat(match.group(1))
+    for layout in ("%d %B %Y", "%d %b %Y", "%B %d, %Y"):
+        try:
+            return datetime.strptime(text, layout).date()  # noqa: DTZ007 - date only
+        except ValueError:
+            continue
+    if text.isdigit():
+        return parse_portal_time(int(text))
+    raise ValueError(f"unrecognised portal date {text!r}")
+
+
+def _date_if_midnight(moment: datetime) -> datetime | date:
+    utc = moment.astimezone(UTC)
+    if utc.time() == time(0, 0):
+        return utc.date()
+    local = moment.astimezone(BRUSSELS)
+    if local.time() == time(0, 0):
+        return local.date()
+    return utc
+
+
+def deadline_utc(value: Any) -> datetime | None:
+    """A cut-off in UTC; a date-only value means 17:00 Brussels time on that day."""
+    parsed = parse_portal_time(value)
+    if parsed is None:
+        return None
+    if isinstance(parsed, datetime):
+        return parsed
+    return local_to_utc(parsed, PORTAL_CUTOFF, BRUSSELS)
+
+
+def opening_utc(value: Any) -> datetime | None:
+    """An opening date in UTC; a date-only value means the start of that day in Brussels."""
+    parsed = parse_portal_time(value)
+    if parsed is None:
+        return None
+    if isinstance(parsed, datetime):
+        return parsed
+    return local_to_utc(parsed, time(0, 0), BRUSSELS)
+
+
+def _amount(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(str(value).replace(",", "").strip())
+    except ValueError:
+        return None
+    return round(number) if number >= 0 else None
+
+
+def topic_budget(overview: Any, identifier: str) -> dict[str, int | None]:
+    """The topic's own budget from budgetOverview (old and new shapes), never the call total."""
+    empty: dict[str, int | None] = {"budget_eur": None, "budget_min_eur": None,
+                                    "budget_max_eur": None, "expected_grants": None}
+    if not isinstance(overview, dict):
+        return empty
+    action_map = overview.get("budgetTopicActionMap")
+    if not isinstance(action_map, dict):
+        return empty
+    prefix = f"{identifier} "
+    for actions in action_map.values():
+        if not isinstance(actions, list):
+            continue
+        for action in actions:
+            if not isinstance(action, dict):
+                continue
+            name = str(action.get("action", ""))
+            if not (name.startswith(prefix) or name == identifier):
+                continue
+            years = action.get("budgetYearMap")
+            amounts = [_amount(v) for v in years.values()] if isinstance(years, dict) else []
+            known = [a for a in amounts if a is not None]
+            grants = action.get("expectedGrants")
+            return {
+                "budget_eur": sum(known) if known else None,
+                "budget_min_eur": _amount(action.get("minContribution")),
+                "budget_max_eur": _amount(action.get("maxContribution")),
+                "expected_grants": int(grants) if isinstance(grants, int | float) else None,
+            }
+    return empty
+
+
+def action_type_of(fields: Mapping[str, Any]) -> str | None:
+    """A short type of action (RIA, IA, CSA, COFUND, PJG…) from ``actions`` or its label."""
+    actions = _json_field(fields, "actions")
+    if isinstance(actions, list):
+        for action in actions:
+            for kind in (action.get("types") or []) if isinstance(action, dict) else []:
+                label = str(kind.get("typeOfAction", "")) if isinstance(kind, dict) else ""
+                code = label.split(" ", 1)[0]
+                if "-" in code:
+                    return code.rsplit("-", 1)[1]
+    text = _first(fields, "typesOfAction")
+    if text:
+        lowered = " ".join(text.lower().split())
+        for words, code in _ACTION_CODES.items():
+            if lowered.endswith(words):
+                return code
+        return one_line(text)
+    return None
+
+
+def updates_of(fields: Mapping[str, Any]) -> list[str]:
+    """latestInfos and callUpdates entries as plain text, each with its date."""
+    texts: list[str] = []
+    for key in ("latestInfos", "callUpdates"):
+        entries = _json_field(fields, key)
+        if not isinstance(entries, list):
+            continue
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            text = html_to_text(str(entry.get("content") or ""))
+            if not text:
+                continue
+            if len(text) > UPDATE_LIMIT:
+                text = text[: UPDATE_LIMIT - 1].rstrip() + "…"
+            when = str(entry.get("approvalDate") or entry.get("lastChangeDate") or "").strip()
+            texts.append(f"{when}: {text}" if when else text)
+    return texts
+
+
+def sub_programme_of(identifier: str) -> str | None:
+    """"HORIZON-CL5" from "HORIZON-CL5-2024-D2-01-03", "SMP-COSME" from "SMP-COSME-2026-…"."""
+    match = re.match(r"^([A-Z0-9]+(?:-[A-Z]+[A-Z0-9]*)*?)-\d{4}(?:-|$)", identifier)
+    return match.group(1) if match else None
+
+
+# -- rows --------------------------------------------------------------------------------
+
+def fields_of(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A result's fields: its ``metadata``, or the top level when metadata is missing."""
+    metadata = result.get("metadata")
+    if isinstance(metadata, dict) and metadata:
+        return metadata
+    return {k: v for k, v in result.items() if k not in ("metadata",)}
+
+
+def row_type(result: Mapping[str, Any]) -> str:
+    return _first(fields_of(result), "type") or ""
+
+
+def row_key(result: Mapping[str, Any]) -> str | None:
+    """Which rows describe the same call: the topic identifier, or for a cascade call its
+    own competitive-call id (many cascade calls share one parent topic identifier)."""
+    fields = fields_of(result)
+    if row_type(result) == "8":
+        return cascade_id(result)
+    return _first(fields, "identifier") or _first(fields, "callIdentifier")
+
+
+def cascade_id(result: Mapping[str, Any]) -> str | None:
+    """The cascade call's id: from ``3884COMPETITIVE_CALLen``, else callccm2Id, else url."""
+    reference = str(result.get("reference") or _first(fields_of(result), "reference") or "")
+    match = re.match(r"^(\d+)COMPETITIVE_CALL", reference)
+    if match:
+        return f"cascade-{match.group(1)}"
+    fields = fields_of(result)
+    call_id = _first(fields, "callccm2Id")
+    if call_id:
+        return f"cascade-{call_id}"
+    url = str(result.get("url") or "")
+    tail = url.rstrip("/").rsplit("/", 1)[-1]
+    return f"cascade-{tail}" if tail.isdigit() else None
+
+
+def richness(result: Mapping[str, Any]) -> tuple[int, int, int]:
+    """Sort key for duplicate rows: current over legacy, English first, then filled fields."""
+    fields = fields_of(result)
+    legacy = (_first(fields, "DATASOURCE") or _first(fields, "datasource")) == LEGACY_DATASOURCE
+    english = (result.get("language") or _first(fields, "language")) == "en"
+    filled = sum(1 for v in fields.values() if v not in (None, "", [], [""], ["[]"]))
+    return (0 if legacy else 1, 1 if english else 0, filled)
+
+
+def select_rows(results: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """One row per call: drop legacy copies and stubs for the richest row of the same key.
+
+    Returns the kept rows (in first-seen order) and the number of rows without any key.
+    """
+    best: dict[str, Mapping[str, Any]] = {}
+    keyless = 0
+    for result in results:
+        key = row_key(result)
+        if key is None:
+            keyless += 1
+            continue
+        if key not in best or richness(result) > richness(best[key]):
+            best[key] = result
+    return list(best.values()), keyless
+
+
+def normalize_result(
+    result: Mapping[str, Any], *, source: str, portal_url: str, now: datetime
+) -> CallRecord:
+    """One search result as a CallRecord; raise InvalidRecord when it cannot be one."""
+    fields = fields_of(result)
+    kind = row_type(result)
+    identifier = _first(fields, "identifier")
+    native_id = row_key(result)
+    if not native_id:
+        raise InvalidRecord("no identifier")
+    try:
+        deadlines = [d for d in (deadline_utc(v) for v in _values(fields, "deadlineDate")) if d]
+        opening = opening_utc(_first(fields, "startDate"))
+    except ValueError as exc:
+        raise InvalidRecord(str(exc), native_id=native_id) from exc
+
+    code = _first(fields, "status")
+    status = STATUS_CODES.get(code or "")
+    if status is None:
+        # stub rows and unknown codes (type 2 has 310945031, 99999998): judge by the dates
+        future = any(d >= now for d in deadlines)
+        if future:
+            status = CallStatus.FORTHCOMING if opening and opening > now else CallStatus.OPEN
+        elif deadlines:
+            status = CallStatus.CLOSED
+        else:
+            raise InvalidRecord(f"unknown status {code!r} and no deadline", native_id=native_id)
+    if status is not CallStatus.CLOSED and deadlines and deadlines[-1] < now:
+        status = CallStatus.CLOSED  # the flag lags: the last cut-off has passed
+
+    programme_code = _first(fields, "frameworkProgramme") or ""
+    programme = programmes.by_portal_code(programme_code)
+    summary_html = _first(fields, "descriptionByte") or _first(fields, "description") or ""
+    summary = html_to_text(summary_html)
+    if len(summary) > SUMMARY_LIMIT:
+        summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
+    call_identifier = _first(fields, "callIdentifier")
+
+    if kind == "8":
+        title = one_line(_first(fields, "callTitle") or result.get("summary") or
+                         _first(fields, "title"))
+        url: str | None = str(result.get("url") or _first(fields, "url") or "") or None
+        budget: dict[str, int | None] = {"budget_eur": _amount(_first(fields, "budget"))}
+        action_type: str | None = "FSTP"
+        project = _first(fields, "projectAcronym")
+        tags = [t for t in (project, one_line(_first(fields, "title"))) if t]
+    else:
+        title = one_line(_first(fields, "title") or result.get("summary") or
+                         result.get("content"))
+        if kind == "2":
+            url = f"{portal_url}/prospect-details/{call_identifier or identifier}PROSPECTSEN"
+            budget = {"budget_eur": _amount(_first(fields, "budget"))}
+        else:
+            url = f"{portal_url}/topic-details/{identifier}"
+            budget = topic_budget(_json_field(fields, "budgetOverview"), identifier or "")
+        action_type = action_type_of(fields)
+        tags = [str(t) for t in _values(fields, "tags")]
+    if not title:
+        raise InvalidRecord("no title", native_id=native_id)
+
+    skip = {identifier, call_identifier}
+    keywords = [k for k in keywords_of(fields) if k not in skip]
+    try:
+        return CallRecord(
+            source=source,
+            native_id=native_id,
+            title=title,
+            status=status,
+            programme=programme.name if programme else None,
+            sub_programme=sub_programme_of(identifier or ""),
+            call_identifier=call_identifier,
+            topic_identifier=identifier,
+            summary=summary,
+            url=url,
+            opening_date=opening,
+            deadlines=tuple(deadlines),
+            deadline_model=_first(fields, "deadlineModel"),
+            action_type=action_type,
+            keywords=tuple(keywords),
+            tags=tuple(tags),
+            language=str(result.get("language") or _first(fields, "language") or "") or None,
+            updates=tuple(updates_of(fields)),
+            **budget,
+        )
+    except ValidationError as exc:
+        raise InvalidRecord(str(exc.errors()[0]["msg"]), native_id=native_id) from exc
+
+
+def parse_page(payload: Any, expected_page: int) -> tuple[list[dict[str, Any]], int | None]:
+    """The results and totalResults of one search page; LayoutChanged if it is not one."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
+        raise LayoutChanged("search response has no results list")
+    echoed = payload.get("pageNumber")
+    if echoed is not None and int(echoed) != expected_page:
+        raise LayoutChanged(f"asked for page {expected_page}, the API answered page {echoed}")
+    total = payload.get("totalResults")
+    results = [r for r in payload["results"] if isinstance(r, dict)]
+    return results, int(total) if isinstance(total, int | float) else None
+
+
+def normalize_all(
+    rows: Iterable[Mapping[str, Any]], *, source: str, portal_url: str, now: datetime
+) -> tuple[list[CallRecord], int]:
+    """Normalize every selected row; count and log the ones that cannot be parsed."""
+    kept, keyless = select_rows(rows)
+    records: list[CallRecord] = []
+    invalid = keyless
+    for row in kept:
+        try:
+            records.append(normalize_result(row, source=source, portal_url=portal_url, now=now))
+        except InvalidRecord as exc:
+            invalid += 1
+            log.warning("invalid record source=%s call=%s error=%s", source,
+                        exc.native_id or row_key(row), exc.reason)
+    if keyless:
+        log.warning("invalid records source=%s count=%d error=no identifier", source, keyless)
+    return records, invalid
+
+
+# -- the bulk file -----------------------------------------------------------------------
+
+def bulk_to_result(item: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A grantsTenders.json object in the search-result shape, so one normalizer serves both."""
+    status = item.get("status")
+    label = str(status.get("abbreviation", "")) if isinstance(status, dict) else str(status or "")
+    code = {"forthcoming": "31094501", "open": "31094502", "closed": "31094503"}.get(
+        label.strip().lower())
+    programme = item.get("frameworkProgramme")
+    programme_code = ""
+    if isinstance(programme, dict):
+        found = programmes.lookup(str(programme.get("abbreviation", ""))) or \
+            programmes.lookup(str(programme.get("description", "")))
+        programme_code = found.portal_codes[0] if found and found.portal_codes else \
+            str(programme.get("id", ""))
+    identifier = item.get("identifier")
+    if not identifier:
+        return None
+    return {
+        "reference": f"{item.get('ccm2Id', '')}BULK",
+        "url": "",
+        "language": "en",
+        "metadata": {
+            "type": [str(item.get("type", ""))],
+            "identifier": [identifier],
+            "callIdentifier": [item.get("callIdentifier") or ""],
+            "title": [item.get("title") or ""],
+            "status": [code] if code else [],
+            "frameworkProgramme": [programme_code],
+            "startDate": [item.get("plannedOpeningDateLong")]
+            if item.get("plannedOpeningDateLong") else [],
+            "deadlineDate": list(item.get("deadlineDatesLong") or []),
+            "keywords": [str(k) for k in item.get("keywords") or []],
+            "tags": [str(t) for t in item.get("tags") or []],
+            "deadlineModel": [
+                (item.get("sumbissionProcedure") or item.get("submissionProcedure") or {})
+                .get("abbreviation", "")
+            ],
+            "DATASOURCE": ["SEDIA"],
+        },
+    }
+
+
+def parse_bulk(path: Path, settings: FtPortalSettings) -> Iterator[dict[str, Any]]:
+    """Stream the bulk file: wanted types, open or forthcoming, configured programmes."""
+    codes = set(settings.programme_codes())
+    with path.open("rb") as handle:
+        for item in ijson.items(handle, "fundingData.GrantTenderObj.item", use_float=True):
+            if not isinstance(item, dict):
+                continue
+            result = bulk_to_result(item)
+            if result is None:
+                continue
+            fields = result["metadata"]
+            if fields["type"][0] not in settings.types:
+                continue
+            if not fields["status"] or fields["status"][0] not in WANTED_STATUS_CODES:
+                continue
+            if fields["frameworkProgramme"][0] not in codes:
+                continue
+            yield result
+
+
+# -- the source --------------------------------------------------------------------------
 
 class FtPortalSource:
-    """One configured instance of the portal source."""
+    """One configured instance of the portal source: walk the search API, else the bulk file."""
 
     def __init__(self, name: str, settings: FtPortalSettings, http: HttpClient) -> None:
         self.name = name
         self.settings = settings
         self.http = http
 
+    async def fetch_page(self, page: int) -> Any:
+        """POST one search page and return its decoded JSON."""
+        response = await self.http.request("POST", self.settings.search_url,
+                                           **build_request(self.settings, page))
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise SourceUnavailable(f"page {page} of the search API is not JSON "
+                                    f"(truncated?): {exc}") from exc
+
+    async def walk(self, progress: Progress | None) -> tuple[list[dict[str, Any]], bool, str | None]:
+        """Every result page by page; (rows, complete, error) — an error mid-walk is partial."""
+        rows: dict[str, dict[str, Any]] = {}
+        total: int | None = None
+        for page in range(1, self.settings.max_pages + 1):
+            try:
+                results, total = parse_page(await self.fetch_page(page), page)
+            except (TransientError, PermanentError) as exc:
+                if page == 1:
+                    raise
+                return list(rows.values()), False, f"page {page}: {exc}"
+            for result in results:
+                reference = str(result.get("reference") or id(result))
+                rows.setdefault(reference, result)
+            if progress:
+                pages = None if total is None else -(-total // self.settings.page_size)
+                progress(page, pages)
+            if len(results) < self.settings.page_size:
+                break
+        else:
+            return list(rows.values()), False, f"stopped after max_pages={self.settings.max_pages}"
+        if total is not None and total > RESULT_WINDOW:
+            return list(rows.values()), False, (
+                f"{total} results exceed the API's {RESULT_WINDOW} window; narrow the programmes")
+        return list(rows.values()), True, None
+
+    async def fetch_bulk(self, directory: Path) -> Path:
+        """Stream the bulk file to disk (it is ~130 MB) and return its path."""
+        path = directory / "grantsTenders.json"
+        async with self.http.stream("GET", self.settings.bulk_url) as response:
+            with path.open("wb") as handle:
+                async for chunk in response.aiter_bytes():
+                    handle.write(chunk)
+        return path
+
     async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
-        raise NotImplementedError("ft_portal scraping lands with issue 3")
+        """Walk the search API; if it keeps failing, fall back to the bulk file (degraded)."""
+        try:
+            rows, complete, error = await self.walk(progress)
+        except (TransientError, PermanentError) as search_error:
+            log.warning("search API failed source=%s error=%s; trying the bulk file",
+                        self.name, search_error)
+            return await self._scrape_bulk(now, search_error)
+        records, invalid = normalize_all(rows, source=self.name,
+                                         portal_url=self.settings.portal_url, now=now)
+        return ScrapeResult(records=records, invalid=invalid, complete=complete, error=error)
+
+    async def _scrape_bulk(self, now: datetime, search_error: Exception) -> ScrapeResult:
+        try:
+            with tempfile.TemporaryDirectory(prefix="callwatch-bulk-") as directory:
+                path = await self.fetch_bulk(Path(directory))
+                rows = list(parse_bulk(path, self.settings))
+        except (TransientError, PermanentError, ValueError, ijson.JSONError) as bulk_error:
+            return ScrapeResult(complete=False, error=(
+                f"search API failed ({search_error}); bulk file failed too ({bulk_error})"))
+        records, invalid = normalize_all(rows, source=self.name,
+                                         portal_url=self.settings.portal_url, now=now)
+        return ScrapeResult(
+            records=records, invalid=invalid, complete=False, degraded=True,
+            error=f"search API failed: {search_error}",
+            notes=["degraded: read the bulk file (no budgets, summaries or cascade calls)"],
+        )
 
 
 def _create(name: str, settings: Any, http: HttpClient) -> FtPortalSource:

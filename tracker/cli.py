@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 a command ran but something failed (a source, an unknow
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import sys
@@ -22,7 +23,7 @@ from tracker import __version__, db, logs
 from tracker.config import Settings, load_config
 from tracker.dates import format_duration
 from tracker.errors import CallwatchError, ConfigError, NotFoundError, SchemaError
-from tracker.models import CallStatus
+from tracker.models import CallStatus, RunOutcome
 from tracker.store import Store
 from tracker.views import CSV_COLUMNS, call_as_json, call_as_row, format_eur
 
@@ -261,6 +262,48 @@ def sources_command(app: App, fmt: str) -> None:
             str(row["consecutive_failures"]),
         )
     _console().print(table)
+
+
+# -- scrape ------------------------------------------------------------------------------
+
+@cli.command("scrape")
+@click.argument("names", nargs=-1)
+@pass_app
+def scrape_command(app: App, names: tuple[str, ...]) -> None:
+    """Scrape the named sources once (default: every enabled source) and store the results.
+
+    Exit code 0 when every source succeeded, 1 when any failed or was partial; the results
+    of the others are stored either way.
+    """
+    from rich.progress import Progress as Bar
+
+    from tracker.pipeline import scrape_sources, select_sources
+
+    selected = select_sources(app.settings, names)
+    store = app.store()
+    bars = Bar(transient=True, disable=not sys.stderr.isatty(),
+               console=Console(stderr=True))
+
+    def progress_for(name: str) -> Callable[[int, int | None], None]:
+        task = bars.add_task(f"{name}: pages", total=None)
+        return lambda done, total: bars.update(task, completed=done, total=total)
+
+    with bars:
+        outcomes = asyncio.run(scrape_sources(app.settings, store, selected, app.now,
+                                              progress_for))
+    table = Table(title="scrape")
+    for column in ("source", "items", "new", "changed", "invalid", "seconds", "outcome"):
+        table.add_column(column)
+    for outcome in outcomes:
+        r = outcome.report
+        table.add_row(r.source, str(r.items_seen), str(r.new), str(r.changed), str(r.invalid),
+                      f"{outcome.seconds:.1f}", r.outcome.value)
+    _console().print(table)
+    for outcome in outcomes:
+        if outcome.report.error:
+            click.echo(f"{outcome.report.source}: {outcome.report.error}", err=True)
+    if any(o.report.outcome is not RunOutcome.OK for o in outcomes):
+        sys.exit(1)
 
 
 def main() -> None:

@@ -87,6 +87,19 @@ def diff_calls(old: CallRecord | None, new: CallRecord, now: datetime) -> list[C
     return changes
 
 
+#: fields a degraded (fallback) record may lack; stored values are kept for them
+_FILLABLE = ("summary", "url", "budget_eur", "budget_min_eur", "budget_max_eur",
+             "expected_grants", "action_type", "keywords", "tags", "updates", "countries",
+             "regions", "audience", "sub_programme", "programme", "language")
+
+
+def fill_missing(old: CallRecord, new: CallRecord) -> CallRecord:
+    """``new`` with every field it leaves empty taken from ``old`` (for degraded runs)."""
+    missing = {name: getattr(old, name) for name in _FILLABLE
+               if getattr(new, name) in (None, "", ()) and getattr(old, name) not in (None, "", ())}
+    return new.model_copy(update=missing) if missing else new
+
+
 def removed_change(call_id: str, now: datetime) -> Change:
     """The event for a call its source stopped listing (after two complete runs)."""
     return Change(call_id=call_id, kind=ChangeKind.REMOVED_FROM_SOURCE, field="still_listed",

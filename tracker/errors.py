@@ -5,12 +5,16 @@
     ├── SchemaError            the database schema is behind: run `callwatch db upgrade`
     ├── NotFoundError          an id or name the user gave does not exist
     ├── TransientError         worth retrying later with backoff (timeouts, 5xx, 429)
-    │   └── SourceUnavailable  a source could not be reached right now
+    │   ├── SourceUnavailable  a source could not be reached right now
+    │   └── ChannelUnavailable a channel could not take a message right now
     └── PermanentError         retrying will not help; report it and go on with the rest
         ├── SourceRejected     the source refused us (rejected key, bot challenge, 4xx)
         ├── ResponseTooLarge   a response went over http.max_response_bytes
         ├── LayoutChanged      the source answered but no longer looks as expected
-        └── InvalidRecord      one scraped record could not be parsed (counted, skipped)
+        ├── InvalidRecord      one scraped record could not be parsed (counted, skipped)
+        └── ChannelRejected    a channel refused a message or address (dead-letter it)
+            ├── ChannelGone    the recipient is gone: deactivate that channel
+            └── ChatMigrated   a Telegram group moved: store the new chat id, re-send
 
 Library exceptions (httpx, SQLAlchemy, tomllib, pydantic) are converted at the boundary
 with ``raise ... from exc`` so the scheduler only needs to know these classes.
@@ -81,4 +85,51 @@ class InvalidRecord(PermanentError):
 
     def __init__(self, message: str, *, native_id: str | None = None) -> None:
         self.native_id = native_id
+        self.reason = message
         super().__init__(f"{native_id}: {message}" if native_id else message)
+
+
+# Delivery channels (notifiers/). Each tells the dispatcher what to do with the outbox row:
+#
+#     TransientError
+#     └── ChannelUnavailable   retry later (network, 5xx, 429 / RetryAfter: honour retry_after)
+#     PermanentError
+#     └── ChannelRejected      this message will never go through as it is: dead-letter it
+#         ├── ChannelGone      the recipient blocked us or no longer exists: deactivate the channel
+#         └── ChatMigrated     the Telegram group became a supergroup: store new_address, re-send
+
+
+class ChannelUnavailable(TransientError):
+    """A channel could not take the message right now; retry with backoff.
+
+    ``sent_parts`` counts the leading parts of a multi-part message (a long Telegram digest)
+    that were delivered before the failure, so a retry can send only the rest.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, sent_parts: int = 0) -> None:
+        self.sent_parts = sent_parts
+        super().__init__(message, retry_after=retry_after)
+
+
+class ChannelRejected(PermanentError):
+    """The channel refused this message or address (a 4xx answer, a rejected recipient)."""
+
+    def __init__(self, message: str, *, status: int | None = None, sent_parts: int = 0) -> None:
+        self.status = status
+        self.sent_parts = sent_parts
+        super().__init__(message)
+
+
+class ChannelGone(ChannelRejected):
+    """The recipient is gone for good (bot blocked, chat deleted): deactivate this channel."""
+
+
+class ChatMigrated(ChannelRejected):
+    """A Telegram group was upgraded to a supergroup with a new chat id.
+
+    The caller stores ``new_address`` as the subscriber's chat id and sends again there.
+    """
+
+    def __init__(self, message: str, *, new_address: str, sent_parts: int = 0) -> None:
+        self.new_address = new_address
+        super().__init__(message, status=400, sent_parts=sent_parts)

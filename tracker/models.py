@@ -51,6 +51,7 @@ class RunOutcome(StrEnum):
     OK = "ok"  # every page walked
     PARTIAL = "partial"  # some pages or items missing: never marks calls removed
     FAILED = "failed"  # nothing usable
+    SUSPICIOUS = "suspicious"  # ran, but drift detection (tracker/drift.py) says it looks wrong
 
 
 def _strings(values: Iterable[Any]) -> tuple[str, ...]:
@@ -192,6 +193,9 @@ class ScrapeResult(BaseModel):
     complete: bool = True
     error: str | None = None
     notes: list[str] = Field(default_factory=list)
+    #: the records came from a poorer fallback (e.g. a bulk file without budgets): fields
+    #: they leave empty keep their stored values instead of being recorded as changes
+    degraded: bool = False
 
     @property
     def outcome(self) -> RunOutcome:

@@ -1,4 +1,4 @@
-"""The small interfaces between the core and its edges: sources and the HTTP client they share.
+"""The small interfaces between the core and its edges: sources, their HTTP client, channels.
 
 A source plugin is found through the ``callwatch.sources`` entry-point group (built-ins are
 registered the same way, in pyproject.toml). It declares its settings model and builds a
@@ -8,9 +8,10 @@ registered the same way, in pyproject.toml). It declares its settings model and 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
@@ -46,13 +47,17 @@ class SourceSettings(BaseModel):
 class Progress(Protocol):
     """Where a source reports page progress (a progress bar on a terminal, or nothing)."""
 
-    def __call__(self, done: int, total: int | None) -> None: ...
+    def __call__(self, done: int, total: int | None, /) -> None: ...
 
 
 class HttpClient(Protocol):
     """The shared polite HTTP client (scrapers/_http.py): pacing, retries, size cap."""
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response: ...
+
+    def stream(
+        self, method: str, url: str, **kwargs: Any
+    ) -> AbstractAsyncContextManager[httpx.Response]: ...
 
 
 class Source(Protocol):
@@ -73,3 +78,81 @@ class SourcePlugin:
     description: str
     settings: type[SourceSettings]
     create: Callable[[str, Any, HttpClient], Source]
+
+
+# --- Delivery channels --------------------------------------------------------------------
+# tracker/render.py turns what to say into a ``Message`` holding every channel's form of it
+# (pure, no I/O); the outbox stores it as JSON; a dispatcher hands it to a ``Notifier``.
+
+
+class Button(BaseModel):
+    """An inline button under a Telegram message; ``data`` is callback data (≤64 bytes)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str
+    data: str = Field(max_length=64)
+
+
+class Message(BaseModel):
+    """One rendered message in the form of every channel, JSON-serializable for the outbox.
+
+    ``telegram`` holds Telegram-HTML parts, each at most 4096 characters, split at item
+    boundaries; ``document`` is the generic webhook JSON (schema ``callwatch.message/1``)
+    from which the Slack and Teams bodies are derived.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["alert", "digest", "reminder", "notice"]
+    subject: str = Field(description="one line: the email subject, the webhook title")
+    text: str = Field(description="plain text: console and the email plain part")
+    html: str = Field(description="a whole HTML document: the email HTML part")
+    telegram: tuple[str, ...] = Field(description="Telegram HTML parts, each ≤4096 characters")
+    document: dict[str, Any] = Field(description="the generic webhook JSON body")
+    buttons: tuple[Button, ...] = Field((), description="inline buttons under the last Telegram part")
+
+
+WebhookFormat = Literal["generic", "slack", "teams"]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Where one message goes on one channel.
+
+    ``address`` is a Telegram chat id, an email address or a webhook URL (ignored by the
+    console). ``unsubscribe_token`` identifies the subscription in email List-Unsubscribe
+    headers; ``webhook_format`` picks the JSON body a webhook receives.
+    """
+
+    address: str
+    subscriber: str | None = None
+    unsubscribe_token: str | None = None
+    webhook_format: WebhookFormat = "generic"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a channel accepted: its own message ids, and a new address when the chat moved."""
+
+    channel: str
+    address: str
+    message_ids: tuple[str, ...] = ()
+    #: set when Telegram moved the group to a new chat id and the message went there
+    new_address: str | None = None
+
+
+class Notifier(Protocol):
+    """One delivery channel.
+
+    ``send`` either returns a ``SendResult`` (the channel accepted the message) or raises:
+    ``ChannelUnavailable`` (retry later, honour ``retry_after``), ``ChatMigrated`` (store
+    ``new_address``, send again), ``ChannelGone`` (deactivate this channel of the
+    subscriber), ``ChannelRejected`` (dead-letter this message).
+    """
+
+    channel: str
+
+    async def send(self, recipient: Recipient, message: Message) -> SendResult: ...
+
+    async def aclose(self) -> None: ...

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tracker.db import CallChangeRow, CallRow, SourceRunRow
-from tracker.diff import diff_calls, removed_change
+from tracker.diff import diff_calls, fill_missing, removed_change
 from tracker.errors import NotFoundError
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
 
@@ -161,7 +161,8 @@ class Store:
                     notes="; ".join(result.notes) or None,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]  # always set by INSERT
-            changes = self._upsert_calls(connection, list(records.values()), now)
+            changes = self._upsert_calls(connection, list(records.values()), now,
+                                         degraded=result.degraded)
             if outcome is RunOutcome.OK:
                 changes += self._strike_missing(connection, source, set(records), now)
             new = sum(1 for c in changes if c.kind is ChangeKind.NEW)
@@ -185,7 +186,8 @@ class Store:
                          error=result.error)
 
     def _upsert_calls(
-        self, connection: Connection, records: list[CallRecord], now: datetime
+        self, connection: Connection, records: list[CallRecord], now: datetime,
+        *, degraded: bool = False,
     ) -> list[Change]:
         changes: list[Change] = []
         for chunk in _chunks(records):
@@ -200,8 +202,10 @@ class Store:
             }
             rows = []
             for record in chunk:
-                fingerprint = record.fingerprint()
                 previous = existing.get(record.id)
+                if degraded and previous is not None:
+                    record = fill_missing(_record_of(previous), record)
+                fingerprint = record.fingerprint()
                 if previous is not None and previous.fingerprint == fingerprint:
                     events: list[Change] = []
                 else:

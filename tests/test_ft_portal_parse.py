@@ -1,0 +1,273 @@
+"""Parsing the portal's search results: every quirk in shared/sources/ft_portal.md, no I/O."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scrapers.ft_portal import (
+    FtPortalSettings,
+    build_query,
+    build_request,
+    bulk_to_result,
+    deadline_utc,
+    keywords_of,
+    normalize_all,
+    normalize_result,
+    parse_page,
+    parse_portal_time,
+    select_rows,
+    sub_programme_of,
+    topic_budget,
+)
+from tracker.errors import InvalidRecord, LayoutChanged
+from tracker.fakes.portal import RECORDINGS
+from tracker.models import CallStatus
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ft_portal"
+PORTAL = "https://portal.example/opportunities"
+NOW = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))["results"]
+
+
+def recorded() -> list[dict[str, Any]]:
+    return json.loads((RECORDINGS / "search_recorded_2026-11.json").read_text("utf-8"))["results"]
+
+
+def by_identifier(rows: list[dict[str, Any]], identifier: str) -> dict[str, Any]:
+    return next(r for r in rows if (r.get("metadata") or r).get("identifier") == [identifier])
+
+
+def normalize(row: dict[str, Any], now: datetime = NOW):
+    return normalize_result(row, source="ft_portal", portal_url=PORTAL, now=now)
+
+
+SAMPLE_2026 = "search_response_excerpt_2026__AarhusAI_portal_search_page.json"
+SAMPLE_2025 = "search_response_pageSize10_2025-05-05__Paul-Mazaingue_ec-funding-alert-api.json"
+CASCADE = "sedia_search_type8_cascade_response.json"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2027-04-08T00:00:00.000+0000", date(2027, 4, 8)),  # date-only, new rows
+        ("2023-05-11T02:00:00.000+0200", date(2023, 5, 11)),  # midnight UTC in an offset
+        ("2023-12-07T01:00:00.000+0100", date(2023, 12, 7)),  # midnight UTC in CET
+        ("2024-09-27+02:00 Europe/Brussels", date(2024, 9, 27)),
+        ("2026-11-26", date(2026, 11, 26)),
+        ("09 March 2023", date(2023, 3, 9)),
+        ("2024-02-07T17:00:00.000+0000", datetime(2024, 2, 7, 17, 0, tzinfo=UTC)),
+        ("2025-09-02T03:59:00.000+0000", datetime(2025, 9, 2, 3, 59, tzinfo=UTC)),
+        (1713304800000, date(2024, 4, 17)),  # epoch ms at Brussels midnight (CEST)
+        (None, None),
+    ],
+)
+def test_portal_time_shapes(raw: Any, expected: Any) -> None:
+    assert parse_portal_time(raw) == expected
+
+
+def test_date_only_deadline_means_1700_brussels() -> None:
+    assert deadline_utc("2027-01-20T00:00:00.000+0000") == datetime(2027, 1, 20, 16, 0, tzinfo=UTC)
+    assert deadline_utc("2027-06-23T00:00:00.000+0000") == datetime(2027, 6, 23, 15, 0, tzinfo=UTC)
+    assert deadline_utc("2025-09-02T03:59:00.000+0000") == datetime(2025, 9, 2, 3, 59, tzinfo=UTC)
+
+
+def test_unparseable_date_raises() -> None:
+    with pytest.raises(ValueError, match="unrecognised portal date"):
+        parse_portal_time("31/02/2027 noon")
+
+
+def test_metadata_lists_and_multiple_deadlines_two_stage() -> None:
+    row = by_identifier(load(SAMPLE_2026), "HORIZON-MISS-2027-05-SOIL-01-two-stage")
+    call = normalize(row)
+    assert call.id == "ft_portal:HORIZON-MISS-2027-05-SOIL-01-two-stage"
+    assert call.status is CallStatus.FORTHCOMING
+    assert call.deadline_model == "two-stage"
+    assert call.deadlines == (datetime(2027, 4, 8, 15, 0, tzinfo=UTC),
+                              datetime(2027, 9, 14, 15, 0, tzinfo=UTC))
+    assert call.programme == "Horizon Europe"
+    assert call.call_identifier == "HORIZON-MISS-2027-05-two-stage"
+    assert call.action_type == "RIA"
+    assert call.url == f"{PORTAL}/topic-details/HORIZON-MISS-2027-05-SOIL-01-two-stage"
+    assert "Agriculture" in call.keywords
+    assert call.topic_identifier not in call.keywords  # the identifier is not a keyword
+    assert call.budget_eur is None  # this sample's budgetOverview was truncated by its author
+
+
+def test_keywords_in_both_shapes() -> None:
+    plain = by_identifier(load(SAMPLE_2026), "HORIZON-CL6-2026-04-GOVERNANCE-01")
+    encoded = by_identifier(load(SAMPLE_2026), "HORIZON-CL2-2024-TRANSFORMATIONS-01-08")
+    assert keywords_of(plain["metadata"])[2] == "Data protection and privacy"
+    words = keywords_of(encoded["metadata"])
+    assert "Gender research" in words and not any(w.startswith("[") for w in words)
+
+
+def test_new_budget_overview_picks_the_topic_not_the_call() -> None:
+    call = normalize(by_identifier(load(SAMPLE_2026), "HORIZON-CL6-2026-04-GOVERNANCE-01"))
+    assert (call.budget_eur, call.budget_min_eur, call.budget_max_eur, call.expected_grants) == (
+        60_000_000, 60_000_000, 60_000_000, 1)
+
+
+def test_old_budget_overview_numeric_amounts_and_shared_keys() -> None:
+    rows = load(SAMPLE_2025)
+    call = normalize(by_identifier(rows, "HORIZON-WIDERA-2023-ERA-01-03"))
+    assert (call.budget_eur, call.budget_min_eur, call.expected_grants) == (3_000_000, 1_000_000, 3)
+    # four topics under one key: EUAF-2023-TRAI-03 must not take TRAI-04's or the sum
+    euaf = normalize(by_identifier(rows, "EUAF-2023-TRAI-03"))
+    assert euaf.budget_eur == 900_000
+    assert euaf.programme == "Union Anti-Fraud Programme"
+
+
+def test_topic_budget_prefix_needs_the_trailing_space() -> None:
+    overview = {"budgetTopicActionMap": {"1": [
+        {"action": "HORIZON-X-01-02 - HORIZON-RIA", "budgetYearMap": {"2026": "5"}},
+        {"action": "HORIZON-X-01 - HORIZON-RIA", "budgetYearMap": {"2026": "7", "2027": "3"}},
+    ]}}
+    assert topic_budget(overview, "HORIZON-X-01")["budget_eur"] == 10
+    assert topic_budget("not a dict", "HORIZON-X-01")["budget_eur"] is None
+
+
+def test_latest_infos_and_call_updates_become_plain_text_updates() -> None:
+    call = normalize(by_identifier(load(SAMPLE_2025), "EUAF-2023-TRAI-03"))
+    assert len(call.updates) == 2
+    assert call.updates[0].startswith("Apr 27, 2023 4:18:31 PM: The Call document was updated")
+    assert all("<" not in u for u in call.updates)
+
+
+def test_closed_flag_and_bg_language_kept() -> None:
+    call = normalize(by_identifier(load(SAMPLE_2025), "HORIZON-CL3-2021-INFRA-01-02"))
+    assert call.status is CallStatus.CLOSED
+    assert call.language == "bg"
+    assert call.action_type == "IA"
+
+
+def test_open_flag_rechecked_against_the_deadlines() -> None:
+    row = by_identifier(recorded(), "DIGITAL-2026-SKILLS-09-SMEAI")
+    assert row["metadata"]["status"] == ["31094502"]  # flagged open…
+    assert normalize(row, now=datetime(2026, 11, 25, tzinfo=UTC)).status is CallStatus.CLOSED
+    assert normalize(row, now=datetime(2026, 9, 1, tzinfo=UTC)).status is CallStatus.OPEN
+
+
+def test_legacy_and_stub_rows_give_way_to_the_richest_current_row() -> None:
+    rows = recorded()
+    kept, keyless = select_rows(rows)
+    assert keyless == 0
+    identifiers = [(r.get("metadata") or r).get("identifier", [None])[0] for r in kept
+                   if (r.get("metadata") or r).get("type") == ["1"]]
+    assert identifiers.count("HORIZON-CL5-2027-D3-01-05") == 1
+    assert identifiers.count("DIGITAL-2026-AI-08-TESTEF") == 1
+    h2 = next(r for r in kept if r["reference"] == "50201101TOPICSen")
+    assert h2["metadata"]["DATASOURCE"] == ["SEDIA"]
+    ai = next(r for r in kept if (r.get("metadata") or {}).get("identifier") ==
+              ["DIGITAL-2026-AI-08-TESTEF"])
+    assert ai["reference"] == "50202210TOPICSen"  # not the stub
+
+
+def test_a_lone_legacy_row_is_kept_and_closed() -> None:
+    legacy = by_identifier(load(SAMPLE_2026), "HORIZON-CL2-2024-TRANSFORMATIONS-01-08")
+    call = normalize(legacy)
+    assert call.status is CallStatus.CLOSED  # flagged forthcoming with a 2024 deadline
+    assert call.url == f"{PORTAL}/topic-details/HORIZON-CL2-2024-TRANSFORMATIONS-01-08"
+
+
+def test_cascade_rows_are_keyed_by_their_own_call() -> None:
+    rows = load(CASCADE)
+    records, invalid = normalize_all(rows, source="ft_portal", portal_url=PORTAL, now=NOW)
+    assert invalid == 0
+    assert sorted(r.native_id for r in records) == [
+        "cascade-11143", "cascade-11145", "cascade-11264", "cascade-11265"]
+    metu = next(r for r in records if r.native_id == "cascade-11143")
+    assert metu.title == "METU Internships Offer"
+    assert metu.topic_identifier == "DIGITAL-2023-SKILLS-05-SPECIALEDU"
+    assert metu.budget_eur == 30_500
+    assert metu.deadline_model == "multiple cut-off" and len(metu.deadlines) == 7
+    assert metu.url.endswith("/competitive-calls-cs/46214053")
+    assert metu.action_type == "FSTP"
+    assert metu.summary.startswith("Within the framework of the SUSA project")
+
+
+def test_type8_rows_without_metadata() -> None:
+    row = next(r for r in recorded() if r["reference"] == "4107COMPETITIVE_CALLen")
+    assert "metadata" not in row
+    call = normalize(row)
+    assert call.native_id == "cascade-4107"
+    assert call.programme == "Single Market Programme"
+    assert call.budget_eur == 900_000
+    assert call.topic_identifier == "SMP-COSME-2021-CLUSTER-01"
+    assert call.deadlines == (datetime(2027, 2, 15, 16, 59, tzinfo=UTC),)
+
+
+def test_html_is_clean_text_and_non_ascii_is_kept() -> None:
+    call = normalize(by_identifier(recorded(), "HORIZON-CL5-2027-D2-01-02"))
+    assert call.title == "Électrolyse à haute température et stockage : démonstrateurs « Power-to-X »"
+    assert "alert" not in call.summary and "<" not in call.summary
+    assert "Ceramic electrolyser stacks (SOEC) > 1 MW." in call.summary
+
+
+def test_a_malformed_record_is_skipped_and_counted() -> None:
+    records, invalid = normalize_all(recorded(), source="ft_portal", portal_url=PORTAL, now=NOW)
+    assert invalid == 1
+    ids = {r.native_id for r in records}
+    assert "HORIZON-CL4-2027-DIGITAL-EMERGING-01-30" not in ids
+    assert "HORIZON-CL5-2027-D3-01-05" in ids
+
+
+def test_a_record_without_title_or_identifier_is_invalid() -> None:
+    row = copy.deepcopy(by_identifier(recorded(), "EU4H-2026-PJ-03"))
+    row["metadata"]["title"] = []
+    row["summary"] = None
+    with pytest.raises(InvalidRecord, match="no title"):
+        normalize(row)
+    records, invalid = normalize_all([{"reference": "x", "metadata": {"type": ["1"]}}],
+                                     source="ft_portal", portal_url=PORTAL, now=NOW)
+    assert (records, invalid) == ([], 1)
+
+
+def test_sub_programme() -> None:
+    assert sub_programme_of("HORIZON-CL5-2024-D2-01-03") == "HORIZON-CL5"
+    assert sub_programme_of("SMP-COSME-2026-CLUSTER-01") == "SMP-COSME"
+    assert sub_programme_of("DIGITAL-2023-SKILLS-05") == "DIGITAL"
+    assert sub_programme_of("weird") is None
+
+
+def test_request_shape_follows_the_real_api() -> None:
+    settings = FtPortalSettings(programmes=("Horizon Europe", "SMP"), types=("1", "8"))
+    request = build_request(settings, page=3)
+    assert request["params"] == {"apiKey": "SEDIA", "text": "***", "pageSize": 100,
+                                 "pageNumber": 3}
+    for name in ("query", "languages", "sort"):
+        _filename, body, content_type = request["files"][name]
+        assert content_type == "application/json"
+        json.loads(body)
+    assert json.loads(request["files"]["sort"][1]) == {"field": "identifier", "order": "ASC"}
+    must = build_query(settings)["bool"]["must"]
+    assert {"terms": {"status": ["31094501", "31094502"]}} in must
+    assert {"terms": {"frameworkProgramme": ["43108390", "43252476"]}} in must
+    assert {"terms": {"type": ["1", "8"]}} in must
+
+
+def test_page_checks() -> None:
+    with pytest.raises(LayoutChanged, match="page 2"):
+        parse_page({"results": [], "pageNumber": 3}, expected_page=2)
+    with pytest.raises(LayoutChanged):
+        parse_page({"error": "x"}, expected_page=1)
+    results, total = parse_page({"results": [{"a": 1}], "pageNumber": 1, "totalResults": 7}, 1)
+    assert (len(results), total) == (1, 7)
+
+
+def test_bulk_items_use_the_same_normalizer() -> None:
+    item = json.loads((RECORDINGS / "grantsTenders.json").read_text("utf-8"))[
+        "fundingData"]["GrantTenderObj"][0]
+    call = normalize(bulk_to_result(item), now=datetime(2026, 11, 25, tzinfo=UTC))
+    assert call.native_id == item["identifier"]
+    assert call.programme == "Horizon Europe"
+    assert call.deadlines == (datetime(2027, 1, 20, 16, 0, tzinfo=UTC),)
+    assert call.budget_eur is None  # the bulk file has no budgets
