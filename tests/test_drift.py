@@ -1,0 +1,80 @@
+"""Drift detection: zero items after a good run, or most items lacking what a list gives."""
+
+from __future__ import annotations
+
+from tests.factories import make_call
+from tracker.drift import (
+    RED_AFTER,
+    assess_run,
+    consecutive_bad,
+    health_is_red,
+    last_good_count,
+    outcome,
+)
+from tracker.models import RunOutcome, ScrapeResult
+
+
+def test_a_normal_run_is_not_suspicious() -> None:
+    result = ScrapeResult(records=[make_call(f"T-{i}") for i in range(4)], invalid=1)
+    verdict = assess_run(result, last_good_items=5)
+    assert not verdict.suspicious and verdict.reasons == ()
+    assert outcome(result, verdict) is RunOutcome.OK
+
+
+def test_zero_items_after_a_good_run_is_suspicious() -> None:
+    verdict = assess_run(ScrapeResult(), last_good_items=12)
+    assert verdict.suspicious
+    assert verdict.describe() == "parsed zero items; the last good run had 12"
+    assert outcome(ScrapeResult(), verdict) is RunOutcome.SUSPICIOUS
+
+
+def test_zero_items_is_fine_for_a_new_or_always_empty_source() -> None:
+    assert not assess_run(ScrapeResult(), last_good_items=None).suspicious
+    assert not assess_run(ScrapeResult(), last_good_items=0).suspicious
+
+
+def test_most_items_without_deadline_or_link_is_suspicious() -> None:
+    records = [make_call(f"T-{i}", deadlines=(), url=None) for i in range(3)] + [make_call("T-9")]
+    verdict = assess_run(ScrapeResult(records=records), last_good_items=4)
+    assert verdict.suspicious
+    assert verdict.reasons == ("3 of 4 items lack a url", "3 of 4 items lack a deadline")
+
+
+def test_exactly_half_lacking_is_not_yet_suspicious() -> None:
+    records = [make_call("A", deadlines=()), make_call("B")]
+    assert not assess_run(ScrapeResult(records=records), 2).suspicious
+
+
+def test_skipped_items_count_as_lacking() -> None:
+    result = ScrapeResult(records=[make_call("A")], invalid=2)
+    verdict = assess_run(result, last_good_items=3)
+    assert verdict.suspicious and "2 of 3 items lack a title" in verdict.reasons
+
+
+def test_a_feed_without_deadlines_is_judged_without_them() -> None:
+    records = [make_call(f"N-{i}", deadlines=()) for i in range(5)]
+    result = ScrapeResult(records=records)
+    assert assess_run(result, 5).suspicious
+    assert not assess_run(result, 5, expected_fields=("title", "url")).suspicious
+
+
+def test_a_failed_run_stays_failed() -> None:
+    result = ScrapeResult(complete=False, error="HTTP 503")
+    verdict = assess_run(result, last_good_items=10)
+    assert not verdict.suspicious
+    assert outcome(result, verdict) is RunOutcome.FAILED
+
+
+def test_health_turns_red_after_three_bad_runs_in_a_row() -> None:
+    bad, ok = RunOutcome.SUSPICIOUS, RunOutcome.OK
+    assert RED_AFTER == 3
+    assert consecutive_bad([bad, RunOutcome.FAILED, ok, bad]) == 2
+    assert not health_is_red([bad, RunOutcome.FAILED, ok])
+    assert health_is_red([bad, RunOutcome.FAILED, bad, ok])
+    assert not health_is_red([RunOutcome.PARTIAL, bad, bad, bad])
+
+
+def test_last_good_count_skips_bad_runs() -> None:
+    runs = [(RunOutcome.SUSPICIOUS, 0), (RunOutcome.FAILED, 0), (RunOutcome.PARTIAL, 7), (RunOutcome.OK, 9)]
+    assert last_good_count(runs) == 7
+    assert last_good_count([(RunOutcome.FAILED, 0)]) is None

@@ -1,0 +1,103 @@
+"""Drift detection: a run that "worked" but looks wrong is suspicious, not good.
+
+Scrapers break quietly: a site changes its markup and the same selectors now find nothing,
+or find the cards but not their titles, links or deadlines. Such a run raises no error, so
+it is judged here, from what it produced and what the last good run produced:
+
+- **zero items** where the last good run had some is suspicious (a list that really empties
+  is rare; a changed layout is not);
+- **more than half the items lacking** a title, a link or a deadline is suspicious. Items
+  the scraper had to skip (``ScrapeResult.invalid``) count as lacking, since an item is
+  skipped precisely because something it needs could not be read. A source that never
+  gives deadlines (a news feed) says so with ``expected_fields`` and is judged without it.
+
+A failed run is already failed and is not judged again. ``outcome`` turns a verdict into the
+run outcome to record (``RunOutcome.SUSPICIOUS``); a suspicious run is never a good run, so
+the next comparison still uses the last good count. After ``RED_AFTER`` suspicious or failed
+runs in a row a source's health is red (``health_is_red``), and an operator alert is due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from tracker.models import CallRecord, RunOutcome, ScrapeResult
+
+#: What a call list normally gives for every item.
+DEFAULT_EXPECTED: tuple[str, ...] = ("title", "url", "deadline")
+#: Suspicious or failed runs in a row that turn a source's health red.
+RED_AFTER = 3
+#: Above this share of items lacking an expected field, a run is suspicious.
+LACKING_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    """Whether a run looks wrong, and each reason in words for the run log and alerts."""
+
+    suspicious: bool
+    reasons: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def _lacks(record: CallRecord, field: str) -> bool:
+    if field == "title":
+        return not record.title.strip()
+    if field == "url":
+        return not record.url
+    if field == "deadline":
+        return not record.deadlines
+    raise ValueError(f"unknown expected field {field!r}; use title, url or deadline")
+
+
+def assess_run(
+    result: ScrapeResult,
+    last_good_items: int | None,
+    *,
+    expected_fields: Sequence[str] = DEFAULT_EXPECTED,
+) -> DriftVerdict:
+    """Judge one run against the item count of the last good run (None: no good run yet)."""
+    if result.outcome is RunOutcome.FAILED and result.error is not None:
+        return DriftVerdict(False)
+    reasons: list[str] = []
+    items = len(result.records) + result.invalid
+    if items == 0:
+        if last_good_items:
+            reasons.append(f"parsed zero items; the last good run had {last_good_items}")
+        return DriftVerdict(bool(reasons), tuple(reasons))
+    for field in expected_fields:
+        lacking = result.invalid + sum(1 for r in result.records if _lacks(r, field))
+        if lacking / items > LACKING_SHARE:
+            reasons.append(f"{lacking} of {items} items lack a {field}")
+    return DriftVerdict(bool(reasons), tuple(reasons))
+
+
+def outcome(result: ScrapeResult, verdict: DriftVerdict) -> RunOutcome:
+    """The outcome to record: the result's own, or SUSPICIOUS when the verdict says so."""
+    return RunOutcome.SUSPICIOUS if verdict.suspicious else result.outcome
+
+
+def consecutive_bad(outcomes_newest_first: Iterable[RunOutcome]) -> int:
+    """How many of the latest runs in a row were suspicious or failed."""
+    count = 0
+    for one in outcomes_newest_first:
+        if one not in (RunOutcome.SUSPICIOUS, RunOutcome.FAILED):
+            break
+        count += 1
+    return count
+
+
+def health_is_red(outcomes_newest_first: Iterable[RunOutcome], red_after: int = RED_AFTER) -> bool:
+    """Whether the source's health is red: ``red_after`` bad runs in a row, newest first."""
+    return consecutive_bad(outcomes_newest_first) >= red_after
+
+
+def last_good_count(runs_newest_first: Iterable[tuple[RunOutcome, int]]) -> int | None:
+    """Items seen by the newest ok or partial run, from (outcome, items_seen) pairs."""
+    for one, items in runs_newest_first:
+        if one in (RunOutcome.OK, RunOutcome.PARTIAL):
+            return items
+    return None
