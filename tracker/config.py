@@ -93,6 +93,10 @@ class EmailSettings(_Section):
     port: int = Field(25, gt=0, lt=65536)
     security: Literal["none", "starttls", "ssl"] = "none"
     sender: str = "callwatch@localhost"
+    unsubscribe_url: str = Field(
+        "", description="https URL with {token} for one-click unsubscribe; empty: a mailto to sender"
+    )
+    timeout: float = Field(30.0, gt=0, description="seconds to wait for the SMTP server")
 
 
 class WebhookSettings(_Section):

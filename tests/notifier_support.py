@@ -1,0 +1,76 @@
+"""Builders for what the notifier tests send: every message kind, plain and hostile."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.factories import make_call
+from tracker.models import CallRecord, Change, ChangeKind
+from tracker.ports import Message
+from tracker.render import AlertItem, render_alert, render_digest, render_reminder
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+HOSTILE_TITLE = (
+    '<script>alert("x")</script> <b>bold</b> & <a href="javascript:evil()">click</a> '
+    "*bold* _it_ [link](https://evil.example) `code` &amp; &#64; @everyone <br/>"
+)
+LONG_TITLE = "Electrolysers " * 715  # just over 10,000 characters
+
+
+def change(call: CallRecord, kind: ChangeKind, **values: Any) -> Change:
+    return Change(call_id=call.id, kind=kind, at=NOW, **values)
+
+
+def deadline_moved(call: CallRecord) -> Change:
+    return change(call, ChangeKind.DEADLINE_CHANGED, field="deadlines",
+                  old=["2026-04-16T15:00:00Z"], new=["2026-04-30T15:00:00Z"])
+
+
+def budget_changed(call: CallRecord) -> Change:
+    return change(call, ChangeKind.BUDGET_CHANGED, field="budget",
+                  old={"total": 3_000_000, "min_grant": None, "max_grant": None,
+                       "expected_grants": None},
+                  new={"total": 4_500_000, "min_grant": None, "max_grant": None,
+                       "expected_grants": None})
+
+
+def item(native_id: str = "HORIZON-CL5-2026-D3-01-01", *changes: ChangeKind,
+         profile: str = "hydrogen-valley", **call: Any) -> AlertItem:
+    record = make_call(native_id, **call)
+    built = []
+    for kind in changes:
+        if kind is ChangeKind.DEADLINE_CHANGED:
+            built.append(deadline_moved(record))
+        elif kind is ChangeKind.BUDGET_CHANGED:
+            built.append(budget_changed(record))
+        elif kind is ChangeKind.DOCUMENTS_CHANGED:
+            built.append(change(record, kind, field="updates", new="Call documents updated <v2>"))
+        else:
+            built.append(change(record, kind))
+    return AlertItem(record, tuple(built), ('keyword "hydrogen" in title',), profile)
+
+
+def every_kind(title: str | None = None) -> dict[str, Message]:
+    """One message of each kind: new-call alert, change alert, digest, reminder."""
+    extra = {"title": title} if title else {}
+    new = item("HORIZON-A", **extra)
+    moved = item("HORIZON-B", ChangeKind.DEADLINE_CHANGED, ChangeKind.BUDGET_CHANGED, **extra)
+    digest = render_digest(new=[new], changed=[moved], closing=[item("HORIZON-C", **extra)],
+                           now=NOW, timezone="Europe/Madrid")
+    assert digest is not None
+    return {
+        "alert_new": render_alert(new, now=NOW, timezone="Europe/Madrid"),
+        "alert_changed": render_alert(moved, now=NOW, timezone="Europe/Madrid"),
+        "digest": digest,
+        "reminder": render_reminder(new, new.call.deadlines[0], now=NOW, timezone="Europe/Madrid"),
+    }
+
+
+def big_digest(count: int = 60) -> Message:
+    items = [item(f"HORIZON-BIG-{n:03d}", ChangeKind.DOCUMENTS_CHANGED,
+                  title=f"Call number {n} about hydrogen valleys and cluster cooperation")
+             for n in range(count)]
+    message = render_digest(changed=items, now=NOW, timezone="Europe/Madrid")
+    assert message is not None
+    return message
