@@ -418,23 +418,6 @@ def richness(result: Mapping[str, Any]) -> tuple[int, int, int]:
     return (0 if legacy else 1, 1 if english else 0, filled)
 
 
-def select_rows(results: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
-    """One row per call: drop legacy copies and stubs for the richest row of the same key.
-
-    Returns the kept rows (in first-seen order) and the number of rows without any key.
-    """
-    best: dict[str, Mapping[str, Any]] = {}
-    keyless = 0
-    for result in results:
-        key = row_key(result)
-        if key is None:
-            keyless += 1
-            continue
-        if key not in best or richness(result) > richness(best[key]):
-            best[key] = result
-    return list(best.values()), keyless
-
-
 def normalize_result(
     result: Mapping[str, Any], *, source: str, portal_url: str, now: datetime
 ) -> CallRecord:
@@ -535,23 +518,63 @@ def parse_page(payload: Any, expected_page: int) -> tuple[list[dict[str, Any]], 
     return results, int(total) if isinstance(total, int | float) else None
 
 
+class Collector:
+    """Keeps one call per key while pages stream in, so memory holds records, not raw rows.
+
+    For each key (topic identifier, or cascade call id) the richest row wins: a current row
+    over a legacy ``SEDIA_PRD_CENTRICITY`` copy, English over other languages, then the row
+    with the most filled fields (stubs lose). Only a row that beats the current best is
+    normalized; a row that cannot be normalized is kept as its error and counted invalid.
+    """
+
+    def __init__(self, *, source: str, portal_url: str, now: datetime) -> None:
+        self.source = source
+        self.portal_url = portal_url
+        self.now = now
+        self.best: dict[str, tuple[tuple[int, int, int], CallRecord | InvalidRecord]] = {}
+        self.keyless = 0
+
+    def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            key = row_key(row)
+            if key is None:
+                self.keyless += 1
+                continue
+            rank = richness(row)
+            if key in self.best and self.best[key][0] >= rank:
+                continue
+            try:
+                outcome: CallRecord | InvalidRecord = normalize_result(
+                    row, source=self.source, portal_url=self.portal_url, now=self.now)
+            except InvalidRecord as exc:
+                exc.native_id = exc.native_id or key
+                outcome = exc
+            self.best[key] = (rank, outcome)
+
+    def result(self) -> tuple[list[CallRecord], int]:
+        """The records, and the number of rows that could not become one (logged)."""
+        records: list[CallRecord] = []
+        invalid = self.keyless
+        for _rank, outcome in self.best.values():
+            if isinstance(outcome, CallRecord):
+                records.append(outcome)
+                continue
+            invalid += 1
+            log.warning("invalid record source=%s call=%s error=%s", self.source,
+                        outcome.native_id, outcome.reason)
+        if self.keyless:
+            log.warning("invalid records source=%s count=%d error=no identifier", self.source,
+                        self.keyless)
+        return records, invalid
+
+
 def normalize_all(
     rows: Iterable[Mapping[str, Any]], *, source: str, portal_url: str, now: datetime
 ) -> tuple[list[CallRecord], int]:
-    """Normalize every selected row; count and log the ones that cannot be parsed."""
-    kept, keyless = select_rows(rows)
-    records: list[CallRecord] = []
-    invalid = keyless
-    for row in kept:
-        try:
-            records.append(normalize_result(row, source=source, portal_url=portal_url, now=now))
-        except InvalidRecord as exc:
-            invalid += 1
-            log.warning("invalid record source=%s call=%s error=%s", source,
-                        exc.native_id or row_key(row), exc.reason)
-    if keyless:
-        log.warning("invalid records source=%s count=%d error=no identifier", source, keyless)
-    return records, invalid
+    """Normalize every row, one call per key; count and log the rows that cannot be parsed."""
+    collector = Collector(source=source, portal_url=portal_url, now=now)
+    collector.add(rows)
+    return collector.result()
 
 
 # -- the bulk file -----------------------------------------------------------------------
@@ -637,9 +660,11 @@ class FtPortalSource:
             raise SourceUnavailable(f"page {page} of the search API is not JSON "
                                     f"(truncated?): {exc}") from exc
 
-    async def walk(self, progress: Progress | None) -> tuple[list[dict[str, Any]], bool, str | None]:
-        """Every result page by page; (rows, complete, error) — an error mid-walk is partial."""
-        rows: dict[str, dict[str, Any]] = {}
+    async def walk(
+        self, collector: Collector, progress: Progress | None
+    ) -> tuple[bool, str | None]:
+        """Feed every result page to ``collector``; (complete, error) — a failure after the
+        first page leaves a partial run, a failure on the first page is raised."""
         total: int | None = None
         for page in range(1, self.settings.max_pages + 1):
             try:
@@ -647,21 +672,19 @@ class FtPortalSource:
             except (TransientError, PermanentError) as exc:
                 if page == 1:
                     raise
-                return list(rows.values()), False, f"page {page}: {exc}"
-            for result in results:
-                reference = str(result.get("reference") or id(result))
-                rows.setdefault(reference, result)
+                return False, f"page {page}: {exc}"
+            collector.add(results)
             if progress:
                 pages = None if total is None else -(-total // self.settings.page_size)
                 progress(page, pages)
             if len(results) < self.settings.page_size:
                 break
         else:
-            return list(rows.values()), False, f"stopped after max_pages={self.settings.max_pages}"
+            return False, f"stopped after max_pages={self.settings.max_pages}"
         if total is not None and total > RESULT_WINDOW:
-            return list(rows.values()), False, (
-                f"{total} results exceed the API's {RESULT_WINDOW} window; narrow the programmes")
-        return list(rows.values()), True, None
+            return False, (f"{total} results exceed the API's {RESULT_WINDOW} window; "
+                           "narrow the programmes")
+        return True, None
 
     async def fetch_bulk(self, directory: Path) -> Path:
         """Stream the bulk file to disk (it is ~130 MB) and return its path."""
@@ -674,26 +697,27 @@ class FtPortalSource:
 
     async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
         """Walk the search API; if it keeps failing, fall back to the bulk file (degraded)."""
+        collector = Collector(source=self.name, portal_url=self.settings.portal_url, now=now)
         try:
-            rows, complete, error = await self.walk(progress)
+            complete, error = await self.walk(collector, progress)
         except (TransientError, PermanentError) as search_error:
             log.warning("search API failed source=%s error=%s; trying the bulk file",
                         self.name, search_error)
             return await self._scrape_bulk(now, search_error)
-        records, invalid = normalize_all(rows, source=self.name,
-                                         portal_url=self.settings.portal_url, now=now)
+        records, invalid = collector.result()
         return ScrapeResult(records=records, invalid=invalid, complete=complete, error=error)
 
     async def _scrape_bulk(self, now: datetime, search_error: Exception) -> ScrapeResult:
         try:
             with tempfile.TemporaryDirectory(prefix="callwatch-bulk-") as directory:
                 path = await self.fetch_bulk(Path(directory))
-                rows = list(parse_bulk(path, self.settings))
+                collector = Collector(source=self.name, portal_url=self.settings.portal_url,
+                                      now=now)
+                collector.add(parse_bulk(path, self.settings))
         except (TransientError, PermanentError, ValueError, ijson.JSONError) as bulk_error:
             return ScrapeResult(complete=False, error=(
                 f"search API failed ({search_error}); bulk file failed too ({bulk_error})"))
-        records, invalid = normalize_all(rows, source=self.name,
-                                         portal_url=self.settings.portal_url, now=now)
+        records, invalid = collector.result()
         return ScrapeResult(
             records=records, invalid=invalid, complete=False, degraded=True,
             error=f"search API failed: {search_error}",

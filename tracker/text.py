@@ -8,13 +8,44 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import warnings
+from html.parser import HTMLParser
 
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
-
-_BLOCK_TAGS = ("p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "ul", "ol", "table")
+_BLOCK_TAGS = frozenset({
+    "p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "ul", "ol", "table",
+    "section", "article", "header", "footer", "blockquote", "pre", "hr", "dd", "dt",
+})
+_SKIPPED_TAGS = frozenset({"script", "style", "noscript", "template"})
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the text of a fragment: blocks on their own lines, scripts and styles dropped.
+
+    The standard library's tolerant parser is enough here and about five times faster than
+    building a BeautifulSoup tree, which matters for thousands of portal descriptions a run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED_TAGS:
+            self.skipping += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED_TAGS:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.parts.append(data)
 
 
 def html_to_text(markup: str | None) -> str:
@@ -23,15 +54,10 @@ def html_to_text(markup: str | None) -> str:
         return ""
     if "<" not in markup and "&" not in markup:
         return normalize_space(markup)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        soup = BeautifulSoup(markup, "html.parser")
-    for node in soup(["script", "style", "noscript", "template"]):
-        node.decompose()
-    for node in soup.find_all(_BLOCK_TAGS):
-        node.insert_before("\n")
-        node.insert_after("\n")
-    return normalize_space(soup.get_text())
+    extractor = _TextExtractor()
+    extractor.feed(markup)
+    extractor.close()
+    return normalize_space("".join(extractor.parts))
 
 
 def normalize_space(text: str) -> str:
