@@ -1,0 +1,209 @@
+"""Subscribers: who gets told, on which channels, about which profiles, and how often.
+
+A subscriber is data, written in YAML by a cluster manager (``config/subscribers/``) or
+created through the Telegram bot; both end up in the same tables. One subscriber has up
+to one address per channel (a Telegram chat id, an email address, a webhook URL), any
+number of subscriptions (a profile and a mode: ``instant`` alerts, ``daily`` or ``weekly``
+digests, optionally limited to some channels), a timezone in which digests and reminders
+are timed and quiet hours are read, quiet hours during which instant alerts wait, and the
+days before each cut-off at which deadline reminders go out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tracker.yamlfiles import FilesError, Problem, read_models
+
+Mode = Literal["instant", "daily", "weekly"]
+ChannelName = Literal["telegram", "email", "webhook", "console"]
+CHANNELS: tuple[ChannelName, ...] = ("telegram", "email", "webhook", "console")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+_CHAT = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,})$")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Channels(_Strict):
+    """A subscriber's addresses, one per channel."""
+
+    telegram: str | None = Field(None, description="chat id of a user, group or channel")
+    email: str | None = None
+    webhook: str | None = Field(None, description="https URL receiving JSON POSTs")
+    webhook_format: Literal["generic", "slack", "teams"] = "generic"
+    console: bool = Field(False, description="print to standard output (tests, demos)")
+
+    @field_validator("telegram", mode="before")
+    @classmethod
+    def _chat(cls, value: object) -> object:
+        if value is None:
+            return None
+        text = str(value).strip()
+        if not _CHAT.match(text):
+            raise ValueError(f"{text!r} is not a Telegram chat id (digits, -100… for groups, or @channel)")
+        return text
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value.strip()):
+            raise ValueError(f"{value!r} is not an email address")
+        return value.strip() if value else value
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value.strip()):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.strip() if value else value
+
+    def configured(self) -> tuple[ChannelName, ...]:
+        """The channels this subscriber has an address for, in a stable order."""
+        present = {"telegram": self.telegram, "email": self.email, "webhook": self.webhook,
+                   "console": self.console}
+        return tuple(name for name in CHANNELS if present[name])
+
+    def address(self, channel: ChannelName) -> str:
+        """The address on ``channel`` ("-" for the console)."""
+        if channel == "console":
+            return "-"
+        value = getattr(self, channel)
+        if not value:
+            raise KeyError(channel)
+        return str(value)
+
+
+class Subscription(_Strict):
+    """One profile followed in one mode."""
+
+    profile: str = Field(min_length=1)
+    mode: Mode = "instant"
+    channels: tuple[ChannelName, ...] | None = Field(
+        None, description="limit to these channels; default all the subscriber has")
+
+
+class Subscriber(_Strict):
+    """Someone (a person, a group chat, a mailing list) who receives callwatch's messages."""
+
+    name: str
+    tenant: str | None = Field(None, description="the cluster this subscriber belongs to")
+    timezone: str = "Europe/Brussels"
+    language: str = Field("en", pattern=r"^[a-z]{2}$")
+    channels: Channels
+    subscriptions: tuple[Subscription, ...] = Field(min_length=1)
+    quiet_hours: str | None = Field(None, description='"22:00-07:00" in the subscriber\'s timezone')
+    reminders: tuple[int, ...] = Field((30, 7, 1), description="days before each cut-off")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits, '.', '_', '-' or '@' (at most 100)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Madrid)") from exc
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None and not _HOURS.match(value.replace(" ", "")):
+            raise ValueError(f"expected HH:MM-HH:MM, got {value!r}")
+        return value.replace(" ", "") if value else value
+
+    @field_validator("reminders")
+    @classmethod
+    def _days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(day < 0 or day > 365 for day in value):
+            raise ValueError("reminder days must be between 0 and 365")
+        return tuple(sorted(set(value), reverse=True))
+
+    @model_validator(mode="after")
+    def _channels_exist(self) -> Subscriber:
+        configured = set(self.channels.configured())
+        if not configured:
+            raise ValueError("no channel configured: give at least one of telegram, email, webhook")
+        for index, subscription in enumerate(self.subscriptions):
+            missing = set(subscription.channels or ()) - configured
+            if missing:
+                raise ValueError(f"subscriptions[{index}] uses {', '.join(sorted(missing))} "
+                                 "but the subscriber has no address there")
+        profiles = [s.profile for s in self.subscriptions]
+        if len(profiles) != len(set(profiles)):
+            raise ValueError("a profile is subscribed twice")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def channels_for(self, subscription: Subscription) -> tuple[ChannelName, ...]:
+        """The channels a subscription's messages go to."""
+        return subscription.channels or self.channels.configured()
+
+    def quiet_until(self, now: datetime) -> datetime | None:
+        """When quiet hours end if ``now`` falls inside them, else None."""
+        if not self.quiet_hours:
+            return None
+        start_text, end_text = self.quiet_hours.split("-")
+        start, end = time.fromisoformat(start_text), time.fromisoformat(end_text)
+        local = now.astimezone(self.zone)
+        clock = local.time().replace(second=0, microsecond=0)
+        inside = (start <= clock < end) if start <= end else (clock >= start or clock < end)
+        if not inside:
+            return None
+        day = local.date() if clock < end else local.date() + timedelta(days=1)
+        return datetime.combine(day, end, tzinfo=self.zone)
+
+
+def read_subscribers(paths: Iterable[Path], profile_names: Iterable[str] | None = None
+                     ) -> tuple[list[Subscriber], list[Problem]]:
+    """Every subscriber file under ``paths``, and every problem (unknown profiles included)."""
+    import difflib
+
+    values, problems = read_models(paths, Subscriber, what="subscriber fields")
+    subscribers = [value for _path, value in values]
+    seen: dict[str, Path] = {}
+    known = list(profile_names) if profile_names is not None else None
+    for path, subscriber in values:
+        if subscriber.name in seen:
+            problems.append(Problem(str(path), None, "name", f"duplicate name {subscriber.name!r} "
+                                    f"(also in {seen[subscriber.name]})"))
+        seen.setdefault(subscriber.name, path)
+        if known is None:
+            continue
+        for index, subscription in enumerate(subscriber.subscriptions):
+            if subscription.profile not in known:
+                close = difflib.get_close_matches(subscription.profile, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(Problem(str(path), None, f"subscriptions[{index}].profile",
+                                        f"unknown profile {subscription.profile!r}{hint}"))
+    return subscribers, problems
+
+
+def load_directory(directory: Path, profile_names: Iterable[str] | None = None) -> list[Subscriber]:
+    """Every subscriber in ``directory`` (none if it is missing); FilesError on any problem."""
+    if not directory.exists():
+        return []
+    subscribers, problems = read_subscribers([directory], profile_names)
+    if problems:
+        raise FilesError("subscribers", problems)
+    return subscribers
