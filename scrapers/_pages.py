@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpx
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
 
 from tracker.errors import SourceRejected
@@ -43,6 +44,12 @@ def challenge_reason(body: str) -> str | None:
 
 async def fetch_page(http: HttpClient, url: str, method: str = "GET", **kwargs: Any) -> str:
     """The text of ``url``; SourceRejected when the answer is a block or challenge page."""
+    return (await fetch_response(http, url, method, **kwargs)).text
+
+
+async def fetch_response(http: HttpClient, url: str, method: str = "GET", **kwargs: Any
+                         ) -> httpx.Response:
+    """The response from ``url`` (bytes as sent: feeds declare their own encoding)."""
     try:
         response = await http.request(method, url, **kwargs)
     except SourceRejected as exc:
@@ -50,11 +57,10 @@ async def fetch_page(http: HttpClient, url: str, method: str = "GET", **kwargs: 
             raise SourceRejected(f"blocked at {url} (HTTP 403, often a bot challenge)",
                                  status=403) from exc
         raise
-    text = response.text
-    reason = challenge_reason(text)
+    reason = challenge_reason(response.content[:20000].decode("utf-8", "replace"))
     if reason is not None:
         raise SourceRejected(f"{reason} at {url}", status=response.status_code)
-    return text
+    return response
 
 
 def soup_of(markup: str) -> BeautifulSoup:

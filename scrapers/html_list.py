@@ -1,0 +1,203 @@
+"""Any HTML list of calls, described by CSS selectors in config: kind ``html_list``.
+
+Manifest
+- URL: whatever ``url`` says, e.g. a regional managing authority's calls page
+  (https://www.efre.gv.at/calls, https://europe-en-hautsdefrance.eu/appels-a-projets).
+- Returns: one record per element matching ``item``: its title (``title``), link
+  (``link``, absolute), deadline (``deadline``, read with ``date_format`` or in
+  ``language``), optional summary, and the programme, country and region the config gives.
+  Pages are followed through ``next_page`` up to ``max_pages``.
+- Changes: as the site publishes; default interval 6h.
+- Quirks: sites differ, so everything is in the selectors (other_sources.md §3 lists
+  working ones for ten regional sites). A first page on which ``item`` matches nothing
+  fails the run as a changed layout, unless ``allow_empty`` says an empty list is normal.
+  A bot-challenge page fails the run with that reason.
+- Fixtures: tests/fixtures/html_list/.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import soupsieve
+from bs4 import Tag
+from pydantic import Field, field_validator
+
+from scrapers._dates import LanguageCode, ZoneName, parse_date, parse_with_format, zone_named
+from scrapers._pages import absolute, fetch_page, soup_of
+from scrapers._records import IDENTIFIER, RecordBatch, require, status_for
+from scrapers.rss import _country, _programme
+from tracker.errors import CallwatchError, LayoutChanged
+from tracker.models import CallRecord, ScrapeResult
+from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.text import html_to_text, one_line
+
+
+def _selector(value: str | None) -> str | None:
+    if value:
+        try:
+            soupsieve.compile(value)
+        except soupsieve.SelectorSyntaxError as exc:
+            raise ValueError(f"not a CSS selector: {exc}") from exc
+    return value or None
+
+
+class HtmlListSettings(SourceSettings):
+    """Settings of one ``kind = "html_list"`` instance."""
+
+    url: str = Field(description="the first page of the list")
+    item: str = Field(description="CSS selector of one call in the list")
+    title: str = Field("a", description="CSS selector of the title inside an item")
+    link: str = Field("a[href]", description="CSS selector of the link inside an item (its href)")
+    deadline: str | None = Field(None, description="CSS selector of the deadline inside an item")
+    summary: str | None = Field(None, description="CSS selector of a short description")
+    next_page: str | None = Field(None, description="CSS selector of the next-page link")
+    date_format: str | None = Field(None, description="strptime format of the deadline, e.g. %d.%m.%Y")
+    language: LanguageCode = Field(None, description="language of the dates when no format is set")
+    timezone: ZoneName = Field("Europe/Brussels", description="zone of dates written without one")
+    programme: str | None = Field(None, description="canonical programme, e.g. Cohesion Policy")
+    sub_programme: str | None = Field(None, description="the operational programme's name")
+    country: str | None = Field(None, description="ISO country code, e.g. AT")
+    region: str | None = Field(None, description="NUTS code of the region, e.g. AT3")
+    max_pages: int = Field(10, ge=1, le=100, description="pages to follow at most")
+    allow_empty: bool = Field(False, description="an empty list is normal, not a changed layout")
+
+    _check_selectors = field_validator("item", "title", "link", "deadline", "summary",
+                                       "next_page")(_selector)
+    _check_country = field_validator("country")(_country)
+    _check_programme = field_validator("programme")(_programme)
+
+    @field_validator("region")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.strip().upper() if value else None
+
+
+@dataclass(frozen=True)
+class ListItem:
+    """One call as the list shows it."""
+
+    title: str
+    link: str | None
+    deadline_text: str | None
+    summary: str
+
+
+@dataclass(frozen=True)
+class ListPage:
+    items: list[ListItem]
+    next_url: str | None
+
+
+def _text(node: Tag | None) -> str:
+    return one_line(node.get_text(" ")) if node is not None else ""
+
+
+def parse_list(markup: str, *, url: str, settings: HtmlListSettings, first: bool = True) -> ListPage:
+    """The items and next page of one list page; LayoutChanged when a first page has no item."""
+    soup = soup_of(markup)
+    nodes = soup.select(settings.item)
+    if not nodes and first and not settings.allow_empty:
+        raise LayoutChanged(f"no element matches the item selector {settings.item!r} at {url}")
+    items = []
+    for node in nodes:
+        title_node = node.select_one(settings.title)
+        link_node = node.select_one(settings.link)
+        href = link_node.get("href") if link_node is not None else None
+        deadline_node = node.select_one(settings.deadline) if settings.deadline else None
+        summary_node = node.select_one(settings.summary) if settings.summary else None
+        items.append(ListItem(
+            title=_text(title_node),
+            link=absolute(url, href if isinstance(href, str) else None),
+            deadline_text=_text(deadline_node) or None,
+            summary=html_to_text(str(summary_node)) if summary_node is not None else "",
+        ))
+    next_url = None
+    if settings.next_page:
+        next_node = soup.select_one(settings.next_page)
+        href = next_node.get("href") if next_node is not None else None
+        next_url = absolute(url, href if isinstance(href, str) else None)
+    return ListPage(items, next_url)
+
+
+def record_from_item(item: ListItem, *, source: str, settings: HtmlListSettings, now: datetime
+                     ) -> CallRecord:
+    """One list item as a call; a deadline that does not parse makes the item invalid."""
+    native_id = item.link or hashlib.sha256(item.title.encode()).hexdigest()[:16]
+    zone = zone_named(settings.timezone)
+    deadlines: tuple[datetime, ...] = ()
+    if item.deadline_text:
+        if settings.date_format:
+            deadline = parse_with_format(item.deadline_text, settings.date_format, zone=zone)
+        else:
+            deadline = parse_date(item.deadline_text, zone=zone, language=settings.language)
+        if deadline is None:
+            raise ValueError(f"{native_id}: unparseable deadline {item.deadline_text!r}")
+        deadlines = (deadline,)
+    identifiers = IDENTIFIER.findall(f"{item.title} {item.summary}")
+    return CallRecord(
+        source=source,
+        native_id=native_id,
+        title=require(item.title, "title", native_id),
+        status=status_for(None, deadlines, now),
+        programme=settings.programme,
+        sub_programme=settings.sub_programme,
+        topic_identifier=identifiers[0] if len(set(identifiers)) == 1 else None,
+        summary=item.summary,
+        url=item.link,
+        deadlines=deadlines,
+        countries=(settings.country,) if settings.country else (),
+        regions=(settings.region,) if settings.region else (),
+        language=settings.language,
+    )
+
+
+class HtmlListSource:
+    """One configured list page."""
+
+    def __init__(self, name: str, settings: HtmlListSettings, http: HttpClient) -> None:
+        self.name = name
+        self.settings = settings
+        self.http = http
+        self.expected_fields = ("title", "url", "deadline") if settings.deadline else ("title", "url")
+
+    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
+        batch = RecordBatch(self.name)
+        url: str | None = self.settings.url
+        seen: set[str] = set()
+        pages: list[ListPage] = []
+        error: CallwatchError | None = None
+        try:
+            while url and url not in seen and len(pages) < self.settings.max_pages:
+                seen.add(url)
+                markup = await fetch_page(self.http, url)
+                page = parse_list(markup, url=url, settings=self.settings, first=not pages)
+                if not page.items and pages:
+                    break
+                pages.append(page)
+                url = page.next_url
+                if progress:
+                    progress(len(pages), None)
+        except CallwatchError as exc:
+            error = exc
+        for one in pages:
+            for item in one.items:
+                batch.add(item.link or item.title, functools.partial(
+                    record_from_item, item, source=self.name, settings=self.settings, now=now))
+        return batch.failed(error) if error else batch.result()
+
+
+def _create(name: str, settings: Any, http: HttpClient) -> HtmlListSource:
+    return HtmlListSource(name, settings, http)
+
+
+PLUGIN = SourcePlugin(
+    kind="html_list",
+    description="any HTML list of calls, described by CSS selectors in config",
+    settings=HtmlListSettings,
+    create=_create,
+)

@@ -1,0 +1,99 @@
+"""Sources a user adds in a config file only: loaded, scraped through their plugin, stored, listed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.sources_support import FIXTURES, NOW, fast_http
+from tracker.config import Settings, load_config
+from tracker.fakes.sites import FixtureSite
+from tracker.models import CallStatus, RunOutcome, ScrapeResult
+from tracker.plugins import source_plugins
+from tracker.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "config" / "sources.example.toml"
+
+CONFIG = """
+[sources.cz_op_tak]
+kind = "rss"
+url = "{base}/cs/ostatni/web/rss?rss=Vyzvy"
+programme = "Cohesion Policy"
+country = "CZ"
+language = "cs"
+timezone = "Europe/Prague"
+
+[sources.efre_at]
+kind = "html_list"
+url = "{base}/calls"
+item = ".calls.container .call-item"
+title = ".call-item__title"
+link = "a.more"
+deadline = ".call-item__deadline"
+next_page = ".pagination .next a"
+language = "de"
+timezone = "Europe/Vienna"
+programme = "Cohesion Policy"
+region = "AT31"
+"""
+
+
+def scrape_configured(settings: Settings, name: str) -> ScrapeResult:
+    configured = settings.sources[name]
+    plugin = source_plugins()[configured.kind or name]
+
+    async def go() -> ScrapeResult:
+        async with fast_http() as http:
+            return await plugin.create(name, configured, http).scrape(NOW)
+
+    return asyncio.run(go())
+
+
+def test_rss_and_html_list_sources_from_a_config_file_are_scraped_stored_and_listed(
+    tmp_path: Path, store: Store
+) -> None:
+    routes = {
+        "/cs/ostatni/web/rss?rss=Vyzvy": FIXTURES / "rss" / "dotaceeu_vyzvy_drupal_debug.xml",
+        "/calls": FIXTURES / "html_list" / "efre_calls_page1.html",
+        "/calls?page=2": FIXTURES / "html_list" / "efre_calls_page2.html",
+    }
+    with FixtureSite(routes) as site:
+        path = tmp_path / "callwatch.toml"
+        path.write_text(CONFIG.format(base=site.url), encoding="utf-8")
+        settings = load_config(path, environ={})
+        results = {name: scrape_configured(settings, name) for name in ("cz_op_tak", "efre_at")}
+    for name, result in results.items():
+        assert result.outcome is RunOutcome.OK, name
+        report = store.record_run(name, result, started_at=NOW, now=NOW)
+        assert report.new == len(result.records) and report.invalid == 1
+
+    listed = store.list_calls(statuses=[CallStatus.OPEN, CallStatus.FORTHCOMING])
+    by_id = {c.id: c.record for c in listed}
+    assert "cz_op_tak:vyzva-01_26_019" in by_id
+    assert "cz_op_tak:vyzva-01_25_002" not in by_id  # its deadline has passed: closed
+    assert {c.record.source for c in listed} == {"cz_op_tak", "efre_at"}
+    efre = [r for r in by_id.values() if r.source == "efre_at"]
+    assert len(efre) == 3 and all(r.regions == ("AT31",) for r in efre)
+    assert by_id["cz_op_tak:vyzva-01_26_019"].deadlines == (datetime(2027, 1, 15, 22, 59, 59, tzinfo=UTC),)
+    assert [c.id for c in store.list_calls(source="efre_at", search="Cluster")] == [
+        "efre_at:" + next(r.native_id for r in efre if r.title.startswith("Cluster"))]
+
+
+def test_the_shipped_example_config_loads_and_its_sources_work(tmp_path: Path) -> None:
+    routes = {
+        "/rss": FIXTURES / "rss" / "dotaceeu_vyzvy_drupal_debug.xml",
+        "/calls": FIXTURES / "html_list" / "efre_calls_page1.html",
+        "/calls?page=2": FIXTURES / "html_list" / "efre_calls_page2.html",
+    }
+    with FixtureSite(routes) as site:
+        environ = {"CALLWATCH_SOURCES__CZ_OP_TAK__URL": site.url + "/rss",
+                   "CALLWATCH_SOURCES__EFRE_AT__URL": site.url + "/calls"}
+        settings = load_config(EXAMPLE, environ=environ)
+        assert settings.sources["cz_op_tak"].kind == "rss"
+        assert settings.sources["efre_at"].kind == "html_list"
+        rss = scrape_configured(settings, "cz_op_tak")
+        html = scrape_configured(settings, "efre_at")
+    assert len(rss.records) == 3 and rss.invalid == 1
+    assert len(html.records) == 3 and html.invalid == 1
