@@ -201,3 +201,53 @@ def ensure_schema(engine: Engine) -> None:
         f"the database {state}, this callwatch needs {head_revision()}: "
         "run `callwatch db upgrade` first"
     )
+
+
+# -- the rules layer (tracker/rules, migration 0002) ----------------------------------------
+
+class ProfileRow(SQLModel, table=True):
+    """A profile created in the database (by the bot or the API); same fields as the YAML."""
+
+    __tablename__ = "profiles"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, sa_column_kwargs={"unique": True})
+    definition: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = _utc_column()
+    updated_at: datetime = _utc_column()
+
+
+class DismissalRow(SQLModel, table=True):
+    """A call a profile's owner marked not relevant: it never comes back for that profile."""
+
+    __tablename__ = "dismissals"
+    __table_args__ = (sa.UniqueConstraint("profile", "call_id", name="uq_dismissals_profile_call"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    profile: str = Field(max_length=100, index=True)
+    call_id: str = Field(foreign_key="calls.id", max_length=400)
+    at: datetime = _utc_column()
+
+
+class MatchRow(SQLModel, table=True):
+    """The last known match of a call for a profile, so alerts go out once per pair."""
+
+    __tablename__ = "matches"
+    __table_args__ = (sa.UniqueConstraint("profile", "call_id", name="uq_matches_profile_call"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    profile: str = Field(max_length=100, index=True)
+    call_id: str = Field(foreign_key="calls.id", max_length=400, index=True)
+    score: int
+    reasons: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    first_matched: datetime = _utc_column()
+    last_matched: datetime = _utc_column()
+
+
+class ProfileRunRow(SQLModel, table=True):
+    """When each profile was last matched: `callwatch match` then looks only at later changes."""
+
+    __tablename__ = "profile_runs"
+
+    profile: str = Field(primary_key=True, max_length=100)
+    last_run: datetime = _utc_column()

@@ -1,0 +1,1 @@
+"""The rules layer: profiles, the query language, the explainable matcher and feedback."""

@@ -1,0 +1,178 @@
+"""Durable state of the rules layer: database profiles, dismissals, recorded matches, match runs.
+
+Dismissals are feedback: once a call is dismissed for a profile it is never matched for
+that profile again. Recorded matches (one row per profile and call, with the latest score
+and reasons and when the pair first and last matched) let notifiers tell a new match from
+one already announced. The last match run of each profile lets ``callwatch match`` look
+only at calls changed since. Writes are dialect upserts, the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tracker.db import DismissalRow, MatchRow, ProfileRow, ProfileRunRow
+from tracker.models import CallRecord
+from tracker.rules.matcher import Match
+from tracker.rules.profiles import Profile, ProfileError, ProfileProblem, validate_profile
+from tracker.store import StoredCall, _insert, calls_table
+
+profiles_table: sa.Table = ProfileRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
+dismissals_table: sa.Table = DismissalRow.__table__  # type: ignore[attr-defined]
+matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
+runs_table: sa.Table = ProfileRunRow.__table__  # type: ignore[attr-defined]
+
+_CHUNK = 500  # rows or ids per statement: well under SQLite's bound-parameter limit
+DATABASE_ORIGIN = "database"
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class RulesStore:
+    """Reads and writes of the rules tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- database profiles
+
+    def save_profile(self, profile: Profile, now: datetime) -> None:
+        """Create or replace the database profile called ``profile.name``."""
+        with self.engine.begin() as connection:
+            statement = _insert(connection, profiles_table).values(
+                name=profile.name, definition=profile.as_mapping(), created_at=now, updated_at=now)
+            connection.execute(statement.on_conflict_do_update(
+                index_elements=[profiles_table.c.name],
+                set_={"definition": statement.excluded.definition, "updated_at": now},
+            ))
+
+    def delete_profile(self, name: str) -> bool:
+        """Remove a database profile; False when there was none of that name."""
+        with self.engine.begin() as connection:
+            result = connection.execute(profiles_table.delete().where(profiles_table.c.name == name))
+        return bool(result.rowcount)
+
+    def read_profiles(self) -> tuple[list[Profile], list[ProfileProblem]]:
+        """Every database profile that validates, and a problem for each one that does not."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(profiles_table.c.name, profiles_table.c.definition)
+                .order_by(profiles_table.c.name)
+            ).all()
+        profiles: list[Profile] = []
+        problems: list[ProfileProblem] = []
+        for name, definition in rows:
+            profile, found = validate_profile(definition, f"{DATABASE_ORIGIN} profile {name!r}")
+            problems.extend(found)
+            if profile is not None:
+                profiles.append(profile.with_origin(DATABASE_ORIGIN))
+        return profiles, problems
+
+    def profiles(self) -> list[Profile]:
+        """Every database profile; ProfileError if any stored one no longer validates."""
+        profiles, problems = self.read_profiles()
+        if problems:
+            raise ProfileError(problems)
+        return profiles
+
+    # -- dismissals
+
+    def dismiss(self, profile: str, call_id: str, now: datetime) -> bool:
+        """Mark ``call_id`` not relevant for ``profile``; False when it already was."""
+        with self.engine.begin() as connection:
+            statement = _insert(connection, dismissals_table).values(
+                profile=profile, call_id=call_id, at=now)
+            # RETURNING, not rowcount: psycopg reports -1 rows for ON CONFLICT DO NOTHING
+            inserted = connection.execute(statement.on_conflict_do_nothing(
+                index_elements=[dismissals_table.c.profile, dismissals_table.c.call_id],
+            ).returning(dismissals_table.c.id)).first()
+        return inserted is not None
+
+    def dismissed(self, profiles: Collection[str] | None = None) -> set[tuple[str, str]]:
+        """Every (profile, call id) dismissed, for ``profiles`` or for all."""
+        query = sa.select(dismissals_table.c.profile, dismissals_table.c.call_id)
+        if profiles is not None:
+            query = query.where(dismissals_table.c.profile.in_(list(profiles)))
+        with self.engine.connect() as connection:
+            return {(p, c) for p, c in connection.execute(query)}
+
+    # -- recorded matches and match runs
+
+    def record_matches(self, matches: Sequence[Match], now: datetime) -> list[Match]:
+        """Upsert ``matches``; return them with ``new`` set for pairs never matched before."""
+        recorded: list[Match] = []
+        with self.engine.begin() as connection:
+            for start in range(0, len(matches), _CHUNK):
+                chunk = matches[start:start + _CHUNK]
+                call_ids = sorted({m.call_id for m in chunk})
+                names = sorted({m.profile for m in chunk})
+                known = {
+                    (p, c) for p, c in connection.execute(
+                        sa.select(matches_table.c.profile, matches_table.c.call_id).where(
+                            matches_table.c.call_id.in_(call_ids), matches_table.c.profile.in_(names)))
+                }
+                rows = [
+                    {"profile": m.profile, "call_id": m.call_id, "score": m.score,
+                     "reasons": list(m.reasons), "first_matched": now, "last_matched": now}
+                    for m in chunk
+                ]
+                statement = _insert(connection, matches_table)
+                connection.execute(statement.on_conflict_do_update(
+                    index_elements=[matches_table.c.profile, matches_table.c.call_id],
+                    set_={"score": statement.excluded.score, "reasons": statement.excluded.reasons,
+                          "last_matched": statement.excluded.last_matched},
+                ), rows)
+                recorded.extend(dataclasses.replace(m, new=(m.profile, m.call_id) not in known)
+                                for m in chunk)
+        return recorded
+
+    def matched_calls(self, profile: str) -> set[str]:
+        """Ids of every call ever recorded as matching ``profile``."""
+        with self.engine.connect() as connection:
+            return set(connection.execute(
+                sa.select(matches_table.c.call_id).where(matches_table.c.profile == profile)
+            ).scalars())
+
+    def last_runs(self) -> dict[str, datetime]:
+        """When each profile was last matched."""
+        with self.engine.connect() as connection:
+            return {p: at for p, at in connection.execute(
+                sa.select(runs_table.c.profile, runs_table.c.last_run))}
+
+    def mark_run(self, profiles: Iterable[str], now: datetime) -> None:
+        """Record that ``profiles`` were matched at ``now``."""
+        rows = [{"profile": name, "last_run": now} for name in sorted(set(profiles))]
+        if not rows:
+            return
+        with self.engine.begin() as connection:
+            statement = _insert(connection, runs_table)
+            connection.execute(statement.on_conflict_do_update(
+                index_elements=[runs_table.c.profile],
+                set_={"last_run": statement.excluded.last_run}), rows)
+
+    # -- calls, as the matcher needs them
+
+    def calls(self, ids: Collection[str] | None = None) -> list[StoredCall]:
+        """The stored calls with ``ids`` (unknown ids are skipped), or every call; in id order."""
+        query = sa.select(calls_table).order_by(calls_table.c.id)
+        with self.engine.connect() as connection:
+            if ids is None:
+                rows = list(connection.execute(query))
+            else:
+                rows = []
+                for chunk in _chunks(sorted(set(ids))):
+                    rows.extend(connection.execute(query.where(calls_table.c.id.in_(chunk))))
+        return [
+            StoredCall(record=CallRecord.model_validate(row.record), first_seen=row.first_seen,
+                       last_seen=row.last_seen, last_changed=row.last_changed,
+                       still_listed=row.still_listed)
+            for row in sorted(rows, key=lambda r: r.id)
+        ]
