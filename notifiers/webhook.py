@@ -1,0 +1,141 @@
+"""The webhook channel: a JSON POST (httpx), signed as Standard Webhooks specifies.
+
+Settings: ``[notifiers.webhook] secret_env`` (the name of the environment variable that
+holds the secret, default ``CALLWATCH_WEBHOOK_SECRET``) and ``timeout``. The body is
+picked per recipient (``Recipient.webhook_format``): ``generic`` is the
+``callwatch.message/1`` document described in ``tracker/render.py``; ``slack`` a Slack
+incoming-webhook body (Block Kit); ``teams`` a Microsoft Teams body with an Adaptive Card.
+
+Signature (https://www.standardwebhooks.com/): three headers on every request,
+
+    webhook-id: msg_<32 hex>        the same on every retry of the same message
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 of HMAC-SHA256(key, "<id>.<timestamp>.<body>")>
+
+where ``key`` is the base64-decoded part of a ``whsec_...`` secret, or the UTF-8 bytes of
+any other secret. Receivers check the HMAC, reject stale timestamps and may drop a
+``webhook-id`` they have already seen. Without a secret the signature header is left out
+(Slack and Teams URLs are secrets themselves).
+
+Answers: 2xx delivered; 408, 429 (Retry-After honoured), 5xx, timeouts and connection
+errors ``ChannelUnavailable``; 410 ``ChannelGone``; any other status (redirects included:
+they are not followed) ``ChannelRejected``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from tracker.config import WebhookSettings
+from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
+from tracker.ports import Message, Recipient, SendResult, WebhookFormat
+from tracker.render import slack_body, teams_body
+
+USER_AGENT = "callwatch-webhook/1 (+https://github.com/callwatch/callwatch)"
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key: base64-decoded after ``whsec_``, else the secret's UTF-8 bytes."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret[len("whsec_"):], validate=True)
+        except ValueError as exc:
+            raise ConfigError("a whsec_ webhook secret must be base64 after the prefix",
+                              key="notifiers.webhook.secret_env") from exc
+    return secret.encode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256 of id.timestamp.body>``."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return f"v1,{base64.b64encode(digest).decode()}"
+
+
+def webhook_body(message: Message, fmt: WebhookFormat) -> bytes:
+    """The bytes to POST for ``fmt``."""
+    document: dict[str, Any] = message.document
+    if fmt == "slack":
+        document = slack_body(document)
+    elif fmt == "teams":
+        document = teams_body(document)
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+class WebhookNotifier:
+    """POSTs rendered messages to webhook URLs."""
+
+    channel = "webhook"
+
+    def __init__(self, *, secret: str | None = None, timeout: float = 10.0,
+                 client: httpx.AsyncClient | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if secret:
+            signing_key(secret)  # a malformed secret is a start-up error, not a send error
+        self._secret = secret or None
+        self._clock = clock
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT})
+
+    @classmethod
+    def from_settings(cls, settings: WebhookSettings,
+                      environ: Mapping[str, str] | None = None) -> WebhookNotifier:
+        """Build from ``[notifiers.webhook]``; the secret comes from the variable it names."""
+        env = os.environ if environ is None else environ
+        return cls(secret=env.get(settings.secret_env), timeout=settings.timeout)
+
+    def headers(self, url: str, body: bytes) -> dict[str, str]:
+        """Content type and the Standard Webhooks headers for one request."""
+        message_id = "msg_" + hashlib.sha256(url.encode() + b"\n" + body).hexdigest()[:32]
+        timestamp = int(self._clock())
+        headers = {"Content-Type": "application/json", "webhook-id": message_id,
+                   "webhook-timestamp": str(timestamp)}
+        if self._secret:
+            headers["webhook-signature"] = sign(self._secret, message_id, timestamp, body)
+        return headers
+
+    async def send(self, recipient: Recipient, message: Message) -> SendResult:
+        """POST once; see the module docstring for what each answer means."""
+        url = recipient.address
+        if not url.startswith(("https://", "http://")):
+            raise ChannelRejected(f"webhook: not an http(s) URL: {url[:80]!r}")
+        body = webhook_body(message, recipient.webhook_format)
+        headers = self.headers(url, body)
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise ChannelUnavailable(f"webhook: timed out: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise ChannelUnavailable(f"webhook: {type(exc).__name__}: {exc}") from exc
+        status = response.status_code
+        if 200 <= status < 300:
+            return SendResult(channel=self.channel, address=url,
+                              message_ids=(headers["webhook-id"],))
+        text = f"webhook: HTTP {status} from the receiver"
+        if status in (408, 429) or status >= 500:
+            raise ChannelUnavailable(text, retry_after=_retry_after(response))
+        if status == 410:
+            raise ChannelGone(text, status=status)
+        raise ChannelRejected(text, status=status)
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()

@@ -1,0 +1,26 @@
+"""The console channel: what a first run shows."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import pytest
+
+from notifiers.console import ConsoleNotifier
+from tests.notifier_support import HOSTILE_TITLE, every_kind
+from tracker.errors import ChannelUnavailable
+from tracker.ports import Recipient
+
+
+def test_console_prints_subject_and_text() -> None:
+    stream = io.StringIO()
+    message = every_kind(HOSTILE_TITLE)["digest"]
+    result = asyncio.run(ConsoleNotifier(stream).send(Recipient("", subscriber="ana"), message))
+    out = stream.getvalue()
+    assert out.startswith(f"To ana: {message.subject}\n")
+    assert message.text.rstrip() in out
+    assert result.channel == "console"
+    stream.close()
+    with pytest.raises(ChannelUnavailable):
+        asyncio.run(ConsoleNotifier(stream).send(Recipient(""), message))

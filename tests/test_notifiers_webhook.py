@@ -1,0 +1,149 @@
+"""The webhook channel against a local receiver that checks Standard Webhooks signatures."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+
+import pytest
+
+from notifiers.webhook import WebhookNotifier, sign
+from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind
+from tracker.config import WebhookSettings
+from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
+from tracker.fakes.webhook_receiver import WebhookReceiver, verify
+from tracker.ports import Message, Recipient, SendResult, WebhookFormat
+
+SECRET = "whsec_" + base64.b64encode(b"callwatch test secret, 32 bytes!").decode()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(SECRET) as server:
+        assert isinstance(server, WebhookReceiver)
+        yield server
+
+
+def post(notifier: WebhookNotifier, *sends: tuple[Recipient, Message]) -> list[SendResult]:
+    async def main() -> list[SendResult]:
+        try:
+            return [await notifier.send(recipient, message) for recipient, message in sends]
+        finally:
+            await notifier.aclose()
+    return asyncio.run(main())
+
+
+def test_signature_matches_the_standard_webhooks_test_vector() -> None:
+    # the example in the Standard Webhooks specification and its reference libraries
+    assert sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330, b'{"test": 2432232314}') == \
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+@pytest.mark.parametrize("title", [None, HOSTILE_TITLE, LONG_TITLE])
+def test_every_message_kind_arrives_signed_with_the_generic_schema(
+        receiver: WebhookReceiver, title: str | None) -> None:
+    messages = every_kind(title)
+    notifier = WebhookNotifier.from_settings(WebhookSettings(), {"CALLWATCH_WEBHOOK_SECRET": SECRET})
+    results = post(notifier, *((Recipient(receiver.endpoint()), m) for m in messages.values()))
+    assert [r.verified for r in receiver.received] == [True] * 4
+    assert [r.status for r in receiver.received] == [204] * 4
+    for got, message, result in zip(receiver.received, messages.values(), results, strict=True):
+        body = got.json()
+        assert body == message.document
+        assert body["schema"] == "callwatch.message/1"
+        assert got.headers["content-type"] == "application/json"
+        assert got.headers["webhook-id"] == result.message_ids[0]
+        item = body["sections"][0]["items"][0]
+        assert set(item) >= {"call_id", "title", "programme", "identifier", "status", "url",
+                             "next_deadline", "days_left", "budget_eur", "reasons", "changes"}
+        if title:
+            assert len(item["title"]) <= 300
+
+
+def test_a_retry_carries_the_same_webhook_id(receiver: WebhookReceiver) -> None:
+    message = every_kind()["alert_new"]
+    notifier = WebhookNotifier(secret=SECRET)
+    first, second = post(notifier, (Recipient(receiver.endpoint()), message),
+                         (Recipient(receiver.endpoint()), message))
+    assert first.message_ids == second.message_ids
+    assert first.message_ids[0].startswith("msg_")
+
+
+def test_a_plain_secret_is_used_as_bytes() -> None:
+    with WebhookReceiver("plain-secret") as plain:
+        assert isinstance(plain, WebhookReceiver)
+        post(WebhookNotifier(secret="plain-secret"), (Recipient(plain.endpoint()), every_kind()["digest"]))
+        assert plain.received[0].verified
+
+
+def test_a_wrong_secret_or_stale_timestamp_fails_verification(receiver: WebhookReceiver) -> None:
+    other = "whsec_" + base64.b64encode(b"another secret").decode()
+    with pytest.raises(ChannelRejected) as caught:
+        post(WebhookNotifier(secret=other), (Recipient(receiver.endpoint()), every_kind()["alert_new"]))
+    assert caught.value.status == 401
+    assert receiver.received[0].verified is False
+    stale = WebhookNotifier(secret=SECRET, clock=lambda: 1_000_000_000.0)
+    with pytest.raises(ChannelRejected):
+        post(stale, (Recipient(receiver.endpoint()), every_kind()["alert_new"]))
+    headers = dict(receiver.received[1].headers)
+    assert verify(SECRET, headers, receiver.received[1].body, now=1_000_000_010.0)
+    assert not verify(SECRET, headers, receiver.received[1].body + b" ", now=1_000_000_010.0)
+
+
+def test_slack_and_teams_bodies_are_selected_per_recipient(receiver: WebhookReceiver) -> None:
+    message = every_kind(HOSTILE_TITLE)["digest"]
+    formats: list[WebhookFormat] = ["slack", "teams"]
+    post(WebhookNotifier(secret=SECRET),
+         *((Recipient(receiver.endpoint(f"/{fmt}"), webhook_format=fmt), message) for fmt in formats))
+    slack, teams = (r.json() for r in receiver.received)
+    assert receiver.received[0].path == "/slack"
+    assert slack["text"] == message.subject and slack["blocks"][0]["type"] == "header"
+    assert "<script>" not in str(slack["blocks"])
+    assert teams["type"] == "message"
+    assert teams["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert all(r.verified for r in receiver.received)
+
+
+@pytest.mark.parametrize(("status", "error", "retry_after"), [
+    (500, ChannelUnavailable, None),
+    (503, ChannelUnavailable, None),
+    (429, ChannelUnavailable, 7.0),
+    (408, ChannelUnavailable, None),
+    (404, ChannelRejected, None),
+    (400, ChannelRejected, None),
+    (301, ChannelRejected, None),
+    (410, ChannelGone, None),
+])
+def test_answers_map_to_what_the_dispatcher_should_do(
+        receiver: WebhookReceiver, status: int, error: type[Exception], retry_after: float | None) -> None:
+    receiver.respond_with.append(status)
+    with pytest.raises(error) as caught:
+        post(WebhookNotifier(secret=SECRET), (Recipient(receiver.endpoint()), every_kind()["alert_new"]))
+    assert type(caught.value) is error
+    if isinstance(caught.value, ChannelUnavailable):
+        assert caught.value.retry_after == retry_after
+
+
+def test_an_unreachable_receiver_is_transient() -> None:
+    with WebhookReceiver() as gone:
+        url = gone.endpoint()
+    with pytest.raises(ChannelUnavailable):
+        post(WebhookNotifier(), (Recipient(url), every_kind()["alert_new"]))
+
+
+def test_without_a_secret_no_signature_is_sent(receiver: WebhookReceiver) -> None:
+    receiver.secret = None
+    post(WebhookNotifier.from_settings(WebhookSettings(), {}),
+         (Recipient(receiver.endpoint()), every_kind()["alert_new"]))
+    assert "webhook-signature" not in receiver.received[0].headers
+    assert "webhook-id" in receiver.received[0].headers
+
+
+def test_bad_secrets_and_addresses_are_refused_early() -> None:
+    with pytest.raises(ConfigError):
+        WebhookNotifier(secret="whsec_not base64!")
+    with pytest.raises(ChannelRejected, match="not an http"):
+        post(WebhookNotifier(), (Recipient("ftp://example.org/x"), every_kind()["alert_new"]))
+

@@ -1,0 +1,155 @@
+"""A real SMTP server (aiosmtpd) on a free 127.0.0.1 port that keeps what it receives.
+
+Messages are parsed with the standard ``email`` package so tests can check both parts,
+the headers and the escaping; they can also be written as ``.eml`` files for a person to
+open (``callwatch demo`` does). Fault switches refuse a recipient (550) or answer the next
+messages with a temporary failure (451). With ``keep=False`` it only counts, so a benchmark
+of ten thousand messages measures the sender's memory, not the sink's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import itertools
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+@dataclass(frozen=True)
+class ReceivedEmail:
+    """One message as the server got it: the envelope and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+    raw: bytes
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address.lower() in self.sink.refused:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return self.sink._receive(envelope)
+
+
+class _QuietSession(Session):
+    """aiosmtpd sets the deprecated ``login_data`` after every login and warns about it.
+
+    Tests turn warnings into errors, which would kill the server thread mid-login.
+    """
+
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
+class _Server(SMTP):
+    def _create_session(self) -> Session:
+        return _QuietSession(self.loop)
+
+
+class _Controller(Controller):
+    """aiosmtpd's Controller, bound to port 0 and told the port the system picked."""
+
+    def factory(self) -> SMTP:
+        return _Server(self.handler, **self.SMTP_kwargs)
+
+    def _trigger_server(self) -> None:
+        if not isinstance(self.server, asyncio.Server):
+            raise RuntimeError("the SMTP server did not start")
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it untyped
+
+
+class SmtpSink:
+    """Start with ``start()`` or as a context manager; ``host`` and ``port`` say where."""
+
+    def __init__(self, *, keep: bool = True, directory: Path | None = None,
+                 credentials: tuple[str, str] | None = None) -> None:
+        self.keep = keep
+        self.directory = directory
+        self.credentials = credentials
+        self.messages: list[ReceivedEmail] = []
+        self.count = 0
+        self.refused: set[str] = set()
+        self.temporary_failures = 0  # answer the next N messages with 451
+        self._lock = threading.Lock()
+        self._names = itertools.count(1)
+        options: dict[str, Any] = {}
+        if credentials is not None:
+            options.update(authenticator=self._authenticate, auth_require_tls=False)
+        self._controller = _Controller(_Handler(self), hostname="127.0.0.1", port=0, **options)
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(self._controller.port)
+
+    def refuse(self, address: str) -> None:
+        """Answer RCPT TO for ``address`` with 550 (a mailbox that does not exist)."""
+        self.refused.add(address.lower())
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
+                      mechanism: str, auth_data: Any) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and self.credentials is not None and (
+            auth_data.login.decode(), auth_data.password.decode()) == self.credentials
+        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
+
+    def _receive(self, envelope: Envelope) -> str:
+        with self._lock:
+            if self.temporary_failures > 0:
+                self.temporary_failures -= 1
+                return "451 4.3.0 Try again later"
+            self.count += 1
+            if not self.keep and self.directory is None:
+                return "250 Message accepted for delivery"
+        raw = envelope.original_content or b""
+        if isinstance(envelope.content, str):  # pragma: no cover - SMTPUTF8 decoding off
+            raw = envelope.content.encode()
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        if not isinstance(parsed, EmailMessage):  # the default policy always makes one
+            raise TypeError(type(parsed).__name__)
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / f"{next(self._names):05d}.eml").write_bytes(raw)
+        if self.keep:
+            received = ReceivedEmail(str(envelope.mail_from), tuple(envelope.rcpt_tos), parsed, raw)
+            with self._lock:
+                self.messages.append(received)
+        return "250 Message accepted for delivery"
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
