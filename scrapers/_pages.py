@@ -33,6 +33,10 @@ CHALLENGE_MARKERS = (
 )
 
 
+class BotChallenge(SourceRejected):
+    """The site answered with a bot-challenge or block page: every further request will too."""
+
+
 def challenge_reason(body: str) -> str | None:
     """Why ``body`` is a bot-challenge or block page, or None when it looks like content."""
     head = body[:20000].casefold()
@@ -54,12 +58,12 @@ async def fetch_response(http: HttpClient, url: str, method: str = "GET", **kwar
         response = await http.request(method, url, **kwargs)
     except SourceRejected as exc:
         if exc.status == 403:
-            raise SourceRejected(f"blocked at {url} (HTTP 403, often a bot challenge)",
-                                 status=403) from exc
+            raise BotChallenge(f"blocked at {url} (HTTP 403, often a bot challenge)",
+                               status=403) from exc
         raise
     reason = challenge_reason(response.content[:20000].decode("utf-8", "replace"))
     if reason is not None:
-        raise SourceRejected(f"{reason} at {url}", status=response.status_code)
+        raise BotChallenge(f"{reason} at {url}", status=response.status_code)
     return response
 
 

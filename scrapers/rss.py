@@ -28,10 +28,10 @@ import feedparser
 from pydantic import Field, field_validator
 
 from scrapers._dates import LanguageCode, ZoneName, parse_date, zone_named
-from scrapers._pages import challenge_reason, fetch_response
+from scrapers._pages import BotChallenge, challenge_reason, fetch_response
 from scrapers._records import IDENTIFIER, RecordBatch, require, status_for
 from tracker import programmes
-from tracker.errors import CallwatchError, LayoutChanged, SourceRejected
+from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
 from tracker.text import html_to_text, one_line
@@ -128,7 +128,7 @@ def parse_feed(body: bytes, *, url: str) -> FeedPage:
     text_head = body[:20000].decode("utf-8", "replace")
     reason = challenge_reason(text_head)
     if reason is not None:
-        raise SourceRejected(f"{reason} at {url}")
+        raise BotChallenge(f"{reason} at {url}")
     parsed: Any = feedparser.parse(strip_junk(body), response_headers={"content-location": url})
     if not parsed.get("version"):
         problem = parsed.get("bozo_exception") or "no <rss>, <feed> or <rdf:RDF> element"
