@@ -306,6 +306,15 @@ def scrape_command(app: App, names: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+# -- rules: profiles, match, dismiss (tracker/cli_rules.py) ------------------------------
+
+from tracker.cli_rules import dismiss_command, match_command, profiles_group  # noqa: E402 - registered after `cli` exists
+
+cli.add_command(profiles_group)
+cli.add_command(match_command)
+cli.add_command(dismiss_command)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="callwatch")

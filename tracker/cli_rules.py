@@ -1,0 +1,172 @@
+"""Commands of the rules layer: ``profiles check|list|suggest``, ``match`` and ``dismiss``.
+
+They take the ``App`` from ``tracker.cli`` through ``click.pass_obj`` (importing
+``tracker.cli`` here would be circular) and are registered there with ``cli.add_command``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tracker.dates import isoformat_utc
+from tracker.rules.feedback import suggest_exclusions
+from tracker.rules.matcher import Match
+from tracker.rules.profiles import read_profiles
+from tracker.rules.runner import load_profiles, match_stored, select_profiles
+from tracker.rules.store import RulesStore
+
+if TYPE_CHECKING:
+    from tracker.cli import App
+
+
+def _console() -> Console:
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _date(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def match_as_json(match: Match) -> dict[str, Any]:
+    """The object `callwatch match --format json` prints for one match."""
+    return {
+        "profile": match.profile,
+        "call_id": match.call_id,
+        "score": match.score,
+        "reasons": list(match.reasons),
+        "title": match.call.title,
+        "programme": match.call.programme,
+        "next_deadline": isoformat_utc(match.next_deadline),
+        "url": match.call.url,
+    }
+
+
+# -- profiles -------------------------------------------------------------------------------
+
+@click.group("profiles")
+def profiles_group() -> None:
+    """Check, list and improve matching profiles."""
+
+
+@profiles_group.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_obj
+def profiles_check(app: App, paths: tuple[Path, ...]) -> None:
+    """Validate profile files (default: the profiles directory); exit 2 on any problem.
+
+    PATH may be a YAML file or a directory of them. Every problem is listed with its file,
+    line and field.
+    """
+    targets = list(paths) or [Path(app.settings.profiles.directory)]
+    profiles, problems = read_profiles(targets)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found", err=True)
+        sys.exit(2)
+    names = ", ".join(p.name for p in profiles) or "none"
+    click.echo(f"{len(profiles)} profile{'s' if len(profiles) != 1 else ''} OK: {names}")
+
+
+@profiles_group.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def profiles_list(app: App, fmt: str) -> None:
+    """Every profile, from the profiles directory and from the database."""
+    app.store()  # the schema must be current before database profiles are read
+    profiles = load_profiles(app.settings, app.engine)
+    if fmt == "json":
+        _echo_json([{**p.as_mapping(), "origin": p.origin} for p in profiles])
+        return
+    table = Table(title=f"{len(profiles)} profiles")
+    for column in ("name", "origin", "description", "query"):
+        table.add_column(column, overflow="fold")
+    for p in profiles:
+        table.add_row(p.name, p.origin, p.description, p.query or "")
+    _console().print(table)
+
+
+@profiles_group.command("suggest")
+@click.argument("name")
+@click.option("--limit", default=10, show_default=True, help="how many words to propose")
+@click.pass_obj
+def profiles_suggest(app: App, name: str, limit: int) -> None:
+    """Propose exclusion words: frequent in calls dismissed for NAME, rare in kept ones."""
+    app.store()
+    [profile] = select_profiles(load_profiles(app.settings, app.engine), name)
+    rules = RulesStore(app.engine)
+    dismissed_ids = {call_id for _, call_id in rules.dismissed([name])}
+    kept_ids = rules.matched_calls(name) - dismissed_ids
+    dismissed = [c.record for c in rules.calls(dismissed_ids)] if dismissed_ids else []
+    kept = [c.record for c in rules.calls(kept_ids)] if kept_ids else []
+    if not dismissed:
+        click.echo(f"no calls dismissed for {name} yet: dismiss some with "
+                   f"`callwatch dismiss {name} CALL_ID`")
+        return
+    suggestions = suggest_exclusions(profile, dismissed, kept, limit=limit)
+    if not suggestions:
+        click.echo(f"no word stands out in the {len(dismissed)} calls dismissed for {name}")
+        return
+    table = Table(title=f"exclusions for {name} ({len(dismissed)} dismissed, {len(kept)} kept)")
+    for column in ("add to the query", "in dismissed", "in kept"):
+        table.add_column(column)
+    for s in suggestions:
+        table.add_row(s.clause, f"{s.dismissed}/{s.dismissed_total}", f"{s.kept}/{s.kept_total}")
+    _console().print(table)
+
+
+# -- match and dismiss ------------------------------------------------------------------------
+
+@click.command("match")
+@click.option("--profile", "profile_name", help="only this profile")
+@click.option("--all", "everything", is_flag=True,
+              help="match every stored call, not only those changed since the last match run")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_obj
+def match_command(app: App, profile_name: str | None, everything: bool, fmt: str) -> None:
+    """Rank calls against profiles, with the reasons for each match.
+
+    By default each profile looks at the calls changed since its last match run (every
+    call the first time); --all re-matches everything. Matches are recorded, and dismissed
+    calls never come back.
+    """
+    app.store()
+    matches = match_stored(app.engine, app.settings, app.now(), profile=profile_name,
+                           everything=everything)
+    if fmt == "json":
+        _echo_json([match_as_json(m) for m in matches])
+        return
+    table = Table(title=f"{len(matches)} matches")
+    for column in ("profile", "score", "call", "next deadline (UTC)", "title", "why"):
+        table.add_column(column, overflow="fold")
+    for m in matches:
+        table.add_row(m.profile, str(m.score), m.call_id + (" (new)" if m.new else ""),
+                      _date(m.next_deadline), m.call.title, m.explanation)
+    _console().print(table)
+
+
+@click.command("dismiss")
+@click.argument("profile_name", metavar="PROFILE")
+@click.argument("call_id")
+@click.pass_obj
+def dismiss_command(app: App, profile_name: str, call_id: str) -> None:
+    """Mark CALL_ID not relevant for PROFILE: it will never be matched for it again."""
+    store = app.store()
+    select_profiles(load_profiles(app.settings, app.engine), profile_name)
+    store.get_call(call_id)
+    if RulesStore(app.engine).dismiss(profile_name, call_id, app.now()):
+        click.echo(f"dismissed {call_id} for {profile_name}")
+    else:
+        click.echo(f"{call_id} was already dismissed for {profile_name}")
