@@ -86,3 +86,11 @@ def require(value: str | None, what: str, item_id: str) -> str:
     if value is None or not value.strip():
         raise InvalidRecord(f"no {what}", native_id=item_id)
     return value.strip()
+
+
+def own_identifier(text: str) -> str | None:
+    """The one official identifier ``text`` names, a call's topic winning over the call
+    (SMP-COSME-2024-CLUSTER-01 over SMP-COSME-2024-CLUSTER); None when it names several."""
+    found = set(IDENTIFIER.findall(text))
+    specific = {i for i in found if not any(o != i and o.startswith(i + "-") for o in found)}
+    return specific.pop() if len(specific) == 1 else None

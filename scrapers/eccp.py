@@ -30,7 +30,7 @@ from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_date, zone_named
 from scrapers._pages import BotChallenge, absolute, fetch_page, same_site, soup_of
-from scrapers._records import IDENTIFIER, RecordBatch, status_for
+from scrapers._records import RecordBatch, own_identifier, status_for
 from tracker import programmes
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
@@ -132,8 +132,7 @@ def record_from_detail(markup: str, *, url: str, source: str, now: datetime, tim
         link = absolute(url, href if isinstance(href, str) else None)
         if link and link.startswith("http") and not same_site(link, url) and link not in outbound:
             outbound.append(link)
-    identifiers = sorted(set(IDENTIFIER.findall(flat)))
-    identifier = identifiers[0] if mirrored and len(identifiers) == 1 else None
+    identifier = own_identifier(flat) if mirrored else None
     programme = programmes.lookup(identifier.split("-")[0]) if identifier else None
     body = flat.split(title, 1)[-1].strip() if title in flat else flat
     summary = body[:2000] + ("\n\nLinks: " + " ".join(outbound) if outbound else "")

@@ -1,0 +1,217 @@
+"""Commission agency sites in the Europa Component Library (ECL): EISMEA, HaDEA, EIC, one parser.
+
+Manifest
+- URL: one configured instance per site (``kind = "ecl_pages"``), ``list_url`` e.g.
+  https://eismea.ec.europa.eu/funding-opportunities/calls-proposals_en,
+  https://hadea.ec.europa.eu/calls-proposals_en, https://eic.ec.europa.eu/news_en;
+  pages ``?page=1``, ``?page=2`` … until a page has no card or no new card.
+- Returns: one record per ``.ecl-content-item`` card (title, link, date, description,
+  type label) and, with ``details = true``, the labelled fields of its page: "Deadline
+  date 5 February 2025, 17:00 (CET)", "Opening date", "Deadline model", the status badge
+  ("Call for proposals • Closed") and the topic identifier named on it.
+- Changes: a few calls a month per agency; default interval 1d.
+- Quirks: cards are server-rendered (plain HTTP is enough). The classes of the detail
+  block are not documented, so its label/value pairs are read from the text. A news list
+  (``details = false``) gives no deadlines and is judged by drift detection without them.
+  No RSS for these sites is verified (other_sources.md §2D).
+- Fixtures: tests/fixtures/ecl_pages/.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+
+from scrapers._dates import ZoneName, parse_date, zone_named
+from scrapers._pages import BotChallenge, absolute, fetch_page, soup_of
+from scrapers._records import RecordBatch, own_identifier, require, status_for
+from scrapers.rss import _programme
+from tracker import programmes
+from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
+from tracker.models import CallRecord, ScrapeResult
+from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.text import normalize_space, one_line
+
+_WHEN = r"(\d{1,2}\s+[^\W\d_]+\s+\d{4}(?:,?\s*\d{1,2}:\d{2})?(?:\s*\((?:CET|CEST|Brussels time)\))?)"
+_DEADLINE = re.compile(r"Deadline dates?\s*:?\s*" + _WHEN)
+_DEADLINE_RAW = re.compile(r"Deadline dates?\s*:?\s*(\S+(?:\s+\S+){0,2})")
+_OPENING = re.compile(r"Opening date\s*:?\s*" + _WHEN)
+_MODEL = re.compile(r"Deadline model\s*:?\s*(Single-stage|Two-stage|Multiple cut-off|[\w-]+)", re.IGNORECASE)
+_BADGE = re.compile(r"•\s*(Open|Closed|Forthcoming|Upcoming)\b", re.IGNORECASE)
+
+
+class EclSettings(SourceSettings):
+    """Settings of one ``kind = "ecl_pages"`` instance."""
+
+    interval: Duration = Field(timedelta(days=1), description="how often to scrape")
+    list_url: str = Field(description="the agency's calls (or news) list page")
+    publisher: str = Field(description="the agency, shown as sub-programme, e.g. EISMEA")
+    programme: str | None = Field(None, description="canonical programme when the site has one")
+    details: bool = Field(True, description="read each card's page for deadlines and status")
+    max_pages: int = Field(10, ge=1, le=100, description="list pages to walk at most")
+    timezone: ZoneName = Field("Europe/Brussels", description="zone of deadlines without one")
+
+    _check_programme = field_validator("programme")(_programme)
+
+
+@dataclass(frozen=True)
+class Card:
+    """One ECL content item of a list."""
+
+    title: str
+    link: str | None
+    date: str | None
+    description: str
+    label: str
+
+
+def page_url(list_url: str, number: int) -> str:
+    """``list_url`` with ``page=number`` (ECL lists count from 0; page 0 has no parameter)."""
+    parts = urlsplit(list_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]
+    if number:
+        query.append(("page", str(number)))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def parse_cards(markup: str, *, url: str, first: bool) -> list[Card]:
+    """The cards of one list page; LayoutChanged when a first page has none."""
+    soup = soup_of(markup)
+    nodes = soup.select(".ecl-content-item")
+    if first and not nodes:
+        raise LayoutChanged(f"no .ecl-content-item cards on {url}")
+    cards = []
+    for node in nodes:
+        anchor = node.select_one(".ecl-content-block__title a[href]") or node.select_one("a[href]")
+        href = anchor.get("href") if anchor is not None else None
+        time_node = node.select_one("time[datetime]")
+        when = time_node.get("datetime") if time_node is not None else None
+        description = node.select_one(".ecl-content-block__description")
+        label = node.select_one(".ecl-content-block__primary-meta-item")
+        cards.append(Card(
+            title=one_line(anchor.get_text(" ")) if anchor is not None else "",
+            link=absolute(url, href if isinstance(href, str) else None),
+            date=when if isinstance(when, str) else None,
+            description=one_line(description.get_text(" ")) if description is not None else "",
+            label=one_line(label.get_text(" ")) if label is not None else "",
+        ))
+    return cards
+
+
+def native_id_of(card: Card) -> str:
+    """The last path segment of the card's link (the notes' dedup key), else its title."""
+    if card.link:
+        segment = urlsplit(card.link).path.rstrip("/").rsplit("/", 1)[-1]
+        if segment:
+            return segment
+    return require(card.title, "title or link", "?")
+
+
+def record_from_card(card: Card, detail: str | None, *, source: str, settings: EclSettings,
+                     now: datetime) -> CallRecord:
+    """A card, and its detail page's text when read, as a call."""
+    native_id = native_id_of(card)
+    zone = zone_named(settings.timezone)
+    flat = ""
+    if detail is not None:
+        soup = soup_of(detail)
+        main = soup.select_one("main") or soup.body
+        flat = " ".join(normalize_space(main.get_text(" ")).split()) if main is not None else ""
+    deadlines: tuple[datetime, ...] = ()
+    found = _DEADLINE.search(flat) or _DEADLINE_RAW.search(flat)
+    if found:
+        deadline = parse_date(found.group(1), zone=zone, language="en")
+        if deadline is None:
+            raise InvalidRecord(f"unparseable deadline {found.group(1)!r}", native_id=native_id)
+        deadlines = (deadline,)
+    opening_match = _OPENING.search(flat)
+    opening = parse_date(opening_match.group(1), zone=zone, end_of_day=False) if opening_match else None
+    badge = _BADGE.search(flat)
+    model = _MODEL.search(flat)
+    identifier = own_identifier(f"{card.title} {flat}")
+    programme = settings.programme
+    if programme is None and identifier:
+        known = programmes.lookup(identifier.split("-")[0])
+        programme = known.name if known else None
+    return CallRecord(
+        source=source,
+        native_id=native_id,
+        title=require(card.title, "title", native_id),
+        status=status_for(opening, deadlines, now, badge.group(1) if badge else None),
+        programme=programme,
+        sub_programme=settings.publisher,
+        topic_identifier=identifier,
+        summary=card.description,
+        url=card.link,
+        opening_date=opening,
+        deadlines=deadlines,
+        deadline_model=model.group(1).lower() if model else None,
+        action_type=card.label or None,
+        language="en",
+    )
+
+
+class EclSource:
+    """One agency site."""
+
+    def __init__(self, name: str, settings: EclSettings, http: HttpClient) -> None:
+        self.name = name
+        self.settings = settings
+        self.http = http
+        self.expected_fields = ("title", "url", "deadline") if settings.details else ("title", "url")
+
+    async def _cards(self, progress: Progress | None) -> list[Card]:
+        cards: list[Card] = []
+        seen: set[str] = set()
+        for number in range(self.settings.max_pages):
+            url = page_url(self.settings.list_url, number)
+            page = parse_cards(await fetch_page(self.http, url), url=url, first=number == 0)
+            new = [c for c in page if native_id_of(c) not in seen]
+            if not new:
+                break
+            seen.update(native_id_of(c) for c in new)
+            cards.extend(new)
+            if progress:
+                progress(number + 1, None)
+        return cards
+
+    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
+        batch = RecordBatch(self.name)
+        try:
+            cards = await self._cards(progress)
+        except CallwatchError as exc:
+            return batch.failed(exc)
+        complete = True
+        for card in cards:
+            detail: str | None = None
+            if self.settings.details and card.link:
+                try:
+                    detail = await fetch_page(self.http, card.link)
+                except BotChallenge as exc:
+                    return batch.failed(exc)
+                except CallwatchError as exc:
+                    batch.invalid += 1
+                    complete = False
+                    batch.notes.append(f"detail page failed: {exc}")
+                    continue
+            batch.add(card.link or card.title, functools.partial(
+                record_from_card, card, detail, source=self.name, settings=self.settings, now=now))
+        return batch.result(complete=complete)
+
+
+def _create(name: str, settings: Any, http: HttpClient) -> EclSource:
+    return EclSource(name, settings, http)
+
+
+PLUGIN = SourcePlugin(
+    kind="ecl_pages",
+    description="Commission agency sites in ECL markup (EISMEA, HaDEA, EIC): one instance per site",
+    settings=EclSettings,
+    create=_create,
+)
