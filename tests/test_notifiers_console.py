@@ -24,3 +24,18 @@ def test_console_prints_subject_and_text() -> None:
     stream.close()
     with pytest.raises(ChannelUnavailable):
         asyncio.run(ConsoleNotifier(stream).send(Recipient(""), message))
+
+
+def test_enabled_channels_are_built_and_telegram_needs_its_token() -> None:
+    from notifiers import CHANNELS, create_notifiers
+    from tracker.config import NotifierSettings
+
+    async def build_and_close(environ: dict[str, str]) -> list[str]:
+        built = create_notifiers(NotifierSettings(), environ)
+        for name, notifier in built.items():
+            assert notifier.channel == name
+            await notifier.aclose()
+        return sorted(built)
+
+    assert asyncio.run(build_and_close({})) == ["console", "email", "webhook"]
+    assert asyncio.run(build_and_close({"CALLWATCH_TELEGRAM_TOKEN": "1:x"})) == sorted(CHANNELS)
