@@ -1,0 +1,196 @@
+"""EIT Opportunities: the open calls of every EIT community (KIC) on one Drupal views page.
+
+Manifest
+- URL: https://www.eit.europa.eu/our-activities/opportunities (``list_url``), following the
+  views pager; with ``details = true`` also each ``/our-activities/opportunities/<slug>``.
+- Returns: one record per ``.views-row``: title and link (``.teaser-title a``), start and
+  end dates (``.start-date``, ``.end-date``, dd/mm/yyyy; the end is the deadline, end of
+  day in Brussels), the community (``.opportunity-kics``, as sub-programme), programme
+  "EIT"; with details, the page text as summary and its links to the KIC's own call page.
+- Changes: a few calls a week across the KICs; default interval 1d.
+- Quirks: EIT rate-limits bursts, so detail pages are off by default and ``http.delay``
+  paces them when on. Rows whose end date has passed are kept as closed (absence is not
+  closure). EIT has no RSS. Many KIC calls are also portal cascade calls: dedupe by url.
+  Recipe: shared/sources/other_sources.md §2E.
+- Fixtures: tests/fixtures/eit/.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field
+
+from scrapers._dates import ZoneName, parse_date, zone_named
+from scrapers._pages import BotChallenge, absolute, fetch_page, same_site, soup_of
+from scrapers._records import RecordBatch, require, status_for
+from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
+from tracker.models import CallRecord, ScrapeResult
+from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.text import normalize_space, one_line
+
+
+class EitSettings(SourceSettings):
+    """Settings of ``[sources.eit]``."""
+
+    interval: Duration = Field(timedelta(days=1), description="how often to scrape")
+    list_url: str = Field("https://www.eit.europa.eu/our-activities/opportunities",
+                          description="the opportunities page")
+    details: bool = Field(False, description="read each opportunity's page (EIT limits bursts)")
+    max_pages: int = Field(10, ge=1, le=50, description="list pages to walk at most")
+    timezone: ZoneName = Field("Europe/Brussels", description="zone of the dd/mm/yyyy dates")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One opportunity as the list shows it."""
+
+    title: str
+    link: str | None
+    start: str
+    end: str
+    community: str
+
+
+@dataclass(frozen=True)
+class ListPage:
+    rows: list[Row]
+    next_url: str | None
+
+
+def _text(node: Any) -> str:
+    return one_line(node.get_text(" ")) if node is not None else ""
+
+
+def parse_list(markup: str, *, url: str, first: bool) -> ListPage:
+    """Rows and next page; LayoutChanged when a first page has no ``.views-row``."""
+    soup = soup_of(markup)
+    nodes = soup.select(".views-row")
+    if first and not nodes:
+        raise LayoutChanged(f"no .views-row on the EIT opportunities page {url}")
+    rows = []
+    for node in nodes:
+        anchor = node.select_one(".teaser-title a")
+        href = anchor.get("href") if anchor is not None else None
+        rows.append(Row(
+            title=_text(anchor),
+            link=absolute(url, href if isinstance(href, str) else None),
+            start=_text(node.select_one(".start-date")),
+            end=_text(node.select_one(".end-date")),
+            community=_text(node.select_one(".opportunity-kics")),
+        ))
+    if first and rows and not any(r.title for r in rows):
+        raise LayoutChanged(f"EIT rows at {url} have no .teaser-title a")
+    next_node = soup.select_one("a[rel=next]") or soup.select_one(".pager__item--next a")
+    href = next_node.get("href") if next_node is not None else None
+    return ListPage(rows, absolute(url, href if isinstance(href, str) else None))
+
+
+@dataclass(frozen=True)
+class Detail:
+    text: str
+    links: list[str]
+
+
+def parse_detail(markup: str, *, url: str) -> Detail:
+    """The opportunity page's text and its links off the EIT site (the KIC's call page)."""
+    soup = soup_of(markup)
+    main = soup.select_one("main article") or soup.select_one("main") or soup.body
+    if main is None:
+        return Detail("", [])
+    links = []
+    for anchor in main.select("a[href]"):
+        href = anchor.get("href")
+        link = absolute(url, href if isinstance(href, str) else None)
+        if link and link.startswith("http") and not same_site(link, url) and link not in links:
+            links.append(link)
+    return Detail(" ".join(normalize_space(main.get_text(" ")).split()), links)
+
+
+def record_from_row(row: Row, detail: Detail | None, *, source: str, now: datetime,
+                    timezone: str = "Europe/Brussels") -> CallRecord:
+    """One row (and its page) as a call; an unreadable end date makes it invalid."""
+    native_id = urlsplit(row.link).path.rstrip("/").rsplit("/", 1)[-1] if row.link else row.title
+    zone = zone_named(timezone)
+    deadline = parse_date(row.end, zone=zone)
+    if deadline is None:
+        raise InvalidRecord(f"unparseable end date {row.end!r}", native_id=native_id)
+    opening = parse_date(row.start, zone=zone, end_of_day=False) if row.start else None
+    if row.start and opening is None:
+        raise InvalidRecord(f"unparseable start date {row.start!r}", native_id=native_id)
+    summary = ""
+    if detail is not None:
+        summary = detail.text[:2000] + ("\n\nLinks: " + " ".join(detail.links) if detail.links else "")
+    return CallRecord(
+        source=source,
+        native_id=require(native_id, "link or title", "?"),
+        title=require(row.title, "title", native_id),
+        status=status_for(opening, (deadline,), now),
+        programme="EIT",
+        sub_programme=row.community or None,
+        summary=summary,
+        url=row.link,
+        opening_date=opening,
+        deadlines=(deadline,),
+        language="en",
+    )
+
+
+class EitSource:
+    """The EIT opportunities page."""
+
+    expected_fields = ("title", "url", "deadline")
+
+    def __init__(self, name: str, settings: EitSettings, http: HttpClient) -> None:
+        self.name = name
+        self.settings = settings
+        self.http = http
+
+    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
+        batch = RecordBatch(self.name)
+        rows: list[Row] = []
+        url: str | None = self.settings.list_url
+        seen: set[str] = set()
+        try:
+            while url and url not in seen and len(seen) < self.settings.max_pages:
+                seen.add(url)
+                page = parse_list(await fetch_page(self.http, url), url=url, first=not rows)
+                if not page.rows:
+                    break
+                rows.extend(page.rows)
+                url = page.next_url
+                if progress:
+                    progress(len(seen), None)
+        except CallwatchError as exc:
+            return batch.failed(exc)
+        complete = True
+        for row in rows:
+            detail = None
+            if self.settings.details and row.link:
+                try:
+                    detail = parse_detail(await fetch_page(self.http, row.link), url=row.link)
+                except BotChallenge as exc:
+                    return batch.failed(exc)
+                except CallwatchError as exc:
+                    complete = False
+                    batch.notes.append(f"detail page failed: {exc}")
+            batch.add(row.link or row.title, functools.partial(
+                record_from_row, row, detail, source=self.name, now=now,
+                timezone=self.settings.timezone))
+        return batch.result(complete=complete)
+
+
+def _create(name: str, settings: Any, http: HttpClient) -> EitSource:
+    return EitSource(name, settings, http)
+
+
+PLUGIN = SourcePlugin(
+    kind="eit",
+    description="EIT Opportunities: open calls of every EIT community on one page",
+    settings=EitSettings,
+    create=_create,
+)
