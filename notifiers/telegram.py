@@ -61,7 +61,7 @@ from telegram.request import HTTPXRequest
 from tracker.config import TelegramSettings
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ChatMigrated, ConfigError
 from tracker.ports import Message, Recipient, SendResult
-from tracker.render import tg_escape
+from tracker.render import TELEGRAM_LIMIT, tg_escape, truncate_html
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class TelegramNotifier:
         """Send every part in order; see the module docstring for what each error means."""
         await self._start()
         chat = recipient.address
-        parts = message.telegram or (tg_escape(message.text)[:4000],)
+        parts = message.telegram or (truncate_html(tg_escape(message.text), TELEGRAM_LIMIT),)
         ids: list[str] = []
         new_address: str | None = None
         for index, part in enumerate(parts):

@@ -299,3 +299,11 @@ def test_fake_serves_updates_and_bot_housekeeping_methods(fake: FakeTelegram) ->
     assert fake.commands == [{"command": "digest", "description": "send my digest now"}]
     assert fake.callback_answers[0]["text"] == "Dismissed"
     assert fake.markup_edits[0]["message_id"] == "7"
+
+
+def test_a_message_without_telegram_parts_sends_its_escaped_text(fake: FakeTelegram) -> None:
+    plain = every_kind(HOSTILE_TITLE)["alert_new"].model_copy(update={"telegram": (), "buttons": ()})
+    send(fake, "42", plain)
+    [sent] = fake.sent
+    assert "&lt;script&gt;" in sent.text
+    assert parse_telegram_html(sent.text).startswith(plain.text[:40])
