@@ -314,6 +314,20 @@ cli.add_command(profiles_group)
 cli.add_command(match_command)
 cli.add_command(dismiss_command)
 
+from tracker.cli_delivery import (  # noqa: E402 - registered after `cli` exists
+    deliveries_command,
+    digest_command,
+    notify_command,
+    run_command,
+    subscribers_group,
+)
+
+cli.add_command(subscribers_group)
+cli.add_command(notify_command)
+cli.add_command(digest_command)
+cli.add_command(deliveries_command)
+cli.add_command(run_command)
+
 
 def main() -> None:
     """Console-script entry point."""

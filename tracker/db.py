@@ -251,3 +251,112 @@ class ProfileRunRow(SQLModel, table=True):
 
     profile: str = Field(primary_key=True, max_length=100)
     last_run: datetime = _utc_column()
+
+
+# -- delivery: subscribers, their channels and subscriptions, the outbox, digests ----------
+
+class SubscriberRow(SQLModel, table=True):
+    """A subscriber from a YAML file (origin "file") or the Telegram bot (origin "bot")."""
+
+    __tablename__ = "subscribers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, sa_column_kwargs={"unique": True})
+    tenant: str | None = Field(default=None, max_length=100)
+    timezone: str = Field(max_length=60)
+    language: str = Field(max_length=8)
+    quiet_hours: str | None = Field(default=None, max_length=20)
+    reminders: list[int] = Field(sa_column=Column(JSONType, nullable=False))
+    origin: str = Field(max_length=10)
+    muted_until: datetime | None = _utc_column(nullable=True)
+    created_at: datetime = _utc_column()
+    updated_at: datetime = _utc_column()
+
+
+class SubscriberChannelRow(SQLModel, table=True):
+    """One address of one subscriber; deactivated when the recipient is gone."""
+
+    __tablename__ = "subscriber_channels"
+    __table_args__ = (sa.UniqueConstraint("subscriber_id", "channel",
+                                          name="uq_subscriber_channels_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    channel: str = Field(max_length=20)
+    address: str = Field(max_length=500)
+    #: the address as configured, so a Telegram chat migration survives a re-sync
+    configured_address: str = Field(max_length=500)
+    webhook_format: str = Field(default="generic", max_length=10)
+    active: bool = True
+    note: str | None = None
+
+
+class SubscriptionRow(SQLModel, table=True):
+    """A subscriber follows a profile in a mode; ``token`` identifies it in unsubscribe links."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (sa.UniqueConstraint("subscriber_id", "profile",
+                                          name="uq_subscriptions_profile"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    profile: str = Field(max_length=100, index=True)
+    mode: str = Field(max_length=10)
+    channels: list[str] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    token: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The outbox: one message for one subscriber on one channel, sent at most once.
+
+    ``key`` (subscriber, channel, call or period, kind) is unique, so nothing is enqueued
+    twice; ``status`` moves pending → sending (leased) → sent, or to dead after the retry
+    limit or a permanent refusal.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (sa.Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=400, sa_column_kwargs={"unique": True})
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    channel: str = Field(max_length=20)
+    kind: str = Field(max_length=20)
+    call_id: str | None = Field(default=None, max_length=400)
+    message: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    status: str = Field(max_length=10)
+    attempts: int = 0
+    parts_sent: int = 0
+    next_attempt_at: datetime = _utc_column()
+    lease_until: datetime | None = _utc_column(nullable=True)
+    worker: str | None = Field(default=None, max_length=100)
+    last_error: str | None = None
+    created_at: datetime = _utc_column()
+    sent_at: datetime | None = _utc_column(nullable=True)
+
+
+class DigestItemRow(SQLModel, table=True):
+    """Something new or changed waiting for a subscriber's next daily or weekly digest."""
+
+    __tablename__ = "digest_items"
+    __table_args__ = (sa.Index("ix_digest_items_pending", "subscriber_id", "digested_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=400, sa_column_kwargs={"unique": True})
+    subscriber_id: int = Field(foreign_key="subscribers.id")
+    mode: str = Field(max_length=10)
+    profile: str = Field(max_length=100)
+    call_id: str = Field(foreign_key="calls.id", max_length=400)
+    change_id: int | None = None
+    reasons: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = _utc_column()
+    digested_at: datetime | None = _utc_column(nullable=True)
+
+
+class CursorRow(SQLModel, table=True):
+    """Named positions in append-only tables, e.g. the last change id already notified."""
+
+    __tablename__ = "cursors"
+
+    name: str = Field(primary_key=True, max_length=60)
+    position: int = 0

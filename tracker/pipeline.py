@@ -1,26 +1,47 @@
-"""The flow of one cycle: scrape → normalize → store → (match → notify, as they land).
+"""The flow of one cycle: scrape → normalize → store → match → enqueue → dispatch.
 
-Each function here reads top to bottom and holds no business rule of its own: scrapers
-parse and normalize, the store diffs and records, the matcher and the notifiers decide.
-A failing source is isolated: its error becomes a failed run in the log and the others go on.
+``run_once`` is the whole cycle in one screen. Each step holds no business rule of its
+own: scrapers parse and normalize, the store diffs and records, the matcher decides what
+matches, ``tracker.planning`` decides who is told what, the notifiers send. A failing
+source is isolated: its error becomes a failed run in the log and the others go on; a
+failing channel only delays its own messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import TextIO
 
+from sqlalchemy.engine import Engine
+
+from notifiers import create_notifiers
+from notifiers.console import ConsoleNotifier
 from scrapers._http import PoliteClient
 from tracker.config import Settings
+from tracker.delivery import (
+    NotifyReport,
+    enqueue_digests,
+    enqueue_reminders,
+    notify_changes,
+    sync_subscribers,
+)
+from tracker.dispatch import DispatchReport, dispatch
 from tracker.errors import CallwatchError, ConfigError
 from tracker.models import ScrapeResult
 from tracker.plugins import source_plugins
-from tracker.ports import Progress, Source
+from tracker.ports import Notifier, Progress, Source
+from tracker.rules.profiles import Profile
+from tracker.rules.runner import load_profiles
 from tracker.store import RunReport, Store
+from tracker.subscribers import Subscriber
+from tracker.subscribers import load_directory as load_subscriber_files
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +112,67 @@ async def scrape_sources(
             scrape_one(name, source, store, clock, progress_for(name))
             for name, source in sources.items()
         )))
+
+
+# -- one full cycle: scrape → store → match → enqueue → dispatch ---------------------------
+
+@dataclass
+class CycleReport:
+    """What one ``run_once`` did."""
+
+    scrapes: list[ScrapeOutcome]
+    notify: NotifyReport
+    reminders: int
+    digests: int
+    dispatch: DispatchReport
+
+
+def default_subscriber(profile_names: Iterable[str]) -> Subscriber:
+    """With no subscriber configured, the console follows every profile, so a first run
+    shows something."""
+    return Subscriber.model_validate({
+        "name": "console", "channels": {"console": True},
+        "subscriptions": [{"profile": name, "mode": "instant"} for name in profile_names],
+    })
+
+
+def load_audience(settings: Settings, engine: Engine) -> tuple[list[Profile], list[Subscriber]]:
+    """Profiles and subscribers, validated; ConfigError (exit 2) when any file is invalid."""
+    profiles = load_profiles(settings, engine)
+    names = [p.name for p in profiles]
+    subscribers = load_subscriber_files(Path(settings.subscribers.directory), names)
+    if not subscribers and profiles and settings.notifiers.console.enabled:
+        subscribers = [default_subscriber(names)]
+    return profiles, subscribers
+
+
+def build_notifiers(settings: Settings, environ: Mapping[str, str] | None = None,
+                    console: TextIO | None = None) -> dict[str, Notifier]:
+    """The composition root for channels: every enabled channel that has what it needs."""
+    notifiers = create_notifiers(settings.notifiers, environ)
+    if console is not None and "console" in notifiers:
+        notifiers["console"] = ConsoleNotifier(console)
+    return notifiers
+
+
+async def close_notifiers(notifiers: Mapping[str, Notifier]) -> None:
+    for notifier in notifiers.values():
+        with contextlib.suppress(Exception):
+            await notifier.aclose()
+
+
+async def run_once(settings: Settings, engine: Engine, clock: Clock,
+                   notifiers: Mapping[str, Notifier],
+                   progress_for: ProgressFactory = lambda _name: None) -> CycleReport:
+    """One full cycle: scrape every enabled source, match what changed, enqueue, dispatch."""
+    profiles, subscribers = await asyncio.to_thread(load_audience, settings, engine)
+    await asyncio.to_thread(sync_subscribers, engine, subscribers, clock())
+    store = Store(engine)
+    scrapes = await scrape_sources(settings, store, select_sources(settings), clock, progress_for)
+    channels = list(notifiers)
+    notified = await asyncio.to_thread(notify_changes, engine, profiles, clock(), channels)
+    reminders = await asyncio.to_thread(enqueue_reminders, engine, clock(), channels)
+    digests = await asyncio.to_thread(enqueue_digests, engine, clock(), channels)
+    sent = await dispatch(engine, notifiers, clock)
+    return CycleReport(scrapes=scrapes, notify=notified, reminders=reminders, digests=digests,
+                       dispatch=sent)

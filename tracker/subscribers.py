@@ -161,17 +161,23 @@ class Subscriber(_Strict):
 
     def quiet_until(self, now: datetime) -> datetime | None:
         """When quiet hours end if ``now`` falls inside them, else None."""
-        if not self.quiet_hours:
-            return None
-        start_text, end_text = self.quiet_hours.split("-")
-        start, end = time.fromisoformat(start_text), time.fromisoformat(end_text)
-        local = now.astimezone(self.zone)
-        clock = local.time().replace(second=0, microsecond=0)
-        inside = (start <= clock < end) if start <= end else (clock >= start or clock < end)
-        if not inside:
-            return None
-        day = local.date() if clock < end else local.date() + timedelta(days=1)
-        return datetime.combine(day, end, tzinfo=self.zone)
+        return quiet_until(self.quiet_hours, self.timezone, now)
+
+
+def quiet_until(quiet_hours: str | None, timezone: str, now: datetime) -> datetime | None:
+    """The end of the quiet hours ("22:00-07:00", local) ``now`` falls in, else None."""
+    if not quiet_hours:
+        return None
+    zone = ZoneInfo(timezone)
+    start_text, end_text = quiet_hours.split("-")
+    start, end = time.fromisoformat(start_text), time.fromisoformat(end_text)
+    local = now.astimezone(zone)
+    clock = local.time().replace(second=0, microsecond=0)
+    inside = (start <= clock < end) if start <= end else (clock >= start or clock < end)
+    if not inside:
+        return None
+    day = local.date() if clock < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=zone)
 
 
 def read_subscribers(paths: Iterable[Path], profile_names: Iterable[str] | None = None

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from tracker.db import DismissalRow, MatchRow, ProfileRow, ProfileRunRow
 from tracker.models import CallRecord
@@ -106,32 +106,39 @@ class RulesStore:
 
     # -- recorded matches and match runs
 
-    def record_matches(self, matches: Sequence[Match], now: datetime) -> list[Match]:
-        """Upsert ``matches``; return them with ``new`` set for pairs never matched before."""
+    def record_matches(self, matches: Sequence[Match], now: datetime,
+                       connection: Connection | None = None) -> list[Match]:
+        """Upsert ``matches``; return them with ``new`` set for pairs never matched before.
+
+        With ``connection`` the upsert joins the caller's transaction (the notifier records
+        matches and enqueues the alerts they cause in one transaction).
+        """
+        if connection is None:
+            with self.engine.begin() as own:
+                return self.record_matches(matches, now, own)
         recorded: list[Match] = []
-        with self.engine.begin() as connection:
-            for start in range(0, len(matches), _CHUNK):
-                chunk = matches[start:start + _CHUNK]
-                call_ids = sorted({m.call_id for m in chunk})
-                names = sorted({m.profile for m in chunk})
-                known = {
-                    (p, c) for p, c in connection.execute(
-                        sa.select(matches_table.c.profile, matches_table.c.call_id).where(
-                            matches_table.c.call_id.in_(call_ids), matches_table.c.profile.in_(names)))
-                }
-                rows = [
-                    {"profile": m.profile, "call_id": m.call_id, "score": m.score,
-                     "reasons": list(m.reasons), "first_matched": now, "last_matched": now}
-                    for m in chunk
-                ]
-                statement = _insert(connection, matches_table)
-                connection.execute(statement.on_conflict_do_update(
-                    index_elements=[matches_table.c.profile, matches_table.c.call_id],
-                    set_={"score": statement.excluded.score, "reasons": statement.excluded.reasons,
-                          "last_matched": statement.excluded.last_matched},
-                ), rows)
-                recorded.extend(dataclasses.replace(m, new=(m.profile, m.call_id) not in known)
-                                for m in chunk)
+        for start in range(0, len(matches), _CHUNK):
+            chunk = matches[start:start + _CHUNK]
+            call_ids = sorted({m.call_id for m in chunk})
+            names = sorted({m.profile for m in chunk})
+            known = {
+                (p, c) for p, c in connection.execute(
+                    sa.select(matches_table.c.profile, matches_table.c.call_id).where(
+                        matches_table.c.call_id.in_(call_ids), matches_table.c.profile.in_(names)))
+            }
+            rows = [
+                {"profile": m.profile, "call_id": m.call_id, "score": m.score,
+                 "reasons": list(m.reasons), "first_matched": now, "last_matched": now}
+                for m in chunk
+            ]
+            statement = _insert(connection, matches_table)
+            connection.execute(statement.on_conflict_do_update(
+                index_elements=[matches_table.c.profile, matches_table.c.call_id],
+                set_={"score": statement.excluded.score, "reasons": statement.excluded.reasons,
+                      "last_matched": statement.excluded.last_matched},
+            ), rows)
+            recorded.extend(dataclasses.replace(m, new=(m.profile, m.call_id) not in known)
+                            for m in chunk)
         return recorded
 
     def matched_calls(self, profile: str) -> set[str]:

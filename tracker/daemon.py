@@ -1,0 +1,251 @@
+"""The daemon: ``callwatch run``, one asyncio process that runs callwatch unattended.
+
+- **One scheduler per database.** A lock guards the scheduler: a file lock beside a SQLite
+  database, a PostgreSQL advisory lock held on its own connection. A second ``callwatch
+  run`` on the same database logs that it is waiting and stands by; it takes over when the
+  first one stops (the lock is released on exit, and by the OS or PostgreSQL on a crash).
+- **Schedules are built in code from config** (APScheduler 3.11, AsyncIOScheduler, memory
+  job store only): each enabled source at its interval with jitter; a failing source is
+  retried sooner at first (5 min, doubling) but never later than its interval, and never
+  stops the others; the dispatcher every minute; digests checked every five minutes (each
+  subscriber's digest is due at 08:00 local time); reminders every hour (each is due on its
+  local day, and its idempotency key makes repeats harmless). Coalescing is on, one
+  instance per job, and a misfire grace of five minutes.
+- **All durable state is in callwatch's own tables** (runs, changes, the notify cursor, the
+  outbox), never in the scheduler, so a restart loses and repeats nothing.
+- **SIGTERM or SIGINT**: no new job starts; a running scrape is allowed to finish (its store
+  step is one transaction, so it either lands whole or not at all); claimed deliveries not
+  yet sent are released; the process exits within 30 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from filelock import FileLock, Timeout
+from sqlalchemy.engine import Connection, Engine
+
+from tracker.config import Settings
+from tracker.delivery import enqueue_digests, enqueue_reminders, notify_changes, sync_subscribers
+from tracker.dispatch import dispatch
+from tracker.errors import CallwatchError
+from tracker.models import RunOutcome
+from tracker.pipeline import build_notifiers, build_sources, close_notifiers, load_audience, scrape_one
+from tracker.store import Store
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = 0x63616C6C  # "call": the advisory lock id callwatch uses on PostgreSQL
+STANDBY_POLL = 2.0
+SHUTDOWN_GRACE = 25.0
+FIRST_RETRY = timedelta(minutes=5)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SchedulerLock:
+    """The one-scheduler-per-database lock (file lock for SQLite, advisory lock for PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._file: FileLock | None = None
+        self._connection: Connection | None = None
+        if engine.dialect.name == "sqlite":
+            database = engine.url.database or ""
+            path = Path(database).with_name(Path(database).name + ".scheduler.lock") \
+                if database and database != ":memory:" else Path.cwd() / "callwatch.scheduler.lock"
+            self._file = FileLock(str(path))
+
+    def try_acquire(self) -> bool:
+        if self._file is not None:
+            try:
+                self._file.acquire(timeout=0)
+            except Timeout:
+                return False
+            return True
+        connection = self.engine.connect()
+        got = bool(connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"),
+                                      {"key": LOCK_KEY}).scalar())
+        connection.commit()
+        if got:
+            self._connection = connection
+        else:
+            connection.close()
+        return got
+
+    def release(self) -> None:
+        if self._file is not None and self._file.is_locked:
+            self._file.release()
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+                self._connection.commit()
+            self._connection.close()
+            self._connection = None
+
+
+class Daemon:
+    """Wires the schedule; every job calls the same pipeline functions as the CLI."""
+
+    def __init__(self, settings: Settings, engine: Engine,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.clock = clock
+        self.stop = asyncio.Event()
+        self.running: set[asyncio.Task[Any]] = set()
+        self.notify_lock = asyncio.Lock()
+        self.failures: dict[str, int] = {}
+        self.scheduler: AsyncIOScheduler | None = None
+        self.notifiers: dict[str, Any] = {}
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def _job(self, name: str, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            if self.stop.is_set():
+                return
+            task = asyncio.current_task()
+            if task is not None:
+                self.running.add(task)
+            try:
+                await work()
+            except CallwatchError as exc:
+                log.error("job=%s failed: %s", name, exc)
+            except Exception:
+                log.exception("job=%s crashed", name)
+            finally:
+                if task is not None:
+                    self.running.discard(task)
+        return job
+
+    async def scrape(self, name: str) -> None:
+        from scrapers._http import PoliteClient
+
+        async with PoliteClient(self.settings.http) as http:
+            source = build_sources(self.settings, http, [name])[name]
+            outcome = await scrape_one(name, source, Store(self.engine), self.clock)
+        report = outcome.report
+        log.info("scraped source=%s outcome=%s items=%d new=%d changed=%d", name,
+                 report.outcome.value, report.items_seen, report.new, report.changed)
+        self._reschedule(name, ok=report.outcome is RunOutcome.OK)
+        await self.notify()
+        await self.deliver()
+
+    def _reschedule(self, name: str, *, ok: bool) -> None:
+        """After a failure retry sooner (doubling from five minutes), never later than usual."""
+        if ok:
+            self.failures.pop(name, None)
+            return
+        failures = self.failures[name] = self.failures.get(name, 0) + 1
+        interval = self.settings.sources[name].interval
+        wait = min(FIRST_RETRY * (2.0 ** (failures - 1)), interval)
+        if self.scheduler is not None and not self.stop.is_set():
+            job = self.scheduler.get_job(f"scrape:{name}")
+            if job is not None:
+                job.modify(next_run_time=self.clock() + wait)
+        log.warning("source=%s failed %d time(s) in a row; next try in %s", name, failures, wait)
+
+    async def notify(self) -> None:
+        async with self.notify_lock:
+            profiles, subscribers = await asyncio.to_thread(load_audience, self.settings, self.engine)
+            await asyncio.to_thread(sync_subscribers, self.engine, subscribers, self.clock())
+            await asyncio.to_thread(notify_changes, self.engine, profiles, self.clock(),
+                                    list(self.notifiers))
+
+    async def deliver(self) -> None:
+        report = await dispatch(self.engine, self.notifiers, self.clock, stop=self.stop)
+        if report.outcomes:
+            log.info("dispatched %s", dict(report.outcomes))
+
+    async def digests(self) -> None:
+        async with self.notify_lock:
+            await asyncio.to_thread(enqueue_digests, self.engine, self.clock(), list(self.notifiers))
+        await self.deliver()
+
+    async def reminders(self) -> None:
+        async with self.notify_lock:
+            await asyncio.to_thread(enqueue_reminders, self.engine, self.clock(), list(self.notifiers))
+        await self.deliver()
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def _schedule(self) -> AsyncIOScheduler:
+        scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 300})
+        jitter = int(self.settings.scheduler.jitter.total_seconds())
+        now = self.clock()
+        for name, source in self.settings.sources.items():
+            if not source.enabled:
+                continue
+            seconds = max(int(source.interval.total_seconds()), 1)
+            scheduler.add_job(self._job(f"scrape:{name}", functools.partial(self.scrape, name)),
+                              IntervalTrigger(seconds=seconds, jitter=min(jitter, seconds // 2) or None),
+                              id=f"scrape:{name}", next_run_time=now)
+        scheduler.add_job(self._job("dispatch", self.deliver), IntervalTrigger(minutes=1),
+                          id="dispatch")
+        scheduler.add_job(self._job("digests", self.digests), IntervalTrigger(minutes=5),
+                          id="digests", next_run_time=now + timedelta(seconds=30))
+        scheduler.add_job(self._job("reminders", self.reminders), IntervalTrigger(hours=1),
+                          id="reminders", next_run_time=now + timedelta(seconds=45))
+        return scheduler
+
+    def _on_signal(self) -> None:
+        if not self.stop.is_set():
+            log.info("stopping: finishing the running step, starting nothing new")
+            self.stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal)
+        # start-up checks: profiles and subscribers must be valid, channels should answer
+        await asyncio.to_thread(load_audience, self.settings, self.engine)
+        self.notifiers = build_notifiers(self.settings)
+        lock = SchedulerLock(self.engine)
+        waited = False
+        while not await asyncio.to_thread(lock.try_acquire):
+            if not waited:
+                log.warning("another callwatch run holds the scheduler lock for this database; "
+                            "waiting as a standby")
+                waited = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), STANDBY_POLL)
+            if self.stop.is_set():
+                await close_notifiers(self.notifiers)
+                return 0
+        log.info("scheduler lock acquired%s; running", " after standby" if waited else "")
+        self.scheduler = self._schedule()
+        self.scheduler.start()
+        try:
+            await self.stop.wait()
+        finally:
+            self.scheduler.shutdown(wait=False)
+            if self.running:
+                _done, pending = await asyncio.wait(set(self.running), timeout=SHUTDOWN_GRACE)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending, timeout=3)
+            await close_notifiers(self.notifiers)
+            await asyncio.to_thread(lock.release)
+            log.info("stopped")
+        return 0
+
+
+def run_forever(settings: Settings, engine: Engine) -> int:
+    """``callwatch run``: run until SIGTERM or SIGINT; the exit code."""
+    return asyncio.run(Daemon(settings, engine).run())

@@ -1,0 +1,451 @@
+"""Delivery state: subscribers in the database, the outbox, digest items and the notify cursor.
+
+What the pipeline calls, in order:
+
+- ``sync_subscribers`` mirrors the YAML subscribers into their tables (the bot's own
+  subscribers are left alone);
+- ``notify_changes`` takes every change event recorded since the last call (a cursor over
+  ``call_changes``), matches the changed calls against every profile, records the matches
+  and writes the alerts and digest items they cause, **in one transaction** with moving the
+  cursor: a crash before the commit redoes the whole step, after it nothing is redone;
+- ``enqueue_digests`` and ``enqueue_reminders`` write what is due now;
+- ``tracker.dispatch`` sends what the outbox holds.
+
+Every outbox row and digest item has a unique idempotency key (see ``tracker.planning``),
+and inserts ignore a key that exists, so no message is ever enqueued twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from tracker.db import (
+    CallChangeRow,
+    CursorRow,
+    DeliveryRow,
+    DigestItemRow,
+    SubscriberChannelRow,
+    SubscriberRow,
+    SubscriptionRow,
+)
+from tracker.models import CallRecord, Change, ChangeKind
+from tracker.planning import (
+    Audience,
+    MatchEvent,
+    PlannedAlert,
+    PlannedReminder,
+    closing_soon,
+    digest_period,
+    plan_events,
+    plan_reminders,
+)
+from tracker.ports import Message
+from tracker.render import AlertItem, render_alert, render_digest, render_reminder
+from tracker.rules.matcher import match_calls
+from tracker.rules.profiles import Profile
+from tracker.rules.store import RulesStore
+from tracker.store import _insert, calls_table
+from tracker.subscribers import Subscriber, quiet_until
+
+log = logging.getLogger(__name__)
+
+subscribers_table: sa.Table = SubscriberRow.__table__  # type: ignore[attr-defined]
+channels_table: sa.Table = SubscriberChannelRow.__table__  # type: ignore[attr-defined]
+subscriptions_table: sa.Table = SubscriptionRow.__table__  # type: ignore[attr-defined]
+deliveries_table: sa.Table = DeliveryRow.__table__  # type: ignore[attr-defined]
+digest_items_table: sa.Table = DigestItemRow.__table__  # type: ignore[attr-defined]
+cursors_table: sa.Table = CursorRow.__table__  # type: ignore[attr-defined]
+changes_table: sa.Table = CallChangeRow.__table__  # type: ignore[attr-defined]
+
+NOTIFY_CURSOR = "notify"
+PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class NotifyReport:
+    """What one notify step did."""
+
+    changes: int
+    matches: int
+    new_matches: int
+    alerts: int
+    digest_items: int
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# -- subscribers -------------------------------------------------------------------------
+
+def sync_subscribers(engine: Engine, subscribers: Sequence[Subscriber], now: datetime) -> None:
+    """Mirror the YAML subscribers into the database; bot-created subscribers are untouched.
+
+    A file subscriber that disappeared keeps its rows (its outbox history refers to it) but
+    loses its subscriptions, so it receives nothing more. A Telegram chat that migrated
+    keeps its new id while the file still names the old one.
+    """
+    with engine.begin() as connection:
+        existing = {row.name: row for row in connection.execute(sa.select(subscribers_table))}
+        for subscriber in subscribers:
+            values = {"tenant": subscriber.tenant, "timezone": subscriber.timezone,
+                      "language": subscriber.language, "quiet_hours": subscriber.quiet_hours,
+                      "reminders": list(subscriber.reminders), "updated_at": now}
+            row = existing.get(subscriber.name)
+            if row is None:
+                subscriber_id = connection.execute(subscribers_table.insert().values(
+                    name=subscriber.name, origin="file", created_at=now, **values)
+                ).inserted_primary_key[0]  # type: ignore[index]  # set by INSERT
+            elif row.origin != "file":
+                log.warning("subscriber=%s exists from the bot; the file is ignored", subscriber.name)
+                continue
+            else:
+                subscriber_id = row.id
+                connection.execute(subscribers_table.update()
+                                   .where(subscribers_table.c.id == subscriber_id).values(**values))
+            _sync_channels(connection, subscriber_id, subscriber)
+            _sync_subscriptions(connection, subscriber_id, subscriber)
+        listed = {s.name for s in subscribers}
+        for name, row in existing.items():
+            if row.origin == "file" and name not in listed:
+                connection.execute(subscriptions_table.delete()
+                                   .where(subscriptions_table.c.subscriber_id == row.id))
+
+
+def _sync_channels(connection: Connection, subscriber_id: int, subscriber: Subscriber) -> None:
+    current = {row.channel: row for row in connection.execute(
+        sa.select(channels_table).where(channels_table.c.subscriber_id == subscriber_id))}
+    wanted = subscriber.channels.configured()
+    for channel in wanted:
+        address = subscriber.channels.address(channel)
+        fmt = subscriber.channels.webhook_format if channel == "webhook" else "generic"
+        row = current.get(channel)
+        if row is None:
+            connection.execute(channels_table.insert().values(
+                subscriber_id=subscriber_id, channel=channel, address=address,
+                configured_address=address, webhook_format=fmt, active=True))
+        elif row.configured_address != address:  # the file changed: start afresh
+            connection.execute(channels_table.update().where(channels_table.c.id == row.id).values(
+                address=address, configured_address=address, webhook_format=fmt, active=True,
+                note=None))
+        elif row.webhook_format != fmt:
+            connection.execute(channels_table.update().where(channels_table.c.id == row.id)
+                               .values(webhook_format=fmt))
+    for channel, row in current.items():
+        if channel not in wanted:
+            connection.execute(channels_table.delete().where(channels_table.c.id == row.id))
+
+
+def _sync_subscriptions(connection: Connection, subscriber_id: int, subscriber: Subscriber) -> None:
+    current = {row.profile: row for row in connection.execute(
+        sa.select(subscriptions_table).where(subscriptions_table.c.subscriber_id == subscriber_id))}
+    for subscription in subscriber.subscriptions:
+        channels = list(subscription.channels) if subscription.channels else None
+        row = current.get(subscription.profile)
+        if row is None:
+            connection.execute(subscriptions_table.insert().values(
+                subscriber_id=subscriber_id, profile=subscription.profile, mode=subscription.mode,
+                channels=channels, token=secrets.token_urlsafe(24)))
+        elif row.mode != subscription.mode or row.channels != channels:
+            connection.execute(subscriptions_table.update().where(subscriptions_table.c.id == row.id)
+                               .values(mode=subscription.mode, channels=channels))
+    wanted = {s.profile for s in subscriber.subscriptions}
+    for profile, row in current.items():
+        if profile not in wanted:
+            connection.execute(subscriptions_table.delete().where(subscriptions_table.c.id == row.id))
+
+
+def audiences(connection: Connection, now: datetime, available: Iterable[str],
+              profiles: Iterable[str] | None = None) -> list[Audience]:
+    """Every subscription with the subscriber's active, available channels (none: skipped)."""
+    usable = set(available)
+    channel_rows = defaultdict(list)
+    for row in connection.execute(sa.select(channels_table).where(channels_table.c.active.is_(True))):
+        if row.channel in usable:
+            channel_rows[row.subscriber_id].append(row.channel)
+    subscribers = {row.id: row for row in connection.execute(sa.select(subscribers_table))}
+    query = sa.select(subscriptions_table)
+    if profiles is not None:
+        query = query.where(subscriptions_table.c.profile.in_(list(profiles)))
+    result: list[Audience] = []
+    for row in connection.execute(query.order_by(subscriptions_table.c.id)):
+        subscriber = subscribers[row.subscriber_id]
+        if subscriber.muted_until is not None and subscriber.muted_until > now:
+            continue
+        channels = [c for c in channel_rows[row.subscriber_id] if row.channels is None or c in row.channels]
+        if not channels:
+            continue
+        result.append(Audience(
+            subscriber_id=subscriber.id, subscriber=subscriber.name, profile=row.profile,
+            mode=row.mode, channels=tuple(sorted(channels)), timezone=subscriber.timezone,
+            quiet_hours_end=quiet_until(subscriber.quiet_hours, subscriber.timezone, now),
+            reminders=tuple(subscriber.reminders),
+            token=row.token))
+    return result
+
+
+# -- the notify step ---------------------------------------------------------------------
+
+def _cursor(connection: Connection, name: str) -> int:
+    value = connection.execute(sa.select(cursors_table.c.position)
+                               .where(cursors_table.c.name == name)).scalar()
+    return int(value or 0)
+
+
+def _set_cursor(connection: Connection, name: str, position: int) -> None:
+    statement = _insert(connection, cursors_table)
+    connection.execute(statement.on_conflict_do_update(
+        index_elements=[cursors_table.c.name], set_={"position": statement.excluded.position}),
+        [{"name": name, "position": position}])
+
+
+def _insert_ignoring_duplicates(connection: Connection, table: sa.Table,
+                                rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows, skipping any whose unique key exists; return how many were new."""
+    inserted = 0
+    for chunk in _chunks(list(rows)):
+        statement = _insert(connection, table).on_conflict_do_nothing(index_elements=["key"])
+        result = connection.execute(statement, list(chunk))
+        inserted += max(result.rowcount, 0)
+    return inserted
+
+
+def _delivery_row(key: str, audience: Audience, channel: str, kind: str, call_id: str | None,
+                  message: Message, not_before: datetime, now: datetime) -> dict[str, Any]:
+    return {"key": key, "subscriber_id": audience.subscriber_id, "channel": channel, "kind": kind,
+            "call_id": call_id, "message": message.model_dump(mode="json"), "status": PENDING,
+            "attempts": 0, "parts_sent": 0, "next_attempt_at": not_before, "created_at": now}
+
+
+def _alert_row(plan: PlannedAlert, now: datetime) -> dict[str, Any]:
+    item = AlertItem(call=plan.event.call, changes=plan.changes, reasons=plan.event.reasons,
+                     profile=plan.event.profile)
+    message = render_alert(item, now=now, timezone=plan.audience.timezone)
+    return _delivery_row(plan.key, plan.audience, plan.channel, "alert", plan.event.call.id,
+                         message, plan.not_before, now)
+
+
+def notify_changes(engine: Engine, profiles: Sequence[Profile], now: datetime,
+                   available: Iterable[str]) -> NotifyReport:
+    """Match the calls changed since the cursor and enqueue what that causes (one transaction)."""
+    rules = RulesStore(engine)
+    with engine.begin() as connection:
+        start = _cursor(connection, NOTIFY_CURSOR)
+        rows = list(connection.execute(sa.select(changes_table).where(changes_table.c.id > start)
+                                       .order_by(changes_table.c.id)))
+        if not rows:
+            return NotifyReport(0, 0, 0, 0, 0)
+        by_call: dict[str, list[tuple[int, Change]]] = defaultdict(list)
+        for row in rows:
+            by_call[row.call_id].append((row.id, Change(
+                call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field, old=row.old,
+                new=row.new, at=row.at)))
+        calls: dict[str, CallRecord] = {}
+        for chunk in _chunks(sorted(by_call)):
+            for row in connection.execute(sa.select(calls_table.c.id, calls_table.c.record)
+                                          .where(calls_table.c.id.in_(chunk))):
+                calls[row.id] = CallRecord.model_validate(row.record)
+        dismissed = rules.dismissed()
+        matches = match_calls(list(calls.values()), list(profiles), now, dismissed)
+        recorded = rules.record_matches(matches, now, connection)
+        events: list[MatchEvent] = []
+        matched_now = set()
+        for match in recorded:
+            matched_now.add((match.profile, match.call_id))
+            pairs = by_call[match.call_id]
+            events.append(MatchEvent(
+                profile=match.profile, call=calls[match.call_id], reasons=match.reasons,
+                first_match=match.new, changes=tuple(c for _, c in pairs),
+                change_ids=tuple(i for i, _ in pairs)))
+        # calls that matched before but no longer do (closed, moved out of the window) still
+        # tell their followers what happened
+        events.extend(_former_matches(connection, calls, by_call, matched_now, dismissed))
+        audience_list = audiences(connection, now, available)
+        plan = plan_events(events, audience_list, now)
+        alerts = _insert_ignoring_duplicates(
+            connection, deliveries_table, [_alert_row(p, now) for p in plan.alerts])
+        items = _insert_ignoring_duplicates(connection, digest_items_table, [
+            {"key": p.key, "subscriber_id": p.audience.subscriber_id, "mode": p.audience.mode,
+             "profile": p.event.profile, "call_id": p.event.call.id, "change_id": p.change_id,
+             "reasons": list(p.event.reasons), "created_at": now}
+            for p in plan.digest_items])
+        _set_cursor(connection, NOTIFY_CURSOR, rows[-1].id)
+    rules.mark_run((p.name for p in profiles), now)
+    report = NotifyReport(changes=len(rows), matches=len(recorded),
+                          new_matches=sum(m.new for m in recorded), alerts=alerts,
+                          digest_items=items)
+    log.info("notify changes=%d matches=%d new_matches=%d alerts=%d digest_items=%d",
+             report.changes, report.matches, report.new_matches, report.alerts,
+             report.digest_items)
+    return report
+
+
+def _former_matches(connection: Connection, calls: dict[str, CallRecord],
+                    by_call: dict[str, list[tuple[int, Change]]], matched_now: set[tuple[str, str]],
+                    dismissed: set[tuple[str, str]]) -> list[MatchEvent]:
+    from tracker.db import MatchRow
+
+    matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
+    events: list[MatchEvent] = []
+    ids = sorted(calls)
+    for chunk in _chunks(ids):
+        for row in connection.execute(sa.select(matches_table).where(matches_table.c.call_id.in_(chunk))):
+            pair = (row.profile, row.call_id)
+            if pair in matched_now or pair in dismissed:
+                continue
+            pairs = by_call[row.call_id]
+            events.append(MatchEvent(
+                profile=row.profile, call=calls[row.call_id], reasons=tuple(row.reasons),
+                first_match=False, changes=tuple(c for _, c in pairs),
+                change_ids=tuple(i for i, _ in pairs)))
+    return events
+
+
+# -- digests and reminders ---------------------------------------------------------------
+
+def _call_records(connection: Connection, ids: Iterable[str]) -> dict[str, CallRecord]:
+    found: dict[str, CallRecord] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        for row in connection.execute(sa.select(calls_table.c.id, calls_table.c.record)
+                                      .where(calls_table.c.id.in_(chunk))):
+            found[row.id] = CallRecord.model_validate(row.record)
+    return found
+
+
+def _changes_of(connection: Connection, ids: Iterable[int]) -> dict[int, Change]:
+    found: dict[int, Change] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        for row in connection.execute(sa.select(changes_table).where(changes_table.c.id.in_(chunk))):
+            found[row.id] = Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field,
+                                   old=row.old, new=row.new, at=row.at)
+    return found
+
+
+def _matched_by_profile(connection: Connection, profiles: Iterable[str]
+                        ) -> dict[str, list[tuple[CallRecord, tuple[str, ...]]]]:
+    from tracker.db import DismissalRow, MatchRow
+
+    matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
+    dismissals: sa.Table = DismissalRow.__table__  # type: ignore[attr-defined]
+    wanted = sorted(set(profiles))
+    rows = list(connection.execute(sa.select(matches_table).where(matches_table.c.profile.in_(wanted))))
+    gone = {(r.profile, r.call_id) for r in connection.execute(sa.select(dismissals))}
+    records = _call_records(connection, (r.call_id for r in rows))
+    result: dict[str, list[tuple[CallRecord, tuple[str, ...]]]] = defaultdict(list)
+    for row in rows:
+        if (row.profile, row.call_id) in gone or row.call_id not in records:
+            continue
+        result[row.profile].append((records[row.call_id], tuple(row.reasons)))
+    return result
+
+
+def build_digest(connection: Connection, subscriber_id: int, mode: str, timezone: str,
+                 profiles: Sequence[str], now: datetime) -> tuple[Message | None, list[int]]:
+    """The digest a subscriber would get now for ``mode``, and the digest items it covers."""
+    items = list(connection.execute(sa.select(digest_items_table).where(
+        digest_items_table.c.subscriber_id == subscriber_id, digest_items_table.c.mode == mode,
+        digest_items_table.c.digested_at.is_(None)).order_by(digest_items_table.c.id)))
+    records = _call_records(connection, (i.call_id for i in items))
+    changes = _changes_of(connection, (i.change_id for i in items if i.change_id is not None))
+    new: list[AlertItem] = []
+    changed: list[AlertItem] = []
+    for item in items:
+        call = records.get(item.call_id)
+        if call is None:
+            continue
+        change = changes.get(item.change_id) if item.change_id is not None else None
+        if change is None:
+            new.append(AlertItem(call=call, reasons=tuple(item.reasons), profile=item.profile))
+        else:
+            changed.append(AlertItem(call=call, changes=(change,), reasons=tuple(item.reasons),
+                                     profile=item.profile))
+    closing = [AlertItem(call=call, reasons=reasons, profile=profile)
+               for profile, pairs in _matched_by_profile(connection, profiles).items()
+               for call, reasons in pairs if closing_soon(call, mode, now)]
+    period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
+    message = render_digest(new=new, changed=changed, closing=closing, period=period, now=now,
+                            timezone=timezone)
+    return message, [i.id for i in items]
+
+
+def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
+                    subscriber: str | None = None, force: bool = False) -> int:
+    """Enqueue every digest due now (or, with ``force``, now regardless of the hour)."""
+    usable = list(available)
+    enqueued = 0
+    with engine.begin() as connection:
+        groups: dict[tuple[int, str], list[Audience]] = defaultdict(list)
+        for audience in audiences(connection, now, usable):
+            if audience.mode in ("daily", "weekly") and (subscriber is None
+                                                          or audience.subscriber == subscriber):
+                groups[(audience.subscriber_id, audience.mode)].append(audience)
+        for (subscriber_id, mode), members in groups.items():
+            first = members[0]
+            period = digest_period(mode, now, first.timezone)
+            if period is None and force:
+                period = f"manual-{now:%Y-%m-%dT%H:%M}"
+            if period is None:
+                continue
+            channels = sorted({c for m in members for c in m.channels})
+            keys = [f"digest|{subscriber_id}|{c}|{mode}|{period}" for c in channels]
+            existing = set(connection.execute(sa.select(deliveries_table.c.key)
+                                              .where(deliveries_table.c.key.in_(keys))).scalars())
+            if len(existing) == len(keys):
+                continue
+            message, item_ids = build_digest(connection, subscriber_id, mode, first.timezone,
+                                             [m.profile for m in members], now)
+            if message is not None:
+                enqueued += _insert_ignoring_duplicates(connection, deliveries_table, [
+                    _delivery_row(key, first, channel, "digest", None, message, now, now)
+                    for key, channel in zip(keys, channels, strict=True) if key not in existing])
+            if item_ids:
+                connection.execute(digest_items_table.update()
+                                   .where(digest_items_table.c.id.in_(item_ids))
+                                   .values(digested_at=now))
+    return enqueued
+
+
+def preview_digests(engine: Engine, now: datetime, available: Iterable[str],
+                    subscriber: str | None = None) -> list[tuple[str, str, Message]]:
+    """What each subscriber's digest would say now, without enqueueing or marking anything."""
+    previews: list[tuple[str, str, Message]] = []
+    with engine.connect() as connection:
+        groups: dict[tuple[int, str], list[Audience]] = defaultdict(list)
+        for audience in audiences(connection, now, list(available)):
+            if audience.mode in ("daily", "weekly") and (subscriber is None
+                                                          or audience.subscriber == subscriber):
+                groups[(audience.subscriber_id, audience.mode)].append(audience)
+        for (subscriber_id, mode), members in groups.items():
+            message, _ = build_digest(connection, subscriber_id, mode, members[0].timezone,
+                                      [m.profile for m in members], now)
+            if message is not None:
+                previews.append((members[0].subscriber, mode, message))
+    return previews
+
+
+def _reminder_row(plan: PlannedReminder, now: datetime) -> dict[str, Any]:
+    item = AlertItem(call=plan.call, reasons=plan.reasons, profile=plan.audience.profile)
+    message = render_reminder(item, plan.cutoff, now=now, timezone=plan.audience.timezone)
+    return _delivery_row(plan.key, plan.audience, plan.channel, "reminder", plan.call.id, message,
+                         plan.not_before, now)
+
+
+def enqueue_reminders(engine: Engine, now: datetime, available: Iterable[str]) -> int:
+    """Enqueue the deadline reminders due today in each subscriber's zone."""
+    with engine.begin() as connection:
+        audience_list = audiences(connection, now, list(available))
+        matched = _matched_by_profile(connection, {a.profile for a in audience_list})
+        plans = plan_reminders(audience_list, matched, now)
+        return _insert_ignoring_duplicates(connection, deliveries_table,
+                                           [_reminder_row(p, now) for p in plans])
