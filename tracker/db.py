@@ -360,3 +360,28 @@ class CursorRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=60)
     position: int = 0
+
+
+# -- exports and health: feed tokens, the scheduler heartbeat (migration 0004) -------------
+
+class FeedTokenRow(SQLModel, table=True):
+    """The secret in a profile's feed URLs (/feeds/<profile>.ics?token=…), made on first use."""
+
+    __tablename__ = "feed_tokens"
+
+    profile: str = Field(primary_key=True, max_length=100)
+    token: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = _utc_column()
+
+
+class HeartbeatRow(SQLModel, table=True):
+    """What the running scheduler last said about itself, so `callwatch status` in another
+    process can tell whether it is alive and what it will run next."""
+
+    __tablename__ = "scheduler_heartbeats"
+
+    name: str = Field(primary_key=True, max_length=60)
+    process: str = Field(max_length=200)
+    beat_at: datetime = _utc_column()
+    stopped_at: datetime | None = _utc_column(nullable=True)
+    jobs: list[dict[str, Any]] = Field(sa_column=Column(JSONType, nullable=False))
