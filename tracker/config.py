@@ -128,6 +128,33 @@ class SchedulerSettings(_Section):
     jitter: Duration = Field(timedelta(minutes=5), description="random delay added to each scrape")
 
 
+class HealthSettings(_Section):
+    listen: str = Field(
+        "", description="host:port of the health, metrics and feeds server; empty: no server"
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            split_listen(value)  # raises ValueError, which pydantic reports with the key
+        return value
+
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to listen on, or None when the server is off."""
+        return split_listen(self.listen) if self.listen else None
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``127.0.0.1:8080`` or ``[::1]:8080`` as (host, port); ValueError when it is neither."""
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port such as 127.0.0.1:8080, got {value!r}")
+    return host, int(port)
+
+
 class Settings(_Section):
     """The whole validated configuration."""
 
@@ -139,6 +166,7 @@ class Settings(_Section):
     notifiers: NotifierSettings = NotifierSettings()
     log: LogSettings = LogSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    health: HealthSettings = HealthSettings()
     #: where the settings came from, for messages (not a config key)
     origin: str = Field("packaged defaults", exclude=True)
 
