@@ -328,6 +328,11 @@ cli.add_command(digest_command)
 cli.add_command(deliveries_command)
 cli.add_command(run_command)
 
+from tracker.cli_export import export_group, status_command  # noqa: E402 - registered after `cli` exists
+
+cli.add_command(export_group)
+cli.add_command(status_command)
+
 
 def main() -> None:
     """Console-script entry point."""
