@@ -8,8 +8,8 @@ the same rows with no diffing and no ORM. Run: ``python bench/bench_portal.py [N
 from __future__ import annotations
 
 import copy
-import logging
 import json
+import logging
 import sqlite3
 import sys
 import tempfile
@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import describe, peak_rss_mib  # noqa: E402
-from scrapers.ft_portal import Collector  # noqa: E402
-from tracker import db  # noqa: E402
-from tracker.fakes.portal import RECORDINGS, load_results  # noqa: E402
-from tracker.models import ScrapeResult  # noqa: E402
-from tracker.store import Store  # noqa: E402
+from bench._machine import describe, peak_rss_mib
+from scrapers.ft_portal import Collector
+from tracker import db
+from tracker.fakes.portal import RECORDINGS, load_results
+from tracker.models import ScrapeResult
+from tracker.store import Store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PORTAL = "https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/opportunities"

@@ -224,3 +224,13 @@ def test_fast_matcher_equals_naive_matcher(
     pairs = [(p.name, c.id) for p in profiles for c in calls]
     dismissed = frozenset(data.draw(st.lists(st.sampled_from(pairs), max_size=3))) if pairs else frozenset()
     assert match_calls(calls, profiles, NOW, dismissed) == match_naive(calls, profiles, NOW, dismissed)
+
+
+def test_profiles_sharing_a_name_still_rank_like_the_naive_matcher() -> None:
+    calls = [make_call("A", deadlines=(NOW + timedelta(days=9),)),
+             make_call("B", title="Hydrogen", keywords=(), deadlines=(NOW + timedelta(days=5),))]
+    twins = [profile(query="electroly*"), profile(query="hydrogen")]
+    fast = match_calls(calls, twins, NOW)
+    assert fast == match_naive(calls, twins, NOW)
+    assert [(m.call_id, m.score) for m in fast] == [  # one ranking across both
+        ("ft_portal:B", 3), ("ft_portal:A", 3), ("ft_portal:A", 3), ("ft_portal:B", 1)]

@@ -31,20 +31,27 @@ name, then score (highest first), then next deadline (soonest first, none last),
 Two evaluators give the same answer. :func:`match_naive` checks every profile against
 every call, one pair at a time. :func:`match_calls` tokenizes each call once, builds an
 inverted index of words to bitsets of calls (Python ints), and evaluates each profile's
-whole query and its categorical filters as set operations, so only the few calls that
-survive are looked at one by one (deadline, budget, score, reasons). The naive one is the
-test oracle and the benchmark baseline (``bench/bench_match.py``).
+whole query and every filter as set operations (deadline and budget windows through
+cumulative bitsets over the calls sorted by days and by budget), so only the calls that
+match are looked at one by one, for their score and reasons. Both share the per-call
+work: the tokens, the facts and a per-call cache of where each term occurs. The naive
+one is the test oracle and the benchmark baseline (``bench/bench_match.py``).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import functools
+import gc
+import operator
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import reduce
+from typing import Any, NamedTuple
 
 from tracker.models import CallRecord
 from tracker.programmes import lookup
@@ -67,9 +74,12 @@ _DAY = timedelta(days=1)
 _PLACE_ALIASES = {"EL": "GR", "UK": "GB"}
 
 
-@dataclass(frozen=True)
-class Match:
-    """One call that matches one profile, with its score and why."""
+class Match(NamedTuple):
+    """One call that matches one profile, with its score and why.
+
+    A NamedTuple rather than a frozen dataclass: a run can make hundreds of thousands of
+    them, and a tuple is several times cheaper to build.
+    """
 
     profile: str
     call_id: str
@@ -86,27 +96,52 @@ class Match:
         return "; ".join(self.reasons)
 
 
+#: Match(*values) without the generated __new__: a C call, for the hundreds of thousands
+_new_match: Callable[[tuple[Any, ...]], Match] = functools.partial(tuple.__new__, Match)
+
+
 @dataclass(frozen=True)
 class PreparedCall:
     """A call with everything matching needs computed once: tokens, programme names, days."""
 
+    id: str
     call: CallRecord
     document: Document
     programmes: frozenset[str]
     next_deadline: datetime | None
     days: int | None
     action_words: tuple[str, ...]
-    places: tuple[str, ...]
-    audience: tuple[tuple[str, ...], ...]
-
-    @property
-    def id(self) -> str:
-        return self.call.id
+    #: eligible countries and regions: (comparable code, code as the call gives it)
+    places: tuple[tuple[str, str], ...]
+    #: target audiences: (folded words, as the call gives it)
+    audience: tuple[tuple[tuple[str, ...], str], ...]
+    #: the reasons that depend on the call alone: programme, next deadline, budget
+    facts: tuple[str, ...]
+    #: reasons that depend on the call and a profile's countries or audience, by those
+    memo: dict[tuple[str, tuple[str, ...]], str] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _place_key(code: str) -> str:
     code = code.upper()
     return _PLACE_ALIASES.get(code[:2], code[:2]) + code[2:]
+
+
+@functools.lru_cache(maxsize=4096)
+def _place_keys(codes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_place_key(c) for c in codes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _words_of(text: str) -> tuple[str, ...]:
+    return tokenize(text)[0]
+
+
+def _days_text(days: int) -> str:
+    if days == 0:
+        return "next deadline today"
+    if days > 0:
+        return f"next deadline in {days} day{'s' if days != 1 else ''}"
+    return f"last deadline {-days} day{'s' if days != -1 else ''} ago"
 
 
 def prepare(call: CallRecord, now: datetime) -> PreparedCall:
@@ -118,15 +153,24 @@ def prepare(call: CallRecord, now: datetime) -> PreparedCall:
         if programme is not None and programme.family:
             names.add(programme.family)
     deadline = call.next_deadline(now)
+    days = None if deadline is None else (deadline - now) // _DAY
+    facts = [call.programme] if call.programme else []
+    if days is not None:
+        facts.append(_days_text(days))
+    if call.budget_eur is not None:
+        facts.append(f"budget {format_eur(call.budget_eur)}")
+    audience = ((_words_of(a), a) for a in call.audience)
     return PreparedCall(
+        id=call.id,
         call=call,
         document=Document.of(call.title, (*call.keywords, *call.tags), call.summary),
         programmes=frozenset(names),
         next_deadline=deadline,
-        days=None if deadline is None else (deadline - now) // _DAY,
-        action_words=tokenize(call.action_type or "")[0],
-        places=tuple(_place_key(p) for p in (*call.countries, *call.regions)),
-        audience=tuple(t for t in (tokenize(a)[0] for a in call.audience) if t),
+        days=days,
+        action_words=_words_of(call.action_type or ""),
+        places=tuple((_place_key(p), p) for p in (*call.countries, *call.regions)),
+        audience=tuple((words, a) for words, a in audience if words),
+        facts=tuple(facts),
     )
 
 
@@ -137,6 +181,9 @@ def _contains(haystack: Sequence[str], needle: Sequence[str], *, plurals: bool =
     size = len(needle)
     if not size:
         return False
+    if size == 1:
+        want = needle[0]
+        return want in haystack or (plurals and (want + "s" in haystack or want + "es" in haystack))
     for start in range(len(haystack) - size + 1):
         if all(
             word == want or (plurals and word in (want + "s", want + "es"))
@@ -148,45 +195,17 @@ def _contains(haystack: Sequence[str], needle: Sequence[str], *, plurals: bool =
 
 def action_type_matches(wanted: str, action_words: Sequence[str]) -> bool:
     """``RIA`` matches a call of type ``HORIZON-RIA``."""
-    return _contains(action_words, tokenize(wanted)[0])
+    return _contains(action_words, _words_of(wanted))
 
 
 def place_matches(wanted: str, place: str) -> bool:
-    """A profile place and a call place match when one contains the other (ES and ES24)."""
-    wanted = _place_key(wanted)
+    """A profile place and a call place (both comparable codes) match when one contains the other."""
     return wanted.startswith(place) or place.startswith(wanted)
 
 
 def audience_matches(wanted: str, audience: Sequence[str]) -> bool:
     """``sme`` matches ``SMEs``: the wanted words in order, plurals allowed."""
-    return _contains(audience, tokenize(wanted)[0], plurals=True)
-
-
-def programme_excluded(profile: Profile, call: PreparedCall) -> bool:
-    return not call.programmes.isdisjoint(profile.exclude_programmes)
-
-
-def passes_filters(profile: Profile, call: PreparedCall) -> bool:
-    """Every filter of ``profile`` except the query and the score."""
-    if programme_excluded(profile, call):
-        return False
-    if profile.programmes and call.programmes.isdisjoint(profile.programmes):
-        return False
-    if call.call.status not in profile.status:
-        return False
-    if profile.action_types and call.action_words and not any(
-        action_type_matches(t, call.action_words) for t in profile.action_types
-    ):
-        return False
-    if profile.countries and call.places and not any(
-        place_matches(c, p) for c in profile.countries for p in call.places
-    ):
-        return False
-    if profile.audience and call.audience and not any(
-        audience_matches(a, entry) for a in profile.audience for entry in call.audience
-    ):
-        return False
-    return _deadline_ok(profile, call) and _budget_ok(profile, call)
+    return _contains(audience, _words_of(wanted), plurals=True)
 
 
 def _deadline_ok(profile: Profile, call: PreparedCall) -> bool:
@@ -207,57 +226,96 @@ def _budget_ok(profile: Profile, call: PreparedCall) -> bool:
     return bounds.max is None or budget <= bounds.max
 
 
+def passes_filters(profile: Profile, call: PreparedCall) -> bool:
+    """Every filter of ``profile`` except the query and the score."""
+    if not call.programmes.isdisjoint(profile.exclude_programmes):
+        return False
+    if profile.programmes and call.programmes.isdisjoint(profile.programmes):
+        return False
+    if call.call.status not in profile.status:
+        return False
+    if profile.action_types and call.action_words and not any(
+        action_type_matches(t, call.action_words) for t in profile.action_types
+    ):
+        return False
+    if profile.countries and call.places and not any(
+        place_matches(c, p) for c in _place_keys(profile.countries) for p, _ in call.places
+    ):
+        return False
+    if profile.audience and call.audience and not any(
+        audience_matches(a, words) for a in profile.audience for words, _ in call.audience
+    ):
+        return False
+    return _deadline_ok(profile, call) and _budget_ok(profile, call)
+
+
 # -- score and reasons ----------------------------------------------------------------------
 
-def _days_text(days: int) -> str:
-    if days == 0:
-        return "next deadline today"
-    if days > 0:
-        return f"next deadline in {days} day{'s' if days != 1 else ''}"
-    return f"last deadline {-days} day{'s' if days != -1 else ''} ago"
+_FIELDS = tuple(FIELD_WEIGHTS)
 
 
-def explain(profile: Profile, call: PreparedCall) -> tuple[int, tuple[str, ...]]:
-    """The score of ``call`` for ``profile`` and the reasons, for a call that passed."""
-    found: dict[str, list[str]] = {name: [] for name in FIELD_WEIGHTS}
-    score = 0
-    query = profile.parsed_query
-    terms = query.positive_terms if query is not None else ()
-    for term in terms:
-        for text in call.document.fields:
-            words = term.find(text)
-            if words is not None:
-                if words not in found[text.name]:
-                    found[text.name].append(words)
-                score += FIELD_WEIGHTS[text.name]
-                break
-    if not terms:
-        score = 1
-    reasons = [f"{name}: {', '.join(words)}" for name, words in found.items() if words]
-    record = call.call
-    if record.programme:
-        reasons.append(record.programme)
-    if call.days is not None:
-        reasons.append(_days_text(call.days))
-    if record.budget_eur is not None:
-        reasons.append(f"budget {format_eur(record.budget_eur)}")
+def describe(profile: Profile, call: PreparedCall, hits: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """The reasons: the (field, words) ``hits`` of the terms in query order, then the facts."""
+    if len(hits) == 1:
+        reasons = [f"{hits[0][0]}: {hits[0][1]}"]
+    elif hits:
+        by_field: dict[str, list[str]] = {}
+        for name, words in hits:
+            listed = by_field.get(name)
+            if listed is None:
+                by_field[name] = [words]
+            elif words not in listed:
+                listed.append(words)
+        reasons = [f"{name}: {', '.join(by_field[name])}" for name in _FIELDS if name in by_field]
+    else:
+        reasons = []
+    reasons.extend(call.facts)
     if profile.countries and call.places:
-        places = [p for p in (*record.countries, *record.regions)
-                  if any(place_matches(c, _place_key(p)) for c in profile.countries)]
-        reasons.append(f"eligible: {', '.join(places)}")
+        key = ("eligible", profile.countries)
+        text = call.memo.get(key)
+        if text is None:
+            wanted = _place_keys(profile.countries)
+            places = [written for place, written in call.places
+                      if any(place_matches(c, place) for c in wanted)]
+            text = call.memo[key] = f"eligible: {', '.join(places)}"
+        reasons.append(text)
     if profile.audience and call.audience:
-        wanted = [a for a in record.audience
-                  if any(audience_matches(w, tokenize(a)[0]) for w in profile.audience)]
-        reasons.append(f"audience: {', '.join(wanted)}")
-    return score, tuple(reasons)
+        key = ("audience", profile.audience)
+        text = call.memo.get(key)
+        if text is None:
+            listed_audience = [written for words, written in call.audience
+                               if any(audience_matches(a, words) for a in profile.audience)]
+            text = call.memo[key] = f"audience: {', '.join(listed_audience)}"
+        reasons.append(text)
+    return tuple(reasons)
 
 
-def _finish(profile: Profile, call: PreparedCall) -> Match | None:
-    score, reasons = explain(profile, call)
-    if score < profile.min_score:
-        return None
-    return Match(profile=profile.name, call_id=call.id, score=score, reasons=reasons,
-                 call=call.call, next_deadline=call.next_deadline)
+def explain(profile: Profile, call: PreparedCall,
+            terms: Sequence[Term] | None = None) -> tuple[int, tuple[str, ...]]:
+    """The score of ``call`` for ``profile`` and the reasons, for a call that passed.
+
+    ``terms`` are the profile's positive terms, when the caller already has them.
+    """
+    if terms is None:
+        query = profile.parsed_query
+        terms = query.positive_terms if query is not None else ()
+    score = 0 if terms else 1
+    hits: list[tuple[str, str]] = []
+    document = call.document
+    for term in terms:
+        hit = document.best(term)
+        if hit is not None:
+            hits.append(hit)
+            score += FIELD_WEIGHTS[hit[0]]
+    return score, describe(profile, call, hits)
+
+
+def _deadline_order(call: PreparedCall) -> tuple[bool, float, str]:
+    deadline = call.next_deadline
+    return (deadline is None, deadline.timestamp() if deadline else 0.0, call.id)
+
+
+_SCORE = operator.itemgetter(2)  # Match.score
 
 
 def rank(matches: Iterable[Match]) -> list[Match]:
@@ -268,6 +326,24 @@ def rank(matches: Iterable[Match]) -> list[Match]:
     ))
 
 
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one matching run.
+
+    A run allocates hundreds of thousands of small tuples and lists and no reference
+    cycles; the collector would otherwise walk every live call and token again and again
+    (a quarter of the run time at 10,000 profiles). Reference counting still frees
+    everything as usual; the previous state is restored at the end.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def match_naive(
     calls: Iterable[CallRecord],
     profiles: Iterable[Profile],
@@ -275,18 +351,30 @@ def match_naive(
     dismissed: Collection[tuple[str, str]] = frozenset(),
 ) -> list[Match]:
     """Every profile against every call, one pair at a time: the oracle and the baseline."""
+    with _without_cycle_collection():
+        return _match_naive(calls, profiles, now, dismissed)
+
+
+def _match_naive(
+    calls: Iterable[CallRecord],
+    profiles: Iterable[Profile],
+    now: datetime,
+    dismissed: Collection[tuple[str, str]],
+) -> list[Match]:
     prepared = [prepare(call, now) for call in calls]
     matches: list[Match] = []
     for profile in profiles:
         query = profile.parsed_query
+        terms = query.positive_terms if query is not None else ()
         for call in prepared:
             if (profile.name, call.id) in dismissed or not passes_filters(profile, call):
                 continue
             if query is not None and not query.matches(call.document):
                 continue
-            found = _finish(profile, call)
-            if found is not None:
-                matches.append(found)
+            score, reasons = explain(profile, call, terms)
+            if score >= profile.min_score:
+                matches.append(Match(profile.name, call.id, score, reasons, call.call,
+                                     call.next_deadline))
     return rank(matches)
 
 
@@ -312,40 +400,69 @@ def _bitset(positions: Iterable[int], size: int) -> int:
     return int.from_bytes(data, "little")
 
 
+class _Ranges:
+    """Calls with a known number, sorted by it, with the bitset of every sorted prefix.
+
+    The calls whose number lies in [low, high] are then two bisections and one XOR away.
+    """
+
+    def __init__(self, values: Sequence[int | None]) -> None:
+        ordered = sorted((v, i) for i, v in enumerate(values) if v is not None)
+        self.values = [v for v, _ in ordered]
+        self.prefix = [0]
+        bits = 0
+        for _, i in ordered:
+            bits |= 1 << i
+            self.prefix.append(bits)
+        self.unknown = _bitset((i for i, v in enumerate(values) if v is None), len(values))
+
+    def between(self, low: int | None, high: int | None) -> int:
+        """Calls whose number is in [low, high] (None: unbounded), and those without one."""
+        start = 0 if low is None else bisect.bisect_left(self.values, low)
+        end = len(self.values) if high is None else bisect.bisect_right(self.values, high)
+        inside = self.prefix[end] ^ self.prefix[start] if end > start else 0
+        return inside | self.unknown
+
+
 class CallIndex:
     """The calls of one matching run, tokenized once and indexed as bitsets (bit i = call i).
 
     Word → calls containing it anywhere; statuses, programmes, action types, places and
-    audiences → calls having them. Results of terms and per-value filters are cached, as
-    thousands of profiles share words, countries and programmes.
+    audiences → calls having them; days to the next deadline and budgets → sorted ranges.
+    Results of terms and filters are cached, as thousands of profiles share words,
+    countries, programmes and windows.
     """
 
     def __init__(self, calls: Iterable[CallRecord], now: datetime) -> None:
-        self.calls = [prepare(call, now) for call in calls]
+        # in ranking order (soonest deadline, none last, then id), so that each profile's
+        # matches only need a stable sort by score
+        self.calls = sorted((prepare(call, now) for call in calls), key=_deadline_order)
+        self.documents = [call.document for call in self.calls]
         size = len(self.calls)
         self.size = size
         self.all = (1 << size) - 1
         self.position = {call.id: i for i, call in enumerate(self.calls)}
-        postings: defaultdict[str, list[int]] = defaultdict(list)
+        postings: list[defaultdict[str, list[int]]] = [defaultdict(list) for _ in _FIELDS]
         by_status: defaultdict[str, list[int]] = defaultdict(list)
         by_programme: defaultdict[str, list[int]] = defaultdict(list)
         by_action: defaultdict[tuple[str, ...], list[int]] = defaultdict(list)
         by_place: defaultdict[str, list[int]] = defaultdict(list)
         by_audience: defaultdict[tuple[str, ...], list[int]] = defaultdict(list)
         for i, call in enumerate(self.calls):
-            document = call.document
-            for word in document.title.words | document.keywords.words | document.summary.words:
-                postings[word].append(i)
+            for table, text in zip(postings, call.document.fields, strict=True):
+                for word in text.words:
+                    table[word].append(i)
             by_status[call.call.status.value].append(i)
             for name in call.programmes:
                 by_programme[name].append(i)
             by_action[call.action_words].append(i)
-            for place in set(call.places):
+            for place in {key for key, _ in call.places}:
                 by_place[place].append(i)
-            for entry in set(call.audience):
+            for entry in {words for words, _ in call.audience}:
                 by_audience[entry].append(i)
-        self.words = {w: _bitset(p, size) for w, p in postings.items()}
-        self.vocabulary = sorted(self.words)
+        #: per field (title, keywords, summary): word → calls with the word in that field
+        self.field_words = [{w: _bitset(p, size) for w, p in table.items()} for table in postings]
+        self.vocabulary = sorted(set().union(*self.field_words))
         self.status = {s: _bitset(p, size) for s, p in by_status.items()}
         self.programme = {n: _bitset(p, size) for n, p in by_programme.items()}
         self.action = {a: _bitset(p, size) for a, p in by_action.items()}
@@ -353,33 +470,55 @@ class CallIndex:
         self.audience = {e: _bitset(p, size) for e, p in by_audience.items()}
         self.no_places = _bitset((i for i, c in enumerate(self.calls) if not c.places), size)
         self.no_audience = _bitset((i for i, c in enumerate(self.calls) if not c.audience), size)
-        self._terms: dict[tuple[tuple[str, bool], ...], int] = {}
-        self._prefixes: dict[str, int] = {}
-        self._filters: dict[tuple[str, str], int] = {}
+        self.days = _Ranges([c.days for c in self.calls])
+        self.budgets = _Ranges([c.call.budget_eur for c in self.calls])
+        self._terms: dict[str, tuple[int, int, int]] = {}
+        self._prefixes: dict[str, tuple[int, int, int]] = {}
+        self._filters: dict[tuple[object, ...], int] = {}
 
     # -- words and terms
 
-    def _word(self, word: Word) -> int:
+    def _word(self, word: Word) -> tuple[int, int, int]:
+        """Calls with ``word`` in the title, in the keywords, in the summary."""
         if not word.prefix:
-            return self.words.get(word.text, 0)
+            in_title, in_keywords, in_summary = self.field_words
+            return (in_title.get(word.text, 0), in_keywords.get(word.text, 0),
+                    in_summary.get(word.text, 0))
         cached = self._prefixes.get(word.text)
         if cached is None:
             start = bisect.bisect_left(self.vocabulary, word.text)
             end = bisect.bisect_left(self.vocabulary, word.text + "\U0010ffff", start)
-            cached = reduce(int.__or__, (self.words[w] for w in self.vocabulary[start:end]), 0)
-            self._prefixes[word.text] = cached
+            found = self.vocabulary[start:end]
+            title, keywords, summary = (
+                reduce(int.__or__, (table.get(w, 0) for w in found), 0) for table in self.field_words)
+            cached = self._prefixes[word.text] = (title, keywords, summary)
+        return cached
+
+    def term_fields(self, term: Term) -> tuple[int, int, int]:
+        """Calls in which ``term`` matches in the title, the keywords, the summary.
+
+        A word comes from the index; for a phrase the index gives the calls with all its
+        words in the field, and each of those is checked for the words being consecutive.
+        """
+        cached = self._terms.get(term.key)
+        if cached is None:
+            per_word = [self._word(w) for w in term.words]
+            fields = [reduce(int.__and__, (w[f] for w in per_word)) for f in range(len(_FIELDS))]
+            if len(term.words) > 1:
+                fields = [
+                    _bitset((i for i in indices(bits)
+                             if term.find(self.calls[i].document.fields[f]) is not None), self.size)
+                    if bits else 0
+                    for f, bits in enumerate(fields)
+                ]
+            title, keywords, summary = fields
+            cached = self._terms[term.key] = (title, keywords, summary)
         return cached
 
     def term(self, term: Term) -> int:
-        """Calls in which ``term`` matches: one word from the index, a phrase verified per call."""
-        cached = self._terms.get(term.key)
-        if cached is None:
-            cached = reduce(int.__and__, (self._word(w) for w in term.words), self.all)
-            if len(term.words) > 1 and cached:  # every word is there; are they consecutive?
-                cached = _bitset((i for i in indices(cached)
-                                  if term.matches(self.calls[i].document)), self.size)
-            self._terms[term.key] = cached
-        return cached
+        """Calls in which ``term`` matches anywhere."""
+        title, keywords, summary = self.term_fields(term)
+        return title | keywords | summary
 
     def evaluate(self, node: Node) -> int:
         """The calls for which ``node`` is true, as a bitset."""
@@ -397,70 +536,111 @@ class CallIndex:
         assert isinstance(node, Or)  # noqa: S101 - Node is a closed union
         return reduce(int.__or__, (self.evaluate(o) for o in node.operands), 0)
 
-    # -- categorical filters
+    # -- filters
 
-    def _cached(self, kind: str, value: str, compute: Iterable[int]) -> int:
-        key = (kind, value)
+    def _cached(self, key: tuple[object, ...], compute: Callable[[], int]) -> int:
         cached = self._filters.get(key)
         if cached is None:
-            cached = reduce(int.__or__, compute, 0)
-            self._filters[key] = cached
+            cached = self._filters[key] = compute()
         return cached
 
-    def _action_bits(self, wanted: str) -> int:
-        return self._cached("action", wanted, (
-            bits for words, bits in self.action.items() if action_type_matches(wanted, words)))
-
-    def _place_bits(self, wanted: str) -> int:
-        return self._cached("place", wanted, (
-            bits for place, bits in self.place.items() if place_matches(wanted, place)))
-
-    def _audience_bits(self, wanted: str) -> int:
-        return self._cached("audience", wanted, (
-            bits for entry, bits in self.audience.items() if audience_matches(wanted, entry)))
-
-    def filters(self, profile: Profile) -> int:
-        """The calls passing the profile's programme, status, type, place and audience filters."""
-        result = reduce(int.__or__, (self.status.get(s.value, 0) for s in profile.status), 0)
-        if profile.programmes:
-            result &= reduce(int.__or__, (self.programme.get(p, 0) for p in profile.programmes), 0)
-        for name in profile.exclude_programmes:
-            result &= ~self.programme.get(name, 0)
-        if profile.action_types:
-            result &= self.action.get((), 0) | reduce(
-                int.__or__, (self._action_bits(t) for t in profile.action_types), 0)
-        if profile.countries:
-            result &= self.no_places | reduce(
-                int.__or__, (self._place_bits(c) for c in profile.countries), 0)
-        if profile.audience:
-            result &= self.no_audience | reduce(
-                int.__or__, (self._audience_bits(a) for a in profile.audience), 0)
+    def _any(self, kind: str, wanted: Sequence[str], table: Mapping[Any, int], unknown: int,
+             accepts: Callable[[str, Any], bool]) -> int:
+        """Calls that give no value of ``kind`` or a value one of ``wanted`` accepts."""
+        result = unknown
+        for value in wanted:
+            cached = self._filters.get((kind, value))
+            if cached is None:
+                cached = self._filters[(kind, value)] = reduce(
+                    int.__or__, (bits for key, bits in table.items() if accepts(value, key)), 0)
+            result |= cached
         return result
 
-    def match(self, profile: Profile, dismissed: Collection[str] = ()) -> list[Match]:
-        """The matches of one profile, unranked."""
+    def filters(self, profile: Profile) -> int:
+        """The calls passing every filter of the profile but the query and the score."""
+        result = self._cached(("status", *profile.status), lambda: reduce(
+            int.__or__, (self.status.get(s.value, 0) for s in profile.status), 0))
+        if profile.programmes:
+            result &= self._cached(("programmes", *profile.programmes), lambda: reduce(
+                int.__or__, (self.programme.get(p, 0) for p in profile.programmes), 0))
+        for name in profile.exclude_programmes:
+            result &= ~self.programme.get(name, 0)
+        if profile.action_types and result:
+            result &= self._any("action", profile.action_types, self.action,
+                                self.action.get((), 0), action_type_matches)
+        if profile.countries and result:
+            result &= self._any("place", _place_keys(profile.countries), self.place,
+                                self.no_places, place_matches)
+        if profile.audience and result:
+            result &= self._any("audience", profile.audience, self.audience, self.no_audience,
+                                audience_matches)
+        if profile.deadline is not None and result:
+            low, high = profile.deadline.min_days, profile.deadline.max_days
+            result &= self._cached(("days", low, high), lambda: self.days.between(low, high))
+        if profile.budget_eur is not None and result:
+            low, high = profile.budget_eur.min, profile.budget_eur.max
+            result &= self._cached(("budget", low, high), lambda: self.budgets.between(low, high))
+        return result
+
+    def candidates(self, profile: Profile, dismissed: Collection[str] = ()) -> int:
+        """The calls that pass the profile's query and filters and are not dismissed."""
         query = profile.parsed_query
         if query is None:
-            candidates = self.all
+            result = self.all
         else:
-            candidates = self.evaluate(query.root)
+            result = self.evaluate(query.root)
             for exclusion in query.exclusions:
-                if not candidates:
+                if not result:
                     break
-                candidates &= ~self.evaluate(exclusion)
-        if candidates:
-            candidates &= self.filters(profile)
+                result &= ~self.evaluate(exclusion)
+        if result:
+            result &= self.filters(profile)
         for call_id in dismissed:
             position = self.position.get(call_id)
             if position is not None:
-                candidates &= ~(1 << position)
+                result &= ~(1 << position)
+        return result
+
+    def match(self, profile: Profile, dismissed: Collection[str] = ()) -> list[Match]:
+        """The matches of one profile, unranked.
+
+        Terms are looked up in the candidates they occur in (one AND per term), never in
+        the others, and each (term, call) lookup is cached in the call's document.
+        """
+        candidates = self.candidates(profile, dismissed)
+        if not candidates:
+            return []
+        query = profile.parsed_query
+        terms = query.positive_terms if query is not None else ()
+        calls, documents = self.calls, self.documents
+        hits: dict[int, list[tuple[str, str]]] = {}
+        for term in terms:
+            found = candidates & self.term(term)
+            if not found:
+                continue
+            key = term.key
+            for i in indices(found):
+                document = documents[i]
+                hit = document.found.get(key) or document.best(term)
+                assert hit is not None  # noqa: S101 - the index and the text agree
+                listed = hits.get(i)
+                if listed is None:
+                    hits[i] = [hit]
+                else:
+                    listed.append(hit)
+        base = 0 if terms else 1
+        name, minimum = profile.name, profile.min_score
         matches: list[Match] = []
         for i in indices(candidates):
-            call = self.calls[i]
-            if _deadline_ok(profile, call) and _budget_ok(profile, call):
-                found = _finish(profile, call)
-                if found is not None:
-                    matches.append(found)
+            listed = hits.get(i)
+            score = base
+            if listed is not None:
+                for field_name, _ in listed:
+                    score += FIELD_WEIGHTS[field_name]
+            if score >= minimum:
+                call = calls[i]
+                matches.append(_new_match((name, call.id, score, describe(profile, call, listed or ()),
+                                           call.call, call.next_deadline, False)))
         return matches
 
 
@@ -471,11 +651,17 @@ def match_calls(
     dismissed: Collection[tuple[str, str]] = frozenset(),
 ) -> list[Match]:
     """Ranked matches of every profile against ``calls`` (set-based; same answer as match_naive)."""
-    index = CallIndex(calls, now)
-    by_profile: defaultdict[str, list[str]] = defaultdict(list)
-    for profile_name, call_id in dismissed:
-        by_profile[profile_name].append(call_id)
-    matches: list[Match] = []
-    for profile in profiles:
-        matches.extend(index.match(profile, by_profile.get(profile.name, ())))
-    return rank(matches)
+    with _without_cycle_collection():
+        index = CallIndex(calls, now)
+        by_profile: defaultdict[str, list[str]] = defaultdict(list)
+        for profile_name, call_id in dismissed:
+            by_profile[profile_name].append(call_id)
+        ordered = sorted(profiles, key=lambda p: p.name)
+        matches: list[Match] = []
+        for profile in ordered:
+            found = index.match(profile, by_profile.get(profile.name, ()))
+            found.sort(key=_SCORE, reverse=True)  # stable: deadline order within a score
+            matches.extend(found)
+        if len({p.name for p in ordered}) < len(ordered):  # blocks of one name to interleave
+            return rank(matches)
+        return matches

@@ -34,9 +34,11 @@ and is property-tested against this one.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, KeysView
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -67,8 +69,11 @@ class QuerySyntaxError(ValueError):
 
 # -- text normalization ----------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1 << 16)  # call text repeats words: fold each one once
 def fold(word: str) -> str:
     """Case-fold ``word`` and strip accents: ``Energía`` → ``energia``, ``Straße`` → ``strasse``."""
+    if word.isascii():
+        return word.lower()
     decomposed = unicodedata.normalize("NFKD", word.casefold())
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return bare.translate(_FOLD_TABLE)
@@ -76,24 +81,30 @@ def fold(word: str) -> str:
 
 def tokenize(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The folded words of ``text`` and, aligned with them, the words as written."""
-    folded: list[str] = []
-    original: list[str] = []
-    for match in _WORD.finditer(text):
-        word = fold(match.group())
-        if word:
-            folded.append(word)
-            original.append(match.group())
+    original = _WORD.findall(text)
+    folded = [fold(word) for word in original]
+    if "" in folded:  # a word made only of marks folds to nothing
+        pairs = [(f, o) for f, o in zip(folded, original, strict=True) if f]
+        return tuple(f for f, _ in pairs), tuple(o for _, o in pairs)
     return tuple(folded), tuple(original)
+
+
+Position = tuple[int, int]  # (segment, word) in a FieldText
 
 
 @dataclass(frozen=True)
 class FieldText:
-    """One searchable field of a call, as segments of folded words (and the words as written)."""
+    """One searchable field of a call, as segments of folded words (and the words as written).
+
+    ``first`` maps each folded word to its first occurrence as written, so a word is found
+    with one lookup; ``positions`` (each folded word → where it occurs, in text order) and
+    ``vocabulary`` (the words sorted) are built on first use, for phrases and prefixes.
+    """
 
     name: str
     segments: tuple[tuple[str, ...], ...]
     originals: tuple[tuple[str, ...], ...]
-    words: frozenset[str]
+    first: dict[str, str] = field(compare=False, repr=False)
 
     @classmethod
     def of(cls, name: str, texts: Iterable[str]) -> FieldText:
@@ -104,8 +115,39 @@ class FieldText:
             if folded:
                 segments.append(folded)
                 originals.append(original)
-        return cls(name, tuple(segments), tuple(originals),
-                   frozenset(w for s in segments for w in s))
+        # built backwards so that the first occurrence of a word is the one kept
+        first = dict(zip(reversed([w for s in segments for w in s]),
+                         reversed([w for s in originals for w in s]), strict=True))
+        return cls(name, tuple(segments), tuple(originals), first)
+
+    @property
+    def words(self) -> KeysView[str]:
+        """The distinct folded words."""
+        return self.first.keys()
+
+    @functools.cached_property
+    def positions(self) -> dict[str, list[Position]]:
+        positions: dict[str, list[Position]] = {}
+        for segment, folded in enumerate(self.segments):
+            for index, word in enumerate(folded):
+                positions.setdefault(word, []).append((segment, index))
+        return positions
+
+    @functools.cached_property
+    def vocabulary(self) -> tuple[str, ...]:
+        return tuple(sorted(self.words))
+
+    def starting_with(self, prefix: str) -> list[str]:
+        """The distinct words that start with ``prefix``, sorted."""
+        vocabulary = self.vocabulary
+        start = end = bisect.bisect_left(vocabulary, prefix)
+        while end < len(vocabulary) and vocabulary[end].startswith(prefix):
+            end += 1
+        return list(vocabulary[start:end])
+
+    def text_at(self, where: Position, size: int) -> str:
+        segment, index = where
+        return " ".join(self.originals[segment][index:index + size]).lower()
 
 
 #: Field names in weight order; the score of a matched term is its best field's weight.
@@ -125,10 +167,42 @@ class Document:
         return cls(FieldText.of("title", [title]), FieldText.of("keywords", keywords),
                    FieldText.of("summary", [summary]))
 
+    #: term key → (field name, words as written) of its best field, or None: each term is
+    #: looked for once per call however many profiles use it
+    found: dict[str, tuple[str, str] | None] = field(
+        default_factory=dict, compare=False, repr=False)
+
     @property
     def fields(self) -> tuple[FieldText, FieldText, FieldText]:
         """The fields, highest weight first."""
         return (self.title, self.keywords, self.summary)
+
+    def best(self, term: Term) -> tuple[str, str] | None:
+        """The first field (by weight) where ``term`` occurs, with the words as written."""
+        key = term.key
+        if key in self.found:
+            return self.found[key]
+        result = None
+        for text in self.fields:
+            words = term.find(text)
+            if words is not None:
+                result = (text.name, words)
+                break
+        self.found[key] = result
+        return result
+
+
+def _occurrences(segments: tuple[tuple[str, ...], ...], word: str) -> Iterator[Position]:
+    """Where ``word`` occurs, in text order (tuple.index searches at C speed)."""
+    for segment, folded in enumerate(segments):
+        start = 0
+        while True:
+            try:
+                index = folded.index(word, start)
+            except ValueError:
+                break
+            yield segment, index
+            start = index + 1
 
 
 # -- the syntax tree ---------------------------------------------------------------------------
@@ -152,25 +226,48 @@ class Term:
     source: str = field(compare=False)
     column: int = field(compare=False)
 
-    @property
-    def key(self) -> tuple[tuple[str, bool], ...]:
-        """Identity of the term for caching: two terms with equal keys match the same words."""
-        return tuple((w.text, w.prefix) for w in self.words)
+    @functools.cached_property
+    def key(self) -> str:
+        """Identity of the term for caching: two terms with equal keys match the same words.
+
+        A string (``fuel cell*``), whose hash Python computes once: it is looked up for
+        every term of every match.
+        """
+        return " ".join(w.text + ("*" if w.prefix else "") for w in self.words)
 
     def find(self, text: FieldText) -> str | None:
-        """The first occurrence in ``text`` as written (lower case), or None."""
-        first = self.words[0]
-        if len(self.words) == 1 and not first.prefix and first.text not in text.words:
-            return None
-        size = len(self.words)
-        for segment, original in zip(text.segments, text.originals, strict=True):
-            for start in range(len(segment) - size + 1):
-                if all(w.accepts(segment[start + i]) for i, w in enumerate(self.words)):
-                    return " ".join(original[start:start + size]).lower()
+        """An occurrence in ``text`` as written (lower case), or None.
+
+        The first occurrence of a word or phrase; for a prefix, the first occurrence of the
+        alphabetically first word that has it.
+        """
+        words = self.words
+        for word in words:
+            if not word.prefix and word.text not in text.first:
+                return None
+        first = words[0]
+        if len(words) == 1:
+            if not first.prefix:
+                return text.first[first.text].lower()
+            candidates = text.starting_with(first.text)
+            return text.first[candidates[0]].lower() if candidates else None
+        size = len(words)
+        if first.prefix:
+            positions = text.positions
+            starts: Iterable[Position] = sorted(
+                p for w in text.starting_with(first.text) for p in positions[w])
+        else:
+            starts = _occurrences(text.segments, first.text)
+        for segment, index in starts:
+            folded = text.segments[segment]
+            if index + size <= len(folded) and all(
+                word.accepts(folded[index + i]) for i, word in enumerate(words[1:], 1)
+            ):
+                return text.text_at((segment, index), size)
         return None
 
     def matches(self, document: Document) -> bool:
-        return any(self.find(f) is not None for f in document.fields)
+        return document.best(self) is not None
 
 
 @dataclass(frozen=True)
@@ -396,7 +493,7 @@ class _Parser:
 def parse_query(text: str) -> Query:
     """Parse ``text``; raise QuerySyntaxError (with a column) if it is not a valid query."""
     root = _Parser(text).parse()
-    positive: dict[tuple[tuple[str, bool], ...], Term] = {}
+    positive: dict[str, Term] = {}
     for node, negated in _walk(root, False):
         if isinstance(node, Term) and not negated:
             positive.setdefault(node.key, node)

@@ -9,7 +9,6 @@ only at calls changed since. Writes are dialect upserts, the same on SQLite and 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
@@ -137,8 +136,7 @@ class RulesStore:
                 set_={"score": statement.excluded.score, "reasons": statement.excluded.reasons,
                       "last_matched": statement.excluded.last_matched},
             ), rows)
-            recorded.extend(dataclasses.replace(m, new=(m.profile, m.call_id) not in known)
-                            for m in chunk)
+            recorded.extend(m._replace(new=(m.profile, m.call_id) not in known) for m in chunk)
         return recorded
 
     def matched_calls(self, profile: str) -> set[str]:
