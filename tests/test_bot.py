@@ -502,3 +502,51 @@ def test_start_bot_needs_the_token_and_the_channel(settings: Settings, engine: E
     disabled = settings.model_copy(update={"notifiers": settings.notifiers.model_copy(update={
         "telegram": settings.notifiers.telegram.model_copy(update={"enabled": False})})})
     assert asyncio.run(bot.start_bot(disabled, engine, {}, lambda: NOW, {TOKEN_ENV: TOKEN})) is None
+
+
+# -- the daemon runs the bot ----------------------------------------------------------------
+
+def test_the_daemon_runs_the_bot_alerts_admins_of_dead_letters_and_stops(
+        engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracker.daemon import Daemon
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    with engine.begin() as connection:  # a message to a chat that is gone: a dead letter
+        gone = connection.execute(subscribers_table.insert().values(
+            name="gone", timezone="UTC", language="en", reminders=[], origin="bot",
+            created_at=past, updated_at=past)).inserted_primary_key[0]  # type: ignore[index]
+        connection.execute(channels_table.insert().values(
+            subscriber_id=gone, channel="telegram", address="5", configured_address="5",
+            active=False))
+        connection.execute(deliveries_table.insert().values(
+            key="alert|gone|telegram|x", subscriber_id=gone, channel="telegram", kind="alert",
+            message=bot.notice("hello").model_dump(mode="json"), status="pending",
+            next_attempt_at=past, created_at=past))
+    with FakeTelegram(TOKEN) as fake:
+        assert isinstance(fake, FakeTelegram)
+        notifiers = settings.notifiers.model_copy(update={
+            "telegram": settings.notifiers.telegram.model_copy(update={"base_url": fake.base_url}),
+            "email": settings.notifiers.email.model_copy(update={"enabled": False}),
+            "webhook": settings.notifiers.webhook.model_copy(update={"enabled": False})})
+        sources = {name: source.model_copy(update={"enabled": False})
+                   for name, source in settings.sources.items()}
+        live = settings.model_copy(update={"notifiers": notifiers, "sources": sources})
+
+        async def main() -> int:
+            daemon = Daemon(live, engine)
+            running = asyncio.create_task(daemon.run())
+            chat = Chat(fake, engine)
+            try:
+                [welcome] = await chat.say(USER, "/start")
+                assert "Welcome to callwatch" in welcome.text
+                await daemon.deliver()
+                [alert] = [m for m in fake.sent if m.chat_id == str(ADMIN)]
+                assert "1 message(s) could not be delivered" in alert.text
+                assert "alert|gone|telegram|x" in alert.text
+            finally:
+                daemon.stop.set()
+            return await running
+
+        assert asyncio.run(main()) == 0
+    assert subscriber(engine, "tg-1001").origin == "bot"

@@ -646,6 +646,19 @@ async def alert_admins(settings: Settings, notifiers: Mapping[str, Notifier], te
     return await notify_admins(notifier, admins, text)
 
 
+#: consecutive failed runs after which a source is "red" and the admins hear of it (once)
+RED_AFTER = 3
+
+
+async def alert_red_source(settings: Settings, engine: Engine, notifiers: Mapping[str, Notifier],
+                           source: str) -> int:
+    """The daemon's call when a source turns red: its streak and last error to the admins."""
+    health = await asyncio.to_thread(Store(engine).health, source)
+    error = health.last_run.error if health.last_run is not None else None
+    return await alert_admins(settings, notifiers,
+                              red_source_text(source, health.consecutive_failures, error))
+
+
 def dead_letters_text(keys: Sequence[str]) -> str:
     """The operator alert for dead letters of one dispatch pass."""
     shown = "\n".join(f"• {key}" for key in keys[:10])
@@ -825,11 +838,14 @@ class TelegramBot:
     async def stop(self) -> None:
         """Stop polling and handlers, close the connection; safe after a failed start."""
         app = self.application
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            await app.shutdown()
+        except TelegramError as exc:  # the daemon must still release its lock and exit
+            log.warning("bot did not stop cleanly: %s", exc)
 
 
 def _bound(function: Callable[..., str], engine: Engine) -> Work:
@@ -854,10 +870,7 @@ async def start_bot(settings: Settings, engine: Engine, notifiers: Mapping[str, 
         await bot.start()
     except TelegramError as exc:
         log.error("bot not started: %s", exc)
-        try:
-            await bot.stop()
-        except TelegramError:
-            log.debug("bot shutdown after a failed start also failed", exc_info=True)
+        await bot.stop()
         return None
     return bot
 

@@ -36,6 +36,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import Connection, Engine
 
+from tracker.bot import RED_AFTER, alert_admins, alert_red_source, dead_letters_text, start_bot
 from tracker.config import Settings
 from tracker.delivery import enqueue_digests, enqueue_reminders, notify_changes, sync_subscribers
 from tracker.dispatch import dispatch
@@ -142,6 +143,8 @@ class Daemon:
         log.info("scraped source=%s outcome=%s items=%d new=%d changed=%d", name,
                  report.outcome.value, report.items_seen, report.new, report.changed)
         self._reschedule(name, ok=report.outcome is RunOutcome.OK)
+        if self.failures.get(name) == RED_AFTER:  # once per failing streak
+            await alert_red_source(self.settings, self.engine, self.notifiers, name)
         await self.notify()
         await self.deliver()
 
@@ -170,6 +173,8 @@ class Daemon:
         report = await dispatch(self.engine, self.notifiers, self.clock, stop=self.stop)
         if report.outcomes:
             log.info("dispatched %s", dict(report.outcomes))
+        if report.dead_letters:
+            await alert_admins(self.settings, self.notifiers, dead_letters_text(report.dead_letters))
 
     async def digests(self) -> None:
         async with self.notify_lock:
@@ -230,10 +235,14 @@ class Daemon:
         log.info("scheduler lock acquired%s; running", " after standby" if waited else "")
         self.scheduler = self._schedule()
         self.scheduler.start()
+        bot = None  # the Telegram bot polls in this loop (None without a token or telegram off)
         try:
+            bot = await start_bot(self.settings, self.engine, self.notifiers, self.clock)
             await self.stop.wait()
         finally:
             self.scheduler.shutdown(wait=False)
+            if bot is not None:
+                await bot.stop()
             if self.running:
                 _done, pending = await asyncio.wait(set(self.running), timeout=SHUTDOWN_GRACE)
                 for task in pending:
