@@ -320,6 +320,7 @@ from tracker.cli_delivery import (  # noqa: E402 - registered after `cli` exists
     notify_command,
     run_command,
     subscribers_group,
+    worker_command,
 )
 
 cli.add_command(subscribers_group)
@@ -327,6 +328,7 @@ cli.add_command(notify_command)
 cli.add_command(digest_command)
 cli.add_command(deliveries_command)
 cli.add_command(run_command)
+cli.add_command(worker_command)
 
 from tracker.cli_export import export_group, status_command  # noqa: E402 - registered after `cli` exists
 

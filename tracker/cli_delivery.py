@@ -1,4 +1,4 @@
-"""CLI commands for delivery: subscribers check, notify, digest, deliveries, run --once."""
+"""CLI commands for delivery: subscribers check, notify, digest, deliveries, run, worker."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def subscribers_check(app: App, paths: tuple[Path, ...]) -> None:
 def _notifiers(app: App) -> dict[str, Any]:
     from tracker.pipeline import build_notifiers
 
-    return build_notifiers(app.settings)
+    return build_notifiers(app.settings, engine=app.engine)
 
 
 @click.command("notify")
@@ -179,3 +179,14 @@ def run_command(app: App, once: bool) -> None:
     Console(stderr=True).print(table)
     failed = [o for o in report.scrapes if o.report.outcome.value != "ok"]
     sys.exit(1 if failed else 0)
+
+
+@click.command("worker")
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+              help="also take the scheduler when no other process holds it")
+@click.pass_obj
+def worker_command(app: App, scheduler: bool) -> None:
+    """Dispatch deliveries until stopped; run N of these on one PostgreSQL database."""
+    from tracker.worker import run_worker
+
+    sys.exit(run_worker(app.settings, app.store().engine, scheduler=scheduler))

@@ -85,6 +85,10 @@ class TelegramSettings(_Section):
     enabled: bool = True
     base_url: str = "https://api.telegram.org/bot"
     admin_chats: tuple[str, ...] = ()
+    pacing: Literal["auto", "process", "database", "off"] = Field(
+        "auto", description="flood-limit pacing: auto (database on PostgreSQL, else process), "
+        "process (this process only), database (shared by every worker), off (tests, benchmarks)"
+    )
 
 
 class EmailSettings(_Section):
@@ -112,6 +116,17 @@ class NotifierSettings(_Section):
     telegram: TelegramSettings = TelegramSettings()
     email: EmailSettings = EmailSettings()
     webhook: WebhookSettings = WebhookSettings()
+
+
+class DispatchSettings(_Section):
+    interval: Duration = Field(
+        timedelta(seconds=10), description="how often a worker looks for due deliveries"
+    )
+    lease: Duration = Field(
+        timedelta(minutes=5),
+        description="how long a claimed delivery stays with its worker before another may retry it",
+    )
+    batch: int = Field(200, gt=0, le=10_000, description="deliveries claimed at a time")
 
 
 class LogSettings(_Section):
@@ -164,6 +179,7 @@ class Settings(_Section):
     profiles: DirectorySettings
     subscribers: DirectorySettings
     notifiers: NotifierSettings = NotifierSettings()
+    dispatch: DispatchSettings = DispatchSettings()
     log: LogSettings = LogSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     health: HealthSettings = HealthSettings()

@@ -214,13 +214,26 @@ class Daemon:
             self.stop.set()
 
     async def run(self) -> int:
+        await self.start()
+        try:
+            lock = SchedulerLock(self.engine)
+            if await self.standby(lock):
+                await self.lead(lock)
+        finally:
+            await close_notifiers(self.notifiers)
+            log.info("stopped")
+        return 0
+
+    async def start(self) -> None:
+        """Signals, then the start-up checks (profiles and subscribers must be valid) and channels."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal)
-        # start-up checks: profiles and subscribers must be valid, channels should answer
         await asyncio.to_thread(load_audience, self.settings, self.engine)
-        self.notifiers = build_notifiers(self.settings)
-        lock = SchedulerLock(self.engine)
+        self.notifiers = build_notifiers(self.settings, engine=self.engine)
+
+    async def standby(self, lock: SchedulerLock) -> bool:
+        """Wait until ``lock`` is ours (True), or until told to stop (False)."""
         waited = False
         while not await asyncio.to_thread(lock.try_acquire):
             if not waited:
@@ -230,9 +243,13 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), STANDBY_POLL)
             if self.stop.is_set():
-                await close_notifiers(self.notifiers)
-                return 0
+                return False
         log.info("scheduler lock acquired%s; running", " after standby" if waited else "")
+        return True
+
+    async def lead(self, lock: SchedulerLock) -> None:
+        """Run the schedule (and the bot) until told to stop; let running jobs finish, then
+        release ``lock`` so a standby takes over."""
         self.scheduler = self._schedule()
         self.scheduler.start()
         bot = None  # the Telegram bot polls in this loop (None without a token or telegram off)
@@ -249,10 +266,7 @@ class Daemon:
                     task.cancel()
                 if pending:
                     await asyncio.wait(pending, timeout=3)
-            await close_notifiers(self.notifiers)
             await asyncio.to_thread(lock.release)
-            log.info("stopped")
-        return 0
 
 
 def run_forever(settings: Settings, engine: Engine) -> int:

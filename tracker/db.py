@@ -315,7 +315,17 @@ class DeliveryRow(SQLModel, table=True):
     """
 
     __tablename__ = "deliveries"
-    __table_args__ = (sa.Index("ix_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # the dispatcher's two claim queries (migration 0005): partial, so the millions of
+        # sent rows never enter them and each claim reads its batch straight off the index
+        sa.Index("ix_deliveries_pending", "next_attempt_at", "id",
+                 postgresql_where=sa.text("status = 'pending'"),
+                 sqlite_where=sa.text("status = 'pending'")),
+        sa.Index("ix_deliveries_leases", "lease_until",
+                 postgresql_where=sa.text("status = 'sending'"),
+                 sqlite_where=sa.text("status = 'sending'")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=400, sa_column_kwargs={"unique": True})
@@ -385,3 +395,18 @@ class HeartbeatRow(SQLModel, table=True):
     beat_at: datetime = _utc_column()
     stopped_at: datetime | None = _utc_column(nullable=True)
     jobs: list[dict[str, Any]] = Field(sa_column=Column(JSONType, nullable=False))
+
+
+# -- several workers: the shared Telegram budget (migration 0005) ---------------------------
+
+class TelegramPacingRow(SQLModel, table=True):
+    """When the next Telegram message may go out, per chat and overall (key ``global``).
+
+    Every worker reserves its slots here (``tracker.pacing``), so Telegram's flood limits
+    hold across processes and machines. Times are seconds on the database server's clock.
+    """
+
+    __tablename__ = "telegram_pacing"
+
+    key: str = Field(primary_key=True, max_length=60)
+    next_at: float = 0.0

@@ -85,6 +85,27 @@ def backoff(attempts: int, retry_after: float | None) -> timedelta:
     return wait
 
 
+def due_queries(now: datetime, limit: int,
+                channels: tuple[str, ...] | None = None) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The two queries that find due rows: leases that expired, then pending rows by due time.
+
+    Two queries rather than one with an OR, so each reads its rows in order straight off
+    its own partial index (``ix_deliveries_leases``, ``ix_deliveries_pending``) and stops at
+    ``limit``, however many rows wait or were sent before.
+    """
+    table = deliveries_table
+    expired = (sa.select(table.c.id)
+               .where(table.c.status == SENDING, table.c.lease_until < now)
+               .order_by(table.c.lease_until).limit(limit))
+    pending = (sa.select(table.c.id)
+               .where(table.c.status == PENDING, table.c.next_attempt_at <= now)
+               .order_by(table.c.next_attempt_at, table.c.id).limit(limit))
+    if channels is not None:
+        expired = expired.where(table.c.channel.in_(channels))
+        pending = pending.where(table.c.channel.in_(channels))
+    return expired, pending
+
+
 def claim(engine: Engine, now: datetime, limit: int, lease: timedelta = LEASE,
           channels: tuple[str, ...] | None = None) -> list[Any]:
     """Claim up to ``limit`` due rows for this pass; return them with their recipients.
@@ -98,13 +119,14 @@ def claim(engine: Engine, now: datetime, limit: int, lease: timedelta = LEASE,
         sa.and_(deliveries_table.c.status == SENDING, deliveries_table.c.lease_until < now),
     )
     with engine.begin() as connection:
-        query = sa.select(deliveries_table.c.id).where(due)
-        if channels is not None:
-            query = query.where(deliveries_table.c.channel.in_(channels))
-        query = query.order_by(deliveries_table.c.next_attempt_at, deliveries_table.c.id).limit(limit)
-        if connection.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(connection.execute(query).scalars())
+        ids: list[int] = []
+        for query in due_queries(now, limit, channels):
+            if len(ids) >= limit:
+                break
+            query = query.limit(limit - len(ids))
+            if connection.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids.extend(connection.execute(query).scalars())
         if not ids:
             return []
         connection.execute(deliveries_table.update()
@@ -207,14 +229,19 @@ async def _deliver(engine: Engine, notifier: Notifier, row: Any, clock: Clock,
 
 async def dispatch(engine: Engine, notifiers: Mapping[str, Notifier], clock: Clock, *,
                    batch: int = 200, max_attempts: int = MAX_ATTEMPTS,
-                   stop: asyncio.Event | None = None) -> DispatchReport:
-    """Send every due message through the configured channels; return what happened."""
+                   stop: asyncio.Event | None = None, lease: timedelta = LEASE) -> DispatchReport:
+    """Send every due message through the configured channels; return what happened.
+
+    ``lease`` is how long a claimed row stays this process's: if the process dies, another
+    worker sends the row after it runs out (``dispatch.lease``; keep it well above the
+    slowest send of one batch).
+    """
     report = DispatchReport()
     channels = tuple(sorted(notifiers))
     if not channels:
         return report
     while stop is None or not stop.is_set():
-        rows = await asyncio.to_thread(claim, engine, clock(), batch, LEASE, channels)
+        rows = await asyncio.to_thread(claim, engine, clock(), batch, lease, channels)
         if not rows:
             break
         by_channel: dict[str, list[Any]] = defaultdict(list)

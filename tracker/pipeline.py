@@ -147,11 +147,21 @@ def load_audience(settings: Settings, engine: Engine) -> tuple[list[Profile], li
 
 
 def build_notifiers(settings: Settings, environ: Mapping[str, str] | None = None,
-                    console: TextIO | None = None) -> dict[str, Notifier]:
-    """The composition root for channels: every enabled channel that has what it needs."""
+                    console: TextIO | None = None, engine: Engine | None = None) -> dict[str, Notifier]:
+    """The composition root for channels: every enabled channel that has what it needs.
+
+    With ``engine``, Telegram is paced as ``notifiers.telegram.pacing`` says (on PostgreSQL
+    by default through a budget every worker shares, ``tracker.pacing``).
+    """
+    from notifiers.telegram import TelegramNotifier
+    from tracker.pacing import pacer_for
+
     notifiers = create_notifiers(settings.notifiers, environ)
     if console is not None and "console" in notifiers:
         notifiers["console"] = ConsoleNotifier(console)
+    telegram = notifiers.get("telegram")
+    if isinstance(telegram, TelegramNotifier):
+        telegram.pacer = pacer_for(settings.notifiers.telegram, engine)
     return notifiers
 
 
