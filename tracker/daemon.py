@@ -1,7 +1,7 @@
 """The daemon: ``callwatch run``, one asyncio process that runs callwatch unattended.
 
 - **One scheduler per database.** A lock guards the scheduler: a file lock beside a SQLite
-  database, a PostgreSQL advisory lock held on its own connection. A second ``callwatch
+  database, a PostgreSQL advisory lock per schema on its own connection. A second ``callwatch
   run`` on the same database logs that it is waiting and stands by; it takes over when the
   first one stops (the lock is released on exit, and by the OS or PostgreSQL on a crash).
 - **Schedules are built in code from config** (APScheduler 3.11, AsyncIOScheduler, memory
@@ -25,6 +25,7 @@ import contextlib
 import functools
 import logging
 import signal
+import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,7 +48,7 @@ from tracker.store import Store
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = 0x63616C6C  # "call": the advisory lock id callwatch uses on PostgreSQL
+LOCK_KEY = 0x63616C6C  # "call": the high half of callwatch's advisory lock ids on PostgreSQL
 STANDBY_POLL = 2.0
 SHUTDOWN_GRACE = 25.0
 FIRST_RETRY = timedelta(minutes=5)
@@ -57,6 +58,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def advisory_key(schema: str) -> int:
+    """The advisory lock id of one schema: LOCK_KEY in the high 32 bits, the schema name's
+    CRC-32 in the low. PostgreSQL scopes advisory locks to a database, and callwatch's
+    tables live in a schema, so two installations in two schemas of one database (or tests
+    running in parallel, one schema each) each get their own scheduler."""
+    return (LOCK_KEY << 32) | zlib.crc32(schema.encode())
+
+
 class SchedulerLock:
     """The one-scheduler-per-database lock (file lock for SQLite, advisory lock for PostgreSQL)."""
 
@@ -64,6 +73,7 @@ class SchedulerLock:
         self.engine = engine
         self._file: FileLock | None = None
         self._connection: Connection | None = None
+        self._key = LOCK_KEY
         if engine.dialect.name == "sqlite":
             database = engine.url.database or ""
             path = Path(database).with_name(Path(database).name + ".scheduler.lock") \
@@ -78,8 +88,9 @@ class SchedulerLock:
                 return False
             return True
         connection = self.engine.connect()
+        self._key = advisory_key(str(connection.execute(sa.text("SELECT current_schema()")).scalar()))
         got = bool(connection.execute(sa.text("SELECT pg_try_advisory_lock(:key)"),
-                                      {"key": LOCK_KEY}).scalar())
+                                      {"key": self._key}).scalar())
         connection.commit()
         if got:
             self._connection = connection
@@ -92,7 +103,7 @@ class SchedulerLock:
             self._file.release()
         if self._connection is not None:
             with contextlib.suppress(Exception):
-                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
                 self._connection.commit()
             self._connection.close()
             self._connection = None
@@ -257,7 +268,9 @@ class Daemon:
             bot = await start_bot(self.settings, self.engine, self.notifiers, self.clock)
             await self.stop.wait()
         finally:
-            self.scheduler.shutdown(wait=False)
+            # pause, not shutdown: APScheduler's shutdown cancels the coroutine jobs still
+            # running, which would cut the running scrape or dispatch off mid-step
+            self.scheduler.pause()
             if bot is not None:
                 await bot.stop()
             if self.running:
@@ -266,6 +279,7 @@ class Daemon:
                     task.cancel()
                 if pending:
                     await asyncio.wait(pending, timeout=3)
+            self.scheduler.shutdown(wait=False)
             await asyncio.to_thread(lock.release)
 
 
