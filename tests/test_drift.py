@@ -5,11 +5,13 @@ from __future__ import annotations
 from tests.factories import make_call
 from tracker.drift import (
     RED_AFTER,
+    HealthState,
     assess_run,
     consecutive_bad,
     health_is_red,
     last_good_count,
     outcome,
+    source_health,
 )
 from tracker.models import RunOutcome, ScrapeResult
 
@@ -78,3 +80,18 @@ def test_last_good_count_skips_bad_runs() -> None:
     runs = [(RunOutcome.SUSPICIOUS, 0), (RunOutcome.FAILED, 0), (RunOutcome.PARTIAL, 7), (RunOutcome.OK, 9)]
     assert last_good_count(runs) == 7
     assert last_good_count([(RunOutcome.FAILED, 0)]) is None
+
+
+def test_source_health_names_the_state_and_why() -> None:
+    """`callwatch sources` shows one word and a reason; partial data is amber, never red."""
+    bad, ok = RunOutcome.SUSPICIOUS, RunOutcome.OK
+    assert source_health([]) == HealthState("unknown", "never run")
+    assert source_health([ok, bad]) == HealthState("green", "last run ok")
+    assert source_health([RunOutcome.PARTIAL, bad, bad, bad], "page 3 failed") == \
+        HealthState("amber", "last run partial: page 3 failed")
+    amber = source_health([bad, RunOutcome.FAILED, ok], "suspicious: parsed zero items")
+    assert amber == HealthState("amber", "2 failed or suspicious run(s) in a row: "
+                                         "suspicious: parsed zero items")
+    red = source_health([bad, RunOutcome.FAILED, bad, ok], "HTTP 503")
+    assert red.state == "red" and red.reason.startswith("3 failed or suspicious run(s) in a row")
+    assert source_health([bad, bad], red_after=2).state == "red"

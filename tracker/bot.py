@@ -62,6 +62,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from notifiers.telegram import TOKEN_ENV
+from tracker import drift
 from tracker.config import Settings
 from tracker.delivery import (
     channels_table,
@@ -646,8 +647,9 @@ async def alert_admins(settings: Settings, notifiers: Mapping[str, Notifier], te
     return await notify_admins(notifier, admins, text)
 
 
-#: consecutive failed runs after which a source is "red" and the admins hear of it (once)
-RED_AFTER = 3
+#: failed or suspicious runs in a row after which a source is "red" and the admins hear of
+#: it (once); one rule with /healthz and `callwatch sources` (tracker/drift.py)
+RED_AFTER = drift.RED_AFTER
 
 
 async def alert_red_source(settings: Settings, engine: Engine, notifiers: Mapping[str, Notifier],
@@ -656,7 +658,7 @@ async def alert_red_source(settings: Settings, engine: Engine, notifiers: Mappin
     health = await asyncio.to_thread(Store(engine).health, source)
     error = health.last_run.error if health.last_run is not None else None
     return await alert_admins(settings, notifiers,
-                              red_source_text(source, health.consecutive_failures, error))
+                              red_source_text(source, health.bad_in_a_row, error))
 
 
 def dead_letters_text(keys: Sequence[str]) -> str:

@@ -154,7 +154,8 @@ class Daemon:
         log.info("scraped source=%s outcome=%s items=%d new=%d changed=%d", name,
                  report.outcome.value, report.items_seen, report.new, report.changed)
         self._reschedule(name, ok=report.outcome is RunOutcome.OK)
-        if self.failures.get(name) == RED_AFTER:  # once per failing streak
+        health = await asyncio.to_thread(Store(self.engine).health, name)
+        if health.bad_in_a_row == RED_AFTER:  # once per stored streak of failed or suspicious runs
             await alert_red_source(self.settings, self.engine, self.notifiers, name)
         await self.notify()
         await self.deliver()

@@ -88,14 +88,21 @@ def diff_calls(old: CallRecord | None, new: CallRecord, now: datetime) -> list[C
 
 
 #: fields a degraded (fallback) record may lack; stored values are kept for them
-_FILLABLE = ("summary", "url", "budget_eur", "budget_min_eur", "budget_max_eur",
+DEGRADED_FILLABLE = ("summary", "url", "budget_eur", "budget_min_eur", "budget_max_eur",
              "expected_grants", "action_type", "keywords", "tags", "updates", "countries",
              "regions", "audience", "sub_programme", "programme", "language")
 
 
-def fill_missing(old: CallRecord, new: CallRecord) -> CallRecord:
-    """``new`` with every field it leaves empty taken from ``old`` (for degraded runs)."""
-    missing = {name: getattr(old, name) for name in _FILLABLE
+#: a suspicious run (tracker/drift.py) may also have lost dates and identifiers to a changed
+#: layout: stored values are kept for every field that can be empty
+SUSPICIOUS_FILLABLE = (*DEGRADED_FILLABLE, "opening_date", "deadlines", "deadline_model",
+                       "call_identifier", "topic_identifier")
+
+
+def fill_missing(old: CallRecord, new: CallRecord,
+                 fields: tuple[str, ...] = DEGRADED_FILLABLE) -> CallRecord:
+    """``new`` with every field it leaves empty taken from ``old`` (degraded or suspicious runs)."""
+    missing = {name: getattr(old, name) for name in fields
                if getattr(new, name) in (None, "", ()) and getattr(old, name) not in (None, "", ())}
     return new.model_copy(update=missing) if missing else new
 

@@ -15,6 +15,8 @@ A failed run is already failed and is not judged again. ``outcome`` turns a verd
 run outcome to record (``RunOutcome.SUSPICIOUS``); a suspicious run is never a good run, so
 the next comparison still uses the last good count. After ``RED_AFTER`` suspicious or failed
 runs in a row a source's health is red (``health_is_red``), and an operator alert is due.
+``source_health`` names the state `callwatch sources` shows: green (the last run was ok),
+amber (the last run was partial, or a bad streak not yet red), red, or unknown (never run).
 """
 
 from __future__ import annotations
@@ -101,3 +103,30 @@ def last_good_count(runs_newest_first: Iterable[tuple[RunOutcome, int]]) -> int 
         if one in (RunOutcome.OK, RunOutcome.PARTIAL):
             return items
     return None
+
+
+@dataclass(frozen=True)
+class HealthState:
+    """A source's health in one word (green, amber, red, unknown) and why, in words."""
+
+    state: str
+    reason: str
+
+
+def source_health(outcomes_newest_first: Sequence[RunOutcome], last_error: str | None = None,
+                  red_after: int = RED_AFTER) -> HealthState:
+    """The health shown for a source from its latest outcomes and the last run's error.
+
+    A partial run is amber, not a step towards red: data still arrives (the same rule as
+    ``tracker.health``); a suspicious or failed run is amber until ``red_after`` in a row.
+    """
+    if not outcomes_newest_first:
+        return HealthState("unknown", "never run")
+    cause = f": {last_error}" if last_error else ""
+    bad = consecutive_bad(outcomes_newest_first)
+    if bad:
+        state = "red" if bad >= red_after else "amber"
+        return HealthState(state, f"{bad} failed or suspicious run(s) in a row{cause}")
+    if outcomes_newest_first[0] is RunOutcome.PARTIAL:
+        return HealthState("amber", f"last run partial{cause}")
+    return HealthState("green", "last run ok")

@@ -33,6 +33,7 @@ from tracker.delivery import (
     sync_subscribers,
 )
 from tracker.dispatch import DispatchReport, dispatch
+from tracker.drift import DEFAULT_EXPECTED
 from tracker.errors import CallwatchError, ConfigError
 from tracker.models import ScrapeResult
 from tracker.plugins import source_plugins
@@ -82,7 +83,12 @@ def build_sources(settings: Settings, http: PoliteClient, names: Iterable[str]) 
 async def scrape_one(
     name: str, source: Source, store: Store, clock: Clock, progress: Progress | None = None
 ) -> ScrapeOutcome:
-    """Scrape one source and store its run; any failure becomes a failed run, never a crash."""
+    """Scrape one source and store its run; any failure becomes a failed run, never a crash.
+
+    The store judges the run for drift by the fields the source says every item has
+    (``expected_fields``, default title, url and deadline): a run that looks wrong is
+    recorded as suspicious.
+    """
     started = clock()
     began = time.perf_counter()
     try:
@@ -93,8 +99,9 @@ async def scrape_one(
     except Exception as exc:  # a bug in one scraper must not stop the others
         log.exception("source crashed source=%s", name)
         result = ScrapeResult(complete=False, error=f"unexpected {type(exc).__name__}: {exc}")
+    expected = getattr(source, "expected_fields", DEFAULT_EXPECTED)
     report = await asyncio.to_thread(store.record_run, name, result, started_at=started,
-                                     now=clock())
+                                     now=clock(), expected_fields=expected)
     return ScrapeOutcome(report=report, seconds=time.perf_counter() - began)
 
 

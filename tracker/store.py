@@ -5,7 +5,10 @@ stored version (``tracker.diff``), upserts the rows with the dialect's ``ON CONF
 (the same code path on SQLite and PostgreSQL), appends the change events and logs the run.
 Absence rule: a call missing from a *complete* run gets one strike; at two consecutive
 strikes it is marked not listed (``removed_from_source``). It is never deleted, and a
-partial or failed run never strikes anything.
+partial, failed or suspicious run never strikes anything.
+Drift rule (``tracker.drift``): each run is judged against the source's last good run; a
+suspicious run is logged as such and keeps every stored value its records leave empty, so a
+changed layout neither removes calls nor blanks their fields.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tracker.db import CallChangeRow, CallRow, SourceRunRow
-from tracker.diff import diff_calls, fill_missing, removed_change
+from tracker.diff import (
+    DEGRADED_FILLABLE,
+    SUSPICIOUS_FILLABLE,
+    diff_calls,
+    fill_missing,
+    removed_change,
+)
+from tracker.drift import DEFAULT_EXPECTED, assess_run, consecutive_bad, last_good_count, source_health
+from tracker.drift import outcome as judged_outcome
 from tracker.errors import NotFoundError
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
 
@@ -90,7 +101,13 @@ class SourceHealth:
     source: str
     last_run: SourceRun | None
     last_success: datetime | None
+    #: runs in a row that were not ok (partial ones included)
     consecutive_failures: int
+    #: suspicious or failed runs in a row (partial ones break the streak): red at RED_AFTER
+    bad_in_a_row: int = 0
+    #: green, amber, red or unknown (``tracker.drift.source_health``)
+    state: str = "unknown"
+    reason: str = "never run"
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -144,25 +161,37 @@ class Store:
         *,
         started_at: datetime,
         now: datetime,
+        expected_fields: Sequence[str] = DEFAULT_EXPECTED,
     ) -> RunReport:
-        """Save one run of ``source`` in one transaction and return its change events."""
+        """Save one run of ``source`` in one transaction and return its change events.
+
+        ``expected_fields`` are what every item of this source should have (a feed gives no
+        deadlines); drift detection judges the run by them and by the last good run.
+        """
         records: dict[str, CallRecord] = {}
         for record in result.records:
             if record.source != source:
                 raise ValueError(f"record {record.id} does not belong to source {source!r}")
             records[record.id] = record  # a later duplicate in the same run wins
-        outcome = result.outcome
         with self.engine.begin() as connection:
+            verdict = assess_run(result, self._last_good_items(connection, source),
+                                 expected_fields=expected_fields)
+            outcome = judged_outcome(result, verdict)
+            error = result.error
+            if verdict.suspicious:
+                error = "; ".join(filter(None, (error, f"suspicious: {verdict.describe()}")))
+                log.warning("suspicious run source=%s reasons=%s", source, verdict.describe())
             run_id: int = connection.execute(
                 runs_table.insert().values(
                     source=source, started_at=started_at, finished_at=None,
                     outcome=outcome.value, items_seen=len(records), new=0, changed=0,
-                    invalid=result.invalid, error=result.error,
+                    invalid=result.invalid, error=error,
                     notes="; ".join(result.notes) or None,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]  # always set by INSERT
-            changes = self._upsert_calls(connection, list(records.values()), now,
-                                         degraded=result.degraded)
+            keep = (SUSPICIOUS_FILLABLE if verdict.suspicious
+                    else DEGRADED_FILLABLE if result.degraded else ())
+            changes = self._upsert_calls(connection, list(records.values()), now, keep=keep)
             if outcome is RunOutcome.OK:
                 changes += self._strike_missing(connection, source, set(records), now)
             new = sum(1 for c in changes if c.kind is ChangeKind.NEW)
@@ -183,12 +212,25 @@ class Store:
                  source, outcome.value, len(records), new, changed, result.invalid)
         return RunReport(run_id=run_id, source=source, outcome=outcome, items_seen=len(records),
                          new=new, changed=changed, invalid=result.invalid, changes=changes,
-                         error=result.error)
+                         error=error)
+
+    @staticmethod
+    def _last_good_items(connection: Connection, source: str) -> int | None:
+        """Items seen by the source's newest ok or partial run (None: none yet)."""
+        good = [RunOutcome.OK.value, RunOutcome.PARTIAL.value]
+        rows = connection.execute(
+            sa.select(runs_table.c.outcome, runs_table.c.items_seen)
+            .where(runs_table.c.source == source, runs_table.c.outcome.in_(good))
+            .order_by(runs_table.c.id.desc()).limit(1)
+        ).all()
+        return last_good_count((RunOutcome(row.outcome), row.items_seen) for row in rows)
 
     def _upsert_calls(
         self, connection: Connection, records: list[CallRecord], now: datetime,
-        *, degraded: bool = False,
+        *, keep: tuple[str, ...] = (),
     ) -> list[Change]:
+        """Upsert ``records``; fields named in ``keep`` that a record leaves empty keep their
+        stored values (degraded and suspicious runs)."""
         changes: list[Change] = []
         for chunk in _chunks(records):
             ids = [r.id for r in chunk]
@@ -203,8 +245,8 @@ class Store:
             rows = []
             for record in chunk:
                 previous = existing.get(record.id)
-                if degraded and previous is not None:
-                    record = fill_missing(_record_of(previous), record)
+                if keep and previous is not None:
+                    record = fill_missing(_record_of(previous), record, keep)
                 fingerprint = record.fingerprint()
                 if previous is not None and previous.fingerprint == fingerprint:
                     events: list[Change] = []
@@ -329,7 +371,7 @@ class Store:
             return [_run(row) for row in connection.execute(query)]
 
     def health(self, source: str, window: int = 50) -> SourceHealth:
-        """Last run, last success and the current streak of failed or partial runs."""
+        """Last run, last success, the current streaks and the state `callwatch sources` shows."""
         recent = self.runs(source, limit=window)
         failures = 0
         for run in recent:
@@ -344,5 +386,9 @@ class Store:
                         runs_table.c.source == source, runs_table.c.outcome == RunOutcome.OK.value
                     )
                 ).scalar()
+        outcomes = [run.outcome for run in recent]
+        shown = source_health(outcomes, recent[0].error if recent else None)
         return SourceHealth(source=source, last_run=recent[0] if recent else None,
-                            last_success=last_success, consecutive_failures=failures)
+                            last_success=last_success, consecutive_failures=failures,
+                            bad_in_a_row=consecutive_bad(outcomes), state=shown.state,
+                            reason=shown.reason)

@@ -1,0 +1,225 @@
+"""Drift detection wired into storing a run: suspicious runs, the absence rule, health, alerts.
+
+Store tests run on every backend (``store`` and ``engine`` fixtures); the scrape and daemon
+tests drive the real ``scrape_one`` and ``Daemon.scrape`` with small fake sources, channels
+and a local fixture site, never a mock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from tests.factories import make_call
+from tests.sources_support import FIXTURES
+from tracker.config import Settings, load_config
+from tracker.daemon import Daemon
+from tracker.drift import RED_AFTER
+from tracker.fakes.sites import FixtureSite
+from tracker.models import ChangeKind, RunOutcome, ScrapeResult
+from tracker.pipeline import scrape_one
+from tracker.ports import Message, Progress, Recipient, SendResult
+from tracker.store import RunReport, Store
+
+FOUR = ("A", "B", "C", "D")
+
+
+def save(store: Store, at: datetime, *records, complete: bool = True, invalid: int = 0,
+         error: str | None = None, expected: tuple[str, ...] | None = None) -> RunReport:
+    result = ScrapeResult(records=list(records), complete=complete, invalid=invalid, error=error)
+    if expected is None:
+        return store.record_run("ft_portal", result, started_at=at, now=at)
+    return store.record_run("ft_portal", result, started_at=at, now=at, expected_fields=expected)
+
+
+def test_zero_items_after_a_good_run_is_suspicious_and_removes_nothing(
+    store: Store, now: datetime
+) -> None:
+    """A layout change that yields nothing must not look like every call being withdrawn."""
+    save(store, now, *(make_call(n) for n in FOUR))
+    for hours in (6, 12, 18):
+        report = save(store, now + timedelta(hours=hours))
+        assert report.outcome is RunOutcome.SUSPICIOUS
+        assert report.changes == []
+        assert report.error == "suspicious: parsed zero items; the last good run had 4"
+    # the baseline stays the last good run, however many suspicious runs follow
+    assert [r.outcome for r in store.runs("ft_portal")][:3] == [RunOutcome.SUSPICIOUS] * 3
+    listed = store.list_calls(listed_only=True)
+    assert sorted(c.record.native_id for c in listed) == sorted(FOUR)
+    assert all(c.record == make_call(c.record.native_id) for c in listed)
+    assert all([ch.kind for ch in store.history(c.id)] == [ChangeKind.NEW] for c in listed)
+
+
+def test_a_suspicious_run_keeps_stored_deadlines_and_links(store: Store, now: datetime) -> None:
+    """Items that lost their deadline to a changed layout neither blank the stored ones nor
+    send 'deadline changed' alerts; a real change in the same run is still recorded."""
+    save(store, now, *(make_call(n) for n in FOUR))
+    later = now + timedelta(hours=6)
+    lost = [make_call(n, deadlines=(), url=None) for n in ("A", "B", "C")]
+    report = save(store, later, *lost, make_call("D", title="Electrolysers, revised"))
+    assert report.outcome is RunOutcome.SUSPICIOUS
+    assert report.error == ("suspicious: 3 of 4 items lack a url; 3 of 4 items lack a deadline")
+    assert [(c.call_id, c.kind) for c in report.changes] == [("ft_portal:D", ChangeKind.TITLE_CHANGED)]
+    kept = store.get_call("ft_portal:A")
+    assert kept.record.deadlines == make_call("A").deadlines and kept.record.url == make_call("A").url
+    assert store.runs("ft_portal")[0].error == report.error
+
+
+def test_a_suspicious_run_still_stores_a_new_call(store: Store, now: datetime) -> None:
+    """Suspicious is a warning about the run, not a reason to drop what it did read."""
+    save(store, now, *(make_call(n) for n in FOUR))
+    report = save(store, now + timedelta(hours=1), make_call("E"), invalid=3)
+    assert report.outcome is RunOutcome.SUSPICIOUS and report.new == 1
+    assert store.get_call("ft_portal:E").still_listed
+
+
+def test_a_source_without_deadlines_is_judged_by_its_expected_fields(
+    store: Store, now: datetime
+) -> None:
+    """A news feed gives no deadlines; it says so and its runs stay ok."""
+    feed = [make_call(n, deadlines=()) for n in FOUR]
+    assert save(store, now, *feed).outcome is RunOutcome.SUSPICIOUS
+    assert save(store, now, *feed, expected=("title", "url")).outcome is RunOutcome.OK
+
+
+def test_an_ok_run_after_suspicious_ones_strikes_again(store: Store, now: datetime) -> None:
+    """Suspicious runs neither strike nor reset strikes: two complete runs without B remove it."""
+    save(store, now, *(make_call(n) for n in FOUR))
+    three = [make_call(n) for n in ("A", "C", "D")]
+    save(store, now + timedelta(hours=1), *three)  # first strike for B
+    save(store, now + timedelta(hours=2))  # suspicious: nothing
+    report = save(store, now + timedelta(hours=3), *three)
+    assert report.outcome is RunOutcome.OK
+    assert [(c.call_id, c.kind) for c in report.changes] == [
+        ("ft_portal:B", ChangeKind.REMOVED_FROM_SOURCE)]
+
+
+def test_health_turns_red_after_three_suspicious_or_failed_runs(store: Store, now: datetime) -> None:
+    """Red follows the stored run log: suspicious and failed runs count, partial ones break it."""
+    assert (store.health("ft_portal").state, store.health("ft_portal").reason) == ("unknown",
+                                                                                  "never run")
+    save(store, now, *(make_call(n) for n in FOUR))
+    assert store.health("ft_portal").state == "green"
+    save(store, now + timedelta(hours=1))  # suspicious
+    save(store, now + timedelta(hours=2), complete=False, error="HTTP 503")  # failed
+    health = store.health("ft_portal")
+    assert (health.state, health.bad_in_a_row) == ("amber", 2)
+    assert health.reason == "2 failed or suspicious run(s) in a row: HTTP 503"
+    save(store, now + timedelta(hours=3))  # suspicious again
+    health = store.health("ft_portal")
+    assert (health.state, health.bad_in_a_row) == ("red", RED_AFTER)
+    assert health.reason.endswith("suspicious: parsed zero items; the last good run had 4")
+    save(store, now + timedelta(hours=4), make_call("A"), complete=False, error="page 2 failed")
+    partial = store.health("ft_portal")
+    assert (partial.state, partial.bad_in_a_row, partial.consecutive_failures) == ("amber", 0, 4)
+
+
+class ScriptedSource:
+    """A source that returns the next prepared result on each scrape (a fake, not a mock)."""
+
+    def __init__(self, name: str, results: list[ScrapeResult],
+                 expected_fields: tuple[str, ...] = ("title", "url", "deadline")) -> None:
+        self.name = name
+        self.results = results
+        self.expected_fields = expected_fields
+
+    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
+        return self.results.pop(0)
+
+
+def test_scrape_one_judges_runs_by_the_fields_the_source_promises(store: Store, now: datetime) -> None:
+    """The pipeline hands the store what the source says its items carry."""
+    feed = [make_call(n, deadlines=()) for n in FOUR]
+    as_feed = ScriptedSource("ft_portal", [ScrapeResult(records=feed)], ("title", "url"))
+    as_list = ScriptedSource("ft_portal", [ScrapeResult(records=feed)])
+    first = asyncio.run(scrape_one("ft_portal", as_feed, store, lambda: now))
+    second = asyncio.run(scrape_one("ft_portal", as_list, store, lambda: now))
+    assert first.report.outcome is RunOutcome.OK
+    assert second.report.outcome is RunOutcome.SUSPICIOUS
+    assert second.report.error == "suspicious: 4 of 4 items lack a deadline"
+
+
+# -- the daemon's operator alert follows the stored streak ---------------------------------
+
+class RecordingTelegram:
+    """A Telegram channel that keeps what it is asked to send."""
+
+    channel = "telegram"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def send(self, recipient: Recipient, message: Message) -> SendResult:
+        self.sent.append((recipient.address, message.text))
+        return SendResult(channel=self.channel, address=recipient.address)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def daemon_settings(tmp_path: Path, url: str) -> Settings:
+    config = tmp_path / "callwatch.toml"
+    config.write_text(f"""
+[http]
+delay = 0
+retries = 0
+[profiles]
+directory = "{tmp_path / 'profiles'}"
+[subscribers]
+directory = "{tmp_path / 'subscribers'}"
+[notifiers.console]
+enabled = false
+[notifiers.telegram]
+admin_chats = ["42"]
+[sources.efre_at]
+kind = "html_list"
+url = "{url}"
+item = ".calls.container .call-item"
+title = ".call-item__title"
+link = "a.more"
+deadline = ".call-item__deadline"
+next_page = ".pagination .next a"
+language = "de"
+timezone = "Europe/Vienna"
+""", encoding="utf-8")
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "subscribers").mkdir()
+    return load_config(config, environ={})
+
+
+def test_the_daemon_alerts_once_when_the_stored_streak_turns_red(
+    tmp_path: Path, engine: Engine, now: datetime
+) -> None:
+    """Two suspicious runs stored before a restart plus one by the new daemon make three:
+    the admins hear of it once, and not again while the streak goes on."""
+    html = FIXTURES / "html_list"
+    with FixtureSite({"/calls": html / "efre_calls_page1.html",
+                      "/calls?page=2": html / "efre_calls_page2.html"}) as site:
+        settings = daemon_settings(tmp_path, site.url + "/calls")
+        store = Store(engine)
+        telegram = RecordingTelegram()
+
+        def new_daemon() -> Daemon:
+            daemon = Daemon(settings, engine, clock=lambda: now)
+            daemon.notifiers = {"telegram": telegram}
+            return daemon
+
+        asyncio.run(new_daemon().scrape("efre_at"))
+        assert store.health("efre_at").state == "green"
+        site.set_route("/calls", html / "efre_calls_titles_moved.html")
+        before_restart = new_daemon()
+        for _ in range(RED_AFTER - 1):
+            asyncio.run(before_restart.scrape("efre_at"))
+        assert telegram.sent == [] and store.health("efre_at").state == "amber"
+        after_restart = new_daemon()
+        asyncio.run(after_restart.scrape("efre_at"))
+        assert store.health("efre_at").state == "red"
+        asyncio.run(after_restart.scrape("efre_at"))
+    assert len(telegram.sent) == 1
+    chat, text = telegram.sent[0]
+    assert chat == "42"
+    assert f"source efre_at failed {RED_AFTER} time(s) in a row" in text
+    assert "suspicious:" in text and "lack a title" in text
