@@ -1,9 +1,10 @@
-"""Delivery channels: one module per channel (Telegram, email, webhook, console).
+"""Delivery channels: one module per channel (Telegram, email, webhook, apprise, console).
 
 Each module exports a class with a ``channel`` name, ``from_settings`` and the
 ``tracker.ports.Notifier`` methods (``send``, ``aclose``). ``CHANNELS`` is the one
 registry; ``create_notifiers`` builds every enabled channel that can work with the
-environment it is given (Telegram only when its token is set), for the composition root.
+environment it is given (Telegram only when its token is set, apprise only when its extra
+is installed), for the composition root.
 """
 
 from __future__ import annotations
@@ -47,12 +48,22 @@ def _webhook(settings: NotifierSettings, environ: Mapping[str, str]) -> Notifier
     return WebhookNotifier.from_settings(settings.webhook, environ) if settings.webhook.enabled else None
 
 
+def _apprise(settings: NotifierSettings, environ: Mapping[str, str]) -> Notifier | None:
+    from notifiers.apprise import EXTRA, AppriseNotifier, available
+
+    if not available():
+        logger.debug("channel=apprise not started: the apprise package is missing (%s)", EXTRA)
+        return None
+    return AppriseNotifier.from_settings(settings, environ)
+
+
 #: channel name → factory; a new channel adds one line here and one module beside this one
 CHANNELS: dict[str, Callable[[NotifierSettings, Mapping[str, str]], Notifier | None]] = {
     "console": _console,
     "telegram": _telegram,
     "email": _email,
     "webhook": _webhook,
+    "apprise": _apprise,
 }
 
 

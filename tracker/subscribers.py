@@ -2,11 +2,11 @@
 
 A subscriber is data, written in YAML by a cluster manager (``config/subscribers/``) or
 created through the Telegram bot; both end up in the same tables. One subscriber has up
-to one address per channel (a Telegram chat id, an email address, a webhook URL), any
-number of subscriptions (a profile and a mode: ``instant`` alerts, ``daily`` or ``weekly``
-digests, optionally limited to some channels), a timezone in which digests and reminders
-are timed and quiet hours are read, quiet hours during which instant alerts wait, and the
-days before each cut-off at which deadline reminders go out.
+to one address per channel (a Telegram chat id, an email address, a webhook URL, an
+apprise URL), any number of subscriptions (a profile and a mode: ``instant`` alerts,
+``daily`` or ``weekly`` digests, optionally limited to some channels), a timezone in which
+digests and reminders are timed and quiet hours are read, quiet hours during which instant
+alerts wait, and the days before each cut-off at which deadline reminders go out.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tracker.yamlfiles import FilesError, Problem, read_models
 
 Mode = Literal["instant", "daily", "weekly"]
-ChannelName = Literal["telegram", "email", "webhook", "console"]
-CHANNELS: tuple[ChannelName, ...] = ("telegram", "email", "webhook", "console")
+ChannelName = Literal["telegram", "email", "webhook", "apprise", "console"]
+CHANNELS: tuple[ChannelName, ...] = ("telegram", "email", "webhook", "apprise", "console")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
 _CHAT = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,})$")
+#: subscriber_channels.address is a VARCHAR(500)
+_MAX_ADDRESS = 500
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -43,6 +45,7 @@ class Channels(_Strict):
     email: str | None = None
     webhook: str | None = Field(None, description="https URL receiving JSON POSTs")
     webhook_format: Literal["generic", "slack", "teams"] = "generic"
+    apprise: str | None = Field(None, description="an apprise URL (needs the apprise extra); a secret")
     console: bool = Field(False, description="print to standard output (tests, demos)")
 
     @field_validator("telegram", mode="before")
@@ -69,10 +72,30 @@ class Channels(_Strict):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.strip() if value else value
 
+    @field_validator("apprise")
+    @classmethod
+    def _apprise(cls, value: str | None) -> str | None:
+        """Checked by apprise itself when loaded, so a typo fails `subscribers check`, not a send.
+
+        The URL holds tokens: messages name its scheme at most, never the URL.
+        """
+        if value is None:
+            return None
+        from notifiers.apprise import EXTRA, available, url_problem
+
+        if not available():
+            raise ValueError(f"the apprise channel needs the apprise package: {EXTRA}")
+        if len(value.strip()) > _MAX_ADDRESS:
+            raise ValueError(f"an apprise URL of at most {_MAX_ADDRESS} characters is stored")
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
+
     def configured(self) -> tuple[ChannelName, ...]:
         """The channels this subscriber has an address for, in a stable order."""
         present = {"telegram": self.telegram, "email": self.email, "webhook": self.webhook,
-                   "console": self.console}
+                   "apprise": self.apprise, "console": self.console}
         return tuple(name for name in CHANNELS if present[name])
 
     def address(self, channel: ChannelName) -> str:
@@ -140,7 +163,8 @@ class Subscriber(_Strict):
     def _channels_exist(self) -> Subscriber:
         configured = set(self.channels.configured())
         if not configured:
-            raise ValueError("no channel configured: give at least one of telegram, email, webhook")
+            raise ValueError("no channel configured: give at least one of telegram, email, webhook, "
+                             "apprise")
         for index, subscription in enumerate(self.subscriptions):
             missing = set(subscription.channels or ()) - configured
             if missing:

@@ -1,0 +1,154 @@
+"""The apprise channel (optional): every service apprise supports, one URL per subscriber.
+
+Install the extra (``pip install 'callwatch[apprise]'``) and give a subscriber an apprise
+URL (``channels: {apprise: "discord://<webhook id>/<token>"}``); see
+https://github.com/caronc/apprise/wiki for every service's URL. The channel has no
+settings: everything a service needs is in its URL. It starts whenever the package is
+installed; without it, a subscriber with an apprise URL is a configuration error naming
+the extra.
+
+What is sent: the message's subject as the title and its plain text as the body
+(``body_format=text``, so apprise escapes it for services that want HTML or Markdown;
+scraped text stays inert). Length limits are the service's: add apprise's own
+``?overflow=split`` (or ``truncate``) to a URL to have apprise cut long digests.
+
+Apprise URLs carry tokens and passwords, so they are never logged or put in an error:
+errors name the service (``Discord``) and apprise's outcome, and the address returned
+in ``SendResult`` is apprise's privacy form (secrets masked). Apprise's own logger, which
+prints URLs at DEBUG, is kept out of callwatch's logs (it does not propagate), and so are
+urllib3's DEBUG request lines (a path can hold a token); apprise's warning about a failed
+send is read from the result it returns instead, with every part of the URL scrubbed out.
+
+Apprise's ``notify`` is synchronous (requests under the hood), so it runs in a worker
+thread; apprise's own timeouts bound it (4 s to connect, 4 s to read, changeable per URL
+with ``cto`` and ``rto``). Errors:
+
+- a URL apprise cannot parse or has no service for: ``ChannelRejected`` (dead letter);
+- the service did not accept the message (apprise says only that, not why: a 500, a
+  timeout and a revoked token look alike): ``ChannelUnavailable``, retried with backoff
+  until the dispatcher's attempt limit makes it a dead letter;
+- an exception escaping apprise (a plugin bug for this message): ``ChannelRejected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from tracker.errors import ChannelRejected, ChannelUnavailable, ConfigError
+from tracker.ports import Message, Recipient, SendResult
+
+EXTRA = "pip install 'callwatch[apprise]'"
+#: URL parts shorter than this are left in apprise's messages (ports, "json", "a")
+_MIN_SECRET = 4
+
+
+def available() -> bool:
+    """Whether the apprise package can be imported (the ``apprise`` extra is installed)."""
+    try:
+        importlib.import_module("apprise")
+    except ImportError:
+        return False
+    return True
+
+
+def _library() -> ModuleType:
+    try:
+        module = importlib.import_module("apprise")
+    except ImportError as exc:
+        raise ConfigError(f"the apprise channel needs the apprise package: {EXTRA}",
+                          key="notifiers.apprise") from exc
+    # Keep URLs out of callwatch's logs: apprise prints them at DEBUG, and urllib3 (under
+    # requests) prints each request's path and query, where services like Discord keep tokens.
+    logging.getLogger("apprise").propagate = False
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
+    return module
+
+
+def _scheme(url: str) -> str:
+    scheme, separator, _ = url.partition("://")
+    return scheme if separator and scheme.replace("+", "").isalnum() else ""
+
+
+def url_problem(url: str) -> str | None:
+    """Why apprise cannot use ``url``, or None. Never quotes the URL: it holds secrets."""
+    scheme = _scheme(url.strip())
+    if not scheme:
+        return "not an apprise URL (expected service://…, e.g. discord://…)"
+    if _library().Apprise.instantiate(url.strip()) is None:
+        return f"apprise cannot use this {scheme}:// URL (an unknown service or a malformed URL)"
+    return None
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with the URL and each of its parts (host, user, password, path, query) masked."""
+    parts = urlsplit(url)
+    secrets = {url, parts.netloc, parts.path, parts.query}
+    secrets.update(part for part in parts.path.split("/"))
+    secrets.update(value for pair in parts.query.split("&") for value in pair.split("=", 1))
+    secrets.update(value for value in (parts.username, parts.password, parts.hostname) if value)
+    secrets |= {unquote(secret) for secret in secrets}
+    for secret in sorted((s for s in secrets if len(s) >= _MIN_SECRET), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _notify_type(message: Message) -> str:
+    return "warning" if message.kind == "reminder" else "info"
+
+
+class AppriseNotifier:
+    """Sends rendered messages through apprise, one apprise URL per recipient."""
+
+    channel = "apprise"
+
+    def __init__(self) -> None:
+        self._apprise = _library()
+
+    @classmethod
+    def from_settings(cls, settings: object = None,
+                      environ: Mapping[str, str] | None = None) -> AppriseNotifier:
+        """Build it (no settings: a URL holds all); ConfigError naming the extra when it is missing."""
+        return cls()
+
+    async def send(self, recipient: Recipient, message: Message) -> SendResult:
+        """Notify the recipient's apprise URL once; see the module docstring for failures."""
+        return await asyncio.to_thread(self._send, recipient.address, message)
+
+    def _send(self, url: str, message: Message) -> SendResult:
+        scheme = _scheme(url)
+        plugin: Any = self._apprise.Apprise.instantiate(url) if scheme else None
+        if plugin is None:
+            raise ChannelRejected(f"apprise: cannot use this {scheme or 'non-URL'} address "
+                                  "(an unknown service or a malformed URL)")
+        service = str(getattr(plugin, "service_name", scheme))
+        notifier = self._apprise.Apprise()
+        notifier.add(plugin)
+        try:
+            result = notifier.notify(body=message.text, title=message.subject,
+                                     body_format="text", notify_type=_notify_type(message))
+        except Exception as exc:  # apprise catches its own; one that escapes is a bug for this message
+            # "from None": the library's message and traceback may quote the URL
+            raise ChannelRejected(f"apprise: {service}: {type(exc).__name__}") from None
+        if not result:
+            raise ChannelUnavailable(f"apprise: {service} did not accept the message"
+                                     f"{self._why(result, url)}")
+        return SendResult(channel=self.channel, address=str(plugin.url(privacy=True)))
+
+    @staticmethod
+    def _why(result: Any, url: str) -> str:
+        """Apprise's outcome and last warning, scrubbed of the URL (apprise 2 returns both)."""
+        status = getattr(getattr(result, "status", None), "name", None)
+        logs = getattr(result, "logs", None)
+        warnings = [entry.message for entry in logs()
+                    if entry.level in ("WARNING", "ERROR", "CRITICAL")] if callable(logs) else []
+        detail = "; ".join(part for part in (status, warnings[-1] if warnings else None) if part)
+        return f" ({scrub(detail, url)[:300]})" if detail else ""
+
+    async def aclose(self) -> None:
+        """Nothing to close: apprise opens a connection per send."""
