@@ -40,6 +40,9 @@ FIELDS = [
     # (profile fields, call fields, matches?)
     ({"query": "hydrogen"}, {}, True),
     ({"query": "fusion"}, {}, False),
+    ({"query": "fusion"}, {"tags": ("Fusion energy",)}, True),  # tags are searched like keywords
+    ({"query": "fusion"}, {"summary": "Fusion research."}, True),
+    ({"description": "says fusion, which is never matched"}, {}, True),  # description: just text
     ({}, {}, True),  # no query: every call that passes the filters
     ({"programmes": ["Horizon Europe"]}, {}, True),
     ({"programmes": ["Digital Europe"]}, {}, False),
@@ -79,6 +82,14 @@ FIELDS = [
     ({"min_score": 3}, {}, False),  # no positive term scores 1
     ({"query": "hydrogen", "min_score": 3}, {}, True),  # title: 3
     ({"query": "hydrogen", "min_score": 3}, {"title": "Valleys", "keywords": ("hydrogen",)}, False),
+    ({"query": "hydrogen", "min_score": 2}, {"title": "Valleys", "tags": ("hydrogen",)}, True),
+    ({"query": "hydrogen OR valleys", "min_score": 6}, {"keywords": ()}, True),  # 3 per title term
+    ({"budget_eur": {"min": 1_000_000, "max": 4_000_000}}, {}, True),
+    ({"budget_eur": {"min": 1_000_000, "max": 3_999_999}}, {}, False),
+    ({"status": ["open", "closed"]}, {"status": CallStatus.CLOSED}, True),
+    ({"action_types": ["IA", "RIA"]}, {"action_type": "HORIZON-RIA"}, True),
+    ({"countries": ["PT", "ES"]}, {"countries": ("ES",)}, True),
+    ({"audience": ["cluster", "sme"]}, {"audience": ("SMEs",)}, True),
 ]
 
 

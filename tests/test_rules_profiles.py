@@ -35,6 +35,11 @@ VALID = [
     ({"deadline": {"min_days": 14}}, "deadline", {"min_days": 14, "max_days": None}),
     ({"deadline": {"min_days": 14, "max_days": 14}}, "deadline", {"min_days": 14, "max_days": 14}),
     ({"budget_eur": {"min": 500000}}, "budget_eur", {"min": 500000, "max": None}),
+    ({"budget_eur": {"max": 2000000}}, "budget_eur", {"min": None, "max": 2000000}),
+    ({"deadline": {"max_days": 90}}, "deadline", {"min_days": None, "max_days": 90}),
+    ({"status": ["open", "forthcoming", "closed"]}, "status",
+     (CallStatus.OPEN, CallStatus.FORTHCOMING, CallStatus.CLOSED)),
+    ({"countries": ["NO"]}, "countries", ("NO",)),  # Norway; test_no_is_norway_not_false covers YAML
     ({"countries": ["es", "ES24", "EL"]}, "countries", ("ES", "ES24", "EL")),
     ({"audience": ["sme", "research  organisation"]}, "audience", ("sme", "research organisation")),
     ({"min_score": 0}, "min_score", 0),

@@ -48,6 +48,9 @@ MATCHES = [
     ("fuel-cell*", doc("fuel cells"), True),
     ("hydro*", doc("hydrogen"), True),
     ("hydro*", doc("the hydro plant"), True),
+    ("hydro*", doc("anhydrous ammonia"), False),  # a wildcard still starts at a word
+    ("art*", doc("smart grids"), False),
+    ("energ*", doc("Énergie solaire"), True),  # wildcards fold accents too
     # case and accents
     ("energia", doc("Energía limpia"), True),
     ("ENERGÍA", doc("energia"), True),
@@ -56,6 +59,7 @@ MATCHES = [
     ("aero", doc("Ærø"), True),
     ("lodz", doc("Łódź"), True),
     ("hidrógeno", doc("HIDROGENO verde"), True),
+    ('"energía limpia"', doc("ENERGIA LIMPIA para todos"), True),  # phrases fold accents
     # whole words only
     ("art", doc("Artificial intelligence"), False),
     ("art", doc("State of the art."), True),
@@ -77,6 +81,7 @@ MATCHES = [
     # every field counts
     ("hydrogen", doc(summary="Produce renewable hydrogen."), True),
     ("hydrogen", doc(keywords=("Hydrogen",)), True),
+    ("hydrogen", doc("Fuel cells", ("trucks",), "Buses and ships."), False),
 ]
 
 
