@@ -42,7 +42,7 @@ from tracker.ports import Message
 pytestmark = pytest.mark.skipif(not PG_URL, reason="needs CALLWATCH_TEST_DATABASE_URL (PostgreSQL)")
 
 CALLWATCH = shutil.which("callwatch") or str(Path(sys.executable).with_name("callwatch"))
-TOKEN = "123456:WORKERS"  # noqa: S105 - the fake server's fake token
+TOKEN = "123456:WORKERS"
 DELIVERIES = 5_000
 SUBSCRIBERS = 500
 WORKERS = 3
