@@ -335,6 +335,10 @@ from tracker.cli_export import export_group, status_command  # noqa: E402 - regi
 cli.add_command(export_group)
 cli.add_command(status_command)
 
+from tracker.cli_demo import demo_command  # noqa: E402 - registered after `cli` exists
+
+cli.add_command(demo_command)
+
 
 def main() -> None:
     """Console-script entry point."""
