@@ -2,10 +2,12 @@
 
 Install the extra (``pip install 'callwatch[apprise]'``) and give a subscriber an apprise
 URL (``channels: {apprise: "discord://<webhook id>/<token>"}``); see
-https://github.com/caronc/apprise/wiki for every service's URL. The channel has no
-settings: everything a service needs is in its URL. It starts whenever the package is
-installed; without it, a subscriber with an apprise URL is a configuration error naming
-the extra.
+https://github.com/caronc/apprise/wiki for every service's URL. As the URL holds the
+service's token, the file may name an environment variable instead
+(``apprise: env:CALLWATCH_APPRISE_OPS``): only the name is stored, and the URL is read from
+the environment at each send. The channel has no settings: everything a service needs is
+in its URL. It starts whenever the package is installed; without it, a subscriber with an
+apprise address is a configuration error naming the extra.
 
 What is sent: the message's subject as the title and its plain text as the body
 (``body_format=text``, so apprise escapes it for services that want HTML or Markdown;
@@ -23,7 +25,8 @@ Apprise's ``notify`` is synchronous (requests under the hood), so it runs in a w
 thread; apprise's own timeouts bound it (4 s to connect, 4 s to read, changeable per URL
 with ``cto`` and ``rto``). Errors:
 
-- a URL apprise cannot parse or has no service for: ``ChannelRejected`` (dead letter);
+- a URL apprise cannot parse or has no service for, or an ``env:`` variable that is not
+  set: ``ChannelRejected`` (dead letter);
 - the service did not accept the message (apprise says only that, not why: a 500, a
   timeout and a revoked token look alike): ``ChannelUnavailable``, retried with backoff
   until the dispatcher's attempt limit makes it a dead letter;
@@ -35,6 +38,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
+import re
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -44,6 +49,7 @@ from tracker.errors import ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.ports import Message, Recipient, SendResult
 
 EXTRA = "pip install 'callwatch[apprise]'"
+_ENV_REFERENCE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 #: URL parts shorter than this are left in apprise's messages (ports, "json", "a")
 _MIN_SECRET = 4
 
@@ -68,6 +74,20 @@ def _library() -> ModuleType:
     logging.getLogger("apprise").propagate = False
     logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
     return module
+
+
+def env_reference(address: str) -> str | None:
+    """The variable an ``env:NAME`` address names, or None for a plain URL."""
+    match = _ENV_REFERENCE.match(address.strip())
+    return match.group(1) if match else None
+
+
+def resolve(address: str, environ: Mapping[str, str]) -> str | None:
+    """The apprise URL an address stands for (None: its ``env:`` variable is not set)."""
+    name = env_reference(address)
+    if name is None:
+        return address.strip()
+    return environ.get(name, "").strip() or None
 
 
 def _scheme(url: str) -> str:
@@ -107,20 +127,25 @@ class AppriseNotifier:
 
     channel = "apprise"
 
-    def __init__(self) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._apprise = _library()
+        self._environ = os.environ if environ is None else environ
 
     @classmethod
     def from_settings(cls, settings: object = None,
                       environ: Mapping[str, str] | None = None) -> AppriseNotifier:
         """Build it (no settings: a URL holds all); ConfigError naming the extra when it is missing."""
-        return cls()
+        return cls(environ)
 
     async def send(self, recipient: Recipient, message: Message) -> SendResult:
         """Notify the recipient's apprise URL once; see the module docstring for failures."""
         return await asyncio.to_thread(self._send, recipient.address, message)
 
-    def _send(self, url: str, message: Message) -> SendResult:
+    def _send(self, address: str, message: Message) -> SendResult:
+        url = resolve(address, self._environ)
+        if url is None:
+            raise ChannelRejected(f"apprise: the environment variable {env_reference(address)} "
+                                  "is not set")
         scheme = _scheme(url)
         plugin: Any = self._apprise.Apprise.instantiate(url) if scheme else None
         if plugin is None:

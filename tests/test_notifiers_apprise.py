@@ -36,9 +36,9 @@ def apprise_url(receiver: WebhookReceiver, path: str = "/notify") -> str:
     return f"json://{USER}:{PASSWORD}@{host_port}{path}"
 
 
-def send(url: str, *messages: Message) -> list[SendResult]:
+def send(url: str, *messages: Message, environ: dict[str, str] | None = None) -> list[SendResult]:
     async def main() -> list[SendResult]:
-        notifier = AppriseNotifier.from_settings()
+        notifier = AppriseNotifier.from_settings(None, environ or {})
         try:
             return [await notifier.send(Recipient(url, subscriber="ana"), m) for m in messages]
         finally:
@@ -125,6 +125,16 @@ def test_an_address_apprise_cannot_use_is_rejected(url: str) -> None:
     assert PASSWORD not in str(caught.value)
 
 
+def test_an_env_address_is_read_from_the_environment_at_each_send(receiver: WebhookReceiver) -> None:
+    message = next(iter(every_kind().values()))
+    [result] = send("env:CALLWATCH_APPRISE_OPS", message,
+                    environ={"CALLWATCH_APPRISE_OPS": apprise_url(receiver)})
+    assert receiver.received[0].json()["title"] == message.subject
+    assert PASSWORD not in result.address
+    with pytest.raises(ChannelRejected, match="CALLWATCH_APPRISE_OPS is not set"):
+        send("env:CALLWATCH_APPRISE_OPS", message, environ={})
+
+
 def test_scrub_masks_every_part_of_the_url() -> None:
     url = "tgram://123456:ABCDEF-secret@/-100987654?format=html&token=T0KEN%2Fx"
     text = f"posting to {url} with 123456:ABCDEF-secret for -100987654 and T0KEN/x"
@@ -154,6 +164,19 @@ def test_a_subscriber_can_give_an_apprise_url(tmp_path: Path) -> None:
     url = f"discord://{PASSWORD}/webhook-token"
     addresses, problems = check(tmp_path, url)
     assert (addresses, problems) == ([url], [])
+
+
+def test_a_subscriber_can_name_an_environment_variable_instead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLWATCH_APPRISE_OPS", f"discord://{PASSWORD}/webhook-token")
+    # only the name is kept: the database and the outbox never hold the URL
+    assert check(tmp_path, "env:CALLWATCH_APPRISE_OPS") == (["env:CALLWATCH_APPRISE_OPS"], [])
+    monkeypatch.setenv("CALLWATCH_APPRISE_OPS", f"nosuchservice://{PASSWORD}")
+    [problem] = check(tmp_path, "env:CALLWATCH_APPRISE_OPS")[1]
+    assert "apprise cannot use this nosuchservice:// URL" in problem and PASSWORD not in problem
+    monkeypatch.delenv("CALLWATCH_APPRISE_OPS")
+    [problem] = check(tmp_path, "env:CALLWATCH_APPRISE_OPS")[1]
+    assert "the environment variable CALLWATCH_APPRISE_OPS is not set" in problem
 
 
 @pytest.mark.parametrize(("url", "fragment"), [

@@ -11,6 +11,7 @@ alerts wait, and the days before each cut-off at which deadline reminders go out
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
@@ -45,7 +46,8 @@ class Channels(_Strict):
     email: str | None = None
     webhook: str | None = Field(None, description="https URL receiving JSON POSTs")
     webhook_format: Literal["generic", "slack", "teams"] = "generic"
-    apprise: str | None = Field(None, description="an apprise URL (needs the apprise extra); a secret")
+    apprise: str | None = Field(
+        None, description="an apprise URL, or env:NAME to read it from the environment (apprise extra)")
     console: bool = Field(False, description="print to standard output (tests, demos)")
 
     @field_validator("telegram", mode="before")
@@ -77,17 +79,21 @@ class Channels(_Strict):
     def _apprise(cls, value: str | None) -> str | None:
         """Checked by apprise itself when loaded, so a typo fails `subscribers check`, not a send.
 
-        The URL holds tokens: messages name its scheme at most, never the URL.
+        The URL holds tokens: messages name its scheme at most, never the URL. ``env:NAME``
+        stands for the URL in that environment variable, which must be set.
         """
         if value is None:
             return None
-        from notifiers.apprise import EXTRA, available, url_problem
+        from notifiers.apprise import EXTRA, available, env_reference, resolve, url_problem
 
         if not available():
             raise ValueError(f"the apprise channel needs the apprise package: {EXTRA}")
         if len(value.strip()) > _MAX_ADDRESS:
             raise ValueError(f"an apprise URL of at most {_MAX_ADDRESS} characters is stored")
-        problem = url_problem(value)
+        url = resolve(value, os.environ)
+        if url is None:
+            raise ValueError(f"the environment variable {env_reference(value)} is not set")
+        problem = url_problem(url)
         if problem:
             raise ValueError(problem)
         return value.strip()
