@@ -9,15 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from notifiers import CHANNELS, create_notifiers
 from notifiers.apprise import EXTRA, AppriseNotifier, scrub, url_problem
-from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind
+from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, NOW, every_kind
 from tracker.config import NotifierSettings
+from tracker.delivery import channels_table, deliveries_table, sync_subscribers
+from tracker.dispatch import dispatch
 from tracker.errors import ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.fakes.webhook_receiver import WebhookReceiver
 from tracker.ports import Message, Recipient, SendResult
-from tracker.subscribers import read_subscribers
+from tracker.subscribers import Subscriber, read_subscribers
 
 # a user and password in the URL stand for the tokens real services carry in theirs
 USER, PASSWORD = "cw-user", "s3cret-token-4711"
@@ -214,3 +218,45 @@ def test_the_registry_builds_apprise_only_when_the_package_is_there(
 def test_url_problem_accepts_what_apprise_accepts() -> None:
     assert url_problem("json://127.0.0.1:9/x") is None
     assert url_problem("mailto://user:pass@example.org") is None
+
+
+# -- through the outbox ---------------------------------------------------------------------
+
+def test_the_dispatcher_delivers_through_apprise_and_retries_a_refusal(
+        engine: Engine, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An env: address all the way: the tables hold only the name, a 500 is retried later."""
+    environ = {"CALLWATCH_APPRISE_OPS": apprise_url(receiver, f"/hook/{PATH_TOKEN}")}
+    monkeypatch.setenv("CALLWATCH_APPRISE_OPS", environ["CALLWATCH_APPRISE_OPS"])
+    subscriber = Subscriber.model_validate({
+        "name": "ops", "channels": {"apprise": "env:CALLWATCH_APPRISE_OPS"},
+        "subscriptions": [{"profile": "hydrogen-valley"}]})
+    sync_subscribers(engine, [subscriber], NOW)
+    messages = list(every_kind().values())[:2]
+    with engine.begin() as connection:
+        [(subscriber_id, address)] = connection.execute(
+            sa.select(channels_table.c.subscriber_id, channels_table.c.address)
+            .where(channels_table.c.channel == "apprise"))
+        for index, message in enumerate(messages):
+            connection.execute(deliveries_table.insert().values(
+                key=f"alert|{subscriber_id}|apprise|call-{index}|match", subscriber_id=subscriber_id,
+                channel="apprise", kind=message.kind, message=message.model_dump(mode="json"),
+                status="pending", next_attempt_at=NOW, created_at=NOW))
+    assert address == "env:CALLWATCH_APPRISE_OPS"
+    receiver.respond_with.extend([204, 500])
+
+    async def once() -> list[tuple[str, str]]:
+        notifier = AppriseNotifier(environ)
+        try:
+            report = await dispatch(engine, {"apprise": notifier}, lambda: NOW)
+        finally:
+            await notifier.aclose()
+        return sorted(report.outcomes)
+
+    assert asyncio.run(once()) == [("apprise", "retry"), ("apprise", "sent")]
+    assert asyncio.run(once()) == []  # the retry waits for its backoff; the sent one never again
+    with engine.connect() as connection:
+        rows = list(connection.execute(sa.select(deliveries_table).order_by(deliveries_table.c.id)))
+    assert [(r.status, r.attempts) for r in rows] == [("sent", 1), ("pending", 1)]
+    assert "error=500" in rows[1].last_error
+    assert PASSWORD not in rows[1].last_error and PATH_TOKEN not in rows[1].last_error
+    assert [r.json()["title"] for r in receiver.received] == [m.subject for m in messages]
