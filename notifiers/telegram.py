@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 import warnings
@@ -93,6 +94,7 @@ class Pacer:
         self._next_slot = 0.0
         self._chat_free: dict[str, float] = {}
         self._group_sends: dict[str, deque[float]] = {}
+        self._held: dict[str, float] = {}
 
     @staticmethod
     def is_group(chat_id: str) -> bool:
@@ -137,7 +139,24 @@ class Pacer:
 
     def hold(self, chat_id: str, seconds: float) -> None:
         """Telegram said RetryAfter for this chat: send nothing to it for ``seconds``."""
-        self._chat_free[chat_id] = max(self._chat_free.get(chat_id, 0.0), self._clock() + seconds)
+        until = self._clock() + seconds
+        self._chat_free[chat_id] = max(self._chat_free.get(chat_id, 0.0), until)
+        self._held[chat_id] = max(self._held.get(chat_id, 0.0), until)
+
+    def held_for(self, chat_id: str) -> float:
+        """Seconds left of a flood-control hold on ``chat_id`` (0 when there is none).
+
+        The sender asks before waiting: a long hold fails the message at once (it is retried
+        later from the outbox) instead of blocking the whole dispatch pass behind one chat.
+        """
+        until = self._held.get(chat_id)
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            del self._held[chat_id]
+            return 0.0
+        return float(math.ceil(left))  # whole seconds, as Telegram gives them
 
 
 def _retry_seconds(exc: RetryAfter) -> float:
@@ -209,6 +228,9 @@ class TelegramNotifier:
             markup = self._markup(message) if index == len(parts) - 1 else None
             attempts = 0
             while True:
+                if (held := self.pacer.held_for(chat)) > self.max_retry_wait:
+                    raise ChannelUnavailable(f"telegram: flood control, retry in {held:g} s",
+                                             retry_after=held, sent_parts=index)
                 await self.pacer.wait(chat)
                 try:
                     sent = await self.bot.send_message(

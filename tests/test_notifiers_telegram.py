@@ -115,6 +115,24 @@ def test_long_retry_after_is_a_transient_error_carrying_the_wait(fake: FakeTeleg
     assert fake.sent == []
 
 
+def test_a_chat_under_a_long_hold_fails_fast_without_calling_the_api(fake: FakeTelegram) -> None:
+    """The next message to a flooded chat must not sit out the hold inside one dispatch pass."""
+    fake.flood(retry_after=60, chat_id="42")
+    time = FakeTime()
+    pacer = Pacer(clock=time.clock, sleep=time.sleep)
+    with pytest.raises(ChannelUnavailable):
+        send(fake, "42", every_kind()["alert_new"], pacer=pacer)
+    calls = len(fake.rejected)
+    time.now += 15.5
+    with pytest.raises(ChannelUnavailable) as caught:
+        send(fake, "42", every_kind()["alert_new"], pacer=pacer, _sleep=time.sleep)
+    assert caught.value.retry_after == 45  # whole seconds left of the hold, rounded up
+    assert len(fake.rejected) == calls and fake.sent == []
+    assert time.sleeps == []
+    time.now += 45
+    assert pacer.held_for("42") == 0
+
+
 def test_a_failure_mid_digest_says_how_many_parts_went_out(fake: FakeTelegram) -> None:
     message = big_digest(60)
 

@@ -212,12 +212,16 @@ def _set_cursor(connection: Connection, name: str, position: int) -> None:
 
 def _insert_ignoring_duplicates(connection: Connection, table: sa.Table,
                                 rows: Sequence[dict[str, Any]]) -> int:
-    """Insert rows, skipping any whose unique key exists; return how many were new."""
+    """Insert rows, skipping any whose unique key exists; return how many were new.
+
+    Counted with RETURNING, not ``rowcount``: psycopg reports no per-row count for an
+    executemany, so the count would read 0 on PostgreSQL.
+    """
     inserted = 0
     for chunk in _chunks(list(rows)):
-        statement = _insert(connection, table).on_conflict_do_nothing(index_elements=["key"])
-        result = connection.execute(statement, list(chunk))
-        inserted += max(result.rowcount, 0)
+        statement = (_insert(connection, table).on_conflict_do_nothing(index_elements=["key"])
+                     .returning(table.c.key))
+        inserted += len(connection.execute(statement, list(chunk)).all())
     return inserted
 
 

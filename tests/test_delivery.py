@@ -1,0 +1,321 @@
+"""The whole notify side against real local servers: scrape → match → outbox → channels.
+
+The portal replay server feeds the real scraper; alerts, digests and reminders go through
+the real channel code to a fake Telegram Bot API, a real SMTP server (aiosmtpd) and a
+webhook receiver that checks signatures. Every test runs on SQLite and, when configured,
+on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tracker import dispatch as dispatch_module
+from tracker.config import Settings, load_config
+from tracker.delivery import deliveries_table, enqueue_digests, enqueue_reminders
+from tracker.dispatch import dispatch, list_deliveries
+from tracker.fakes.portal import PortalReplayServer
+from tracker.fakes.smtp_sink import SmtpSink
+from tracker.fakes.telegram_api import FakeTelegram
+from tracker.fakes.webhook_receiver import WebhookReceiver
+from tracker.pipeline import CycleReport, build_notifiers, close_notifiers, run_once
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTAxMjM0NTY3ODk="
+TOKEN = "123456:TEST-TOKEN"
+H2 = "ft_portal:HORIZON-CL5-2027-D3-01-05"
+
+SUBSCRIBERS = """\
+name: ana
+tenant: hydrogen-valley
+timezone: Europe/Madrid
+channels:
+  telegram: "1001"
+  email: ana@example.org
+  webhook: {hook}
+  webhook_format: generic
+subscriptions:
+  - profile: hydrogen-valley
+    mode: instant
+    channels: [telegram, webhook]
+  - profile: alentejo-agrifood
+    mode: daily
+    channels: [email]
+reminders: [30, 7, 1]
+---
+"""
+
+
+@dataclass
+class World:
+    portal: PortalReplayServer
+    telegram: FakeTelegram
+    smtp: SmtpSink
+    hooks: WebhookReceiver
+    settings: Settings
+    engine: Engine
+    environ: dict[str, str]
+    now: datetime
+
+    def clock(self) -> datetime:
+        return self.now
+
+    def cycle(self) -> CycleReport:
+        notifiers = build_notifiers(self.settings, self.environ)
+
+        async def go() -> CycleReport:
+            try:
+                return await run_once(self.settings, self.engine, self.clock, notifiers)
+            finally:
+                await close_notifiers(notifiers)
+
+        return asyncio.run(go())
+
+    def dispatch(self) -> Any:
+        notifiers = build_notifiers(self.settings, self.environ)
+
+        async def go() -> Any:
+            try:
+                return await dispatch(self.engine, notifiers, self.clock)
+            finally:
+                await close_notifiers(notifiers)
+
+        return asyncio.run(go())
+
+    def enqueue_only(self) -> None:
+        """Scrape, match and enqueue, as a cycle does, but send nothing."""
+        from tracker.delivery import notify_changes, sync_subscribers
+        from tracker.pipeline import load_audience, scrape_sources, select_sources
+        from tracker.store import Store
+
+        profiles, subscribers = load_audience(self.settings, self.engine)
+        sync_subscribers(self.engine, subscribers, self.now)
+        asyncio.run(scrape_sources(self.settings, Store(self.engine),
+                                   select_sources(self.settings), self.clock))
+        notify_changes(self.engine, profiles, self.now, ["telegram", "webhook", "email"])
+
+    def rows(self, **where: Any) -> list[Any]:
+        with self.engine.connect() as connection:
+            query = sa.select(deliveries_table).order_by(deliveries_table.c.id)
+            for key, value in where.items():
+                query = query.where(deliveries_table.c[key] == value)
+            return list(connection.execute(query))
+
+
+@pytest.fixture
+def world(tmp_path: Path, engine: Engine) -> Iterator[World]:
+    profiles = tmp_path / "profiles"
+    shutil.copytree(REPO / "config" / "profiles", profiles)
+    subscribers = tmp_path / "subscribers"
+    subscribers.mkdir()
+    with PortalReplayServer() as portal, FakeTelegram(TOKEN) as telegram, \
+            SmtpSink() as smtp, WebhookReceiver(SECRET) as hooks:
+        (subscribers / "ana.yaml").write_text(
+            SUBSCRIBERS.replace("{hook}", hooks.endpoint()).split("---")[0], encoding="utf-8")
+        config = tmp_path / "callwatch.toml"
+        disabled = "\n".join(f"[sources.{name}]\nenabled = false\n" for name in
+                             ("eccp", "eismea", "hadea", "eit", "cascade_hub"))
+        config.write_text(f"""
+[profiles]
+directory = "profiles"
+[subscribers]
+directory = "subscribers"
+[http]
+delay = 0
+backoff = 0.01
+max_backoff = 0.05
+[sources.ft_portal]
+search_url = "{portal.search_url}"
+bulk_url = "{portal.bulk_url}"
+{disabled}
+[notifiers.console]
+enabled = false
+[notifiers.telegram]
+base_url = "{telegram.base_url}"
+[notifiers.email]
+host = "127.0.0.1"
+port = {smtp.port}
+sender = "callwatch@example.org"
+""", encoding="utf-8")
+        environ = {"CALLWATCH_TELEGRAM_TOKEN": TOKEN, "CALLWATCH_WEBHOOK_SECRET": SECRET}
+        settings = load_config(config, environ={})
+        yield World(portal, telegram, smtp, hooks, settings, engine, environ,  # type: ignore[arg-type]
+                    datetime(2026, 11, 25, 5, 0, tzinfo=UTC))  # 06:00 in Madrid
+
+
+def test_a_cycle_alerts_instant_subscribers_and_a_second_cycle_sends_nothing(world: World) -> None:
+    report = world.cycle()
+    assert report.notify.new_matches >= 3
+    h2_alerts = [m for m in world.telegram.sent if "PEM and solid-oxide electrolysers" in m.text]
+    assert len(h2_alerts) == 1
+    assert h2_alerts[0].chat_id == "1001"
+    assert "New matching call" in h2_alerts[0].text
+    assert "Why:" in h2_alerts[0].text or "title: hydrogen" in h2_alerts[0].text
+    webhook_titles = [h.json()["sections"][0]["items"][0]["title"] for h in world.hooks.received]
+    assert "Next-generation PEM and solid-oxide electrolysers for renewable hydrogen" in webhook_titles
+    assert all(h.verified for h in world.hooks.received)
+    assert len(world.telegram.sent) == len(world.hooks.received)
+    assert world.smtp.messages == []  # agri-food is a daily digest: nothing instant by email
+    sent = {(r.channel, r.status) for r in world.rows()}
+    assert sent == {("telegram", "sent"), ("webhook", "sent")}
+
+    before = (len(world.telegram.sent), len(world.hooks.received))
+    world.now += timedelta(hours=6)
+    again = world.cycle()
+    assert again.notify.changes == 0 and again.notify.alerts == 0
+    assert (len(world.telegram.sent), len(world.hooks.received)) == before
+
+
+def _move_h2_deadline(world: World, new_date: str = "2027-02-03") -> None:
+    results = copy.deepcopy(world.portal.results)
+    row = next(r for r in results if r.get("reference") == "50201101TOPICSen")
+    row["metadata"]["deadlineDate"] = [f"{new_date}T00:00:00.000+0000"]
+    world.portal.results = results
+
+
+def test_a_moved_deadline_is_one_typed_alert(world: World) -> None:
+    world.cycle()
+    count = len(world.telegram.sent)
+    _move_h2_deadline(world)
+    world.now += timedelta(hours=6)
+    report = world.cycle()
+    assert report.notify.alerts == 2  # telegram and webhook
+    new = world.telegram.sent[count:]
+    assert len(new) == 1
+    assert "Deadline moved: 20 Jan 2027 → 3 Feb 2027" in new[0].text
+
+
+def test_daily_digest_goes_out_once_per_period_across_profiles(world: World) -> None:
+    world.cycle()
+    # before 08:00 Madrid time nothing is due; from 08:00 the daily digest is
+    early = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)  # 07:00 in Madrid
+    assert enqueue_digests(world.engine, early, ["email", "telegram", "webhook"]) == 0
+    world.now = datetime(2026, 11, 26, 7, 5, tzinfo=UTC)  # 08:05 in Madrid
+    assert enqueue_digests(world.engine, world.now, ["email", "telegram", "webhook"]) == 1
+    world.dispatch()
+    assert len(world.smtp.messages) == 1
+    mail = world.smtp.messages[0].message
+    assert mail["To"] == "ana@example.org"
+    assert mail["Subject"].startswith("callwatch daily digest")
+    assert "List-Unsubscribe" in mail
+    text = mail.get_body(("plain",)).get_content()
+    assert "AGRIFOOD-TWIN Eurocluster" in text and "Agroecology living labs" in text
+    # the same period again: nothing new, nothing sent
+    assert enqueue_digests(world.engine, world.now + timedelta(hours=2),
+                           ["email", "telegram", "webhook"]) == 0
+    # the next day with nothing new: "closing soon" only if a call closes within 7 days
+    world.now = datetime(2026, 11, 27, 7, 5, tzinfo=UTC)
+    assert enqueue_digests(world.engine, world.now, ["email"]) == 0
+
+
+def test_deadline_reminders_on_the_right_local_day_once(world: World) -> None:
+    world.cycle()
+    # the H2 topic closes on 20 Jan 2027 at 17:00 Brussels; 7 days before in Madrid
+    world.now = datetime(2027, 1, 13, 9, 0, tzinfo=UTC)
+    count = enqueue_reminders(world.engine, world.now, ["telegram", "webhook", "email"])
+    assert count >= 2
+    world.dispatch()
+    reminders = [m for m in world.telegram.sent if "Deadline in 7 days" in m.text]
+    assert [m.chat_id for m in reminders if "PEM and solid-oxide" in m.text] == ["1001"]
+    assert enqueue_reminders(world.engine, world.now + timedelta(hours=3),
+                             ["telegram", "webhook", "email"]) == 0
+    # a day that is not 30, 7 or 1 days before any cut-off sends nothing
+    assert enqueue_reminders(world.engine, datetime(2027, 1, 10, 9, 0, tzinfo=UTC),
+                             ["telegram"]) == 0
+
+
+def test_telegram_429_is_retried_later_and_sent_once(world: World) -> None:
+    world.telegram.flood(retry_after=120, chat_id="1001", times=10)
+    world.cycle()
+    waiting = world.rows(channel="telegram", status="pending")
+    assert waiting and all(r.attempts == 1 for r in waiting)
+    assert all(r.next_attempt_at >= world.now + timedelta(seconds=120) for r in waiting)
+    assert world.telegram.sent == []
+    world.telegram._floods.clear()
+    world.now += timedelta(minutes=5)
+    world.dispatch()
+    assert {r.status for r in world.rows(channel="telegram")} == {"sent"}
+    texts = [m.text for m in world.telegram.sent]
+    assert len(texts) == len(set(texts)) == len(waiting)
+
+
+def test_telegram_403_deactivates_the_channel_and_dead_letters(world: World) -> None:
+    world.telegram.block("1001")
+    world.cycle()
+    dead = list_deliveries(world.engine, failed=True)
+    assert dead and {r.channel for r in dead} == {"telegram"}
+    assert world.rows(channel="webhook", status="sent")  # the other channel is unaffected
+    with world.engine.connect() as connection:
+        active = connection.execute(sa.text(
+            "SELECT active FROM subscriber_channels WHERE channel = 'telegram'")).scalar()
+    assert not active
+    # later alerts skip the deactivated channel
+    _move_h2_deadline(world)
+    world.now += timedelta(hours=6)
+    world.cycle()
+    assert len(world.rows(channel="telegram")) == len(dead)
+
+
+def test_a_crash_before_sending_loses_nothing(world: World) -> None:
+    """Rows claimed by a process that died before sending go out once the lease expires."""
+    world.enqueue_only()
+    pending = world.rows(status="pending")
+    assert pending
+    claimed = dispatch_module.claim(world.engine, world.now, 1000)  # then the "process" dies
+    assert len(claimed) == len(pending)
+    assert world.dispatch().count("sent") == 0  # still leased: nobody sends it twice
+    world.now += dispatch_module.LEASE + timedelta(seconds=1)
+    report = world.dispatch()
+    assert report.count("sent") == len(pending)
+    assert len(world.telegram.sent) + len(world.hooks.received) == len(pending)
+    assert world.dispatch().count("sent") == 0
+
+
+def test_the_remaining_window_a_crash_after_send_before_commit(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documented: if the process dies after the channel accepted a message and before the
+    ``sent`` commit, that one message is sent again after the lease; nothing else repeats."""
+    real_update = dispatch_module._update
+    crashed: list[int] = []
+
+    def crash_on_first_sent(engine: Engine, row_id: int, **values: Any) -> None:
+        if values.get("status") == "sent" and not crashed:
+            crashed.append(row_id)
+            raise RuntimeError("simulated crash between send and commit")
+        real_update(engine, row_id, **values)
+
+    monkeypatch.setattr(dispatch_module, "_update", crash_on_first_sent)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        world.cycle()
+    monkeypatch.setattr(dispatch_module, "_update", real_update)
+    assert crashed
+    assert {r.status for r in world.rows(id=crashed[0])} == {"sending"}  # accepted, not committed
+    world.dispatch()  # restart at once: claimed rows are still leased, nobody sends them
+    world.now += dispatch_module.LEASE + timedelta(seconds=1)
+    world.dispatch()  # the leases expired: what was claimed goes out
+    rows = world.rows()
+    assert rows and all(r.status == "sent" for r in rows)
+    total = len(world.telegram.sent) + len(world.hooks.received)
+    repeated = total - len(rows)
+    # the crashed message repeats; at most one more, the other channel's message in flight
+    # at the moment the process died (channels send concurrently)
+    assert 1 <= repeated <= len({r.channel for r in rows})
+    texts = [m.text for m in world.telegram.sent]
+    hook_ids = [h.headers["webhook-id"] for h in world.hooks.received]
+    duplicates = (len(texts) - len(set(texts))) + (len(hook_ids) - len(set(hook_ids)))
+    assert duplicates == repeated  # the repeats are the same messages, nothing new or lost
+    world.now += timedelta(hours=1)
+    world.dispatch()
+    assert len(world.telegram.sent) + len(world.hooks.received) == total
