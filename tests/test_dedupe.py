@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from tests.factories import make_call
 from tracker.dedupe import duplicates_of, group_duplicates, identity_keys, normalize_url
+from tracker.models import CallRecord
+from tracker.store import StoredCall
+from tracker.views import deduplicated, listed_call_as_json
 
 
 def test_normalize_url_ignores_what_does_not_identify_a_page() -> None:
@@ -55,3 +60,27 @@ def test_same_url_at_two_sources_and_transitive_grouping() -> None:
                      topic_identifier=None, call_identifier=None,
                      url="http://www.interreg-sudoe.eu/3a-convocatoria")
     assert [g.sources for g in group_duplicates([interreg, feed])] == [("interreg", "sudoe_feed")]
+
+
+def _stored(record: CallRecord) -> StoredCall:
+    seen = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    return StoredCall(record=record, first_seen=seen, last_seen=seen, last_changed=seen,
+                      still_listed=True)
+
+
+def test_a_listing_shows_a_call_once_with_every_source_that_lists_it() -> None:
+    """`calls list` keeps the store's order and the first record, and names both sources."""
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    portal = _stored(make_call("SMP-COSME-2024-CLUSTER-01"))
+    other = _stored(make_call("HORIZON-CL4-2026-01", topic_identifier="HORIZON-CL4-2026-01"))
+    eccp = _stored(make_call("joint-cluster-initiatives", source="eccp",
+                             topic_identifier="SMP-COSME-2024-CLUSTER-01",
+                             url="https://www.clustercollaboration.eu/content/jci"))
+    listed = deduplicated([portal, other, eccp])
+    assert [[c.id for c in group] for group in listed] == [[portal.id, eccp.id], [other.id]]
+    shown = listed_call_as_json(listed[0], now)
+    assert (shown["id"], shown["source"]) == (portal.id, "ft_portal")
+    assert shown["sources"] == ["ft_portal", "eccp"]
+    assert shown["ids"] == [portal.id, eccp.id]
+    alone = listed_call_as_json(listed[1], now)
+    assert (alone["sources"], alone["ids"]) == (["ft_portal"], [other.id])

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.sources_support import FIXTURES, NOW, fast_http
+from tests.test_cli import run
+from tracker import db
 from tracker.config import Settings, load_config
+from tracker.drift import RED_AFTER
 from tracker.fakes.sites import FixtureSite
 from tracker.models import CallStatus, RunOutcome, ScrapeResult
 from tracker.plugins import source_plugins
@@ -97,3 +101,78 @@ def test_the_shipped_example_config_loads_and_its_sources_work(tmp_path: Path) -
         html = scrape_configured(settings, "efre_at")
     assert len(rss.records) == 3 and rss.invalid == 1
     assert len(html.records) == 3 and html.invalid == 1
+
+
+def test_callwatch_scrape_then_calls_list_with_sources_from_a_config_file_only(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The whole path a user takes: config file → `callwatch scrape` → `calls list --format
+    json`; then the same call at a second source is listed once, and a page whose titles
+    moved is flagged suspicious until `callwatch sources` shows the source red."""
+    if database_url.startswith("postgresql"):
+        assert run("--db", database_url, "db", "upgrade", cwd=tmp_path).returncode == 0
+    html = FIXTURES / "html_list"
+    routes = {
+        "/cs/ostatni/web/rss?rss=Vyzvy": FIXTURES / "rss" / "dotaceeu_vyzvy_drupal_debug.xml",
+        "/calls": html / "efre_calls_page1.html",
+        "/calls?page=2": html / "efre_calls_page2.html",
+    }
+    with FixtureSite(routes) as site:
+        config = tmp_path / "callwatch.toml"
+        config.write_text("[http]\ndelay = 0\nretries = 0\n" + CONFIG.format(base=site.url),
+                          encoding="utf-8")
+
+        def callwatch(*args: str) -> tuple[int, str]:
+            done = run("--config", str(config), "--db", database_url, *args, cwd=tmp_path)
+            assert "Traceback" not in done.stderr, done.stderr
+            return done.returncode, done.stdout
+
+        code, out = callwatch("scrape", "cz_op_tak", "efre_at")
+        assert code == 0, out
+        assert "cz_op_tak" in out and "efre_at" in out
+        code, out = callwatch("calls", "list", "--status", "all", "--format", "json")
+        assert code == 0  # every status: whether a call is still open depends on today's date
+        listed = json.loads(out)
+        assert {c["source"] for c in listed} == {"cz_op_tak", "efre_at"}
+        assert "cz_op_tak:vyzva-01_26_019" in {c["id"] for c in listed}
+        efre = [c for c in listed if c["source"] == "efre_at"]
+        assert len(efre) == 3 and all(c["regions"] == ["AT31"] for c in efre)
+        assert all(c["sources"] == [c["source"]] for c in listed)
+
+        # the same call published by a second source: stored twice, listed once
+        first = efre[0]
+        engine = db.make_engine(database_url)
+        mirror = Store(engine).get_call(first["id"]).record.model_copy(
+            update={"source": "interreg", "native_id": "mirror-1"})
+        Store(engine).record_run("interreg", ScrapeResult(records=[mirror]), started_at=NOW,
+                                 now=NOW)
+        engine.dispose()
+        code, out = callwatch("calls", "list", "--status", "all", "--format", "json")
+        again = {c["id"]: c for c in json.loads(out)}
+        assert len(again) == len(listed) and "interreg:mirror-1" not in again
+        assert sorted(again[first["id"]]["sources"]) == ["efre_at", "interreg"]
+        assert sorted(again[first["id"]]["ids"]) == sorted([first["id"], "interreg:mirror-1"])
+        code, out = callwatch("calls", "list", "--status", "all", "--format", "table")
+        assert f"{len(listed)} calls" in out and "efre_at, interreg" in out
+        code, out = callwatch("calls", "list", "--status", "all", "--source", "interreg",
+                              "--format", "json")
+        assert [c["id"] for c in json.loads(out)] == ["interreg:mirror-1"]
+
+        # the site changes: items still match but their titles moved
+        site.set_route("/calls", html / "efre_calls_titles_moved.html")
+        for attempt in range(1, RED_AFTER + 1):
+            code, out = callwatch("scrape", "efre_at")
+            assert code == 1 and "suspicious" in out
+            if attempt not in (1, RED_AFTER):
+                continue
+            code, out = callwatch("sources", "--format", "json")
+            row = next(r for r in json.loads(out) if r["name"] == "efre_at")
+            assert row["outcome"] == "suspicious"
+            assert row["health"] == ("red" if attempt == RED_AFTER else "amber")
+            assert row["health_reason"].startswith(f"{attempt} failed or suspicious run(s) in a row")
+            assert "lack a title" in row["health_reason"]
+        rss_row = next(r for r in json.loads(out) if r["name"] == "cz_op_tak")
+        assert (rss_row["health"], rss_row["health_reason"]) == ("green", "last run ok")
+        code, out = callwatch("calls", "list", "--status", "all", "--source", "efre_at",
+                              "--format", "json")
+        assert sorted(c["id"] for c in json.loads(out)) == sorted(c["id"] for c in efre)

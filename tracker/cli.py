@@ -25,7 +25,14 @@ from tracker.dates import format_duration
 from tracker.errors import CallwatchError, ConfigError, NotFoundError, SchemaError
 from tracker.models import CallStatus, RunOutcome
 from tracker.store import Store
-from tracker.views import CSV_COLUMNS, call_as_json, call_as_row, format_eur
+from tracker.views import (
+    CSV_COLUMNS,
+    call_as_json,
+    call_as_row,
+    deduplicated,
+    format_eur,
+    listed_call_as_json,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,7 +152,7 @@ def calls_group() -> None:
 @pass_app
 def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, source: str | None,
                search: str | None, fmt: str) -> None:
-    """List calls, soonest final deadline first."""
+    """List calls, soonest final deadline first; a call seen at several sources is listed once."""
     wanted: list[CallStatus] | None
     if "all" in statuses:
         wanted = None
@@ -154,22 +161,27 @@ def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, sourc
     calls = app.store().list_calls(statuses=wanted, programme=programme, source=source,
                                    search=search)
     now = app.now()
+    listed = deduplicated(calls)  # the store keeps one record per source; show each call once
     if fmt == "json":
-        _echo_json([call_as_json(c, now) for c in calls])
+        _echo_json([listed_call_as_json(group, now) for group in listed])
         return
     if fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        for call in calls:
-            writer.writerow(call_as_row(call, now))
+        for group in listed:
+            row = call_as_row(group[0], now)
+            row["source"] = " | ".join(dict.fromkeys(c.record.source for c in group))
+            writer.writerow(row)
         return
-    table = Table(title=f"{len(calls)} calls", show_lines=False)
-    for column in ("id", "programme", "status", "next deadline (UTC)", "budget", "title"):
+    table = Table(title=f"{len(listed)} calls", show_lines=False)
+    for column in ("id", "sources", "programme", "status", "next deadline (UTC)", "budget",
+                   "title"):
         table.add_column(column, overflow="fold")
-    for call in calls:
-        r = call.record
-        table.add_row(r.id, r.programme or "", r.status.value, _date(r.next_deadline(now)),
-                      format_eur(r.budget_eur), r.title)
+    for group in listed:
+        r = group[0].record
+        sources = ", ".join(dict.fromkeys(c.record.source for c in group))
+        table.add_row(r.id, sources, r.programme or "", r.status.value,
+                      _date(r.next_deadline(now)), format_eur(r.budget_eur), r.title)
     _console().print(table)
 
 
@@ -245,6 +257,8 @@ def sources_command(app: App, fmt: str) -> None:
             "outcome": last.outcome.value if last else None,
             "items": last.items_seen if last else None,
             "consecutive_failures": health.consecutive_failures,
+            "health": health.state,
+            "health_reason": health.reason,
             "error": last.error if last else None,
         })
     if fmt == "json":
@@ -252,14 +266,14 @@ def sources_command(app: App, fmt: str) -> None:
         return
     table = Table(title="sources")
     for column in ("name", "kind", "enabled", "interval", "last run (UTC)", "last success",
-                   "outcome", "items", "failures"):
+                   "outcome", "items", "failures", "health"):
         table.add_column(column)
     for row in rows:
         table.add_row(
             row["name"], row["kind"], "yes" if row["enabled"] else "no", row["interval"],
             (row["last_run"] or "never")[:16], (row["last_success"] or "never")[:16],
             row["outcome"] or "", "" if row["items"] is None else str(row["items"]),
-            str(row["consecutive_failures"]),
+            str(row["consecutive_failures"]), f"{row['health']}: {row['health_reason']}",
         )
     _console().print(table)
 

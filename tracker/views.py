@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from tracker.dates import isoformat_utc
+from tracker.dedupe import group_duplicates
 from tracker.store import StoredCall
 
 CSV_COLUMNS = (
@@ -47,6 +49,23 @@ def call_as_json(call: StoredCall, now: datetime) -> dict[str, Any]:
         "last_changed": isoformat_utc(call.last_changed),
         "still_listed": call.still_listed,
     }
+
+
+def deduplicated(calls: Sequence[StoredCall]) -> list[tuple[StoredCall, ...]]:
+    """``calls`` with one entry per call seen at several sources (``tracker.dedupe``), in
+    listing order; each entry's first call is the one listed first."""
+    by_id = {call.id: call for call in calls}
+    return [tuple(by_id[i] for i in group.ids)
+            for group in group_duplicates([call.record for call in calls])]
+
+
+def listed_call_as_json(calls: Sequence[StoredCall], now: datetime) -> dict[str, Any]:
+    """One call of a deduplicated listing: the first record's fields, with every source that
+    lists it (``sources``) and the ids it has there (``ids``)."""
+    data = call_as_json(calls[0], now)
+    data["sources"] = list(dict.fromkeys(c.record.source for c in calls))
+    data["ids"] = [c.id for c in calls]
+    return data
 
 
 def call_as_row(call: StoredCall, now: datetime) -> dict[str, Any]:
