@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -69,6 +69,9 @@ changes_table: sa.Table = CallChangeRow.__table__  # type: ignore[attr-defined]
 NOTIFY_CURSOR = "notify"
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
 _CHUNK = 500
+#: subscribers planned, rendered and enqueued at a time: memory is bounded by this, not by
+#: the number of subscribers
+SUBSCRIBER_BATCH = 1_000
 
 
 @dataclass(frozen=True)
@@ -167,15 +170,26 @@ def _sync_subscriptions(connection: Connection, subscriber_id: int, subscriber: 
 
 
 def audiences(connection: Connection, now: datetime, available: Iterable[str],
-              profiles: Iterable[str] | None = None) -> list[Audience]:
-    """Every subscription with the subscriber's active, available channels (none: skipped)."""
+              profiles: Iterable[str] | None = None,
+              id_range: tuple[int, int] | None = None) -> list[Audience]:
+    """Every subscription with the subscriber's active, available channels (none: skipped).
+
+    ``id_range`` (first and last subscriber id, inclusive) reads one batch of subscribers,
+    so callers can walk 100,000 of them with memory bounded by the batch.
+    """
     usable = set(available)
+    channel_query = sa.select(channels_table).where(channels_table.c.active.is_(True))
+    subscriber_query = sa.select(subscribers_table)
+    query = sa.select(subscriptions_table)
+    if id_range is not None:
+        channel_query = channel_query.where(channels_table.c.subscriber_id.between(*id_range))
+        subscriber_query = subscriber_query.where(subscribers_table.c.id.between(*id_range))
+        query = query.where(subscriptions_table.c.subscriber_id.between(*id_range))
     channel_rows = defaultdict(list)
-    for row in connection.execute(sa.select(channels_table).where(channels_table.c.active.is_(True))):
+    for row in connection.execute(channel_query):
         if row.channel in usable:
             channel_rows[row.subscriber_id].append(row.channel)
-    subscribers = {row.id: row for row in connection.execute(sa.select(subscribers_table))}
-    query = sa.select(subscriptions_table)
+    subscribers = {row.id: row for row in connection.execute(subscriber_query)}
     if profiles is not None:
         query = query.where(subscriptions_table.c.profile.in_(list(profiles)))
     result: list[Audience] = []
@@ -193,6 +207,22 @@ def audiences(connection: Connection, now: datetime, available: Iterable[str],
             reminders=tuple(subscriber.reminders),
             token=row.token))
     return result
+
+
+def subscriber_batches(connection: Connection, size: int = SUBSCRIBER_BATCH,
+                       name: str | None = None) -> Iterator[tuple[int, int]]:
+    """Consecutive (first id, last id) ranges of at most ``size`` subscribers, by id."""
+    after = 0
+    while True:
+        query = (sa.select(subscribers_table.c.id).where(subscribers_table.c.id > after)
+                 .order_by(subscribers_table.c.id).limit(size))
+        if name is not None:
+            query = query.where(subscribers_table.c.name == name)
+        ids = list(connection.execute(query).scalars())
+        if not ids:
+            return
+        yield ids[0], ids[-1]
+        after = ids[-1]
 
 
 # -- the notify step ---------------------------------------------------------------------
@@ -275,15 +305,17 @@ def notify_changes(engine: Engine, profiles: Sequence[Profile], now: datetime,
         # calls that matched before but no longer do (closed, moved out of the window) still
         # tell their followers what happened
         events.extend(_former_matches(connection, calls, by_call, matched_now, dismissed))
-        audience_list = audiences(connection, now, available)
-        plan = plan_events(events, audience_list, now)
-        alerts = _insert_ignoring_duplicates(
-            connection, deliveries_table, [_alert_row(p, now) for p in plan.alerts])
-        items = _insert_ignoring_duplicates(connection, digest_items_table, [
-            {"key": p.key, "subscriber_id": p.audience.subscriber_id, "mode": p.audience.mode,
-             "profile": p.event.profile, "call_id": p.event.call.id, "change_id": p.change_id,
-             "reasons": list(p.event.reasons), "created_at": now}
-            for p in plan.digest_items])
+        usable = list(available)
+        alerts = items = 0
+        for id_range in subscriber_batches(connection):  # memory bounded by the batch
+            plan = plan_events(events, audiences(connection, now, usable, id_range=id_range), now)
+            alerts += _insert_ignoring_duplicates(
+                connection, deliveries_table, [_alert_row(p, now) for p in plan.alerts])
+            items += _insert_ignoring_duplicates(connection, digest_items_table, [
+                {"key": p.key, "subscriber_id": p.audience.subscriber_id, "mode": p.audience.mode,
+                 "profile": p.event.profile, "call_id": p.event.call.id, "change_id": p.change_id,
+                 "reasons": list(p.event.reasons), "created_at": now}
+                for p in plan.digest_items])
         _set_cursor(connection, NOTIFY_CURSOR, rows[-1].id)
     rules.mark_run((p.name for p in profiles), now)
     report = NotifyReport(changes=len(rows), matches=len(recorded),
@@ -383,40 +415,159 @@ def build_digest(connection: Connection, subscriber_id: int, mode: str, timezone
     return message, [i.id for i in items]
 
 
+class _DigestRound:
+    """What one digest round keeps between batches: calls, each profile's open matched calls,
+    and recently rendered digests. Bounded by the calls and profiles involved, never by the
+    number of subscribers; subscribers of one cluster usually get the same digest, which is
+    then rendered once."""
+
+    RENDERED = 2_000  # distinct digests kept (least recently used dropped)
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.calls: dict[str, CallRecord] = {}
+        self.open_matches: dict[str, list[tuple[CallRecord, tuple[str, ...]]]] = {}
+        self.rendered: OrderedDict[tuple[Any, ...], dict[str, Any] | None] = OrderedDict()
+
+    def load_calls(self, connection: Connection, ids: Iterable[str]) -> None:
+        missing = {i for i in ids if i not in self.calls}
+        self.calls.update(_call_records(connection, missing))
+
+    def load_profiles(self, connection: Connection, profiles: Iterable[str]) -> None:
+        """Matched, not dismissed calls with a cut-off still ahead, per profile (closing soon
+        is chosen from these)."""
+        from tracker.db import DismissalRow, MatchRow
+
+        matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
+        dismissals: sa.Table = DismissalRow.__table__  # type: ignore[attr-defined]
+        wanted = sorted(set(profiles) - set(self.open_matches))
+        for chunk in _chunks(wanted):
+            rows = list(connection.execute(
+                sa.select(matches_table.c.profile, matches_table.c.call_id, matches_table.c.reasons)
+                .join(calls_table, calls_table.c.id == matches_table.c.call_id)
+                .where(matches_table.c.profile.in_(chunk), calls_table.c.status != "closed",
+                       calls_table.c.final_deadline >= self.now)))
+            gone = {(r.profile, r.call_id) for r in connection.execute(
+                sa.select(dismissals.c.profile, dismissals.c.call_id)
+                .where(dismissals.c.profile.in_(chunk)))}
+            self.load_calls(connection, (r.call_id for r in rows))
+            for profile in chunk:
+                self.open_matches[profile] = []
+            for row in rows:
+                if (row.profile, row.call_id) not in gone and row.call_id in self.calls:
+                    self.open_matches[row.profile].append((self.calls[row.call_id], tuple(row.reasons)))
+
+    def render(self, mode: str, timezone: str, new: list[AlertItem], changed: list[AlertItem],
+               closing: list[AlertItem]) -> dict[str, Any] | None:
+        """The digest as outbox JSON, rendered once for every subscriber who gets the same."""
+        key = (mode, timezone,
+               tuple((i.call.id, i.reasons, i.profile) for i in new),
+               tuple((i.call.id, i.changes, i.reasons, i.profile) for i in changed),
+               tuple((i.call.id, i.reasons, i.profile) for i in closing))
+        if key in self.rendered:
+            self.rendered.move_to_end(key)
+            return self.rendered[key]
+        period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
+        message = render_digest(new=new, changed=changed, closing=closing, period=period,
+                                now=self.now, timezone=timezone)
+        dumped = None if message is None else message.model_dump(mode="json")
+        self.rendered[key] = dumped
+        if len(self.rendered) > self.RENDERED:
+            self.rendered.popitem(last=False)
+        return dumped
+
+
 def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
-                    subscriber: str | None = None, force: bool = False) -> int:
-    """Enqueue every digest due now (or, with ``force``, now regardless of the hour)."""
+                    subscriber: str | None = None, force: bool = False,
+                    batch: int = SUBSCRIBER_BATCH) -> int:
+    """Enqueue every digest due now (or, with ``force``, now regardless of the hour).
+
+    Subscribers are taken ``batch`` at a time, each batch in its own transaction: its
+    digests are enqueued and its digest items marked in one commit. Memory is bounded by
+    the batch; a crash between batches redoes only what was not committed (the digests
+    already enqueued are skipped by their idempotency keys).
+    """
     usable = list(available)
     enqueued = 0
-    with engine.begin() as connection:
-        groups: dict[tuple[int, str], list[Audience]] = defaultdict(list)
-        for audience in audiences(connection, now, usable):
-            if audience.mode in ("daily", "weekly") and (subscriber is None
-                                                          or audience.subscriber == subscriber):
-                groups[(audience.subscriber_id, audience.mode)].append(audience)
-        for (subscriber_id, mode), members in groups.items():
-            first = members[0]
-            period = digest_period(mode, now, first.timezone)
-            if period is None and force:
-                period = f"manual-{now:%Y-%m-%dT%H:%M}"
-            if period is None:
-                continue
+    state = _DigestRound(now)
+    with engine.connect() as reader:
+        ranges = list(subscriber_batches(reader, batch, subscriber))
+    for id_range in ranges:
+        with engine.begin() as connection:
+            enqueued += _enqueue_digest_batch(connection, state, usable, id_range, subscriber, force)
+    return enqueued
+
+
+def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: list[str],
+                          id_range: tuple[int, int], subscriber: str | None, force: bool) -> int:
+    now = state.now
+    groups: dict[tuple[int, str], list[Audience]] = defaultdict(list)
+    for audience in audiences(connection, now, usable, id_range=id_range):
+        if audience.mode in ("daily", "weekly") and (subscriber is None
+                                                      or audience.subscriber == subscriber):
+            groups[(audience.subscriber_id, audience.mode)].append(audience)
+    due: dict[tuple[int, str], list[str]] = {}
+    for (subscriber_id, mode), members in groups.items():
+        period = digest_period(mode, now, members[0].timezone)
+        if period is None and force:
+            period = f"manual-{now:%Y-%m-%dT%H:%M}"
+        if period is not None:
             channels = sorted({c for m in members for c in m.channels})
-            keys = [f"digest|{subscriber_id}|{c}|{mode}|{period}" for c in channels]
-            existing = set(connection.execute(sa.select(deliveries_table.c.key)
-                                              .where(deliveries_table.c.key.in_(keys))).scalars())
-            if len(existing) == len(keys):
+            due[(subscriber_id, mode)] = [f"digest|{subscriber_id}|{c}|{mode}|{period}"
+                                          for c in channels]
+    if not due:
+        return 0
+    all_keys = [k for keys in due.values() for k in keys]
+    existing: set[str] = set()
+    for chunk in _chunks(all_keys):
+        existing.update(connection.execute(sa.select(deliveries_table.c.key)
+                                           .where(deliveries_table.c.key.in_(chunk))).scalars())
+    items_by_group: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    for item in connection.execute(sa.select(digest_items_table).where(
+            digest_items_table.c.subscriber_id.between(*id_range),
+            digest_items_table.c.digested_at.is_(None)).order_by(digest_items_table.c.id)):
+        if (item.subscriber_id, item.mode) in due:
+            items_by_group[(item.subscriber_id, item.mode)].append(item)
+    state.load_calls(connection, (i.call_id for items in items_by_group.values() for i in items))
+    changes = _changes_of(connection, (i.change_id for items in items_by_group.values()
+                                       for i in items if i.change_id is not None))
+    state.load_profiles(connection, {m.profile for key in due for m in groups[key]})
+    rows: list[dict[str, Any]] = []
+    digested: list[int] = []
+    for group, keys in due.items():
+        if all(k in existing for k in keys):
+            continue
+        subscriber_id, mode = group
+        members = groups[group]
+        first = members[0]
+        new: list[AlertItem] = []
+        changed: list[AlertItem] = []
+        for item in items_by_group.get(group, ()):
+            call = state.calls.get(item.call_id)
+            if call is None:
                 continue
-            message, item_ids = build_digest(connection, subscriber_id, mode, first.timezone,
-                                             [m.profile for m in members], now)
-            if message is not None:
-                enqueued += _insert_ignoring_duplicates(connection, deliveries_table, [
-                    _delivery_row(key, first, channel, "digest", None, message, now, now)
-                    for key, channel in zip(keys, channels, strict=True) if key not in existing])
-            if item_ids:
-                connection.execute(digest_items_table.update()
-                                   .where(digest_items_table.c.id.in_(item_ids))
-                                   .values(digested_at=now))
+            change = changes.get(item.change_id) if item.change_id is not None else None
+            if change is None:
+                new.append(AlertItem(call=call, reasons=tuple(item.reasons), profile=item.profile))
+            else:
+                changed.append(AlertItem(call=call, changes=(change,), reasons=tuple(item.reasons),
+                                         profile=item.profile))
+        closing = [AlertItem(call=call, reasons=reasons, profile=m.profile)
+                   for m in members for call, reasons in state.open_matches.get(m.profile, ())
+                   if closing_soon(call, mode, now)]
+        message = state.render(mode, first.timezone, new, changed, closing)
+        if message is not None:
+            channels = sorted({c for m in members for c in m.channels})
+            rows.extend({"key": key, "subscriber_id": subscriber_id, "channel": channel,
+                         "kind": "digest", "call_id": None, "message": message,
+                         "status": PENDING, "attempts": 0, "parts_sent": 0,
+                         "next_attempt_at": now, "created_at": now}
+                        for key, channel in zip(keys, channels, strict=True) if key not in existing)
+        digested.extend(i.id for i in items_by_group.get(group, ()))
+    enqueued = _insert_ignoring_duplicates(connection, deliveries_table, rows)
+    for chunk in _chunks(digested):
+        connection.execute(digest_items_table.update().where(digest_items_table.c.id.in_(chunk))
+                           .values(digested_at=now))
     return enqueued
 
 
