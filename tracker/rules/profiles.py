@@ -8,35 +8,30 @@ range with min above max, an unknown programme (with a "did you mean" from
 ``tracker.programmes``), duplicate names across files. Loading raises :class:`ProfileError`
 (a ConfigError, so the CLI exits with 2 and the daemon refuses to start) listing them all.
 
-YAML is read with PyYAML's safe loader, except that only ``true``/``false`` are booleans:
-YAML 1.1 would read ``countries: [NO]`` (Norway) as ``[false]``.
+YAML is read by :mod:`tracker.yamlfiles`, as subscriber files are.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from tracker.errors import ConfigError
 from tracker.models import CallStatus
 from tracker.programmes import lookup, unknown_programme_message
 from tracker.rules.query import Query, parse_query
+from tracker.yamlfiles import FilesError, Problem, parse_yaml, validate_mapping, yaml_files
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -62,28 +57,15 @@ _COUNTRIES = frozenset([
 ])
 
 
-@dataclass(frozen=True)
-class ProfileProblem:
-    """One thing wrong with one profile: where it is and what it is."""
-
-    origin: str
-    line: int | None
-    field: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.origin}:{self.line}" if self.line is not None else self.origin
-        return ": ".join(part for part in (where, self.field, self.message) if part)
+#: one problem in one profile file (the shared YAML-file problem type)
+ProfileProblem = Problem
 
 
-class ProfileError(ConfigError):
+class ProfileError(FilesError):
     """One or more profiles are invalid; ``problems`` lists every one of them."""
 
     def __init__(self, problems: Iterable[ProfileProblem]) -> None:
-        self.problems = list(problems)
-        count = len(self.problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"{count} problem{'s' if count != 1 else ''} in profiles:\n{lines}")
+        super().__init__("profiles", problems)
 
 
 # -- the model -----------------------------------------------------------------------------
@@ -205,129 +187,29 @@ class Profile(_Strict):
 FIELDS = tuple(Profile.model_fields)
 
 
-# -- YAML with line numbers -----------------------------------------------------------------
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader where only true/false are booleans (YAML 1.1 reads NO, Norway, as false)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _lines(node: yaml.Node, path: tuple[Any, ...], into: dict[tuple[Any, ...], int],
-           duplicates: list[tuple[tuple[Any, ...], int]]) -> None:
-    """Record the line of every mapping key and sequence item under ``node``."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            where = (*path, key)
-            if where in into:
-                duplicates.append((where, key_node.start_mark.line + 1))
-            into[where] = key_node.start_mark.line + 1
-            _lines(value_node, where, into, duplicates)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            into[(*path, index)] = item.start_mark.line + 1
-            _lines(item, (*path, index), into, duplicates)
-
-
-def _line_for(loc: tuple[Any, ...], lines: Mapping[tuple[Any, ...], int]) -> int | None:
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
-        unknown = str(error["loc"][-1])
-        message = "unknown field"
-        known = FIELDS if len(error["loc"]) == 1 else ()
-        close = difflib.get_close_matches(unknown, known, n=1)
-        return message + (f"; did you mean {close[0]!r}?" if close else "")
-    if error["type"] == "missing":
-        return "required field is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] not in ("value_error",) and not isinstance(error.get("input"), dict | list):
-        message += f", got {error.get('input')!r}"
-    return message
-
-
-def _field_name(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) if not isinstance(part, int) else f"[{part}]" for part in loc
-                    ).replace(".[", "[")
-
+# -- YAML files (tracker.yamlfiles reads them with line numbers) ------------------------------
 
 def validate_profile(
     data: Any, origin: str, lines: Mapping[tuple[Any, ...], int] | None = None
 ) -> tuple[Profile | None, list[ProfileProblem]]:
     """Validate one profile mapping; return it (or None) and every problem found."""
-    lines = lines or {}
-    if not isinstance(data, dict):
-        kind = "nothing" if data is None else type(data).__name__
-        return None, [ProfileProblem(origin, lines.get((), 1 if lines else None), None,
-                                     f"expected a mapping of profile fields, got {kind}")]
-    try:
-        profile = Profile.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors()
-        with_items = {tuple(e["loc"][:-1]) for e in errors if isinstance(e["loc"][-1], int)}
-        problems = [
-            ProfileProblem(origin, _line_for(tuple(e["loc"]), lines), _field_name(tuple(e["loc"])),
-                           _message(e))
-            for e in errors
-            # a list whose items failed is also "too short": say only what is wrong with the items
-            if not (e["type"] == "too_short" and tuple(e["loc"]) in with_items)
-        ]
-        return None, problems
-    return profile.with_origin(origin), []
+    profile, problems = validate_mapping(data, Profile, origin, lines, what="profile fields")
+    return (profile.with_origin(origin) if profile is not None else None), problems
 
 
 def parse_profile_text(text: str, origin: str) -> tuple[Profile | None, list[ProfileProblem]]:
     """Parse one YAML document into a profile, reporting every problem with its line."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "not valid YAML"
-        return None, [ProfileProblem(origin, line, None, f"not valid YAML: {problem}")]
-    except yaml.YAMLError as exc:
-        return None, [ProfileProblem(origin, None, None, f"not valid YAML: {exc}")]
-    finally:
-        loader.dispose()
-    lines: dict[tuple[Any, ...], int] = {}
-    duplicates: list[tuple[tuple[Any, ...], int]] = []
-    if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _lines(node, (), lines, duplicates)
-    profile, problems = validate_profile(data, origin, lines)
-    problems = [ProfileProblem(origin, line, _field_name(where), "duplicate field")
-                for where, line in duplicates] + problems
+    data, lines, problems = parse_yaml(text, origin)
+    if problems and data is None:
+        return None, problems
+    profile, found = validate_profile(data, origin, lines)
+    problems += found
     return (profile if not problems else None), problems
 
 
 def profile_files(paths: Iterable[Path]) -> tuple[list[Path], list[ProfileProblem]]:
     """The YAML files named by ``paths`` (directories expanded, sorted) and missing paths."""
-    files: list[Path] = []
-    problems: list[ProfileProblem] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir()
-                                if p.suffix in PROFILE_SUFFIXES and p.is_file()))
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(ProfileProblem(str(path), None, None, "no such file or directory"))
-    return files, problems
+    return yaml_files(paths)
 
 
 def duplicate_names(profiles: Iterable[Profile]) -> list[ProfileProblem]:
