@@ -16,7 +16,7 @@ scraped text stays inert). Length limits are the service's: add apprise's own
 
 Apprise URLs carry tokens and passwords, so they are never logged or put in an error:
 errors name the service (``Discord``) and apprise's outcome, and the address returned
-in ``SendResult`` is apprise's privacy form (secrets masked). Apprise's own logger, which
+in ``SendResult`` is the ``env:`` name or just the scheme (``discord://…``). Apprise's own logger, which
 prints URLs at DEBUG, is kept out of callwatch's logs (it does not propagate), and so are
 urllib3's DEBUG request lines (a path can hold a token); apprise's warning about a failed
 send is read from the result it returns instead, with every part of the URL scrubbed out.
@@ -95,12 +95,22 @@ def _scheme(url: str) -> str:
     return scheme if separator and scheme.replace("+", "").isalnum() else ""
 
 
+def _instantiate(library: ModuleType, url: str) -> Any:
+    """Apprise's service object for ``url``, or None when apprise cannot use it."""
+    if not _scheme(url):
+        return None
+    try:
+        return library.Apprise.instantiate(url)
+    except Exception:  # apprise returns None for what it cannot parse; a crash means the same
+        return None
+
+
 def url_problem(url: str) -> str | None:
     """Why apprise cannot use ``url``, or None. Never quotes the URL: it holds secrets."""
     scheme = _scheme(url.strip())
     if not scheme:
         return "not an apprise URL (expected service://…, e.g. discord://…)"
-    if _library().Apprise.instantiate(url.strip()) is None:
+    if _instantiate(_library(), url.strip()) is None:
         return f"apprise cannot use this {scheme}:// URL (an unknown service or a malformed URL)"
     return None
 
@@ -147,7 +157,7 @@ class AppriseNotifier:
             raise ChannelRejected(f"apprise: the environment variable {env_reference(address)} "
                                   "is not set")
         scheme = _scheme(url)
-        plugin: Any = self._apprise.Apprise.instantiate(url) if scheme else None
+        plugin = _instantiate(self._apprise, url)
         if plugin is None:
             raise ChannelRejected(f"apprise: cannot use this {scheme or 'non-URL'} address "
                                   "(an unknown service or a malformed URL)")
@@ -163,7 +173,9 @@ class AppriseNotifier:
         if not result:
             raise ChannelUnavailable(f"apprise: {service} did not accept the message"
                                      f"{self._why(result, url)}")
-        return SendResult(channel=self.channel, address=str(plugin.url(privacy=True)))
+        # not even apprise's privacy form: it masks passwords but keeps paths, where tokens live
+        return SendResult(channel=self.channel, address=address if env_reference(address)
+                          else f"{scheme}://…")
 
     @staticmethod
     def _why(result: Any, url: str) -> str:

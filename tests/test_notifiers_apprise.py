@@ -64,7 +64,7 @@ def test_every_message_kind_arrives_as_title_and_plain_text(
         assert body["message"] == message.text.strip()
         assert body["type"] == ("warning" if message.kind == "reminder" else "info")
         assert result.channel == "apprise"
-        assert PASSWORD not in result.address  # apprise's privacy form of the URL
+        assert result.address == "json://…"  # URLs hold tokens: not even in the result
 
 
 class Collect(logging.Handler):
@@ -134,7 +134,7 @@ def test_an_env_address_is_read_from_the_environment_at_each_send(receiver: Webh
     [result] = send("env:CALLWATCH_APPRISE_OPS", message,
                     environ={"CALLWATCH_APPRISE_OPS": apprise_url(receiver)})
     assert receiver.received[0].json()["title"] == message.subject
-    assert PASSWORD not in result.address
+    assert result.address == "env:CALLWATCH_APPRISE_OPS"
     with pytest.raises(ChannelRejected, match="CALLWATCH_APPRISE_OPS is not set"):
         send("env:CALLWATCH_APPRISE_OPS", message, environ={})
 
