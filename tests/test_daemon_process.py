@@ -17,6 +17,7 @@ import copy
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -39,6 +41,7 @@ from tracker.delivery import deliveries_table
 from tracker.fakes.portal import PortalReplayServer
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram
+from tracker.heartbeat import read_heartbeat, scheduler_state
 
 REPO = Path(__file__).resolve().parent.parent
 CALLWATCH = shutil.which("callwatch") or str(Path(sys.executable).with_name("callwatch"))
@@ -65,6 +68,12 @@ subscriptions:
     channels: [telegram, email]
 reminders: []
 """
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _day(value: date) -> str:
@@ -124,6 +133,7 @@ class World:
     engine: Engine
     database_url: str
     workdir: Path
+    health_url: str
     daemons: list[Daemon] = field(default_factory=list)
 
     def start(self, name: str, **environ: str) -> Daemon:
@@ -170,6 +180,12 @@ class World:
         return [str(m.message["Subject"]) for m in list(self.smtp.messages)
                 if m.rcpt_tos == (MAILBOX,) and needle in str(m.message["Subject"])]
 
+    def leader(self) -> str | None:
+        """The ``host:pid`` of the scheduler as its heartbeat says, when it says it runs."""
+        beat = read_heartbeat(self.engine)
+        running = scheduler_state(beat, datetime.now(UTC)) == "running"
+        return beat.process if beat is not None and running else None
+
     def portal_requests(self, user_agent: str) -> int:
         return sum(1 for r in list(self.portal.requests) if r.headers.get("user-agent") == user_agent)
 
@@ -203,6 +219,7 @@ def world(tmp_path: Path, engine: Engine, database_url: str) -> Iterator[World]:
     try:
         portal.results = with_h2_deadline(portal.results, datetime.now(UTC).date() + timedelta(days=60))
         portal.slow = PAGE_DELAY
+        port = free_port()
         disabled = "".join(f"[sources.{name}]\nenabled = false\n"
                            for name in ("eccp", "eismea", "hadea", "eit", "cascade_hub"))
         (tmp_path / "callwatch.toml").write_text(f"""
@@ -216,6 +233,8 @@ backoff = 0.01
 max_backoff = 0.05
 [scheduler]
 jitter = 0
+[health]
+listen = "127.0.0.1:{port}"
 [sources.ft_portal]
 interval = "4s"
 page_size = 5
@@ -233,7 +252,8 @@ host = "127.0.0.1"
 port = {smtp.port}
 sender = "callwatch@example.org"
 """, encoding="utf-8")
-        world = World(portal, telegram, smtp, engine, database_url, tmp_path)
+        world = World(portal, telegram, smtp, engine, database_url, tmp_path,
+                      f"http://127.0.0.1:{port}")
         try:
             yield world
         finally:
@@ -295,6 +315,13 @@ def test_alerts_a_graceful_stop_a_restart_and_a_standby_that_takes_over(world: W
     assert len(world.mail_subjects("Deadline moved")) == 1
     assert len(world.telegram_texts(H2_TITLE)) == 2  # the new match, then the moved deadline
     world.assert_each_delivery_arrived_once()
+    # the leader's heartbeat (what `callwatch status` reads) and its /healthz say it runs
+    assert world.leader() == f"{socket.gethostname()}:{second.process.pid}"
+    beat = read_heartbeat(world.engine)
+    assert beat is not None and "scrape:ft_portal" in {job.id for job in beat.jobs}, beat
+    health = httpx.get(f"{world.health_url}/healthz", timeout=10)
+    assert health.status_code == 200, health.text
+    assert health.json()["scheduler"] == "alive", health.text
 
     # 4. The second process on the same database stands by while the scheduler runs.
     world.wait_for("the standby to say it waits", lambda: "waiting as a standby" in standby.log())
@@ -310,10 +337,13 @@ def test_alerts_a_graceful_stop_a_restart_and_a_standby_that_takes_over(world: W
     assert second.terminate() == 0, second.log()
     world.wait_for("the standby to take the scheduler lock",
                    lambda: "scheduler lock acquired after standby" in standby.log())
+    world.wait_for("the new leader's heartbeat", lambda: world.leader() == (
+        f"{socket.gethostname()}:{standby.process.pid}"))
     world.wait_for("the former standby to scrape", lambda: (
         "scraped source=ft_portal" in standby.log() and world.portal_requests(STANDBY_AGENT) > 0))
     world.wait_for("the former standby's outbox to be sent", world.settled)
     assert standby.terminate() == 0, standby.log()
+    assert scheduler_state(read_heartbeat(world.engine), datetime.now(UTC)) == "stopped"
     world.assert_each_delivery_arrived_once()
     assert len(world.telegram_texts(H2_TITLE)) == 2
     assert len(world.mail_subjects(H2_TITLE)) == 2

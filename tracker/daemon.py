@@ -11,6 +11,8 @@
   subscriber's digest is due at 08:00 local time); reminders every hour (each is due on its
   local day, and its idempotency key makes repeats harmless). Coalescing is on, one
   instance per job, and a misfire grace of five minutes.
+- **The leader tells others it lives**: a heartbeat row every minute with each job's next
+  run (``callwatch status``), and the health server on ``health.listen`` when it is set.
 - **All durable state is in callwatch's own tables** (runs, changes, the notify cursor, the
   outbox), never in the scheduler, so a restart loses and repeats nothing.
 - **SIGTERM or SIGINT**: no new job starts; a running scrape is allowed to finish (its store
@@ -42,6 +44,8 @@ from tracker.config import Settings
 from tracker.delivery import enqueue_digests, enqueue_reminders, notify_changes, sync_subscribers
 from tracker.dispatch import dispatch
 from tracker.errors import CallwatchError
+from tracker.health import HealthServer, start_health_server
+from tracker.heartbeat import mark_stopped, write_heartbeat
 from tracker.models import RunOutcome
 from tracker.pipeline import build_notifiers, build_sources, close_notifiers, load_audience, scrape_one
 from tracker.store import Store
@@ -193,6 +197,17 @@ class Daemon:
             await asyncio.to_thread(enqueue_digests, self.engine, self.clock(), list(self.notifiers))
         await self.deliver()
 
+    async def heartbeat(self) -> None:
+        """Tell `callwatch status` and /healthz, in other processes, that this scheduler lives
+        and when each job runs next."""
+        jobs = {job.id: job.next_run_time for job in self.scheduler.get_jobs()
+                if job.id != "heartbeat"} if self.scheduler is not None else {}
+        await asyncio.to_thread(write_heartbeat, self.engine, self.clock(), jobs)
+
+    def alive(self) -> bool:
+        """Whether the schedule runs (asked by /healthz)."""
+        return self.scheduler is not None and self.scheduler.running and not self.stop.is_set()
+
     async def reminders(self) -> None:
         async with self.notify_lock:
             await asyncio.to_thread(enqueue_reminders, self.engine, self.clock(), list(self.notifiers))
@@ -218,6 +233,8 @@ class Daemon:
                           id="digests", next_run_time=now + timedelta(seconds=30))
         scheduler.add_job(self._job("reminders", self.reminders), IntervalTrigger(hours=1),
                           id="reminders", next_run_time=now + timedelta(seconds=45))
+        scheduler.add_job(self._job("heartbeat", self.heartbeat), IntervalTrigger(minutes=1),
+                          id="heartbeat", next_run_time=now)
         return scheduler
 
     def _on_signal(self) -> None:
@@ -260,12 +277,14 @@ class Daemon:
         return True
 
     async def lead(self, lock: SchedulerLock) -> None:
-        """Run the schedule (and the bot) until told to stop; let running jobs finish, then
-        release ``lock`` so a standby takes over."""
+        """Run the schedule, the health server and the bot until told to stop; let running
+        jobs finish, record the stop, then release ``lock`` so a standby takes over."""
         self.scheduler = self._schedule()
         self.scheduler.start()
         bot = None  # the Telegram bot polls in this loop (None without a token or telegram off)
+        health = HealthServer()  # listens only when health.listen is set
         try:
+            health = await start_health_server(self.settings, self.engine, self.alive)
             bot = await start_bot(self.settings, self.engine, self.notifiers, self.clock)
             await self.stop.wait()
         finally:
@@ -281,6 +300,11 @@ class Daemon:
                 if pending:
                     await asyncio.wait(pending, timeout=3)
             self.scheduler.shutdown(wait=False)
+            await health.close()
+            try:  # so `callwatch status` says "stopped" at once; never a reason to keep the lock
+                await asyncio.to_thread(mark_stopped, self.engine, self.clock())
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("could not record the stop: %s", exc)
             await asyncio.to_thread(lock.release)
 
 
