@@ -35,6 +35,11 @@ def test_file_merges_over_defaults_and_resolves_directories(tmp_path: Path) -> N
     assert settings.sources["ft_portal"].interval == timedelta(seconds=30)
 
 
+def test_a_zero_jitter_switches_it_off(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, '[scheduler]\njitter = "0s"\n'), environ={})
+    assert settings.scheduler.jitter == timedelta(0)
+
+
 def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config").mkdir()
@@ -79,6 +84,8 @@ def test_db_option_wins(tmp_path: Path) -> None:
         ("[bogus]\nx = 1\n", "bogus", "unknown key"),
         ('[http]\ntimeout = "soon"\n', "http.timeout", "valid number"),
         ('[sources.ft_portal]\ninterval = "soon"\n', "sources.ft_portal.interval", "duration"),
+        ('[sources.ft_portal]\ninterval = "0s"\n', "sources.ft_portal.interval", "above zero"),
+        ("[scheduler]\njitter = -5\n", "scheduler.jitter", "zero or more"),
         ("[sources.ft_portal]\npage_size = 500\n", "sources.ft_portal.page_size", "100"),
         ('[sources.ft_portal]\nprogrammes = ["Horizn Europe"]\n', "sources.ft_portal.programmes",
          "did you mean 'Horizon Europe'"),

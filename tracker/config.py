@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tracker.errors import ConfigError
 from tracker.plugins import source_plugins
-from tracker.ports import Duration, SourceSettings
+from tracker.ports import Delay, Duration, SourceSettings
 
 PACKAGED_DEFAULTS = Path(__file__).with_name("defaults.toml")
 LOCAL_CONFIG = Path("config/callwatch.toml")
@@ -140,7 +140,7 @@ class LogSettings(_Section):
 
 
 class SchedulerSettings(_Section):
-    jitter: Duration = Field(timedelta(minutes=5), description="random delay added to each scrape")
+    jitter: Delay = Field(timedelta(minutes=5), description="random delay added to each scrape")
 
 
 class HealthSettings(_Section):

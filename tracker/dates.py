@@ -38,7 +38,10 @@ def end_of_day_utc(day: date, zone: ZoneInfo) -> datetime:
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse "6h", "30s", "1d12h" or "90m" into a timedelta; raise ValueError otherwise."""
+    """Parse "6h", "30s", "1d12h", "90m" or "0s" into a timedelta; raise ValueError otherwise.
+
+    Zero parses; whether a zero (or any) duration makes sense is the setting's rule.
+    """
     cleaned = text.strip().replace(" ", "")
     if not cleaned:
         raise ValueError("empty duration")
@@ -49,7 +52,7 @@ def parse_duration(text: str) -> timedelta:
             break
         seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
         position = match.end()
-    if position != len(cleaned) or seconds <= 0:
+    if position != len(cleaned):
         raise ValueError(f"expected a duration like '6h', '30m' or '1d12h', got {text!r}")
     return timedelta(seconds=seconds)
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Protocol
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from tracker.dates import format_duration, parse_duration
 from tracker.models import ScrapeResult
@@ -28,9 +28,29 @@ def _duration(value: Any) -> Any:
     return value
 
 
-#: A duration in config: "6h", "30s", "1d12h", or a number of seconds.
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"expected a duration above zero like '6h' or '30s', got {format_duration(value)!r}")
+    return value
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("expected a duration of zero or more, like '0s' or '5m'")
+    return value
+
+
+#: A duration in config: "6h", "30s", "1d12h", or a number of seconds; above zero
+#: (an interval of zero would spin).
 Duration = Annotated[
-    timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)
+    timedelta, BeforeValidator(_duration), AfterValidator(_positive),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+#: A delay that may be zero, which switches it off (jitter = "0s").
+Delay = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_not_negative),
+    PlainSerializer(format_duration, return_type=str),
 ]
 
 
