@@ -308,3 +308,35 @@ def test_heartbeat_round_trip_and_states(engine: Engine) -> None:
     assert heartbeat_summary(beat, later)["next_jobs"] == []
     write_heartbeat(engine, later, {}, process="host:43")  # a new scheduler took over
     assert scheduler_state(read_heartbeat(engine), later) == "running"
+
+
+def test_the_daemon_refuses_a_busy_port_before_any_scrape(tmp_path: Path, engine: Engine) -> None:
+    """A bad health.listen must stop `callwatch run` at once, not after a first scrape."""
+    from tracker.daemon import Daemon, SchedulerLock
+
+    with socket.socket() as taken, socket.socket() as closed:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        port, dead = taken.getsockname()[1], closed.getsockname()[1]
+        config = tmp_path / "c.toml"
+        config.write_text(f"""
+[health]
+listen = "127.0.0.1:{port}"
+[scheduler]
+jitter = "0s"
+[http]
+retries = 0
+[sources.ft_portal]
+search_url = "http://127.0.0.1:{dead}/search"
+bulk_url = "http://127.0.0.1:{dead}/bulk.json"
+""")
+        settings = load_config(config, environ={})
+        daemon = Daemon(settings, engine)
+        daemon.notifiers = {}
+        lock = SchedulerLock(engine)
+        assert lock.try_acquire()
+        with pytest.raises(ConfigError, match=r"health\.listen"):
+            asyncio.run(daemon.lead(lock))
+    assert Store(engine).runs("ft_portal") == []
+    assert SchedulerLock(engine).try_acquire()  # released for a standby

@@ -82,7 +82,9 @@ class SchedulerLock:
             database = engine.url.database or ""
             path = Path(database).with_name(Path(database).name + ".scheduler.lock") \
                 if database and database != ":memory:" else Path.cwd() / "callwatch.scheduler.lock"
-            self._file = FileLock(str(path))
+            # not thread-local: the daemon takes and releases it from worker threads
+            # (asyncio.to_thread), which need not be the same thread
+            self._file = FileLock(str(path), thread_local=False)
 
     def try_acquire(self) -> bool:
         if self._file is not None:
@@ -279,18 +281,22 @@ class Daemon:
     async def lead(self, lock: SchedulerLock) -> None:
         """Run the schedule, the health server and the bot until told to stop; let running
         jobs finish, record the stop, then release ``lock`` so a standby takes over."""
-        self.scheduler = self._schedule()
-        self.scheduler.start()
         bot = None  # the Telegram bot polls in this loop (None without a token or telegram off)
         health = HealthServer()  # listens only when health.listen is set
+        scheduler = None
         try:
+            # the health server first: an address that cannot be bound stops callwatch
+            # before any scrape has started
             health = await start_health_server(self.settings, self.engine, self.alive)
+            self.scheduler = scheduler = self._schedule()
+            scheduler.start()
             bot = await start_bot(self.settings, self.engine, self.notifiers, self.clock)
             await self.stop.wait()
         finally:
             # pause, not shutdown: APScheduler's shutdown cancels the coroutine jobs still
             # running, which would cut the running scrape or dispatch off mid-step
-            self.scheduler.pause()
+            if scheduler is not None:
+                scheduler.pause()
             if bot is not None:
                 await bot.stop()
             if self.running:
@@ -299,7 +305,8 @@ class Daemon:
                     task.cancel()
                 if pending:
                     await asyncio.wait(pending, timeout=3)
-            self.scheduler.shutdown(wait=False)
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             await health.close()
             try:  # so `callwatch status` says "stopped" at once; never a reason to keep the lock
                 await asyncio.to_thread(mark_stopped, self.engine, self.clock())
