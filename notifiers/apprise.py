@@ -187,5 +187,9 @@ class AppriseNotifier:
         detail = "; ".join(part for part in (status, warnings[-1] if warnings else None) if part)
         return f" ({scrub(detail, url)[:300]})" if detail else ""
 
+    async def check(self) -> None:
+        """Nothing to reach at start: every subscriber has a service URL of its own."""
+        return None
+
     async def aclose(self) -> None:
         """Nothing to close: apprise opens a connection per send."""

@@ -33,5 +33,9 @@ class ConsoleNotifier:
             raise ChannelUnavailable(f"console: cannot write: {exc}") from exc
         return SendResult(channel=self.channel, address=recipient.address)
 
+    async def check(self) -> None:
+        """Standard output is always there."""
+        return None
+
     async def aclose(self) -> None:
         return None

@@ -168,6 +168,11 @@ class EmailNotifier:
             self._smtp.close()
             self._smtp = None
 
+    async def check(self) -> None:
+        """Connect (TLS and login included) and keep the connection for the first send."""
+        async with self._lock:
+            await self._connection()
+
     async def aclose(self) -> None:
         if self._smtp is not None and self._smtp.is_connected:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):

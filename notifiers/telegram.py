@@ -271,6 +271,10 @@ class TelegramNotifier:
         return SendResult(channel=self.channel, address=chat, message_ids=tuple(ids),
                           new_address=new_address)
 
+    async def check(self) -> None:
+        """getMe through ``initialize``: the Bot API answers and accepts the token."""
+        await self._start()
+
     async def aclose(self) -> None:
         if self._ready:
             self._ready = False

@@ -136,6 +136,10 @@ class WebhookNotifier:
             raise ChannelGone(text, status=status)
         raise ChannelRejected(text, status=status)
 
+    async def check(self) -> None:
+        """Nothing to reach at start: every subscriber has an endpoint of its own."""
+        return None
+
     async def aclose(self) -> None:
         if self._own_client:
             await self._client.aclose()

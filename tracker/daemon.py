@@ -47,7 +47,14 @@ from tracker.errors import CallwatchError
 from tracker.health import HealthServer, start_health_server
 from tracker.heartbeat import mark_stopped, write_heartbeat
 from tracker.models import RunOutcome
-from tracker.pipeline import build_notifiers, build_sources, close_notifiers, load_audience, scrape_one
+from tracker.pipeline import (
+    build_notifiers,
+    build_sources,
+    check_notifiers,
+    close_notifiers,
+    load_audience,
+    scrape_one,
+)
 from tracker.store import Store
 
 log = logging.getLogger(__name__)
@@ -262,6 +269,7 @@ class Daemon:
             loop.add_signal_handler(signum, self._on_signal)
         await asyncio.to_thread(load_audience, self.settings, self.engine)
         self.notifiers = build_notifiers(self.settings, engine=self.engine)
+        await check_notifiers(self.notifiers)  # a channel that is down: a warning, not a crash
 
     async def standby(self, lock: SchedulerLock) -> bool:
         """Wait until ``lock`` is ours (True), or until told to stop (False)."""

@@ -34,7 +34,7 @@ from tracker.delivery import (
 )
 from tracker.dispatch import DispatchReport, dispatch
 from tracker.drift import DEFAULT_EXPECTED
-from tracker.errors import CallwatchError, ConfigError
+from tracker.errors import CallwatchError, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.models import ScrapeResult
 from tracker.plugins import source_plugins
 from tracker.ports import Notifier, Progress, Source
@@ -170,6 +170,23 @@ def build_notifiers(settings: Settings, environ: Mapping[str, str] | None = None
     if isinstance(telegram, TelegramNotifier):
         telegram.pacer = pacer_for(settings.notifiers.telegram, engine)
     return notifiers
+
+
+async def check_notifiers(notifiers: Mapping[str, Notifier]) -> dict[str, str]:
+    """Reach every channel once; the ones that are down, with why (logged as warnings).
+
+    A channel that is down is not a reason to stay down: its messages wait in the outbox
+    and the dispatcher retries. Rejected credentials are a configuration error and raise.
+    """
+    down: dict[str, str] = {}
+    for name, notifier in notifiers.items():
+        try:
+            await notifier.check()
+        except (ChannelUnavailable, ChannelRejected) as exc:
+            down[name] = str(exc)
+            log.warning("channel %s is not reachable now: %s; its messages wait in the outbox",
+                        name, exc)
+    return down
 
 
 async def close_notifiers(notifiers: Mapping[str, Notifier]) -> None:

@@ -175,4 +175,13 @@ class Notifier(Protocol):
 
     async def send(self, recipient: Recipient, message: Message) -> SendResult: ...
 
+    async def check(self) -> None:
+        """Reach the channel's server once without sending anything (start-up checks).
+
+        Raises what ``send`` would: ``ChannelUnavailable`` for a server that is down,
+        ``ConfigError`` for rejected credentials. Channels without one server of their own
+        (webhooks, apprise: one address per subscriber) return at once.
+        """
+        ...
+
     async def aclose(self) -> None: ...
