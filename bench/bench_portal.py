@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._machine import describe, peak_rss_mib
 from scrapers.ft_portal import Collector
 from tracker import db
-from tracker.fakes.portal import RECORDINGS, load_results
+from tracker.fakes.portal import RECORDED_SEARCHES, load_results
 from tracker.models import ScrapeResult
 from tracker.store import Store
 
@@ -33,8 +33,7 @@ PORTAL = "https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/
 
 def generate(count: int) -> list[bytes]:
     """``count`` results as pages of 100, cloned from real-shaped recordings with new ids."""
-    templates = [r for r in load_results([RECORDINGS / "search_recorded_2026-11.json",
-                                           RECORDINGS / "search_samples.json"])
+    templates = [r for r in load_results(RECORDED_SEARCHES)
                  if isinstance(r.get("metadata"), dict) and r["metadata"].get("type") == ["1"]
                  and r["metadata"].get("DATASOURCE") == ["SEDIA"]
                  and r["metadata"].get("status") and r["metadata"].get("deadlineDate")

@@ -13,7 +13,8 @@ Manifest
   page without the array is a changed layout (perhaps rendered by JS now), a challenge
   page fails the run. Portal cascade links in the links (``competitive-calls-cs/<id>``)
   let dedupe merge these with the portal's type-8 records. Recipe: other_sources.md §2F.
-- Fixtures: tests/fixtures/cascade_hub/.
+- Fixtures: tracker/fakes/recordings/cascade_hub/ (the page, also served by the demo);
+  tests/fixtures/cascade_hub/ (a changed layout).
 """
 
 from __future__ import annotations

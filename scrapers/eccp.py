@@ -13,7 +13,9 @@ Manifest
   site in Sep 2026, and such a page fails the run with that reason instead of "zero
   calls". A first page without cards is a changed layout. Links to ``/expertise`` are not
   calls. Recipe and evidence: shared/sources/other_sources.md §2B.
-- Fixtures: tests/fixtures/eccp/ (detail pages built from the real text extracts).
+- Fixtures: tracker/fakes/recordings/eccp/ (list and detail pages, also served by the demo; the
+  detail pages are rebuilt from real text extracts); tests/fixtures/eccp/ (those extracts, a
+  changed layout).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ Manifest
   block are not documented, so its label/value pairs are read from the text. A news list
   (``details = false``) gives no deadlines and is judged by drift detection without them.
   No RSS for these sites is verified (other_sources.md §2D).
-- Fixtures: tests/fixtures/ecl_pages/.
+- Fixtures: tracker/fakes/recordings/ecl_pages/ (list and call pages, also served by the demo);
+  tests/fixtures/ecl_pages/ (a redesigned list).
 """
 
 from __future__ import annotations

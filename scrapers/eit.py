@@ -12,7 +12,8 @@ Manifest
   paces them when on. Rows whose end date has passed are kept as closed (absence is not
   closure). EIT has no RSS. Many KIC calls are also portal cascade calls: dedupe by url.
   Recipe: shared/sources/other_sources.md §2E.
-- Fixtures: tests/fixtures/eit/.
+- Fixtures: tracker/fakes/recordings/eit/ (list pages, also served by the demo);
+  tests/fixtures/eit/ (a detail page, a redesigned list).
 """
 
 from __future__ import annotations

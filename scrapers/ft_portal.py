@@ -11,8 +11,8 @@ Manifest
   type 1 call topics, type 8 cascade calls (FSTP, e.g. Euroclusters under SMP-COSME),
   type 2 external actions when configured.
 - Changes: continuously; the portal re-indexes daily. Default interval 6h.
-- Fixtures: tests/fixtures/ft_portal/ (real samples and quirk files), recordings for the
-  replay server and the demo in tracker/fakes/recordings/ft_portal/.
+- Fixtures: tracker/fakes/recordings/ft_portal/ (the replay server's and the demo's results: two
+  real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples).
 
 Quirks handled here (evidence in shared/sources/ft_portal.md):
 - every ``metadata`` value is a list; ``actions``, ``budgetOverview``, ``latestInfos``,

@@ -15,7 +15,8 @@ Manifest
   means the run is partial. Deadlines are stored as ``T00:00:00Z`` for a bare date, read
   here as the end of that day in ``timezone``. NUTS "EL"/"UK" are ISO "GR"/"GB".
   Recipe and evidence: shared/sources/other_sources.md §2A.
-- Fixtures: tests/fixtures/interreg/ (the real abridged response, paging, a changed shape).
+- Fixtures: tests/fixtures/interreg/ (the real abridged response, a changed shape, invalid items);
+  paging in tracker/fakes/recordings/interreg/ (also served by the demo).
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ PORTAL = "https://portal.example/opportunities"
 NOW = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 
 
-def load(name: str) -> list[dict[str, Any]]:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))["results"]
+def load(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text(encoding="utf-8"))["results"]
 
 
 def recorded() -> list[dict[str, Any]]:
@@ -49,9 +49,9 @@ def normalize(row: dict[str, Any], now: datetime = NOW):
     return normalize_result(row, source="ft_portal", portal_url=PORTAL, now=now)
 
 
-SAMPLE_2026 = "search_response_excerpt_2026__AarhusAI_portal_search_page.json"
-SAMPLE_2025 = "search_response_pageSize10_2025-05-05__Paul-Mazaingue_ec-funding-alert-api.json"
-CASCADE = "sedia_search_type8_cascade_response.json"
+SAMPLE_2026 = RECORDINGS / "search_response_excerpt_2026__AarhusAI_portal_search_page.json"
+SAMPLE_2025 = FIXTURES / "search_response_pageSize10_2025-05-05__Paul-Mazaingue_ec-funding-alert-api.json"
+CASCADE = RECORDINGS / "sedia_search_type8_cascade_response.json"
 
 
 @pytest.mark.parametrize(

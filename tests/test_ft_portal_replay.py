@@ -19,7 +19,7 @@ from scrapers._http import PoliteClient
 from scrapers.ft_portal import FtPortalSettings, FtPortalSource
 from tests.test_cli import CALLWATCH
 from tracker.config import HttpSettings
-from tracker.fakes.portal import PortalReplayServer, load_results
+from tracker.fakes.portal import RECORDINGS, PortalReplayServer, load_results
 from tracker.models import ChangeKind, RunOutcome
 from tracker.store import Store
 
@@ -86,8 +86,7 @@ def test_multi_page_walk_until_a_short_page(server: PortalReplayServer) -> None:
 
 
 def test_an_exact_multiple_ends_on_an_empty_page() -> None:
-    rows = [r for r in load_results([Path(__file__).parent / "fixtures" / "ft_portal" /
-                                     "sedia_search_type8_cascade_response.json"])]
+    rows = load_results([RECORDINGS / "sedia_search_type8_cascade_response.json"])
     with PortalReplayServer(results=rows) as server:
         result = scrape(server, page_size=2)  # type: ignore[arg-type]
         assert [s["page"] for s in server.searches] == [1, 2, 3]

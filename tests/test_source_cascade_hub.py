@@ -11,12 +11,14 @@ from scrapers.cascade_hub import CascadeHubSettings, CascadeHubSource, parse_pag
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.dedupe import group_duplicates
 from tracker.errors import InvalidRecord, LayoutChanged
+from tracker.fakes import RECORDINGS
 from tracker.fakes._server import Reply
 from tracker.fakes.sites import FixtureSite
 from tracker.models import CallRecord, CallStatus, RunOutcome
 from tracker.ports import HttpClient
 
-DIR = FIXTURES / "cascade_hub"
+RECORDED = RECORDINGS / "cascade_hub"  # the page the demo serves too; the only copy
+DIR = FIXTURES / "cascade_hub"  # test-only: the page after a change of layout
 
 
 def source(site: FixtureSite, **overrides: object) -> Callable[[HttpClient], CascadeHubSource]:
@@ -25,7 +27,7 @@ def source(site: FixtureSite, **overrides: object) -> Callable[[HttpClient], Cas
 
 
 def items() -> list[dict[str, object]]:
-    return parse_page((DIR / "open_calls.html").read_text(encoding="utf-8"))
+    return parse_page((RECORDED / "open_calls.html").read_text(encoding="utf-8"))
 
 
 def test_embedded_proposals_become_calls_with_their_details() -> None:
@@ -58,7 +60,7 @@ def test_rolling_close_is_invalid() -> None:
 
 
 def test_scrape_reads_the_page_and_optionally_the_evaluator_calls() -> None:
-    with FixtureSite({"/open-calls/": DIR / "open_calls.html"}) as site:
+    with FixtureSite({"/open-calls/": RECORDED / "open_calls.html"}) as site:
         proposals = scrape(source(site))
         everything = scrape(source(site, arrays=["dataProposals", "dataEvaluators", "dataMentors"]))
     assert proposals.outcome is RunOutcome.OK

@@ -12,12 +12,14 @@ from scrapers.eccp import EccpSettings, EccpSource, parse_list, record_from_deta
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.dedupe import group_duplicates
 from tracker.errors import InvalidRecord, LayoutChanged
+from tracker.fakes import RECORDINGS
 from tracker.fakes._server import Reply
 from tracker.fakes.eccp import EccpSite
 from tracker.models import CallRecord, CallStatus, RunOutcome
 from tracker.ports import HttpClient
 
-DIR = FIXTURES / "eccp"
+RECORDED = RECORDINGS / "eccp"  # the pages the demo serves too; the only copy
+DIR = FIXTURES / "eccp"  # test-only: the real text extracts, a changed layout
 BASE = "https://www.clustercollaboration.eu"
 CHALLENGE = FIXTURES / "challenge" / "cloudflare_just_a_moment.html"
 
@@ -28,12 +30,12 @@ def source(site: EccpSite) -> Callable[[HttpClient], EccpSource]:
 
 
 def detail(slug: str) -> CallRecord:
-    markup = (DIR / f"detail_{slug}.html").read_text(encoding="utf-8")
+    markup = (RECORDED / f"detail_{slug}.html").read_text(encoding="utf-8")
     return record_from_detail(markup, url=f"{BASE}/content/{slug}", source="eccp", now=NOW)
 
 
 def test_list_page_gives_detail_links_and_the_next_page() -> None:
-    page = parse_list((DIR / "list_page0.html").read_text(encoding="utf-8"),
+    page = parse_list((RECORDED / "list_page0.html").read_text(encoding="utf-8"),
                       url=f"{BASE}/search-results?type=eccp_calls&page=0", first=True)
     assert page.links == [
         f"{BASE}/content/rivcircular-project-open-call-interregional-circular-economy-innovation",
@@ -41,7 +43,8 @@ def test_list_page_gives_detail_links_and_the_next_page() -> None:
         f"{BASE}/content/powerup-netzero-open-call-innovation-projects",
     ]  # the /expertise links are dropped
     assert page.next_url == f"{BASE}/search-results?type=eccp_calls&page=1"
-    empty = parse_list((DIR / "list_page2_empty.html").read_text(encoding="utf-8"), url=BASE, first=False)
+    empty = parse_list((RECORDED / "list_page2_empty.html").read_text(encoding="utf-8"),
+                       url=BASE, first=False)
     assert empty.links == [] and empty.next_url is None
 
 
@@ -80,7 +83,7 @@ def test_an_unreadable_deadline_is_an_invalid_item() -> None:
 
 
 def test_scrape_walks_every_page_then_every_detail() -> None:
-    with EccpSite(DIR) as site:
+    with EccpSite(RECORDED) as site:
         result = scrape(source(site))
         paths = [r.path + ("?" + "&".join(f"{k}={v[0]}" for k, v in sorted(r.query.items()))
                            if r.query else "") for r in site.requests]
@@ -93,7 +96,7 @@ def test_scrape_walks_every_page_then_every_detail() -> None:
 
 
 def test_a_challenge_page_fails_the_run_instead_of_zero_calls() -> None:
-    with EccpSite(DIR) as site:
+    with EccpSite(RECORDED) as site:
         site.set_route("/search-results?type=eccp_calls&page=0",
                        Reply(403, CHALLENGE.read_bytes(), {"Content-Type": "text/html"}))
         blocked = scrape(source(site))
@@ -107,7 +110,7 @@ def test_a_challenge_page_fails_the_run_instead_of_zero_calls() -> None:
 
 
 def test_a_challenge_on_a_detail_page_stops_the_run_keeping_what_was_read() -> None:
-    with EccpSite(DIR) as site:
+    with EccpSite(RECORDED) as site:
         site.set_route("/content/powerup-netzero-open-call-innovation-projects",
                        Reply(200, CHALLENGE.read_bytes(), {"Content-Type": "text/html"}))
         result = scrape(source(site))
@@ -116,7 +119,7 @@ def test_a_challenge_on_a_detail_page_stops_the_run_keeping_what_was_read() -> N
 
 
 def test_a_missing_detail_page_makes_the_run_partial() -> None:
-    with EccpSite(DIR) as site:
+    with EccpSite(RECORDED) as site:
         site.set_route("/content/powerup-netzero-open-call-innovation-projects", Reply.text("gone", 404))
         result = scrape(source(site))
     assert result.outcome is RunOutcome.PARTIAL and len(result.records) == 4
@@ -125,7 +128,7 @@ def test_a_missing_detail_page_makes_the_run_partial() -> None:
 def test_a_changed_list_layout_is_flagged() -> None:
     with pytest.raises(LayoutChanged, match=r"no \.search-result-item cards"):
         parse_list((DIR / "list_changed_layout.html").read_text(encoding="utf-8"), url=BASE, first=True)
-    with EccpSite(DIR) as site:
+    with EccpSite(RECORDED) as site:
         site.set_route("/search-results?type=eccp_calls&page=0", DIR / "list_changed_layout.html")
         result = scrape(source(site))
     assert result.outcome is RunOutcome.FAILED and "error type: LayoutChanged" in result.notes

@@ -11,12 +11,14 @@ from scrapers.ecl_pages import EclSettings, EclSource, page_url, parse_cards, re
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.config import load_config
 from tracker.errors import InvalidRecord, LayoutChanged
+from tracker.fakes import RECORDINGS
 from tracker.fakes._server import Reply
 from tracker.fakes.agency import EclSite
 from tracker.models import CallStatus, RunOutcome
 from tracker.ports import HttpClient
 
-DIR = FIXTURES / "ecl_pages"
+RECORDED = RECORDINGS / "ecl_pages"  # the pages the demo serves too; the only copy
+DIR = FIXTURES / "ecl_pages"  # test-only: a redesigned list
 LIST = "https://eismea.ec.europa.eu/funding-opportunities/calls-proposals_en"
 
 
@@ -26,7 +28,7 @@ def source(site: EclSite, **overrides: object) -> Callable[[HttpClient], EclSour
 
 
 def read(name: str) -> str:
-    return (DIR / name).read_text(encoding="utf-8")
+    return (RECORDED / name).read_text(encoding="utf-8")
 
 
 def test_cards_parse_with_the_ecl_selectors() -> None:
@@ -61,7 +63,7 @@ def test_call_pages_give_deadline_status_and_identifier() -> None:
 
 
 def test_scrape_walks_pages_until_nothing_new_and_counts_a_bad_deadline() -> None:
-    with EclSite(DIR) as site:
+    with EclSite(RECORDED) as site:
         result = scrape(source(site))
         list_requests = [r for r in site.requests if r.path.endswith("calls-proposals_en")]
     assert [r.query.get("page") for r in list_requests] == [None, ["1"], ["2"]]
@@ -79,7 +81,7 @@ def test_unreadable_deadline_is_invalid() -> None:
 
 
 def test_a_news_list_without_details_reads_cards_only() -> None:
-    with EclSite(DIR) as site:
+    with EclSite(RECORDED) as site:
         result = scrape(source(site, details=False))
         assert not any("/calls-proposals/" in r.path for r in site.requests)
     assert len(result.records) == 4 and all(r.deadlines == () for r in result.records)
@@ -87,9 +89,9 @@ def test_a_news_list_without_details_reads_cards_only() -> None:
 
 def test_a_redesigned_list_and_a_challenge_fail_the_run() -> None:
     with pytest.raises(LayoutChanged):
-        parse_cards(read("eismea_calls_redesigned.html"), url=LIST, first=True)
+        parse_cards((DIR / "eismea_calls_redesigned.html").read_text(encoding="utf-8"), url=LIST, first=True)
     challenge = (FIXTURES / "challenge" / "cloudflare_just_a_moment.html").read_bytes()
-    with EclSite(DIR) as site:
+    with EclSite(RECORDED) as site:
         site.set_route(site.list_path, DIR / "eismea_calls_redesigned.html")
         changed = scrape(source(site))
         site.set_route(site.list_path, Reply(403, challenge, {"Content-Type": "text/html"}))

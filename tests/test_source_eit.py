@@ -10,17 +10,19 @@ import pytest
 from scrapers.eit import EitSettings, EitSource, parse_detail, parse_list, record_from_row
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.errors import InvalidRecord, LayoutChanged
+from tracker.fakes import RECORDINGS
 from tracker.fakes._server import Reply
 from tracker.fakes.sites import FixtureSite
 from tracker.models import CallStatus, RunOutcome
 from tracker.ports import HttpClient
 
-DIR = FIXTURES / "eit"
+RECORDED = RECORDINGS / "eit"  # the pages the demo serves too; the only copy
+DIR = FIXTURES / "eit"  # test-only: a detail page, a redesigned list
 LIST = "https://www.eit.europa.eu/our-activities/opportunities"
 SLUG = "eit-urban-mobility-call-proposals-2027-business-plan"
 ROUTES = {
-    "/our-activities/opportunities": DIR / "opportunities_page0.html",
-    "/our-activities/opportunities?page=1": DIR / "opportunities_page1.html",
+    "/our-activities/opportunities": RECORDED / "opportunities_page0.html",
+    "/our-activities/opportunities?page=1": RECORDED / "opportunities_page1.html",
     f"/our-activities/opportunities/{SLUG}": DIR / f"detail_{SLUG}.html",
 }
 
@@ -32,7 +34,8 @@ def source(site: FixtureSite, **overrides: object) -> Callable[[HttpClient], Eit
 
 
 def test_rows_parse_into_calls_with_their_community() -> None:
-    page = parse_list((DIR / "opportunities_page0.html").read_text(encoding="utf-8"), url=LIST, first=True)
+    page = parse_list((RECORDED / "opportunities_page0.html").read_text(encoding="utf-8"),
+                      url=LIST, first=True)
     assert page.next_url == LIST + "?page=1"
     records = [record_from_row(r, None, source="eit", now=NOW) for r in page.rows]
     mobility = records[0]
@@ -61,7 +64,8 @@ def test_scrape_walks_pages_and_reads_details_when_asked() -> None:
 
 
 def test_unreadable_end_date_is_invalid() -> None:
-    page = parse_list((DIR / "opportunities_page1.html").read_text(encoding="utf-8"), url=LIST, first=False)
+    page = parse_list((RECORDED / "opportunities_page1.html").read_text(encoding="utf-8"),
+                      url=LIST, first=False)
     with pytest.raises(InvalidRecord, match="tbc"):
         record_from_row(page.rows[1], None, source="eit", now=NOW)
 

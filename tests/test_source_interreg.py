@@ -18,11 +18,13 @@ from scrapers.interreg import (
 )
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.errors import LayoutChanged
+from tracker.fakes import RECORDINGS
 from tracker.fakes.sites import InterregSearch
 from tracker.models import CallStatus, RunOutcome
 from tracker.ports import HttpClient
 
-DIR = FIXTURES / "interreg"
+RECORDED = RECORDINGS / "interreg"  # the pages the demo serves too; the only copy
+DIR = FIXTURES / "interreg"  # test-only: the real abridged answer, changed and invalid shapes
 KEY = "replay-search-key"
 
 
@@ -71,7 +73,8 @@ def test_fewer_hits_than_nbhits_is_a_partial_run() -> None:
 
 
 def test_paging_walks_every_page() -> None:
-    with InterregSearch([DIR / "paged_page0.json", DIR / "paged_page1.json"], api_key=KEY) as server:
+    answers = [RECORDED / "paged_page0.json", RECORDED / "paged_page1.json"]
+    with InterregSearch(answers, api_key=KEY) as server:
         result = scrape(source_for(server, hits_per_page=2))
         pages = [r.json()["requests"][0]["page"] for r in server.requests]
     assert pages == [0, 1]
@@ -88,7 +91,7 @@ def test_paging_walks_every_page() -> None:
 
 @pytest.mark.parametrize("status", [403, 404])
 def test_rejected_key_fails_the_run_with_the_fix(status: int) -> None:
-    with InterregSearch([DIR / "paged_page0.json"], status=status) as server:
+    with InterregSearch([RECORDED / "paged_page0.json"], status=status) as server:
         result = scrape(source_for(server))
     assert result.outcome is RunOutcome.FAILED
     assert result.error == KEY_REJECTED
@@ -96,13 +99,13 @@ def test_rejected_key_fails_the_run_with_the_fix(status: int) -> None:
 
 
 def test_a_rotated_key_is_refused_like_the_real_index() -> None:
-    with InterregSearch([DIR / "paged_page0.json"], api_key="the-new-key") as server:
+    with InterregSearch([RECORDED / "paged_page0.json"], api_key="the-new-key") as server:
         result = scrape(source_for(server))
     assert result.error == KEY_REJECTED
 
 
 def test_no_key_configured_fails_without_a_request() -> None:
-    with InterregSearch([DIR / "paged_page0.json"]) as server:
+    with InterregSearch([RECORDED / "paged_page0.json"]) as server:
         result = scrape(source_for(server, api_key=""))
         assert server.requests == []
     assert result.outcome is RunOutcome.FAILED and result.error == KEY_MISSING

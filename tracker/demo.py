@@ -41,6 +41,7 @@ from tracker import db
 from tracker.config import PACKAGED_DEFAULTS, Settings, load_config
 from tracker.delivery import deliveries_table, enqueue_digests
 from tracker.dispatch import dispatch
+from tracker.fakes import RECORDINGS
 from tracker.fakes.agency import EclSite
 from tracker.fakes.eccp import EccpSite
 from tracker.fakes.portal import PortalReplayServer
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 
 #: The demo's clock: the week the recordings were made, 10:00 in Madrid (outside quiet hours).
 DEMO_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-RECORDINGS = Path(__file__).parent / "fakes" / "recordings"
 DATABASE_NAME = "callwatch-demo.db"
 #: Fake secrets shared by the demo's channels and its local servers; they protect nothing.
 DEMO_TOKEN = "123456:DEMO-TOKEN"  # noqa: S105  # the fake Bot API's token, not a secret

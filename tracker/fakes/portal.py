@@ -22,9 +22,17 @@ from email.policy import HTTP
 from pathlib import Path
 from typing import Any
 
+from tracker.fakes import RECORDINGS as _ALL_RECORDINGS
 from tracker.fakes._server import FakeServer, Reply, Request
 
-RECORDINGS = Path(__file__).parent / "recordings" / "ft_portal"
+RECORDINGS = _ALL_RECORDINGS / "ft_portal"
+#: The results replayed by default, in this order: results written in the real shape, then
+#: two real samples (the only copies; the parser tests read them here too).
+RECORDED_SEARCHES = (
+    RECORDINGS / "search_recorded_2026-11.json",
+    RECORDINGS / "search_response_excerpt_2026__AarhusAI_portal_search_page.json",
+    RECORDINGS / "sedia_search_type8_cascade_response.json",
+)
 SEARCH_PATH = "/search-api/prod/rest/search"
 BULK_PATH = "/data/referenceData/grantsTenders.json"
 MAX_PAGE_SIZE = 100
@@ -78,7 +86,7 @@ class PortalReplayServer(FakeServer):
                  bulk: bytes | None = None) -> None:
         super().__init__()
         if results is None:
-            results = load_results(sorted(RECORDINGS.glob("search_*.json")))
+            results = load_results(RECORDED_SEARCHES)
         if bulk is None and (RECORDINGS / "grantsTenders.json").is_file():
             bulk = (RECORDINGS / "grantsTenders.json").read_bytes()
         self.results = results
