@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from tracker.db import (
@@ -295,25 +296,39 @@ def _insert_ignoring_duplicates_pg(connection: Connection, table: sa.Table,
                                 dumped[key] = json.dumps(values[n])
                             values[n] = dumped[key]
                     copy.write_row(values)
-            cursor.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}" '  # noqa: S608
-                           'ON CONFLICT ("key") DO NOTHING RETURNING "key"')
-            inserted += len(cursor.fetchall())
+            cursor.execute(f'WITH new AS (INSERT INTO "{table.name}" ({names}) '  # noqa: S608
+                           f'SELECT {names} FROM "{stage}" ON CONFLICT ("key") DO NOTHING '
+                           'RETURNING 1) SELECT count(*) FROM new')
+            counted = cursor.fetchone()
+            inserted += int(counted[0]) if counted else 0
     return inserted
 
 
 def _delivery_row(key: str, audience: Audience, channel: str, kind: str, call_id: str | None,
-                  message: Message, not_before: datetime, now: datetime) -> dict[str, Any]:
+                  message: Message | None, not_before: datetime, now: datetime) -> dict[str, Any]:
     return {"key": key, "subscriber_id": audience.subscriber_id, "channel": channel, "kind": kind,
-            "call_id": call_id, "message": message.model_dump(mode="json"), "status": PENDING,
+            "call_id": call_id, "message": message and message.model_dump(mode="json"),
+            "status": PENDING,
             "attempts": 0, "parts_sent": 0, "next_attempt_at": not_before, "created_at": now}
 
 
-def _alert_row(plan: PlannedAlert, now: datetime) -> dict[str, Any]:
-    item = AlertItem(call=plan.event.call, changes=plan.changes, reasons=plan.event.reasons,
-                     profile=plan.event.profile)
-    message = render_alert(item, now=now, timezone=plan.audience.timezone)
-    return _delivery_row(plan.key, plan.audience, plan.channel, "alert", plan.event.call.id,
-                         message, plan.not_before, now)
+def _alert_row(plan: PlannedAlert, now: datetime,
+               rendered: dict[tuple[int, str], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The outbox row of an alert; ``rendered`` keeps each event's alert per time zone (and
+    its per-channel forms), since every instant subscriber of a profile gets the same one."""
+    cache = {} if rendered is None else rendered
+    forms = cache.get((id(plan.event), plan.audience.timezone))
+    if forms is None:
+        item = AlertItem(call=plan.event.call, changes=plan.changes, reasons=plan.event.reasons,
+                         profile=plan.event.profile)
+        message = render_alert(item, now=now, timezone=plan.audience.timezone)
+        forms = cache[(id(plan.event), plan.audience.timezone)] = {"": message.model_dump(mode="json")}
+    if plan.channel not in forms:
+        forms[plan.channel] = for_channel(forms[""], plan.channel)
+    row = _delivery_row(plan.key, plan.audience, plan.channel, "alert", plan.event.call.id,
+                        None, plan.not_before, now)
+    row["message"] = forms[plan.channel]
+    return row
 
 
 def notify_changes(engine: Engine, profiles: Sequence[Profile], now: datetime,
@@ -353,10 +368,11 @@ def notify_changes(engine: Engine, profiles: Sequence[Profile], now: datetime,
         events.extend(_former_matches(connection, calls, by_call, matched_now, dismissed))
         usable = list(available)
         alerts = items = 0
+        rendered: dict[tuple[int, str], dict[str, Any]] = {}  # bounded by events × time zones
         for id_range in subscriber_batches(connection):  # memory bounded by the batch
             plan = plan_events(events, audiences(connection, now, usable, id_range=id_range), now)
             alerts += _insert_ignoring_duplicates(
-                connection, deliveries_table, [_alert_row(p, now) for p in plan.alerts])
+                connection, deliveries_table, [_alert_row(p, now, rendered) for p in plan.alerts])
             items += _insert_ignoring_duplicates(connection, digest_items_table, [
                 {"key": p.key, "subscriber_id": p.audience.subscriber_id, "mode": p.audience.mode,
                  "profile": p.event.profile, "call_id": p.event.call.id, "change_id": p.change_id,
@@ -495,6 +511,7 @@ class _DigestRound:
         self.now = now
         self.calls: dict[str, CallRecord] = {}
         self.open_matches: dict[str, list[tuple[CallRecord, tuple[str, ...]]]] = {}
+        #: digest → its outbox JSON, whole under "" and trimmed per channel
         self.rendered: OrderedDict[tuple[Any, ...], dict[str, dict[str, Any]] | None] = OrderedDict()
 
     def load_calls(self, connection: Connection, ids: Iterable[str]) -> None:
@@ -529,24 +546,27 @@ class _DigestRound:
                closing: list[AlertItem], channels: Sequence[str]) -> dict[str, dict[str, Any]] | None:
         """The digest as outbox JSON per channel, rendered once for every subscriber who gets
         the same."""
-        key = (mode, timezone, tuple(channels),
+        key = (mode, timezone,
                tuple((i.call.id, i.reasons, i.profile) for i in new),
                tuple((i.call.id, i.changes, i.reasons, i.profile) for i in changed),
                tuple((i.call.id, i.reasons, i.profile) for i in closing))
         if key in self.rendered:
             self.rendered.move_to_end(key)
-            return self.rendered[key]
-        period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
-        message = render_digest(new=new, changed=changed, closing=closing, period=period,
-                                now=self.now, timezone=timezone)
-        dumped = None
-        if message is not None:
-            whole = message.model_dump(mode="json")
-            dumped = {channel: for_channel(whole, channel) for channel in channels}
-        self.rendered[key] = dumped
-        if len(self.rendered) > self.RENDERED:
-            self.rendered.popitem(last=False)
-        return dumped
+            forms = self.rendered[key]
+        else:
+            period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
+            message = render_digest(new=new, changed=changed, closing=closing, period=period,
+                                    now=self.now, timezone=timezone)
+            forms = None if message is None else {"": message.model_dump(mode="json")}
+            self.rendered[key] = forms
+            if len(self.rendered) > self.RENDERED:
+                self.rendered.popitem(last=False)
+        if forms is None:
+            return None
+        for channel in channels:  # each channel's trimmed form, made once per digest
+            if channel not in forms:
+                forms[channel] = for_channel(forms[""], channel)
+        return forms
 
 
 def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
@@ -591,13 +611,21 @@ def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: l
         return 0
     all_keys = [k for keys in due.values() for k in keys]
     existing: set[str] = set()
-    for chunk in _chunks(all_keys):
-        existing.update(connection.execute(sa.select(deliveries_table.c.key)
-                                           .where(deliveries_table.c.key.in_(chunk))).scalars())
+    if connection.dialect.name == "postgresql":  # one statement, the keys as one array
+        existing.update(connection.execute(sa.select(deliveries_table.c.key).where(
+            deliveries_table.c.key == sa.any_(sa.bindparam("keys", all_keys, type_=ARRAY(sa.Text)))))
+            .scalars())
+    else:
+        for chunk in _chunks(all_keys):
+            existing.update(connection.execute(sa.select(deliveries_table.c.key)
+                                               .where(deliveries_table.c.key.in_(chunk))).scalars())
     items_by_group: dict[tuple[int, str], list[Any]] = defaultdict(list)
-    for item in connection.execute(sa.select(digest_items_table).where(
-            digest_items_table.c.subscriber_id.between(*id_range),
-            digest_items_table.c.digested_at.is_(None)).order_by(digest_items_table.c.id)):
+    table = digest_items_table
+    for item in connection.execute(sa.select(
+            table.c.id, table.c.subscriber_id, table.c.mode, table.c.profile, table.c.call_id,
+            table.c.change_id, table.c.reasons).where(
+            table.c.subscriber_id.between(*id_range),
+            table.c.digested_at.is_(None)).order_by(table.c.id)):
         if (item.subscriber_id, item.mode) in due:
             items_by_group[(item.subscriber_id, item.mode)].append(item)
     state.load_calls(connection, (i.call_id for items in items_by_group.values() for i in items))
@@ -637,6 +665,11 @@ def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: l
                         for key, channel in zip(keys, channels, strict=True) if key not in existing)
         digested.extend(i.id for i in items_by_group.get(group, ()))
     enqueued = _insert_ignoring_duplicates(connection, deliveries_table, rows)
+    if connection.dialect.name == "postgresql":  # one statement, the ids as one array
+        connection.execute(digest_items_table.update().where(
+            digest_items_table.c.id == sa.any_(sa.bindparam("ids", digested, type_=ARRAY(sa.Integer))))
+            .values(digested_at=now))
+        return enqueued
     for chunk in _chunks(digested):
         connection.execute(digest_items_table.update().where(digest_items_table.c.id.in_(chunk))
                            .values(digested_at=now))
