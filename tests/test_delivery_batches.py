@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
 from tracker.delivery import (
+    bodies_table,
     channels_table,
     deliveries_table,
     digest_items_table,
@@ -17,6 +18,7 @@ from tracker.delivery import (
     subscribers_table,
     subscriptions_table,
 )
+from tracker.dispatch import list_deliveries
 from tracker.models import ScrapeResult
 from tracker.store import Store
 
@@ -48,8 +50,7 @@ def _world(engine: Engine, subscribers: int) -> None:
 
 
 def _digests(engine: Engine) -> dict[str, Any]:
-    with engine.connect() as connection:
-        return {row.key: row.message for row in connection.execute(sa.select(deliveries_table))}
+    return {row.key: row.message for row in list_deliveries(engine)}
 
 
 def test_batches_of_two_enqueue_what_one_batch_does(engine: Engine) -> None:
@@ -67,3 +68,8 @@ def test_batches_of_two_enqueue_what_one_batch_does(engine: Engine) -> None:
         assert connection.execute(sa.select(sa.func.count()).select_from(digest_items_table)
                                   .where(digest_items_table.c.digested_at.is_(None))).scalar() == 0
     assert enqueue_digests(engine, NOW + timedelta(hours=1), ["email"], batch=2) == 0
+    # one stored body per distinct digest, the rows point at it
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(bodies_table)).scalar() == 2
+        assert {row.message == {} and row.body_id is not None
+                for row in connection.execute(sa.select(deliveries_table))} == {True}

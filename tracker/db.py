@@ -343,6 +343,9 @@ class DeliveryRow(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = _utc_column()
     sent_at: datetime | None = _utc_column(nullable=True)
+    #: the message is in ``delivery_bodies`` (``message`` is then ``{}``): a digest that many
+    #: subscribers get is stored once (migration 0006)
+    body_id: int | None = None
 
 
 class DigestItemRow(SQLModel, table=True):
@@ -410,3 +413,18 @@ class TelegramPacingRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=60)
     next_at: float = 0.0
+
+
+class DeliveryBodyRow(SQLModel, table=True):
+    """A rendered message shared by many outbox rows, stored once (``digest``: its SHA-256).
+
+    A digest round for 100,000 subscribers renders a few tens of thousands of distinct
+    digests; storing each in every row that sends it wrote gigabytes (migration 0006).
+    """
+
+    __tablename__ = "delivery_bodies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    message: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = _utc_column()

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from tracker.db import (
     CallChangeRow,
     CursorRow,
+    DeliveryBodyRow,
     DeliveryRow,
     DigestItemRow,
     SubscriberChannelRow,
@@ -63,6 +64,7 @@ subscribers_table: sa.Table = SubscriberRow.__table__  # type: ignore[attr-defin
 channels_table: sa.Table = SubscriberChannelRow.__table__  # type: ignore[attr-defined]
 subscriptions_table: sa.Table = SubscriptionRow.__table__  # type: ignore[attr-defined]
 deliveries_table: sa.Table = DeliveryRow.__table__  # type: ignore[attr-defined]
+bodies_table: sa.Table = DeliveryBodyRow.__table__  # type: ignore[attr-defined]
 digest_items_table: sa.Table = DigestItemRow.__table__  # type: ignore[attr-defined]
 cursors_table: sa.Table = CursorRow.__table__  # type: ignore[attr-defined]
 changes_table: sa.Table = CallChangeRow.__table__  # type: ignore[attr-defined]
@@ -269,20 +271,21 @@ def _insert_ignoring_duplicates_pg(connection: Connection, table: sa.Table,
     ``notify_changes``. COPY formats rows in psycopg's C code.
     """
     import json
+    import zlib
 
     import psycopg
 
     columns = list(rows[0])
     json_columns = {n for n, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)}
     names = ", ".join(f'"{c}"' for c in columns)
-    stage = f"_stage_{table.name}"
+    stage = f"_stage_{table.name}_{zlib.crc32(names.encode()):08x}"  # one per column set
     driver = connection.connection.driver_connection  # psycopg's, inside this transaction
     assert isinstance(driver, psycopg.Connection)  # noqa: S101 - the only PostgreSQL driver
     inserted = 0
     dumped: dict[int, str] = {}  # id of a value (alive in ``rows`` throughout) → its JSON
     with driver.cursor() as cursor:
         # the statements are built from the table's own names; every value goes through COPY
-        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" AS '  # noqa: S608
+        cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" ON COMMIT DROP AS '  # noqa: S608
                        f'SELECT {names} FROM "{table.name}" WITH NO DATA')
         for chunk in _chunks(list(rows), 10_000):
             cursor.execute(f'TRUNCATE "{stage}"')
@@ -511,6 +514,7 @@ class _DigestRound:
         self.now = now
         self.calls: dict[str, CallRecord] = {}
         self.open_matches: dict[str, list[tuple[CallRecord, tuple[str, ...]]]] = {}
+        self.bodies: dict[str, int] = {}  # SHA-256 of a stored body → its id
         #: digest → its outbox JSON, whole under "" and trimmed per channel
         self.rendered: OrderedDict[tuple[Any, ...], dict[str, dict[str, Any]] | None] = OrderedDict()
 
@@ -567,6 +571,32 @@ class _DigestRound:
             if channel not in forms:
                 forms[channel] = for_channel(forms[""], channel)
         return forms
+
+    def body_ids(self, connection: Connection, forms: Iterable[dict[str, Any]]) -> dict[int, int]:
+        """The ``delivery_bodies`` id of each form (by ``id()`` of the dict), stored if new."""
+        import hashlib
+        import json
+
+        by_object: dict[int, str] = {}
+        new: dict[str, dict[str, Any]] = {}
+        for form in forms:
+            if id(form) in by_object:
+                continue
+            text = json.dumps(form, sort_keys=True, separators=(",", ":"))
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            by_object[id(form)] = digest
+            if digest not in self.bodies:
+                new[digest] = form
+        if new:
+            statement = _insert(connection, bodies_table).on_conflict_do_nothing(
+                index_elements=["digest"])
+            for chunk in _chunks(sorted(new)):
+                connection.execute(statement, [{"digest": d, "message": new[d], "created_at": self.now}
+                                               for d in chunk])
+                self.bodies.update({row.digest: row.id for row in connection.execute(
+                    sa.select(bodies_table.c.digest, bodies_table.c.id)
+                    .where(bodies_table.c.digest.in_(chunk)))})
+        return {key: self.bodies[digest] for key, digest in by_object.items()}
 
 
 def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
@@ -664,6 +694,11 @@ def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: l
                          "next_attempt_at": now, "created_at": now}
                         for key, channel in zip(keys, channels, strict=True) if key not in existing)
         digested.extend(i.id for i in items_by_group.get(group, ()))
+    # subscribers who get the same digest share one stored body; the row keeps ``{}``
+    bodies = state.body_ids(connection, (row["message"] for row in rows))
+    for row in rows:
+        row["body_id"] = bodies[id(row["message"])]
+        row["message"] = {}
     enqueued = _insert_ignoring_duplicates(connection, deliveries_table, rows)
     if connection.dialect.name == "postgresql":  # one statement, the ids as one array
         connection.execute(digest_items_table.update().where(

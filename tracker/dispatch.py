@@ -42,6 +42,7 @@ from tracker.delivery import (
     PENDING,
     SENDING,
     SENT,
+    bodies_table,
     channels_table,
     deliveries_table,
     subscribers_table,
@@ -83,6 +84,18 @@ def backoff(attempts: int, retry_after: float | None) -> timedelta:
     if retry_after is not None:
         wait = max(wait, timedelta(seconds=retry_after))
     return wait
+
+
+def with_bodies() -> sa.Join:
+    """The outbox joined to the shared bodies that digests keep their message in."""
+    return deliveries_table.outerjoin(bodies_table, bodies_table.c.id == deliveries_table.c.body_id)
+
+
+def outbox_columns() -> list[sa.ColumnElement[Any]]:
+    """Every outbox column, ``message`` taken from the shared body when the row has one."""
+    message = sa.case((deliveries_table.c.body_id.is_(None), deliveries_table.c.message),
+                      else_=bodies_table.c.message).label("message")
+    return [c for c in deliveries_table.c if c.name != "message"] + [message]
 
 
 def due_queries(now: datetime, limit: int,
@@ -133,8 +146,9 @@ def claim(engine: Engine, now: datetime, limit: int, lease: timedelta = LEASE,
                            .where(deliveries_table.c.id.in_(ids), due)
                            .values(status=SENDING, lease_until=now + lease, worker=token))
         return list(connection.execute(
-            sa.select(deliveries_table, channels_table.c.address, channels_table.c.webhook_format,
+            sa.select(*outbox_columns(), channels_table.c.address, channels_table.c.webhook_format,
                       channels_table.c.active, subscribers_table.c.name.label("subscriber_name"))
+            .select_from(with_bodies())
             .join(subscribers_table, subscribers_table.c.id == deliveries_table.c.subscriber_id)
             .outerjoin(channels_table, sa.and_(
                 channels_table.c.subscriber_id == deliveries_table.c.subscriber_id,
@@ -278,7 +292,8 @@ def _release(engine: Engine, ids: list[int]) -> None:
 
 def list_deliveries(engine: Engine, *, failed: bool = False, limit: int = 100) -> list[Any]:
     """The latest deliveries (dead letters only with ``failed``), newest first."""
-    query = (sa.select(deliveries_table, subscribers_table.c.name.label("subscriber_name"))
+    query = (sa.select(*outbox_columns(), subscribers_table.c.name.label("subscriber_name"))
+             .select_from(with_bodies())
              .join(subscribers_table, subscribers_table.c.id == deliveries_table.c.subscriber_id)
              .order_by(deliveries_table.c.id.desc()).limit(limit))
     if failed:
