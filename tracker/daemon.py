@@ -195,7 +195,9 @@ class Daemon:
                                     list(self.notifiers))
 
     async def deliver(self) -> None:
-        report = await dispatch(self.engine, self.notifiers, self.clock, stop=self.stop)
+        options = self.settings.dispatch
+        report = await dispatch(self.engine, self.notifiers, self.clock, stop=self.stop,
+                                batch=options.batch, lease=options.lease)
         if report.outcomes:
             log.info("dispatched %s", dict(report.outcomes))
         if report.dead_letters:
