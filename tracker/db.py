@@ -316,9 +316,9 @@ class DeliveryRow(SQLModel, table=True):
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
         # the dispatcher's two claim queries (migration 0005): partial, so the millions of
-        # sent rows never enter them and each claim reads its batch straight off the index
+        # sent rows never enter them and each claim reads its batch straight off the index;
+        # they replace ix_deliveries_due (status, next_attempt_at), dropped by migration 0006
         sa.Index("ix_deliveries_pending", "next_attempt_at", "id",
                  postgresql_where=sa.text("status = 'pending'"),
                  sqlite_where=sa.text("status = 'pending'")),

@@ -515,8 +515,19 @@ class _DigestRound:
         self.calls: dict[str, CallRecord] = {}
         self.open_matches: dict[str, list[tuple[CallRecord, tuple[str, ...]]]] = {}
         self.bodies: dict[str, int] = {}  # SHA-256 of a stored body → its id
+        self._reasons: dict[str, tuple[str, ...]] = {}  # bounded by the matches of the round
         #: digest → its outbox JSON, whole under "" and trimmed per channel
         self.rendered: OrderedDict[tuple[Any, ...], dict[str, dict[str, Any]] | None] = OrderedDict()
+
+    def reasons(self, text: str) -> tuple[str, ...]:
+        """A digest item's reasons from their JSON text; the items of one match share theirs,
+        so each text is parsed once (a million JSONB decodes were seconds of a round)."""
+        found = self._reasons.get(text)
+        if found is None:
+            import json
+
+            found = self._reasons[text] = tuple(json.loads(text))
+        return found
 
     def load_calls(self, connection: Connection, ids: Iterable[str]) -> None:
         missing = {i for i in ids if i not in self.calls}
@@ -653,7 +664,7 @@ def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: l
     table = digest_items_table
     for item in connection.execute(sa.select(
             table.c.id, table.c.subscriber_id, table.c.mode, table.c.profile, table.c.call_id,
-            table.c.change_id, table.c.reasons).where(
+            table.c.change_id, sa.cast(table.c.reasons, sa.Text).label("reasons")).where(
             table.c.subscriber_id.between(*id_range),
             table.c.digested_at.is_(None)).order_by(table.c.id)):
         if (item.subscriber_id, item.mode) in due:
@@ -677,10 +688,11 @@ def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: l
             if call is None:
                 continue
             change = changes.get(item.change_id) if item.change_id is not None else None
+            reasons = state.reasons(item.reasons)
             if change is None:
-                new.append(AlertItem(call=call, reasons=tuple(item.reasons), profile=item.profile))
+                new.append(AlertItem(call=call, reasons=reasons, profile=item.profile))
             else:
-                changed.append(AlertItem(call=call, changes=(change,), reasons=tuple(item.reasons),
+                changed.append(AlertItem(call=call, changes=(change,), reasons=reasons,
                                          profile=item.profile))
         closing = [AlertItem(call=call, reasons=reasons, profile=m.profile)
                    for m in members for call, reasons in state.open_matches.get(m.profile, ())

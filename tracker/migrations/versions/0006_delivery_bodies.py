@@ -1,4 +1,6 @@
-"""Delivery bodies: a rendered message shared by many outbox rows is stored once.
+"""Delivery bodies: a rendered message shared by many outbox rows is stored once; the
+outbox's old due index goes (the partial indexes of 0005 serve the dispatcher, and the
+planner preferred the old one right after a large enqueue, then sorted every due row).
 
 Revision ID: 0006
 Revises: 0005
@@ -28,8 +30,10 @@ def upgrade() -> None:
     )
     # no foreign key: SQLite cannot add one to an existing table without rebuilding it
     op.add_column("deliveries", sa.Column("body_id", sa.Integer(), nullable=True))
+    op.drop_index("ix_deliveries_due", "deliveries")
 
 
 def downgrade() -> None:
+    op.create_index("ix_deliveries_due", "deliveries", ["status", "next_attempt_at"])
     op.drop_column("deliveries", "body_id")
     op.drop_table("delivery_bodies")
