@@ -75,6 +75,8 @@ _CHUNK = 500
 #: subscribers planned, rendered and enqueued at a time: memory is bounded by this, not by
 #: the number of subscribers
 SUBSCRIBER_BATCH = 1_000
+#: a digest round that enqueues at least this many rows refreshes the outbox's statistics
+ANALYZE_AFTER = 10_000
 
 
 @dataclass(frozen=True)
@@ -628,6 +630,11 @@ def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
     for id_range in ranges:
         with engine.begin() as connection:
             enqueued += _enqueue_digest_batch(connection, state, usable, id_range, subscriber, force)
+    if enqueued >= ANALYZE_AFTER and engine.dialect.name == "postgresql":
+        # fresh statistics, or the dispatchers' next claims sort every new row until
+        # autovacuum analyzes the table (BENCHMARKS.md, the scale round's plans)
+        with engine.begin() as connection:
+            connection.execute(sa.text("ANALYZE deliveries"))
     return enqueued
 
 
