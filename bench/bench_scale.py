@@ -1,10 +1,11 @@
 """Benchmark: a daily digest round for 112,000 SMEs of 700 clusters on PostgreSQL, and
 dispatch throughput with 1, 2 and 4 ``callwatch worker`` processes.
 
-Generates, from a fixed seed, in a fresh schema: 700 cluster profiles (each a sector and
-a few of its terms) and one own profile for 5% of the SMEs; 112,000 subscribers (email
-for all, Telegram too for a quarter; 96% daily, 2% weekly, 2% instant) following their
-cluster's profile, a fifth a second cluster's, and their own profile where they have one;
+Generates, from a fixed seed, in a fresh schema: 700 cluster profiles (two terms of one
+sector, three programmes) and one own profile for 5% of the SMEs; 112,000 subscribers
+(email for all, Telegram too for a quarter; 96% daily, 2% weekly, 2% instant; the time zone
+of their cluster's region) following their cluster's profile, a fifth a second cluster's,
+and their own profile where they have one;
 then one source run that stores 500 calls (all new: the calls that changed since the last
 round), a tenth of them closing within a week.
 
