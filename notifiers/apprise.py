@@ -71,7 +71,11 @@ def _library() -> ModuleType:
                           key="notifiers.apprise") from exc
     # Keep URLs out of callwatch's logs: apprise prints them at DEBUG, and urllib3 (under
     # requests) prints each request's path and query, where services like Discord keep tokens.
-    logging.getLogger("apprise").propagate = False
+    apprise_logger = logging.getLogger("apprise")
+    apprise_logger.propagate = False
+    # its own level, not the root's: apprise reports why a send failed only through warnings
+    # it logs (and captures for the result); `log.level = "ERROR"` must not silence them
+    apprise_logger.setLevel(logging.WARNING)
     logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
     return module
 
