@@ -485,6 +485,7 @@ def _templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # packaged files: no stat of the template for each of 140,000 items
     )
 
 
