@@ -141,3 +141,17 @@ def test_profiles_list_shows_origin(workdir: Path) -> None:
     [listed] = json.loads(result.stdout)
     assert listed["name"] == "h2" and listed["origin"] == str(workdir / "profiles" / "h2.yaml")
     assert listed["status"] == ["open", "forthcoming"]
+
+
+@pytest.mark.parametrize("args", [("run",), ("run", "--once")])
+def test_the_daemon_refuses_to_start_with_an_invalid_profile(workdir: Path, args: tuple[str, ...]) -> None:
+    # every source off: even if the check regressed, nothing would leave the machine
+    config = workdir / "callwatch.toml"
+    config.write_text(config.read_text() + "".join(
+        f"[sources.{name}]\nenabled = false\n"
+        for name in ("ft_portal", "eccp", "eismea", "hadea", "eit", "cascade_hub")))
+    (workdir / "profiles" / "broken.yaml").write_text("name: broken\nquery: (x\n")
+    result = cw(workdir, *args)
+    assert result.returncode == 2, result.stderr
+    assert "broken.yaml:2: query: unbalanced parenthesis" in result.stderr
+    assert "Traceback" not in result.stderr
