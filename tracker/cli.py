@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -48,7 +49,9 @@ class App:
     @cached_property
     def settings(self) -> Settings:
         settings = load_config(self.config_path, database_url=self.database_url)
-        logs.configure("DEBUG" if self.verbose else settings.log.level, settings.log.format)
+        webhook_secret = os.environ.get(settings.notifiers.webhook.secret_env, "")
+        logs.configure("DEBUG" if self.verbose else settings.log.level, settings.log.format,
+                       extra_secrets=[webhook_secret])
         return settings
 
     @cached_property
