@@ -15,8 +15,9 @@ Manifest
   real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples).
 
 Quirks handled here (evidence in shared/sources/ft_portal.md):
-- every ``metadata`` value is a list; ``actions``, ``budgetOverview``, ``latestInfos``,
-  ``callUpdates`` and ``links`` hold JSON inside the string and are decoded twice;
+- every ``metadata`` value is a list; ``actions``, ``budgetOverview``, ``latestInfos`` and
+  ``callUpdates`` hold JSON inside the string and are decoded twice (``links`` does too, but
+  a record has no field for its links, so it is not read);
 - ``keywords`` is either a plain list or one JSON-encoded list;
 - ``deadlineDate`` holds every cut-off (two-stage, multiple cut-off);
 - a deadline at midnight (UTC, Brussels or its own offset) or given as a bare date means

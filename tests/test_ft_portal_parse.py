@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -212,9 +213,15 @@ def test_html_is_clean_text_and_non_ascii_is_kept() -> None:
     assert "Ceramic electrolyser stacks (SOEC) > 1 MW." in call.summary
 
 
-def test_a_malformed_record_is_skipped_and_counted() -> None:
-    records, invalid = normalize_all(recorded(), source="ft_portal", portal_url=PORTAL, now=NOW)
+def test_a_malformed_record_is_skipped_counted_and_logged_with_its_identifier(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="scrapers.ft_portal"):
+        records, invalid = normalize_all(recorded(), source="ft_portal", portal_url=PORTAL,
+                                         now=NOW)
     assert invalid == 1
+    [warning] = [r.getMessage() for r in caplog.records if "invalid record" in r.getMessage()]
+    assert "call=HORIZON-CL4-2027-DIGITAL-EMERGING-01-30" in warning
     ids = {r.native_id for r in records}
     assert "HORIZON-CL4-2027-DIGITAL-EMERGING-01-30" not in ids
     assert "HORIZON-CL5-2027-D3-01-05" in ids

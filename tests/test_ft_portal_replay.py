@@ -229,6 +229,7 @@ def test_callwatch_scrape_ft_portal_end_to_end(server: PortalReplayServer, tmp_p
     assert "ft_portal" in result.stdout and "ok" in result.stdout
     calls = {c["id"]: c for c in json.loads(callwatch("calls", "list", "--status", "all",
                                                       "--format", "json").stdout)}
+    assert set(calls) == {r.id for r in scrape(server).records}  # every valid call, once
     h2 = calls["ft_portal:HORIZON-CL5-2027-D3-01-05"]
     assert h2["programme"] == "Horizon Europe"
     assert h2["status"] == "open"
