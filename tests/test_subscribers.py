@@ -75,6 +75,7 @@ def test_unknown_profile_with_a_suggestion(tmp_path: Path) -> None:
     _, problems = read_subscribers([tmp_path], ["hydrogen-valley", "digital-ai-smes"])
     assert [str(p).split(": ", 1)[1] for p in problems] == [
         "subscriptions[1].profile: unknown profile 'digital-ai-sme'; did you mean 'digital-ai-smes'?"]
+    assert [p.line for p in problems] == [13]  # the line of that subscription's profile
 
 
 def test_a_subscription_channel_without_an_address(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ def test_duplicate_names(tmp_path: Path) -> None:
     write(tmp_path, GOOD)
     write(tmp_path, GOOD, "copy.yaml")
     _, problems = read_subscribers([tmp_path])
-    assert [p.field for p in problems] == ["name"]
+    assert [(p.field, p.line) for p in problems] == [("name", 1)]
 
 
 @pytest.mark.parametrize(

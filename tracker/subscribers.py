@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tracker.yamlfiles import FilesError, Problem, read_models
+from tracker.yamlfiles import FilesError, Problem, field_name, line_for, parse_yaml, read_models
 
 Mode = Literal["instant", "daily", "weekly"]
 ChannelName = Literal["telegram", "email", "webhook", "apprise", "console"]
@@ -221,7 +221,8 @@ def read_subscribers(paths: Iterable[Path], profile_names: Iterable[str] | None 
     known = list(profile_names) if profile_names is not None else None
     for path, subscriber in values:
         if subscriber.name in seen:
-            problems.append(Problem(str(path), None, "name", f"duplicate name {subscriber.name!r} "
+            problems.append(Problem(str(path), _line_of(path, ("name",)), "name",
+                                    f"duplicate name {subscriber.name!r} "
                                     f"(also in {seen[subscriber.name]})"))
         seen.setdefault(subscriber.name, path)
         if known is None:
@@ -230,9 +231,19 @@ def read_subscribers(paths: Iterable[Path], profile_names: Iterable[str] | None 
             if subscription.profile not in known:
                 close = difflib.get_close_matches(subscription.profile, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append(Problem(str(path), None, f"subscriptions[{index}].profile",
+                where = ("subscriptions", index, "profile")
+                problems.append(Problem(str(path), _line_of(path, where), field_name(where),
                                         f"unknown profile {subscription.profile!r}{hint}"))
     return subscribers, problems
+
+
+def _line_of(path: Path, loc: tuple[str | int, ...]) -> int | None:
+    """The line of ``loc`` in the YAML file at ``path`` (read again: only for a problem)."""
+    try:
+        _data, lines, _problems = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return line_for(loc, lines)
 
 
 def load_directory(directory: Path, profile_names: Iterable[str] | None = None) -> list[Subscriber]:
