@@ -1,0 +1,153 @@
+"""The daemon's schedule, in process: job options, and a failing source that backs off (capped),
+never holds up the others, and recovers on its own.
+
+`tests/test_daemon_process.py` runs the whole daemon as a subprocess; this file looks at the
+schedule it builds, with a paused scheduler, so nothing runs on its own and no test waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from tests.sources_support import FIXTURES
+from tracker.config import Settings, load_config
+from tracker.daemon import FIRST_RETRY, Daemon
+from tracker.fakes._server import Reply
+from tracker.fakes.sites import FixtureSite
+from tracker.store import Store
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+HTML = FIXTURES / "html_list"
+SOURCE = """
+[sources.{name}]
+kind = "html_list"
+url = "{url}"
+interval = "{interval}"
+item = ".calls.container .call-item"
+title = ".call-item__title"
+link = "a.more"
+deadline = ".call-item__deadline"
+next_page = ".pagination .next a"
+language = "de"
+timezone = "Europe/Vienna"
+"""
+
+
+def settings_for(tmp_path: Path, site: FixtureSite) -> Settings:
+    """Two user sources on one site (the packaged ones off): `good`, and `flaky`, which
+    fails while its page is missing."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "subscribers").mkdir()
+    config = tmp_path / "callwatch.toml"
+    config.write_text("""
+[http]
+delay = 0
+retries = 0
+[profiles]
+directory = "profiles"
+[subscribers]
+directory = "subscribers"
+[notifiers.console]
+enabled = false
+""" + SOURCE.format(name="good", url=site.url + "/calls", interval="6h")
+        + SOURCE.format(name="flaky", url=site.url + "/flaky", interval="20m"),
+        encoding="utf-8")
+    settings = load_config(config, environ={})
+    sources = {name: source if name in ("good", "flaky") else source.model_copy(update={"enabled": False})
+               for name, source in settings.sources.items()}
+    return settings.model_copy(update={"sources": sources})
+
+
+def test_every_job_coalesces_runs_once_at_a_time_and_tolerates_minutes_of_misfire(
+        tmp_path: Path, engine: Engine) -> None:
+    with FixtureSite({}) as site:
+        settings = settings_for(tmp_path, site)
+
+    async def jobs() -> dict[str, object]:
+        scheduler = Daemon(settings, engine, clock=lambda: NOW)._schedule()
+        scheduler.start(paused=True)  # applies the job defaults; runs nothing
+        try:
+            return {job.id: job for job in scheduler.get_jobs()}
+        finally:
+            scheduler.shutdown(wait=False)
+
+    found = asyncio.run(jobs())
+    assert set(found) == {"scrape:good", "scrape:flaky", "dispatch", "digests", "reminders",
+                          "heartbeat"}  # disabled sources get no job
+    for job in found.values():
+        assert job.coalesce is True, job  # type: ignore[attr-defined]
+        assert job.max_instances == 1, job  # type: ignore[attr-defined]
+        assert job.misfire_grace_time >= 60, job  # type: ignore[attr-defined]  # minutes, not 1 s
+    good = found["scrape:good"].trigger  # type: ignore[attr-defined]
+    assert good.interval == timedelta(hours=6) and good.jitter == 300  # scheduler.jitter = 5m
+    assert found["scrape:flaky"].trigger.jitter == 300  # type: ignore[attr-defined]
+    assert found["dispatch"].trigger.interval == timedelta(minutes=1)  # type: ignore[attr-defined]
+    assert found["scrape:good"].next_run_time == NOW  # type: ignore[attr-defined]  # first run at start
+
+
+def test_a_failing_source_backs_off_capped_never_holds_up_the_others_and_recovers(
+        tmp_path: Path, engine: Engine) -> None:
+    with FixtureSite({"/calls": HTML / "efre_calls_page1.html",
+                      "/calls?page=2": HTML / "efre_calls_page2.html"}) as site:
+        settings = settings_for(tmp_path, site)
+        store = Store(engine)
+
+        async def main() -> None:
+            daemon = Daemon(settings, engine, clock=lambda: NOW)
+            daemon.scheduler = scheduler = daemon._schedule()
+            scheduler.start(paused=True)
+
+            def next_run(name: str) -> datetime:
+                job = scheduler.get_job(f"scrape:{name}")
+                assert job is not None
+                return job.next_run_time  # type: ignore[no-any-return]
+
+            try:
+                waits = []
+                for _ in range(4):  # the page is missing: every run fails
+                    await daemon.scrape("flaky")
+                    waits.append(next_run("flaky") - NOW)
+                # sooner than usual at first, doubling, never later than its own interval
+                assert waits == [FIRST_RETRY, 2 * FIRST_RETRY, timedelta(minutes=20),
+                                 timedelta(minutes=20)]
+                assert store.health("flaky").state == "red"
+
+                before = next_run("good")
+                await daemon.scrape("good")  # the other source is not held up
+                assert store.health("good").state == "green"
+                assert next_run("good") == before  # nor rescheduled by the other's failures
+
+                site.set_route("/flaky", HTML / "efre_calls_page1.html")  # the site is back
+                await daemon.scrape("flaky")
+                assert daemon.failures == {}
+                assert store.health("flaky").state == "green"
+                # the streak is over: a new failure starts the back-off from the beginning
+                site.set_route("/flaky", Reply.text("busy", 503))
+                await daemon.scrape("flaky")
+                assert next_run("flaky") - NOW == FIRST_RETRY
+            finally:
+                scheduler.shutdown(wait=False)
+
+        asyncio.run(main())
+
+
+def test_a_job_that_crashes_is_logged_and_the_schedule_goes_on(
+        tmp_path: Path, engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    with FixtureSite({}) as site:
+        settings = settings_for(tmp_path, site)
+    daemon = Daemon(settings, engine, clock=lambda: NOW)
+
+    async def boom() -> None:
+        raise RuntimeError("a bug in one job")
+
+    async def scheduled() -> None:  # what APScheduler awaits
+        await daemon._job("scrape:flaky", boom)()
+
+    asyncio.run(scheduled())  # does not raise into the scheduler
+    assert daemon.running == set()
+    assert "job=scrape:flaky crashed" in caplog.text and "a bug in one job" in caplog.text
