@@ -295,3 +295,31 @@ def test_with_no_subscriber_a_first_run_prints_its_alerts_on_the_console(operato
     operator.now += timedelta(hours=1)
     again = operator("run", "--once")
     assert "To console: " not in again.stdout  # printed once, like any channel
+
+
+def test_a_crash_before_the_outbox_commits_leaves_nothing_and_the_next_run_redoes_it(
+        operator: Operator) -> None:
+    """Alerts, recorded matches and the change cursor commit together: a crash at the last
+    statement of that transaction keeps none of them, and the next run sends each alert once."""
+
+    def crash_at_the_cursor(connection: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO CURSORS"):
+            raise RuntimeError("simulated crash before the commit")
+
+    sa.event.listen(Engine, "before_cursor_execute", crash_at_the_cursor)
+    try:
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            operator("run", "--once")
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", crash_at_the_cursor)
+    with operator.engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT count(*) FROM calls")).scalar()
+        matches = connection.execute(sa.text("SELECT count(*) FROM matches")).scalar()
+    assert stored and matches == 0  # the scrape had committed on its own; the notify step had not
+    assert operator.rows() == [] and operator.telegram.sent == []
+
+    redo = operator("run", "--once")
+    assert redo.exit_code == 0, redo.output
+    assert [m.chat_id for m in operator.telegram.sent if H2_TITLE in m.text] == ["1001"]
+    assert {r.status for r in operator.rows()} == {"sent"}
+    assert len(operator.telegram.sent) == len(operator.rows())
