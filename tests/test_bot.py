@@ -29,7 +29,7 @@ from tracker.config import Settings, load_config
 from tracker.delivery import (
     channels_table,
     deliveries_table,
-    digest_items_table,
+    digest_entries_table,
     subscribers_table,
     subscriptions_table,
     sync_subscribers,
@@ -412,10 +412,9 @@ def test_bot_digest_now_sends_the_digest(converse: Callable[[Scenario], None],
         assert "instant" in nothing.text
         await chat.say(USER, f"/mode {H2} daily")
         with seeded.begin() as connection:
-            connection.execute(digest_items_table.insert().values(
-                key="test|item", subscriber_id=subscriber(seeded, "tg-1001").id, mode="daily",
-                profile=H2, call_id=cid("H2-07"), change_id=None, reasons=["hydrogen"],
-                created_at=NOW))
+            connection.execute(digest_entries_table.insert().values(
+                key="test|item", profile=H2, call_id=cid("H2-07"), change_id=None,
+                reasons=["hydrogen"], created_at=NOW))
         reply, digest = await chat.say(USER, "/digest", replies=2)
         assert "on its way" in reply.text
         assert digest.chat_id == str(USER) and "Hydrogen call 07" in digest.text

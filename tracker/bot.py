@@ -68,6 +68,8 @@ from tracker.delivery import (
     channels_table,
     deliveries_table,
     enqueue_digests,
+    mode_change,
+    newest_entry,
     subscribers_table,
     subscriptions_table,
 )
@@ -304,11 +306,12 @@ def subscribe(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, 
             return f"You already follow <code>{tg_escape(profile)}</code> ({mode})."
         if current is not None:
             connection.execute(subscriptions_table.update()
-                               .where(subscriptions_table.c.id == current.id).values(mode=mode))
+                               .where(subscriptions_table.c.id == current.id)
+                               .values(mode=mode, **mode_change(current.mode, mode)))
         else:
             connection.execute(subscriptions_table.insert().values(
                 subscriber_id=subscriber.id, profile=profile, mode=mode, channels=None,
-                token=secrets.token_urlsafe(24)))
+                token=secrets.token_urlsafe(24), digested_through=newest_entry()))
     log.info("bot subscribe subscriber=%s profile=%s mode=%s", subscriber.name, profile, mode)
     return f"You now follow <code>{tg_escape(profile)}</code> ({_describe_mode(mode)})."
 
@@ -357,9 +360,10 @@ def set_mode(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -
         profile, _ = resolve_profile(args[0], followed)
         if profile is None:
             return _not_following(args[0], followed)
+        old = followed[profile]
         connection.execute(subscriptions_table.update().where(
             subscriptions_table.c.subscriber_id == subscriber.id,
-            subscriptions_table.c.profile == profile).values(mode=mode))
+            subscriptions_table.c.profile == profile).values(mode=mode, **mode_change(old, mode)))
     log.info("bot mode subscriber=%s profile=%s mode=%s", subscriber.name, profile, mode)
     return f"<code>{tg_escape(profile)}</code>: you now get {_describe_mode(mode)}."
 

@@ -172,7 +172,7 @@ def run_command(app: App, once: bool) -> None:
                       f"{r.changed} changed, {r.invalid} invalid")
     n = report.notify
     table.add_row("match", f"{n.changes} changes, {n.matches} matches ({n.new_matches} new)")
-    table.add_row("enqueue", f"{n.alerts} alerts, {n.digest_items} digest items, "
+    table.add_row("enqueue", f"{n.alerts} alerts, {n.digest_entries} digest entries, "
                   f"{report.reminders} reminders, {report.digests} digests")
     table.add_row("dispatch", ", ".join(f"{c} {o}: {k}" for (c, o), k in
                                         sorted(report.dispatch.outcomes.items())) or "nothing due")

@@ -304,6 +304,10 @@ class SubscriptionRow(SQLModel, table=True):
     mode: str = Field(max_length=10)
     channels: list[str] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     token: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    #: the last ``digest_entries`` id this subscription's digests have covered; set to the
+    #: newest entry when the subscription starts (or leaves instant mode), so a new
+    #: follower gets what happens from then on, not the profile's history
+    digested_through: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class DeliveryRow(SQLModel, table=True):
@@ -348,22 +352,27 @@ class DeliveryRow(SQLModel, table=True):
     body_id: int | None = None
 
 
-class DigestItemRow(SQLModel, table=True):
-    """Something new or changed waiting for a subscriber's next daily or weekly digest."""
+class DigestEntryRow(SQLModel, table=True):
+    """Something new or changed for a profile, waiting for its digest subscribers.
 
-    __tablename__ = "digest_items"
-    __table_args__ = (sa.Index("ix_digest_items_pending", "subscriber_id", "digested_at"),)
+    One row per profile and event, not per subscriber: a cluster's 3,000 member SMEs read
+    the same rows, each from its subscription's ``digested_through`` on (a round for
+    112,000 subscribers wrote and then marked 1.1 million per-subscriber rows before;
+    BENCHMARKS.md). Rows are written only by the notify step, which the scheduler runs
+    once at a time, so ids become visible in increasing order and a position never skips
+    one.
+    """
+
+    __tablename__ = "digest_entries"
+    __table_args__ = (sa.Index("ix_digest_entries_profile", "profile", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=400, sa_column_kwargs={"unique": True})
-    subscriber_id: int = Field(foreign_key="subscribers.id")
-    mode: str = Field(max_length=10)
     profile: str = Field(max_length=100)
     call_id: str = Field(foreign_key="calls.id", max_length=400)
     change_id: int | None = None
     reasons: list[str] = Field(sa_column=Column(JSONType, nullable=False))
     created_at: datetime = _utc_column()
-    digested_at: datetime | None = _utc_column(nullable=True)
 
 
 class CursorRow(SQLModel, table=True):

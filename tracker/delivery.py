@@ -11,8 +11,11 @@ What the pipeline calls, in order:
 - ``enqueue_digests`` and ``enqueue_reminders`` write what is due now;
 - ``tracker.dispatch`` sends what the outbox holds.
 
-Every outbox row and digest item has a unique idempotency key (see ``tracker.planning``),
-and inserts ignore a key that exists, so no message is ever enqueued twice.
+Every outbox row and digest entry has a unique idempotency key (see ``tracker.planning``),
+and inserts ignore a key that exists, so no message is ever enqueued twice. Digest entries
+are kept per profile, and each subscription remembers the last entry its digests covered
+(``subscriptions.digested_through``): a round for 112,000 subscribers reads a few thousand
+entries instead of writing and marking a million per-subscriber rows.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from tracker.db import (
     CursorRow,
     DeliveryBodyRow,
     DeliveryRow,
-    DigestItemRow,
+    DigestEntryRow,
     SubscriberChannelRow,
     SubscriberRow,
     SubscriptionRow,
@@ -47,7 +50,8 @@ from tracker.planning import (
     PlannedReminder,
     closing_soon,
     digest_period,
-    plan_events,
+    plan_alerts,
+    plan_digest_entries,
     plan_reminders,
 )
 from tracker.ports import Message
@@ -65,7 +69,7 @@ channels_table: sa.Table = SubscriberChannelRow.__table__  # type: ignore[attr-d
 subscriptions_table: sa.Table = SubscriptionRow.__table__  # type: ignore[attr-defined]
 deliveries_table: sa.Table = DeliveryRow.__table__  # type: ignore[attr-defined]
 bodies_table: sa.Table = DeliveryBodyRow.__table__  # type: ignore[attr-defined]
-digest_items_table: sa.Table = DigestItemRow.__table__  # type: ignore[attr-defined]
+digest_entries_table: sa.Table = DigestEntryRow.__table__  # type: ignore[attr-defined]
 cursors_table: sa.Table = CursorRow.__table__  # type: ignore[attr-defined]
 changes_table: sa.Table = CallChangeRow.__table__  # type: ignore[attr-defined]
 
@@ -87,7 +91,7 @@ class NotifyReport:
     matches: int
     new_matches: int
     alerts: int
-    digest_items: int
+    digest_entries: int
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -164,41 +168,79 @@ def _sync_subscriptions(connection: Connection, subscriber_id: int, subscriber: 
         if row is None:
             connection.execute(subscriptions_table.insert().values(
                 subscriber_id=subscriber_id, profile=subscription.profile, mode=subscription.mode,
-                channels=channels, token=secrets.token_urlsafe(24)))
+                channels=channels, token=secrets.token_urlsafe(24),
+                digested_through=newest_entry()))
         elif row.mode != subscription.mode or row.channels != channels:
             connection.execute(subscriptions_table.update().where(subscriptions_table.c.id == row.id)
-                               .values(mode=subscription.mode, channels=channels))
+                               .values(mode=subscription.mode, channels=channels,
+                                       **mode_change(row.mode, subscription.mode)))
     wanted = {s.profile for s in subscriber.subscriptions}
     for profile, row in current.items():
         if profile not in wanted:
             connection.execute(subscriptions_table.delete().where(subscriptions_table.c.id == row.id))
 
 
+def newest_entry() -> Any:
+    """Where a subscription's digests start: after the newest digest entry, read in the
+    statement that creates the subscription. A new follower hears what happens from then
+    on, not the profile's history."""
+    return (sa.select(sa.func.coalesce(sa.func.max(digest_entries_table.c.id), 0))
+            .scalar_subquery())
+
+
+def mode_change(old: str, new: str) -> dict[str, Any]:
+    """Extra values for a subscription switching from ``old`` to ``new`` mode: leaving
+    instant mode starts the digests from now (its alerts already told the rest), while
+    daily ↔ weekly keeps what is still waiting."""
+    if old == "instant" and new != "instant":
+        return {"digested_through": newest_entry()}
+    return {}
+
+
 def audiences(connection: Connection, now: datetime, available: Iterable[str],
               profiles: Iterable[str] | None = None,
-              id_range: tuple[int, int] | None = None) -> list[Audience]:
+              id_range: tuple[int, int] | None = None,
+              modes: Iterable[str] | None = None) -> list[Audience]:
     """Every subscription with the subscriber's active, available channels (none: skipped).
 
     ``id_range`` (first and last subscriber id, inclusive) reads one batch of subscribers,
-    so callers can walk 100,000 of them with memory bounded by the batch.
+    so callers can walk 100,000 of them with memory bounded by the batch. ``modes`` keeps
+    only subscriptions in those modes, and reads only their subscribers (the notify step
+    wants the few instant ones).
     """
     usable = set(available)
-    channel_query = sa.select(channels_table).where(channels_table.c.active.is_(True))
-    subscriber_query = sa.select(subscribers_table)
     query = sa.select(subscriptions_table)
     if id_range is not None:
-        channel_query = channel_query.where(channels_table.c.subscriber_id.between(*id_range))
-        subscriber_query = subscriber_query.where(subscribers_table.c.id.between(*id_range))
         query = query.where(subscriptions_table.c.subscriber_id.between(*id_range))
-    channel_rows = defaultdict(list)
-    for row in connection.execute(channel_query).all():  # fetchall: psycopg's fetchone is slow
-        if row.channel in usable:
-            channel_rows[row.subscriber_id].append(row.channel)
-    subscribers = {row.id: row for row in connection.execute(subscriber_query).all()}
     if profiles is not None:
         query = query.where(subscriptions_table.c.profile.in_(list(profiles)))
+    if modes is not None:
+        query = query.where(subscriptions_table.c.mode.in_(list(modes)))
+    rows = connection.execute(query.order_by(subscriptions_table.c.id)).all()
+    if not rows:
+        return []
+    channel_query = (sa.select(channels_table.c.subscriber_id, channels_table.c.channel)
+                     .where(channels_table.c.active.is_(True)))
+    subscriber_query = sa.select(subscribers_table)
+    wanted: list[Any] = [None]  # every subscriber, or those of the range
+    if modes is not None:  # a few subscribers: read those only
+        wanted = list(_chunks(sorted({row.subscriber_id for row in rows})))
+    elif id_range is not None:
+        channel_query = channel_query.where(channels_table.c.subscriber_id.between(*id_range))
+        subscriber_query = subscriber_query.where(subscribers_table.c.id.between(*id_range))
+    channel_rows: dict[int, list[str]] = defaultdict(list)
+    subscribers: dict[int, Any] = {}
+    for ids in wanted:
+        channels_of = channel_query if ids is None else channel_query.where(
+            channels_table.c.subscriber_id.in_(ids))
+        for found in connection.execute(channels_of).all():  # fetchall: psycopg's fetchone is slow
+            if found.channel in usable:
+                channel_rows[found.subscriber_id].append(found.channel)
+        subscribers_of = subscriber_query if ids is None else subscriber_query.where(
+            subscribers_table.c.id.in_(ids))
+        subscribers.update((row.id, row) for row in connection.execute(subscribers_of).all())
     result: list[Audience] = []
-    for row in connection.execute(query.order_by(subscriptions_table.c.id)).all():
+    for row in rows:
         subscriber = subscribers[row.subscriber_id]
         if subscriber.muted_until is not None and subscriber.muted_until > now:
             continue
@@ -371,38 +413,36 @@ def notify_changes(engine: Engine, profiles: Sequence[Profile], now: datetime,
         # calls that matched before but no longer do (closed, moved out of the window) still
         # tell their followers what happened
         events.extend(_former_matches(connection, calls, by_call, matched_now, dismissed))
-        usable = list(available)
-        alerts = items = 0
-        rendered: dict[tuple[int, str], dict[str, Any]] = {}  # bounded by events × time zones
         # one list per event, so the COPY path dumps each event's reasons to JSON once
-        # rather than once for each of its (up to a million) digest items
         reasons = {id(event): list(event.reasons) for event in events}
-        # each batch is planned with the events of its own subscribers' profiles only, in
-        # their original order (so the plan is what all events would give): 112 batches
-        # of a round for 112,000 subscribers each walked all 116,000 events before
+        entries = _insert_ignoring_duplicates(connection, digest_entries_table, [
+            {"key": e.key, "profile": e.event.profile, "call_id": e.event.call.id,
+             "change_id": e.change_id, "reasons": reasons[id(e.event)], "created_at": now}
+            for e in plan_digest_entries(events)])
+        usable = list(available)
+        alerts = 0
+        rendered: dict[tuple[int, str], dict[str, Any]] = {}  # bounded by events × time zones
+        # each batch is planned with the events of its own instant subscribers' profiles
+        # only, in their original order (so the plan is what all events would give)
         positions: dict[str, list[int]] = defaultdict(list)
         for position, event in enumerate(events):
             positions[event.profile].append(position)
         for id_range in subscriber_batches(connection):  # memory bounded by the batch
-            batch_audiences = audiences(connection, now, usable, id_range=id_range)
+            batch_audiences = audiences(connection, now, usable, id_range=id_range,
+                                        modes=("instant",))
             wanted = sorted(p for profile in {a.profile for a in batch_audiences}
                             for p in positions.get(profile, ()))
-            plan = plan_events([events[p] for p in wanted], batch_audiences, now)
+            planned = plan_alerts([events[p] for p in wanted], batch_audiences, now)
             alerts += _insert_ignoring_duplicates(
-                connection, deliveries_table, [_alert_row(p, now, rendered) for p in plan.alerts])
-            items += _insert_ignoring_duplicates(connection, digest_items_table, [
-                {"key": p.key, "subscriber_id": p.audience.subscriber_id, "mode": p.audience.mode,
-                 "profile": p.event.profile, "call_id": p.event.call.id, "change_id": p.change_id,
-                 "reasons": reasons[id(p.event)], "created_at": now}
-                for p in plan.digest_items])
+                connection, deliveries_table, [_alert_row(p, now, rendered) for p in planned])
         _set_cursor(connection, NOTIFY_CURSOR, rows[-1].id)
     rules.mark_run((p.name for p in profiles), now)
     report = NotifyReport(changes=len(rows), matches=len(recorded),
                           new_matches=sum(m.new for m in recorded), alerts=alerts,
-                          digest_items=items)
-    log.info("notify changes=%d matches=%d new_matches=%d alerts=%d digest_items=%d",
+                          digest_entries=entries)
+    log.info("notify changes=%d matches=%d new_matches=%d alerts=%d digest_entries=%d",
              report.changes, report.matches, report.new_matches, report.alerts,
-             report.digest_items)
+             report.digest_entries)
     return report
 
 
@@ -465,35 +505,6 @@ def _matched_by_profile(connection: Connection, profiles: Iterable[str]
     return result
 
 
-def build_digest(connection: Connection, subscriber_id: int, mode: str, timezone: str,
-                 profiles: Sequence[str], now: datetime) -> tuple[Message | None, list[int]]:
-    """The digest a subscriber would get now for ``mode``, and the digest items it covers."""
-    items = list(connection.execute(sa.select(digest_items_table).where(
-        digest_items_table.c.subscriber_id == subscriber_id, digest_items_table.c.mode == mode,
-        digest_items_table.c.digested_at.is_(None)).order_by(digest_items_table.c.id)))
-    records = _call_records(connection, (i.call_id for i in items))
-    changes = _changes_of(connection, (i.change_id for i in items if i.change_id is not None))
-    new: list[AlertItem] = []
-    changed: list[AlertItem] = []
-    for item in items:
-        call = records.get(item.call_id)
-        if call is None:
-            continue
-        change = changes.get(item.change_id) if item.change_id is not None else None
-        if change is None:
-            new.append(AlertItem(call=call, reasons=tuple(item.reasons), profile=item.profile))
-        else:
-            changed.append(AlertItem(call=call, changes=(change,), reasons=tuple(item.reasons),
-                                     profile=item.profile))
-    closing = [AlertItem(call=call, reasons=reasons, profile=profile)
-               for profile, pairs in _matched_by_profile(connection, profiles).items()
-               for call, reasons in pairs if closing_soon(call, mode, now)]
-    period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
-    message = render_digest(new=new, changed=changed, closing=closing, period=period, now=now,
-                            timezone=timezone)
-    return message, [i.id for i in items]
-
-
 #: the parts of a rendered message each channel reads (``notifiers/``); a row keeps only its
 #: channel's, so a digest round for 100,000 subscribers does not write every Telegram row's
 #: HTML email too. Channels not listed keep the whole message.
@@ -516,20 +527,83 @@ def for_channel(message: dict[str, Any], channel: str) -> dict[str, Any]:
     return {k: v if k in keep or k not in _EMPTY else _EMPTY[k] for k, v in message.items()}
 
 
+@dataclass(frozen=True)
+class _Member:
+    """One daily or weekly subscription as a digest round sees it."""
+
+    subscription_id: int
+    subscriber_id: int
+    subscriber: str
+    profile: str
+    mode: str
+    channels: tuple[str, ...]  # active and available; none: nothing can be sent to it
+    timezone: str
+    muted: bool
+    position: int  # ``digested_through``
+
+
+@dataclass(frozen=True)
+class _Entry:
+    id: int
+    profile: str
+    call_id: str
+    change_id: int | None
+    reasons: tuple[str, ...]
+
+
+def _digest_members(connection: Connection, now: datetime, usable: Iterable[str],
+                    id_range: tuple[int, int]) -> list[_Member]:
+    """The daily and weekly subscriptions of a range of subscribers, in subscription order
+    (two statements, only the columns used: this runs 112 times in a round)."""
+    available = set(usable)
+    channels: dict[int, list[str]] = defaultdict(list)
+    for found in connection.execute(
+            sa.select(channels_table.c.subscriber_id, channels_table.c.channel)
+            .where(channels_table.c.active.is_(True),
+                   channels_table.c.subscriber_id.between(*id_range))).all():
+        if found.channel in available:
+            channels[found.subscriber_id].append(found.channel)
+    subscriptions, subscribers = subscriptions_table, subscribers_table
+    members: list[_Member] = []
+    for row in connection.execute(
+            sa.select(subscriptions.c.id, subscriptions.c.subscriber_id, subscriptions.c.profile,
+                      subscriptions.c.mode, subscriptions.c.channels,
+                      subscriptions.c.digested_through, subscribers.c.name,
+                      subscribers.c.timezone, subscribers.c.muted_until)
+            .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
+            .where(subscriptions.c.subscriber_id.between(*id_range),
+                   subscriptions.c.mode.in_(("daily", "weekly")))
+            .order_by(subscriptions.c.id)).all():
+        usable_here = tuple(sorted(c for c in channels.get(row.subscriber_id, ())
+                                   if row.channels is None or c in row.channels))
+        members.append(_Member(
+            subscription_id=row.id, subscriber_id=row.subscriber_id, subscriber=row.name,
+            profile=row.profile, mode=row.mode, channels=usable_here, timezone=row.timezone,
+            muted=row.muted_until is not None and row.muted_until > now,
+            position=row.digested_through))
+    return members
+
+
 class _DigestRound:
-    """What one digest round keeps between batches: calls, each profile's open matched calls,
-    and recently rendered digests. Bounded by the calls and profiles involved, never by the
-    number of subscribers; subscribers of one cluster usually get the same digest, which is
-    then rendered once."""
+    """What one digest round keeps between batches: the entries written up to the round's
+    start, calls, changes, each profile's open matched calls, and recently rendered digests.
+    Bounded by the entries, calls and profiles involved, never by the number of
+    subscribers; subscribers of one cluster usually get the same digest, which is then
+    rendered once (its key is its subscriptions' profiles and positions, so a digest met
+    again costs no per-item work at all)."""
 
     RENDERED = 2_000  # distinct digests kept (least recently used dropped)
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, upto: int) -> None:
         self.now = now
+        self.upto = upto  # the newest entry when the round started: it covers no later one
         self.calls: dict[str, CallRecord] = {}
+        self.changes: dict[int, Change] = {}
+        #: profile → (entries after this position were read, those entries in id order)
+        self.entries: dict[str, tuple[int, list[_Entry]]] = {}
         self.open_matches: dict[str, list[tuple[CallRecord, tuple[str, ...]]]] = {}
         self.bodies: dict[str, int] = {}  # SHA-256 of a stored body → its id
-        self._reasons: dict[str, tuple[str, ...]] = {}  # bounded by the matches of the round
+        self._reasons: dict[str, tuple[str, ...]] = {}  # bounded by the entries of the round
         #: digest → its outbox JSON, whole under "" and trimmed per channel
         self.rendered: OrderedDict[tuple[Any, ...], dict[str, dict[str, Any]] | None] = OrderedDict()
         #: ``id()`` of each form held in ``rendered`` → the SHA-256 of its stored body once
@@ -538,9 +612,15 @@ class _DigestRound:
         #: ``rendered``, so an id is never that of another, later object.
         self.form_digests: dict[int, str | None] = {}
 
+    @classmethod
+    def starting(cls, connection: Connection, now: datetime) -> _DigestRound:
+        upto = connection.execute(sa.select(sa.func.coalesce(
+            sa.func.max(digest_entries_table.c.id), 0))).scalar_one()
+        return cls(now, int(upto))
+
     def reasons(self, text: str) -> tuple[str, ...]:
-        """A digest item's reasons from their JSON text; the items of one match share theirs,
-        so each text is parsed once (a million JSONB decodes were seconds of a round)."""
+        """An entry's reasons from their JSON text; the entries of one match share theirs,
+        so each text is parsed once."""
         found = self._reasons.get(text)
         if found is None:
             import json
@@ -551,6 +631,34 @@ class _DigestRound:
     def load_calls(self, connection: Connection, ids: Iterable[str]) -> None:
         missing = {i for i in ids if i not in self.calls}
         self.calls.update(_call_records(connection, missing))
+
+    def load_entries(self, connection: Connection, after: dict[str, int]) -> None:
+        """Read the entries each profile's subscriptions still need (``after``: profile →
+        the lowest position among them), with their calls and changes."""
+        table = digest_entries_table
+        missing = {p: a for p, a in after.items()
+                   if a < self.upto and (p not in self.entries or self.entries[p][0] > a)}
+        for chunk in _chunks(sorted(missing)):
+            lowest = min(missing[p] for p in chunk)
+            found: dict[str, list[_Entry]] = {p: [] for p in chunk}
+            for row in connection.execute(sa.select(
+                    table.c.id, table.c.profile, table.c.call_id, table.c.change_id,
+                    sa.cast(table.c.reasons, sa.Text).label("reasons"))
+                    .where(table.c.profile.in_(chunk), table.c.id > lowest,
+                           table.c.id <= self.upto).order_by(table.c.id)).all():
+                if row.id > missing[row.profile]:
+                    found[row.profile].append(_Entry(row.id, row.profile, row.call_id,
+                                                     row.change_id, self.reasons(row.reasons)))
+            self.entries.update((p, (missing[p], found[p])) for p in chunk)
+            self.load_calls(connection, (e.call_id for entries in found.values() for e in entries))
+            wanted = {e.change_id for entries in found.values() for e in entries
+                      if e.change_id is not None and e.change_id not in self.changes}
+            self.changes.update(_changes_of(connection, wanted))
+
+    def pending(self, member: _Member) -> list[_Entry]:
+        """The entries ``member``'s next digest covers."""
+        _, entries = self.entries.get(member.profile, (0, []))
+        return entries[_first_after(entries, member.position):]
 
     def load_profiles(self, connection: Connection, profiles: Iterable[str]) -> None:
         """Matched, not dismissed calls with a cut-off still ahead, per profile (closing soon
@@ -576,22 +684,26 @@ class _DigestRound:
                 if (row.profile, row.call_id) not in gone and row.call_id in self.calls:
                     self.open_matches[row.profile].append((self.calls[row.call_id], tuple(row.reasons)))
 
-    def render(self, mode: str, timezone: str, new: list[AlertItem], changed: list[AlertItem],
-               closing: list[AlertItem], channels: Sequence[str]) -> dict[str, dict[str, Any]] | None:
-        """The digest as outbox JSON per channel, rendered once for every subscriber who gets
-        the same."""
+    def prepare(self, connection: Connection, members: Iterable[_Member]) -> None:
+        """Load what the digests of ``members`` need."""
+        after: dict[str, int] = {}
+        for member in members:
+            after[member.profile] = min(after.get(member.profile, member.position), member.position)
+        self.load_entries(connection, after)
+        self.load_profiles(connection, after)
+
+    def render(self, mode: str, timezone: str, members: Sequence[_Member],
+               channels: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+        """The digest of ``members`` (one subscriber's subscriptions in ``mode``) as outbox
+        JSON per channel, rendered once for every subscriber who gets the same; None when
+        there is nothing to say."""
         key = (mode, timezone,
-               tuple((i.call.id, i.reasons, i.profile) for i in new),
-               tuple((i.call.id, i.changes, i.reasons, i.profile) for i in changed),
-               tuple((i.call.id, i.reasons, i.profile) for i in closing))
+               tuple((m.profile, min(m.position, self.upto)) for m in members))
         if key in self.rendered:
             self.rendered.move_to_end(key)
             forms = self.rendered[key]
         else:
-            period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
-            message = render_digest(new=new, changed=changed, closing=closing, period=period,
-                                    now=self.now, timezone=timezone)
-            forms = None if message is None else {"": message.model_dump(mode="json")}
+            forms = self._render(mode, timezone, members)
             self.rendered[key] = forms
             if len(self.rendered) > self.RENDERED:
                 _, dropped = self.rendered.popitem(last=False)
@@ -604,6 +716,29 @@ class _DigestRound:
                 forms[channel] = for_channel(forms[""], channel)
                 self.form_digests[id(forms[channel])] = None
         return forms
+
+    def _render(self, mode: str, timezone: str,
+                members: Sequence[_Member]) -> dict[str, dict[str, Any]] | None:
+        new: list[AlertItem] = []
+        changed: list[AlertItem] = []
+        pending = sorted((e for m in members for e in self.pending(m)), key=lambda e: e.id)
+        for entry in pending:
+            call = self.calls.get(entry.call_id)
+            if call is None:
+                continue
+            change = self.changes.get(entry.change_id) if entry.change_id is not None else None
+            if change is None:
+                new.append(AlertItem(call=call, reasons=entry.reasons, profile=entry.profile))
+            else:
+                changed.append(AlertItem(call=call, changes=(change,), reasons=entry.reasons,
+                                         profile=entry.profile))
+        closing = [AlertItem(call=call, reasons=reasons, profile=m.profile)
+                   for m in members for call, reasons in self.open_matches.get(m.profile, ())
+                   if closing_soon(call, mode, self.now)]
+        period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
+        message = render_digest(new=new, changed=changed, closing=closing, period=period,
+                                now=self.now, timezone=timezone)
+        return None if message is None else {"": message.model_dump(mode="json")}
 
     def body_ids(self, connection: Connection, forms: Iterable[dict[str, Any]]) -> dict[int, int]:
         """The ``delivery_bodies`` id of each form (by ``id()`` of the dict), stored if new."""
@@ -636,21 +771,43 @@ class _DigestRound:
         return {key: self.bodies[digest] for key, digest in by_object.items()}
 
 
+def _first_after(entries: Sequence[_Entry], position: int) -> int:
+    """Index of the first entry with an id above ``position`` (entries are in id order)."""
+    low, high = 0, len(entries)
+    while low < high:
+        middle = (low + high) // 2
+        if entries[middle].id <= position:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def _groups(members: Iterable[_Member], subscriber: str | None
+            ) -> dict[tuple[int, str], list[_Member]]:
+    """Subscriptions by (subscriber, mode): one digest each."""
+    groups: dict[tuple[int, str], list[_Member]] = defaultdict(list)
+    for member in members:
+        if subscriber is None or member.subscriber == subscriber:
+            groups[(member.subscriber_id, member.mode)].append(member)
+    return groups
+
+
 def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
                     subscriber: str | None = None, force: bool = False,
                     batch: int = SUBSCRIBER_BATCH) -> int:
     """Enqueue every digest due now (or, with ``force``, now regardless of the hour).
 
     Subscribers are taken ``batch`` at a time, each batch in its own transaction: its
-    digests are enqueued and its digest items marked in one commit. Memory is bounded by
-    the batch; a crash between batches redoes only what was not committed (the digests
-    already enqueued are skipped by their idempotency keys).
+    digests are enqueued and its subscriptions' positions moved in one commit. Memory is
+    bounded by the batch; a crash between batches redoes only what was not committed (the
+    digests already enqueued are skipped by their idempotency keys).
     """
     usable = list(available)
     enqueued = 0
-    state = _DigestRound(now)
     with engine.connect() as reader:
         ranges = list(subscriber_batches(reader, batch, subscriber))
+        state = _DigestRound.starting(reader, now)
     for id_range in ranges:
         with engine.begin() as connection:
             enqueued += _enqueue_digest_batch(connection, state, usable, id_range, subscriber, force)
@@ -665,110 +822,86 @@ def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
 def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: list[str],
                           id_range: tuple[int, int], subscriber: str | None, force: bool) -> int:
     now = state.now
-    groups: dict[tuple[int, str], list[Audience]] = defaultdict(list)
-    for audience in audiences(connection, now, usable, id_range=id_range):
-        if audience.mode in ("daily", "weekly") and (subscriber is None
-                                                      or audience.subscriber == subscriber):
-            groups[(audience.subscriber_id, audience.mode)].append(audience)
-    due: dict[tuple[int, str], list[str]] = {}
-    for (subscriber_id, mode), members in groups.items():
+    due: dict[tuple[int, str], tuple[list[_Member], list[str], list[str]]] = {}
+    advance: list[int] = []  # subscriptions whose positions move to the round's newest entry
+    for (subscriber_id, mode), members in _groups(
+            _digest_members(connection, now, usable, id_range), subscriber).items():
         period = digest_period(mode, now, members[0].timezone)
         if period is None and force:
             period = f"manual-{now:%Y-%m-%dT%H:%M}"
-        if period is not None:
-            channels = sorted({c for m in members for c in m.channels})
-            due[(subscriber_id, mode)] = [f"digest|{subscriber_id}|{c}|{mode}|{period}"
-                                          for c in channels]
-    if not due:
-        return 0
-    all_keys = [k for keys in due.values() for k in keys]
+        if period is None:
+            continue
+        # a muted subscriber's digest is skipped, and a subscription with no usable channel
+        # adds nothing: what they would have said is not carried over (as for alerts)
+        senders = [m for m in members if m.channels and not m.muted]
+        skipped = members if not senders else [m for m in members if not m.channels]
+        advance.extend(m.subscription_id for m in skipped if m.position < state.upto)
+        if senders:
+            channels = sorted({c for m in senders for c in m.channels})
+            due[(subscriber_id, mode)] = (senders, channels, [
+                f"digest|{subscriber_id}|{c}|{mode}|{period}" for c in channels])
+    rows: list[dict[str, Any]] = []
+    all_keys = [k for _, _, keys in due.values() for k in keys]
     existing: set[str] = set()
-    if connection.dialect.name == "postgresql":  # one statement, the keys as one array
+    if all_keys and connection.dialect.name == "postgresql":  # one statement, one array
         existing.update(connection.execute(sa.select(deliveries_table.c.key).where(
             deliveries_table.c.key == sa.any_(sa.bindparam("keys", all_keys, type_=ARRAY(sa.Text)))))
             .scalars())
-    else:
+    elif all_keys:
         for chunk in _chunks(all_keys):
             existing.update(connection.execute(sa.select(deliveries_table.c.key)
                                                .where(deliveries_table.c.key.in_(chunk))).scalars())
-    items_by_group: dict[tuple[int, str], list[Any]] = defaultdict(list)
-    table = digest_items_table
-    for item in connection.execute(sa.select(
-            table.c.id, table.c.subscriber_id, table.c.mode, table.c.profile, table.c.call_id,
-            table.c.change_id, sa.cast(table.c.reasons, sa.Text).label("reasons")).where(
-            table.c.subscriber_id.between(*id_range),
-            table.c.digested_at.is_(None)).order_by(table.c.id)).all():
-        if (item.subscriber_id, item.mode) in due:
-            items_by_group[(item.subscriber_id, item.mode)].append(item)
-    state.load_calls(connection, (i.call_id for items in items_by_group.values() for i in items))
-    changes = _changes_of(connection, (i.change_id for items in items_by_group.values()
-                                       for i in items if i.change_id is not None))
-    state.load_profiles(connection, {m.profile for key in due for m in groups[key]})
-    rows: list[dict[str, Any]] = []
-    digested: list[int] = []
-    for group, keys in due.items():
-        if all(k in existing for k in keys):
-            continue
-        subscriber_id, mode = group
-        members = groups[group]
-        first = members[0]
-        new: list[AlertItem] = []
-        changed: list[AlertItem] = []
-        for item in items_by_group.get(group, ()):
-            call = state.calls.get(item.call_id)
-            if call is None:
-                continue
-            change = changes.get(item.change_id) if item.change_id is not None else None
-            reasons = state.reasons(item.reasons)
-            if change is None:
-                new.append(AlertItem(call=call, reasons=reasons, profile=item.profile))
-            else:
-                changed.append(AlertItem(call=call, changes=(change,), reasons=reasons,
-                                         profile=item.profile))
-        closing = [AlertItem(call=call, reasons=reasons, profile=m.profile)
-                   for m in members for call, reasons in state.open_matches.get(m.profile, ())
-                   if closing_soon(call, mode, now)]
-        channels = sorted({c for m in members for c in m.channels})
-        messages = state.render(mode, first.timezone, new, changed, closing, channels)
+    # a digest already enqueued for this period leaves its positions alone: what was
+    # written since waits for the next period
+    todo = {group: value for group, value in due.items()
+            if not all(k in existing for k in value[2])}
+    advance.extend(m.subscription_id for senders, _, _ in todo.values() for m in senders
+                   if m.position < state.upto)
+    state.prepare(connection, (m for senders, _, _ in todo.values() for m in senders))
+    for (subscriber_id, mode), (senders, channels, keys) in todo.items():
+        messages = state.render(mode, senders[0].timezone, senders, channels)
         if messages is not None:
             rows.extend({"key": key, "subscriber_id": subscriber_id, "channel": channel,
                          "kind": "digest", "call_id": None, "message": messages[channel],
                          "status": PENDING, "attempts": 0, "parts_sent": 0,
                          "next_attempt_at": now, "created_at": now}
                         for key, channel in zip(keys, channels, strict=True) if key not in existing)
-        digested.extend(i.id for i in items_by_group.get(group, ()))
-    # subscribers who get the same digest share one stored body; the row keeps ``{}``
-    bodies = state.body_ids(connection, (row["message"] for row in rows))
-    for row in rows:
-        row["body_id"] = bodies[id(row["message"])]
-        row["message"] = {}
-    enqueued = _insert_ignoring_duplicates(connection, deliveries_table, rows)
-    if connection.dialect.name == "postgresql":  # one statement, the ids as one array
-        connection.execute(digest_items_table.update().where(
-            digest_items_table.c.id == sa.any_(sa.bindparam("ids", digested, type_=ARRAY(sa.Integer))))
-            .values(digested_at=now))
-        return enqueued
-    for chunk in _chunks(digested):
-        connection.execute(digest_items_table.update().where(digest_items_table.c.id.in_(chunk))
-                           .values(digested_at=now))
+    enqueued = 0
+    if rows:
+        # subscribers who get the same digest share one stored body; the row keeps ``{}``
+        bodies = state.body_ids(connection, (row["message"] for row in rows))
+        for row in rows:
+            row["body_id"] = bodies[id(row["message"])]
+            row["message"] = {}
+        enqueued = _insert_ignoring_duplicates(connection, deliveries_table, rows)
+    update = subscriptions_table.update().values(digested_through=state.upto)
+    if advance and connection.dialect.name == "postgresql":  # one statement, one array
+        connection.execute(update.where(subscriptions_table.c.id == sa.any_(
+            sa.bindparam("ids", advance, type_=ARRAY(sa.Integer)))))
+    else:
+        for chunk in _chunks(advance):
+            connection.execute(update.where(subscriptions_table.c.id.in_(chunk)))
     return enqueued
 
 
 def preview_digests(engine: Engine, now: datetime, available: Iterable[str],
                     subscriber: str | None = None) -> list[tuple[str, str, Message]]:
-    """What each subscriber's digest would say now, without enqueueing or marking anything."""
+    """What each subscriber's digest would say now, without enqueueing or moving anything."""
     previews: list[tuple[str, str, Message]] = []
+    usable = list(available)
     with engine.connect() as connection:
-        groups: dict[tuple[int, str], list[Audience]] = defaultdict(list)
-        for audience in audiences(connection, now, list(available)):
-            if audience.mode in ("daily", "weekly") and (subscriber is None
-                                                          or audience.subscriber == subscriber):
-                groups[(audience.subscriber_id, audience.mode)].append(audience)
-        for (subscriber_id, mode), members in groups.items():
-            message, _ = build_digest(connection, subscriber_id, mode, members[0].timezone,
-                                      [m.profile for m in members], now)
-            if message is not None:
-                previews.append((members[0].subscriber, mode, message))
+        state = _DigestRound.starting(connection, now)
+        for id_range in subscriber_batches(connection, SUBSCRIBER_BATCH, subscriber):
+            groups = _groups(_digest_members(connection, now, usable, id_range), subscriber)
+            wanted = {group: [m for m in members if m.channels and not m.muted]
+                      for group, members in groups.items()}
+            state.prepare(connection, (m for senders in wanted.values() for m in senders))
+            for (_, mode), senders in wanted.items():
+                if not senders:
+                    continue
+                forms = state.render(mode, senders[0].timezone, senders, [])
+                if forms is not None:
+                    previews.append((senders[0].subscriber, mode, Message.model_validate(forms[""])))
     return previews
 
 

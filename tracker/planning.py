@@ -8,10 +8,12 @@ Rules, in the order the pipeline applies them:
   (deadline moved, opened, reopened, closed, budget changed, title changed, a new update
   from the portal). Opening dates, identifiers and the like (``details_changed``) and
   ``removed_from_source`` never alert on their own.
-- **Digests.** For ``daily`` and ``weekly`` subscribers the same events become digest
-  items; one digest per subscriber and period gathers them across all profiles, plus the
-  matched calls closing soon. Daily digests are due at ``DIGEST_HOUR`` local time, weekly
-  ones on Monday at that hour. An empty period sends nothing.
+- **Digests.** The same events become digest entries, one per profile and event (not per
+  subscriber); one digest per ``daily`` or ``weekly`` subscriber and period gathers the
+  entries of all their profiles written since their last digest, plus the matched calls
+  closing soon. A digest that falls due while the subscriber is muted (or has no usable
+  channel) is skipped, and what it would have said is not carried over. Daily digests are
+  due at ``DIGEST_HOUR`` local time, weekly ones on Monday at that hour. An empty period sends nothing.
 - **Reminders.** For every matched, not dismissed, open or forthcoming call of every
   subscription, a reminder is due on the local day that is N days before each cut-off,
   for each N in the subscriber's ``reminders``.
@@ -25,7 +27,7 @@ outbox's unique index on it makes enqueueing twice impossible.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -81,11 +83,10 @@ class PlannedAlert:
 
 
 @dataclass(frozen=True)
-class PlannedDigestItem:
-    """Something to mention in a subscriber's next digest."""
+class PlannedDigestEntry:
+    """Something to mention in the next digest of every daily or weekly follower of a profile."""
 
     key: str
-    audience: Audience
     event: MatchEvent
     change_id: int | None
 
@@ -104,12 +105,6 @@ class PlannedReminder:
     not_before: datetime
 
 
-@dataclass
-class Plan:
-    alerts: list[PlannedAlert] = field(default_factory=list)
-    digest_items: list[PlannedDigestItem] = field(default_factory=list)
-
-
 def alert_changes(event: MatchEvent) -> tuple[Change, ...] | None:
     """What an alert about ``event`` reports; None when it is not worth an alert."""
     if event.first_match:
@@ -124,32 +119,42 @@ def _event_tag(event: MatchEvent) -> str:
     return f"change-{max(event.change_ids)}" if event.change_ids else "change"
 
 
-def plan_events(events: Iterable[MatchEvent], audiences: Sequence[Audience],
-                now: datetime) -> Plan:
-    """Alerts and digest items for ``events``, for every subscription to their profiles."""
+def plan_alerts(events: Iterable[MatchEvent], audiences: Sequence[Audience],
+                now: datetime) -> list[PlannedAlert]:
+    """Alerts for ``events``, for every instant subscription to their profiles."""
     by_profile: dict[str, list[Audience]] = {}
     for audience in audiences:
-        by_profile.setdefault(audience.profile, []).append(audience)
-    plan = Plan()
+        if audience.mode == "instant":
+            by_profile.setdefault(audience.profile, []).append(audience)
+    alerts: list[PlannedAlert] = []
     for event in events:
+        followers = by_profile.get(event.profile)
+        if not followers:
+            continue
         changes = alert_changes(event)
         if changes is None:
             continue
         tag = _event_tag(event)
-        for audience in by_profile.get(event.profile, ()):
-            if audience.mode == "instant":
-                for channel in audience.channels:
-                    plan.alerts.append(PlannedAlert(
-                        key=f"alert|{audience.subscriber_id}|{channel}|{event.call.id}|{tag}",
-                        audience=audience, channel=channel, event=event, changes=changes,
-                        not_before=audience.quiet_hours_end or now))
-            else:
-                plan.digest_items.append(PlannedDigestItem(
-                    key=(f"digest-item|{audience.subscriber_id}|{audience.mode}|{event.profile}|"
-                         f"{event.call.id}|{tag}"),
-                    audience=audience, event=event,
-                    change_id=max(event.change_ids) if event.change_ids else None))
-    return plan
+        for audience in followers:
+            for channel in audience.channels:
+                alerts.append(PlannedAlert(
+                    key=f"alert|{audience.subscriber_id}|{channel}|{event.call.id}|{tag}",
+                    audience=audience, channel=channel, event=event, changes=changes,
+                    not_before=audience.quiet_hours_end or now))
+    return alerts
+
+
+def plan_digest_entries(events: Iterable[MatchEvent]) -> list[PlannedDigestEntry]:
+    """One digest entry for each event worth telling, whoever follows its profile: the
+    digest round reads them per subscription, so they do not grow with the subscribers."""
+    entries: list[PlannedDigestEntry] = []
+    for event in events:
+        if alert_changes(event) is None:
+            continue
+        entries.append(PlannedDigestEntry(
+            key=f"{event.profile}|{event.call.id}|{_event_tag(event)}", event=event,
+            change_id=max(event.change_ids) if event.change_ids else None))
+    return entries
 
 
 def digest_period(mode: str, now: datetime, timezone: str) -> str | None:

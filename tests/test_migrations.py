@@ -1,0 +1,79 @@
+"""Migrations carry stored state forward: 0008 turns waiting per-subscriber digest items into
+per-profile entries without losing any, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.engine import Engine
+
+from tests.factories import make_call
+from tracker import db
+from tracker.delivery import digest_entries_table, enqueue_digests, subscriptions_table
+from tracker.dispatch import list_deliveries
+from tracker.models import ScrapeResult
+from tracker.store import Store
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 10:00 in Brussels: daily digests are due
+
+
+def _at(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.upgrade(db._alembic_config(connection), revision)
+
+
+def test_0008_carries_waiting_digest_items_over_as_entries(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    try:
+        _at(engine, "0007")
+        calls = [make_call(f"HORIZON-MIGRATE-{n}", title=f"Migrated call {n}") for n in range(3)]
+        items = sa.table("digest_items", *(sa.column(c) for c in (
+            "key", "subscriber_id", "mode", "profile", "call_id", "change_id", "reasons",
+            "created_at", "digested_at")))
+        # the calls tables are the same before and after 0008: today's store writes them
+        Store(engine).record_run("ft_portal", ScrapeResult(records=calls),
+                                 started_at=NOW - timedelta(hours=4), now=NOW - timedelta(hours=4))
+        with engine.begin() as connection:
+            for n in (1, 2, 3):
+                connection.execute(sa.text(
+                    "INSERT INTO subscribers (id, name, timezone, language, reminders, origin, "
+                    "created_at, updated_at) VALUES (:id, :name, 'Europe/Brussels', 'en', '[]', "
+                    "'bot', :now, :now)"), {"id": n, "name": f"sme-{n}", "now": NOW})
+                connection.execute(sa.text(
+                    "INSERT INTO subscriber_channels (subscriber_id, channel, address, "
+                    "configured_address, webhook_format, active) VALUES (:id, 'email', :a, :a, "
+                    "'generic', true)"), {"id": n, "a": f"sme-{n}@example.invalid"})
+                connection.execute(sa.text(
+                    "INSERT INTO subscriptions (subscriber_id, profile, mode, token) "
+                    "VALUES (:id, 'a', 'daily', :t)"), {"id": n, "t": f"t{n}"})
+
+            def item(subscriber: int, call: int, digested: bool) -> None:
+                connection.execute(items.insert().values(
+                    key=f"digest-item|{subscriber}|daily|a|{calls[call].id}|match",
+                    subscriber_id=subscriber, mode="daily", profile="a", call_id=calls[call].id,
+                    change_id=None, reasons='["keyword"]', created_at=NOW - timedelta(hours=3),
+                    digested_at=NOW - timedelta(hours=2) if digested else None))
+
+            item(1, 0, digested=True)   # already in yesterday's digest
+            item(1, 1, digested=False)  # waiting for subscriber 1 …
+            item(2, 1, digested=False)  # … and for subscriber 2
+            item(2, 2, digested=False)  # waiting for subscriber 2 only
+        _at(engine, "head")
+        with engine.connect() as connection:
+            entries = [(r.key, r.profile, r.reasons) for r in connection.execute(
+                sa.select(digest_entries_table).order_by(digest_entries_table.c.id))]
+            positions = {r.subscriber_id: r.digested_through for r in connection.execute(
+                sa.select(subscriptions_table))}
+            assert "digest_items" not in sa.inspect(connection).get_table_names()
+        assert entries == [(f"a|{calls[1].id}|match", "a", ["keyword"]),
+                           (f"a|{calls[2].id}|match", "a", ["keyword"])]
+        # each subscription starts before its oldest waiting entry; 3 had none waiting
+        assert positions == {1: 0, 2: 0, 3: 2}
+        assert enqueue_digests(engine, NOW, ["email"]) == 2
+        texts = {row.subscriber_id: row.message["text"] for row in list_deliveries(engine)}
+        assert "Migrated call 1" in texts[1] and "Migrated call 0" not in texts[1]
+        assert "Migrated call 1" in texts[2] and "Migrated call 2" in texts[2]
+    finally:
+        engine.dispose()
