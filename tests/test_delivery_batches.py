@@ -25,6 +25,7 @@ from tracker.delivery import (
 )
 from tracker.dispatch import list_deliveries
 from tracker.models import ScrapeResult
+from tracker.planning import DigestSchedule
 from tracker.store import Store
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 10:00 in Brussels: daily digests are due
@@ -175,3 +176,11 @@ def test_leaving_instant_mode_starts_digests_from_now(engine: Engine) -> None:
         assert mode_change("daily", "weekly") == {}
     assert _positions(engine)[1] == 3
     assert enqueue_digests(engine, NOW, ["email"]) == 0
+
+
+def test_the_digest_hour_is_a_setting(engine: Engine) -> None:
+    _world(engine, 1)
+    evening = DigestSchedule(hour=18)
+    assert enqueue_digests(engine, NOW, ["email"], schedule=evening) == 0  # 10:00 in Brussels
+    assert _positions(engine) == {1: 0}
+    assert enqueue_digests(engine, NOW + timedelta(hours=8), ["email"], schedule=evening) == 1

@@ -75,6 +75,7 @@ from tracker.delivery import (
 )
 from tracker.errors import CallwatchError
 from tracker.models import CallStatus
+from tracker.planning import DEFAULT_SCHEDULE, DigestSchedule
 from tracker.ports import Message, Notifier, Recipient
 from tracker.render import (
     TELEGRAM_LIMIT,
@@ -369,7 +370,8 @@ def set_mode(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -
 
 
 def request_digest(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
-                   available: Iterable[str]) -> tuple[str, int]:
+                   available: Iterable[str],
+                   schedule: DigestSchedule = DEFAULT_SCHEDULE) -> tuple[str, int]:
     """Queue this chat's digest now (``enqueue_digests(force=True)``): the reply, messages queued.
 
     The caller dispatches when something was queued, so the digest comes right after.
@@ -391,7 +393,8 @@ def request_digest(engine: Engine, chat_id: str, args: Sequence[str], now: datet
     # for INSERT … ON CONFLICT DO NOTHING, so that count is 0 on PostgreSQL
     before = _digests_queued(engine, [s.id for s in digesting])
     for chosen in digesting:
-        enqueue_digests(engine, now, channels, subscriber=chosen.name, force=True)
+        enqueue_digests(engine, now, channels, subscriber=chosen.name, force=True,
+                        schedule=schedule)
     queued = _digests_queued(engine, [s.id for s in digesting]) - before
     if not queued:
         return "Nothing new for your digest since the last one.", 0
@@ -802,7 +805,8 @@ class TelegramBot:
             return
         reply, queued = await asyncio.to_thread(
             lambda: request_digest(self.engine, str(chat.id), list(context.args or []),
-                                   self.clock(), available=list(self.notifiers)))
+                                   self.clock(), available=list(self.notifiers),
+                                   schedule=self.settings.digests.schedule()))
         await self._reply(update, reply)
         if queued:
             await dispatch(self.engine, self.notifiers, self.clock)

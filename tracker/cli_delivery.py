@@ -100,7 +100,8 @@ def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
             click.echo("nothing to put in a digest")
         asyncio.run(close_notifiers(notifiers))
         return
-    count = enqueue_digests(engine, app.now(), list(notifiers), subscriber=subscriber, force=True)
+    count = enqueue_digests(engine, app.now(), list(notifiers), subscriber=subscriber, force=True,
+                            schedule=app.settings.digests.schedule())
     click.echo(f"{count} digest message(s) enqueued")
 
     async def go() -> Any:

@@ -30,6 +30,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tracker.errors import ConfigError
+from tracker.planning import WEEKDAYS, DigestSchedule
 from tracker.plugins import source_plugins
 from tracker.ports import Delay, Duration, SourceSettings
 
@@ -139,6 +140,20 @@ class LogSettings(_Section):
         return value.upper() if isinstance(value, str) else value
 
 
+class DigestSettings(_Section):
+    hour: int = Field(8, ge=0, le=23, description="local hour from which digests are due")
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                     "sunday"] = Field("monday", description="the weekly digest's day")
+
+    @field_validator("weekday", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    def schedule(self) -> DigestSchedule:
+        return DigestSchedule(hour=self.hour, weekday=WEEKDAYS.index(self.weekday))
+
+
 class SchedulerSettings(_Section):
     jitter: Delay = Field(timedelta(minutes=5), description="random delay added to each scrape")
 
@@ -182,6 +197,7 @@ class Settings(_Section):
     dispatch: DispatchSettings = DispatchSettings()
     log: LogSettings = LogSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    digests: DigestSettings = DigestSettings()
     health: HealthSettings = HealthSettings()
     #: where the settings came from, for messages (not a config key)
     origin: str = Field("packaged defaults", exclude=True)

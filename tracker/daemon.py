@@ -8,7 +8,8 @@
   job store only): each enabled source at its interval with jitter; a failing source is
   retried sooner at first (5 min, doubling) but never later than its interval, and never
   stops the others; the dispatcher every minute; digests checked every five minutes (each
-  subscriber's digest is due at 08:00 local time); reminders every hour (each is due on its
+  subscriber's digest is due at ``digests.hour`` local time, 08:00 unless set; weekly ones
+  on ``digests.weekday``); reminders every hour (each is due on its
   local day, and its idempotency key makes repeats harmless). Coalescing is on, one
   instance per job, and a misfire grace of five minutes.
 - **The leader tells others it lives**: a heartbeat row every minute with each job's next
@@ -205,7 +206,8 @@ class Daemon:
 
     async def digests(self) -> None:
         async with self.notify_lock:
-            await asyncio.to_thread(enqueue_digests, self.engine, self.clock(), list(self.notifiers))
+            await asyncio.to_thread(enqueue_digests, self.engine, self.clock(), list(self.notifiers),
+                                    schedule=self.settings.digests.schedule())
         await self.deliver()
 
     async def heartbeat(self) -> None:

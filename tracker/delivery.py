@@ -44,7 +44,9 @@ from tracker.db import (
 )
 from tracker.models import CallRecord, Change, ChangeKind
 from tracker.planning import (
+    DEFAULT_SCHEDULE,
     Audience,
+    DigestSchedule,
     MatchEvent,
     PlannedAlert,
     PlannedReminder,
@@ -795,8 +797,10 @@ def _groups(members: Iterable[_Member], subscriber: str | None
 
 def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
                     subscriber: str | None = None, force: bool = False,
-                    batch: int = SUBSCRIBER_BATCH) -> int:
-    """Enqueue every digest due now (or, with ``force``, now regardless of the hour).
+                    batch: int = SUBSCRIBER_BATCH,
+                    schedule: DigestSchedule = DEFAULT_SCHEDULE) -> int:
+    """Enqueue every digest due now by ``schedule`` (or, with ``force``, now regardless of
+    the hour).
 
     Subscribers are taken ``batch`` at a time, each batch in its own transaction: its
     digests are enqueued and its subscriptions' positions moved in one commit. Memory is
@@ -810,7 +814,8 @@ def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
         state = _DigestRound.starting(reader, now)
     for id_range in ranges:
         with engine.begin() as connection:
-            enqueued += _enqueue_digest_batch(connection, state, usable, id_range, subscriber, force)
+            enqueued += _enqueue_digest_batch(connection, state, usable, id_range, subscriber,
+                                              force, schedule)
     if enqueued >= ANALYZE_AFTER and engine.dialect.name == "postgresql":
         # fresh statistics, or the dispatchers' next claims sort every new row until
         # autovacuum analyzes the table (BENCHMARKS.md, the scale round's plans)
@@ -820,13 +825,14 @@ def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
 
 
 def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: list[str],
-                          id_range: tuple[int, int], subscriber: str | None, force: bool) -> int:
+                          id_range: tuple[int, int], subscriber: str | None, force: bool,
+                          schedule: DigestSchedule) -> int:
     now = state.now
     due: dict[tuple[int, str], tuple[list[_Member], list[str], list[str]]] = {}
     advance: list[int] = []  # subscriptions whose positions move to the round's newest entry
     for (subscriber_id, mode), members in _groups(
             _digest_members(connection, now, usable, id_range), subscriber).items():
-        period = digest_period(mode, now, members[0].timezone)
+        period = digest_period(mode, now, members[0].timezone, schedule)
         if period is None and force:
             period = f"manual-{now:%Y-%m-%dT%H:%M}"
         if period is None:

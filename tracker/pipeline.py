@@ -206,7 +206,8 @@ async def run_once(settings: Settings, engine: Engine, clock: Clock,
     channels = list(notifiers)
     notified = await asyncio.to_thread(notify_changes, engine, profiles, clock(), channels)
     reminders = await asyncio.to_thread(enqueue_reminders, engine, clock(), channels)
-    digests = await asyncio.to_thread(enqueue_digests, engine, clock(), channels)
+    digests = await asyncio.to_thread(enqueue_digests, engine, clock(), channels,
+                                      schedule=settings.digests.schedule())
     sent = await dispatch(engine, notifiers, clock)
     return CycleReport(scrapes=scrapes, notify=notified, reminders=reminders, digests=digests,
                        dispatch=sent)

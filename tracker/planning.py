@@ -13,7 +13,8 @@ Rules, in the order the pipeline applies them:
   entries of all their profiles written since their last digest, plus the matched calls
   closing soon. A digest that falls due while the subscriber is muted (or has no usable
   channel) is skipped, and what it would have said is not carried over. Daily digests are
-  due at ``DIGEST_HOUR`` local time, weekly ones on Monday at that hour. An empty period sends nothing.
+  due at the schedule's hour (08:00 by default) local time, weekly ones on its weekday
+  (Monday by default) at that hour. An empty period sends nothing.
 - **Reminders.** For every matched, not dismissed, open or forthcoming call of every
   subscription, a reminder is due on the local day that is N days before each cut-off,
   for each N in the subscriber's ``reminders``.
@@ -38,8 +39,18 @@ ALERT_KINDS = frozenset({
     ChangeKind.BUDGET_CHANGED, ChangeKind.TITLE_CHANGED, ChangeKind.DOCUMENTS_CHANGED,
     ChangeKind.STATUS_CHANGED,
 })
-DIGEST_HOUR = 8
-DIGEST_WEEKDAY = 0  # Monday
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class DigestSchedule:
+    """When digests fall due, in each subscriber's own time zone (``[digests]`` settings)."""
+
+    hour: int = 8  # daily and weekly digests are due from this local hour
+    weekday: int = 0  # the weekly digest's day, Monday = 0
+
+
+DEFAULT_SCHEDULE = DigestSchedule()
 CLOSING_SOON = {"daily": timedelta(days=7), "weekly": timedelta(days=14)}
 
 
@@ -157,18 +168,20 @@ def plan_digest_entries(events: Iterable[MatchEvent]) -> list[PlannedDigestEntry
     return entries
 
 
-def digest_period(mode: str, now: datetime, timezone: str) -> str | None:
+def digest_period(mode: str, now: datetime, timezone: str,
+                  schedule: DigestSchedule = DEFAULT_SCHEDULE) -> str | None:
     """The period a digest due at ``now`` covers ("2026-11-26", "2026-W48"), or None if not due.
 
-    A digest is due from ``DIGEST_HOUR`` local time on its day (Monday for weekly) until
-    the end of that day, so a scheduler that ran late still sends it, once.
+    A digest is due from the schedule's hour, local time, on its day (the schedule's weekday
+    for weekly ones) until the end of that day, so a scheduler that ran late still sends
+    it, once.
     """
     local = now.astimezone(ZoneInfo(timezone))
-    if local.hour < DIGEST_HOUR:
+    if local.hour < schedule.hour:
         return None
     if mode == "daily":
         return local.date().isoformat()
-    if mode == "weekly" and local.weekday() == DIGEST_WEEKDAY:
+    if mode == "weekly" and local.weekday() == schedule.weekday:
         year, week, _ = local.isocalendar()
         return f"{year}-W{week:02d}"
     return None
