@@ -9,15 +9,27 @@ Manifest
   (``bulk_url``, ~130 MB, stream-parsed with ijson).
 - Returns: open (31094502) and forthcoming (31094501) grants of the configured programmes:
   type 1 call topics, type 8 cascade calls (FSTP, e.g. Euroclusters under SMP-COSME),
-  type 2 external actions when configured.
+  type 2 external actions when ``types`` includes 2. Type-2 rows (calls for proposals
+  published through PROSPECT) carry the EU external action codes (111111, 47376280,
+  45876777 NDICI), not those of the configured programmes, so the type-2 part of the query
+  also accepts every code of the EU External Action family (``tracker.programmes``); types
+  1 and 8 stay limited to the configured programmes.
 - Changes: continuously; the portal re-indexes daily. Default interval 6h.
 - Fixtures: tracker/fakes/recordings/ft_portal/ (the replay server's and the demo's results: two
-  real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples).
+  real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples,
+  and type-2 rows and filled ``links``/``publicationDocuments`` written in the real shape).
 
 Quirks handled here (evidence in shared/sources/ft_portal.md):
-- every ``metadata`` value is a list; ``actions``, ``budgetOverview``, ``latestInfos`` and
-  ``callUpdates`` hold JSON inside the string and are decoded twice (``links`` does too, but
-  a record has no field for its links, so it is not read);
+- every ``metadata`` value is a list; ``actions``, ``budgetOverview``, ``latestInfos``,
+  ``callUpdates``, ``links`` and ``publicationDocuments`` hold JSON inside the string and
+  are decoded twice;
+- ``links`` is a list of ``{url, criterionDescription}`` (the bulk file has the same list;
+  public code reads them as the submission-service links, one per type of action) and
+  ``publicationDocuments`` a list of ``{docUrl, nameDoc, typeDoc, ...}`` (the call
+  documents, e.g. the guidelines of an external-action call): both become the record's
+  ``documents``, whose new urls are ``documents_changed`` events. A row with neither field
+  (the real 2026 sample rows carry neither) says nothing: ``documents`` stays None, so a
+  later row with them is a baseline, not a burst of events;
 - ``keywords`` is either a plain list or one JSON-encoded list;
 - ``deadlineDate`` holds every cut-off (two-stage, multiple cut-off);
 - a deadline at midnight (UTC, Brussels or its own offset) or given as a bare date means
@@ -25,6 +37,8 @@ Quirks handled here (evidence in shared/sources/ft_portal.md):
 - legacy copies (``DATASOURCE`` = ``SEDIA_PRD_CENTRICITY``) and stub rows are dropped in
   favour of the richest current row of the same identifier;
 - some type-8 rows have no ``metadata``: their fields sit at the top level;
+- a type-8 row is keyed by its own cascade call id (``cascade-<n>``), a type-2 row by its
+  PROSPECT call id, ``callIdentifier`` (``prospect-<n>``), as in the portal's page urls;
 - the status flag lags: a topic flagged open or forthcoming whose last cut-off has passed
   is stored as closed;
 - ``budgetOverview`` describes the whole call: the topic's own action is the entry whose
@@ -56,7 +70,7 @@ from tracker.errors import (
     SourceUnavailable,
     TransientError,
 )
-from tracker.models import CallRecord, CallStatus, ScrapeResult
+from tracker.models import CallDocument, CallRecord, CallStatus, ScrapeResult
 from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
 from tracker.text import html_to_text, one_line
 
@@ -116,36 +130,66 @@ class FtPortalSettings(SourceSettings):
                 raise ValueError(f"{programme.name} is not published on the portal")
         return value
 
+    @field_validator("types", mode="before")
+    @classmethod
+    def _types_as_text(cls, value: Any) -> Any:
+        """``types = [1, 2, 8]`` (TOML numbers) means the same as ``["1", "2", "8"]``."""
+        if isinstance(value, int | str) and not isinstance(value, bool):
+            value = [value]
+        if isinstance(value, list | tuple):
+            return tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                         for v in value)
+        return value
+
     @field_validator("types")
     @classmethod
     def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = sorted(set(value) - {"1", "2", "8"})
         if unknown:
-            raise ValueError(f"unknown portal types {unknown}; use 1 (topics), 2, 8 (cascade)")
-        return value
+            raise ValueError(f"unknown portal types {unknown}; use 1 (topics), "
+                             "2 (external actions), 8 (cascade)")
+        return tuple(dict.fromkeys(value))
 
-    def programme_codes(self) -> list[str]:
+    def programme_codes(self, kind: str = "1") -> list[str]:
+        """The frameworkProgramme codes asked for rows of type ``kind``: the configured
+        programmes', and for type 2 also every EU external action code."""
         codes: list[str] = []
         for name in self.programmes:
             programme = programmes.lookup(name)
             assert programme is not None  # noqa: S101 - checked by the validator
             codes.extend(c for c in programme.portal_codes if c not in codes)
+        if kind == "2":
+            external = programmes.family_portal_codes(programmes.EXTERNAL_ACTION)
+            codes.extend(c for c in external if c not in codes)
         return codes
 
 
 # -- the request -------------------------------------------------------------------------
 
 def build_query(settings: FtPortalSettings) -> dict[str, Any]:
-    """The ``query`` part: wanted types, open or forthcoming, configured programmes."""
-    return {
-        "bool": {
-            "must": [
-                {"terms": {"type": list(settings.types)}},
-                {"terms": {"status": list(WANTED_STATUS_CODES)}},
-                {"terms": {"frameworkProgramme": settings.programme_codes()}},
-            ]
-        }
-    }
+    """The ``query`` part: wanted types, open or forthcoming, configured programmes.
+
+    Type 2 (external actions) is asked for with its own programme codes: with types 1 or 8
+    beside it, the query is a ``should`` of one ``bool``/``must`` per group, the nesting
+    the portal's own front end sends (shared/samples/ft_portal/*cs-param.json).
+    """
+    status = {"terms": {"status": list(WANTED_STATUS_CODES)}}
+    groups: list[tuple[list[str], list[str]]] = []
+    topic_types = [t for t in settings.types if t != "2"]
+    if topic_types:
+        groups.append((topic_types, settings.programme_codes("1")))
+    if "2" in settings.types:
+        groups.append((["2"], settings.programme_codes("2")))
+    if len(groups) == 1:
+        (kinds, codes), = groups
+        return {"bool": {"must": [
+            {"terms": {"type": kinds}}, status, {"terms": {"frameworkProgramme": codes}},
+        ]}}
+    return {"bool": {"must": [status, {"bool": {"should": [
+        {"bool": {"must": [{"terms": {"type": kinds}},
+                           {"terms": {"frameworkProgramme": codes}}]}}
+        for kinds, codes in groups
+    ]}}]}}
 
 
 def build_request(settings: FtPortalSettings, page: int) -> dict[str, Any]:
@@ -192,6 +236,41 @@ def _json_field(fields: Mapping[str, Any], key: str) -> Any:
     except ValueError:
         log.debug("undecodable JSON in field %s", key)
         return None
+
+
+def _json_entries(fields: Mapping[str, Any], key: str) -> list[dict[str, Any]] | None:
+    """The objects of a list-valued field: JSON inside the string (search API) or already a
+    list (bulk file); None when the row has no such field, [] when it is empty or unusable."""
+    if key not in fields:
+        return None
+    values = _values(fields, key)
+    if values and all(isinstance(v, dict) for v in values):
+        return list(values)
+    decoded = _json_field(fields, key)
+    if isinstance(decoded, dict):
+        decoded = [decoded]
+    return [e for e in decoded if isinstance(e, dict)] if isinstance(decoded, list) else []
+
+
+def _document(title: Any, url: Any) -> CallDocument | None:
+    link = str(url or "").strip()
+    if not re.match(r"^https?://\S+$", link):
+        return None
+    return CallDocument(title=one_line(str(title or "")) or "Link", url=link)
+
+
+def documents_of(fields: Mapping[str, Any]) -> tuple[CallDocument, ...] | None:
+    """The call's documents (``publicationDocuments``) then its links (``links``), both JSON
+    inside a string; None when the row carries neither field. Entries without an http(s)
+    url are left out."""
+    publications = _json_entries(fields, "publicationDocuments")
+    links = _json_entries(fields, "links")
+    if publications is None and links is None:
+        return None
+    found = [_document(e.get("nameDoc") or e.get("typeDoc") or "Document", e.get("docUrl"))
+             for e in publications or ()]
+    found += [_document(e.get("criterionDescription"), e.get("url")) for e in links or ()]
+    return tuple(d for d in found if d is not None)
 
 
 def keywords_of(fields: Mapping[str, Any]) -> list[str]:
@@ -388,10 +467,16 @@ def row_type(result: Mapping[str, Any]) -> str:
 
 def row_key(result: Mapping[str, Any]) -> str | None:
     """Which rows describe the same call: the topic identifier, or for a cascade call its
-    own competitive-call id (many cascade calls share one parent topic identifier)."""
+    own competitive-call id (many cascade calls share one parent topic identifier), or for
+    an external-action call (type 2) its PROSPECT call id, the number in its page's url."""
     fields = fields_of(result)
-    if row_type(result) == "8":
+    kind = row_type(result)
+    if kind == "8":
         return cascade_id(result)
+    if kind == "2":
+        prospect = _first(fields, "callIdentifier")
+        if prospect:
+            return f"prospect-{prospect}"
     return _first(fields, "identifier") or _first(fields, "callIdentifier")
 
 
@@ -501,6 +586,7 @@ def normalize_result(
             tags=tuple(tags),
             language=str(result.get("language") or _first(fields, "language") or "") or None,
             updates=tuple(updates_of(fields)),
+            documents=documents_of(fields),
             **budget,
         )
     except ValidationError as exc:
@@ -581,7 +667,12 @@ def normalize_all(
 # -- the bulk file -----------------------------------------------------------------------
 
 def bulk_to_result(item: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A grantsTenders.json object in the search-result shape, so one normalizer serves both."""
+    """A grantsTenders.json object in the search-result shape, so one normalizer serves both.
+
+    Its ``links`` are left out on purpose: the bulk file has no ``publicationDocuments``, so
+    documents read from it would be a poorer list than the stored one; without them the
+    record's ``documents`` stays None and a degraded run keeps the stored list.
+    """
     status = item.get("status")
     label = str(status.get("abbreviation", "")) if isinstance(status, dict) else str(status or "")
     code = {"forthcoming": "31094501", "open": "31094502", "closed": "31094503"}.get(
@@ -623,7 +714,7 @@ def bulk_to_result(item: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def parse_bulk(path: Path, settings: FtPortalSettings) -> Iterator[dict[str, Any]]:
     """Stream the bulk file: wanted types, open or forthcoming, configured programmes."""
-    codes = set(settings.programme_codes())
+    codes = {kind: set(settings.programme_codes(kind)) for kind in settings.types}
     with path.open("rb") as handle:
         for item in ijson.items(handle, "fundingData.GrantTenderObj.item", use_float=True):
             if not isinstance(item, dict):
@@ -632,11 +723,12 @@ def parse_bulk(path: Path, settings: FtPortalSettings) -> Iterator[dict[str, Any
             if result is None:
                 continue
             fields = result["metadata"]
-            if fields["type"][0] not in settings.types:
+            kind = fields["type"][0]
+            if kind not in codes:
                 continue
             if not fields["status"] or fields["status"][0] not in WANTED_STATUS_CODES:
                 continue
-            if fields["frameworkProgramme"][0] not in codes:
+            if fields["frameworkProgramme"][0] not in codes[kind]:
                 continue
             yield result
 
@@ -732,7 +824,8 @@ def _create(name: str, settings: Any, http: HttpClient) -> FtPortalSource:
 
 PLUGIN = SourcePlugin(
     kind="ft_portal",
-    description="EU Funding & Tenders Portal search API (types 1 and 8, bulk-file fallback)",
+    description="EU Funding & Tenders Portal search API (types 1 and 8, 2 when configured; "
+                "bulk-file fallback)",
     settings=FtPortalSettings,
     create=_create,
 )

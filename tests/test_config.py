@@ -70,6 +70,15 @@ def test_environment_overrides_any_key(tmp_path: Path) -> None:
     assert settings.database.url == "sqlite:////tmp/x.db"
 
 
+def test_portal_types_as_toml_numbers(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, "[sources.ft_portal]\ntypes = [1, 2, 8]\n"),
+                           environ={})
+    assert settings.sources["ft_portal"].types == ("1", "2", "8")  # type: ignore[attr-defined]
+    from_env = load_config(write(tmp_path, ""),
+                           environ={"CALLWATCH_SOURCES__FT_PORTAL__TYPES": "[1, 2, 8]"})
+    assert from_env.sources["ft_portal"].types == ("1", "2", "8")  # type: ignore[attr-defined]
+
+
 def test_db_option_wins(tmp_path: Path) -> None:
     settings = load_config(write(tmp_path, ""), environ={"CALLWATCH_DATABASE__URL": "sqlite://"},
                            database_url="sqlite:////tmp/y.db")
@@ -87,6 +96,8 @@ def test_db_option_wins(tmp_path: Path) -> None:
         ('[sources.ft_portal]\ninterval = "0s"\n', "sources.ft_portal.interval", "above zero"),
         ("[scheduler]\njitter = -5\n", "scheduler.jitter", "zero or more"),
         ("[sources.ft_portal]\npage_size = 500\n", "sources.ft_portal.page_size", "100"),
+        ("[sources.ft_portal]\ntypes = [1, 3]\n", "sources.ft_portal.types",
+         "unknown portal types ['3']"),
         ('[sources.ft_portal]\nprogrammes = ["Horizn Europe"]\n', "sources.ft_portal.programmes",
          "did you mean 'Horizon Europe'"),
         ('[sources.mine]\nkind = "gopher"\n', "sources.mine.kind", "unknown source kind"),

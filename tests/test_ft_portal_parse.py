@@ -53,6 +53,7 @@ def normalize(row: dict[str, Any], now: datetime = NOW):
 SAMPLE_2026 = RECORDINGS / "search_response_excerpt_2026__AarhusAI_portal_search_page.json"
 SAMPLE_2025 = FIXTURES / "search_response_pageSize10_2025-05-05__Paul-Mazaingue_ec-funding-alert-api.json"
 CASCADE = RECORDINGS / "sedia_search_type8_cascade_response.json"
+EXTERNAL = FIXTURES / "search_external_actions_and_links_2026.json"
 
 
 @pytest.mark.parametrize(
@@ -278,3 +279,69 @@ def test_bulk_items_use_the_same_normalizer() -> None:
     assert call.programme == "Horizon Europe"
     assert call.deadlines == (datetime(2027, 1, 20, 16, 0, tzinfo=UTC),)
     assert call.budget_eur is None  # the bulk file has no budgets
+    assert call.documents is None  # nor publicationDocuments: a degraded run keeps the stored
+
+
+def test_links_and_publication_documents_are_decoded_twice_into_documents() -> None:
+    row = by_identifier(load(EXTERNAL), "HORIZON-CL4-2027-RESILIENCE-01-12")
+    assert isinstance(row["metadata"]["links"][0], str)  # JSON inside the string
+    call = normalize(row)
+    assert [(d.title, d.url) for d in call.documents or ()] == [
+        ("Work programme 2026-2027: Digital, Industry and Space",
+         "https://ec.europa.eu/info/funding-tenders/opportunities/docs/2021-2027/horizon/wp-call/"
+         "2026-2027/wp-7-digital-industry-and-space_horizon-2026-2027_en.pdf"),
+        ("HORIZON-IA HORIZON Innovation Actions",  # links: {url, criterionDescription}
+         "https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/how-to-participate/"
+         "submission/HORIZON-CL4-2027-RESILIENCE-01-12/HORIZON-IA"),
+    ]  # the javascript: link is dropped
+    assert call.budget_eur == 13_000_000 and call.action_type == "IA"
+
+
+def test_real_rows_say_no_documents_or_nothing_about_them() -> None:
+    for row in load(SAMPLE_2025):  # links is ["[]"] on every real 2025 row
+        assert row["metadata"]["links"] == ["[]"]
+        assert normalize(row).documents == ()
+    for row in load(SAMPLE_2026):  # these rows carry neither links nor publicationDocuments
+        assert normalize(row).documents is None
+
+
+def test_type_2_external_action_rows() -> None:
+    records, invalid = normalize_all(load(EXTERNAL), source="ft_portal", portal_url=PORTAL,
+                                     now=NOW)
+    assert invalid == 0
+    by_id = {r.native_id: r for r in records}
+    prospect = by_id["prospect-186930"]  # keyed by its PROSPECT call id, as its page is
+    assert prospect.programme == "EU External Action"
+    assert prospect.status is CallStatus.OPEN
+    assert prospect.call_identifier == "186930"
+    assert prospect.topic_identifier == "EuropeAid/186930/DD/ACT/MK"
+    assert prospect.url == f"{PORTAL}/prospect-details/186930PROSPECTSEN"
+    assert prospect.budget_eur == 1_500_000
+    assert prospect.deadlines == (datetime(2027, 1, 14, 16, 0, tzinfo=UTC),)
+    assert prospect.summary.startswith("Grants for local civil-society organisations")
+    assert [d.title for d in prospect.documents or ()] == ["Guidelines", "Annexes A to H"]
+    ndici = by_id["prospect-187202"]
+    assert ndici.programme == "NDICI - Global Europe"
+    assert ndici.status is CallStatus.FORTHCOMING
+    assert ndici.deadlines == (datetime(2027, 3, 4, 15, 0, tzinfo=UTC),)  # its own time kept
+    assert ndici.documents == ()
+
+
+def test_type_2_is_asked_for_with_the_external_action_codes() -> None:
+    settings = FtPortalSettings(types=[1, 2, 8])  # type: ignore[arg-type]  # TOML numbers
+    assert settings.types == ("1", "2", "8")
+    must = build_query(settings)["bool"]["must"]
+    assert must[0] == {"terms": {"status": ["31094501", "31094502"]}}
+    topics, external = must[1]["bool"]["should"]
+    assert topics["bool"]["must"][0] == {"terms": {"type": ["1", "8"]}}
+    assert external["bool"]["must"][0] == {"terms": {"type": ["2"]}}
+    topic_codes = topics["bool"]["must"][1]["terms"]["frameworkProgramme"]
+    external_codes = external["bool"]["must"][1]["terms"]["frameworkProgramme"]
+    assert "43108390" in topic_codes and not {"111111", "45876777"} & set(topic_codes)
+    assert {"111111", "47376280", "45876777"} <= set(external_codes)
+    only_external = build_query(FtPortalSettings(types=("2",), programmes=("NDICI",)))
+    assert only_external["bool"]["must"][0] == {"terms": {"type": ["2"]}}
+    assert only_external["bool"]["must"][2]["terms"]["frameworkProgramme"] == [
+        "45876777", "111111", "47376280"]
+    with pytest.raises(ValueError, match="unknown portal types"):
+        FtPortalSettings(types=[3])  # type: ignore[arg-type]

@@ -18,18 +18,29 @@ import pytest
 from scrapers._http import PoliteClient
 from scrapers.ft_portal import FtPortalSettings, FtPortalSource
 from tests.test_cli import CALLWATCH
-from tracker.config import HttpSettings
-from tracker.fakes.portal import RECORDINGS, PortalReplayServer, load_results
-from tracker.models import ChangeKind, RunOutcome
+from tracker.config import HttpSettings, load_config
+from tracker.fakes.portal import RECORDED_SEARCHES, RECORDINGS, PortalReplayServer, load_results
+from tracker.models import ChangeKind, RunOutcome, ScrapeResult
+from tracker.pipeline import scrape_sources
 from tracker.store import Store
+from tracker.views import call_as_json
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FAST = HttpSettings(delay=0, backoff=0.01, max_backoff=0.05, retries=2, timeout=5)
+#: type-2 external-action calls and a topic with links, written in the real shape
+EXTERNAL = Path(__file__).parent / "fixtures" / "ft_portal" / "search_external_actions_and_links_2026.json"
 
 
 @pytest.fixture
 def server() -> Iterator[PortalReplayServer]:
     with PortalReplayServer() as running:
+        yield running  # type: ignore[misc]
+
+
+@pytest.fixture
+def external_server() -> Iterator[PortalReplayServer]:
+    """The recorded results plus the external-action calls and the topic with links."""
+    with PortalReplayServer(results=load_results([*RECORDED_SEARCHES, EXTERNAL])) as running:
         yield running  # type: ignore[misc]
 
 
@@ -253,3 +264,77 @@ def test_callwatch_scrape_ft_portal_end_to_end(server: PortalReplayServer, tmp_p
     # nothing already stored was lost
     assert len(json.loads(callwatch("calls", "list", "--status", "all", "--format",
                                     "json").stdout)) == len(calls)
+
+
+def test_type_2_when_configured_stores_the_external_action_calls(
+    external_server: PortalReplayServer, store: Store, tmp_path: Path,
+) -> None:
+    server = external_server
+    config = tmp_path / "callwatch.toml"
+    config.write_text(
+        "[http]\ndelay = 0\nbackoff = 0.01\nmax_backoff = 0.05\n\n"
+        "[sources.ft_portal]\ntypes = [1, 2, 8]\n"
+        f'search_url = "{server.search_url}"\nbulk_url = "{server.bulk_url}"\n',
+        encoding="utf-8")
+    settings = load_config(config, environ={})
+    [outcome] = asyncio.run(scrape_sources(settings, store, ["ft_portal"], clock=lambda: NOW))
+    assert outcome.report.outcome is RunOutcome.OK
+
+    query = server.searches[0]["query"]  # one should group per set of programme codes
+    assert [g["bool"]["must"][0] for g in query["bool"]["must"][1]["bool"]["should"]] == [
+        {"terms": {"type": ["1", "8"]}}, {"terms": {"type": ["2"]}}]
+    stored = store.get_call("ft_portal:prospect-186930")
+    record = stored.record
+    assert record.programme == "EU External Action"
+    assert record.status.value == "open"
+    assert record.budget_eur == 1_500_000
+    assert record.deadlines == (datetime(2027, 1, 14, 16, 0, tzinfo=UTC),)
+    assert record.url == ("https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/"
+                          "opportunities/prospect-details/186930PROSPECTSEN")
+    assert [d["title"] for d in call_as_json(stored, NOW)["documents"]] == [
+        "Guidelines", "Annexes A to H"]
+    assert store.get_call("ft_portal:prospect-187202").record.programme == "NDICI - Global Europe"
+    ids = {c.id for c in store.list_calls(statuses=None)}
+    assert {"ft_portal:HORIZON-CL5-2027-D3-01-05", "ft_portal:cascade-4102"} <= ids
+    assert "ft_portal:NDICI-2027-GEO-CSO-01" not in ids  # type 1 of a programme not configured
+
+    # the default types (1 and 8) bring no external-action call
+    assert not [r for r in scrape(server).records if r.native_id.startswith("prospect-")]
+
+
+def test_a_new_call_document_is_one_documents_changed(
+    external_server: PortalReplayServer, store: Store,
+) -> None:
+    server = external_server
+    store.record_run("ft_portal", scrape(server, types=("1", "2", "8")), started_at=NOW, now=NOW)
+    changed = copy.deepcopy(server.results)
+    row = next(r for r in changed if r.get("reference") == "186930PROSPECTSEN")
+    documents = json.loads(row["metadata"]["publicationDocuments"][0])
+    documents = [d for d in documents if d.get("nameDoc") != "Annexes A to H"]  # gone: no event
+    corrigendum = "https://webgate.ec.europa.eu/prospect/external/files/186930/corrigendum_1_en.pdf"
+    documents.append({"docUrl": corrigendum, "nameDoc": "Corrigendum 1", "typeDoc": "Corrigendum",
+                      "languageDoc": "EN", "finalPublicDocDate": "2026-12-01"})
+    row["metadata"]["publicationDocuments"] = [json.dumps(documents)]
+    server.results = changed
+    report = store.record_run("ft_portal", scrape(server, types=("1", "2", "8")), started_at=NOW,
+                              now=NOW + timedelta(hours=6))
+    assert [(c.call_id, c.kind, c.field, c.new) for c in report.changes] == [
+        ("ft_portal:prospect-186930", ChangeKind.DOCUMENTS_CHANGED, "documents",
+         f"Corrigendum 1: {corrigendum}")]
+    stored = store.get_call("ft_portal:prospect-186930").record
+    assert [d.title for d in stored.documents or ()] == ["Guidelines", "Corrigendum 1"]
+
+
+def test_documents_read_for_the_first_time_are_a_baseline_not_a_burst(
+    external_server: PortalReplayServer, store: Store,
+) -> None:
+    server = external_server
+    first = scrape(server, types=("1", "2", "8"))
+    # as stored by a version that did not read links and publicationDocuments
+    before = ScrapeResult(records=[r.model_copy(update={"documents": None})
+                                   for r in first.records])
+    store.record_run("ft_portal", before, started_at=NOW, now=NOW)
+    report = store.record_run("ft_portal", scrape(server, types=("1", "2", "8")),
+                              started_at=NOW, now=NOW + timedelta(hours=6))
+    assert report.changes == []
+    assert store.get_call("ft_portal:HORIZON-CL4-2027-RESILIENCE-01-12").record.documents

@@ -202,7 +202,8 @@ def calls_show(app: App, call_id: str, fmt: str) -> None:
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in data.items():
-        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        shown = ", ".join(f"{v['title']} <{v['url']}>" if isinstance(v, dict) else str(v)
+                          for v in value) if isinstance(value, list) else value
         table.add_row(key, "" if shown is None else str(shown))
     _console().print(table)
 

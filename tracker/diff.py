@@ -9,6 +9,10 @@ Semantics:
 - Title differs: ``title_changed``.
 - New entries in ``updates`` (portal news, document notices): one ``documents_changed``
   per new entry, its text as the new value; entries that disappear are not events.
+- New urls in ``documents`` (call documents, submission links): one ``documents_changed``
+  per new document, "title: url" as the new value (field ``documents``). A previous
+  version that never carried documents (``None``: stored before its source read them, or
+  read from a fallback without them) is a baseline, not a burst of events.
 - Opening date, deadline model, identifiers, url or type of action differ: one
   ``details_changed`` per field.
 - Summary, keywords and tags are refreshed silently: portals re-edit them constantly and
@@ -80,6 +84,11 @@ def diff_calls(old: CallRecord | None, new: CallRecord, now: datetime) -> list[C
     for update in new.updates:
         if update.casefold() not in known:
             add(ChangeKind.DOCUMENTS_CHANGED, "updates", None, update)
+    if old.documents is not None:
+        known_urls = {d.url for d in old.documents}
+        for document in new.documents or ():
+            if document.url not in known_urls:
+                add(ChangeKind.DOCUMENTS_CHANGED, "documents", None, document.describe())
     for field in _DETAIL_FIELDS:
         before, after = getattr(old, field), getattr(new, field)
         if before != after:
@@ -89,8 +98,8 @@ def diff_calls(old: CallRecord | None, new: CallRecord, now: datetime) -> list[C
 
 #: fields a degraded (fallback) record may lack; stored values are kept for them
 DEGRADED_FILLABLE = ("summary", "url", "budget_eur", "budget_min_eur", "budget_max_eur",
-             "expected_grants", "action_type", "keywords", "tags", "updates", "countries",
-             "regions", "audience", "sub_programme", "programme", "language")
+             "expected_grants", "action_type", "keywords", "tags", "updates", "documents",
+             "countries", "regions", "audience", "sub_programme", "programme", "language")
 
 
 #: a suspicious run (tracker/drift.py) may also have lost dates and identifiers to a changed

@@ -63,6 +63,19 @@ def _strings(values: Iterable[Any]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+class CallDocument(BaseModel):
+    """A document or link a source attaches to a call: a call document, a submission link."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1)
+    url: str = Field(pattern=r"^https?://\S+$", description="http(s) only")
+
+    def describe(self) -> str:
+        """One line for a change event: 'Guidelines: https://…'."""
+        return f"{self.title}: {self.url}"
+
+
 class CallRecord(BaseModel):
     """One fundable call or topic at one source, as normalized by its scraper."""
 
@@ -93,6 +106,9 @@ class CallRecord(BaseModel):
     audience: tuple[str, ...] = Field((), description="target audience where the source says")
     language: str | None = None
     updates: tuple[str, ...] = Field((), description="news items and document notices, as text")
+    documents: tuple[CallDocument, ...] | None = Field(
+        None, description="documents and links the source attaches, one per url, in the "
+        "source's order; None when the source does not say (not the same as none)")
 
     @property
     def id(self) -> str:
@@ -113,6 +129,18 @@ class CallRecord(BaseModel):
     @classmethod
     def _unique_strings(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _strings(value)
+
+    @field_validator("documents")
+    @classmethod
+    def _one_per_url(
+        cls, value: tuple[CallDocument, ...] | None
+    ) -> tuple[CallDocument, ...] | None:
+        if value is None:
+            return None
+        first: dict[str, CallDocument] = {}
+        for document in value:
+            first.setdefault(document.url, document)
+        return tuple(first.values())
 
     @field_validator("countries", "regions")
     @classmethod

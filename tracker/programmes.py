@@ -4,12 +4,22 @@ Profiles, config and every source speak of programmes by these canonical names, 
 profile that says "Horizon Europe" matches a portal topic (code 43108390), an ECCP mirror
 and an EIT call alike. Codes come from the portal's facet table (see
 shared/sources/ft_portal.md §1.6); "Interreg" and "Cohesion Policy" have no portal code.
+
+EU external action has codes of its own: the portal's type-2 rows (calls for proposals
+published through PROSPECT) carry 111111 "EU External Action - Prospect (RELEX-PROSPECT)",
+and 47376280 "EU External Action - eGrants (RELEX2027)" and 45876777 NDICI - Global Europe
+are its other entries in the facet table (labels as the public TypeScript adapter that the
+notes cite copied that table on 6 Oct 2026). ``EXTERNAL_ACTION`` names that family;
+``family_portal_codes`` gives its codes.
 """
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+
+#: the family of the portal's type-2 calls (EU external action, published through PROSPECT)
+EXTERNAL_ACTION = "EU External Action"
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,14 @@ PROGRAMMES: tuple[Programme, ...] = (
     Programme("Asylum, Migration and Integration Fund", ("AMIF",), ("43251447",)),
     Programme("Justice Programme", ("JUST",), ("43252386",)),
     Programme("European Solidarity Corps", ("ESC",), ("43254037",)),
+    Programme(EXTERNAL_ACTION,
+              ("External Action", "EU External Action - Prospect", "RELEX-PROSPECT", "PROSPECT",
+               "RELEX2027", "RELEX"),
+              ("111111", "47376280")),
+    Programme("NDICI - Global Europe",
+              ("NDICI", "Global Europe", "NDICI-Global Europe",
+               "Neighbourhood, Development and International Cooperation Instrument"),
+              ("45876777",), family=EXTERNAL_ACTION),
     Programme("EIT", ("European Institute of Innovation and Technology",)),
     Programme("Interreg", ("INTERREG", "European Territorial Cooperation"), family="Cohesion Policy"),
     Programme("Cohesion Policy", ("ERDF", "Cohesion Fund", "Cohesion")),
@@ -69,6 +87,15 @@ def lookup(name: str) -> Programme | None:
 def by_portal_code(code: str) -> Programme | None:
     """The programme with the portal's frameworkProgramme ``code``, or None."""
     return _BY_CODE.get(code.strip())
+
+
+def family_portal_codes(name: str) -> tuple[str, ...]:
+    """The portal codes of the programme ``name`` and of every programme in its family."""
+    programme = lookup(name)
+    if programme is None:
+        return ()
+    members = [p for p in PROGRAMMES if p is programme or p.family == programme.name]
+    return tuple(dict.fromkeys(code for p in members for code in p.portal_codes))
 
 
 def canonical(name: str) -> str:
