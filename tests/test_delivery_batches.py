@@ -184,3 +184,27 @@ def test_the_digest_hour_is_a_setting(engine: Engine) -> None:
     assert enqueue_digests(engine, NOW, ["email"], schedule=evening) == 0  # 10:00 in Brussels
     assert _positions(engine) == {1: 0}
     assert enqueue_digests(engine, NOW + timedelta(hours=8), ["email"], schedule=evening) == 1
+
+
+def _entry_ids(engine: Engine) -> list[int]:
+    with engine.connect() as connection:
+        return list(connection.execute(sa.select(digest_entries_table.c.id)
+                                       .order_by(digest_entries_table.c.id)).scalars())
+
+
+def test_entries_every_subscription_has_covered_are_pruned(engine: Engine) -> None:
+    Store(engine).record_run("ft_portal", ScrapeResult(records=CALLS),
+                             started_at=NOW - timedelta(minutes=1), now=NOW)
+    _subscriber(engine, 1, "a", timezone="Asia/Tokyo")
+    _subscriber(engine, 2, "a", timezone="America/New_York")  # not due at NOW
+    for call in range(3):
+        _entry(engine, "a", call)
+    assert enqueue_digests(engine, NOW, ["email"]) == 1
+    assert _entry_ids(engine) == [1, 2, 3]  # New York still needs them
+    assert enqueue_digests(engine, NOW + timedelta(hours=4), ["email"]) == 1
+    assert _entry_ids(engine) == [3]  # the newest stays, so ids keep growing on SQLite
+    _entry(engine, "a", 3)
+    assert _entry_ids(engine) == [3, 4]
+    assert enqueue_digests(engine, NOW + timedelta(days=1), ["email"]) == 1
+    tokyo = _digests(engine)["digest|1|email|daily|2026-11-26"]["text"]
+    assert "Batch call 3" in tokyo and "Batch call 2" not in tokyo

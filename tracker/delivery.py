@@ -816,12 +816,29 @@ def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
         with engine.begin() as connection:
             enqueued += _enqueue_digest_batch(connection, state, usable, id_range, subscriber,
                                               force, schedule)
+    if subscriber is None:
+        with engine.begin() as connection:
+            _prune_entries(connection)
     if enqueued >= ANALYZE_AFTER and engine.dialect.name == "postgresql":
         # fresh statistics, or the dispatchers' next claims sort every new row until
         # autovacuum analyzes the table (BENCHMARKS.md, the scale round's plans)
         with engine.begin() as connection:
             connection.execute(sa.text("ANALYZE deliveries"))
     return enqueued
+
+
+def _prune_entries(connection: Connection) -> int:
+    """Delete the digest entries every daily and weekly subscription has covered: no digest
+    reads them again (a new follower starts after the newest). The newest entry is always
+    kept, so SQLite, which reuses the highest rowid + 1, never hands out an id at or below
+    a position already stored."""
+    subscriptions, entries = subscriptions_table, digest_entries_table
+    covered = (sa.select(sa.func.min(subscriptions.c.digested_through))
+               .where(subscriptions.c.mode.in_(("daily", "weekly"))).scalar_subquery())
+    newest = sa.select(sa.func.max(entries.c.id)).scalar_subquery()
+    deleted = connection.execute(entries.delete().where(
+        entries.c.id < newest, entries.c.id <= sa.func.coalesce(covered, newest)))
+    return int(deleted.rowcount or 0)
 
 
 def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: list[str],
