@@ -1,7 +1,7 @@
 """The email channel: multipart plain text and HTML over SMTP (aiosmtplib), one kept connection.
 
 Settings: ``[notifiers.email] host, port, security (none | starttls | ssl), sender,
-unsubscribe_url, timeout``. Secrets: ``CALLWATCH_SMTP_USERNAME`` and
+unsubscribe_url, timeout, ca_file``. Secrets: ``CALLWATCH_SMTP_USERNAME`` and
 ``CALLWATCH_SMTP_PASSWORD`` from the environment (no login when the username is unset).
 
 Every message carries ``List-Unsubscribe`` with the subscription's token (RFC 2369): the
@@ -10,12 +10,19 @@ List-Unsubscribe=One-Click`` (RFC 8058, which requires an https URL); without a 
 ``mailto:`` to the sender whose subject carries the token. ``Auto-Submitted:
 auto-generated`` keeps vacation responders quiet.
 
+TLS (``starttls`` or ``ssl``) always verifies the server's certificate and name. The CAs
+trusted are the system's plus, when set, those in ``ca_file``: a relay signed by a company's
+internal CA needs its CA added, and adding rather than replacing means that pointing
+``host`` at a public provider later still works (a public CA will not issue a certificate
+for an internal name, so the system's CAs add no way in for such a relay).
+
 One SMTP connection is kept open and reused (a new one per message would cap throughput
 at the server's handshake rate); it is reopened once if the server dropped it while idle.
 
 Errors: a refused recipient (550/551/553) raises ``ChannelGone``; another 5xx answer
 ``ChannelRejected``; 4xx answers, timeouts and lost connections ``ChannelUnavailable``; a
-rejected login ``ConfigError``. A connection lost after the server accepted the data but
+rejected login and a server certificate that cannot be verified ``ConfigError`` (see
+``untrusted_certificate`` for why). A connection lost after the server accepted the data but
 before it said so is the one window where a retry can duplicate a message.
 """
 
@@ -25,6 +32,7 @@ import asyncio
 import contextlib
 import email.policy
 import os
+import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
@@ -42,6 +50,67 @@ _GONE_CODES = {550, 551, 553}
 #: SMTP line ends, and no folding of long headers (a folded List-Unsubscribe URL trips
 #: some mail programs); 998 is the RFC 5322 hard limit.
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
+#: OpenSSL's verify codes for a certificate issued to another name or address
+_NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def tls_context(settings: EmailSettings) -> ssl.SSLContext:
+    """Verify the server's certificate and name against the system's CAs plus ``ca_file``."""
+    context = ssl.create_default_context()
+    if settings.ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=settings.ca_file)
+        except OSError as exc:  # checked at start; gone or changed since
+            raise ConfigError(f"cannot load {settings.ca_file}: {exc}",
+                              key="notifiers.email.ca_file") from exc
+    return context
+
+
+def _verification_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check that failed somewhere in ``exc``'s chain, if that is what failed.
+
+    aiosmtplib wraps it for implicit TLS (``SMTPConnectError`` from the handshake's
+    ``OSError``) and lets it through as it is for STARTTLS.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def untrusted_certificate(settings: EmailSettings, failure: ssl.SSLCertVerificationError) -> ConfigError:
+    """The error for a server certificate that did not pass verification.
+
+    Permanent, and a ``ConfigError`` rather than either channel error:
+
+    - not ``ChannelUnavailable`` (transient): retrying against the same certificate with
+      the same trusted CAs fails the same way every time; backoff would only hide the
+      problem for hours and then dead-letter every message;
+    - not ``ChannelRejected`` (permanent, per message): the dispatcher would dead-letter
+      each queued message one by one although none of them is at fault;
+    - ``ConfigError`` is what a rejected login already is: nothing can be sent through this
+      channel until its settings (``ca_file``, ``host``) or the server's certificate are
+      fixed. The daemon's start-up check (``check_notifiers``) stops it with exit 2; at
+      send time the dispatcher logs it and leaves the channel's messages pending, no
+      attempt counted, so they go out once the fault is fixed. That suits an expired
+      certificate too: once the server renews it, the next pass sends, nothing lost.
+    """
+    where = f"{settings.host}:{settings.port}"
+    reason = failure.verify_message or str(failure)
+    if failure.verify_code in _NAME_MISMATCH:
+        hint = "notifiers.email.host must be a name the certificate lists"
+    elif settings.ca_file is not None:
+        hint = (f"it is trusted neither by the system's CAs nor by {settings.ca_file}: "
+                "notifiers.email.ca_file must hold the CA that signed it")
+    else:
+        hint = ("for a server whose certificate comes from a private CA, set "
+                "notifiers.email.ca_file to that CA's PEM file")
+    return ConfigError(f"the TLS certificate of {where} cannot be verified ({reason}); {hint}",
+                       key="notifiers.email")
 
 
 def unsubscribe_headers(sender: str, token: str | None, url_template: str) -> dict[str, str]:
@@ -86,6 +155,7 @@ class EmailNotifier:
         self._username = username or None
         self._password = password or None
         self._smtp: aiosmtplib.SMTP | None = None
+        self._tls: ssl.SSLContext | None = None
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -99,9 +169,11 @@ class EmailNotifier:
         if self._smtp is not None and self._smtp.is_connected:
             return self._smtp
         security = self.settings.security
+        if security != "none" and self._tls is None:  # once: it reads the system's CAs
+            self._tls = await asyncio.to_thread(tls_context, self.settings)
         smtp = aiosmtplib.SMTP(
             hostname=self.settings.host, port=self.settings.port, timeout=self.settings.timeout,
-            use_tls=security == "ssl", start_tls=security == "starttls",
+            use_tls=security == "ssl", start_tls=security == "starttls", tls_context=self._tls,
             username=self._username, password=self._password,
         )
         try:
@@ -110,6 +182,9 @@ class EmailNotifier:
             raise ConfigError(f"the SMTP server rejected {USERNAME_ENV}/{PASSWORD_ENV}",
                               key="notifiers.email") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
+            failure = _verification_failure(exc)
+            if failure is not None:
+                raise untrusted_certificate(self.settings, failure) from exc
             raise ChannelUnavailable(f"email: cannot connect to {self.settings.host}:"
                                      f"{self.settings.port}: {exc}") from exc
         self._smtp = smtp

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tls_support import Authority
 from tracker.config import env_overrides, load_config
 from tracker.errors import ConfigError
 
@@ -102,6 +103,14 @@ def test_db_option_wins(tmp_path: Path) -> None:
          "did you mean 'Horizon Europe'"),
         ('[sources.mine]\nkind = "gopher"\n', "sources.mine.kind", "unknown source kind"),
         ('[notifiers.email]\nsecurity = "tls"\n', "notifiers.email.security", "starttls"),
+        ('[notifiers.email]\nsecurity = "ssl"\nca_file = "relay-ca.pem"\n', "notifiers.email.ca_file",
+         "cannot read the CA file: No such file or directory"),
+        ('[notifiers.email]\nsecurity = "ssl"\nca_file = "."\n', "notifiers.email.ca_file",
+         "cannot read the CA file: Is a directory"),
+        ('[notifiers.email]\nsecurity = "ssl"\nca_file = "callwatch.toml"\n', "notifiers.email.ca_file",
+         "not a PEM file of CA certificates"),
+        ('[notifiers.email]\nca_file = "callwatch.toml"\n', "notifiers.email.ca_file",
+         'only used over TLS: set security to "starttls" or "ssl"'),
     ],
 )
 def test_errors_name_file_key_and_expectation(
@@ -141,3 +150,15 @@ def test_repository_config_is_valid() -> None:
     repo = Path(__file__).parent.parent
     settings = load_config(repo / "config" / "callwatch.toml", environ={})
     assert settings.profiles.directory == repo / "config" / "profiles"
+
+
+def test_email_ca_file_is_read_beside_the_config_file_and_checked_at_start(tmp_path: Path) -> None:
+    ca = Authority.create(tmp_path / "certs", "relay-ca").ca_file
+    assert load_config(write(tmp_path, ""), environ={}).notifiers.email.ca_file is None
+    path = write(tmp_path, '[notifiers.email]\nsecurity = "starttls"\nca_file = "certs/relay-ca.pem"\n')
+    assert load_config(path, environ={}).notifiers.email.ca_file == ca
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"CALLWATCH_NOTIFIERS__EMAIL__CA_FILE": str(tmp_path / "gone.pem")})
+    assert caught.value.key == "notifiers.email.ca_file"
+    assert caught.value.path == "CALLWATCH_NOTIFIERS__EMAIL__CA_FILE"
+    assert "No such file or directory" in str(caught.value)

@@ -1,20 +1,37 @@
-"""The email channel against a real SMTP server (aiosmtpd) on loopback; what it got is parsed back."""
+"""The email channel against a real SMTP server (aiosmtpd) on loopback; what it got is parsed back.
+
+TLS too: STARTTLS and implicit TLS with a certificate from a private CA made for the run
+(``tests/tls_support.py``), trusted through ``notifiers.email.ca_file``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
+import socket
+import ssl
+import traceback
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from notifiers.email import EmailNotifier, build_email
 from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind
+from tests.tls_support import Authority
 from tracker.config import EmailSettings
-from tracker.errors import ChannelGone, ChannelUnavailable, ConfigError
+from tracker.delivery import deliveries_table, subscribers_table, sync_subscribers
+from tracker.dispatch import dispatch
+from tracker.errors import ChannelGone, ChannelUnavailable, ConfigError, TransientError
 from tracker.fakes.smtp_sink import SmtpSink
+from tracker.pipeline import check_notifiers
 from tracker.ports import Message, Recipient, SendResult
+from tracker.subscribers import Subscriber
 
 
 @pytest.fixture
@@ -163,3 +180,202 @@ def test_subjects_cannot_inject_headers() -> None:
     mime = build_email(message, sender="a@b.example", to="c@d.example")
     assert mime["Bcc"] is None
     assert "\n" not in str(mime["Subject"])
+
+
+# --- TLS: STARTTLS and implicit TLS against a private CA --------------------------------
+
+TLS_MODES = [pytest.param("starttls", False, id="starttls"), pytest.param("ssl", True, id="implicit-tls")]
+USERNAME, PASSWORD = "mailer@relay.internal", "s3cret-Relay-Pa55"
+SMTP_ENV = {"CALLWATCH_SMTP_USERNAME": USERNAME, "CALLWATCH_SMTP_PASSWORD": PASSWORD}
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> Authority:
+    """The private CA a company's mail relay would be signed by."""
+    return Authority.create(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def relay_tls(authority: Authority, tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """The relay's side: a certificate for 127.0.0.1 and localhost, signed by that CA."""
+    return authority.server_context(tmp_path_factory.mktemp("relay"))
+
+
+def one_alert(notifier: EmailNotifier) -> None:
+    deliver(notifier, (Recipient("ana@example.org"), every_kind()["alert_new"]))
+
+
+@pytest.mark.parametrize(("security", "implicit"), TLS_MODES)
+def test_tls_to_a_relay_signed_by_the_ca_in_ca_file(
+    authority: Authority, relay_tls: ssl.SSLContext, security: str, implicit: bool
+) -> None:
+    # the STARTTLS sink refuses MAIL before STARTTLS; the implicit one speaks only TLS
+    with SmtpSink(tls=relay_tls, implicit_tls=implicit) as sink:
+        one_alert(EmailNotifier(settings(sink, security=security, ca_file=str(authority.ca_file))))
+    [received] = sink.messages
+    assert received.tls
+    assert received.rcpt_tos == ("ana@example.org",)
+    assert received.message["Subject"] == every_kind()["alert_new"].subject
+
+
+@pytest.mark.parametrize(("security", "implicit"), TLS_MODES)
+def test_login_with_the_environment_credentials_happens_over_tls(
+    authority: Authority, relay_tls: ssl.SSLContext, security: str, implicit: bool
+) -> None:
+    # over STARTTLS the sink offers AUTH only after the upgrade (aiosmtpd auth_require_tls)
+    with SmtpSink(tls=relay_tls, implicit_tls=implicit, credentials=(USERNAME, PASSWORD)) as sink:
+        email_settings = settings(sink, security=security, ca_file=str(authority.ca_file))
+        one_alert(EmailNotifier.from_settings(email_settings, SMTP_ENV))
+        with pytest.raises(ConfigError, match="rejected CALLWATCH_SMTP_USERNAME"):
+            one_alert(EmailNotifier.from_settings(
+                email_settings, {**SMTP_ENV, "CALLWATCH_SMTP_PASSWORD": "wrong-password"}))
+    assert sink.logins == [(USERNAME, True)]
+    assert [m.tls for m in sink.messages] == [True]
+
+
+@pytest.mark.parametrize(("security", "implicit"), TLS_MODES)
+def test_an_untrusted_certificate_is_a_configuration_error_that_names_ca_file(
+    relay_tls: ssl.SSLContext, security: str, implicit: bool
+) -> None:
+    """Not transient: the same certificate fails the same way on every retry (see
+    ``notifiers.email.untrusted_certificate``); nothing is sent, not even the login."""
+    with SmtpSink(tls=relay_tls, implicit_tls=implicit, credentials=(USERNAME, PASSWORD)) as sink, \
+            pytest.raises(ConfigError) as caught:
+        one_alert(EmailNotifier.from_settings(settings(sink, security=security), SMTP_ENV))
+    error = caught.value
+    assert not isinstance(error, TransientError)
+    assert error.key == "notifiers.email"
+    assert str(error) == (
+        f"notifiers.email: the TLS certificate of 127.0.0.1:{sink.port} cannot be verified "
+        "(unable to get local issuer certificate); for a server whose certificate comes from "
+        "a private CA, set notifiers.email.ca_file to that CA's PEM file")
+    assert sink.logins == [] and sink.count == 0
+
+
+def test_a_ca_file_that_did_not_sign_the_certificate_is_named(
+    relay_tls: ssl.SSLContext, tmp_path: Path
+) -> None:
+    other = Authority.create(tmp_path, "another CA")
+    with SmtpSink(tls=relay_tls) as sink, pytest.raises(ConfigError) as caught:
+        one_alert(EmailNotifier(settings(sink, security="starttls", ca_file=str(other.ca_file))))
+    assert f"trusted neither by the system's CAs nor by {other.ca_file}" in str(caught.value)
+    assert sink.count == 0
+
+
+def test_a_certificate_for_another_name_points_at_host(authority: Authority, tmp_path: Path) -> None:
+    relay = authority.server_context(tmp_path, names=("relay.internal",))
+    with SmtpSink(tls=relay) as sink, pytest.raises(ConfigError) as caught:
+        one_alert(EmailNotifier(settings(sink, security="starttls", ca_file=str(authority.ca_file))))
+    assert "IP address mismatch" in str(caught.value)
+    assert "notifiers.email.host must be a name the certificate lists" in str(caught.value)
+
+
+def test_ca_file_adds_to_the_system_cas_rather_than_replacing_them(
+    authority: Authority, relay_tls: ssl.SSLContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relay signed by a CA of the system's store is still trusted with ``ca_file`` set."""
+    public = Authority.create(tmp_path / "public", "public CA")
+    monkeypatch.setenv("SSL_CERT_FILE", str(public.ca_file))  # stands in for the system's store
+    with SmtpSink(tls=public.server_context(tmp_path / "public-relay")) as by_public, \
+            SmtpSink(tls=relay_tls) as by_private:
+        for sink in (by_public, by_private):
+            one_alert(EmailNotifier(settings(sink, security="starttls",
+                                             ca_file=str(authority.ca_file))))
+        with pytest.raises(ConfigError, match=r"set notifiers\.email\.ca_file"):
+            one_alert(EmailNotifier(settings(by_private, security="starttls")))
+    assert [m.tls for m in by_public.messages + by_private.messages] == [True, True]
+
+
+def test_the_start_up_check_stops_on_an_untrusted_certificate(relay_tls: ssl.SSLContext) -> None:
+    """Like rejected credentials: callwatch does not start (exit 2) with a channel it cannot trust."""
+    with SmtpSink(tls=relay_tls) as sink:
+        notifier = EmailNotifier(settings(sink, security="starttls"))
+
+        async def main() -> dict[str, str]:
+            try:
+                return await check_notifiers({"email": notifier})
+            finally:
+                await notifier.aclose()
+
+        with pytest.raises(ConfigError, match=r"notifiers\.email\.ca_file"):
+            asyncio.run(main())
+
+
+def test_queued_mail_waits_for_the_certificate_to_be_trusted(
+    engine: Engine, authority: Authority, relay_tls: ssl.SSLContext
+) -> None:
+    """Not a dead letter either: the dispatcher leaves the message pending, no attempt
+    counted (and does not claim it again in the same pass, which used to spin forever),
+    and sends it once ``ca_file`` is set."""
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    sync_subscribers(engine, [Subscriber.model_validate({
+        "name": "ana", "channels": {"email": "ana@example.org"},
+        "subscriptions": [{"profile": "hydrogen-valley"}]})], now)
+    with engine.begin() as connection:
+        ana = connection.execute(sa.select(subscribers_table.c.id)).scalar_one()
+        connection.execute(deliveries_table.insert().values(
+            key="alert|ana|email|x|match", subscriber_id=ana, channel="email", kind="alert",
+            call_id=None, message=every_kind()["alert_new"].model_dump(mode="json"),
+            status="pending", next_attempt_at=now, created_at=now))
+
+    def row() -> sa.Row[tuple[object, ...]]:
+        with engine.connect() as connection:
+            return connection.execute(sa.select(deliveries_table)).one()
+
+    async def dispatch_with(notifier: EmailNotifier) -> None:
+        try:
+            await dispatch(engine, {"email": notifier}, lambda: now)
+        finally:
+            await notifier.aclose()
+
+    with SmtpSink(tls=relay_tls) as sink:
+        asyncio.run(dispatch_with(EmailNotifier(settings(sink, security="starttls"))))
+        assert (row().status, row().attempts) == ("pending", 0)
+        asyncio.run(dispatch_with(EmailNotifier(
+            settings(sink, security="starttls", ca_file=str(authority.ca_file)))))
+    assert (row().status, row().attempts) == ("sent", 1)
+    assert [m.rcpt_tos for m in sink.messages] == [("ana@example.org",)]
+
+
+def test_smtp_credentials_never_reach_a_log_line_or_an_error(
+    authority: Authority, relay_tls: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every log record of this process at DEBUG (the test server's own ``mail.*`` aside)
+    and every error raised: neither the user name nor the password, plain or base64 as
+    AUTH PLAIN and AUTH LOGIN send them. Without the redaction ``tracker.logs`` adds."""
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    secrets = (USERNAME, PASSWORD, b64(USERNAME), b64(PASSWORD), b64(f"\0{USERNAME}\0{PASSWORD}"))
+    errors: list[BaseException] = []
+    with caplog.at_level(logging.DEBUG), socket.socket() as unused, \
+            SmtpSink(tls=relay_tls, credentials=(USERNAME, PASSWORD)) as sink:
+        unused.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        trusted = settings(sink, security="starttls", ca_file=str(authority.ca_file))
+        one_alert(EmailNotifier.from_settings(trusted, SMTP_ENV))
+        for email_settings, env in [
+            (trusted, {**SMTP_ENV, "CALLWATCH_SMTP_USERNAME": PASSWORD}),  # swapped by mistake
+            (settings(sink, security="starttls"), SMTP_ENV),  # untrusted certificate
+        ]:
+            with pytest.raises(ConfigError) as caught:
+                one_alert(EmailNotifier.from_settings(email_settings, env))
+            errors.append(caught.value)
+        down = EmailNotifier.from_settings(
+            EmailSettings(host="127.0.0.1", port=unused.getsockname()[1], security="ssl",
+                          ca_file=authority.ca_file, timeout=5), SMTP_ENV)
+
+        async def check() -> dict[str, str]:
+            try:
+                return await check_notifiers({"email": down})  # logs why the channel is down
+            finally:
+                await down.aclose()
+
+        asyncio.run(check())
+    assert sink.logins == [(USERNAME, True)]
+    ours = [r for r in caplog.records if not r.name.startswith("mail.")]
+    assert any(r.name == "tracker.pipeline" for r in ours)  # the check above did log
+    texts = [r.getMessage() for r in ours]
+    texts += ["".join(traceback.format_exception(r.exc_info[1])) for r in ours if r.exc_info]
+    texts += ["".join(traceback.format_exception(e)) for e in errors]
+    leaks = [(secret, text) for text in texts for secret in secrets if secret in text]
+    assert leaks == []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from tracker.errors import ConfigError
 from tracker.planning import WEEKDAYS, DigestSchedule
@@ -102,6 +103,32 @@ class EmailSettings(_Section):
         "", description="https URL with {token} for one-click unsubscribe; empty: a mailto to sender"
     )
     timeout: float = Field(30.0, gt=0, description="seconds to wait for the SMTP server")
+    ca_file: Path | None = Field(
+        None, description="PEM file of CAs trusted for the server's certificate besides the "
+        "system's (a private relay's internal CA); empty: the system's only"
+    )
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable_pem(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """Checked at start: a CA file that is missing, unreadable or holds no PEM certificate."""
+        if value is None:
+            return None
+        if info.data.get("security") == "none":
+            raise ValueError('only used over TLS: set security to "starttls" or "ssl"')
+        path = value.expanduser()
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+        except OSError as exc:
+            if not isinstance(exc, ssl.SSLError):
+                raise ValueError(f"cannot read the CA file: {exc.strerror or exc}") from exc
+            raise ValueError("not a PEM file of CA certificates") from exc
+        return path
 
 
 class WebhookSettings(_Section):
@@ -320,6 +347,10 @@ def load_config(
             block = from_file.get(section)
             if isinstance(block, dict) and "directory" in block:
                 block["directory"] = _resolve_dir(block["directory"], base)
+        notifiers = from_file.get("notifiers")
+        email = notifiers.get("email") if isinstance(notifiers, dict) else None
+        if isinstance(email, dict) and "ca_file" in email:  # beside the file, like directories
+            email["ca_file"] = _resolve_dir(email["ca_file"], base)
         raw = _merge(raw, from_file)
     overrides, origins = env_overrides(environ)
     raw = _merge(raw, overrides)

@@ -11,7 +11,10 @@ the outcome in its own small transaction right after the channel answers:
 - ``ChatMigrated``: the new chat id is stored and the rest is sent at once;
 - ``ChannelGone`` (bot blocked, chat deleted): the subscriber's channel is deactivated and
   the message is a dead letter; ``ChannelRejected``: a dead letter;
-- a channel that is not configured in this process: the row is left for later.
+- a channel that is not configured in this process: the row is left for later;
+- ``ConfigError`` (rejected credentials, an untrusted server certificate): logged, and that
+  channel's claimed rows are given back untouched (no attempt counted) and not claimed
+  again in this pass; they go out once the configuration is fixed.
 
 Parts of a long Telegram message that went out before a failure are counted
 (``parts_sent``), so a retry sends only the rest.
@@ -251,10 +254,11 @@ async def dispatch(engine: Engine, notifiers: Mapping[str, Notifier], clock: Clo
     slowest send of one batch).
     """
     report = DispatchReport()
-    channels = tuple(sorted(notifiers))
-    if not channels:
-        return report
+    broken: set[str] = set()  # misconfigured (ConfigError): not claimed again in this pass
     while stop is None or not stop.is_set():
+        channels = tuple(sorted(set(notifiers) - broken))
+        if not channels:
+            break
         rows = await asyncio.to_thread(claim, engine, clock(), batch, lease, channels)
         if not rows:
             break
@@ -273,6 +277,7 @@ async def dispatch(engine: Engine, notifiers: Mapping[str, Notifier], clock: Clo
                     await _deliver(engine, notifier, row, clock, report, max_attempts)
                 except ConfigError as exc:  # a channel misconfigured at send time: leave the rest
                     log.error("channel=%s cannot send: %s", channel, exc)
+                    broken.add(channel)  # its rows stay due: claiming them again would spin
                     await asyncio.to_thread(_release, engine, [r.id for r in queue[index:]])
                     return
 

@@ -5,6 +5,10 @@ the headers and the escaping; they can also be written as ``.eml`` files for a p
 open (``callwatch demo`` does). Fault switches refuse a recipient (550) or answer the next
 messages with a temporary failure (451). With ``keep=False`` it only counts, so a benchmark
 of ten thousand messages measures the sender's memory, not the sink's.
+
+With ``tls`` (a server-side SSLContext) it offers STARTTLS and refuses mail and logins
+before it; with ``implicit_tls`` as well, it speaks TLS from the first byte (port 465
+style). Each message and each accepted login records whether it came over TLS.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import email
 import email.policy
 import itertools
+import ssl
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -31,6 +36,7 @@ class ReceivedEmail:
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
     raw: bytes
+    tls: bool = False
 
 
 class _Handler:
@@ -45,7 +51,12 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        return self.sink._receive(envelope)
+        return self.sink._receive(envelope, tls=_over_tls(server))
+
+
+def _over_tls(server: SMTP) -> bool:
+    transport = server.transport
+    return transport is not None and transport.get_extra_info("ssl_object") is not None
 
 
 class _QuietSession(Session):
@@ -85,19 +96,28 @@ class SmtpSink:
     """Start with ``start()`` or as a context manager; ``host`` and ``port`` say where."""
 
     def __init__(self, *, keep: bool = True, directory: Path | None = None,
-                 credentials: tuple[str, str] | None = None) -> None:
+                 credentials: tuple[str, str] | None = None, tls: ssl.SSLContext | None = None,
+                 implicit_tls: bool = False) -> None:
         self.keep = keep
         self.directory = directory
         self.credentials = credentials
         self.messages: list[ReceivedEmail] = []
+        self.logins: list[tuple[str, bool]] = []  # (user name, over TLS) of each accepted login
         self.count = 0
         self.refused: set[str] = set()
         self.temporary_failures = 0  # answer the next N messages with 451
         self._lock = threading.Lock()
         self._names = itertools.count(1)
         options: dict[str, Any] = {}
+        if tls is not None and implicit_tls:
+            options.update(ssl_context=tls)
+        elif tls is not None:
+            options.update(tls_context=tls, require_starttls=True)
         if credentials is not None:
-            options.update(authenticator=self._authenticate, auth_require_tls=False)
+            # aiosmtpd counts only STARTTLS as TLS for AUTH: over implicit TLS it would
+            # refuse every login, so there (and without TLS) it must not insist
+            options.update(authenticator=self._authenticate,
+                           auth_require_tls=tls is not None and not implicit_tls)
         self._controller = _Controller(_Handler(self), hostname="127.0.0.1", port=0, **options)
 
     @property
@@ -116,9 +136,12 @@ class SmtpSink:
                       mechanism: str, auth_data: Any) -> AuthResult:
         ok = isinstance(auth_data, LoginPassword) and self.credentials is not None and (
             auth_data.login.decode(), auth_data.password.decode()) == self.credentials
+        if ok:
+            with self._lock:
+                self.logins.append((auth_data.login.decode(), _over_tls(server)))
         return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
 
-    def _receive(self, envelope: Envelope) -> str:
+    def _receive(self, envelope: Envelope, *, tls: bool = False) -> str:
         with self._lock:
             if self.temporary_failures > 0:
                 self.temporary_failures -= 1
@@ -136,7 +159,8 @@ class SmtpSink:
             self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / f"{next(self._names):05d}.eml").write_bytes(raw)
         if self.keep:
-            received = ReceivedEmail(str(envelope.mail_from), tuple(envelope.rcpt_tos), parsed, raw)
+            received = ReceivedEmail(str(envelope.mail_from), tuple(envelope.rcpt_tos), parsed, raw,
+                                     tls=tls)
             with self._lock:
                 self.messages.append(received)
         return "250 Message accepted for delivery"
