@@ -21,9 +21,10 @@ at the server's handshake rate); it is reopened once if the server dropped it wh
 
 Errors: a refused recipient (550/551/553) raises ``ChannelGone``; another 5xx answer
 ``ChannelRejected``; 4xx answers, timeouts and lost connections ``ChannelUnavailable``; a
-rejected login and a server certificate that cannot be verified ``ConfigError`` (see
-``untrusted_certificate`` for why). A connection lost after the server accepted the data but
-before it said so is the one window where a retry can duplicate a message.
+rejected login, a server certificate that cannot be verified and ``starttls`` against a
+server that offers no STARTTLS ``ConfigError`` (see ``untrusted_certificate`` for why). A
+connection lost after the server accepted the data but before it said so is the one window
+where a retry can duplicate a message.
 """
 
 from __future__ import annotations
@@ -185,6 +186,13 @@ class EmailNotifier:
             failure = _verification_failure(exc)
             if failure is not None:
                 raise untrusted_certificate(self.settings, failure) from exc
+            if security == "starttls" and "STARTTLS extension not supported" in str(exc):
+                # aiosmtplib has no type of its own for this; like a certificate that fails
+                # to verify it will fail the same way on every retry, so it is the setting
+                raise ConfigError(
+                    f"{self.settings.host}:{self.settings.port} does not offer STARTTLS; set "
+                    "notifiers.email.security to \"ssl\" if it speaks TLS from the start, or "
+                    "check host and port", key="notifiers.email.security") from exc
             raise ChannelUnavailable(f"email: cannot connect to {self.settings.host}:"
                                      f"{self.settings.port}: {exc}") from exc
         self._smtp = smtp

@@ -379,3 +379,13 @@ def test_smtp_credentials_never_reach_a_log_line_or_an_error(
     texts += ["".join(traceback.format_exception(e)) for e in errors]
     leaks = [(secret, text) for text in texts for secret in secrets if secret in text]
     assert leaks == []
+
+
+def test_starttls_against_a_server_that_does_not_offer_it_names_the_setting(sink: SmtpSink) -> None:
+    """A plain server never starts offering STARTTLS on a retry: it is the configuration."""
+    with pytest.raises(ConfigError) as caught:
+        one_alert(EmailNotifier(settings(sink, security="starttls")))
+    assert not isinstance(caught.value, TransientError)
+    assert caught.value.key == "notifiers.email.security"
+    assert f"127.0.0.1:{sink.port} does not offer STARTTLS" in str(caught.value)
+    assert sink.count == 0
