@@ -2,6 +2,8 @@
 
 The dispatcher's claim runs every few seconds in every worker, against an outbox that
 keeps every message ever sent; it must read its batch off an index, not scan the table.
+The same holds for the change cursor, the open calls by deadline among years of closed
+ones, and the digest entries a round still owes.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.conftest import PG_URL
-from tracker.delivery import changes_table
+from tracker.delivery import changes_table, digest_entries_table
 from tracker.dispatch import due_queries
+from tracker.store import calls_table
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="needs CALLWATCH_TEST_DATABASE_URL (PostgreSQL)")
 
@@ -78,3 +81,50 @@ def test_changes_since_the_cursor_use_the_primary_key(engine: Engine) -> None:
              .order_by(changes_table.c.id))
     plan = _plan(engine, query)
     assert "call_changes_pkey" in plan and "Seq Scan" not in plan, plan
+
+
+def test_open_calls_by_deadline_use_the_status_index(engine: Engine) -> None:
+    """50,000 stored calls of which 49,000 closed (history piles up): `calls list` of the open
+    and forthcoming ones reads them off ``ix_calls_status_final_deadline``."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("plans are checked on PostgreSQL")
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO calls (id, source, native_id, status, title, record, fingerprint,"
+            " final_deadline, first_seen, last_seen, last_changed, still_listed, missing_runs)"
+            " SELECT 's:' || g, 's', g::text,"
+            "  CASE WHEN g % 100 = 0 THEN 'open' WHEN g % 100 = 1 THEN 'forthcoming'"
+            "       ELSE 'closed' END,"
+            "  't', '{}', 'f', :now + g * interval '1 hour', :now, :now, :now, true, 0"
+            " FROM generate_series(1, 50000) AS g"), {"now": NOW})
+        connection.execute(sa.text("ANALYZE calls"))
+    query = (sa.select(calls_table.c.id).where(calls_table.c.status.in_(["open", "forthcoming"]))
+             .order_by(calls_table.c.final_deadline.is_(None), calls_table.c.final_deadline,
+                       calls_table.c.id))
+    plan = _plan(engine, query)
+    assert "ix_calls_status_final_deadline" in plan and "Seq Scan" not in plan, plan
+
+
+def test_digest_entries_after_a_position_use_the_profile_index(engine: Engine) -> None:
+    """200,000 digest entries of 1,000 profiles, the round's positions near the end: the
+    entries still owed are read off ``ix_digest_entries_profile (profile, id)``."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("plans are checked on PostgreSQL")
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO calls (id, source, native_id, status, title, record, fingerprint,"
+            " first_seen, last_seen, last_changed, still_listed, missing_runs)"
+            " VALUES ('s:1', 's', '1', 'open', 't', '{}', 'f', :now, :now, :now, true, 0)"),
+            {"now": NOW})
+        connection.execute(sa.text(
+            "INSERT INTO digest_entries (key, profile, call_id, reasons, created_at)"
+            " SELECT 'e' || g, 'p' || (g % 1000), 's:1', '[]', :now"
+            " FROM generate_series(1, 200000) AS g"), {"now": NOW})
+        connection.execute(sa.text("ANALYZE digest_entries"))
+    table = digest_entries_table
+    query = (sa.select(table.c.id).where(table.c.profile.in_([f"p{n}" for n in range(500)]),
+                                         table.c.id > 199_000, table.c.id <= 200_000)
+             .order_by(table.c.id))
+    plan = _plan(engine, query)
+    assert "ix_digest_entries_profile" in plan or "digest_entries_pkey" in plan, plan
+    assert "Seq Scan" not in plan, plan
