@@ -54,6 +54,9 @@ SAMPLE_2026 = RECORDINGS / "search_response_excerpt_2026__AarhusAI_portal_search
 SAMPLE_2025 = FIXTURES / "search_response_pageSize10_2025-05-05__Paul-Mazaingue_ec-funding-alert-api.json"
 CASCADE = RECORDINGS / "sedia_search_type8_cascade_response.json"
 EXTERNAL = FIXTURES / "search_external_actions_and_links_2026.json"
+ITEM_2023 = FIXTURES / "search_result_item_2023-04__unattributed.json"
+REAL_QUERIES = sorted(FIXTURES.glob("search_request_query_*.json"))
+REAL_SORT = FIXTURES / "search_request_sort_multikey__Paul-Mazaingue_config_sort.json"
 
 
 @pytest.mark.parametrize(
@@ -345,3 +348,52 @@ def test_type_2_is_asked_for_with_the_external_action_codes() -> None:
         "45876777", "111111", "47376280"]
     with pytest.raises(ValueError, match="unknown portal types"):
         FtPortalSettings(types=[3])  # type: ignore[arg-type]
+
+
+def test_a_real_2023_row_forthcoming_then_closed_after_its_cut_off() -> None:
+    """A real single result (2023): keywords as JSON inside a string, a deadline with its own
+    time (19:00 +02:00, not the 17:00 Brussels default), and a status flag that says
+    forthcoming long after the cut-off."""
+    row = json.loads(ITEM_2023.read_text(encoding="utf-8"))
+    assert row["metadata"]["status"] == ["31094501"]  # forthcoming, as recorded
+    before = normalize(row, now=datetime(2024, 1, 25, tzinfo=UTC))
+    assert before.id == "ft_portal:HORIZON-CL5-2024-D2-01-03"
+    assert before.status is CallStatus.FORTHCOMING and before.programme == "Horizon Europe"
+    assert before.deadlines == (datetime(2024, 4, 18, 17, 0, tzinfo=UTC),)
+    assert before.keywords[:2] == ("Energy storage", "Social Innovation")
+    assert before.action_type == "RIA"
+    assert normalize(row, now=datetime(2026, 11, 25, tzinfo=UTC)).status is CallStatus.CLOSED
+
+
+def _terms(node: Any) -> dict[str, list[str]]:
+    """Every ``terms`` filter in a search query, by field."""
+    found: dict[str, list[str]] = {}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "terms":
+                for field, values in value.items():
+                    found.setdefault(field, []).extend(values)
+            else:
+                for field, values in _terms(value).items():
+                    found.setdefault(field, []).extend(values)
+    elif isinstance(node, list):
+        for item in node:
+            for field, values in _terms(item).items():
+                found.setdefault(field, []).extend(values)
+    return found
+
+
+def test_our_query_speaks_the_vocabulary_of_real_requests() -> None:
+    """Field names and status codes as real clients send them (recorded requests), and the
+    sort entries in their shape: a typo here returns an empty page, not an error."""
+    real: dict[str, list[str]] = {}
+    for path in REAL_QUERIES:
+        for field, values in _terms(json.loads(path.read_text(encoding="utf-8"))).items():
+            real.setdefault(field, []).extend(values)
+    ours = _terms(build_query(FtPortalSettings(types=("1", "2", "8"))))
+    assert set(ours) == {"type", "status", "frameworkProgramme"}
+    assert {"type", "status"} <= set(real)
+    assert set(ours["status"]) <= set(real["status"]) and set(ours["type"]) <= set(real["type"])
+    real_sort = json.loads(REAL_SORT.read_text(encoding="utf-8"))
+    ours_sort = json.loads(build_request(FtPortalSettings(), page=1)["files"]["sort"][1])
+    assert ours_sort in real_sort  # {"field": "identifier", "order": "ASC"}
