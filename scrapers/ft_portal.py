@@ -70,7 +70,7 @@ from tracker.errors import (
     SourceUnavailable,
     TransientError,
 )
-from tracker.models import CallDocument, CallRecord, CallStatus, ScrapeResult
+from tracker.models import HTTP_URL, CallDocument, CallRecord, CallStatus, ScrapeResult
 from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
 from tracker.text import html_to_text, one_line
 
@@ -254,7 +254,7 @@ def _json_entries(fields: Mapping[str, Any], key: str) -> list[dict[str, Any]] |
 
 def _document(title: Any, url: Any) -> CallDocument | None:
     link = str(url or "").strip()
-    if not re.match(r"^https?://\S+$", link):
+    if not re.match(HTTP_URL, link):
         return None
     return CallDocument(title=one_line(str(title or "")) or "Link", url=link)
 

@@ -18,7 +18,6 @@ from tracker.delivery import (
     digest_entries_table,
     enqueue_digests,
     mode_change,
-    newest_entry,
     preview_digests,
     subscribers_table,
     subscriptions_table,
@@ -49,8 +48,7 @@ def _subscriber(engine: Engine, n: int, profile: str, *, mode: str = "daily",
             subscriber_id=n, channel="email", address=f"sme-{n}@example.invalid",
             configured_address=f"sme-{n}@example.invalid", webhook_format="generic", active=True))
         connection.execute(subscriptions_table.insert().values(
-            subscriber_id=n, profile=profile, mode=mode, channels=None, token=f"t{n}",
-            digested_through=newest_entry()))
+            subscriber_id=n, profile=profile, mode=mode, channels=None, token=f"t{n}"))
 
 
 def _world(engine: Engine, subscribers: int) -> None:

@@ -69,7 +69,6 @@ from tracker.delivery import (
     deliveries_table,
     enqueue_digests,
     mode_change,
-    newest_entry,
     subscribers_table,
     subscriptions_table,
 )
@@ -312,7 +311,7 @@ def subscribe(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, 
         else:
             connection.execute(subscriptions_table.insert().values(
                 subscriber_id=subscriber.id, profile=profile, mode=mode, channels=None,
-                token=secrets.token_urlsafe(24), digested_through=newest_entry()))
+                token=secrets.token_urlsafe(24)))
     log.info("bot subscribe subscriber=%s profile=%s mode=%s", subscriber.name, profile, mode)
     return f"You now follow <code>{tg_escape(profile)}</code> ({_describe_mode(mode)})."
 

@@ -291,6 +291,36 @@ class SubscriberChannelRow(SQLModel, table=True):
     note: str | None = None
 
 
+class DigestEntryRow(SQLModel, table=True):
+    """Something new or changed for a profile, waiting for its digest subscribers.
+
+    One row per profile and event, not per subscriber: a cluster's 3,000 member SMEs read
+    the same rows, each from its subscription's ``digested_through`` on (a round for
+    112,000 subscribers wrote and then marked 1.1 million per-subscriber rows before;
+    BENCHMARKS.md). Rows are written only by the notify step, which the scheduler runs
+    once at a time, so ids become visible in increasing order and a position never skips
+    one.
+    """
+
+    __tablename__ = "digest_entries"
+    __table_args__ = (sa.Index("ix_digest_entries_profile", "profile", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=400, sa_column_kwargs={"unique": True})
+    profile: str = Field(max_length=100)
+    call_id: str = Field(foreign_key="calls.id", max_length=400)
+    change_id: int | None = None
+    reasons: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    created_at: datetime = _utc_column()
+
+
+def newest_digest_entry() -> Any:
+    """The newest digest entry's id (0 when there is none), as SQL: where a subscription's
+    digests start when it is created or leaves instant mode, read in that very statement."""
+    entries: sa.Table = DigestEntryRow.__table__  # type: ignore[attr-defined]
+    return sa.select(sa.func.coalesce(sa.func.max(entries.c.id), 0)).scalar_subquery()
+
+
 class SubscriptionRow(SQLModel, table=True):
     """A subscriber follows a profile in a mode; ``token`` identifies it in unsubscribe links."""
 
@@ -304,10 +334,11 @@ class SubscriptionRow(SQLModel, table=True):
     mode: str = Field(max_length=10)
     channels: list[str] | None = Field(default=None, sa_column=Column(JSONType, nullable=True))
     token: str = Field(max_length=64, sa_column_kwargs={"unique": True})
-    #: the last ``digest_entries`` id this subscription's digests have covered; set to the
-    #: newest entry when the subscription starts (or leaves instant mode), so a new
+    #: the last ``digest_entries`` id this subscription's digests have covered. Every insert
+    #: starts it at the newest entry (the column's default, whoever inserts), so a new
     #: follower gets what happens from then on, not the profile's history
-    digested_through: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    digested_through: int = Field(sa_column=Column(
+        sa.Integer, nullable=False, server_default="0", default=newest_digest_entry()))
 
 
 class DeliveryRow(SQLModel, table=True):
@@ -350,29 +381,6 @@ class DeliveryRow(SQLModel, table=True):
     #: the message is in ``delivery_bodies`` (``message`` is then ``{}``): a digest that many
     #: subscribers get is stored once (migration 0006)
     body_id: int | None = None
-
-
-class DigestEntryRow(SQLModel, table=True):
-    """Something new or changed for a profile, waiting for its digest subscribers.
-
-    One row per profile and event, not per subscriber: a cluster's 3,000 member SMEs read
-    the same rows, each from its subscription's ``digested_through`` on (a round for
-    112,000 subscribers wrote and then marked 1.1 million per-subscriber rows before;
-    BENCHMARKS.md). Rows are written only by the notify step, which the scheduler runs
-    once at a time, so ids become visible in increasing order and a position never skips
-    one.
-    """
-
-    __tablename__ = "digest_entries"
-    __table_args__ = (sa.Index("ix_digest_entries_profile", "profile", "id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=400, sa_column_kwargs={"unique": True})
-    profile: str = Field(max_length=100)
-    call_id: str = Field(foreign_key="calls.id", max_length=400)
-    change_id: int | None = None
-    reasons: list[str] = Field(sa_column=Column(JSONType, nullable=False))
-    created_at: datetime = _utc_column()
 
 
 class CursorRow(SQLModel, table=True):

@@ -41,6 +41,7 @@ from tracker.db import (
     SubscriberChannelRow,
     SubscriberRow,
     SubscriptionRow,
+    newest_digest_entry,
 )
 from tracker.models import CallRecord, Change, ChangeKind
 from tracker.planning import (
@@ -170,8 +171,7 @@ def _sync_subscriptions(connection: Connection, subscriber_id: int, subscriber: 
         if row is None:
             connection.execute(subscriptions_table.insert().values(
                 subscriber_id=subscriber_id, profile=subscription.profile, mode=subscription.mode,
-                channels=channels, token=secrets.token_urlsafe(24),
-                digested_through=newest_entry()))
+                channels=channels, token=secrets.token_urlsafe(24)))
         elif row.mode != subscription.mode or row.channels != channels:
             connection.execute(subscriptions_table.update().where(subscriptions_table.c.id == row.id)
                                .values(mode=subscription.mode, channels=channels,
@@ -182,80 +182,78 @@ def _sync_subscriptions(connection: Connection, subscriber_id: int, subscriber: 
             connection.execute(subscriptions_table.delete().where(subscriptions_table.c.id == row.id))
 
 
-def newest_entry() -> Any:
-    """Where a subscription's digests start: after the newest digest entry, read in the
-    statement that creates the subscription. A new follower hears what happens from then
-    on, not the profile's history."""
-    return (sa.select(sa.func.coalesce(sa.func.max(digest_entries_table.c.id), 0))
-            .scalar_subquery())
-
-
 def mode_change(old: str, new: str) -> dict[str, Any]:
     """Extra values for a subscription switching from ``old`` to ``new`` mode: leaving
     instant mode starts the digests from now (its alerts already told the rest), while
     daily ↔ weekly keeps what is still waiting."""
     if old == "instant" and new != "instant":
-        return {"digested_through": newest_entry()}
+        return {"digested_through": newest_digest_entry()}
     return {}
+
+
+def _subscriptions(connection: Connection, available: Iterable[str], *,
+                   id_range: tuple[int, int] | None = None,
+                   profiles: Iterable[str] | None = None,
+                   modes: Iterable[str] | None = None) -> list[tuple[Any, tuple[str, ...]]]:
+    """Subscriptions (with their subscriber's fields) in subscription order, each with the
+    channels it can be sent on: active, available, and among those it names, if it does.
+
+    Two statements, only the columns used: the digest round runs this once per batch of
+    subscribers, 112 times for 112,000 of them.
+    """
+    usable = set(available)
+    subscriptions, subscribers = subscriptions_table, subscribers_table
+    query = (sa.select(subscriptions.c.id, subscriptions.c.subscriber_id, subscriptions.c.profile,
+                       subscriptions.c.mode, subscriptions.c.channels, subscriptions.c.token,
+                       subscriptions.c.digested_through, subscribers.c.name,
+                       subscribers.c.timezone, subscribers.c.muted_until,
+                       subscribers.c.quiet_hours, subscribers.c.reminders)
+             .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
+             .order_by(subscriptions.c.id))
+    channel_query = (sa.select(channels_table.c.subscriber_id, channels_table.c.channel)
+                     .where(channels_table.c.active.is_(True)))
+    if id_range is not None:
+        query = query.where(subscriptions.c.subscriber_id.between(*id_range))
+        channel_query = channel_query.where(channels_table.c.subscriber_id.between(*id_range))
+    if profiles is not None:
+        query = query.where(subscriptions.c.profile.in_(list(profiles)))
+    if modes is not None:
+        query = query.where(subscriptions.c.mode.in_(list(modes)))
+    rows = connection.execute(query).all()  # fetchall: psycopg's fetchone is slow
+    if not rows:
+        return []
+    channels: dict[int, list[str]] = defaultdict(list)
+    for found in connection.execute(channel_query).all():
+        if found.channel in usable:
+            channels[found.subscriber_id].append(found.channel)
+    return [(row, tuple(sorted(c for c in channels.get(row.subscriber_id, ())
+                               if row.channels is None or c in row.channels)))
+            for row in rows]
 
 
 def audiences(connection: Connection, now: datetime, available: Iterable[str],
               profiles: Iterable[str] | None = None,
               id_range: tuple[int, int] | None = None,
               modes: Iterable[str] | None = None) -> list[Audience]:
-    """Every subscription with the subscriber's active, available channels (none: skipped).
+    """Every subscription with the subscriber's active, available channels (none, or a
+    muted subscriber: skipped).
 
     ``id_range`` (first and last subscriber id, inclusive) reads one batch of subscribers,
     so callers can walk 100,000 of them with memory bounded by the batch. ``modes`` keeps
-    only subscriptions in those modes, and reads only their subscribers (the notify step
-    wants the few instant ones).
+    only subscriptions in those modes (the notify step wants the few instant ones).
     """
-    usable = set(available)
-    query = sa.select(subscriptions_table)
-    if id_range is not None:
-        query = query.where(subscriptions_table.c.subscriber_id.between(*id_range))
-    if profiles is not None:
-        query = query.where(subscriptions_table.c.profile.in_(list(profiles)))
-    if modes is not None:
-        query = query.where(subscriptions_table.c.mode.in_(list(modes)))
-    rows = connection.execute(query.order_by(subscriptions_table.c.id)).all()
-    if not rows:
-        return []
-    channel_query = (sa.select(channels_table.c.subscriber_id, channels_table.c.channel)
-                     .where(channels_table.c.active.is_(True)))
-    subscriber_query = sa.select(subscribers_table)
-    wanted: list[Any] = [None]  # every subscriber, or those of the range
-    if modes is not None:  # a few subscribers: read those only
-        wanted = list(_chunks(sorted({row.subscriber_id for row in rows})))
-    elif id_range is not None:
-        channel_query = channel_query.where(channels_table.c.subscriber_id.between(*id_range))
-        subscriber_query = subscriber_query.where(subscribers_table.c.id.between(*id_range))
-    channel_rows: dict[int, list[str]] = defaultdict(list)
-    subscribers: dict[int, Any] = {}
-    for ids in wanted:
-        channels_of = channel_query if ids is None else channel_query.where(
-            channels_table.c.subscriber_id.in_(ids))
-        for found in connection.execute(channels_of).all():  # fetchall: psycopg's fetchone is slow
-            if found.channel in usable:
-                channel_rows[found.subscriber_id].append(found.channel)
-        subscribers_of = subscriber_query if ids is None else subscriber_query.where(
-            subscribers_table.c.id.in_(ids))
-        subscribers.update((row.id, row) for row in connection.execute(subscribers_of).all())
-    result: list[Audience] = []
-    for row in rows:
-        subscriber = subscribers[row.subscriber_id]
-        if subscriber.muted_until is not None and subscriber.muted_until > now:
-            continue
-        channels = [c for c in channel_rows[row.subscriber_id] if row.channels is None or c in row.channels]
-        if not channels:
-            continue
-        result.append(Audience(
-            subscriber_id=subscriber.id, subscriber=subscriber.name, profile=row.profile,
-            mode=row.mode, channels=tuple(sorted(channels)), timezone=subscriber.timezone,
-            quiet_hours_end=quiet_until(subscriber.quiet_hours, subscriber.timezone, now),
-            reminders=tuple(subscriber.reminders),
-            token=row.token))
-    return result
+    return [Audience(
+        subscriber_id=row.subscriber_id, subscriber=row.name, profile=row.profile,
+        mode=row.mode, channels=channels, timezone=row.timezone,
+        quiet_hours_end=quiet_until(row.quiet_hours, row.timezone, now),
+        reminders=tuple(row.reminders), token=row.token)
+        for row, channels in _subscriptions(connection, available, id_range=id_range,
+                                            profiles=profiles, modes=modes)
+        if channels and not _muted(row.muted_until, now)]
+
+
+def _muted(until: datetime | None, now: datetime) -> bool:
+    return until is not None and until > now
 
 
 def subscriber_batches(connection: Connection, size: int = SUBSCRIBER_BATCH,
@@ -555,35 +553,14 @@ class _Entry:
 
 def _digest_members(connection: Connection, now: datetime, usable: Iterable[str],
                     id_range: tuple[int, int]) -> list[_Member]:
-    """The daily and weekly subscriptions of a range of subscribers, in subscription order
-    (two statements, only the columns used: this runs 112 times in a round)."""
-    available = set(usable)
-    channels: dict[int, list[str]] = defaultdict(list)
-    for found in connection.execute(
-            sa.select(channels_table.c.subscriber_id, channels_table.c.channel)
-            .where(channels_table.c.active.is_(True),
-                   channels_table.c.subscriber_id.between(*id_range))).all():
-        if found.channel in available:
-            channels[found.subscriber_id].append(found.channel)
-    subscriptions, subscribers = subscriptions_table, subscribers_table
-    members: list[_Member] = []
-    for row in connection.execute(
-            sa.select(subscriptions.c.id, subscriptions.c.subscriber_id, subscriptions.c.profile,
-                      subscriptions.c.mode, subscriptions.c.channels,
-                      subscriptions.c.digested_through, subscribers.c.name,
-                      subscribers.c.timezone, subscribers.c.muted_until)
-            .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
-            .where(subscriptions.c.subscriber_id.between(*id_range),
-                   subscriptions.c.mode.in_(("daily", "weekly")))
-            .order_by(subscriptions.c.id)).all():
-        usable_here = tuple(sorted(c for c in channels.get(row.subscriber_id, ())
-                                   if row.channels is None or c in row.channels))
-        members.append(_Member(
-            subscription_id=row.id, subscriber_id=row.subscriber_id, subscriber=row.name,
-            profile=row.profile, mode=row.mode, channels=usable_here, timezone=row.timezone,
-            muted=row.muted_until is not None and row.muted_until > now,
-            position=row.digested_through))
-    return members
+    """The daily and weekly subscriptions of a range of subscribers, in subscription order,
+    muted or without a channel included (their due digests still move their positions)."""
+    return [_Member(subscription_id=row.id, subscriber_id=row.subscriber_id,
+                    subscriber=row.name, profile=row.profile, mode=row.mode, channels=channels,
+                    timezone=row.timezone, muted=_muted(row.muted_until, now),
+                    position=row.digested_through)
+            for row, channels in _subscriptions(connection, usable, id_range=id_range,
+                                                modes=("daily", "weekly"))]
 
 
 class _DigestRound:
@@ -785,6 +762,12 @@ def _first_after(entries: Sequence[_Entry], position: int) -> int:
     return low
 
 
+def _senders(members: Iterable[_Member]) -> list[_Member]:
+    """The subscriptions a digest is made of: a muted subscriber's digest is skipped, and a
+    subscription with no usable channel adds nothing."""
+    return [m for m in members if m.channels and not m.muted]
+
+
 def _groups(members: Iterable[_Member], subscriber: str | None
             ) -> dict[tuple[int, str], list[_Member]]:
     """Subscriptions by (subscriber, mode): one digest each."""
@@ -854,9 +837,8 @@ def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: l
             period = f"manual-{now:%Y-%m-%dT%H:%M}"
         if period is None:
             continue
-        # a muted subscriber's digest is skipped, and a subscription with no usable channel
-        # adds nothing: what they would have said is not carried over (as for alerts)
-        senders = [m for m in members if m.channels and not m.muted]
+        # what a skipped subscription would have said is not carried over (as for alerts)
+        senders = _senders(members)
         skipped = members if not senders else [m for m in members if not m.channels]
         advance.extend(m.subscription_id for m in skipped if m.position < state.upto)
         if senders:
@@ -916,7 +898,7 @@ def preview_digests(engine: Engine, now: datetime, available: Iterable[str],
         state = _DigestRound.starting(connection, now)
         for id_range in subscriber_batches(connection, SUBSCRIBER_BATCH, subscriber):
             groups = _groups(_digest_members(connection, now, usable, id_range), subscriber)
-            wanted = {group: [m for m in members if m.channels and not m.muted]
+            wanted = {group: _senders(members)
                       for group, members in groups.items()}
             state.prepare(connection, (m for senders in wanted.values() for m in senders))
             for (_, mode), senders in wanted.items():

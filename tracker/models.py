@@ -63,13 +63,17 @@ def _strings(values: Iterable[Any]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+#: a url a subscriber can open: http(s), no spaces (``javascript:`` and the like are dropped)
+HTTP_URL = r"^https?://\S+$"
+
+
 class CallDocument(BaseModel):
     """A document or link a source attaches to a call: a call document, a submission link."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     title: str = Field(min_length=1)
-    url: str = Field(pattern=r"^https?://\S+$", description="http(s) only")
+    url: str = Field(pattern=HTTP_URL, description="http(s) only")
 
     def describe(self) -> str:
         """One line for a change event: 'Guidelines: https://…'."""

@@ -45,7 +45,7 @@ def call_as_json(call: StoredCall, now: datetime) -> dict[str, Any]:
         "language": record.language,
         "summary": record.summary,
         "documents": None if record.documents is None else [
-            {"title": d.title, "url": d.url} for d in record.documents],
+            d.model_dump() for d in record.documents],
         "first_seen": isoformat_utc(call.first_seen),
         "last_seen": isoformat_utc(call.last_seen),
         "last_changed": isoformat_utc(call.last_changed),
