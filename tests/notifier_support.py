@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
 from tests.factories import make_call
+from tracker.delivery import deliveries_table, subscribers_table, sync_subscribers
 from tracker.models import CallRecord, Change, ChangeKind
 from tracker.ports import Message
 from tracker.render import AlertItem, render_alert, render_digest, render_reminder
+from tracker.subscribers import Subscriber
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 HOSTILE_TITLE = (
@@ -49,6 +54,20 @@ def item(native_id: str = "HORIZON-CL5-2026-D3-01-01", *changes: ChangeKind,
         else:
             built.append(change(record, kind))
     return AlertItem(record, tuple(built), ('keyword "hydrogen" in title',), profile)
+
+
+def queue_one_email_alert(engine: Engine, now: datetime) -> None:
+    """Subscriber "ana" (email only) with one pending alert in the outbox, due ``now``: what
+    the dispatcher tests send, fail and retry."""
+    sync_subscribers(engine, [Subscriber.model_validate({
+        "name": "ana", "channels": {"email": "ana@example.org"},
+        "subscriptions": [{"profile": "hydrogen-valley"}]})], now)
+    with engine.begin() as connection:
+        ana = connection.execute(sa.select(subscribers_table.c.id)).scalar_one()
+        connection.execute(deliveries_table.insert().values(
+            key="alert|ana|email|x|match", subscriber_id=ana, channel="email", kind="alert",
+            call_id=None, message=every_kind()["alert_new"].model_dump(mode="json"),
+            status="pending", next_attempt_at=now, created_at=now))
 
 
 def every_kind(title: str | None = None) -> dict[str, Message]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.sources_support import FIXTURES
+from tests.sources_support import EFRE_AT_SELECTORS, FIXTURES
 from tracker.config import Settings, load_config
 from tracker.daemon import FIRST_RETRY, Daemon
 from tracker.fakes._server import Reply
@@ -28,14 +28,7 @@ SOURCE = """
 kind = "html_list"
 url = "{url}"
 interval = "{interval}"
-item = ".calls.container .call-item"
-title = ".call-item__title"
-link = "a.more"
-deadline = ".call-item__deadline"
-next_page = ".pagination .next a"
-language = "de"
-timezone = "Europe/Vienna"
-"""
+""" + EFRE_AT_SELECTORS
 
 
 def settings_for(tmp_path: Path, site: FixtureSite) -> Settings:

@@ -10,12 +10,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tests.notifier_support import every_kind
-from tracker.delivery import deliveries_table, subscribers_table, sync_subscribers
+from tests.notifier_support import queue_one_email_alert
+from tracker.delivery import deliveries_table
 from tracker.dispatch import BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, backoff, dispatch, list_deliveries
 from tracker.errors import ChannelUnavailable
 from tracker.ports import Message, Recipient, SendResult
-from tracker.subscribers import Subscriber
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -53,15 +52,7 @@ class AlwaysBusy:
 
 
 def test_a_message_that_keeps_failing_becomes_one_dead_letter_after_the_limit(engine: Engine) -> None:
-    sync_subscribers(engine, [Subscriber.model_validate({
-        "name": "ana", "channels": {"email": "ana@example.org"},
-        "subscriptions": [{"profile": "hydrogen-valley"}]})], NOW)
-    with engine.begin() as connection:
-        ana = connection.execute(sa.select(subscribers_table.c.id)).scalar_one()
-        connection.execute(deliveries_table.insert().values(
-            key="alert|ana|email|x|match", subscriber_id=ana, channel="email", kind="alert",
-            call_id=None, message=every_kind()["alert_new"].model_dump(mode="json"),
-            status="pending", next_attempt_at=NOW, created_at=NOW))
+    queue_one_email_alert(engine, NOW)
     channel = AlwaysBusy()
     clock = [NOW]
 

@@ -22,16 +22,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from notifiers.email import EmailNotifier, build_email
-from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind
+from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind, queue_one_email_alert
 from tests.tls_support import Authority
 from tracker.config import EmailSettings
-from tracker.delivery import deliveries_table, subscribers_table, sync_subscribers
+from tracker.delivery import deliveries_table
 from tracker.dispatch import dispatch
 from tracker.errors import ChannelGone, ChannelUnavailable, ConfigError, TransientError
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.pipeline import check_notifiers
 from tracker.ports import Message, Recipient, SendResult
-from tracker.subscribers import Subscriber
 
 
 @pytest.fixture
@@ -308,15 +307,7 @@ def test_queued_mail_waits_for_the_certificate_to_be_trusted(
     counted (and does not claim it again in the same pass, which used to spin forever),
     and sends it once ``ca_file`` is set."""
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    sync_subscribers(engine, [Subscriber.model_validate({
-        "name": "ana", "channels": {"email": "ana@example.org"},
-        "subscriptions": [{"profile": "hydrogen-valley"}]})], now)
-    with engine.begin() as connection:
-        ana = connection.execute(sa.select(subscribers_table.c.id)).scalar_one()
-        connection.execute(deliveries_table.insert().values(
-            key="alert|ana|email|x|match", subscriber_id=ana, channel="email", kind="alert",
-            call_id=None, message=every_kind()["alert_new"].model_dump(mode="json"),
-            status="pending", next_attempt_at=now, created_at=now))
+    queue_one_email_alert(engine, now)
 
     def row() -> sa.Row[tuple[object, ...]]:
         with engine.connect() as connection:

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
-from tests.sources_support import FIXTURES
+from tests.sources_support import EFRE_AT_SELECTORS, FIXTURES
 from tracker.config import Settings, load_config
 from tracker.daemon import Daemon
 from tracker.drift import RED_AFTER
@@ -177,14 +177,7 @@ admin_chats = ["42"]
 [sources.efre_at]
 kind = "html_list"
 url = "{url}"
-item = ".calls.container .call-item"
-title = ".call-item__title"
-link = "a.more"
-deadline = ".call-item__deadline"
-next_page = ".pagination .next a"
-language = "de"
-timezone = "Europe/Vienna"
-""", encoding="utf-8")
+{EFRE_AT_SELECTORS}""", encoding="utf-8")
     (tmp_path / "profiles").mkdir()
     (tmp_path / "subscribers").mkdir()
     return load_config(config, environ={})

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.sources_support import FIXTURES, NOW, fast_http
+from tests.sources_support import EFRE_AT_SELECTORS, FIXTURES, NOW, fast_http
 from tests.test_cli import run
 from tracker import db
 from tracker.config import Settings, load_config
@@ -32,13 +32,7 @@ timezone = "Europe/Prague"
 [sources.efre_at]
 kind = "html_list"
 url = "{base}/calls"
-item = ".calls.container .call-item"
-title = ".call-item__title"
-link = "a.more"
-deadline = ".call-item__deadline"
-next_page = ".pagination .next a"
-language = "de"
-timezone = "Europe/Vienna"
+""" + EFRE_AT_SELECTORS + """\
 programme = "Cohesion Policy"
 region = "AT31"
 """
