@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from tests.conftest import PG_URL
 from tracker.delivery import changes_table, digest_entries_table
@@ -29,6 +29,15 @@ def _plan(engine: Engine, query: sa.Select[tuple[int]]) -> str:
     with engine.connect() as connection:
         rows = connection.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
         return "\n".join(row[0] for row in rows)
+
+
+def _one_call(connection: Connection) -> None:
+    """Call ``s:1``, which the change events and digest entries below refer to."""
+    connection.execute(sa.text(
+        "INSERT INTO calls (id, source, native_id, status, title, record, fingerprint,"
+        " first_seen, last_seen, last_changed, still_listed, missing_runs)"
+        " VALUES ('s:1', 's', '1', 'open', 't', '{}', 'f', :now, :now, :now, true, 0)"),
+        {"now": NOW})
 
 
 @pytest.fixture
@@ -68,11 +77,7 @@ def test_changes_since_the_cursor_use_the_primary_key(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("plans are checked on PostgreSQL")
     with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO calls (id, source, native_id, status, title, record, fingerprint,"
-            " first_seen, last_seen, last_changed, still_listed, missing_runs)"
-            " VALUES ('s:1', 's', '1', 'open', 't', '{}', 'f', :now, :now, :now, true, 0)"),
-            {"now": NOW})
+        _one_call(connection)
         connection.execute(sa.text(
             "INSERT INTO call_changes (call_id, at, kind) SELECT 's:1', :now, 'details_changed'"
             " FROM generate_series(1, 100000)"), {"now": NOW})
@@ -111,11 +116,7 @@ def test_digest_entries_after_a_position_use_the_profile_index(engine: Engine) -
     if engine.dialect.name != "postgresql":
         pytest.skip("plans are checked on PostgreSQL")
     with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO calls (id, source, native_id, status, title, record, fingerprint,"
-            " first_seen, last_seen, last_changed, still_listed, missing_runs)"
-            " VALUES ('s:1', 's', '1', 'open', 't', '{}', 'f', :now, :now, :now, true, 0)"),
-            {"now": NOW})
+        _one_call(connection)
         connection.execute(sa.text(
             "INSERT INTO digest_entries (key, profile, call_id, reasons, created_at)"
             " SELECT 'e' || g, 'p' || (g % 1000), 's:1', '[]', :now"
