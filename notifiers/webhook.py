@@ -17,7 +17,8 @@ any other secret. Receivers check the HMAC, reject stale timestamps and may drop
 ``webhook-id`` they have already seen. Without a secret the signature header is left out
 (Slack and Teams URLs are secrets themselves).
 
-Answers: 2xx delivered; 408, 429 (Retry-After honoured), 5xx, timeouts and connection
+Answers: 2xx delivered; 408, 429 (Retry-After honoured, read by ``tracker.retry_after``:
+delta-seconds or an HTTP-date, at most an hour, garbage ignored), 5xx, timeouts and connection
 errors ``ChannelUnavailable``; 410 ``ChannelGone``; any other status (redirects included:
 they are not followed) ``ChannelRejected``.
 """
@@ -31,6 +32,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -39,6 +41,7 @@ from tracker.config import WebhookSettings
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.ports import Message, Recipient, SendResult, WebhookFormat
 from tracker.render import slack_body, teams_body
+from tracker.retry_after import retry_after_seconds
 
 USER_AGENT = "callwatch-webhook/1 (+https://github.com/callwatch/callwatch)"
 
@@ -69,14 +72,6 @@ def webhook_body(message: Message, fmt: WebhookFormat) -> bytes:
     elif fmt == "teams":
         document = teams_body(document)
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None
 
 
 class WebhookNotifier:
@@ -131,7 +126,9 @@ class WebhookNotifier:
                               message_ids=(headers["webhook-id"],))
         text = f"webhook: HTTP {status} from the receiver"
         if status in (408, 429) or status >= 500:
-            raise ChannelUnavailable(text, retry_after=_retry_after(response))
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            raise ChannelUnavailable(
+                text, retry_after=retry_after_seconds(response.headers.get("retry-after"), now))
         if status == 410:
             raise ChannelGone(text, status=status)
         raise ChannelRejected(text, status=status)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from notifiers.webhook import WebhookNotifier, sign
-from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind
+from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind, queue_one_alert
 from tracker.config import WebhookSettings
+from tracker.delivery import deliveries_table
+from tracker.dispatch import dispatch
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.fakes.webhook_receiver import WebhookReceiver, verify
 from tracker.ports import Message, Recipient, SendResult, WebhookFormat
+from tracker.retry_after import MAX_RETRY_AFTER
 
 SECRET = "whsec_" + base64.b64encode(b"callwatch test secret, 32 bytes!").decode()
 
@@ -147,3 +153,55 @@ def test_bad_secrets_and_addresses_are_refused_early() -> None:
     with pytest.raises(ChannelRejected, match="not an http"):
         post(WebhookNotifier(), (Recipient("ftp://example.org/x"), every_kind()["alert_new"]))
 
+
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("status", "value", "wait"), [
+    (429, "nan", None),
+    (429, "inf", None),
+    (503, "1e20", None),
+    (503, "-1", None),
+    (429, "99999999999999999999", MAX_RETRY_AFTER),
+    (503, "Wed, 25 Nov 2026 12:10:00 GMT", 600.0),  # HTTP-date: ten minutes after NOW
+    (429, "Fri, 31 Dec 9999 23:59:59 GMT", MAX_RETRY_AFTER),
+])
+def test_a_hostile_retry_after_puts_the_row_back_to_pending_with_a_sane_time(
+        engine: Engine, status: int, value: str, wait: float | None) -> None:
+    """Once ``nan``, ``inf`` or ``1e20`` reached the dispatcher's backoff and raised there:
+    the pass aborted and the row stayed ``sending``, claimed again after every lease."""
+    with WebhookReceiver() as hooks:
+        assert isinstance(hooks, WebhookReceiver)
+        hooks.respond_with.append(status)
+        hooks.retry_after[status] = value
+        queue_one_alert(engine, NOW, "webhook", hooks.endpoint())
+        notifier = WebhookNotifier(clock=NOW.timestamp)
+
+        async def one_pass() -> None:
+            try:
+                await dispatch(engine, {"webhook": notifier}, lambda: NOW)
+            finally:
+                await notifier.aclose()
+
+        asyncio.run(one_pass())
+        assert len(hooks.received) == 1
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(deliveries_table)).one()
+    assert (row.status, row.attempts, row.lease_until) == ("pending", 1, None)
+    delay = row.next_attempt_at.replace(tzinfo=UTC) - NOW
+    assert timedelta(0) < delay <= timedelta(hours=2)
+    if wait is not None:
+        assert delay >= timedelta(seconds=wait)
+
+
+@pytest.mark.parametrize(("value", "wait"), [
+    ("120", 120.0), ("nan", None), ("1e20", None), ("Wed, 25 Nov 2026 12:00:45 GMT", 45.0)])
+def test_retry_after_reaches_the_error_as_a_finite_number(
+        receiver: WebhookReceiver, value: str, wait: float | None) -> None:
+    receiver.respond_with.append(503)
+    receiver.retry_after[503] = value
+    with pytest.raises(ChannelUnavailable) as caught:
+        post(WebhookNotifier(secret=SECRET, clock=NOW.timestamp),
+             (Recipient(receiver.endpoint()), every_kind()["alert_new"]))
+    assert caught.value.retry_after == wait
