@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from notifiers.webhook import WebhookNotifier, sign
-from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind, queue_one_alert
+from notifiers.webhook import WebhookNotifier, sign, webhook_body
+from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind, item, queue_one_alert
 from tracker.config import WebhookSettings
 from tracker.delivery import deliveries_table
 from tracker.dispatch import dispatch
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.fakes.webhook_receiver import WebhookReceiver, verify
 from tracker.ports import Message, Recipient, SendResult, WebhookFormat
+from tracker.render import render_alert
 from tracker.retry_after import MAX_RETRY_AFTER
 
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(b"callwatch test secret, 32 bytes!").decode()
 
 
@@ -105,11 +110,52 @@ def test_slack_and_teams_bodies_are_selected_per_recipient(receiver: WebhookRece
          *((Recipient(receiver.endpoint(f"/{fmt}"), webhook_format=fmt), message) for fmt in formats))
     slack, teams = (r.json() for r in receiver.received)
     assert receiver.received[0].path == "/slack"
-    assert slack["text"] == message.subject and slack["blocks"][0]["type"] == "header"
+    assert slack["text"] == slack_escaped(message.subject) and slack["blocks"][0]["type"] == "header"
     assert "<script>" not in str(slack["blocks"])
     assert teams["type"] == "message"
     assert teams["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
     assert all(r.verified for r in receiver.received)
+
+
+def slack_escaped(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mrkdwn_texts(body: dict[str, Any]) -> list[str]:
+    """Every string of a Slack body that Slack reads as mrkdwn (and so for mentions)."""
+    texts = [body["text"]]
+    for block in body["blocks"]:
+        if block.get("text", {}).get("type") == "mrkdwn":
+            texts.append(block["text"]["text"])
+        texts += [e["text"] for e in block.get("elements", []) if e.get("type") == "mrkdwn"]
+    return texts
+
+
+MENTIONS = "<@U024BE7LH> <#C0000|general> <!channel> <!here> <!subteam^S0614TZR7|team>"
+
+
+@pytest.mark.parametrize("kind", ["alert_new", "digest", "reminder"])
+def test_a_scraped_title_cannot_mention_anyone_on_slack(receiver: WebhookReceiver, kind: str) -> None:
+    """Slack turns <@U…>, <#C…|…> and <!channel> into mentions in ``text`` (the notification
+    fallback) as in mrkdwn blocks; escaped (&amp; &lt; &gt;) they show as typed."""
+    message = every_kind(f"Hydrogen valleys {MENTIONS} R&D")[kind]
+    post(WebhookNotifier(secret=SECRET),
+         (Recipient(receiver.endpoint(), webhook_format="slack"), message))
+    body = receiver.received[0].json()
+    assert body["text"] == slack_escaped(message.subject)
+    if kind != "digest":  # a digest's subject counts calls; its titles are in the blocks
+        assert "&lt;@U024BE7LH&gt;" in body["text"] and "R&amp;D" in body["text"]
+    texts = mrkdwn_texts(body)
+    assert len(texts) >= 2
+    assert [t for t in texts if re.search(r"<[@#!]", t)] == []
+
+
+def test_a_pipe_in_a_call_url_cannot_retitle_the_slack_link() -> None:
+    """In ``<url|title>`` the first ``|`` ends the URL: a scraped URL could pick the link text."""
+    call = item("HORIZON-P", url="https://example.invalid/x|Official-EU-portal")
+    body = json.loads(webhook_body(render_alert(call, now=NOW, timezone="UTC"), "slack"))
+    section = body["blocks"][1]["text"]["text"]
+    assert section.startswith("*<https://example.invalid/x%7COfficial-EU-portal|")
 
 
 @pytest.mark.parametrize(("status", "error", "retry_after"), [
@@ -153,9 +199,6 @@ def test_bad_secrets_and_addresses_are_refused_early() -> None:
     with pytest.raises(ChannelRejected, match="not an http"):
         post(WebhookNotifier(), (Recipient("ftp://example.org/x"), every_kind()["alert_new"]))
 
-
-
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("status", "value", "wait"), [
