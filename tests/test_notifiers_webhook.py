@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from notifiers.webhook import WebhookNotifier, sign, webhook_body
 from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind, item, queue_one_alert
 from tracker.config import WebhookSettings
 from tracker.delivery import deliveries_table
+from tracker.destinations import Address
 from tracker.dispatch import dispatch
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.fakes.webhook_receiver import WebhookReceiver, verify
@@ -248,3 +250,83 @@ def test_retry_after_reaches_the_error_as_a_finite_number(
         post(WebhookNotifier(secret=SECRET, clock=NOW.timestamp),
              (Recipient(receiver.endpoint()), every_kind()["alert_new"]))
     assert caught.value.retry_after == wait
+
+
+# --- where a webhook may be sent ----------------------------------------------------------
+
+
+def refused(notifier: WebhookNotifier, url: str) -> ChannelRejected:
+    with pytest.raises(ChannelRejected) as caught:
+        post(notifier, (Recipient(url), every_kind()["alert_new"]))
+    return caught.value
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("http://10.255.255.1/hook", "set notifiers.webhook.allow_private = true"),
+    ("http://[fd12::1]:8080/hook", "set notifiers.webhook.allow_private = true"),
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address: never allowed"),
+    ("http://2852039166/latest/meta-data/", "169.254.169.254 is a cloud metadata address"),
+    ("http://169.254.1.1/hook", "link-local"),
+])
+def test_a_refused_address_is_never_connected_to(url: str, fragment: str) -> None:
+    """Nothing is sent: pytest-socket would turn a connection to these into another error."""
+    assert fragment in str(refused(WebhookNotifier(), url))
+
+
+def test_allow_private_never_opens_metadata() -> None:
+    notifier = WebhookNotifier.from_settings(WebhookSettings(allow_private=True), {})
+    assert "never allowed" in str(refused(notifier, "http://169.254.169.254/latest/meta-data/"))
+
+
+def test_credentials_in_the_url_are_refused_and_not_repeated(receiver: WebhookReceiver) -> None:
+    url = receiver.endpoint().replace("http://", "http://alerts:hunter22@")
+    error = refused(WebhookNotifier(secret=SECRET), url)
+    assert "user name or password" in str(error) and "hunter22" not in str(error)
+    assert receiver.received == []
+
+
+def test_a_name_is_resolved_before_the_post_and_judged_by_its_addresses() -> None:
+    """A host name that points at a private or metadata address is refused like the literal;
+    every address it has is judged (with allow_private the private one passes, the metadata
+    one does not)."""
+    answers = {"hooks.intranet.example": [ip_address("10.0.0.9")],
+               "sneaky.example": [ip_address("10.0.0.9"), ip_address("169.254.169.254")]}
+    asked: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> list[Address]:
+        asked.append((host, port))
+        return answers[host]
+
+    error = refused(WebhookNotifier(resolve=resolve), "https://hooks.intranet.example/hook")
+    assert "hooks.intranet.example resolves to 10.0.0.9" in str(error)
+    assert "notifiers.webhook.allow_private" in str(error)
+    error = refused(WebhookNotifier(resolve=resolve, allow_private=True), "http://sneaky.example:81/x")
+    assert "sneaky.example resolves to 169.254.169.254" in str(error)
+    assert asked == [("hooks.intranet.example", 443), ("sneaky.example", 81)]
+
+
+def test_localhost_and_loopback_are_sent_to(receiver: WebhookReceiver) -> None:
+    async def no_lookup(host: str, port: int) -> list[Address]:
+        raise AssertionError(f"{host} looked up")
+
+    urls = [receiver.endpoint(), receiver.endpoint().replace("127.0.0.1", "localhost")]
+    post(WebhookNotifier(secret=SECRET, resolve=no_lookup),
+         *((Recipient(url), every_kind()["alert_new"]) for url in urls))
+    assert [r.status for r in receiver.received] == [204, 204]
+
+
+def test_a_private_address_in_the_outbox_becomes_a_dead_letter_not_a_request(engine: Engine) -> None:
+    """An address stored before (or a file loaded with allow_private) and sent without it."""
+    queue_one_alert(engine, NOW, "webhook", "http://10.255.255.1/hook")
+    notifier = WebhookNotifier()
+
+    async def one_pass() -> None:
+        try:
+            await dispatch(engine, {"webhook": notifier}, lambda: NOW)
+        finally:
+            await notifier.aclose()
+
+    asyncio.run(one_pass())
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(deliveries_table)).one()
+    assert row.status == "dead" and "notifiers.webhook.allow_private" in row.last_error
