@@ -389,7 +389,10 @@ def test_starttls_against_a_server_that_does_not_offer_it_names_the_setting(sink
 
 def callwatch(tmp_path: Path, database_url: str, email: str, *args: str,
               env: dict[str, str] | None = None) -> Result:
-    """The CLI with one config file: local folders, no source enabled, ``email`` as [notifiers.email]."""
+    """The CLI with one config file: local folders, no source enabled, ``email`` as [notifiers.email].
+
+    The database must have its schema (the ``engine`` fixture makes it): PostgreSQL is not
+    upgraded in place."""
     config = tmp_path / "callwatch.toml"
     sources = "".join(f"[sources.{name}]\nenabled = false\n" for name in (
         "ft_portal", "eccp", "eismea", "hadea", "eit", "cascade_hub"))
@@ -401,7 +404,7 @@ def callwatch(tmp_path: Path, database_url: str, email: str, *args: str,
 
 @pytest.mark.parametrize("command", [("notify",), ("run", "--once")])
 def test_a_login_without_tls_to_another_host_stops_the_start_naming_the_setting(
-        tmp_path: Path, database_url: str, command: tuple[str, ...]) -> None:
+        tmp_path: Path, database_url: str, engine: Engine, command: tuple[str, ...]) -> None:
     result = callwatch(tmp_path, database_url, 'host = "mail.example.org"\nsecurity = "none"',
                        *command, env=SMTP_ENV)
     assert result.exit_code == 2, result.output
@@ -422,7 +425,7 @@ def test_a_login_without_tls_to_this_machine_still_works(
     assert sink.logins == [(USERNAME, False)] and sink.count == 1
 
 
-def test_allow_plaintext_login_lets_it_start(tmp_path: Path, database_url: str) -> None:
+def test_allow_plaintext_login_lets_it_start(tmp_path: Path, database_url: str, engine: Engine) -> None:
     result = callwatch(tmp_path, database_url,
                        'host = "mail.example.org"\nallow_plaintext_login = true', "notify", env=SMTP_ENV)
     assert result.exit_code == 0, result.output  # nothing is due: no connection is made
