@@ -1,8 +1,10 @@
 """The email channel: multipart plain text and HTML over SMTP (aiosmtplib), one kept connection.
 
 Settings: ``[notifiers.email] host, port, security (none | starttls | ssl), sender,
-unsubscribe_url, timeout, ca_file``. Secrets: ``CALLWATCH_SMTP_USERNAME`` and
-``CALLWATCH_SMTP_PASSWORD`` from the environment (no login when the username is unset).
+unsubscribe_url, timeout, ca_file, allow_plaintext_login``. Secrets: ``CALLWATCH_SMTP_USERNAME``
+and ``CALLWATCH_SMTP_PASSWORD`` from the environment (no login when the username is unset).
+A login with ``security = "none"`` is refused at start (``check_plaintext_login``) unless the
+host is this machine or ``allow_plaintext_login`` is set.
 
 Every message carries ``List-Unsubscribe`` with the subscription's token (RFC 2369): the
 configured ``unsubscribe_url`` with ``{token}`` filled in, plus ``List-Unsubscribe-Post:
@@ -32,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.policy
+import logging
 import os
 import ssl
 from collections.abc import Mapping
@@ -42,9 +45,11 @@ from urllib.parse import quote
 import aiosmtplib
 
 from tracker.config import EmailSettings
+from tracker.destinations import is_loopback_host
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.ports import Message, Recipient, SendResult
 
+log = logging.getLogger(__name__)
 USERNAME_ENV = "CALLWATCH_SMTP_USERNAME"
 PASSWORD_ENV = "CALLWATCH_SMTP_PASSWORD"  # noqa: S105  # the variable's name, not a password
 _GONE_CODES = {550, 551, 553}
@@ -114,6 +119,27 @@ def untrusted_certificate(settings: EmailSettings, failure: ssl.SSLCertVerificat
                        key="notifiers.email")
 
 
+def check_plaintext_login(settings: EmailSettings, username: str | None) -> None:
+    """Refuse a login without TLS to another machine: the password would cross the network
+    in clear text (AUTH PLAIN and LOGIN are only base64).
+
+    ConfigError (exit 2 at start) unless ``allow_plaintext_login`` accepts it, which is
+    then logged as a warning. "This machine" is ``localhost`` or a loopback address as
+    written in ``host``; another name is not resolved (a DNS answer can change after the check).
+    """
+    if username is None or settings.security != "none" or is_loopback_host(settings.host):
+        return
+    where = f"{settings.host}:{settings.port}"
+    if not settings.allow_plaintext_login:
+        raise ConfigError(
+            f'"none" would send the SMTP login ({USERNAME_ENV}, {PASSWORD_ENV}) unencrypted to '
+            f'{where}; set it to "starttls" or "ssl", or set '
+            "notifiers.email.allow_plaintext_login = true to accept that (a relay on a network "
+            "you trust)", key="notifiers.email.security")
+    log.warning("channel=email logs in to %s without TLS (notifiers.email.allow_plaintext_login)",
+                where)
+
+
 def unsubscribe_headers(sender: str, token: str | None, url_template: str) -> dict[str, str]:
     """List-Unsubscribe (and, for an https URL, List-Unsubscribe-Post) for one subscription."""
     if not token:
@@ -155,6 +181,7 @@ class EmailNotifier:
         self.settings = settings
         self._username = username or None
         self._password = password or None
+        check_plaintext_login(settings, self._username)
         self._smtp: aiosmtplib.SMTP | None = None
         self._tls: ssl.SSLContext | None = None
         self._lock = asyncio.Lock()

@@ -1,7 +1,7 @@
 """The webhook channel: a JSON POST (httpx), signed as Standard Webhooks specifies.
 
 Settings: ``[notifiers.webhook] secret_env`` (the name of the environment variable that
-holds the secret, default ``CALLWATCH_WEBHOOK_SECRET``) and ``timeout``. The body is
+holds the secret, default ``CALLWATCH_WEBHOOK_SECRET``), ``timeout`` and ``allow_private``. The body is
 picked per recipient (``Recipient.webhook_format``): ``generic`` is the
 ``callwatch.message/1`` document described in ``tracker/render.py``; ``slack`` a Slack
 incoming-webhook body (Block Kit); ``teams`` a Microsoft Teams body with an Adaptive Card.
@@ -17,30 +17,56 @@ any other secret. Receivers check the HMAC, reject stale timestamps and may drop
 ``webhook-id`` they have already seen. Without a secret the signature header is left out
 (Slack and Teams URLs are secrets themselves).
 
-Answers: 2xx delivered; 408, 429 (Retry-After honoured), 5xx, timeouts and connection
+Destinations: a URL at a link-local or cloud metadata address, with a user name or
+password, or (without ``allow_private``) at a private address is refused before anything is
+sent (``ChannelRejected``), the host name resolved first (``tracker.destinations`` says
+which addresses are which; loopback is allowed).
+
+Answers: 2xx delivered; 408, 429 (Retry-After honoured, read by ``tracker.retry_after``:
+delta-seconds or an HTTP-date, at most an hour, garbage ignored), 5xx, timeouts and connection
 errors ``ChannelUnavailable``; 410 ``ChannelGone``; any other status (redirects included:
 they are not followed) ``ChannelRejected``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from tracker.config import WebhookSettings
+from tracker.destinations import (
+    Address,
+    address_problem,
+    host_address,
+    is_loopback_host,
+    webhook_url_problem,
+)
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.ports import Message, Recipient, SendResult, WebhookFormat
 from tracker.render import slack_body, teams_body
+from tracker.retry_after import retry_after_seconds
 
 USER_AGENT = "callwatch-webhook/1 (+https://github.com/callwatch/callwatch)"
+#: looks a host name up: every address it has, for the port the request goes to
+Resolver = Callable[[str, int], Awaitable[Sequence[Address]]]
+
+
+async def resolve_host(host: str, port: int) -> list[Address]:
+    """Every address the system's resolver gives ``host`` (getaddrinfo, as the client uses)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
 def signing_key(secret: str) -> bytes:
@@ -71,14 +97,6 @@ def webhook_body(message: Message, fmt: WebhookFormat) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None
-
-
 class WebhookNotifier:
     """POSTs rendered messages to webhook URLs."""
 
@@ -86,11 +104,14 @@ class WebhookNotifier:
 
     def __init__(self, *, secret: str | None = None, timeout: float = 10.0,
                  client: httpx.AsyncClient | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, allow_private: bool = False,
+                 resolve: Resolver = resolve_host) -> None:
         if secret:
             signing_key(secret)  # a malformed secret is a start-up error, not a send error
         self._secret = secret or None
         self._clock = clock
+        self._allow_private = allow_private
+        self._resolve = resolve
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT})
@@ -100,7 +121,8 @@ class WebhookNotifier:
                       environ: Mapping[str, str] | None = None) -> WebhookNotifier:
         """Build from ``[notifiers.webhook]``; the secret comes from the variable it names."""
         env = os.environ if environ is None else environ
-        return cls(secret=env.get(settings.secret_env), timeout=settings.timeout)
+        return cls(secret=env.get(settings.secret_env), timeout=settings.timeout,
+                   allow_private=settings.allow_private)
 
     def headers(self, url: str, body: bytes) -> dict[str, str]:
         """Content type and the Standard Webhooks headers for one request."""
@@ -117,6 +139,9 @@ class WebhookNotifier:
         url = recipient.address
         if not url.startswith(("https://", "http://")):
             raise ChannelRejected(f"webhook: not an http(s) URL: {url[:80]!r}")
+        problem = await self.destination_problem(url)
+        if problem:
+            raise ChannelRejected(f"webhook: {problem}")
         body = webhook_body(message, recipient.webhook_format)
         headers = self.headers(url, body)
         try:
@@ -131,10 +156,39 @@ class WebhookNotifier:
                               message_ids=(headers["webhook-id"],))
         text = f"webhook: HTTP {status} from the receiver"
         if status in (408, 429) or status >= 500:
-            raise ChannelUnavailable(text, retry_after=_retry_after(response))
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            raise ChannelUnavailable(
+                text, retry_after=retry_after_seconds(response.headers.get("retry-after"), now))
         if status == 410:
             raise ChannelGone(text, status=status)
         raise ChannelRejected(text, status=status)
+
+    async def destination_problem(self, url: str) -> str | None:
+        """Why ``url`` may not be POSTed to now (``tracker.destinations``), or None.
+
+        Subscriber files were checked when loaded; this catches what they cannot: a name
+        that resolves to a forbidden address, and rows queued under other settings. A name
+        that does not resolve here is left to the client (its own lookup fails the same
+        way, or a proxy resolves it). The client looks the name up again when it connects,
+        so a DNS server that changes its answer within that moment is not caught.
+        """
+        problem = webhook_url_problem(url, allow_private=self._allow_private)
+        if problem:
+            return problem
+        parsed = httpx.URL(url)
+        host = parsed.host
+        if host_address(host) is not None or is_loopback_host(host):
+            return None  # an address literal was judged above; localhost is this machine
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            addresses = await self._resolve(host, port)
+        except (OSError, UnicodeError):
+            return None
+        for address in addresses:
+            problem = address_problem(address, allow_private=self._allow_private)
+            if problem:
+                return f"{host} resolves to {problem}"
+        return None
 
     async def check(self) -> None:
         """Nothing to reach at start: every subscriber has an endpoint of its own."""

@@ -59,13 +59,19 @@ def item(native_id: str = "HORIZON-CL5-2026-D3-01-01", *changes: ChangeKind,
 def queue_one_email_alert(engine: Engine, now: datetime) -> None:
     """Subscriber "ana" (email only) with one pending alert in the outbox, due ``now``: what
     the dispatcher tests send, fail and retry."""
+    queue_one_alert(engine, now, "email", "ana@example.org")
+
+
+def queue_one_alert(engine: Engine, now: datetime, channel: str, address: str) -> None:
+    """Subscriber "ana" with only ``channel`` (at ``address``) and one pending alert there, due
+    ``now``."""
     sync_subscribers(engine, [Subscriber.model_validate({
-        "name": "ana", "channels": {"email": "ana@example.org"},
+        "name": "ana", "channels": {channel: address},
         "subscriptions": [{"profile": "hydrogen-valley"}]})], now)
     with engine.begin() as connection:
         ana = connection.execute(sa.select(subscribers_table.c.id)).scalar_one()
         connection.execute(deliveries_table.insert().values(
-            key="alert|ana|email|x|match", subscriber_id=ana, channel="email", kind="alert",
+            key=f"alert|ana|{channel}|x|match", subscriber_id=ana, channel=channel, kind="alert",
             call_id=None, message=every_kind()["alert_new"].model_dump(mode="json"),
             status="pending", next_attempt_at=now, created_at=now))
 

@@ -13,17 +13,19 @@ import socket
 import ssl
 import traceback
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
 from notifiers.email import EmailNotifier, build_email
 from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind, queue_one_email_alert
 from tests.tls_support import Authority
+from tracker.cli import cli
 from tracker.config import EmailSettings
 from tracker.delivery import deliveries_table
 from tracker.dispatch import dispatch
@@ -380,3 +382,83 @@ def test_starttls_against_a_server_that_does_not_offer_it_names_the_setting(sink
     assert caught.value.key == "notifiers.email.security"
     assert f"127.0.0.1:{sink.port} does not offer STARTTLS" in str(caught.value)
     assert sink.count == 0
+
+
+# --- no password in clear text across the network --------------------------------------
+
+
+def callwatch(tmp_path: Path, database_url: str, email: str, *args: str,
+              env: dict[str, str] | None = None) -> Result:
+    """The CLI with one config file: local folders, no source enabled, ``email`` as [notifiers.email].
+
+    The database must have its schema (the ``engine`` fixture makes it): PostgreSQL is not
+    upgraded in place."""
+    config = tmp_path / "callwatch.toml"
+    sources = "".join(f"[sources.{name}]\nenabled = false\n" for name in (
+        "ft_portal", "eccp", "eismea", "hadea", "eit", "cascade_hub"))
+    config.write_text(f'[profiles]\ndirectory = "profiles"\n[subscribers]\ndirectory = "subscribers"\n'
+                      f"{sources}[notifiers.console]\nenabled = false\n[notifiers.email]\n{email}\n",
+                      encoding="utf-8")
+    return CliRunner().invoke(cli, ["--config", str(config), "--db", database_url, *args], env=env)
+
+
+@pytest.mark.parametrize("command", [("notify",), ("run", "--once")])
+def test_a_login_without_tls_to_another_host_stops_the_start_naming_the_setting(
+        tmp_path: Path, database_url: str, engine: Engine, command: tuple[str, ...]) -> None:
+    result = callwatch(tmp_path, database_url, 'host = "mail.example.org"\nsecurity = "none"',
+                       *command, env=SMTP_ENV)
+    assert result.exit_code == 2, result.output
+    assert "notifiers.email.security" in result.stderr
+    assert "mail.example.org:25" in result.stderr
+    assert "notifiers.email.allow_plaintext_login" in result.stderr
+    assert PASSWORD not in result.output and USERNAME not in result.output
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_login_without_tls_to_this_machine_still_works(
+        tmp_path: Path, database_url: str, engine: Engine, host: str) -> None:
+    queue_one_email_alert(engine, datetime.now(UTC) - timedelta(minutes=1))
+    with SmtpSink(credentials=(USERNAME, PASSWORD)) as sink:
+        result = callwatch(tmp_path, database_url, f'host = "{host}"\nport = {sink.port}',
+                           "notify", env=SMTP_ENV)
+        assert result.exit_code == 0, result.output
+    assert sink.logins == [(USERNAME, False)] and sink.count == 1
+
+
+def test_allow_plaintext_login_lets_it_start(tmp_path: Path, database_url: str, engine: Engine) -> None:
+    result = callwatch(tmp_path, database_url,
+                       'host = "mail.example.org"\nallow_plaintext_login = true', "notify", env=SMTP_ENV)
+    assert result.exit_code == 0, result.output  # nothing is due: no connection is made
+
+
+@pytest.mark.parametrize(("host", "security", "username", "allow", "refused"), [
+    ("mail.example.org", "none", USERNAME, False, True),
+    ("10.0.0.25", "none", USERNAME, False, True),  # a private network is still a network
+    ("vm", "none", USERNAME, False, True),  # a name is not resolved, even one /etc/hosts maps to 127.0.0.1
+    ("127.0.0.1.nip.io", "none", USERNAME, False, True),
+    ("127.0.0.1", "none", USERNAME, False, False),
+    ("127.0.0.53", "none", USERNAME, False, False),
+    ("::1", "none", USERNAME, False, False),
+    ("localhost", "none", USERNAME, False, False),
+    ("LOCALHOST.", "none", USERNAME, False, False),
+    ("mail.example.org", "none", None, False, False),  # no login, no password to give away
+    ("mail.example.org", "starttls", USERNAME, False, False),
+    ("mail.example.org", "ssl", USERNAME, False, False),
+    ("mail.example.org", "none", USERNAME, True, False),
+])
+def test_which_logins_without_tls_are_refused(
+        host: str, security: str, username: str | None, allow: bool, refused: bool,
+        caplog: pytest.LogCaptureFixture) -> None:
+    email_settings = EmailSettings.model_validate(
+        {"host": host, "security": security, "allow_plaintext_login": allow})
+    env = {"CALLWATCH_SMTP_USERNAME": username, "CALLWATCH_SMTP_PASSWORD": PASSWORD} if username else {}
+    if refused:
+        with pytest.raises(ConfigError) as caught:
+            EmailNotifier.from_settings(email_settings, env)
+        assert caught.value.key == "notifiers.email.security"
+        return
+    with caplog.at_level(logging.WARNING, logger="notifiers.email"):
+        EmailNotifier.from_settings(email_settings, env)
+    warned = [r.getMessage() for r in caplog.records if r.name == "notifiers.email"]
+    assert bool(warned) == (allow and security == "none")  # allowed, and said so once per start
+    assert all(PASSWORD not in text and USERNAME not in text for text in warned)

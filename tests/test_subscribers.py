@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from tracker.cli import cli
 from tracker.subscribers import Subscriber, load_directory, read_subscribers
 from tracker.yamlfiles import FilesError
 
+REPO = Path(__file__).resolve().parent.parent
 GOOD = """\
 name: ana-hydrogen-valley
 tenant: hydrogen-valley
@@ -117,3 +121,95 @@ def test_quiet_hours_cross_midnight_in_the_subscribers_zone(utc: datetime, expec
         "channels": {"email": "a@b.eu"}, "subscriptions": [{"profile": "p"}]})
     until = subscriber.quiet_until(utc)
     assert until == expected
+
+
+# --- where a webhook may point ----------------------------------------------------------
+
+NEVER = [  # refused whatever notifiers.webhook.allow_private says
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+    ("http://2852039166/latest/meta-data/", "169.254.169.254 is a cloud metadata"),  # inet_aton form
+    ("http://0xA9FEA9FE/", "169.254.169.254 is a cloud metadata"),
+    ("http://[::ffff:169.254.169.254]/", "cloud metadata address"),
+    ("http://[fd00:ec2::254]/latest", "cloud metadata address"),
+    ("http://100.100.100.200/latest/meta-data/", "cloud metadata address"),
+    ("http://metadata.google.internal/computeMetadata/v1/", "cloud metadata service"),
+    ("http://169.254.10.1/hook", "link-local"),
+    ("http://[fe80::1]/hook", "link-local"),
+    ("http://0.0.0.0:8080/hook", "not a unicast address"),
+    ("https://alerts:hunter22@hooks.example.org/T000", "user name or password"),
+    ("https://token@hooks.example.org/T000", "user name or password"),
+]
+PRIVATE = ["http://10.0.0.5/hook", "http://172.16.4.2:8080/hook", "https://192.168.1.20/x",
+           "http://100.64.0.7/hook", "http://[fd12:3456::1]/hook"]
+LOOPBACK = ["http://127.0.0.1:8080/hook", "http://localhost:9000/hook", "http://[::1]/hook",
+            "http://127.0.0.2/hook"]
+
+
+def with_webhook(url: str) -> str:
+    return GOOD.replace("https://hooks.example.org/T000/B000", url)
+
+
+@pytest.mark.parametrize("allow_private", [False, True])
+@pytest.mark.parametrize(("url", "fragment"), NEVER)
+def test_webhooks_at_metadata_link_local_or_with_credentials_are_never_accepted(
+        tmp_path: Path, url: str, fragment: str, allow_private: bool) -> None:
+    path = write(tmp_path, with_webhook(url))
+    _, problems = read_subscribers([tmp_path], allow_private=allow_private)
+    assert [(p.origin, p.line, p.field) for p in problems] == [(str(path), 8, "channels.webhook")]
+    assert fragment in problems[0].message
+    assert "hunter22" not in problems[0].message  # the password is not repeated
+
+
+@pytest.mark.parametrize("url", PRIVATE)
+def test_private_webhooks_need_allow_private_which_the_error_names(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, with_webhook(url))
+    _, problems = read_subscribers([tmp_path])
+    assert [(p.origin, p.line, p.field) for p in problems] == [(str(path), 8, "channels.webhook")]
+    assert "is a private address: set notifiers.webhook.allow_private = true" in problems[0].message
+    subscribers, problems = read_subscribers([tmp_path], allow_private=True)
+    assert problems == [] and subscribers[0].channels.webhook == url
+
+
+@pytest.mark.parametrize("url", LOOPBACK)
+def test_loopback_webhooks_are_accepted(tmp_path: Path, url: str) -> None:
+    write(tmp_path, with_webhook(url))
+    subscribers, problems = read_subscribers([tmp_path])
+    assert problems == [] and subscribers[0].channels.webhook == url
+
+
+def test_subscribers_check_and_run_refuse_a_private_webhook_unless_allowed(tmp_path: Path) -> None:
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(REPO / "config" / "profiles" / "hydrogen-valley.yaml", tmp_path / "profiles")
+    folder = tmp_path / "subscribers"
+    folder.mkdir()
+    (folder / "ana.yaml").write_text(
+        "name: ana\nchannels:\n  webhook: http://10.1.2.3:8080/hook\n"
+        "subscriptions:\n  - profile: hydrogen-valley\n", encoding="utf-8")
+    config = tmp_path / "callwatch.toml"
+    base = ('[profiles]\ndirectory = "profiles"\n[subscribers]\ndirectory = "subscribers"\n'
+            + "".join(f"[sources.{name}]\nenabled = false\n" for name in (
+                "ft_portal", "eccp", "eismea", "hadea", "eit", "cascade_hub")))
+
+    def callwatch(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config), "--db",
+                                        f"sqlite:///{tmp_path / 'callwatch.db'}", *args])
+
+    config.write_text(base, encoding="utf-8")
+    refused = callwatch("subscribers", "check")
+    assert refused.exit_code == 2
+    assert (f"{folder / 'ana.yaml'}:3: channels.webhook: 10.1.2.3 is a private address: "
+            "set notifiers.webhook.allow_private = true") in refused.stderr
+    assert callwatch("run", "--once").exit_code == 2  # the start refuses the same file
+
+    config.write_text(base + "[notifiers.webhook]\nallow_private = true\n", encoding="utf-8")
+    allowed = callwatch("subscribers", "check")
+    assert allowed.exit_code == 0, allowed.output
+    assert "1 subscriber(s) OK" in allowed.stdout
+    assert callwatch("run", "--once").exit_code == 0
+
+    (folder / "ana.yaml").write_text(
+        "name: ana\nchannels:\n  webhook: http://169.254.169.254/latest/meta-data/\n"
+        "subscriptions:\n  - profile: hydrogen-valley\n", encoding="utf-8")
+    metadata = callwatch("subscribers", "check")
+    assert metadata.exit_code == 2
+    assert "channels.webhook: 169.254.169.254 is a cloud metadata address" in metadata.stderr

@@ -34,7 +34,8 @@ def subscribers_check(app: App, paths: tuple[Path, ...]) -> None:
 
     targets = list(paths) or [Path(app.settings.subscribers.directory)]
     names = [p.name for p in load_profiles(app.settings, app.store().engine)]
-    subscribers, problems = read_subscribers(targets, names)
+    subscribers, problems = read_subscribers(
+        targets, names, allow_private=app.settings.notifiers.webhook.allow_private)
     for problem in problems:
         click.echo(str(problem), err=True)
     if problems:

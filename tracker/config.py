@@ -107,6 +107,12 @@ class EmailSettings(_Section):
         None, description="PEM file of CAs trusted for the server's certificate besides the "
         "system's (a private relay's internal CA); empty: the system's only"
     )
+    allow_plaintext_login: bool = Field(
+        False, description="allow the SMTP login (CALLWATCH_SMTP_USERNAME and _PASSWORD) without "
+        "TLS to another host; off, security \"none\" with a username set is refused at start "
+        "unless host is this machine: \"localhost\" or a loopback address (127.0.0.0/8, ::1), "
+        "judged as written (another name is not resolved, even if it points at 127.0.0.1)"
+    )
 
     @field_validator("ca_file", mode="before")
     @classmethod
@@ -137,6 +143,13 @@ class WebhookSettings(_Section):
         "CALLWATCH_WEBHOOK_SECRET", description="environment variable holding the HMAC secret"
     )
     timeout: float = Field(10.0, gt=0)
+    allow_private: bool = Field(
+        False, description="allow webhook URLs at private addresses (10/8, 172.16/12, 192.168/16, "
+        "100.64/10, fc00::/7): a cluster's own intranet. Loopback (127.0.0.0/8, ::1, localhost) "
+        "is always allowed; link-local and cloud metadata addresses (169.254.169.254…) and URLs "
+        "with a user name or password never are. Checked when subscribers are loaded and, "
+        "after resolving the host name, before each POST"
+    )
 
 
 class NotifierSettings(_Section):

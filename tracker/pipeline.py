@@ -147,7 +147,8 @@ def load_audience(settings: Settings, engine: Engine) -> tuple[list[Profile], li
     """Profiles and subscribers, validated; ConfigError (exit 2) when any file is invalid."""
     profiles = load_profiles(settings, engine)
     names = [p.name for p in profiles]
-    subscribers = load_subscriber_files(Path(settings.subscribers.directory), names)
+    subscribers = load_subscriber_files(Path(settings.subscribers.directory), names,
+                                        allow_private=settings.notifiers.webhook.allow_private)
     if not subscribers and profiles and settings.notifiers.console.enabled:
         subscribers = [default_subscriber(names)]
     return profiles, subscribers

@@ -643,7 +643,15 @@ def render_reminder(item: AlertItem, deadline: datetime, *, now: datetime,
 
 
 def _slack_escape(text: str) -> str:
+    """Slack's escaping for any text it reads as mrkdwn, ``text`` included: without it a
+    scraped ``<@U024BE7LH>``, ``<#C0000|general>`` or ``<!channel>`` is a real mention."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_url(url: str) -> str:
+    """A URL for ``<url|title>``: a ``|`` would end the URL early and ``<``/``>`` the link
+    (``safe_url`` already keeps those two out), so they are percent-encoded."""
+    return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
 
 
 def _item_lines(item: dict[str, Any]) -> list[str]:
@@ -666,7 +674,11 @@ SLACK_MAX_BLOCKS = 50
 
 
 def slack_body(document: dict[str, Any]) -> dict[str, Any]:
-    """A Slack incoming-webhook body (Block Kit, with ``text`` as the notification fallback)."""
+    """A Slack incoming-webhook body (Block Kit, with ``text`` as the notification fallback).
+
+    Every mrkdwn string is escaped, ``text`` too (Slack parses it for mentions and links);
+    the header is ``plain_text``, which Slack shows as it is.
+    """
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": clip(document["subject"], 150)}}
     ]
@@ -680,13 +692,13 @@ def slack_body(document: dict[str, Any]) -> dict[str, Any]:
                 dropped += 1
                 continue
             title = _slack_escape(item["title"])
-            heading = f"*<{item['url']}|{title}>*" if item.get("url") else f"*{title}*"
+            heading = f"*<{_slack_url(item['url'])}|{title}>*" if item.get("url") else f"*{title}*"
             body = "\n".join([heading, *(_slack_escape(line) for line in _item_lines(item))])
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip_block(body)}})
     if dropped:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"and {dropped} more"}]})
-    return {"text": document["subject"], "blocks": blocks}
+    return {"text": _slack_escape(document["subject"]), "blocks": blocks}
 
 
 def clip_block(text: str, limit: int = 3000) -> str:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tracker.destinations import webhook_url_problem
 from tracker.yamlfiles import FilesError, Problem, field_name, line_for, parse_yaml, read_models
 
 Mode = Literal["instant", "daily", "weekly"]
@@ -44,7 +45,9 @@ class Channels(_Strict):
 
     telegram: str | None = Field(None, description="chat id of a user, group or channel")
     email: str | None = None
-    webhook: str | None = Field(None, description="https URL receiving JSON POSTs")
+    webhook: str | None = Field(
+        None, description="http(s) URL receiving JSON POSTs; not at a link-local, metadata or "
+        "(without notifiers.webhook.allow_private) private address, no user name or password")
     webhook_format: Literal["generic", "slack", "teams"] = "generic"
     apprise: str | None = Field(
         None, description="an apprise URL, or env:NAME to read it from the environment (apprise extra)")
@@ -70,9 +73,19 @@ class Channels(_Strict):
     @field_validator("webhook")
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value.strip()):
+        """An http(s) URL at no address that is never allowed (``tracker.destinations``).
+
+        Private addresses depend on ``notifiers.webhook.allow_private``, which the model
+        does not know: ``read_subscribers`` checks those.
+        """
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^\s/]+", value.strip()):
             raise ValueError(f"{value!r} is not an http(s) URL")
-        return value.strip() if value else value
+        problem = webhook_url_problem(value, allow_private=True)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
 
     @field_validator("apprise")
     @classmethod
@@ -210,9 +223,13 @@ def quiet_until(quiet_hours: str | None, timezone: str, now: datetime) -> dateti
     return datetime.combine(day, end, tzinfo=zone)
 
 
-def read_subscribers(paths: Iterable[Path], profile_names: Iterable[str] | None = None
-                     ) -> tuple[list[Subscriber], list[Problem]]:
-    """Every subscriber file under ``paths``, and every problem (unknown profiles included)."""
+def read_subscribers(paths: Iterable[Path], profile_names: Iterable[str] | None = None, *,
+                     allow_private: bool = False) -> tuple[list[Subscriber], list[Problem]]:
+    """Every subscriber file under ``paths``, and every problem (unknown profiles included).
+
+    ``allow_private`` is ``notifiers.webhook.allow_private``: without it a webhook URL at a
+    private address is a problem.
+    """
     import difflib
 
     values, problems = read_models(paths, Subscriber, what="subscriber fields")
@@ -220,6 +237,11 @@ def read_subscribers(paths: Iterable[Path], profile_names: Iterable[str] | None 
     seen: dict[str, Path] = {}
     known = list(profile_names) if profile_names is not None else None
     for path, subscriber in values:
+        webhook = subscriber.channels.webhook
+        problem = webhook_url_problem(webhook, allow_private=allow_private) if webhook else None
+        if problem:
+            problems.append(Problem(str(path), _line_of(path, ("channels", "webhook")),
+                                    "channels.webhook", problem))
         if subscriber.name in seen:
             problems.append(Problem(str(path), _line_of(path, ("name",)), "name",
                                     f"duplicate name {subscriber.name!r} "
@@ -246,11 +268,12 @@ def _line_of(path: Path, loc: tuple[str | int, ...]) -> int | None:
     return line_for(loc, lines)
 
 
-def load_directory(directory: Path, profile_names: Iterable[str] | None = None) -> list[Subscriber]:
+def load_directory(directory: Path, profile_names: Iterable[str] | None = None, *,
+                   allow_private: bool = False) -> list[Subscriber]:
     """Every subscriber in ``directory`` (none if it is missing); FilesError on any problem."""
     if not directory.exists():
         return []
-    subscribers, problems = read_subscribers([directory], profile_names)
+    subscribers, problems = read_subscribers([directory], profile_names, allow_private=allow_private)
     if problems:
         raise FilesError("subscribers", problems)
     return subscribers

@@ -5,7 +5,8 @@ The check is written here from the specification, independently of the signer in
 than with each other: ``webhook-signature`` holds space-separated ``v1,<base64>`` entries,
 each an HMAC-SHA256 of ``"{webhook-id}.{webhook-timestamp}.{body}"`` keyed with the
 base64-decoded part of a ``whsec_`` secret (or the raw bytes of any other secret).
-``respond_with`` queues status codes for fault tests (500, 429, 410…).
+``respond_with`` queues status codes for fault tests (500, 429, 410…); ``retry_after`` maps
+a status to the ``Retry-After`` value sent with it (429 → ``7`` unless changed).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class WebhookReceiver(FakeServer):
         self.secret = secret
         self.received: list[ReceivedWebhook] = []
         self.respond_with: deque[int] = deque()
+        self.retry_after: dict[int, str] = {429: "7"}
         self._received_lock = threading.Lock()
 
     def endpoint(self, path: str = "/hook") -> str:
@@ -88,6 +90,7 @@ class WebhookReceiver(FakeServer):
             status = self.respond_with.popleft() if self.respond_with else (204 if verified else 401)
             self.received.append(ReceivedWebhook(request.path, request.headers, request.body,
                                                  verified, status))
-        if status == 429:
-            return Reply.text("slow down", 429, **{"Retry-After": "7"})
-        return Reply(status) if status == 204 else Reply.text(f"status {status}", status)
+        if status == 204:
+            return Reply(status)
+        headers = {"Retry-After": self.retry_after[status]} if status in self.retry_after else {}
+        return Reply.text("slow down" if status == 429 else f"status {status}", status, **headers)
