@@ -9,7 +9,13 @@ month table is written here. Rules every source shares:
 - a date without a time means the end of that day in the source's zone
   (``tracker.dates.end_of_day_utc``); an opening date without a time means its start;
 - a zone written in the text ("CET", "CEST", "Z") wins over the source's zone;
-- anything that does not parse gives ``None``: the caller marks the item invalid.
+- only an absolute date is a deadline. "Tomorrow", "today", "in 2 days", "demain", "morgen",
+  "mañana", "domani", "jutro" or "zítra" name a different day each time the page is read, so
+  a daily scrape would move such a "deadline" every day and tell subscribers so every day.
+  dateparser's ``relative-time`` parser is therefore left out, and ``names_relative_day``
+  tells such a text apart from garbage: the caller then leaves the deadline unknown and keeps
+  the call;
+- anything else that does not parse gives ``None``: the caller marks the item invalid.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateparser.date import DateDataParser
 from dateparser.languages.loader import default_loader
+from dateparser.search import search_dates
 from pydantic import AfterValidator
 
 from tracker.dates import BRUSSELS, end_of_day_utc, local_to_utc
@@ -58,6 +65,15 @@ def check_language(code: str) -> str:
     return code
 
 
+#: The EU's official languages: where ``names_relative_day`` looks when a source names none.
+EU_LANGUAGES = ("en", "fr", "de", "es", "it", "pl", "cs", "nl", "pt", "ro", "hu", "sk", "sl", "hr",
+                "bg", "el", "sv", "da", "fi", "et", "lv", "lt", "ga", "mt")
+
+#: dateparser's parsers (``dateparser_data.settings.default_parsers``) less ``relative-time``,
+#: which reads "tomorrow", "today", "in 2 days" and their translations against the clock.
+ABSOLUTE_PARSERS = ["timestamp", "custom-formats", "absolute-time"]
+
+
 @functools.lru_cache(maxsize=64)
 def _parser(zone_key: str, languages: tuple[str, ...] | None) -> DateDataParser:
     return DateDataParser(
@@ -68,6 +84,7 @@ def _parser(zone_key: str, languages: tuple[str, ...] | None) -> DateDataParser:
             "RETURN_AS_TIMEZONE_AWARE": True,
             "TIMEZONE": zone_key,
             "REQUIRE_PARTS": ["day", "month", "year"],
+            "PARSERS": ABSOLUTE_PARSERS,
         },
     )
 
@@ -122,6 +139,28 @@ def parse_date(
             if found is not None:
                 return found
     return None
+
+
+def names_relative_day(text: str | None, *, language: str | Sequence[str] | None = None) -> bool:
+    """Whether ``text`` names a day only relative to the day it is read: "tomorrow",
+    "Deadline: today", "in 2 days", "demain", "Einreichfrist: morgen", "zítra".
+
+    ``parse_date`` refuses such a text; a caller asks this to tell it apart from a text that
+    is no date at all ("laufend", "to be announced"), which makes an item invalid, whereas a
+    relative day only leaves the deadline unknown. dateparser's own ``relative-time`` parser
+    finds these words, in the source's language and English or, when the source names none,
+    in the EU's official languages (guessing among all of dateparser's ~200 takes a quarter
+    of a second a text); the date it computes is not used.
+    """
+    if not text or not text.strip():
+        return False
+    languages = _languages(language) or EU_LANGUAGES
+    try:
+        found = search_dates(" ".join(text.split()), languages=list(languages),
+                             settings={"PARSERS": ["relative-time"]})
+    except (ValueError, OverflowError):
+        return False
+    return bool(found)
 
 
 def parse_with_format(text: str | None, fmt: str, *, zone: ZoneInfo = BRUSSELS) -> datetime | None:

@@ -1,17 +1,28 @@
 """Turning parsed items into CallRecords, counting the ones that cannot be, and run results.
 
-Every source builds its records through ``RecordBatch``: one bad item (an unparseable
-deadline, an empty title) is logged with its id and counted in ``ScrapeResult.invalid``, and
-never stops the run. A failure of the whole run (a rejected key, a challenge page, a changed
-layout) becomes a ``ScrapeResult`` with ``error`` set, keeping whatever was read before it,
-so the store records the reason and the source's health shows it.
+Every source builds its records through ``RecordBatch`` (the portal through ``read_item``,
+the same rule): one bad item (an unparseable deadline, an empty title, a number that is not
+finite) is logged with its id and counted in ``ScrapeResult.invalid``, and never stops the
+run. That holds for *any* exception raised while one item is read: an unexpected one is a
+bug met on that item, logged with its traceback, but it too costs only that item. A failure
+of the whole run (a rejected key, a challenge page, a changed layout) becomes a
+``ScrapeResult`` with ``error`` set, keeping whatever was read before it, so the store
+records the reason and the source's health shows it.
+
+Scraped numbers (amounts, counts) are read here too, by ``finite_number``, ``amount_eur``
+and ``count_of``: JSON parsers read ``1e400``, ``Infinity`` and ``NaN`` as floats that are
+not finite, and ``int()`` or ``round()`` of one raises. No scraped figure is infinite, so a
+non-finite number is no figure at all: these helpers give None for it, and the caller
+decides whether the field is then unknown or the item invalid.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -45,6 +56,30 @@ def status_for(opening: datetime | None, deadlines: Iterable[datetime], now: dat
     return CallStatus.OPEN
 
 
+def read_item(source: str, item_id: str, build: Callable[[], CallRecord]) -> CallRecord | InvalidRecord:
+    """The record ``build`` makes, or the InvalidRecord saying why this item cannot be one.
+
+    Bad data raises InvalidRecord, pydantic's ValidationError, ValueError or an
+    ArithmeticError (``int(float("inf"))`` is an OverflowError): the reason is returned for
+    the caller to log and count. Any other exception is a bug in the scraper met on this
+    one item: it is logged here with its traceback, so it is seen and fixed, and it too
+    makes only this item invalid, so one odd record never costs the rest of the run.
+    """
+    try:
+        return build()
+    except InvalidRecord as exc:
+        exc.native_id = exc.native_id or item_id
+        return exc
+    except ValidationError as exc:
+        return InvalidRecord(str(exc.errors()[0]["msg"]), native_id=item_id)
+    except (ValueError, ArithmeticError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return InvalidRecord(reason, native_id=item_id)
+    except Exception as exc:  # a bug met on one item must not lose the others
+        log.exception("unexpected error reading an item source=%s call=%s", source, item_id)
+        return InvalidRecord(f"unexpected {type(exc).__name__}: {exc}", native_id=item_id)
+
+
 class RecordBatch:
     """Records of one run, and the count of items that could not become one."""
 
@@ -56,14 +91,15 @@ class RecordBatch:
         self._seen: set[str] = set()
 
     def add(self, item_id: str, build: Callable[[], CallRecord]) -> CallRecord | None:
-        """Build one record; on a bad item log it with ``item_id`` and count it."""
-        try:
-            record = build()
-        except (InvalidRecord, ValidationError, ValueError) as exc:
+        """Build one record; on a bad item (whatever it raised) log it with ``item_id`` and
+        count it."""
+        outcome = read_item(self.source, item_id, build)
+        if isinstance(outcome, InvalidRecord):
             self.invalid += 1
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.warning("invalid item source=%s call=%s reason=%s", self.source, item_id, reason)
+            log.warning("invalid item source=%s call=%s reason=%s", self.source, item_id,
+                        outcome.reason)
             return None
+        record = outcome
         if record.native_id in self._seen:  # a call listed twice in one run
             return None
         self._seen.add(record.native_id)
@@ -94,3 +130,48 @@ def own_identifier(text: str) -> str | None:
     found = set(IDENTIFIER.findall(text))
     specific = {i for i in found if not any(o != i and o.startswith(i + "-") for o in found)}
     return specific.pop() if len(specific) == 1 else None
+
+
+#: ints beyond this cannot be floats (``float(10**400)`` raises): no scraped figure is so large
+_LARGEST_FLOAT = 2**1023
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite number: an int, a float, or text such as "9000000" or
+    "1,500,000.50"; None when it is missing, a bool, text that is no number, or not finite
+    (``inf``, ``nan``, ``1e400``)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return float(value) if abs(value) <= _LARGEST_FLOAT else None
+    if isinstance(value, float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.replace(",", "").strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def amount_eur(value: Any) -> int | None:
+    """An amount in whole euros; None when it is missing, not a finite number, or negative."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 <= value <= _LARGEST_FLOAT else None  # exact, not through a float
+    number = finite_number(value)
+    if number is None or number < 0:
+        return None
+    return round(number)
+
+
+def count_of(value: Any) -> int | None:
+    """A count (expected grants, total results, a page number): a finite whole number not
+    below zero, else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 0 <= value <= _LARGEST_FLOAT else None
+    number = finite_number(value)
+    if number is None or number < 0 or not number.is_integer():
+        return None
+    return int(number)

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_date, parse_with_format, zone_named
 from scrapers._pages import fetch_page
-from scrapers._records import RecordBatch, require, status_for
+from scrapers._records import RecordBatch, amount_eur, require, status_for
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
@@ -104,7 +104,7 @@ def record_from_item(item: dict[str, Any], *, source: str, now: datetime,
         raise InvalidRecord(f"unparseable closing date {item.get('closes')!r}", native_id=native_id)
     funding = item.get("funding_per_project")
     raw = funding.get("raw") if isinstance(funding, dict) else None
-    budget_max = int(raw) if isinstance(raw, int | float) and raw >= 0 else None
+    budget_max = amount_eur(raw) if isinstance(raw, int | float) else None  # inf, nan: unknown
     links = item.get("links")
     links = links if isinstance(links, dict) else {}
     link_lines = [f"{k}: {v}" for k, v in links.items() if isinstance(v, str) and v.startswith("http")]

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from bs4 import Tag
 from pydantic import Field
 
-from scrapers._dates import ZoneName, parse_date, zone_named
+from scrapers._dates import ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, absolute, fetch_page, same_site, soup_of
 from scrapers._records import RecordBatch, own_identifier, status_for
 from tracker import programmes
@@ -121,9 +121,9 @@ def record_from_detail(markup: str, *, url: str, source: str, now: datetime, tim
     found = _DEADLINE_DATE.search(flat) or _DEADLINE_LINE.search(flat) or _DEADLINE_ANY.search(flat)
     if found:
         deadline = parse_date(found.group(1), zone=zone, language="en")
-        if deadline is None:
+        if deadline is None and not names_relative_day(found.group(1), language="en"):
             raise InvalidRecord(f"unparseable deadline {found.group(1)!r}", native_id=native_id)
-        deadlines = (deadline,)
+        deadlines = (deadline,) if deadline else ()  # "tomorrow" is no deadline: unknown
     mirrored = _STATUS.search(flat)
     opening_match = _OPENING.search(flat)
     opening = parse_date(opening_match.group(1), zone=zone, end_of_day=False) if opening_match else None

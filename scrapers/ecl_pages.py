@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from scrapers._dates import ZoneName, parse_date, zone_named
+from scrapers._dates import ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, absolute, fetch_page, soup_of
 from scrapers._records import RecordBatch, own_identifier, require, status_for
 from scrapers.rss import _programme
@@ -128,9 +128,9 @@ def record_from_card(card: Card, detail: str | None, *, source: str, settings: E
     found = _DEADLINE.search(flat) or _DEADLINE_RAW.search(flat)
     if found:
         deadline = parse_date(found.group(1), zone=zone, language="en")
-        if deadline is None:
+        if deadline is None and not names_relative_day(found.group(1), language="en"):
             raise InvalidRecord(f"unparseable deadline {found.group(1)!r}", native_id=native_id)
-        deadlines = (deadline,)
+        deadlines = (deadline,) if deadline else ()  # "tomorrow" is no deadline: unknown
     opening_match = _OPENING.search(flat)
     opening = parse_date(opening_match.group(1), zone=zone, end_of_day=False) if opening_match else None
     badge = _BADGE.search(flat)

@@ -49,18 +49,21 @@ Quirks handled here (evidence in shared/sources/ft_portal.md):
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import ijson
 from pydantic import Field, ValidationError, field_validator
 
+from scrapers._records import amount_eur, count_of, read_item
 from tracker import programmes
 from tracker.dates import BRUSSELS, PORTAL_CUTOFF, local_to_utc
 from tracker.errors import (
@@ -303,8 +306,13 @@ def parse_portal_time(value: Any) -> datetime | date | None:
     """
     if value is None or value == "":
         return None
+    if isinstance(value, Decimal):  # the bulk file's numbers with a fraction or an exponent
+        value = float(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        moment = datetime.fromtimestamp(value / 1000, UTC)
+        try:  # epoch ms; inf, nan and 1e400 (read as inf) are no time at all
+            moment = datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError(f"unrecognised portal date {value!r}") from exc
         return _date_if_midnight(moment)
     text = str(value).strip()
     match = _ISO.match(text)
@@ -363,18 +371,14 @@ def opening_utc(value: Any) -> datetime | None:
     return local_to_utc(parsed, time(0, 0), BRUSSELS)
 
 
-def _amount(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(str(value).replace(",", "").strip())
-    except ValueError:
-        return None
-    return round(number) if number >= 0 else None
-
-
 def topic_budget(overview: Any, identifier: str) -> dict[str, int | None]:
-    """The topic's own budget from budgetOverview (old and new shapes), never the call total."""
+    """The topic's own budget from budgetOverview (old and new shapes), never the call total.
+
+    A figure that is no usable amount (text, negative, ``1e400`` or ``Infinity``, which JSON
+    reads as a float that is not finite) is unknown, and so is a total with such a year in
+    it: the call is kept and still announced, only without that figure, because a partial
+    sum would state a wrong total as if it were known.
+    """
     empty: dict[str, int | None] = {"budget_eur": None, "budget_min_eur": None,
                                     "budget_max_eur": None, "expected_grants": None}
     if not isinstance(overview, dict):
@@ -393,14 +397,15 @@ def topic_budget(overview: Any, identifier: str) -> dict[str, int | None]:
             if not (name.startswith(prefix) or name == identifier):
                 continue
             years = action.get("budgetYearMap")
-            amounts = [_amount(v) for v in years.values()] if isinstance(years, dict) else []
-            known = [a for a in amounts if a is not None]
-            grants = action.get("expectedGrants")
+            given = [v for v in years.values() if v not in (None, "")] \
+                if isinstance(years, dict) else []
+            amounts = [amount_eur(v) for v in given]
             return {
-                "budget_eur": sum(known) if known else None,
-                "budget_min_eur": _amount(action.get("minContribution")),
-                "budget_max_eur": _amount(action.get("maxContribution")),
-                "expected_grants": int(grants) if isinstance(grants, int | float) else None,
+                "budget_eur": sum(a for a in amounts if a is not None)
+                if amounts and None not in amounts else None,
+                "budget_min_eur": amount_eur(action.get("minContribution")),
+                "budget_max_eur": amount_eur(action.get("maxContribution")),
+                "expected_grants": count_of(action.get("expectedGrants")),
             }
     return empty
 
@@ -546,7 +551,7 @@ def normalize_result(
         title = one_line(_first(fields, "callTitle") or result.get("summary") or
                          _first(fields, "title"))
         url: str | None = str(result.get("url") or _first(fields, "url") or "") or None
-        budget: dict[str, int | None] = {"budget_eur": _amount(_first(fields, "budget"))}
+        budget: dict[str, int | None] = {"budget_eur": amount_eur(_first(fields, "budget"))}
         action_type: str | None = "FSTP"
         project = _first(fields, "projectAcronym")
         tags = [t for t in (project, one_line(_first(fields, "title"))) if t]
@@ -555,7 +560,7 @@ def normalize_result(
                          result.get("content"))
         if kind == "2":
             url = f"{portal_url}/prospect-details/{call_identifier or identifier}PROSPECTSEN"
-            budget = {"budget_eur": _amount(_first(fields, "budget"))}
+            budget = {"budget_eur": amount_eur(_first(fields, "budget"))}
         else:
             url = f"{portal_url}/topic-details/{identifier}"
             budget = topic_budget(_json_field(fields, "budgetOverview"), identifier or "")
@@ -598,11 +603,10 @@ def parse_page(payload: Any, expected_page: int) -> tuple[list[dict[str, Any]], 
     if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
         raise LayoutChanged("search response has no results list")
     echoed = payload.get("pageNumber")
-    if echoed is not None and int(echoed) != expected_page:
-        raise LayoutChanged(f"asked for page {expected_page}, the API answered page {echoed}")
-    total = payload.get("totalResults")
+    if echoed is not None and count_of(echoed) != expected_page:
+        raise LayoutChanged(f"asked for page {expected_page}, the API answered page {echoed!r}")
     results = [r for r in payload["results"] if isinstance(r, dict)]
-    return results, int(total) if isinstance(total, int | float) else None
+    return results, count_of(payload.get("totalResults"))
 
 
 class Collector:
@@ -611,7 +615,8 @@ class Collector:
     For each key (topic identifier, or cascade call id) the richest row wins: a current row
     over a legacy ``SEDIA_PRD_CENTRICITY`` copy, English over other languages, then the row
     with the most filled fields (stubs lose). Only a row that beats the current best is
-    normalized; a row that cannot be normalized is kept as its error and counted invalid.
+    normalized; a row that cannot be normalized, whatever it raises (``read_item``), is
+    kept as its error and counted invalid, and the walk goes on.
     """
 
     def __init__(self, *, source: str, portal_url: str, now: datetime) -> None:
@@ -630,12 +635,9 @@ class Collector:
             rank = richness(row)
             if key in self.best and self.best[key][0] >= rank:
                 continue
-            try:
-                outcome: CallRecord | InvalidRecord = normalize_result(
-                    row, source=self.source, portal_url=self.portal_url, now=self.now)
-            except InvalidRecord as exc:
-                exc.native_id = exc.native_id or key
-                outcome = exc
+            outcome = read_item(self.source, key, functools.partial(
+                normalize_result, row, source=self.source, portal_url=self.portal_url,
+                now=self.now))
             self.best[key] = (rank, outcome)
 
     def result(self) -> tuple[list[CallRecord], int]:
@@ -716,10 +718,16 @@ def parse_bulk(path: Path, settings: FtPortalSettings) -> Iterator[dict[str, Any
     """Stream the bulk file: wanted types, open or forthcoming, configured programmes."""
     codes = {kind: set(settings.programme_codes(kind)) for kind in settings.types}
     with path.open("rb") as handle:
-        for item in ijson.items(handle, "fundingData.GrantTenderObj.item", use_float=True):
+        # numbers with a fraction or exponent come as Decimal: yajl refuses 1e400 as a float
+        # ("numeric overflow"), which would end the whole walk for one odd value
+        for item in ijson.items(handle, "fundingData.GrantTenderObj.item"):
             if not isinstance(item, dict):
                 continue
-            result = bulk_to_result(item)
+            try:
+                result = bulk_to_result(item)
+            except Exception:  # one odd object (a list where a dict belongs) must not end the walk
+                log.exception("unreadable bulk item skipped identifier=%s", item.get("identifier"))
+                continue
             if result is None:
                 continue
             fields = result["metadata"]

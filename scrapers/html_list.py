@@ -27,7 +27,14 @@ import soupsieve
 from bs4 import Tag
 from pydantic import Field, field_validator
 
-from scrapers._dates import LanguageCode, ZoneName, parse_date, parse_with_format, zone_named
+from scrapers._dates import (
+    LanguageCode,
+    ZoneName,
+    names_relative_day,
+    parse_date,
+    parse_with_format,
+    zone_named,
+)
 from scrapers._pages import absolute, fetch_page, soup_of
 from scrapers._records import IDENTIFIER, RecordBatch, require, status_for
 from scrapers.rss import _country, _programme
@@ -126,7 +133,8 @@ def parse_list(markup: str, *, url: str, settings: HtmlListSettings, first: bool
 
 def record_from_item(item: ListItem, *, source: str, settings: HtmlListSettings, now: datetime
                      ) -> CallRecord:
-    """One list item as a call; a deadline that does not parse makes the item invalid."""
+    """One list item as a call; a deadline that does not parse makes the item invalid, one
+    that names a day only relative to today ("morgen", "tomorrow") leaves it unknown."""
     native_id = item.link or hashlib.sha256(item.title.encode()).hexdigest()[:16]
     zone = zone_named(settings.timezone)
     deadlines: tuple[datetime, ...] = ()
@@ -135,9 +143,9 @@ def record_from_item(item: ListItem, *, source: str, settings: HtmlListSettings,
             deadline = parse_with_format(item.deadline_text, settings.date_format, zone=zone)
         else:
             deadline = parse_date(item.deadline_text, zone=zone, language=settings.language)
-        if deadline is None:
+        if deadline is None and not names_relative_day(item.deadline_text, language=settings.language):
             raise ValueError(f"{native_id}: unparseable deadline {item.deadline_text!r}")
-        deadlines = (deadline,)
+        deadlines = (deadline,) if deadline else ()
     identifiers = IDENTIFIER.findall(f"{item.title} {item.summary}")
     return CallRecord(
         source=source,

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_iso, zone_named
-from scrapers._records import RecordBatch, require, status_for
+from scrapers._records import RecordBatch, count_of, require, status_for
 from tracker.errors import CallwatchError, LayoutChanged, SourceRejected
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
@@ -82,12 +82,14 @@ def parse_response(payload: Any) -> SearchPage:
     try:
         result = payload["results"][0]
         hits = result["hits"]
-        nb_hits = int(result["nbHits"])
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        nb_hits = count_of(result["nbHits"])
+    except (KeyError, IndexError, TypeError) as exc:
         raise LayoutChanged(f"interreg.eu answer has no results[0].hits/nbHits ({exc!r})") from exc
+    if nb_hits is None:  # text, a fraction, or inf/nan (1e400 reads as inf)
+        raise LayoutChanged(f"interreg.eu nbHits is not a count: {result['nbHits']!r}")
     if not isinstance(hits, list):
         raise LayoutChanged("interreg.eu results[0].hits is not a list")
-    nb_pages = int(result.get("nbPages") or 1)
+    nb_pages = count_of(result.get("nbPages")) or 1
     return SearchPage([h for h in hits if isinstance(h, dict)], nb_hits, nb_pages)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import feedparser
 from pydantic import Field, field_validator
 
-from scrapers._dates import LanguageCode, ZoneName, parse_date, zone_named
+from scrapers._dates import LanguageCode, ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, challenge_reason, fetch_response
 from scrapers._records import IDENTIFIER, RecordBatch, require, status_for
 from tracker import programmes
@@ -149,7 +149,8 @@ def parse_feed(body: bytes, *, url: str) -> FeedPage:
 
 
 def record_from_item(item: FeedItem, *, source: str, settings: RssSettings, now: datetime) -> CallRecord:
-    """One feed item as a call; an item whose deadline text does not parse is invalid."""
+    """One feed item as a call; an item whose deadline text does not parse is invalid, one
+    whose deadline names a day only relative to today ("demain", "tomorrow") has none."""
     zone = zone_named(settings.timezone)
     deadlines: tuple[datetime, ...] = ()
     if settings.deadline_pattern:
@@ -157,9 +158,9 @@ def record_from_item(item: FeedItem, *, source: str, settings: RssSettings, now:
         if match:
             raw = match.group(1) if match.groups() else match.group(0)
             deadline = parse_date(raw, zone=zone, language=settings.language)
-            if deadline is None:
+            if deadline is None and not names_relative_day(raw, language=settings.language):
                 raise ValueError(f"{item.id}: unparseable deadline {raw.strip()!r}")
-            deadlines = (deadline,)
+            deadlines = (deadline,) if deadline else ()
     identifiers = IDENTIFIER.findall(f"{item.title} {item.text}")
     return CallRecord(
         source=source,

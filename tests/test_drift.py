@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.factories import make_call
 from tracker.drift import (
+    FALL_WINDOW,
     RED_AFTER,
     HealthState,
     assess_run,
@@ -11,6 +12,7 @@ from tracker.drift import (
     health_is_red,
     last_good_count,
     outcome,
+    sharp_fall,
     source_health,
 )
 from tracker.models import RunOutcome, ScrapeResult
@@ -95,3 +97,48 @@ def test_source_health_names_the_state_and_why() -> None:
     red = source_health([bad, RunOutcome.FAILED, bad, ok], "HTTP 503")
     assert red.state == "red" and red.reason.startswith("3 failed or suspicious run(s) in a row")
     assert source_health([bad, bad], red_after=2).state == "red"
+
+
+
+def calls(n: int) -> ScrapeResult:
+    return ScrapeResult(records=[make_call(f"T-{i}") for i in range(n)])
+
+
+def test_a_sharp_fall_against_the_recent_ok_runs_is_suspicious() -> None:
+    """40 calls falling to 1 is a broken page far more often than 39 withdrawn calls."""
+    verdict = assess_run(calls(1), last_good_items=40, recent_ok_calls=[40, 40, 39, 41, 40])
+    assert verdict.suspicious
+    assert verdict.reasons == ("fell to 1 calls from 40, the median of the last 5 ok run(s)",)
+    assert outcome(calls(1), verdict) is RunOutcome.SUSPICIOUS
+
+
+def test_an_ordinary_fall_is_not_suspicious() -> None:
+    assert not assess_run(calls(35), 40, recent_ok_calls=[40]).suspicious
+    assert not assess_run(calls(20), 40, recent_ok_calls=[40]).suspicious  # exactly half
+    assert assess_run(calls(19), 40, recent_ok_calls=[40]).suspicious
+    assert not assess_run(calls(1), 40).suspicious  # no ok run known: nothing to fall from
+
+
+def test_a_tiny_source_falling_to_one_is_an_ordinary_change() -> None:
+    """2 or 3 calls falling to 1 loses fewer than FALL_MIN_LOST (5): judged normally;
+    a fall to zero is still suspicious by the zero rule."""
+    assert not assess_run(calls(1), 3, recent_ok_calls=[3, 2, 3]).suspicious
+    assert sharp_fall(1, [2, 2]) is None
+    assert assess_run(ScrapeResult(), 3, recent_ok_calls=[3]).suspicious
+    assert sharp_fall(3, [8, 8]) == "fell to 3 calls from 8, the median of the last 2 ok run(s)"
+
+
+def test_the_median_of_the_window_resists_one_odd_run() -> None:
+    """One odd ok run neither drags the baseline down nor hides a fall; runs past the
+    window do not count."""
+    assert sharp_fall(15, [12, 40, 40, 40, 40]) is not None
+    assert sharp_fall(15, [40, 12, 12, 12, 12]) is None  # the source really shrank to 12
+    assert sharp_fall(15, [40] * FALL_WINDOW + [1000] * 10) is not None
+    assert sharp_fall(15, [30, 30, 30, 30, 30, 1000]) is None
+
+
+def test_only_a_complete_run_is_judged_for_a_fall() -> None:
+    """A partial run marks nothing removed anyway: it stays partial, not suspicious."""
+    partial = ScrapeResult(records=[make_call("T-0")], complete=False, error="page 2 failed")
+    verdict = assess_run(partial, 40, recent_ok_calls=[40])
+    assert not verdict.suspicious and outcome(partial, verdict) is RunOutcome.PARTIAL

@@ -20,6 +20,7 @@ from scrapers.ft_portal import (
     keywords_of,
     normalize_all,
     normalize_result,
+    parse_bulk,
     parse_page,
     parse_portal_time,
     sub_programme_of,
@@ -397,3 +398,103 @@ def test_our_query_speaks_the_vocabulary_of_real_requests() -> None:
     real_sort = json.loads(REAL_SORT.read_text(encoding="utf-8"))
     ours_sort = json.loads(build_request(FtPortalSettings(), page=1)["files"]["sort"][1])
     assert ours_sort in real_sort  # {"field": "identifier", "order": "ASC"}
+
+
+# -- hostile numbers: one poisoned record never costs the others ---------------------------
+
+POISONED = FIXTURES / "search_poisoned_numbers_2026-11.json"
+
+
+def test_non_finite_budget_figures_are_unknown_and_the_call_is_kept() -> None:
+    """budgetYearMap {"2027": 1e400} and expectedGrants Infinity (both read as inf): the call
+    is still a call people need to hear about, only its total and grant count are unknown."""
+    call = normalize(by_identifier(load(POISONED), "EU4H-2026-PJ-03"))
+    assert (call.budget_eur, call.budget_min_eur, call.budget_max_eur, call.expected_grants) == (
+        None, 3_000_000, 3_000_000, None)
+    assert call.deadlines == (datetime(2027, 1, 14, 16, 0, tzinfo=UTC),)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), "1e400", "Infinity", -5])
+def test_topic_budget_with_one_unusable_figure(bad: Any) -> None:
+    """A total with an unusable year is unknown (a partial sum would be a wrong total)."""
+    overview = {"budgetTopicActionMap": {"1": [{
+        "action": "HORIZON-X-01 - HORIZON-RIA", "budgetYearMap": {"2026": "7", "2027": bad},
+        "minContribution": bad, "maxContribution": 9, "expectedGrants": bad}]}}
+    assert topic_budget(overview, "HORIZON-X-01") == {
+        "budget_eur": None, "budget_min_eur": None, "budget_max_eur": 9, "expected_grants": None}
+
+
+@pytest.mark.parametrize("kind", ["8", "2"])
+def test_a_non_finite_plain_budget_is_unknown(kind: str) -> None:
+    rows = load(CASCADE) if kind == "8" else load(EXTERNAL)
+    row = copy.deepcopy(next(r for r in rows if (r.get("metadata") or r).get("type") == [kind]))
+    fields = row.get("metadata") or row
+    fields["budget"] = ["1e400"]
+    call = normalize(row, now=datetime(2026, 11, 25, tzinfo=UTC))
+    assert call.budget_eur is None
+
+
+@pytest.mark.parametrize("epoch", [float("inf"), float("nan"), 1e22, "99999999999999999999999"])
+def test_a_deadline_that_is_no_time_makes_only_its_record_invalid(epoch: Any) -> None:
+    """A cut-off of inf (1e400 in the JSON) cannot be read: that record is invalid, as with
+    any unreadable deadline, and every other record of the page is kept."""
+    with pytest.raises(ValueError, match="unrecognised portal date"):
+        parse_portal_time(epoch)
+    rows = copy.deepcopy(recorded())
+    by_identifier(rows, "EU4H-2026-PJ-03")["metadata"]["deadlineDate"] = [epoch]
+    records, invalid = normalize_all(rows, source="ft_portal", portal_url=PORTAL, now=NOW)
+    clean, clean_invalid = normalize_all(recorded(), source="ft_portal", portal_url=PORTAL, now=NOW)
+    assert invalid == clean_invalid + 1
+    assert {r.native_id for r in records} == {r.native_id for r in clean} - {"EU4H-2026-PJ-03"}
+
+
+def test_an_unexpected_error_in_one_row_costs_only_that_row(caplog: pytest.LogCaptureFixture) -> None:
+    """``actions`` whose ``types`` is a number trips the normalizer (TypeError): a bug met on
+    one row, logged with its traceback, that makes only this row invalid."""
+    rows = copy.deepcopy(recorded())
+    by_identifier(rows, "EU4H-2026-PJ-03")["metadata"]["actions"] = [json.dumps([{"types": 5}])]
+    with caplog.at_level(logging.WARNING):
+        records, invalid = normalize_all(rows, source="ft_portal", portal_url=PORTAL, now=NOW)
+    clean, clean_invalid = normalize_all(recorded(), source="ft_portal", portal_url=PORTAL, now=NOW)
+    assert invalid == clean_invalid + 1
+    assert {r.native_id for r in records} == {r.native_id for r in clean} - {"EU4H-2026-PJ-03"}
+    [bug] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "call=EU4H-2026-PJ-03" in bug.getMessage() and bug.exc_info is not None
+    assert any("call=EU4H-2026-PJ-03 error=unexpected TypeError" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.WARNING)
+
+
+@pytest.mark.parametrize(
+    ("page", "error"),
+    [({"pageNumber": float("inf")}, "answered page inf"),
+     ({"pageNumber": float("nan")}, "answered page nan"),
+     ({"pageNumber": "two"}, "answered page 'two'")],
+)
+def test_a_page_number_that_is_no_number_is_a_changed_layout(page: dict[str, Any], error: str) -> None:
+    with pytest.raises(LayoutChanged, match=error):
+        parse_page({"results": [], **page}, expected_page=1)
+
+
+@pytest.mark.parametrize("total", [float("inf"), float("nan"), 1e400, "lots"])
+def test_a_total_that_is_no_count_is_unknown(total: Any) -> None:
+    assert parse_page({"results": [{"a": 1}], "pageNumber": 1, "totalResults": total}, 1) == (
+        [{"a": 1}], None)
+
+
+def test_an_odd_bulk_object_is_skipped_and_the_rest_read(tmp_path: Path) -> None:
+    bulk = json.loads((RECORDINGS / "grantsTenders.json").read_text("utf-8"))
+    items = bulk["fundingData"]["GrantTenderObj"]
+    odd = copy.deepcopy(items[0])
+    odd["identifier"] = "HORIZON-ODD-2026-01"
+    odd["keywords"] = 5  # a number where a list belongs
+    items.insert(1, odd)
+    items[2]["deadlineDatesLong"] = [float("inf")]  # written as 1e400, read back as inf
+    path = tmp_path / "grantsTenders.json"
+    path.write_text(json.dumps(bulk).replace("Infinity", "1e400"), encoding="utf-8")
+    rows = list(parse_bulk(path, FtPortalSettings()))
+    identifiers = [r["metadata"]["identifier"][0] for r in rows]
+    assert "HORIZON-ODD-2026-01" not in identifiers
+    assert identifiers[0] == items[0]["identifier"]
+    records, invalid = normalize_all(rows, source="ft_portal", portal_url=PORTAL,
+                                     now=datetime(2026, 11, 25, tzinfo=UTC))
+    assert invalid == 1 and len(records) == len(rows) - 1

@@ -338,3 +338,44 @@ def test_documents_read_for_the_first_time_are_a_baseline_not_a_burst(
                               started_at=NOW, now=NOW + timedelta(hours=6))
     assert report.changes == []
     assert store.get_call("ft_portal:HORIZON-CL4-2027-RESILIENCE-01-12").record.documents
+
+
+#: the recorded results with one topic poisoned: budgetYearMap {"2027": 1e400} and
+#: expectedGrants Infinity, as the JSON inside its budgetOverview string (fixture README)
+POISONED = Path(__file__).parent / "fixtures" / "ft_portal" / "search_poisoned_numbers_2026-11.json"
+POISONED_ID = "EU4H-2026-PJ-03"
+
+
+def poison_deadline(row: dict[str, Any]) -> None:
+    row["metadata"]["deadlineDate"] = [float("inf")]  # 1e400 on the wire
+
+
+def poison_actions(row: dict[str, Any]) -> None:
+    row["metadata"]["actions"] = [json.dumps([{"types": 5}])]  # trips a TypeError (a bug)
+
+
+@pytest.mark.parametrize(("poison", "kept"), [(None, True), (poison_deadline, False),
+                                              (poison_actions, False)])
+def test_one_poisoned_record_costs_at_most_itself(store: Store, poison: Any, kept: bool) -> None:
+    """Served by the replay server among 23 other results: a non-finite budget and grant
+    count leave those figures unknown and keep the call; a non-finite cut-off, or a row that
+    trips an unexpected error, makes that one record invalid. Every other call is stored."""
+    clean_rows = load_results(RECORDED_SEARCHES)
+    rows = load_results([POISONED, *RECORDED_SEARCHES[1:]])
+    if poison is not None:
+        poison(next(r for r in rows if r["metadata"].get("identifier") == [POISONED_ID]))
+    with PortalReplayServer(results=clean_rows) as clean_server:
+        clean = scrape(clean_server)  # type: ignore[arg-type]
+    with PortalReplayServer(results=rows) as server:
+        result = scrape(server)  # type: ignore[arg-type]
+    assert result.outcome is RunOutcome.OK
+    store.record_run("ft_portal", result, started_at=NOW, now=NOW)
+    stored = {c.record.native_id: c.record for c in store.list_calls(statuses=None)}
+    others = {r.native_id for r in clean.records} - {POISONED_ID}
+    assert len(others) == 20 and others <= set(stored)
+    assert all(stored[i] == r for r in clean.records if (i := r.native_id) != POISONED_ID)
+    assert (POISONED_ID in stored) is kept
+    assert result.invalid == clean.invalid + (0 if kept else 1)
+    if kept:
+        assert (stored[POISONED_ID].budget_eur, stored[POISONED_ID].expected_grants) == (None, None)
+        assert stored[POISONED_ID].budget_max_eur == 3_000_000

@@ -79,3 +79,12 @@ def test_a_page_without_the_array_or_a_challenge_fails_the_run() -> None:
         blocked = scrape(source(site))
     assert changed.outcome is RunOutcome.FAILED and "error type: LayoutChanged" in changed.notes
     assert blocked.outcome is RunOutcome.FAILED and blocked.error and "challenge" in blocked.error
+
+
+@pytest.mark.parametrize("raw", [float("inf"), float("nan")])
+def test_a_funding_figure_that_is_not_finite_is_unknown_and_the_call_kept(raw: float) -> None:
+    """``"raw": 1e400`` in the embedded JSON reads as inf; ``int(inf)`` used to raise
+    OverflowError, which ended the whole run."""
+    item = {**items()[0], "funding_per_project": {"raw": raw, "format": "€ ∞"}}
+    grappa = record_from_item(item, source="cascade_hub", now=NOW)
+    assert grappa.native_id == "4512" and grappa.budget_max_eur is None

@@ -7,7 +7,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scrapers._dates import check_language, parse_date, parse_iso, parse_with_format, zone_named
+from scrapers._dates import (
+    ABSOLUTE_PARSERS,
+    check_language,
+    names_relative_day,
+    parse_date,
+    parse_iso,
+    parse_with_format,
+    zone_named,
+)
 
 END_16_JAN_BRUSSELS = datetime(2025, 1, 16, 22, 59, 59, tzinfo=UTC)  # 23:59:59 CET
 
@@ -68,3 +76,45 @@ def test_settings_checks() -> None:
     assert check_language("cs") == "cs"
     with pytest.raises(ValueError, match="unknown date language"):
         check_language("klingon")
+
+
+#: Days named only relative to the day a page is read, in the languages the sources use.
+RELATIVE = [
+    ("tomorrow", "en"), ("today", "en"), ("yesterday", "en"), ("in 2 days", "en"),
+    ("Deadline: tomorrow", "en"), ("2 days ago", "en"), ("next week", "en"),
+    ("demain", "fr"), ("aujourd'hui", "fr"), ("après-demain", "fr"), ("dans 2 jours", "fr"),
+    ("morgen", "de"), ("heute", "de"), ("übermorgen", "de"), ("in 2 Tagen", "de"),
+    ("Einreichfrist: morgen", "de"),
+    ("mañana", "es"), ("hoy", "es"), ("pasado mañana", "es"),
+    ("domani", "it"), ("oggi", "it"),
+    ("jutro", "pl"), ("dzisiaj", "pl"), ("pojutrze", "pl"),
+    ("zítra", "cs"), ("dnes", "cs"), ("pozítří", "cs"), ("za 2 dny", "cs"),
+]
+
+
+@pytest.mark.parametrize(("text", "language"), RELATIVE)
+def test_a_relative_day_is_no_deadline_in_any_language(text: str, language: str) -> None:
+    """dateparser would read these against today's clock, and a daily scrape would move the
+    "deadline" every day; they are refused, with and without the source's language, and
+    recognised as relative so the caller keeps the call with its deadline unknown."""
+    assert parse_date(text, language=language) is None
+    assert parse_date(text) is None
+    assert names_relative_day(text, language=language)
+    assert names_relative_day(text)  # a source without a language: the EU's languages
+
+
+@pytest.mark.parametrize("text", ["laufend", "bude upřesněno", "to be announced", "Open", "TBC",
+                                  "16 January", "31/02/2025", "", None])
+def test_text_that_is_no_date_is_not_a_relative_day(text: str | None) -> None:
+    assert not names_relative_day(text)
+
+
+def test_an_absolute_date_beside_a_relative_word_still_counts() -> None:
+    assert parse_date("tomorrow, 16 January 2025") == END_16_JAN_BRUSSELS
+    assert parse_date("Date limite : demain, le 16 janvier 2025", language="fr") == END_16_JAN_BRUSSELS
+
+
+def test_only_the_relative_time_parser_is_left_out() -> None:
+    from dateparser_data.settings import default_parsers
+
+    assert [p for p in default_parsers if p != "relative-time"] == ABSOLUTE_PARSERS

@@ -132,3 +132,13 @@ def test_a_changed_list_layout_is_flagged() -> None:
         site.set_route("/search-results?type=eccp_calls&page=0", DIR / "list_changed_layout.html")
         result = scrape(source(site))
     assert result.outcome is RunOutcome.FAILED and "error type: LayoutChanged" in result.notes
+
+
+def test_a_deadline_of_tomorrow_is_unknown_not_a_date() -> None:
+    """"DEADLINE: tomorrow" would name another day at every scrape: the call is kept, its
+    deadline unknown."""
+    slug = "powerup-netzero-3rd-open-call"
+    markup = (RECORDED / f"detail_{slug}.html").read_text(encoding="utf-8")
+    call = record_from_detail(markup.replace("<time>to be announced</time>", "<time>tomorrow</time>"),
+                              url=f"{BASE}/content/{slug}", source="eccp", now=NOW)
+    assert call.native_id == slug and call.deadlines == ()

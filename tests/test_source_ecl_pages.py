@@ -105,3 +105,12 @@ def test_default_config_has_one_instance_per_agency() -> None:
     for name, publisher in (("eismea", "EISMEA"), ("hadea", "HaDEA"), ("eic", "EIC")):
         assert sources[name].kind == "ecl_pages"
         assert sources[name].publisher == publisher  # type: ignore[attr-defined]
+
+
+def test_a_deadline_date_of_tomorrow_is_unknown_not_a_date() -> None:
+    card = parse_cards(read("eismea_calls_page1.html"), url=LIST, first=False)[0]
+    detail = read("detail_eu-cluster-excellence-2026_en.html").replace(
+        "definition\">to be confirmed</dd>", "definition\">tomorrow</dd>")
+    call = record_from_card(card, detail, source="eismea",
+                            settings=EclSettings(list_url=LIST, publisher="EISMEA"), now=NOW)
+    assert call.deadlines == () and call.title == card.title

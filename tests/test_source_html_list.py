@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,8 @@ from tracker.drift import assess_run
 from tracker.errors import LayoutChanged
 from tracker.fakes._server import Reply
 from tracker.fakes.sites import FixtureSite
-from tracker.models import CallStatus, RunOutcome
+from tracker.models import CallStatus, ChangeKind, RunOutcome
+from tracker.store import Store
 
 DIR = FIXTURES / "html_list"
 ROUTES = {"/calls": DIR / "efre_calls_page1.html", "/calls?page=2": DIR / "efre_calls_page2.html"}
@@ -99,3 +100,30 @@ def test_a_challenge_page_fails_the_run() -> None:
 def test_selectors_are_checked_when_loaded() -> None:
     with pytest.raises(ValueError, match="not a CSS selector"):
         settings_for("https://x.example", item="div[")
+
+
+@pytest.mark.parametrize("deadline", ["Einreichfrist: morgen", "morgen", "tomorrow", "Deadline: tomorrow"])
+def test_a_deadline_of_tomorrow_stays_unknown_and_moves_nothing(store: Store, deadline: str) -> None:
+    """A list whose item reads "morgen" (tomorrow), scraped on two days: the call is stored
+    with no deadline both times, so the second day records no "deadline moved". (A bare
+    "morgen" used to become tomorrow's date, read from the wall clock, and "Einreichfrist:
+    morgen" made the item invalid.)"""
+    page1 = (DIR / "efre_calls_deadline_tomorrow.html").read_text(encoding="utf-8")
+    routes = {"/calls": Reply(200, page1.replace("Einreichfrist: morgen", deadline).encode(),
+                              {"Content-Type": "text/html; charset=utf-8"}),
+              "/calls?page=2": DIR / "efre_calls_page2.html"}
+    reports = []
+    with FixtureSite(routes) as site:
+        settings = settings_for(site.url + "/calls")
+        for day in (0, 1):  # the clock moves on a day between the two scrapes
+            now = NOW + timedelta(days=day)
+            result = scrape(lambda http: HtmlListSource("efre_at", settings, http), now=now)
+            assert result.outcome is RunOutcome.OK
+            assert len(result.records) == 3 and result.invalid == 1  # "laufend" is still invalid
+            reports.append(store.record_run("efre_at", result, started_at=now, now=now))
+    [call] = [c for c in store.list_calls(statuses=None) if c.record.title.startswith("Investitionen")]
+    assert call.record.deadlines == () and call.record.status is CallStatus.OPEN
+    assert [r.outcome for r in reports] == [RunOutcome.OK, RunOutcome.OK]
+    assert reports[0].new == 3
+    assert reports[1].changes == []
+    assert not [c for r in reports for c in r.changes if c.kind is ChangeKind.DEADLINE_CHANGED]

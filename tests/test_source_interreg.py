@@ -127,3 +127,15 @@ def test_unparseable_deadline_and_missing_title_are_counted_invalid() -> None:
     assert [r.native_id for r in result.records] == ["callForProjectsPage_3129"]
     assert result.invalid == 2
     assert result.outcome is RunOutcome.OK
+
+
+@pytest.mark.parametrize("nb_hits", [float("inf"), float("nan"), "1e400", "many"])
+def test_a_hit_count_that_is_no_count_is_a_changed_layout(nb_hits: object) -> None:
+    """``nbHits: 1e400`` (read as inf) used to raise OverflowError out of the scraper."""
+    with pytest.raises(LayoutChanged, match="nbHits is not a count"):
+        parse_response({"results": [{"hits": [], "nbHits": nb_hits}]})
+
+
+def test_a_page_count_that_is_no_count_means_one_page() -> None:
+    page = parse_response({"results": [{"hits": [], "nbHits": 0, "nbPages": float("inf")}]})
+    assert (page.nb_hits, page.nb_pages) == (0, 1)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scrapers.rss import RssSettings, RssSource, parse_feed, record_from_item, strip_junk
+from scrapers.rss import FeedItem, RssSettings, RssSource, parse_feed, record_from_item, strip_junk
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.errors import LayoutChanged, SourceRejected
 from tracker.fakes._server import Reply
@@ -123,3 +123,14 @@ def test_settings_are_checked_when_loaded() -> None:
         RssSettings(url="https://x.example/rss", language="xx")
     with pytest.raises(ValueError, match="regular expression"):
         RssSettings(url="https://x.example/rss", deadline_pattern="(unclosed")
+
+
+@pytest.mark.parametrize(("text", "language"), [("Date limite : demain à 12h00", "fr"),
+                                                ("Ukončení příjmu žádostí: zítra", "cs"),
+                                                ("Deadline: tomorrow", None)])
+def test_a_deadline_of_tomorrow_leaves_the_deadline_unknown(text: str, language: str | None) -> None:
+    settings = RssSettings(url="https://feed.example/rss", language=language)
+    item = FeedItem(id="call-7", title="Appel à projets FEDER", link="https://feed.example/7",
+                    text=f"Appel ouvert. {text}.")
+    call = record_from_item(item, source="occitanie", settings=settings, now=NOW)
+    assert call.native_id == "call-7" and call.deadlines == ()

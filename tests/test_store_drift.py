@@ -8,6 +8,7 @@ and a local fixture site, never a mock.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,11 +16,12 @@ from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
 from tests.sources_support import EFRE_AT_SELECTORS, FIXTURES
+from tests.test_cli import run
 from tracker.config import Settings, load_config
 from tracker.daemon import Daemon
 from tracker.drift import RED_AFTER
 from tracker.fakes.sites import FixtureSite
-from tracker.models import ChangeKind, RunOutcome, ScrapeResult
+from tracker.models import CallRecord, ChangeKind, RunOutcome, ScrapeResult
 from tracker.pipeline import scrape_one
 from tracker.ports import Message, Progress, Recipient, SendResult
 from tracker.store import RunReport, Store
@@ -95,6 +97,65 @@ def test_an_ok_run_after_suspicious_ones_strikes_again(store: Store, now: dateti
     assert report.outcome is RunOutcome.OK
     assert [(c.call_id, c.kind) for c in report.changes] == [
         ("ft_portal:B", ChangeKind.REMOVED_FROM_SOURCE)]
+
+
+def forty(count: int = 40) -> list[CallRecord]:
+    return [make_call(f"T-{n:02d}") for n in range(count)]
+
+
+def removed(report: RunReport) -> list[str]:
+    return sorted(c.call_id for c in report.changes if c.kind is ChangeKind.REMOVED_FROM_SOURCE)
+
+
+def test_a_fall_from_40_to_1_is_suspicious_and_removes_nothing(
+    store: Store, now: datetime, database_url: str, tmp_path: Path
+) -> None:
+    """However often the page shows 1 call of 40, no call is marked removed, the run log,
+    the source's health and `callwatch sources` say why, and every call stays listed."""
+    save(store, now, *forty())
+    for hours in (6, 12):
+        report = save(store, now + timedelta(hours=hours), make_call("T-00"))
+        assert report.outcome is RunOutcome.SUSPICIOUS
+        assert report.changes == []
+        assert report.error == ("suspicious: fell to 1 calls from 40, the median of the last "
+                                "1 ok run(s)")
+    assert store.runs("ft_portal")[0].outcome is RunOutcome.SUSPICIOUS
+    health = store.health("ft_portal")
+    assert (health.state, health.bad_in_a_row) == ("amber", 2)
+    assert health.reason == ("2 failed or suspicious run(s) in a row: suspicious: fell to 1 calls "
+                             "from 40, the median of the last 1 ok run(s)")
+    listed = store.list_calls(listed_only=True)
+    assert len(listed) == 40 and all(c.record == make_call(c.record.native_id) for c in listed)
+    shown = run("--db", database_url, "sources", "--format", "json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    portal = next(s for s in json.loads(shown.stdout) if s["name"] == "ft_portal")
+    assert (portal["outcome"], portal["health"]) == ("suspicious", "amber")
+    assert "fell to 1 calls from 40" in portal["health_reason"]
+
+
+def test_a_fall_from_40_to_35_still_removes_the_five(store: Store, now: datetime) -> None:
+    save(store, now, *forty())
+    first = save(store, now + timedelta(hours=6), *forty(35))
+    second = save(store, now + timedelta(hours=12), *forty(35))
+    assert (first.outcome, second.outcome) == (RunOutcome.OK, RunOutcome.OK)
+    assert removed(first) == []  # the first strike
+    assert removed(second) == [f"ft_portal:T-{n}" for n in range(35, 40)]
+    assert len(store.list_calls(listed_only=True)) == 35
+
+
+def test_the_next_normal_run_after_a_fall_is_ordinary(store: Store, now: datetime) -> None:
+    """A suspicious run is no baseline: 40, 1, 40 is two ok runs around a blip, with no
+    event; later falls are judged against the ok runs, and ordinary removals go on."""
+    save(store, now, *forty())
+    assert save(store, now + timedelta(hours=1), make_call("T-00")).outcome is RunOutcome.SUSPICIOUS
+    back = save(store, now + timedelta(hours=2), *forty())
+    assert (back.outcome, back.changes, back.error) == (RunOutcome.OK, [], None)
+    assert store.health("ft_portal").state == "green"
+    assert save(store, now + timedelta(hours=3), make_call("T-00")).outcome is RunOutcome.SUSPICIOUS
+    save(store, now + timedelta(hours=4), *forty(35))
+    report = save(store, now + timedelta(hours=5), *forty(35))
+    assert report.outcome is RunOutcome.OK
+    assert removed(report) == [f"ft_portal:T-{n}" for n in range(35, 40)]
 
 
 def test_health_turns_red_after_three_suspicious_or_failed_runs(store: Store, now: datetime) -> None:

@@ -6,9 +6,11 @@ stored version (``tracker.diff``), upserts the rows with the dialect's ``ON CONF
 Absence rule: a call missing from a *complete* run gets one strike; at two consecutive
 strikes it is marked not listed (``removed_from_source``). It is never deleted, and a
 partial, failed or suspicious run never strikes anything.
-Drift rule (``tracker.drift``): each run is judged against the source's last good run; a
-suspicious run is logged as such and keeps every stored value its records leave empty, so a
-changed layout neither removes calls nor blanks their fields.
+Drift rule (``tracker.drift``): each run is judged against the source's last good run and,
+when complete, against the median call count of its last ok runs (a sharp fall, 40 calls to
+1, is suspicious); a suspicious run is logged as such, marks nothing removed and keeps every
+stored value its records leave empty, so a changed layout neither removes calls nor blanks
+their fields.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from tracker.diff import (
     fill_missing,
     removed_change,
 )
-from tracker.drift import DEFAULT_EXPECTED, assess_run, consecutive_bad, last_good_count, source_health
+from tracker.drift import (
+    DEFAULT_EXPECTED,
+    FALL_WINDOW,
+    assess_run,
+    consecutive_bad,
+    last_good_count,
+    source_health,
+)
 from tracker.drift import outcome as judged_outcome
 from tracker.errors import NotFoundError
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
@@ -175,7 +184,8 @@ class Store:
             records[record.id] = record  # a later duplicate in the same run wins
         with self.engine.begin() as connection:
             verdict = assess_run(result, self._last_good_items(connection, source),
-                                 expected_fields=expected_fields)
+                                 expected_fields=expected_fields,
+                                 recent_ok_calls=self._recent_ok_calls(connection, source))
             outcome = judged_outcome(result, verdict)
             error = result.error
             if verdict.suspicious:
@@ -224,6 +234,15 @@ class Store:
             .order_by(runs_table.c.id.desc()).limit(1)
         ).all()
         return last_good_count((RunOutcome(row.outcome), row.items_seen) for row in rows)
+
+    @staticmethod
+    def _recent_ok_calls(connection: Connection, source: str) -> list[int]:
+        """Calls seen by the source's latest ok runs, newest first (drift's sharp-fall rule)."""
+        return list(connection.execute(
+            sa.select(runs_table.c.items_seen)
+            .where(runs_table.c.source == source, runs_table.c.outcome == RunOutcome.OK.value)
+            .order_by(runs_table.c.id.desc()).limit(FALL_WINDOW)
+        ).scalars())
 
     def _upsert_calls(
         self, connection: Connection, records: list[CallRecord], now: datetime,
