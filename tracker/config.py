@@ -90,7 +90,13 @@ class HttpSettings(_Section):
         "callwatch/0.1 (+https://github.com/callwatch/callwatch; EU funding-call tracker)",
         min_length=3, description="identifies callwatch to every site it reads",
     )
-    timeout: float = Field(30.0, gt=0, description="seconds to wait for a response")
+    timeout: float = Field(
+        30.0, gt=0, description="seconds one request may take in all (connect, headers, body)"
+    )
+    source_timeout: Duration = Field(
+        timedelta(minutes=30),
+        description="longest one source's run may take; then it fails and the others go on",
+    )
     delay: float = Field(1.0, ge=0, description="seconds between two requests to one host")
     retries: int = Field(3, ge=0, le=10, description="retries on timeouts, 5xx and 429")
     backoff: float = Field(2.0, ge=0, description="first retry wait in seconds; doubles each time")
