@@ -1,12 +1,37 @@
 """The one polite HTTP client every source shares.
 
 Politeness and fault tolerance live here so no scraper re-implements them: an identifying
-User-Agent, timeouts, one request at a time per host with ``http.delay`` seconds between
-two requests to the same host, retries with exponential backoff and jitter on timeouts,
-connection errors, 5xx and 429 (honouring Retry-After), and a cap on response size.
+User-Agent, one request at a time per host with ``http.delay`` seconds between two requests
+to the same host, retries with exponential backoff and jitter on timeouts, connection
+errors, 5xx and 429 (honouring Retry-After), and a cap on response size.
+
+A timeout is a deadline. ``http.timeout`` bounds the whole of one attempt (connect,
+redirects, headers and body), not each read: a server that trickles a byte a second cannot
+hold a request longer than that, and a missed deadline is retried like any timeout. The
+streaming form (``stream``, the portal's 130 MB bulk file) gets the deadline up to the
+headers; its body is bounded by each read's timeout and by the source run's ceiling
+(``http.source_timeout``, in tracker/pipeline.py).
+
+Redirects are followed here, not by httpx, so that every hop is checked:
+
+- only to http and https: a ``Location`` of ``file:``, ``gopher:`` or the like is refused;
+- at most ``MAX_REDIRECTS`` hops (real sites need up to four: http to https, to ``www.``,
+  to a language suffix); a longer chain is a loop or a login maze, reported, not retried;
+- never from a public site to an internal address (loopback, private, link-local such as
+  the cloud metadata address 169.254.169.254, ``localhost``, ``*.internal``). A site we
+  scrape is someone else's server: if it is compromised, it must not be able to make
+  callwatch read the operator's own network and put the answer into alerts. A source
+  configured on an internal address (an intranet list) may redirect within it. Host names
+  are judged as written, not resolved (resolving would race the connection), so this is a
+  guard against the common form, not a firewall;
+- to any other public host: sites move (agency pages go to commission.europa.eu, a list
+  ends up behind EU Login), and refusing would silently fail a source that still works.
+  Each move to another host is logged once per run, so an operator sees where a source
+  went.
 
 Errors come out as callwatch's own classes: ``SourceUnavailable`` (transient, retries
-exhausted), ``SourceRejected`` (4xx other than 429, with ``status``), ``ResponseTooLarge``.
+exhausted), ``SourceRejected`` (4xx other than 429, with ``status``; a refused redirect, a
+redirect loop, a URL that is not http(s)), ``ResponseTooLarge``.
 """
 
 from __future__ import annotations
@@ -15,8 +40,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,16 +49,30 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from tracker.config import HttpSettings
+from tracker.destinations import is_internal_host
 from tracker.errors import ResponseTooLarge, SourceRejected, SourceUnavailable
 from tracker.retry_after import retry_after_seconds  # one parser for sources and channels
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Redirects followed for one request at most (httpx and browsers allow 20; see the docstring).
+MAX_REDIRECTS = 10
+WEB_SCHEMES = frozenset({"http", "https"})
+
+
+def redirect_refusal(start: httpx.URL, target: httpx.URL) -> str | None:
+    """Why a request that began at ``start`` may not be redirected to ``target`` (None: it may)."""
+    if target.scheme not in WEB_SCHEMES:
+        return "not http or https"
+    if is_internal_host(target.host) and not is_internal_host(start.host):
+        return "a public site may not send callwatch to an internal address"
+    return None
 
 
 class PoliteClient:
-    """An ``httpx.AsyncClient`` with per-host pacing, retries and a size cap."""
+    """An ``httpx.AsyncClient`` with per-host pacing, deadlines, checked redirects, retries
+    and a size cap."""
 
     def __init__(
         self,
@@ -47,11 +86,12 @@ class PoliteClient:
         self._client = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(settings.timeout),
-            follow_redirects=True,
+            follow_redirects=False,  # followed by _open, hop by hop, under the policy
             transport=transport,
         )
         self._host_locks: dict[str, asyncio.Lock] = {}
         self._last_request: dict[str, float] = {}
+        self._moves_logged: set[tuple[str, str]] = set()
 
     async def __aenter__(self) -> PoliteClient:
         return self
@@ -99,6 +139,23 @@ class PoliteClient:
             finally:
                 self._last_request[host] = time.monotonic()
 
+    @contextmanager
+    def _converted(self, url: str, *, reading: bool = False) -> Iterator[None]:
+        """httpx's exceptions and a missed deadline as callwatch's own, split by what to do next."""
+        try:
+            yield
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            if reading:
+                raise SourceUnavailable(f"timeout while reading {url}") from exc
+            raise SourceUnavailable(f"no complete response from {url} within "
+                                    f"{self.settings.timeout} s (http.timeout)") from exc
+        except httpx.UnsupportedProtocol as exc:  # can never succeed: do not retry
+            raise SourceRejected(f"cannot fetch {url}: only http and https URLs are supported"
+                                 ) from exc
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            where = "while reading" if reading else "from"
+            raise SourceUnavailable(f"{type(exc).__name__} {where} {url}: {exc}") from exc
+
     def _check_status(self, response: httpx.Response, url: str) -> None:
         status = response.status_code
         if status in RETRY_STATUSES:
@@ -109,30 +166,61 @@ class PoliteClient:
         if status >= 400:
             raise SourceRejected(f"HTTP {status} from {url}", status=status)
 
+    def _log_move(self, origin: httpx.URL, target: httpx.URL) -> None:
+        """Log a redirect to another host, once per pair of hosts while this client lives
+        (one ``run --once``, one daemon scrape job)."""
+        pair = (origin.netloc.decode("ascii"), target.netloc.decode("ascii"))
+        if pair[0] == pair[1] or pair in self._moves_logged:
+            return
+        self._moves_logged.add(pair)
+        log.info("redirected to another host from=%s to=%s url=%s", *pair, target)
+
+    async def _open(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a request and follow its redirects under the policy (module docstring);
+        return the final response with its body not yet read."""
+        request = self._client.build_request(method, url, **kwargs)
+        start = request.url
+        for hop in range(MAX_REDIRECTS + 1):
+            response = await self._client.send(request, stream=True)
+            following = response.next_request
+            if following is None:
+                return response
+            await response.aclose()
+            if hop == MAX_REDIRECTS:
+                break
+            reason = redirect_refusal(start, following.url)
+            if reason is not None:
+                raise SourceRejected(f"redirect from {request.url} to "
+                                     f"{response.headers.get('Location', '')} refused: {reason}")
+            self._log_move(request.url, following.url)
+            request = following
+        raise SourceRejected(f"more than {MAX_REDIRECTS} redirects from {url} "
+                             f"(last to {request.url})")
+
     async def _once(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         async with self._paced(url):
-            try:
-                async with self._client.stream(method, url, **kwargs) as response:
-                    self._check_status(response, url)
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body.extend(chunk)
-                        if len(body) > self.settings.max_response_bytes:
-                            raise ResponseTooLarge(
-                                f"response from {url} is larger than "
-                                f"{self.settings.max_response_bytes} bytes (http.max_response_bytes)"
-                            )
-            except httpx.TimeoutException as exc:
-                raise SourceUnavailable(f"timeout after {self.settings.timeout}s from {url}") from exc
-            except (httpx.TransportError, httpx.DecodingError) as exc:
-                raise SourceUnavailable(f"{type(exc).__name__} from {url}: {exc}") from exc
+            with self._converted(url):
+                async with asyncio.timeout(self.settings.timeout):  # the whole attempt
+                    response = await self._open(method, url, **kwargs)
+                    try:
+                        self._check_status(response, url)
+                        body = bytearray()
+                        async for chunk in response.aiter_bytes():
+                            body.extend(chunk)
+                            if len(body) > self.settings.max_response_bytes:
+                                raise ResponseTooLarge(
+                                    f"response from {url} is larger than "
+                                    f"{self.settings.max_response_bytes} bytes (http.max_response_bytes)"
+                                )
+                    finally:
+                        await response.aclose()
         return httpx.Response(
             status_code=response.status_code, headers=response.headers, content=bytes(body),
             request=response.request,
         )
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Send one request with pacing and retries; return the fully read response."""
+        """Send one request with pacing, a deadline and retries; return the fully read response."""
         async for attempt in self._retrying():
             with attempt:
                 return await self._once(method, url, **kwargs)
@@ -140,30 +228,25 @@ class PoliteClient:
 
     @asynccontextmanager
     async def stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
-        """An open streaming response (bulk files): paced and retried until headers arrive.
+        """An open streaming response (bulk files): paced and retried until headers arrive,
+        which must come within ``http.timeout``.
 
-        The body is not size-capped: callers stream it to disk or parse it incrementally.
+        The body is not size-capped nor under that deadline: callers stream it to disk or
+        parse it incrementally, within the source run's ceiling.
         """
         async for attempt in self._retrying():
             with attempt:
                 async with self._paced(url):
-                    request = self._client.build_request(method, url, **kwargs)
-                    try:
-                        response = await self._client.send(request, stream=True)
-                    except httpx.TimeoutException as exc:
-                        raise SourceUnavailable(f"timeout from {url}") from exc
-                    except httpx.TransportError as exc:
-                        raise SourceUnavailable(f"{type(exc).__name__} from {url}: {exc}") from exc
+                    with self._converted(url):
+                        async with asyncio.timeout(self.settings.timeout):
+                            response = await self._open(method, url, **kwargs)
                     try:
                         self._check_status(response, url)
                     except BaseException:
                         await response.aclose()
                         raise
         try:
-            yield response
-        except httpx.TimeoutException as exc:
-            raise SourceUnavailable(f"timeout while reading {url}") from exc
-        except httpx.TransportError as exc:
-            raise SourceUnavailable(f"{type(exc).__name__} while reading {url}: {exc}") from exc
+            with self._converted(url, reading=True):
+                yield response
         finally:
             await response.aclose()

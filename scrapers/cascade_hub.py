@@ -30,6 +30,7 @@ from pydantic import Field
 from scrapers._dates import ZoneName, parse_date, parse_with_format, zone_named
 from scrapers._pages import fetch_page
 from scrapers._records import RecordBatch, amount_eur, require, status_for
+from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
@@ -42,7 +43,7 @@ class CascadeHubSettings(SourceSettings):
     """Settings of ``[sources.cascade_hub]``."""
 
     interval: Duration = Field(timedelta(days=1), description="how often to scrape")
-    url: str = Field("https://cascadefunding.eu/open-calls/", description="the open-calls page")
+    url: WebUrl = Field("https://cascadefunding.eu/open-calls/", description="the open-calls page")
     arrays: tuple[str, ...] = Field(("dataProposals",),
                                     description="embedded arrays to read: dataProposals, "
                                                 "dataEvaluators (expert calls), dataMentors")

@@ -34,6 +34,7 @@ from scrapers._dates import ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, absolute, fetch_page, same_site, soup_of
 from scrapers._records import RecordBatch, own_identifier, status_for
 from tracker import programmes
+from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
@@ -53,7 +54,7 @@ class EccpSettings(SourceSettings):
     """Settings of ``[sources.eccp]``."""
 
     interval: Duration = Field(timedelta(days=1), description="how often to scrape")
-    list_url: str = Field("https://www.clustercollaboration.eu/search-results?type=eccp_calls&page=0",
+    list_url: WebUrl = Field("https://www.clustercollaboration.eu/search-results?type=eccp_calls&page=0",
                           description="first page of the call inventory")
     max_pages: int = Field(25, ge=1, le=100, description="list pages to walk at most")
     timezone: ZoneName = Field("Europe/Brussels", description="zone of deadlines without one")

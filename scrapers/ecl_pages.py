@@ -34,6 +34,7 @@ from scrapers._pages import BotChallenge, absolute, fetch_page, soup_of
 from scrapers._records import RecordBatch, own_identifier, require, status_for
 from scrapers.rss import _programme
 from tracker import programmes
+from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
@@ -51,7 +52,7 @@ class EclSettings(SourceSettings):
     """Settings of one ``kind = "ecl_pages"`` instance."""
 
     interval: Duration = Field(timedelta(days=1), description="how often to scrape")
-    list_url: str = Field(description="the agency's calls (or news) list page")
+    list_url: WebUrl = Field(description="the agency's calls (or news) list page")
     publisher: str = Field(description="the agency, shown as sub-programme, e.g. EISMEA")
     programme: str | None = Field(None, description="canonical programme when the site has one")
     details: bool = Field(True, description="read each card's page for deadlines and status")

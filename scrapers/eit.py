@@ -29,6 +29,7 @@ from pydantic import Field
 from scrapers._dates import ZoneName, parse_date, zone_named
 from scrapers._pages import BotChallenge, absolute, fetch_page, same_site, soup_of
 from scrapers._records import RecordBatch, require, status_for
+from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
@@ -39,7 +40,7 @@ class EitSettings(SourceSettings):
     """Settings of ``[sources.eit]``."""
 
     interval: Duration = Field(timedelta(days=1), description="how often to scrape")
-    list_url: str = Field("https://www.eit.europa.eu/our-activities/opportunities",
+    list_url: WebUrl = Field("https://www.eit.europa.eu/our-activities/opportunities",
                           description="the opportunities page")
     details: bool = Field(False, description="read each opportunity's page (EIT limits bursts)")
     max_pages: int = Field(10, ge=1, le=50, description="list pages to walk at most")

@@ -65,6 +65,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from scrapers._records import amount_eur, count_of, read_item
 from tracker import programmes
+from tracker.config import WebUrl
 from tracker.dates import BRUSSELS, PORTAL_CUTOFF, local_to_utc
 from tracker.errors import (
     InvalidRecord,
@@ -104,11 +105,11 @@ _ACTION_CODES = {
 class FtPortalSettings(SourceSettings):
     """Settings of ``[sources.ft_portal]``."""
 
-    search_url: str = "https://api.tech.ec.europa.eu/search-api/prod/rest/search"
-    bulk_url: str = (
+    search_url: WebUrl = "https://api.tech.ec.europa.eu/search-api/prod/rest/search"
+    bulk_url: WebUrl = (
         "https://ec.europa.eu/info/funding-tenders/opportunities/data/referenceData/grantsTenders.json"
     )
-    portal_url: str = Field(
+    portal_url: WebUrl = Field(
         "https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/opportunities",
         description="base of the public topic pages used as each call's url",
     )

@@ -38,6 +38,7 @@ from scrapers._dates import (
 from scrapers._pages import absolute, fetch_page, soup_of
 from scrapers._records import IDENTIFIER, RecordBatch, require, status_for
 from scrapers.rss import _country, _programme
+from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
@@ -56,7 +57,7 @@ def _selector(value: str | None) -> str | None:
 class HtmlListSettings(SourceSettings):
     """Settings of one ``kind = "html_list"`` instance."""
 
-    url: str = Field(description="the first page of the list")
+    url: WebUrl = Field(description="the first page of the list")
     item: str = Field(description="CSS selector of one call in the list")
     title: str = Field("a", description="CSS selector of the title inside an item")
     link: str = Field("a[href]", description="CSS selector of the link inside an item (its href)")

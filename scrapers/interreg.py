@@ -31,6 +31,7 @@ from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_iso, zone_named
 from scrapers._records import RecordBatch, count_of, require, status_for
+from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged, SourceRejected
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
@@ -46,12 +47,12 @@ class InterregSettings(SourceSettings):
     """Settings of ``[sources.interreg]``."""
 
     interval: Duration = Field(timedelta(days=1), description="how often to scrape; calls change rarely")
-    search_url: str = Field("https://2e032drcns-dsn.algolia.net/1/indexes/*/queries",
+    search_url: WebUrl = Field("https://2e032drcns-dsn.algolia.net/1/indexes/*/queries",
                             description="Algolia multi-query endpoint of interreg.eu")
     app_id: str = Field("2E032DRCNS", description="Algolia application id of interreg.eu")
     index: str = Field("prod_en-us_content", description="Algolia index holding the call pages")
     api_key: str = Field("", description="interreg.eu's public search-only key; it rotates")
-    site_url: str = Field("https://interreg.eu", description="base of relative contentUrl links")
+    site_url: WebUrl = Field("https://interreg.eu", description="base of relative contentUrl links")
     hits_per_page: int = Field(500, ge=1, le=1000, description="Algolia caps pages at 1000")
     max_pages: int = Field(5, ge=1, le=50, description="pages to walk at most")
     timezone: ZoneName = Field("Europe/Brussels", description="zone of bare-date deadlines")

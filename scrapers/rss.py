@@ -31,6 +31,7 @@ from scrapers._dates import LanguageCode, ZoneName, names_relative_day, parse_da
 from scrapers._pages import BotChallenge, challenge_reason, fetch_response
 from scrapers._records import IDENTIFIER, RecordBatch, require, status_for
 from tracker import programmes
+from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
@@ -76,7 +77,7 @@ def _pattern(value: str | None) -> str | None:
 class RssSettings(SourceSettings):
     """Settings of one ``kind = "rss"`` instance."""
 
-    url: str = Field(description="the feed's URL")
+    url: WebUrl = Field(description="the feed's URL")
     programme: str | None = Field(None, description="canonical programme, e.g. Cohesion Policy")
     sub_programme: str | None = Field(None, description="the operational programme's name")
     country: str | None = Field(None, description="ISO country code the calls are for, e.g. CZ")

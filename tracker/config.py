@@ -25,10 +25,19 @@ import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from tracker.errors import ConfigError
 from tracker.planning import WEEKDAYS, DigestSchedule
@@ -42,6 +51,22 @@ APP_NAME = "callwatch"
 
 #: Secrets: read only from these environment variables, never from a file, never logged.
 SECRET_ENV = ("CALLWATCH_TELEGRAM_TOKEN", "CALLWATCH_SMTP_USERNAME", "CALLWATCH_SMTP_PASSWORD")
+
+
+def _web_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname \
+            or any(c.isspace() for c in value):
+        raise ValueError("expected an http:// or https:// URL")
+    parts.port  # noqa: B018 - raises ValueError for a port out of range, reported with the key
+    return value
+
+
+#: A URL setting callwatch fetches or links to (every source's ``url``, ``list_url``,
+#: ``search_url`` …): http or https with a host, checked when the configuration loads, so
+#: that ``file://`` or a missing scheme is a configuration error naming the key (exit 2)
+#: rather than a run that fails after its retries.
+WebUrl = Annotated[str, AfterValidator(_web_url)]
 
 
 class _Section(BaseModel):
@@ -65,7 +90,13 @@ class HttpSettings(_Section):
         "callwatch/0.1 (+https://github.com/callwatch/callwatch; EU funding-call tracker)",
         min_length=3, description="identifies callwatch to every site it reads",
     )
-    timeout: float = Field(30.0, gt=0, description="seconds to wait for a response")
+    timeout: float = Field(
+        30.0, gt=0, description="seconds one request may take in all (connect, headers, body)"
+    )
+    source_timeout: Duration = Field(
+        timedelta(minutes=30),
+        description="longest one source's run may take; then it fails and the others go on",
+    )
     delay: float = Field(1.0, ge=0, description="seconds between two requests to one host")
     retries: int = Field(3, ge=0, le=10, description="retries on timeouts, 5xx and 429")
     backoff: float = Field(2.0, ge=0, description="first retry wait in seconds; doubles each time")

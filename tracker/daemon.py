@@ -163,7 +163,8 @@ class Daemon:
 
         async with PoliteClient(self.settings.http) as http:
             source = build_sources(self.settings, http, [name])[name]
-            outcome = await scrape_one(name, source, Store(self.engine), self.clock)
+            outcome = await scrape_one(name, source, Store(self.engine), self.clock,
+                                       ceiling=self.settings.http.source_timeout)
         report = outcome.report
         log.info("scraped source=%s outcome=%s items=%d new=%d changed=%d", name,
                  report.outcome.value, report.items_seen, report.new, report.changed)

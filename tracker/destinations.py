@@ -96,6 +96,18 @@ def is_loopback_host(host: str) -> bool:
     return address is not None and _embedded_ipv4(address).is_loopback
 
 
+def is_internal_host(host: str) -> bool:
+    """Whether ``host`` is written as an internal address: ``localhost``, a ``.localhost`` or
+    ``.internal`` name, or an address literal that is not globally routable (loopback,
+    private, link-local, in any form the resolver reads). Judged without DNS: the HTTP
+    client's redirect policy uses it as a guard, not a firewall."""
+    name = host.strip().removeprefix("[").removesuffix("]").removesuffix(".").lower()
+    if name == "localhost" or name.endswith((".localhost", ".internal")):
+        return True
+    address = host_address(host)
+    return address is not None and not _embedded_ipv4(address).is_global
+
+
 def address_problem(address: Address, *, allow_private: bool) -> str | None:
     """Why a webhook may not be sent to ``address`` (see the module docstring), or None."""
     ip = _embedded_ipv4(address)

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -34,7 +34,13 @@ from tracker.delivery import (
 )
 from tracker.dispatch import DispatchReport, dispatch
 from tracker.drift import DEFAULT_EXPECTED
-from tracker.errors import CallwatchError, ChannelRejected, ChannelUnavailable, ConfigError
+from tracker.errors import (
+    CallwatchError,
+    ChannelRejected,
+    ChannelUnavailable,
+    ConfigError,
+    SourceUnavailable,
+)
 from tracker.models import ScrapeResult
 from tracker.plugins import source_plugins
 from tracker.ports import Notifier, Progress, Source
@@ -81,18 +87,21 @@ def build_sources(settings: Settings, http: PoliteClient, names: Iterable[str]) 
 
 
 async def scrape_one(
-    name: str, source: Source, store: Store, clock: Clock, progress: Progress | None = None
+    name: str, source: Source, store: Store, clock: Clock, progress: Progress | None = None,
+    *, ceiling: timedelta | None = None,
 ) -> ScrapeOutcome:
     """Scrape one source and store its run; any failure becomes a failed run, never a crash.
 
-    The store judges the run for drift by the fields the source says every item has
-    (``expected_fields``, default title, url and deadline): a run that looks wrong is
-    recorded as suspicious.
+    ``ceiling`` (``http.source_timeout``) bounds the whole scrape, so one stalled site cannot
+    hold ``run --once`` or a scheduler job: past it the scrape is cancelled and stored as a
+    failed run, and the other sources go on. The store judges the run for drift by the
+    fields the source says every item has (``expected_fields``, default title, url and
+    deadline): a run that looks wrong is recorded as suspicious.
     """
     started = clock()
     began = time.perf_counter()
     try:
-        result = await source.scrape(started, progress)
+        result = await _scrape_within(name, source, started, progress, ceiling)
     except CallwatchError as exc:
         log.warning("source failed source=%s error=%s", name, exc)
         result = ScrapeResult(complete=False, error=str(exc))
@@ -103,6 +112,21 @@ async def scrape_one(
     report = await asyncio.to_thread(store.record_run, name, result, started_at=started,
                                      now=clock(), expected_fields=expected)
     return ScrapeOutcome(report=report, seconds=time.perf_counter() - began)
+
+
+async def _scrape_within(name: str, source: Source, now: datetime, progress: Progress | None,
+                         ceiling: timedelta | None) -> ScrapeResult:
+    """The source's result, or SourceUnavailable when it has none within ``ceiling``."""
+    seconds = None if ceiling is None else ceiling.total_seconds()
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await source.scrape(now, progress)
+    except TimeoutError as exc:
+        if not deadline.expired():  # the source's own TimeoutError: a bug, reported as a crash
+            raise
+        raise SourceUnavailable(f"source {name} gave no complete result within {seconds:g} s "
+                                "(http.source_timeout)") from exc
 
 
 async def scrape_sources(
@@ -116,7 +140,8 @@ async def scrape_sources(
     async with PoliteClient(settings.http) as http:
         sources = build_sources(settings, http, names)
         return list(await asyncio.gather(*(
-            scrape_one(name, source, store, clock, progress_for(name))
+            scrape_one(name, source, store, clock, progress_for(name),
+                       ceiling=settings.http.source_timeout)
             for name, source in sources.items()
         )))
 
