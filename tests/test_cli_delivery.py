@@ -323,3 +323,22 @@ def test_a_crash_before_the_outbox_commits_leaves_nothing_and_the_next_run_redoe
     assert [m.chat_id for m in operator.telegram.sent if H2_TITLE in m.text] == ["1001"]
     assert {r.status for r in operator.rows()} == {"sent"}
     assert len(operator.telegram.sent) == len(operator.rows())
+
+
+def test_looking_at_matches_before_a_run_changes_no_alert(operator: Operator) -> None:
+    """`callwatch match` only shows: the run after it alerts every match, as if never run."""
+    assert operator("scrape", "ft_portal").exit_code == 0
+    looked = operator("match", "--all", "--format", "json")
+    assert looked.exit_code == 0, looked.output
+    shown = {m["call_id"]: m["title"] for m in json.loads(looked.stdout)
+             if m["profile"] == "hydrogen-valley"}  # ana follows it, instantly, on Telegram
+    assert H2 in shown
+    again = operator("match", "--all", "--format", "json")  # looking twice changes nothing
+    assert json.loads(again.stdout) == json.loads(looked.stdout)
+
+    ran = operator("run", "--once")
+    assert ran.exit_code == 0, ran.output
+    alerts = [m.text for m in operator.telegram.sent if "New matching call" in m.text]
+    assert len([text for text in alerts if H2_TITLE in text]) == 1
+    assert len(alerts) == len(shown), alerts
+    assert all(any(title in text for text in alerts) for title in shown.values()), alerts

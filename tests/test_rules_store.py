@@ -95,7 +95,24 @@ def test_match_stored_looks_only_at_calls_changed_since_the_last_run(
     assert match_stored(engine, settings, later + timedelta(minutes=2)) == []
 
     everything = match_stored(engine, settings, later + timedelta(minutes=3), everything=True)
-    assert [(m.call_id, m.new) for m in everything] == [("ft_portal:A", False), ("ft_portal:B", False)]
+    assert [(m.call_id, m.new) for m in everything] == [("ft_portal:A", True), ("ft_portal:B", True)]
+
+
+def test_match_stored_records_no_match_so_the_notifier_still_sees_them_new(
+    engine: Engine, store: Store, tmp_path: Path, now: datetime
+) -> None:
+    settings = settings_for(tmp_path, h2=HYDROGEN)
+    store.record_run("ft_portal", ScrapeResult(records=[make_call("A"), make_call("B")]),
+                     started_at=now, now=now)
+    rules = RulesStore(engine)
+    looked = match_stored(engine, settings, now, everything=True)
+    assert [(m.call_id, m.new) for m in looked] == [("ft_portal:A", True), ("ft_portal:B", True)]
+    assert rules.matched_calls("h2") == set()
+    # once the notifier has recorded (announced) A, a look shows only B as new
+    rules.record_matches(looked[:1], now)
+    again = match_stored(engine, settings, now, everything=True)
+    assert [(m.call_id, m.new) for m in again] == [("ft_portal:A", False), ("ft_portal:B", True)]
+    assert rules.matched_calls("h2") == {"ft_portal:A"}
 
 
 def test_match_changed_matches_the_given_calls_and_skips_dismissed(

@@ -1,7 +1,10 @@
 """The ``callwatch`` command line: a thin shell over the store, config and pipeline.
 
 Exit codes: 0 success; 1 a command ran but something failed (a source, an unknown id);
-2 bad usage or bad configuration (nothing was started).
+2 bad usage or bad configuration (nothing was started); 3 the database cannot be used:
+unreachable, locked by another process, read-only, or not a database (nothing was started,
+or the command stopped at its first database access). Each error is one line on stderr;
+``-v`` logs the traceback too.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -17,13 +21,20 @@ from functools import cached_property
 from typing import Any, NoReturn, TypeVar
 
 import click
+import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
 from tracker import __version__, db, logs
 from tracker.config import Settings, load_config
 from tracker.dates import format_duration
-from tracker.errors import CallwatchError, ConfigError, NotFoundError, SchemaError
+from tracker.errors import (
+    CallwatchError,
+    ConfigError,
+    DatabaseUnavailable,
+    NotFoundError,
+    SchemaError,
+)
 from tracker.models import CallStatus, RunOutcome
 from tracker.store import Store
 from tracker.views import (
@@ -36,6 +47,7 @@ from tracker.views import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 
 class App:
@@ -63,6 +75,12 @@ class App:
         db.ensure_schema(self.engine)
         return Store(self.engine)
 
+    def writable_store(self) -> Store:
+        """The store, checked to take writes now: for commands that fetch or send first."""
+        store = self.store()
+        db.check_writable(self.engine)
+        return store
+
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)
@@ -78,6 +96,16 @@ class _Group(click.Group):
             _fail(f"configuration error: {exc}", 2)
         except SchemaError as exc:
             _fail(str(exc), 2)
+        except DatabaseUnavailable as exc:
+            log.debug("database unavailable", exc_info=exc)
+            _fail(str(exc), 3)
+        except sa.exc.DBAPIError as exc:  # SQLAlchemy's, met anywhere in the command
+            engine = vars(ctx.obj).get("engine") if isinstance(ctx.obj, App) else None
+            problem = db.database_problem(exc, engine.url) if engine is not None else None
+            if problem is None:  # not about the database being usable: a bug, keep its traceback
+                raise
+            log.debug("database error", exc_info=exc)
+            _fail(str(problem), 3)
         except NotFoundError as exc:
             _fail(str(exc), 1)
         except CallwatchError as exc:
@@ -298,7 +326,7 @@ def scrape_command(app: App, names: tuple[str, ...]) -> None:
     from tracker.pipeline import scrape_sources, select_sources
 
     selected = select_sources(app.settings, names)
-    store = app.store()
+    store = app.writable_store()
     bars = Bar(transient=True, disable=not sys.stderr.isatty(),
                console=Console(stderr=True))
 

@@ -57,7 +57,7 @@ def notify_command(app: App) -> None:
     from tracker.dispatch import dispatch
     from tracker.pipeline import close_notifiers
 
-    engine = app.store().engine
+    engine = app.writable_store().engine
     notifiers = _notifiers(app)
 
     async def go() -> Any:
@@ -89,7 +89,7 @@ def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
     from tracker.dispatch import dispatch
     from tracker.pipeline import close_notifiers, load_audience
 
-    engine = app.store().engine
+    engine = app.writable_store().engine
     _profiles, subscribers = load_audience(app.settings, engine)
     sync_subscribers(engine, subscribers, app.now())
     notifiers = _notifiers(app)
@@ -154,8 +154,8 @@ def run_command(app: App, once: bool) -> None:
     if not once:
         from tracker.daemon import run_forever
 
-        sys.exit(run_forever(app.settings, app.store().engine))
-    engine = app.store().engine
+        sys.exit(run_forever(app.settings, app.writable_store().engine))
+    engine = app.writable_store().engine
     notifiers = _notifiers(app)
 
     async def go() -> Any:
@@ -191,4 +191,4 @@ def worker_command(app: App, scheduler: bool) -> None:
     """Dispatch deliveries until stopped; run N of these on one PostgreSQL database."""
     from tracker.worker import run_worker
 
-    sys.exit(run_worker(app.settings, app.store().engine, scheduler=scheduler))
+    sys.exit(run_worker(app.settings, app.writable_store().engine, scheduler=scheduler))

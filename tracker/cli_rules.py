@@ -139,8 +139,9 @@ def match_command(app: App, profile_name: str | None, everything: bool, fmt: str
     """Rank calls against profiles, with the reasons for each match.
 
     By default each profile looks at the calls changed since its last match run (every
-    call the first time); --all re-matches everything. Matches are recorded, and dismissed
-    calls never come back.
+    call the first time); --all re-matches everything. Dismissed calls never come back.
+    "(new)" marks a match not announced yet. Looking changes no alert: the matches are
+    not recorded, so the next run alerts them as if this command had never run.
     """
     app.store()
     matches = match_stored(app.engine, app.settings, app.now(), profile=profile_name,

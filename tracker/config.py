@@ -296,6 +296,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"not UTF-8: byte 0x{exc.object[exc.start]:02x} on line {line} cannot "
+                          "be read; save the file as UTF-8", path=str(path)) from exc
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from exc
 

@@ -8,6 +8,12 @@ migrations in ``tracker/migrations``; ``callwatch db upgrade`` applies them.
 Policy: the embedded SQLite database upgrades itself when a command opens it (one user, one
 file, nothing to coordinate). A PostgreSQL database is never migrated implicitly: commands
 refuse with a message that names ``callwatch db upgrade``.
+
+A database that cannot be used (a server that is down, a file locked by another process,
+read-only, not a database at all, a path that cannot be created) is reported as one
+:class:`~tracker.errors.DatabaseUnavailable` naming the URL with its password masked
+(``database_problem``); ``check_writable`` finds a locked or read-only database before a
+command fetches or sends anything, not after.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from alembic import command
@@ -25,7 +32,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Column, Field, SQLModel
 
-from tracker.errors import ConfigError, SchemaError
+from tracker.errors import ConfigError, DatabaseUnavailable, SchemaError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -129,26 +136,53 @@ def normalize_url(url: str) -> str:
     return url
 
 
+#: how long a SQLite connection waits for another writer before "database is locked"
+BUSY_TIMEOUT = 10.0
+#: how long ``check_writable`` waits for the write lock: long enough for another callwatch
+#: process's short write to finish, short enough to tell a held lock at once
+PROBE_WAIT = 2.0
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the scheduler's writes
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")  # wait, do not fail, when another writer is busy
+    # wait, do not fail, when another writer is busy
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, much faster commits
     cursor.close()
 
 
+def display_url(url: str | sa.URL) -> str:
+    """``url`` as a person wrote it, password masked: for messages and logs."""
+    parsed = sa.engine.make_url(url) if isinstance(url, str) else url
+    shown = parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
+    return unquote(shown)  # sqlite:///file:x.db, not sqlite:///file%3Ax.db
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    The directory of a SQLite file is created if missing (not for a ``file:`` URI with
+    ``uri=true``, which SQLite reads as it is: e.g. ``?mode=ro`` for read-only).
+    """
     url = normalize_url(url)
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as exc:
         raise ConfigError(f"not a database URL: {url!r}", key="database.url") from exc
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, connect_args={"timeout": 10})
+        is_uri = parsed.query.get("uri") in ("true", "1")
+        if parsed.database and parsed.database != ":memory:" and not is_uri:
+            directory = Path(parsed.database).expanduser().parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailable(
+                    f"cannot create the directory {directory} of the database "
+                    f"{display_url(parsed)}: {exc.strerror}; set database.url (or --db) to a "
+                    "file in a directory callwatch may write") from exc
+        engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     try:
@@ -156,6 +190,103 @@ def make_engine(url: str) -> Engine:
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
         raise ConfigError(f"no driver for {parsed.get_backend_name()!r}: {exc}",
                           key="database.url") from exc
+
+
+# -- a database that cannot be used, in one line a person can act on ----------------------
+
+#: what a SQLite primary result code (the low byte of an extended one) says about the file;
+#: SQLITE_ERROR (1), a bad statement, is not here: that is a bug, not an unusable database
+_SQLITE_KINDS = {5: "locked", 6: "locked", 3: "read-only", 8: "read-only", 14: "cannot open",
+                 11: "not a database", 26: "not a database", 10: "other", 13: "other"}
+#: what a PostgreSQL SQLSTATE says; the classes of _PG_UNREACHABLE mean no usable connection
+_PG_KINDS = {"55P03": "locked", "25006": "read-only server", "42501": "no privilege"}
+_PG_UNREACHABLE = ("08", "28", "3D", "57P", "53300")
+_MESSAGES = {
+    "locked": "the database {url} is locked by another process ({reason}): try again when it "
+              "has finished (another callwatch command, or a program holding a write "
+              "transaction open)",
+    "read-only": "the database {url} is read-only ({reason}): callwatch must write to it; make "
+                 "the file and its directory writable for this user, or set database.url (or "
+                 "--db) to a writable database",
+    "cannot open": "cannot open the database {url} ({reason}): the path must name a file in an "
+                   "existing directory this user may write; fix database.url (or --db)",
+    "not a database": "{url} is not a usable SQLite database ({reason}): set database.url (or "
+                      "--db) to a callwatch database, or move this file away to start a new one",
+    "read-only server": "the database {url} is read-only ({reason}): callwatch must write to it; "
+                        "point database.url (or --db) at the primary server, not a standby, "
+                        "and check default_transaction_read_only",
+    "no privilege": "the database user may not write to {url} ({reason}): grant it the "
+                    "privileges on callwatch's tables, or use the user that owns them",
+    "unreachable": "cannot connect to the database {url} ({reason}): check that PostgreSQL is "
+                   "running and reachable and that database.url (or --db) is right",
+    "other": "database error on {url}: {reason}",
+}
+
+
+def _reason(exc: sa.exc.DBAPIError, url: sa.URL) -> str:
+    """The driver's message on one line, with the password blanked should it appear."""
+    text = " ".join(str(exc.orig).split())
+    return text.replace(url.password, "***") if url.password else text
+
+
+def _kind(exc: sa.exc.DBAPIError, backend: str) -> str | None:
+    """Which of ``_MESSAGES`` fits ``exc``, from the driver's code (never its wording)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    kind = _SQLITE_KINDS.get(code & 0xFF) if isinstance(code, int) else None
+    if backend == "postgresql":
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        kind = _PG_KINDS.get(sqlstate or "")
+        no_server = sqlstate is None and isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+        if no_server or (sqlstate or "").startswith(_PG_UNREACHABLE):
+            kind = "unreachable"
+        if kind is None and isinstance(exc, sa.exc.OperationalError):
+            kind = "other"  # shut down, out of resources, a deadlock: one line, not a traceback
+    return kind
+
+
+def database_problem(exc: sa.exc.DBAPIError, url: str | sa.URL) -> DatabaseUnavailable | None:
+    """What ``exc`` says about the database at ``url``, as a message a person can act on.
+
+    None when ``exc`` is not about the database being usable (a constraint, a bad
+    statement: a bug the caller should let through with its traceback).
+    """
+    parsed = sa.engine.make_url(url) if isinstance(url, str) else url
+    kind = _kind(exc, parsed.get_backend_name())
+    if kind is None:
+        return None
+    return DatabaseUnavailable(_MESSAGES[kind].format(url=display_url(parsed),
+                                                      reason=_reason(exc, parsed)))
+
+
+def check_writable(engine: Engine, *, wait: float = PROBE_WAIT) -> None:
+    """Fail now, with DatabaseUnavailable, if a write would fail: locked or read-only.
+
+    Commands that fetch or send before they write call this first, so a locked or
+    read-only database is found before the whole source is fetched, not after. The probe
+    takes the write lock (``BEGIN IMMEDIATE`` on SQLite, waiting at most ``wait`` seconds
+    for another writer; ``lock_timeout`` on PostgreSQL), makes an update that changes no
+    row, and rolls back.
+    """
+    probe = sa.text("UPDATE cursors SET position = position WHERE 1 = 0")
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={int(wait * 1000)}")
+                try:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    connection.execute(probe)  # BEGIN IMMEDIATE alone passes a read-only file
+                finally:
+                    connection.rollback()
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+            else:
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(wait * 1000)}ms'")
+                connection.execute(probe)
+                connection.rollback()
+    except sa.exc.DBAPIError as exc:
+        problem = database_problem(exc, engine.url)
+        if problem is None:
+            raise
+        raise problem from exc
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:

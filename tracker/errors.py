@@ -3,6 +3,7 @@
     CallwatchError
     ├── ConfigError            bad configuration: report with file and key, exit 2, start nothing
     ├── SchemaError            the database schema is behind: run `callwatch db upgrade`
+    ├── DatabaseUnavailable    the database cannot be opened or written: exit 3, start nothing
     ├── NotFoundError          an id or name the user gave does not exist
     ├── TransientError         worth retrying later with backoff (timeouts, 5xx, 429)
     │   ├── SourceUnavailable  a source could not be reached right now
@@ -42,6 +43,16 @@ class ConfigError(CallwatchError):
 
 class SchemaError(CallwatchError):
     """The database schema is missing or older than this version of callwatch."""
+
+
+class DatabaseUnavailable(CallwatchError):
+    """The database cannot be used: unreachable, locked, read-only, or not a database.
+
+    Raised when a command opens the database (``tracker.db``), before it fetches or sends
+    anything; the message names the database URL (password masked) and what to do. The
+    CLI exits with 3: unlike a configuration error (2), a restart may succeed once the
+    server is up or the other process is done.
+    """
 
 
 class NotFoundError(CallwatchError):

@@ -6,7 +6,10 @@ once, not as a traceback. This module reads one YAML document with line marks, v
 it against a model and turns pydantic's errors into :class:`Problem` values.
 
 YAML is read with PyYAML's safe loader, except that only ``true``/``false`` are booleans:
-YAML 1.1 would read ``countries: [NO]`` (Norway) as ``[false]``.
+YAML 1.1 would read ``countries: [NO]`` (Norway) as ``[false]``; and aliases (``*name``)
+are refused where they are read, before anything is built: nine levels of lists of
+aliases (a "billion laughs" of 300 bytes) would otherwise expand to hundreds of millions of
+items and take gigabytes. Hand-written profiles and subscribers have no need for them.
 """
 
 from __future__ import annotations
@@ -51,8 +54,23 @@ class FilesError(ConfigError):
         super().__init__(f"{count} problem{'s' if count != 1 else ''} in {what}:\n{lines}")
 
 
+ALIASES_REFUSED = ("aliases (*{anchor}) are not allowed in profile and subscriber files: "
+                   "write the value out in full")
+
+
+class _AliasRefused(yaml.MarkedYAMLError):
+    """The document uses an alias; raised by the composer before it builds anything."""
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader where only true/false are booleans."""
+    """SafeLoader where only true/false are booleans and aliases are refused."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+            raise _AliasRefused(problem=ALIASES_REFUSED.format(anchor=event.anchor),
+                                problem_mark=event.start_mark)
+        return super().compose_node(parent, index)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -161,6 +179,9 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, dict[tuple[Any, ...], int],
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except _AliasRefused as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+        return None, {}, [Problem(origin, line, None, str(exc.problem))]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

@@ -1,9 +1,11 @@
 """The rules layer's imperative shell: load profiles and calls, run the pure matcher, record.
 
-``match_changed`` is what the scrape → match → notify pipeline calls with the ids of the
-calls a run created or changed; ``match_stored`` is what ``callwatch match`` runs. Both
-leave dismissed calls out, record every match (``Match.new`` tells a first match from a
-repeat) and remember when each profile was matched.
+``match_changed`` matches the calls a run created or changed and records every match;
+``match_stored`` is what ``callwatch match`` runs, and records none: the recorded matches
+are how the notifier (``tracker.delivery.notify_changes``) tells a first match, which is
+alerted, from a repeat, which is not, so a look at the matches before the next run would
+swallow its alerts. Both leave dismissed calls out, set ``Match.new`` for a pair never
+recorded (not yet announced) and remember when each profile was matched.
 
 "Changed since the last match run", the default of ``callwatch match``: for each profile,
 the calls whose ``last_changed`` is after that profile's last match run (by either
@@ -78,7 +80,11 @@ def match_stored(
     profile: str | None = None,
     everything: bool = False,
 ) -> list[Match]:
-    """Match stored calls changed since each profile's last run (every call with ``everything``)."""
+    """Match stored calls changed since each profile's last run (every call with ``everything``).
+
+    Read-only as to what subscribers are told: the matches are not recorded, only flagged
+    ``new`` when not yet announced; the profiles' last match runs are remembered.
+    """
     profiles = select_profiles(load_profiles(settings, engine), profile)
     rules = RulesStore(engine)
     stored = rules.calls()
@@ -91,6 +97,6 @@ def match_stored(
     for since, group in by_since.items():
         calls = [c.record for c in stored if since is None or c.last_changed > since]
         matches.extend(match_calls(calls, group, now, dismissed))
-    recorded = rules.record_matches(rank(matches), now)
+    flagged = rules.flag_new(rank(matches))
     rules.mark_run((p.name for p in profiles), now)
-    return recorded
+    return flagged

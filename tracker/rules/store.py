@@ -3,7 +3,8 @@
 Dismissals are feedback: once a call is dismissed for a profile it is never matched for
 that profile again. Recorded matches (one row per profile and call, with the latest score
 and reasons and when the pair first and last matched) let notifiers tell a new match from
-one already announced. The last match run of each profile lets ``callwatch match`` look
+one already announced; only the notifier records them, so nothing else can make a match
+look announced when no alert went out. The last match run of each profile lets ``callwatch match`` look
 only at calls changed since. Writes are dialect upserts, the same on SQLite and PostgreSQL.
 """
 
@@ -118,13 +119,7 @@ class RulesStore:
         recorded: list[Match] = []
         for start in range(0, len(matches), _CHUNK):
             chunk = matches[start:start + _CHUNK]
-            call_ids = sorted({m.call_id for m in chunk})
-            names = sorted({m.profile for m in chunk})
-            known = {
-                (p, c) for p, c in connection.execute(
-                    sa.select(matches_table.c.profile, matches_table.c.call_id).where(
-                        matches_table.c.call_id.in_(call_ids), matches_table.c.profile.in_(names)))
-            }
+            known = _recorded_pairs(connection, chunk)
             rows = [
                 {"profile": m.profile, "call_id": m.call_id, "score": m.score,
                  "reasons": list(m.reasons), "first_matched": now, "last_matched": now}
@@ -138,6 +133,21 @@ class RulesStore:
             ), rows)
             recorded.extend(m._replace(new=(m.profile, m.call_id) not in known) for m in chunk)
         return recorded
+
+    def flag_new(self, matches: Sequence[Match]) -> list[Match]:
+        """``matches`` with ``new`` set for pairs never recorded, recording nothing.
+
+        For ``callwatch match``, which only shows: the recorded matches are what the
+        notifier reads to tell a first match (an alert) from a repeat, so a look at the
+        matches must leave them as they are.
+        """
+        flagged: list[Match] = []
+        with self.engine.connect() as connection:
+            for start in range(0, len(matches), _CHUNK):
+                chunk = matches[start:start + _CHUNK]
+                known = _recorded_pairs(connection, chunk)
+                flagged.extend(m._replace(new=(m.profile, m.call_id) not in known) for m in chunk)
+        return flagged
 
     def matched_calls(self, profile: str) -> set[str]:
         """Ids of every call ever recorded as matching ``profile``."""
@@ -181,3 +191,12 @@ class RulesStore:
                        still_listed=row.still_listed)
             for row in sorted(rows, key=lambda r: r.id)
         ]
+
+
+def _recorded_pairs(connection: Connection, matches: Sequence[Match]) -> set[tuple[str, str]]:
+    """The (profile, call id) pairs of ``matches`` (at most ``_CHUNK``) already recorded."""
+    call_ids = sorted({m.call_id for m in matches})
+    names = sorted({m.profile for m in matches})
+    return {(p, c) for p, c in connection.execute(
+        sa.select(matches_table.c.profile, matches_table.c.call_id).where(
+            matches_table.c.call_id.in_(call_ids), matches_table.c.profile.in_(names)))}
