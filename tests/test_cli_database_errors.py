@@ -183,6 +183,20 @@ def test_postgresql_down_is_one_line_with_the_password_masked(
     assert portal.requests == []
 
 
+def test_a_postgresql_server_that_never_answers_is_reported_after_the_connect_timeout(
+        tmp_path: Path) -> None:
+    """A host that takes the connection and says nothing (a hung server, a middlebox) is
+    "cannot connect" after db.CONNECT_TIMEOUT, not a wait as long as the TCP connection."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = int(silent.getsockname()[1])
+        url = f"postgresql://callwatch@127.0.0.1:{port}/callwatch"
+        result = run("--db", url, "calls", "list", cwd=tmp_path)  # run() gives up after 60 s
+    line = one_line_error(result, DATABASE_EXIT)
+    assert f"cannot connect to the database {url}" in line
+
+
 def test_a_config_file_that_is_not_utf8_is_a_configuration_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes('[http]\nuser_agent = "callwatch für Düsseldorf"\n'.encode("latin-1"))

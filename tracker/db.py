@@ -160,6 +160,10 @@ def display_url(url: str | sa.URL) -> str:
     return unquote(shown)  # sqlite:///file:x.db, not sqlite:///file%3Ax.db
 
 
+#: seconds a PostgreSQL connection may take to open before it is "unreachable"
+CONNECT_TIMEOUT = 10
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
 
@@ -185,8 +189,11 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    # psycopg waits for the operating system's TCP timeout (minutes) on a host that drops
+    # packets; a URL that sets connect_timeout itself keeps its own value
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT}
     try:
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
         raise ConfigError(f"no driver for {parsed.get_backend_name()!r}: {exc}",
                           key="database.url") from exc
