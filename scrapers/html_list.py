@@ -12,7 +12,9 @@ Manifest
   working ones for ten regional sites). A first page on which ``item`` matches nothing
   fails the run as a changed layout, unless ``allow_empty`` says an empty list is normal.
   A bot-challenge page fails the run with that reason.
-- Fixtures: tests/fixtures/html_list/.
+- Fixtures: tests/fixtures/html_list/: efre.gv.at-style pages written in the real shape,
+  and the real dotaceeu.cz call list (tests/test_recorded_pages.py), whose "16. 7. 2026 -
+  17. 12. 2026" window is why a window gives the opening date and the deadline.
 """
 
 from __future__ import annotations
