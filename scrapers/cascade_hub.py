@@ -14,7 +14,8 @@ Manifest
   page fails the run. Portal cascade links in the links (``competitive-calls-cs/<id>``)
   let dedupe merge these with the portal's type-8 records. Recipe: other_sources.md §2F.
 - Fixtures: tracker/fakes/recordings/cascade_hub/ (the page, also served by the demo);
-  tests/fixtures/cascade_hub/ (a changed layout).
+  tests/fixtures/cascade_hub/ (a changed layout). Both written in the real shape: no
+  recording of the site was found (tests/fixtures/README.md).
 """
 
 from __future__ import annotations

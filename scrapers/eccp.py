@@ -13,9 +13,10 @@ Manifest
   site in Sep 2026, and such a page fails the run with that reason instead of "zero
   calls". A first page without cards is a changed layout. Links to ``/expertise`` are not
   calls. Recipe and evidence: shared/sources/other_sources.md §2B.
-- Fixtures: tracker/fakes/recordings/eccp/ (list and detail pages, also served by the demo; the
-  detail pages are rebuilt from real text extracts); tests/fixtures/eccp/ (those extracts, a
-  changed layout).
+- Fixtures: tracker/fakes/recordings/eccp/ (list and detail pages, also served by the demo,
+  all written; four detail pages carry the real text of recorded extracts);
+  tests/fixtures/eccp/ (those extracts, a changed layout). No raw HTML of the site was
+  found (tests/fixtures/README.md).
 """
 
 from __future__ import annotations

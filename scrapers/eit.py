@@ -13,7 +13,8 @@ Manifest
   closure). EIT has no RSS. Many KIC calls are also portal cascade calls: dedupe by url.
   Recipe: shared/sources/other_sources.md §2E.
 - Fixtures: tracker/fakes/recordings/eit/ (list pages, also served by the demo);
-  tests/fixtures/eit/ (a detail page, a redesigned list).
+  tests/fixtures/eit/ (a detail page, a redesigned list). All written in the real shape: no
+  recording of the site was found (tests/fixtures/README.md).
 """
 
 from __future__ import annotations

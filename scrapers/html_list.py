@@ -12,16 +12,20 @@ Manifest
   working ones for ten regional sites). A first page on which ``item`` matches nothing
   fails the run as a changed layout, unless ``allow_empty`` says an empty list is normal.
   A bot-challenge page fails the run with that reason.
-- Fixtures: tests/fixtures/html_list/.
+- Fixtures: tests/fixtures/html_list/: efre.gv.at-style pages written in the real shape,
+  and the real dotaceeu.cz call list (tests/test_recorded_pages.py), whose "16. 7. 2026 -
+  17. 12. 2026" window is why a window gives the opening date and the deadline.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import soupsieve
 from bs4 import Tag
@@ -132,16 +136,41 @@ def parse_list(markup: str, *, url: str, settings: HtmlListSettings, first: bool
     return ListPage(items, next_url)
 
 
+#: Between the two ends of a call's window: "16. 7. 2026 - 17. 12. 2026", "1.2.2027 až
+#: 30.4.2027", "du 3 mars 2027 au 30 avril 2027". Only a dash or a word with spaces around it, so
+#: an ISO date's hyphens never split it.
+_WINDOW_SEPARATOR = re.compile(r"\s+(?:[-–—]|až|do|to|until|bis|au|al)\s+", re.IGNORECASE)
+
+
+def window(text: str, *, zone: ZoneInfo, language: str | None) -> tuple[datetime, datetime] | None:
+    """The opening and the deadline of a text that gives the call's window (two dates, the
+    end not before the start), else None. Managing authorities list calls this way
+    (dotaceeu.cz: "Termín pro podání žádosti: 16. 7. 2026 - 17. 12. 2026"); read as one
+    date, the text gives its first date, the opening, so an open call looked closed."""
+    parts = _WINDOW_SEPARATOR.split(text)
+    if len(parts) < 2:
+        return None
+    start = parse_date(parts[0], zone=zone, language=language, end_of_day=False)
+    end = parse_date(parts[-1], zone=zone, language=language)
+    if start is None or end is None or end < start:
+        return None
+    return start, end
+
+
 def record_from_item(item: ListItem, *, source: str, settings: HtmlListSettings, now: datetime
                      ) -> CallRecord:
     """One list item as a call; a deadline that does not parse makes the item invalid, one
-    that names a day only relative to today ("morgen", "tomorrow") leaves it unknown."""
+    that names a day only relative to today ("morgen", "tomorrow") leaves it unknown, and a
+    window ("16. 7. 2026 - 17. 12. 2026") gives the opening date and the deadline."""
     native_id = item.link or hashlib.sha256(item.title.encode()).hexdigest()[:16]
     zone = zone_named(settings.timezone)
     deadlines: tuple[datetime, ...] = ()
+    opening: datetime | None = None
     if item.deadline_text:
         if settings.date_format:
             deadline = parse_with_format(item.deadline_text, settings.date_format, zone=zone)
+        elif (both := window(item.deadline_text, zone=zone, language=settings.language)):
+            opening, deadline = both
         else:
             deadline = parse_date(item.deadline_text, zone=zone, language=settings.language)
         if deadline is None and not names_relative_day(item.deadline_text, language=settings.language):
@@ -152,12 +181,13 @@ def record_from_item(item: ListItem, *, source: str, settings: HtmlListSettings,
         source=source,
         native_id=native_id,
         title=require(item.title, "title", native_id),
-        status=status_for(None, deadlines, now),
+        status=status_for(opening, deadlines, now),
         programme=settings.programme,
         sub_programme=settings.sub_programme,
         topic_identifier=identifiers[0] if len(set(identifiers)) == 1 else None,
         summary=item.summary,
         url=item.link,
+        opening_date=opening,
         deadlines=deadlines,
         countries=(settings.country,) if settings.country else (),
         regions=(settings.region,) if settings.region else (),

@@ -14,8 +14,8 @@ from tracker.ports import HttpClient, Source
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
-#: the ``html_list`` selectors (and language, time zone) of the recorded Austrian ERDF call
-#: list in fixtures/html_list/, for tests that configure it as a user source
+#: the ``html_list`` selectors (and language, time zone) of the Austrian ERDF call list
+#: written in fixtures/html_list/, for tests that configure it as a user source
 EFRE_AT_SELECTORS = """\
 item = ".calls.container .call-item"
 title = ".call-item__title"

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from tracker import db
 from tracker.cli import cli
 from tracker.delivery import deliveries_table
-from tracker.demo import DATABASE_NAME, bundled_config_dir
+from tracker.demo import DATABASE_NAME, PAGES_NOTE, bundled_config_dir
 from tracker.fakes import RECORDINGS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -178,3 +178,12 @@ def test_systemd_unit_runs_the_daemon_hardened_with_secrets_from_a_file() -> Non
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for heading in ("## Deployment", "### PostgreSQL", "### Upgrading", "### Backups", "### Logs"):
         assert heading in readme
+
+
+def test_the_demo_does_not_pass_written_pages_off_as_recorded(demo: DemoRun) -> None:
+    """Most bundled pages are written in the real shape (tests/fixtures/README.md lists
+    them); the summary says so instead of calling every page recorded."""
+    first, second = demo.output.splitlines()[:2]
+    assert first.startswith("callwatch demo: one cycle over bundled pages as of ")
+    assert second == PAGES_NOTE
+    assert "recorded pages" not in demo.output

@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scrapers.html_list import HtmlListSettings, HtmlListSource, parse_list, record_from_item
+from scrapers.html_list import (
+    HtmlListSettings,
+    HtmlListSource,
+    ListItem,
+    parse_list,
+    record_from_item,
+)
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.drift import assess_run
 from tracker.errors import LayoutChanged
@@ -127,3 +133,32 @@ def test_a_deadline_of_tomorrow_stays_unknown_and_moves_nothing(store: Store, de
     assert reports[0].new == 3
     assert reports[1].changes == []
     assert not [c for r in reports for c in r.changes if c.kind is ChangeKind.DEADLINE_CHANGED]
+
+
+@pytest.mark.parametrize(("text", "language", "opening", "deadline"), [
+    ("Termín pro podání žádosti: 16. 7. 2026 - 17. 12. 2026", "cs",
+     datetime(2026, 7, 15, 22, 0, tzinfo=UTC), datetime(2026, 12, 17, 22, 59, 59, tzinfo=UTC)),
+    ("Příjem žádostí: 1. 2. 2027 až 30. 4. 2027", "cs",
+     datetime(2027, 1, 31, 23, 0, tzinfo=UTC), datetime(2027, 4, 30, 21, 59, 59, tzinfo=UTC)),
+    ("Nabór od 1.03.2027 do 30.04.2027", "pl",
+     datetime(2027, 2, 28, 23, 0, tzinfo=UTC), datetime(2027, 4, 30, 21, 59, 59, tzinfo=UTC)),
+    ("du 3 mars 2027 au 30 avril 2027", "fr",
+     datetime(2027, 3, 2, 23, 0, tzinfo=UTC), datetime(2027, 4, 30, 21, 59, 59, tzinfo=UTC)),
+])
+def test_a_window_gives_the_opening_and_its_end_is_the_deadline(
+        text: str, language: str, opening: datetime, deadline: datetime) -> None:
+    """A list that writes the call's window: its end is the deadline, not its start (the
+    form is the real dotaceeu.cz list's; tests/test_recorded_pages.py runs the page)."""
+    item = ListItem(title="Výzva", link="https://x.example/v", deadline_text=text, summary="")
+    settings = settings_for("https://x.example/calls", language=language, timezone="Europe/Prague")
+    record = record_from_item(item, source="s", settings=settings, now=NOW)
+    assert (record.opening_date, record.deadlines) == (opening, (deadline,))
+
+
+@pytest.mark.parametrize("text", ["Einreichfrist: 2027-01-16", "30.11.2026, 12:00 Uhr",
+                                  "Einreichfrist: 16.01.2027 bis 12:00"])
+def test_one_date_is_still_one_deadline(text: str) -> None:
+    item = ListItem(title="Call", link="https://x.example/c", deadline_text=text, summary="")
+    record = record_from_item(item, source="s", settings=settings_for("https://x.example/calls"),
+                              now=NOW)
+    assert record.opening_date is None and len(record.deadlines) == 1

@@ -1,4 +1,4 @@
-"""CLI command ``demo``: one offline cycle over recorded pages into a folder you can open."""
+"""CLI command ``demo``: one offline cycle over bundled sample pages into a folder you can open."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ DEFAULT_OUT = Path("callwatch-demo")
                    "./callwatch-demo-2…); must be empty if it exists")
 @click.pass_obj
 def demo_command(app: App, out: Path | None) -> None:
-    """Run one full cycle offline: recorded pages, example profiles and subscribers, local
-    SMTP, Telegram and webhook stand-ins; write what they received to a folder.
+    """Run one full cycle offline: bundled sample pages (a few real, most written in the
+    sites' shape), example profiles and subscribers, local SMTP, Telegram and webhook
+    stand-ins; write what they received to a folder.
 
     Never reads your configuration or database: the demo's database is a new SQLite file
     in the output folder. Exit 1 if a source failed or a message was not delivered.

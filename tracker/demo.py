@@ -1,6 +1,6 @@
-"""``callwatch demo``: one full cycle over recorded pages, with no network and no setup.
+"""``callwatch demo``: one full cycle over bundled sample pages, with no network and no setup.
 
-The demo starts the replay servers of ``tracker/fakes`` over the recordings bundled in
+The demo starts the replay servers of ``tracker/fakes`` over the pages bundled in
 ``tracker/fakes/recordings`` (the portal, interreg.eu, the ECCP, EISMEA, EIT and the
 Cascade Funding Hub), a local SMTP sink, the fake Telegram Bot API and a webhook receiver;
 writes a config that points every source and channel at them; runs ``run_once`` with the
@@ -8,11 +8,16 @@ example profiles and subscribers bundled with callwatch; forces the digests; and
 each channel delivered to a folder a person can open (emails as ``.eml`` and ``.html``,
 Telegram messages as ``.txt``, webhook bodies as ``.json``).
 
+Despite the folder's name only a few bundled pages are real recorded responses (portal
+search results and one interreg.eu call); the rest are written in the sites' real shape.
+The summary says so (``PAGES_NOTE``), so nobody takes the demo's calls for the live sites';
+tests/fixtures/README.md lists each page's kind and origin.
+
 It never reads the user's configuration, environment overrides or database: its settings
-come from the packaged defaults plus the local addresses, every source without a recording
+come from the packaged defaults plus the local addresses, every source without bundled pages
 is switched off (so nothing can reach the network), and its SQLite database is a new file in
-the output folder. The clock is fixed at ``DEMO_NOW``, the week the recordings were made, so
-the demo prints the same summary on every machine and on any date; README shows it.
+the output folder. The clock is fixed at ``DEMO_NOW``, the week the bundled pages are dated,
+so the demo prints the same summary on every machine and on any date; README shows it.
 """
 
 from __future__ import annotations
@@ -54,13 +59,16 @@ from tracker.ports import Notifier
 
 log = logging.getLogger(__name__)
 
-#: The demo's clock: the week the recordings were made, 10:00 in Madrid (outside quiet hours).
+#: The demo's clock: the week the bundled pages are dated, 10:00 in Madrid (outside quiet hours).
 DEMO_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 DATABASE_NAME = "callwatch-demo.db"
 #: Fake secrets shared by the demo's channels and its local servers; they protect nothing.
 DEMO_TOKEN = "123456:DEMO-TOKEN"  # noqa: S105  # the fake Bot API's token, not a secret
 DEMO_WEBHOOK_SECRET = "demo-webhook-secret"  # noqa: S105  # signs bodies to a local receiver
 CHANNEL_FOLDERS = {"email": "email", "telegram": "telegram", "webhook": "webhook"}
+#: What the bundled pages are, in the summary: most are written, and saying "recorded
+#: pages" would pass them off as the live sites' (tests/fixtures/README.md lists each one).
+PAGES_NOTE = "pages: a few real portal and interreg.eu results, the rest written in the real shape"
 
 
 class DemoError(RuntimeError):
@@ -182,7 +190,7 @@ def demo_config(world: LocalWorld, database_url: str, profiles: Path, subscriber
         "notifiers.webhook": {"enabled": True},
     }
     for name in packaged_sources:
-        sections[f"sources.{name}"] = {"enabled": False}  # no recording: never go online
+        sections[f"sources.{name}"] = {"enabled": False}  # no bundled pages: never go online
     for name, values in replayed.items():
         sections[f"sources.{name}"] = {"enabled": True, **values}
     return "".join(f"[{section}]\n" + "".join(f"{key} = {_toml_value(value)}\n"
@@ -296,7 +304,7 @@ class DemoReport:
 
     @property
     def ok(self) -> bool:
-        """Every source read its recording and every message reached its stand-in."""
+        """Every source read its bundled pages and every message reached its stand-in."""
         return self.undelivered == 0 and all(s.outcome == "ok" for s in self.sources)
 
 
@@ -382,8 +390,8 @@ def run_demo(out: Path, *, now: datetime = DEMO_NOW) -> DemoReport:
 
 def format_summary(report: DemoReport) -> str:
     """The demo's printed summary; README shows one, and a test keeps the two alike."""
-    lines = [f"callwatch demo: one cycle over recorded pages as of {report.now:%Y-%m-%d %H:%M} UTC, "
-             "no network", ""]
+    lines = [f"callwatch demo: one cycle over bundled pages as of {report.now:%Y-%m-%d %H:%M} UTC, "
+             "no network", PAGES_NOTE, ""]
     lines.append(f"{'calls per source':<24}{'calls':>7}{'skipped':>9}")
     for source in report.sources:
         note = "" if source.outcome == "ok" else f"  {source.outcome}: {source.error or ''}".rstrip()

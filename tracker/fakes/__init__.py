@@ -7,7 +7,8 @@ user would change, and ``callwatch demo`` uses them to run a full cycle with no 
 
 from pathlib import Path
 
-#: The recorded source pages the replay servers serve, one folder per source. They ship in
+#: The source pages the replay servers serve, one folder per source: a few real recordings,
+#: most written in the real shape (tests/fixtures/README.md lists which). They ship in
 #: the package (``callwatch demo`` runs from a plain install) and are the only copy: the
 #: scraper tests read them here too.
 RECORDINGS = Path(__file__).parent / "recordings"

@@ -1,6 +1,6 @@
 """Replay of the European Cluster Collaboration Platform's call inventory on 127.0.0.1.
 
-Serves the recorded inventory pages (``/search-results?type=eccp_calls&page=N``) and every
+Serves the stored (written) inventory pages (``/search-results?type=eccp_calls&page=N``) and every
 ``detail_<slug>.html`` in the fixture directory as ``/content/<slug>``, so the real eccp
 source walks it through its ``list_url`` setting, as it walks the live site.
 """

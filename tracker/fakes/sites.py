@@ -1,8 +1,8 @@
-"""Replay servers for the sources beyond the portal: recorded pages served on 127.0.0.1.
+"""Replay servers for the sources beyond the portal: stored pages served on 127.0.0.1.
 
 ``FixtureSite`` serves files (HTML pages, feeds, JSON) by path and query string, so an HTML
-list with paging and detail pages, or an RSS feed, replays exactly as recorded; ``{{BASE}}``
-in a served text file becomes the server's own URL (for absolute links in recorded pages).
+list with paging and detail pages, or an RSS feed, replays exactly as stored; ``{{BASE}}``
+in a served text file becomes the server's own URL (for absolute links in the pages).
 ``InterregSearch`` answers interreg.eu's Algolia queries page by page and refuses any key
 but its own, as the real index does when the public key rotates.
 
@@ -72,7 +72,7 @@ class FixtureSite(FakeServer):
 
 
 class InterregSearch(FakeServer):
-    """interreg.eu's Algolia multi-query endpoint, replaying one recorded answer per page.
+    """interreg.eu's Algolia multi-query endpoint, replaying one stored answer per page.
 
     ``pages[n]`` answers a request for page n (the last one answers any later page). A key
     other than ``api_key`` gets Algolia's 403; ``status`` forces every answer's status.
