@@ -22,9 +22,10 @@ from sqlalchemy.engine import Engine
 
 from notifiers.email import EmailNotifier
 from notifiers.telegram import TelegramNotifier
+from tests.notifier_support import queue_alerts
 from tracker import db
 from tracker.config import EmailSettings, TelegramSettings
-from tracker.delivery import channels_table, deliveries_table, subscribers_table
+from tracker.delivery import deliveries_table
 from tracker.dispatch import DispatchReport, dispatch
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram
@@ -38,32 +39,6 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def queue_alerts(engine: Engine, channel: str, addresses: Sequence[str], now: datetime) -> list[str]:
-    """One subscriber per distinct address; one pending alert per entry of ``addresses``, in
-    that order, each tagged ``alert-NN`` in its subject and text. Returns the tags."""
-    distinct = list(dict.fromkeys(addresses))
-    tags = [f"alert-{n:02d}" for n in range(len(addresses))]
-    with engine.begin() as connection:
-        connection.execute(subscribers_table.insert(), [
-            {"id": n + 1, "name": f"sme-{n}", "timezone": "Europe/Brussels", "language": "en",
-             "reminders": [], "origin": "bot", "created_at": now, "updated_at": now}
-            for n in range(len(distinct))])
-        connection.execute(channels_table.insert(), [
-            {"subscriber_id": n + 1, "channel": channel, "address": address,
-             "configured_address": address, "webhook_format": "generic", "active": True}
-            for n, address in enumerate(distinct)])
-        connection.execute(deliveries_table.insert(), [
-            {"key": f"test|{tag}", "subscriber_id": distinct.index(address) + 1,
-             "channel": channel, "kind": "alert",
-             "message": Message(kind="alert", subject=f"Alert {tag}", text=f"Alert {tag}",
-                                html=f"<p>Alert {tag}</p>", telegram=(f"<b>Alert {tag}</b>",),
-                                document={}).model_dump(mode="json"),
-             "status": "pending", "attempts": 0, "parts_sent": 0, "next_attempt_at": now,
-             "created_at": now}
-            for tag, address in zip(tags, addresses, strict=True)])
-    return tags
 
 
 def statuses(engine: Engine) -> Counter[str]:
