@@ -110,6 +110,9 @@ class FakeTelegram(FakeServer):
         self.markup_edits: list[dict[str, Any]] = []
         self.commands: list[dict[str, Any]] = []
         self.webhook_deleted = 0
+        #: called in the server thread with each accepted message before the answer goes out,
+        #: so a test can look at the sender's state at that moment
+        self.on_send: Callable[[SentMessage], None] | None = None
         self._floods: deque[tuple[str | None, int]] = deque()
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -311,8 +314,10 @@ class FakeTelegram(FakeServer):
         markup = self._json_param(params.get("reply_markup"))
         with self._state:
             message_id = next(self._message_ids)
-            self.sent.append(SentMessage(chat_id, text, parse_mode, markup or None, message_id,
-                                         self.clock()))
+            sent = SentMessage(chat_id, text, parse_mode, markup or None, message_id, self.clock())
+            self.sent.append(sent)
+        if self.on_send is not None:
+            self.on_send(sent)
         return self._ok({"message_id": message_id, "date": int(time.time()),
                          "chat": self._chat(chat_id), "text": visible})
 
