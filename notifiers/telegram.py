@@ -16,6 +16,8 @@ RetryAfter                  waited out in place when short (≤ ``max_retry_wait
 ChatMigrated                sent again to the new chat id at once; the result carries
                             ``new_address`` (``ChatMigrated`` error only if that fails too)
 Forbidden                   ``ChannelGone``: the bot was blocked or removed, deactivate
+BadRequest "chat not found" ``ChannelGone``: no such chat (a wrong id, a deleted group);
+                            every later message would fail the same way, so deactivate
 BadRequest                  ``ChannelRejected``: this message will never go through
 InvalidToken                ``ConfigError``: fix the token; nothing can be sent
 TimedOut, NetworkError      ``ChannelUnavailable``: retry later
@@ -70,6 +72,9 @@ TOKEN_ENV = "CALLWATCH_TELEGRAM_TOKEN"  # noqa: S105  # the variable's name, not
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+#: BadRequest descriptions (lower case) that mean the chat does not exist for this bot,
+#: rather than that this one message is wrong; python-telegram-bot strips "Bad Request: "
+CHAT_GONE = ("chat not found", "peer_id_invalid")
 
 
 class Pacer:
@@ -260,6 +265,9 @@ class TelegramNotifier:
                     raise ConfigError(f"the Bot API rejected {TOKEN_ENV}",
                                       key="notifiers.telegram") from exc
                 except BadRequest as exc:  # before NetworkError: BadRequest subclasses it
+                    if any(marker in exc.message.lower() for marker in CHAT_GONE):
+                        raise ChannelGone(f"telegram: {exc.message}", status=400,
+                                          sent_parts=index) from exc
                     raise ChannelRejected(f"telegram: {exc.message}", status=400,
                                           sent_parts=index) from exc
                 except NetworkError as exc:  # TimedOut included

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
-from tracker.delivery import deliveries_table, subscribers_table, sync_subscribers
+from tracker.delivery import channels_table, deliveries_table, subscribers_table, sync_subscribers
 from tracker.models import CallRecord, Change, ChangeKind
 from tracker.ports import Message
 from tracker.render import AlertItem, render_alert, render_digest, render_reminder
@@ -74,6 +75,32 @@ def queue_one_alert(engine: Engine, now: datetime, channel: str, address: str) -
             key=f"alert|ana|{channel}|x|match", subscriber_id=ana, channel=channel, kind="alert",
             call_id=None, message=every_kind()["alert_new"].model_dump(mode="json"),
             status="pending", next_attempt_at=now, created_at=now))
+
+
+def queue_alerts(engine: Engine, channel: str, addresses: Sequence[str], now: datetime) -> list[str]:
+    """One subscriber per distinct address; one pending alert per entry of ``addresses``, in
+    that order, each tagged ``alert-NN`` in its subject and text. Returns the tags."""
+    distinct = list(dict.fromkeys(addresses))
+    tags = [f"alert-{n:02d}" for n in range(len(addresses))]
+    with engine.begin() as connection:
+        connection.execute(subscribers_table.insert(), [
+            {"id": n + 1, "name": f"sme-{n}", "timezone": "Europe/Brussels", "language": "en",
+             "reminders": [], "origin": "bot", "created_at": now, "updated_at": now}
+            for n in range(len(distinct))])
+        connection.execute(channels_table.insert(), [
+            {"subscriber_id": n + 1, "channel": channel, "address": address,
+             "configured_address": address, "webhook_format": "generic", "active": True}
+            for n, address in enumerate(distinct)])
+        connection.execute(deliveries_table.insert(), [
+            {"key": f"test|{tag}", "subscriber_id": distinct.index(address) + 1,
+             "channel": channel, "kind": "alert",
+             "message": Message(kind="alert", subject=f"Alert {tag}", text=f"Alert {tag}",
+                                html=f"<p>Alert {tag}</p>", telegram=(f"<b>Alert {tag}</b>",),
+                                document={}).model_dump(mode="json"),
+             "status": "pending", "attempts": 0, "parts_sent": 0, "next_attempt_at": now,
+             "created_at": now}
+            for tag, address in zip(tags, addresses, strict=True)])
+    return tags
 
 
 def every_kind(title: str | None = None) -> dict[str, Message]:

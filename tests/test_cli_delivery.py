@@ -242,6 +242,36 @@ def test_notify_sends_what_waited_and_deliveries_failed_lists_dead_letters(opera
     assert "dead letters" in table.stdout and "ana" in table.stdout
 
 
+def test_run_once_and_notify_claim_with_the_configured_lease_and_batch(operator: Operator) -> None:
+    """``dispatch.lease`` and ``dispatch.batch`` hold for the command line as for the daemon:
+    at every send, the outbox shows at most ``batch`` rows claimed, each until now + lease."""
+    with operator.config.open("a", encoding="utf-8") as config:
+        config.write('[dispatch]\nlease = "7m"\nbatch = 1\n')
+    claimed: list[tuple[int, datetime | None]] = []
+
+    def look(_message: object) -> None:
+        with operator.engine.connect() as connection:
+            count, until = connection.execute(
+                sa.select(sa.func.count(), sa.func.max(deliveries_table.c.lease_until))
+                .where(deliveries_table.c.status == "sending")).one()
+        claimed.append((count, until.replace(tzinfo=UTC) if until else None))
+
+    operator.telegram.on_send = look
+    assert operator("run", "--once").exit_code == 0
+    rows = operator.rows(channel="telegram")
+    assert len(rows) > 1 and {r.status for r in rows} == {"sent"}
+    assert claimed == [(1, MADRID_6AM + timedelta(minutes=7))] * len(rows)
+
+    claimed.clear()
+    operator.now += timedelta(hours=1)
+    with operator.engine.begin() as connection:  # the same messages queued once more
+        connection.execute(deliveries_table.update().values(status="pending",
+                                                            next_attempt_at=operator.now))
+    assert operator("notify").exit_code == 0
+    assert {r.status for r in operator.rows(channel="telegram")} == {"sent"}
+    assert claimed == [(1, operator.now + timedelta(minutes=7))] * len(rows)
+
+
 def test_reminders_skip_a_call_dismissed_for_the_profile(operator: Operator) -> None:
     assert operator("run", "--once").exit_code == 0
     # 30 days before the H2 cut-off in Madrid: reminded

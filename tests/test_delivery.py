@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from tracker import dispatch as dispatch_module
 from tracker.config import Settings, load_config
+from tracker.daemon import Daemon
 from tracker.delivery import deliveries_table, enqueue_digests, enqueue_reminders
 from tracker.dispatch import dispatch, list_deliveries
 from tracker.fakes.portal import PortalReplayServer
@@ -265,6 +266,48 @@ def test_telegram_403_deactivates_the_channel_and_dead_letters(world: World) -> 
     world.now += timedelta(hours=6)
     world.cycle()
     assert len(world.rows(channel="telegram")) == len(dead)
+
+
+def test_telegram_chat_not_found_deactivates_the_channel_and_tells_the_admins(world: World) -> None:
+    """A chat that does not exist (a wrong id in a subscriber file, a deleted group) is gone
+    like a blocked bot: its channel is switched off, the admins hear of it once, and later
+    alerts are not sent there (each would only become another dead letter)."""
+    world.telegram.forget("1001")
+    telegram = world.settings.notifiers.telegram.model_copy(update={"admin_chats": ("999",)})
+    settings = world.settings.model_copy(update={"notifiers": world.settings.notifiers.model_copy(
+        update={"telegram": telegram})})
+    daemon = Daemon(settings, world.engine, world.clock)
+
+    def deliver() -> None:
+        async def go() -> None:
+            daemon.notifiers = build_notifiers(settings, world.environ)
+            try:
+                await daemon.deliver()
+            finally:
+                await close_notifiers(daemon.notifiers)
+        asyncio.run(go())
+
+    world.enqueue_only()
+    deliver()
+    dead = list_deliveries(world.engine, failed=True)
+    assert dead and {r.channel for r in dead} == {"telegram"}
+    assert all("Chat not found" in (r.last_error or "") for r in dead)
+    assert world.rows(channel="webhook", status="sent")  # the other channel is unaffected
+    with world.engine.connect() as connection:
+        active, note = connection.execute(sa.text(
+            "SELECT active, note FROM subscriber_channels WHERE channel = 'telegram'")).one()
+    assert not active and "Chat not found" in note
+    [notice] = [m for m in world.telegram.sent if m.chat_id == "999"]
+    assert "1 channel(s) switched off" in notice.text
+    assert "telegram of ana (1001): telegram: Chat not found" in notice.text
+    assert f"{len(dead)} message(s) could not be delivered" in notice.text
+    # later alerts skip the switched-off channel: no new dead letters, no new notice
+    _move_h2_deadline(world)
+    world.now += timedelta(hours=6)
+    world.enqueue_only()
+    deliver()
+    assert len(world.rows(channel="telegram")) == len(dead)
+    assert [m.chat_id for m in world.telegram.sent] == ["999"]
 
 
 def test_a_crash_before_sending_loses_nothing(world: World) -> None:

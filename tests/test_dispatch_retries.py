@@ -4,13 +4,14 @@ channel's Retry-After; after the attempt limit a dead letter, listed and reporte
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tests.notifier_support import queue_one_email_alert
+from tests.notifier_support import queue_alerts, queue_one_email_alert
 from tracker.delivery import deliveries_table
 from tracker.dispatch import BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, backoff, dispatch, list_deliveries
 from tracker.errors import ChannelUnavailable
@@ -79,3 +80,87 @@ def test_a_message_that_keeps_failing_becomes_one_dead_letter_after_the_limit(en
     clock[0] += timedelta(days=1)
     asyncio.run(dispatch(engine, {"email": channel}, lambda: clock[0]))
     assert channel.calls == MAX_ATTEMPTS  # a dead letter is never tried again
+
+
+# -- what a channel reports must never break the pass (issue 12, point 10) -----------------
+
+@pytest.mark.parametrize("retry_after", [float("nan"), float("inf"), float("-inf"), -30.0,
+                                         pytest.param(10**400, id="10**400")])
+def test_a_retry_after_that_is_no_finite_wait_counts_as_none(retry_after: float) -> None:
+    waits = [backoff(1, retry_after) for _ in range(20)]
+    assert all(BACKOFF * 0.8 <= wait <= BACKOFF * 1.2 for wait in waits), waits
+
+
+@pytest.mark.parametrize("retry_after", [1e20, 1e300, float(MAX_BACKOFF.total_seconds() * 5)])
+def test_a_huge_retry_after_is_capped_at_the_longest_backoff(retry_after: float) -> None:
+    assert backoff(1, retry_after) == MAX_BACKOFF
+    assert backoff(MAX_ATTEMPTS, retry_after) <= MAX_BACKOFF * 1.2
+
+
+class Refusing:
+    """A channel (the ``Notifier`` port) that fails with ``error`` for ``address`` and
+    accepts everyone else."""
+
+    channel = "email"
+
+    def __init__(self, address: str, error: Exception) -> None:
+        self.address = address
+        self.error = error
+        self.accepted: list[str] = []
+
+    async def send(self, recipient: Recipient, message: Message) -> SendResult:
+        if recipient.address == self.address:
+            raise self.error
+        self.accepted.append(recipient.address)
+        return SendResult(channel=self.channel, address=recipient.address)
+
+    async def check(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _rows(engine: Engine) -> dict[str, sa.Row[tuple[object, ...]]]:
+    with engine.connect() as connection:
+        return {row.key: row for row in connection.execute(sa.select(deliveries_table))}
+
+
+@pytest.mark.parametrize("retry_after", [float("nan"), float("inf"), 1e20])
+def test_a_channel_asking_for_a_wait_of_nan_inf_or_1e20_gets_its_row_retried(
+        engine: Engine, retry_after: float) -> None:
+    queue_alerts(engine, "email", ["a@example.org", "b@example.org"], NOW)
+    channel = Refusing("a@example.org", ChannelUnavailable("webhook: 429", retry_after=retry_after))
+    report = asyncio.run(dispatch(engine, {"email": channel}, lambda: NOW))
+    assert (report.count("retry"), report.count("sent")) == (1, 1)
+    assert channel.accepted == ["b@example.org"]
+    failed = _rows(engine)["test|alert-00"]
+    assert (failed.status, failed.attempts, failed.lease_until) == ("pending", 1, None)
+    wait = failed.next_attempt_at.replace(tzinfo=UTC) - NOW
+    assert BACKOFF * 0.8 <= wait <= MAX_BACKOFF * 1.2
+
+
+def test_an_unexpected_exception_from_a_channel_is_a_failed_attempt_and_the_pass_goes_on(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    queue_alerts(engine, "email", ["a@example.org", "b@example.org", "c@example.org"], NOW)
+    channel = Refusing("a@example.org", OverflowError("cannot convert float infinity to integer"))
+    clock = [NOW]
+    with caplog.at_level(logging.INFO, logger="tracker.dispatch"):
+        report = asyncio.run(dispatch(engine, {"email": channel}, lambda: clock[0]))
+    assert (report.count("retry"), report.count("sent")) == (1, 2)
+    assert channel.accepted == ["b@example.org", "c@example.org"]  # the rest went out
+    failed = _rows(engine)["test|alert-00"]
+    assert (failed.status, failed.attempts) == ("pending", 1)  # not left "sending"
+    assert failed.last_error == "OverflowError: cannot convert float infinity to integer"
+    crash = next(r for r in caplog.records if r.levelno == logging.ERROR)
+    assert "test|alert-00" in crash.getMessage() and crash.exc_info is not None
+    assert crash.exc_info[0] is OverflowError  # logged with its traceback
+
+    dead_letters = list(report.dead_letters)
+    for _ in range(MAX_ATTEMPTS - 1):  # it keeps failing: retried, then one dead letter
+        clock[0] = _rows(engine)["test|alert-00"].next_attempt_at.replace(tzinfo=UTC)
+        dead_letters += asyncio.run(dispatch(engine, {"email": channel}, lambda: clock[0])).dead_letters
+    failed = _rows(engine)["test|alert-00"]
+    assert (failed.status, failed.attempts) == ("dead", MAX_ATTEMPTS)
+    assert dead_letters == ["test|alert-00"]
+    assert channel.accepted == ["b@example.org", "c@example.org"]

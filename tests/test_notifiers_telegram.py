@@ -175,6 +175,16 @@ def test_blocked_bot_means_deactivate_the_channel(fake: FakeTelegram) -> None:
     assert "blocked" in str(caught.value)
 
 
+def test_a_chat_that_does_not_exist_means_deactivate_the_channel(fake: FakeTelegram) -> None:
+    """A wrong chat id or a deleted group: every later message would fail the same way."""
+    fake.forget(-4343)
+    with pytest.raises(ChannelGone) as caught:
+        send(fake, "-4343", every_kind()["alert_new"])
+    assert caught.value.status == 400
+    assert "chat not found" in str(caught.value).lower()
+    assert fake.rejected == [("sendMessage", "Bad Request: chat not found")]
+
+
 def test_migrated_group_gets_the_message_at_its_new_id(fake: FakeTelegram) -> None:
     fake.migrate(-4242, -1004242)
     result = send(fake, "-4242", every_kind()["digest"])

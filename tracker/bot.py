@@ -35,7 +35,9 @@ muted: alerts for that time are not queued for later.
 
 Operator alerts: ``notify_admins`` sends a short notice to every admin chat through a
 ``TelegramNotifier`` (paced with every other message) or a bare ``telegram.Bot``;
-``alert_admins`` is the daemon's one-liner around it.
+``alert_admins`` is the daemon's one-liner around it, and ``alert_dispatch`` tells the
+admins what a dispatch pass could not do: channels it switched off because the recipient
+is gone (bot blocked, chat not found), and dead letters.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from tracker.delivery import (
     subscribers_table,
     subscriptions_table,
 )
+from tracker.dispatch import DispatchReport, send_due
 from tracker.errors import CallwatchError
 from tracker.models import CallStatus
 from tracker.planning import DEFAULT_SCHEDULE, DigestSchedule
@@ -667,6 +670,30 @@ async def alert_red_source(settings: Settings, engine: Engine, notifiers: Mappin
                               red_source_text(source, health.bad_in_a_row, error))
 
 
+async def alert_dispatch(settings: Settings, notifiers: Mapping[str, Notifier],
+                         report: DispatchReport) -> int:
+    """The daemon's and the workers' call after a dispatch pass: one notice to the admins
+    naming the channels it switched off and its dead letters, if there were any."""
+    parts = []
+    if report.deactivated:
+        parts.append(deactivated_text(report.deactivated))
+    if report.dead_letters:
+        parts.append(dead_letters_text(report.dead_letters))
+    if not parts:
+        return 0
+    return await alert_admins(settings, notifiers, "\n\n".join(parts))
+
+
+def deactivated_text(channels: Sequence[str]) -> str:
+    """The operator alert for channels switched off because their recipient is gone."""
+    shown = "\n".join(f"• {channel}" for channel in channels[:10])
+    more = f"\n… and {len(channels) - 10} more" if len(channels) > 10 else ""
+    return (f"callwatch: {len(channels)} channel(s) switched off, the recipient is gone "
+            f"(bot blocked, chat not found, mailbox refused):\n{shown}{more}\n"
+            "Nothing more is sent there until the address is corrected in the subscriber "
+            "file or the chat sends /start.")
+
+
 def dead_letters_text(keys: Sequence[str]) -> str:
     """The operator alert for dead letters of one dispatch pass."""
     shown = "\n".join(f"• {key}" for key in keys[:10])
@@ -797,8 +824,6 @@ class TelegramBot:
             await self._reply(update, help_text(is_admin(str(chat.id), self.admin_chats)))
 
     async def _digest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        from tracker.dispatch import dispatch
-
         chat = update.effective_chat
         if chat is None:
             return
@@ -808,7 +833,7 @@ class TelegramBot:
                                    schedule=self.settings.digests.schedule()))
         await self._reply(update, reply)
         if queued:
-            await dispatch(self.engine, self.notifiers, self.clock)
+            await send_due(self.settings, self.engine, self.notifiers, self.clock)
 
     async def _button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query

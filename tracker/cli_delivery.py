@@ -54,7 +54,7 @@ def _notifiers(app: App) -> dict[str, Any]:
 @click.pass_obj
 def notify_command(app: App) -> None:
     """One dispatch pass: send every due message in the outbox."""
-    from tracker.dispatch import dispatch
+    from tracker.dispatch import send_due
     from tracker.pipeline import close_notifiers
 
     engine = app.writable_store().engine
@@ -62,7 +62,7 @@ def notify_command(app: App) -> None:
 
     async def go() -> Any:
         try:
-            return await dispatch(engine, notifiers, app.now)
+            return await send_due(app.settings, engine, notifiers, app.now)
         finally:
             await close_notifiers(notifiers)
 
@@ -86,7 +86,7 @@ def _print_dispatch(report: Any) -> None:
 def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
     """Build digests now (also outside their usual hour) and send them; --preview only prints."""
     from tracker.delivery import enqueue_digests, preview_digests, sync_subscribers
-    from tracker.dispatch import dispatch
+    from tracker.dispatch import send_due
     from tracker.pipeline import close_notifiers, load_audience
 
     engine = app.writable_store().engine
@@ -107,7 +107,7 @@ def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
 
     async def go() -> Any:
         try:
-            return await dispatch(engine, notifiers, app.now)
+            return await send_due(app.settings, engine, notifiers, app.now)
         finally:
             await close_notifiers(notifiers)
 

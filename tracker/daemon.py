@@ -40,10 +40,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import Connection, Engine
 
-from tracker.bot import RED_AFTER, alert_admins, alert_red_source, dead_letters_text, start_bot
+from tracker.bot import RED_AFTER, alert_dispatch, alert_red_source, start_bot
 from tracker.config import Settings
 from tracker.delivery import enqueue_digests, enqueue_reminders, notify_changes, sync_subscribers
-from tracker.dispatch import dispatch
+from tracker.dispatch import send_due
 from tracker.errors import CallwatchError
 from tracker.health import HealthServer, start_health_server
 from tracker.heartbeat import mark_stopped, write_heartbeat
@@ -197,13 +197,11 @@ class Daemon:
                                     list(self.notifiers))
 
     async def deliver(self) -> None:
-        options = self.settings.dispatch
-        report = await dispatch(self.engine, self.notifiers, self.clock, stop=self.stop,
-                                batch=options.batch, lease=options.lease)
+        report = await send_due(self.settings, self.engine, self.notifiers, self.clock,
+                                stop=self.stop)
         if report.outcomes:
             log.info("dispatched %s", dict(report.outcomes))
-        if report.dead_letters:
-            await alert_admins(self.settings, self.notifiers, dead_letters_text(report.dead_letters))
+        await alert_dispatch(self.settings, self.notifiers, report)
 
     async def digests(self) -> None:
         async with self.notify_lock:

@@ -45,7 +45,7 @@ from sqlalchemy.engine import Engine
 from tracker import db
 from tracker.config import PACKAGED_DEFAULTS, Settings, load_config
 from tracker.delivery import deliveries_table, enqueue_digests
-from tracker.dispatch import dispatch
+from tracker.dispatch import send_due
 from tracker.fakes import RECORDINGS
 from tracker.fakes.agency import EclSite
 from tracker.fakes.eccp import EccpSite
@@ -333,7 +333,7 @@ async def _cycle(settings: Settings, engine: Engine, notifiers: Mapping[str, Not
     try:
         report = await run_once(settings, engine, clock, notifiers)
         await asyncio.to_thread(enqueue_digests, engine, now, list(notifiers), force=True)
-        await dispatch(engine, notifiers, clock)
+        await send_due(settings, engine, notifiers, clock)
         return report
     finally:
         await close_notifiers(notifiers)

@@ -32,7 +32,7 @@ from tracker.delivery import (
     notify_changes,
     sync_subscribers,
 )
-from tracker.dispatch import DispatchReport, dispatch
+from tracker.dispatch import DispatchReport, send_due
 from tracker.drift import DEFAULT_EXPECTED
 from tracker.errors import (
     CallwatchError,
@@ -234,6 +234,6 @@ async def run_once(settings: Settings, engine: Engine, clock: Clock,
     reminders = await asyncio.to_thread(enqueue_reminders, engine, clock(), channels)
     digests = await asyncio.to_thread(enqueue_digests, engine, clock(), channels,
                                       schedule=settings.digests.schedule())
-    sent = await dispatch(engine, notifiers, clock)
+    sent = await send_due(settings, engine, notifiers, clock)
     return CycleReport(scrapes=scrapes, notify=notified, reminders=reminders, digests=digests,
                        dispatch=sent)

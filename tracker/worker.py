@@ -25,10 +25,10 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from tracker.bot import alert_admins, dead_letters_text
+from tracker.bot import alert_dispatch
 from tracker.config import Settings
 from tracker.daemon import SHUTDOWN_GRACE, Daemon, SchedulerLock, utc_now
-from tracker.dispatch import dispatch
+from tracker.dispatch import send_due
 from tracker.pipeline import close_notifiers
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,11 @@ class Worker(Daemon):
         while not self.stop.is_set():
             self.wake.clear()
             try:
-                report = await dispatch(self.engine, self.notifiers, self.clock, batch=options.batch,
-                                        lease=options.lease, stop=self.stop)
+                report = await send_due(self.settings, self.engine, self.notifiers, self.clock,
+                                        stop=self.stop)
                 if report.outcomes:
                     log.info("dispatched %s", dict(report.outcomes))
-                if report.dead_letters:
-                    await alert_admins(self.settings, self.notifiers,
-                                       dead_letters_text(report.dead_letters))
+                await alert_dispatch(self.settings, self.notifiers, report)
             except Exception:  # a database hiccup must not end the worker; try again later
                 log.exception("dispatch pass failed")
             with contextlib.suppress(TimeoutError):

@@ -2,8 +2,9 @@
 
 Messages are parsed with the standard ``email`` package so tests can check both parts,
 the headers and the escaping; they can also be written as ``.eml`` files for a person to
-open (``callwatch demo`` does). Fault switches refuse a recipient (550) or answer the next
-messages with a temporary failure (451). With ``keep=False`` it only counts, so a benchmark
+open (``callwatch demo`` does). Fault switches refuse a recipient (550), answer the next
+messages with a temporary failure (451), or hold every message ``delay`` seconds before
+accepting it (a slow relay). With ``keep=False`` it only counts, so a benchmark
 of ten thousand messages measures the sender's memory, not the sink's.
 
 With ``tls`` (a server-side SSLContext) it offers STARTTLS and refuses mail and logins
@@ -51,6 +52,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.sink.delay > 0:
+            await asyncio.sleep(self.sink.delay)
         return self.sink._receive(envelope, tls=_over_tls(server))
 
 
@@ -106,6 +109,7 @@ class SmtpSink:
         self.count = 0
         self.refused: set[str] = set()
         self.temporary_failures = 0  # answer the next N messages with 451
+        self.delay = 0.0  # seconds to wait before accepting each message (a slow relay)
         self._lock = threading.Lock()
         self._names = itertools.count(1)
         options: dict[str, Any] = {}

@@ -4,8 +4,9 @@ It answers the methods callwatch uses (getMe, sendMessage, getUpdates, answerCal
 editMessageReplyMarkup, setMyCommands, deleteWebhook) the way the real API does, records
 every sent message, and checks what a real server would refuse: text over 4096 characters
 and Telegram HTML that would not parse. Fault switches make it answer 429 with
-``parameters.retry_after``, 403 for a blocked chat, or ``migrate_to_chat_id`` for a group
-that became a supergroup. With ``enforce_limits`` it applies Telegram's flood limits (30
+``parameters.retry_after``, 403 for a blocked chat, 400 "chat not found" for a chat that
+does not exist (a wrong id, a deleted group), or ``migrate_to_chat_id`` for a group that
+became a supergroup. With ``enforce_limits`` it applies Telegram's flood limits (30
 messages per second overall, 1 per second per chat, 20 per minute per group) and counts
 every 429 our own pacing provoked in ``throttled``.
 
@@ -102,12 +103,16 @@ class FakeTelegram(FakeServer):
         self.sent: list[SentMessage] = []
         self.rejected: list[tuple[str, str]] = []  # (method, description) of every error answer
         self.blocked: set[str] = set()
+        self.unknown: set[str] = set()
         self.migrated: dict[str, int] = {}
         self.throttled = 0  # 429s provoked by breaking the flood limits (our pacing's fault)
         self.callback_answers: list[dict[str, Any]] = []
         self.markup_edits: list[dict[str, Any]] = []
         self.commands: list[dict[str, Any]] = []
         self.webhook_deleted = 0
+        #: called in the server thread with each accepted message before the answer goes out,
+        #: so a test can look at the sender's state at that moment
+        self.on_send: Callable[[SentMessage], None] | None = None
         self._floods: deque[tuple[str | None, int]] = deque()
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -131,6 +136,10 @@ class FakeTelegram(FakeServer):
     def block(self, chat_id: str | int) -> None:
         """The user blocked the bot: every sendMessage to the chat gets 403."""
         self.blocked.add(str(chat_id))
+
+    def forget(self, chat_id: str | int) -> None:
+        """The chat does not exist (a wrong id, a deleted group): sendMessage gets 400."""
+        self.unknown.add(str(chat_id))
 
     def migrate(self, chat_id: str | int, new_chat_id: int) -> None:
         """The group became a supergroup: sendMessage to the old id answers migrate_to_chat_id."""
@@ -285,6 +294,8 @@ class FakeTelegram(FakeServer):
                                "sendMessage", {"migrate_to_chat_id": self.migrated[chat_id]})
         if chat_id in self.blocked:
             return self._error(403, "Forbidden: bot was blocked by the user", "sendMessage")
+        if chat_id in self.unknown:
+            return self._error(400, "Bad Request: chat not found", "sendMessage")
         if not chat_id:
             return self._error(400, "Bad Request: chat_id is empty", "sendMessage")
         visible = text
@@ -303,8 +314,10 @@ class FakeTelegram(FakeServer):
         markup = self._json_param(params.get("reply_markup"))
         with self._state:
             message_id = next(self._message_ids)
-            self.sent.append(SentMessage(chat_id, text, parse_mode, markup or None, message_id,
-                                         self.clock()))
+            sent = SentMessage(chat_id, text, parse_mode, markup or None, message_id, self.clock())
+            self.sent.append(sent)
+        if self.on_send is not None:
+            self.on_send(sent)
         return self._ok({"message_id": message_id, "date": int(time.time()),
                          "chat": self._chat(chat_id), "text": visible})
 
