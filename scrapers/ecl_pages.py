@@ -5,17 +5,28 @@ Manifest
   https://eismea.ec.europa.eu/funding-opportunities/calls-proposals_en,
   https://hadea.ec.europa.eu/calls-proposals_en, https://eic.ec.europa.eu/news_en;
   pages ``?page=1``, ``?page=2`` … until a page has no card or no new card.
-- Returns: one record per ``.ecl-content-item`` card (title, link, date, description,
-  type label) and, with ``details = true``, the labelled fields of its page: "Deadline
-  date 5 February 2025, 17:00 (CET)", "Opening date", "Deadline model", the status badge
-  ("Call for proposals • Closed") and the topic identifier named on it.
+- Returns: one record per ``.ecl-content-item`` card (title, link, publication date,
+  description, type label) and, with ``details = true``, the labelled fields of its page:
+  "Deadline date 5 February 2025, 17:00 (CET)", "Opening date", "Deadline model", the
+  status badge ("Call for proposals • Closed") and the topic identifier named on it.
+- News, not calls: a card that ends with no deadline (none named at all: "Deadline date
+  tomorrow" is a call whose deadline is unknown), no opening date and no status badge
+  (every card of a news list such as EIC's, read with ``details = false``) says nothing
+  of a call being open. It is stored as news: status closed, tag ``news``, and its
+  publication date as its one dated news line ("2024-03-11: News article published"), so
+  it stays out of the default ``calls list``, out of profiles' default statuses and out of
+  alerts. The publication date is the card's ``time[datetime]``, else its ECL date block
+  (day, month, year), else a date written in its meta line.
 - Changes: a few calls a month per agency; default interval 1d.
 - Quirks: cards are server-rendered (plain HTTP is enough). The classes of the detail
   block are not documented, so its label/value pairs are read from the text. A news list
   (``details = false``) gives no deadlines and is judged by drift detection without them.
+  A card's ``time[datetime]`` may be a date ("2024-09-26") or an instant
+  ("2024-03-11T12:00:00Z").
   No RSS for these sites is verified (other_sources.md §2D).
 - Fixtures: tracker/fakes/recordings/ecl_pages/ (list and call pages, also served by the demo);
-  tests/fixtures/ecl_pages/ (a redesigned list).
+  tests/fixtures/ecl_pages/ (a redesigned list; the recorded news block of the Commission's
+  home page, March 2024).
 """
 
 from __future__ import annotations
@@ -26,17 +37,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from scrapers._dates import ZoneName, names_relative_day, parse_date, zone_named
+from scrapers._dates import ZoneName, names_relative_day, parse_date, parse_iso, zone_named
 from scrapers._pages import BotChallenge, absolute, fetch_page, soup_of
 from scrapers._records import RecordBatch, own_identifier, require, status_for
 from scrapers.rss import _programme
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
-from tracker.models import CallRecord, ScrapeResult
+from tracker.models import CallRecord, CallStatus, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
 from tracker.text import normalize_space, one_line
 
@@ -46,6 +58,8 @@ _DEADLINE_RAW = re.compile(r"Deadline dates?\s*:?\s*(\S+(?:\s+\S+){0,2})")
 _OPENING = re.compile(r"Opening date\s*:?\s*" + _WHEN)
 _MODEL = re.compile(r"Deadline model\s*:?\s*(Single-stage|Two-stage|Multiple cut-off|[\w-]+)", re.IGNORECASE)
 _BADGE = re.compile(r"•\s*(Open|Closed|Forthcoming|Upcoming)\b", re.IGNORECASE)
+#: a meta item that may be a written date ("31 August 2026"): it names a year
+_YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
 
 
 class EclSettings(SourceSettings):
@@ -68,7 +82,7 @@ class Card:
 
     title: str
     link: str | None
-    date: str | None
+    date: str | None  # its publication date as written: ISO from <time>, or text
     description: str
     label: str
 
@@ -92,18 +106,47 @@ def parse_cards(markup: str, *, url: str, first: bool) -> list[Card]:
     for node in nodes:
         anchor = node.select_one(".ecl-content-block__title a[href]") or node.select_one("a[href]")
         href = anchor.get("href") if anchor is not None else None
-        time_node = node.select_one("time[datetime]")
-        when = time_node.get("datetime") if time_node is not None else None
         description = node.select_one(".ecl-content-block__description")
         label = node.select_one(".ecl-content-block__primary-meta-item")
         cards.append(Card(
             title=one_line(anchor.get_text(" ")) if anchor is not None else "",
             link=absolute(url, href if isinstance(href, str) else None),
-            date=when if isinstance(when, str) else None,
+            date=_card_date(node),
             description=one_line(description.get_text(" ")) if description is not None else "",
             label=one_line(label.get_text(" ")) if label is not None else "",
         ))
     return cards
+
+
+def _card_date(node: Any) -> str | None:
+    """A card's publication date as written: ``time[datetime]``, else the ECL date block
+    ("11" "Mar" "2024", the month's full name in its ``title``), else a meta item naming a
+    year ("31 August 2026")."""
+    for time_node in node.select("time[datetime]"):
+        when = time_node.get("datetime")
+        if isinstance(when, str) and when.strip():
+            return when.strip()
+    block = node.select_one(".ecl-date-block")
+    if block is not None:
+        parts = [block.select_one(f".ecl-date-block__{part}") for part in ("day", "month", "year")]
+        if all(part is not None for part in parts):
+            day, month, year = parts
+            month_name = month.get("title") if isinstance(month.get("title"), str) else None
+            return " ".join([day.get_text(" ").strip(), month_name or month.get_text(" ").strip(),
+                             year.get_text(" ").strip()])
+    for meta in node.select(".ecl-content-block__primary-meta-item"):
+        text = one_line(meta.get_text(" "))
+        if _YEAR.search(text):
+            return text
+    return None
+
+
+def published_on(card: Card, zone: ZoneInfo) -> datetime | None:
+    """When the card was published (UTC), or None when it shows no readable date."""
+    if not card.date:
+        return None
+    return (parse_iso(card.date, zone=zone, end_of_day=False)
+            or parse_date(card.date, zone=zone, language="en", end_of_day=False))
 
 
 def native_id_of(card: Card) -> str:
@@ -141,11 +184,23 @@ def record_from_card(card: Card, detail: str | None, *, source: str, settings: E
     if programme is None and identifier:
         known = programmes.lookup(identifier.split("-")[0])
         programme = known.name if known else None
+    news = found is None and opening is None and badge is None  # no deadline named at all
+    updates: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    if news:  # nothing says a call is open: news, kept out of open calls (module docstring)
+        status = CallStatus.CLOSED
+        tags = ("news",)
+        published = published_on(card, zone)
+        if published is not None:
+            day = published.astimezone(zone).date().isoformat()
+            updates = (f"{day}: {card.label or 'News'} published",)
+    else:
+        status = status_for(opening, deadlines, now, badge.group(1) if badge else None)
     return CallRecord(
         source=source,
         native_id=native_id,
         title=require(card.title, "title", native_id),
-        status=status_for(opening, deadlines, now, badge.group(1) if badge else None),
+        status=status,
         programme=programme,
         sub_programme=settings.publisher,
         topic_identifier=identifier,
@@ -155,7 +210,9 @@ def record_from_card(card: Card, detail: str | None, *, source: str, settings: E
         deadlines=deadlines,
         deadline_model=model.group(1).lower() if model else None,
         action_type=card.label or None,
+        tags=tags,
         language="en",
+        updates=updates,
     )
 
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from scrapers.rss import FeedItem, RssSettings, RssSource, parse_feed, record_from_item, strip_junk
 from tests.sources_support import FIXTURES, NOW, scrape
+from tracker.config import load_config
 from tracker.errors import LayoutChanged, SourceRejected
 from tracker.fakes._server import Reply
 from tracker.fakes.sites import FixtureSite
 from tracker.models import CallStatus, RunOutcome
 from tracker.ports import HttpClient
+from tracker.store import Store
 
 DIR = FIXTURES / "rss"
 CZ_FEED = DIR / "dotaceeu_vyzvy_drupal_debug.xml"
@@ -134,3 +137,123 @@ def test_a_deadline_of_tomorrow_leaves_the_deadline_unknown(text: str, language:
                     text=f"Appel ouvert. {text}.")
     call = record_from_item(item, source="occitanie", settings=settings, now=NOW)
     assert call.native_id == "call-7" and call.deadlines == ()
+
+
+# -- deadlines held in elements: the Spanish procurement platform's CODICE Atom ----------------
+
+PLACSP = DIR / "placsp_mayores_2026-06-20_slice.atom"
+PLACSP_PATH = "/sindicacion/sindicacion_643/licitacionesPerfilesContratanteCompleto3.atom"
+TENDER = "https://contrataciondelestado.es/sindicacion/licitacionesPerfilContratante/19907790"
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "sources.example.toml"
+
+
+def placsp_settings(url: str = "https://contrataciondelestado.es" + PLACSP_PATH,
+                    **overrides: object) -> RssSettings:
+    values: dict[str, object] = {
+        "url": url, "country": "ES", "language": "es", "timezone": "Europe/Madrid",
+        "deadline_element": "cac:TenderSubmissionDeadlinePeriod/cbc:EndDate",
+        "deadline_time_element": "cbc:EndTime",
+        "opening_element": "cac-place-ext:AdditionalPublicationDocumentReference/cbc:IssueDate",
+    }
+    return RssSettings.model_validate({**values, **overrides})
+
+
+def test_a_tender_whose_end_date_has_passed_is_stored_closed_with_its_deadline(store: Store) -> None:
+    """The shipped example's PLACSP source, replayed on 127.0.0.1, then stored."""
+    with FixtureSite({PLACSP_PATH: PLACSP}) as site:
+        environ = {"CALLWATCH_SOURCES__ES_PLACSP__URL": site.url + PLACSP_PATH}
+        settings = load_config(EXAMPLE, environ=environ).sources["es_placsp"]
+        assert isinstance(settings, RssSettings)
+        result = scrape(lambda http: RssSource("es_placsp", settings, http))  # NOW: 1 Sep 2026
+    assert result.outcome is RunOutcome.OK and result.invalid == 0
+    store.record_run("es_placsp", result, started_at=NOW, now=NOW)
+    tender = store.get_call(f"es_placsp:{TENDER}").record
+    # EndDate 2026-07-23 and EndTime 13:00:00 in Madrid (CEST); not the contract's EndDate
+    # 2029-12-31 nor the document period's, which the entry holds too
+    assert tender.deadlines == (datetime(2026, 7, 23, 11, 0, tzinfo=UTC),)
+    assert tender.status is CallStatus.CLOSED
+    assert tender.opening_date == datetime(2026, 6, 19, 22, 0, tzinfo=UTC)  # 20 June, Madrid
+    assert tender.title.startswith("Servicio de consultoría especializada")
+    assert tender.countries == ("ES",)
+    listed = store.list_calls(statuses=[CallStatus.OPEN, CallStatus.FORTHCOMING])
+    assert f"es_placsp:{TENDER}" not in {c.id for c in listed}
+
+
+@pytest.mark.parametrize(("now", "status"), [
+    (datetime(2026, 6, 1, tzinfo=UTC), CallStatus.FORTHCOMING),  # before the notice
+    (datetime(2026, 7, 23, 10, 59, tzinfo=UTC), CallStatus.OPEN),  # a minute before 13:00
+    (datetime(2026, 7, 23, 11, 0, 1, tzinfo=UTC), CallStatus.CLOSED),
+])
+def test_the_elements_give_the_status_as_time_passes(now: datetime, status: CallStatus) -> None:
+    settings = placsp_settings()
+    item = parse_feed(PLACSP.read_bytes(), url=settings.url,
+                      elements=settings.element_paths()).items[0]
+    assert (item.deadline_texts, item.opening_text) == (("2026-07-23 13:00:00",), "2026-06-20")
+    assert record_from_item(item, source="es_placsp", settings=settings, now=now).status is status
+
+
+def test_without_the_element_settings_the_feed_text_has_no_deadline() -> None:
+    """What callwatch did before: the summary names no deadline, so the tender stayed open."""
+    item = parse_feed(PLACSP.read_bytes(), url="https://x.example/feed.atom").items[0]
+    assert item.deadline_texts == () and "Estado: PUB" in item.text
+    call = record_from_item(item, source="es_placsp", settings=RssSettings(url="https://x.example/f"),
+                            now=NOW)
+    assert call.deadlines == () and call.status is CallStatus.OPEN
+
+
+def test_a_bare_element_name_reads_every_such_element() -> None:
+    """Why the example names a path: the entry's three cbc:EndDate all become cut-offs."""
+    settings = placsp_settings(deadline_element="cbc:EndDate", deadline_time_element=None)
+    item = parse_feed(PLACSP.read_bytes(), url=settings.url, elements=settings.element_paths()).items[0]
+    assert item.deadline_texts == ("2029-12-31", "2026-07-23", "2026-07-23")
+
+
+ATTRIBUTE_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:ev="http://purl.org/rss/1.0/modules/event/">
+  <channel><title>Appels</title><link>https://region.example/</link><description>x</description>
+    <item><title>Appel FEDER 1</title><link>https://region.example/1</link><guid>a1</guid>
+      <ev:period ev:start="2026-09-15" end="16/10/2026" endTime="12:00"/></item>
+    <item><title>Appel FEDER 2</title><link>https://region.example/2</link><guid>a2</guid>
+      <description>Date limite : 3 mars 2027</description></item>
+  </channel>
+</rss>"""
+
+
+def test_an_attribute_holds_the_deadline_and_its_time_and_the_text_is_the_fallback() -> None:
+    settings = RssSettings(url="https://region.example/rss", language="fr", timezone="Europe/Paris",
+                           deadline_element="ev:period/@end", deadline_time_element="@endTime",
+                           opening_element="ev:period/@ev:start")
+    first, second = parse_feed(ATTRIBUTE_FEED, url=settings.url, elements=settings.element_paths()).items
+    assert (first.deadline_texts, first.opening_text) == (("16/10/2026 12:00",), "2026-09-15")
+    call = record_from_item(first, source="fr", settings=settings, now=NOW)
+    assert call.deadlines == (datetime(2026, 10, 16, 10, 0, tzinfo=UTC),)  # 12:00 Paris (CEST)
+    assert call.status is CallStatus.FORTHCOMING  # opens 15 September
+    fallback = record_from_item(second, source="fr", settings=settings, now=NOW)
+    assert fallback.deadlines == (datetime(2027, 3, 3, 22, 59, 59, tzinfo=UTC),)
+
+
+def test_element_settings_are_checked_when_loaded() -> None:
+    with pytest.raises(ValueError, match="element path like"):
+        RssSettings(url="https://x.example/rss", deadline_element="//cbc:EndDate[1]")
+    with pytest.raises(ValueError, match="set deadline_element too"):
+        RssSettings(url="https://x.example/rss", deadline_time_element="cbc:EndTime")
+    assert RssSettings(url="https://x.example/rss", deadline_element=" ").element_paths() is None
+
+
+def test_an_undeclared_prefix_or_an_entity_declaration_fails_the_run() -> None:
+    settings = placsp_settings(deadline_element="efbc:EndDate", deadline_time_element=None)
+    with pytest.raises(LayoutChanged, match="deadline_element: the prefix 'efbc' is not declared"):
+        parse_feed(PLACSP.read_bytes(), url=settings.url, elements=settings.element_paths())
+    laughs = PLACSP.read_bytes().replace(
+        b"?>\n", b'?>\n<!DOCTYPE feed [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>\n', 1)
+    with FixtureSite({PLACSP_PATH: Reply(200, laughs, {"Content-Type": "application/atom+xml"})}) as site:
+        result = scrape(lambda http: RssSource("es_placsp", placsp_settings(site.url + PLACSP_PATH), http))
+    assert result.outcome is RunOutcome.FAILED
+    assert result.error and "does not expand" in result.error
+
+
+def test_a_bare_name_is_in_the_feeds_default_namespace() -> None:
+    """In an Atom feed `updated` is Atom's element, as the feed writes it."""
+    settings = RssSettings(url="https://x.example/f", opening_element="updated")
+    item = parse_feed(PLACSP.read_bytes(), url=settings.url, elements=settings.element_paths()).items[0]
+    assert item.opening_text == "2026-06-20T20:26:46.184+02:00"

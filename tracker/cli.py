@@ -44,6 +44,7 @@ from tracker.views import (
     deduplicated,
     format_eur,
     listed_call_as_json,
+    news_items,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -221,19 +222,45 @@ def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, sourc
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @pass_app
 def calls_show(app: App, call_id: str, fmt: str) -> None:
-    """Show every field of one call."""
-    data = call_as_json(app.store().get_call(call_id), app.now())
+    """Show every field of one call; its news items as a dated list, newest first."""
+    call = app.store().get_call(call_id)
+    data = call_as_json(call, app.now())
     if fmt == "json":
         _echo_json(data)
         return
+    news = news_items(call.record.updates)
     table = Table(show_header=False, title=data["id"])
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in data.items():
-        shown = ", ".join(f"{v['title']} <{v['url']}>" if isinstance(v, dict) else str(v)
-                          for v in value) if isinstance(value, list) else value
-        table.add_row(key, "" if shown is None else str(shown))
-    _console().print(table)
+        if key == "updates":
+            shown = f"{len(news)}, listed below (newest first)" if news else ""
+        else:
+            shown = _cell(value)
+        table.add_row(key, shown)
+    console = _console()
+    console.print(table)
+    if news:
+        listing = Table(title=f"news and notices of {data['id']}, newest first")
+        listing.add_column("date", no_wrap=True)
+        listing.add_column("news", overflow="fold")
+        for item in news:
+            listing.add_row(item.day.isoformat() if item.day else "", item.text)
+        console.print(listing)
+
+
+def _cell(value: Any) -> str:
+    """One field's value in the `calls show` table: a list one item a line, a document as
+    ``title <url>``, nothing for an empty value."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "\n".join(_cell(item) for item in value)
+    if isinstance(value, dict):
+        if set(value) >= {"title", "url"}:
+            return f"{value['title']} <{value['url']}>"
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 @calls_group.command("history")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
 from typing import Any
+
+from pydantic import BaseModel
 
 from tracker.dates import isoformat_utc
 from tracker.dedupe import group_duplicates
+from tracker.models import CallRecord
 from tracker.store import StoredCall
 
 CSV_COLUMNS = (
@@ -16,41 +21,99 @@ CSV_COLUMNS = (
 )
 
 
+def _plain(value: Any) -> Any:
+    """One stored value as JSON: datetimes in UTC with ``Z``, enums by value, documents as
+    objects, tuples as lists; numbers, text, booleans and None as they are."""
+    if isinstance(value, datetime):
+        return isoformat_utc(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return value
+
+
+def record_fields(record: CallRecord) -> dict[str, Any]:
+    """Every field of ``CallRecord``, in the model's order, as JSON values.
+
+    The fields are walked, not listed, so a field added to the model is shown by `calls
+    show`, `calls list --format json` and the JSON export as soon as it is stored.
+    """
+    return {name: _plain(getattr(record, name)) for name in type(record).model_fields}
+
+
 def call_as_json(call: StoredCall, now: datetime) -> dict[str, Any]:
-    """The object `calls list --format json` prints for one call."""
+    """The object `calls show` and `calls list --format json` print for one call: its id,
+    every stored field (``next_deadline`` after ``deadlines``), and what the store knows of
+    its life (first and last seen, last changed, still listed)."""
     record = call.record
-    return {
-        "id": record.id,
-        "source": record.source,
-        "programme": record.programme,
-        "sub_programme": record.sub_programme,
-        "call_identifier": record.call_identifier,
-        "topic_identifier": record.topic_identifier,
-        "title": record.title,
-        "status": record.status.value,
-        "opening_date": isoformat_utc(record.opening_date),
-        "deadlines": [isoformat_utc(d) for d in record.deadlines],
-        "next_deadline": isoformat_utc(record.next_deadline(now)),
-        "deadline_model": record.deadline_model,
-        "budget_eur": record.budget_eur,
-        "budget_min_eur": record.budget_min_eur,
-        "budget_max_eur": record.budget_max_eur,
-        "expected_grants": record.expected_grants,
-        "action_type": record.action_type,
-        "url": record.url,
-        "keywords": list(record.keywords),
-        "tags": list(record.tags),
-        "countries": list(record.countries),
-        "regions": list(record.regions),
-        "language": record.language,
-        "summary": record.summary,
-        "documents": None if record.documents is None else [
-            d.model_dump() for d in record.documents],
+    data: dict[str, Any] = {"id": record.id}
+    for name, value in record_fields(record).items():
+        data[name] = value
+        if name == "deadlines":
+            data["next_deadline"] = isoformat_utc(record.next_deadline(now))
+    data.setdefault("next_deadline", isoformat_utc(record.next_deadline(now)))
+    data.update({
         "first_seen": isoformat_utc(call.first_seen),
         "last_seen": isoformat_utc(call.last_seen),
         "last_changed": isoformat_utc(call.last_changed),
         "still_listed": call.still_listed,
-    }
+    })
+    return data
+
+
+@dataclass(frozen=True)
+class NewsItem:
+    """One of a call's news items or document notices, with the day it carries (if any)."""
+
+    day: date | None
+    text: str
+
+
+#: How sources date their news lines ("<when>: <text>"): the portal writes "Apr 27, 2023
+#: 4:18:31 PM", callwatch's own lines an ISO date.
+_NEWS_DATE_FORMATS = ("%b %d, %Y %I:%M:%S %p", "%b %d, %Y", "%d %B %Y", "%d/%m/%Y")
+
+
+def _news_day(when: str) -> date | None:
+    text = when.strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+    except ValueError:
+        pass
+    for fmt in _NEWS_DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date()  # noqa: DTZ007 - only the day is kept
+        except ValueError:
+            continue
+    return None
+
+
+def news_items(updates: Sequence[str]) -> list[NewsItem]:
+    """A call's ``updates`` as a dated list, newest first; lines without a readable date
+    follow, in the source's order.
+
+    Each line is "<when>: <text>" when the source dates it; "when" may hold colons of its
+    own ("4:18:31 PM"), so every ": " is tried until the part before it reads as a date.
+    """
+    dated: list[NewsItem] = []
+    undated: list[NewsItem] = []
+    for line in updates:
+        item = NewsItem(None, line)
+        start = 0
+        while (cut := line.find(": ", start)) != -1:
+            day = _news_day(line[:cut])
+            if day is not None:
+                item = NewsItem(day, line[cut + 2:].strip())
+                break
+            start = cut + 2
+        (dated if item.day else undated).append(item)
+    dated.sort(key=lambda item: item.day or date.min, reverse=True)
+    return dated + undated
 
 
 def deduplicated(calls: Sequence[StoredCall]) -> list[tuple[StoredCall, ...]]:
