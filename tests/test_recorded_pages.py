@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from scrapers.ecl_pages import Card, EclSettings, page_url, parse_cards, record_from_card
 from scrapers.html_list import HtmlListSettings, HtmlListSource, parse_list, record_from_item
 from tests.sources_support import FIXTURES, scrape
@@ -88,9 +86,6 @@ def test_a_real_ecl_news_list_gives_every_card() -> None:
     assert page_url(EPAH_URL, 1) == EPAH_URL + "?page=1"  # the page's own pager: href="?page=1"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 13 point 6, another helper's change to scrapers/ecl_pages.py: a news card with no "
-    "deadline and no call status is stored as an open call; remove this mark when it lands"))
 def test_a_real_news_card_is_not_an_open_call() -> None:
     settings = EclSettings(list_url=EPAH_URL, publisher="EPAH", details=False)
     record = record_from_card(epah_cards()[-1], None, source="epah", settings=settings, now=NOW)
