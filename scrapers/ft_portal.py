@@ -16,8 +16,9 @@ Manifest
   1 and 8 stay limited to the configured programmes.
 - Changes: continuously; the portal re-indexes daily. Default interval 6h.
 - Fixtures: tracker/fakes/recordings/ft_portal/ (the replay server's and the demo's results: two
-  real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples,
-  and type-2 rows and filled ``links``/``publicationDocuments`` written in the real shape).
+  real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples:
+  a Joint Undertaking row; and type-2 rows and filled ``links``/``publicationDocuments``
+  written in the real shape).
 
 Quirks handled here (evidence in shared/sources/ft_portal.md):
 - every ``metadata`` value is a list; ``actions``, ``budgetOverview``, ``latestInfos``,
@@ -43,6 +44,10 @@ Quirks handled here (evidence in shared/sources/ft_portal.md):
   is stored as closed;
 - ``budgetOverview`` describes the whole call: the topic's own action is the entry whose
   ``action`` starts with "<identifier> "; amounts are strings (new shape) or numbers (old);
+  a figure several topics share (one budget line for all of them; a Joint Undertaking puts
+  the call total on every topic, 170,760,699 in HORIZON-JU-CBE-2026) is the call total
+  (``call_budget_eur``), and the topic's own budget is then its largest grant × grants
+  expected, or unknown (``topic_budget``);
 - pages are walked with a deterministic sort (identifier ascending) until a short or
   empty page, and the echoed page number is checked.
 """
@@ -372,43 +377,100 @@ def opening_utc(value: Any) -> datetime | None:
     return local_to_utc(parsed, time(0, 0), BRUSSELS)
 
 
+_NO_BUDGET: dict[str, int | None] = {
+    "budget_eur": None, "budget_min_eur": None, "budget_max_eur": None, "expected_grants": None,
+    "call_budget_eur": None, "call_budget_topics": None,
+}
+
+
+def _year_amounts(action: Mapping[str, Any]) -> dict[str, int] | None:
+    """An action's ``budgetYearMap`` as euros per year; None when it gives no figure, or a
+    year's figure is no usable amount (a partial sum would state a wrong total as known)."""
+    years = action.get("budgetYearMap")
+    given = {str(year): value for year, value in years.items() if value not in (None, "")} \
+        if isinstance(years, dict) else {}
+    amounts = {year: amount_eur(value) for year, value in given.items()}
+    if not amounts or None in amounts.values():
+        return None
+    return {year: amount for year, amount in amounts.items() if amount is not None}
+
+
+def _topic_of(action: Mapping[str, Any]) -> str:
+    """The topic an action of the table belongs to: "HORIZON-X-01" of "HORIZON-X-01 - HORIZON-RIA …"."""
+    return str(action.get("action", "")).split(" ", 1)[0]
+
+
+def _sharing_topics(lines: list[list[dict[str, Any]]], own_line: list[dict[str, Any]],
+                    figure: dict[str, int]) -> set[str]:
+    """The topics that carry ``figure`` as one budget they share, or an empty set when the
+    figure is the topic's own.
+
+    A figure is shared when several topics of one budget line (one key of
+    ``budgetTopicActionMap``) carry it: the portal lists topics that share a budget under
+    one key (CEF-T-2022-CORECOEN: four topics, EUR 2 bn; the CBE JU 2026 call: every topic,
+    its call total EUR 170,760,699). It is shared too when every action of the table
+    carries it and it is more than their grants could take (largest grant × grants
+    expected). Equal figures on separate lines are otherwise each topic's own
+    (HORIZON-JU-SNS-2022 STREAM-B-01-03 and STREAM-C-01-01 both have EUR 25 M).
+    """
+    same_line = {_topic_of(a) for a in own_line if _year_amounts(a) == figure}
+    if len(same_line) > 1:
+        return same_line
+    everyone = [action for line in lines for action in line]
+    topics = {_topic_of(a) for a in everyone}
+    if len(topics) < 2 or any(_year_amounts(a) != figure for a in everyone):
+        return set()
+    total = sum(figure.values())
+    payable = [_largest_payout(a) for a in everyone]
+    known = [p for p in payable if p is not None]
+    return topics if known and all(total > p for p in known) else set()
+
+
+def _largest_payout(action: Mapping[str, Any]) -> int | None:
+    """The most an action's grants can take: its largest grant × the grants expected."""
+    high = amount_eur(action.get("maxContribution"))
+    grants = count_of(action.get("expectedGrants"))
+    return high * grants if high and grants else None
+
+
 def topic_budget(overview: Any, identifier: str) -> dict[str, int | None]:
     """The topic's own budget from budgetOverview (old and new shapes), never the call total.
 
+    ``budgetOverview`` is the whole call's table: the topic's own action is the entry whose
+    ``action`` starts with "<identifier> ". Its ``budgetYearMap`` (summed over the years) is
+    the topic's budget unless several topics share that figure (``_sharing_topics``): then
+    it is the budget of all of them together, for a Joint Undertaking the call's total
+    (``call_budget_eur``, with ``call_budget_topics``), and the topic's own budget is its
+    largest grant × the grants expected, or unknown when either is missing.
+
     A figure that is no usable amount (text, negative, ``1e400`` or ``Infinity``, which JSON
     reads as a float that is not finite) is unknown, and so is a total with such a year in
-    it: the call is kept and still announced, only without that figure, because a partial
-    sum would state a wrong total as if it were known.
+    it: the call is kept and still announced, only without that figure.
     """
-    empty: dict[str, int | None] = {"budget_eur": None, "budget_min_eur": None,
-                                    "budget_max_eur": None, "expected_grants": None}
     if not isinstance(overview, dict):
-        return empty
+        return dict(_NO_BUDGET)
     action_map = overview.get("budgetTopicActionMap")
     if not isinstance(action_map, dict):
-        return empty
+        return dict(_NO_BUDGET)
+    lines = [[a for a in actions if isinstance(a, dict)] for actions in action_map.values()
+             if isinstance(actions, list)]
     prefix = f"{identifier} "
-    for actions in action_map.values():
-        if not isinstance(actions, list):
-            continue
-        for action in actions:
-            if not isinstance(action, dict):
-                continue
-            name = str(action.get("action", ""))
-            if not (name.startswith(prefix) or name == identifier):
-                continue
-            years = action.get("budgetYearMap")
-            given = [v for v in years.values() if v not in (None, "")] \
-                if isinstance(years, dict) else []
-            amounts = [amount_eur(v) for v in given]
-            return {
-                "budget_eur": sum(a for a in amounts if a is not None)
-                if amounts and None not in amounts else None,
-                "budget_min_eur": amount_eur(action.get("minContribution")),
-                "budget_max_eur": amount_eur(action.get("maxContribution")),
-                "expected_grants": count_of(action.get("expectedGrants")),
-            }
-    return empty
+    found = next(((line, action) for line in lines for action in line
+                  if str(action.get("action", "")).startswith(prefix)
+                  or action.get("action") == identifier), None)
+    if found is None:
+        return dict(_NO_BUDGET)
+    own_line, own = found
+    figure = _year_amounts(own)
+    per_grant = {"budget_min_eur": amount_eur(own.get("minContribution")),
+                 "budget_max_eur": amount_eur(own.get("maxContribution")),
+                 "expected_grants": count_of(own.get("expectedGrants"))}
+    sharing = _sharing_topics(lines, own_line, figure) if figure else set()
+    if figure is None or not sharing:
+        return {**_NO_BUDGET, **per_grant,
+                "budget_eur": sum(figure.values()) if figure else None}
+    return {**per_grant, "budget_eur": _largest_payout(own),
+            "call_budget_eur": sum(figure.values()), "call_budget_topics": len(sharing)}
 
 
 def action_type_of(fields: Mapping[str, Any]) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from tracker.dates import isoformat_utc
 from tracker.dedupe import group_duplicates
+from tracker.models import CallRecord
 from tracker.store import StoredCall
 
 CSV_COLUMNS = (
@@ -36,6 +37,8 @@ def call_as_json(call: StoredCall, now: datetime) -> dict[str, Any]:
         "budget_min_eur": record.budget_min_eur,
         "budget_max_eur": record.budget_max_eur,
         "expected_grants": record.expected_grants,
+        "call_budget_eur": record.call_budget_eur,
+        "call_budget_topics": record.call_budget_topics,
         "action_type": record.action_type,
         "url": record.url,
         "keywords": list(record.keywords),
@@ -76,6 +79,15 @@ def call_as_row(call: StoredCall, now: datetime) -> dict[str, Any]:
     row = {column: data[column] for column in CSV_COLUMNS}
     row["deadlines"] = " | ".join(data["deadlines"])
     return row
+
+
+def call_total_text(record: CallRecord) -> str:
+    """"call total EUR 170.8 M (shared by 16 topics)", or "" when the source gives none: the
+    budget several topics share, named so that it is never read as the topic's own."""
+    if record.call_budget_eur is None:
+        return ""
+    shared = f" (shared by {record.call_budget_topics} topics)" if record.call_budget_topics else ""
+    return f"call total {format_eur(record.call_budget_eur)}{shared}"
 
 
 def format_eur(amount: int | None) -> str:
