@@ -6,7 +6,8 @@ Manifest
   multipart body whose parts ``query``, ``languages`` and ``sort`` are JSON documents sent
   with ``Content-Type: application/json`` (plain form fields give HTTP 500, a query in the
   URL is silently ignored). Fallback: ``GET .../referenceData/grantsTenders.json``
-  (``bulk_url``, ~130 MB, stream-parsed with ijson).
+  (``bulk_url``, ~130 MB, stream-parsed with ijson), read into the search-result shape so
+  that it gives the same record wherever it has the data (``bulk_to_result``).
 - Returns: open (31094502) and forthcoming (31094501) grants of the configured programmes:
   type 1 call topics, type 8 cascade calls (FSTP, e.g. Euroclusters under SMP-COSME),
   type 2 external actions when ``types`` includes 2. Type-2 rows (calls for proposals
@@ -17,8 +18,8 @@ Manifest
 - Changes: continuously; the portal re-indexes daily. Default interval 6h.
 - Fixtures: tracker/fakes/recordings/ft_portal/ (the replay server's and the demo's results: two
   real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples:
-  a Joint Undertaking row; and type-2 rows and filled ``links``/``publicationDocuments``
-  written in the real shape).
+  a Joint Undertaking row, a slice of a real bulk file; and type-2 rows, filled
+  ``links``/``publicationDocuments`` and bulk/search counterparts written in the real shape).
 
 Quirks handled here (evidence in shared/sources/ft_portal.md):
 - every ``metadata`` value is a list; ``actions``, ``budgetOverview``, ``latestInfos``,
@@ -474,15 +475,18 @@ def topic_budget(overview: Any, identifier: str) -> dict[str, int | None]:
 
 
 def action_type_of(fields: Mapping[str, Any]) -> str | None:
-    """A short type of action (RIA, IA, CSA, COFUND, PJG…) from ``actions`` or its label."""
-    actions = _json_field(fields, "actions")
-    if isinstance(actions, list):
-        for action in actions:
-            for kind in (action.get("types") or []) if isinstance(action, dict) else []:
-                label = str(kind.get("typeOfAction", "")) if isinstance(kind, dict) else ""
-                code = label.split(" ", 1)[0]
-                if "-" in code:
-                    return code.rsplit("-", 1)[1]
+    """A short type of action (RIA, IA, CSA, COFUND, PJG…) from ``actions`` or its label.
+
+    ``actions`` is JSON inside a string in search results and a plain list in the bulk
+    file: both give the same ``types[].typeOfAction`` ("HORIZON-RIA HORIZON Research and
+    Innovation Actions"), so both paths give the same type of action.
+    """
+    for action in _json_entries(fields, "actions") or ():
+        for kind in action.get("types") or []:
+            label = str(kind.get("typeOfAction", "")) if isinstance(kind, dict) else ""
+            code = label.split(" ", 1)[0]
+            if "-" in code:
+                return code.rsplit("-", 1)[1]
     text = _first(fields, "typesOfAction")
     if text:
         lowered = " ".join(text.lower().split())
@@ -731,12 +735,47 @@ def normalize_all(
 
 # -- the bulk file -----------------------------------------------------------------------
 
+def _abbreviation(value: Any) -> str:
+    """The ``abbreviation`` of a ``{id, abbreviation, description}`` object, or the text."""
+    if isinstance(value, dict):
+        return str(value.get("abbreviation") or "").strip()
+    return str(value or "").strip() if isinstance(value, str) else ""
+
+
+def bulk_deadline_model(item: Mapping[str, Any]) -> str:
+    """A bulk object's deadline model ("single-stage", "two-stage", "multiple cut-off").
+
+    The file has carried it under several names: ``deadlineModel`` (2026 files, an object,
+    ``{}`` when unset), ``sumbissionProcedure`` (sic, older files) or ``submissionProcedure``,
+    and each action's ``submissionProcedure`` (the same object as in the search API's
+    ``actions``). The first one set wins.
+    """
+    for key in ("deadlineModel", "sumbissionProcedure", "submissionProcedure"):
+        found = _abbreviation(item.get(key))
+        if found:
+            return found
+    actions = item.get("actions")
+    for action in actions if isinstance(actions, list) else ():
+        found = _abbreviation(action.get("submissionProcedure")) if isinstance(action, dict) else ""
+        if found:
+            return found
+    return ""
+
+
 def bulk_to_result(item: Mapping[str, Any]) -> dict[str, Any] | None:
     """A grantsTenders.json object in the search-result shape, so one normalizer serves both.
 
-    Its ``links`` are left out on purpose: the bulk file has no ``publicationDocuments``, so
-    documents read from it would be a poorer list than the stored one; without them the
-    record's ``documents`` stays None and a degraded run keeps the stored list.
+    Everything the file shares with the search API is passed on, so that both give the same
+    record wherever the file has the data: dates, status, programme, keywords and tags,
+    ``actions`` (type of action, read as in search results), ``topicActions`` (the label of
+    the type of action) and the deadline model (``bulk_deadline_model``).
+
+    Left out on purpose: its ``links``, because the bulk file has no
+    ``publicationDocuments``, so documents read from it would be a poorer list than the
+    stored one (without them the record's ``documents`` stays None and a degraded run keeps
+    the stored list); and its ``latestInfos``, whose dates are written otherwise than in
+    search results ("2023-10-03" against "Oct 3, 2023 4:14:13 PM"), so the same news items
+    would read as new ones and be announced again.
     """
     status = item.get("status")
     label = str(status.get("abbreviation", "")) if isinstance(status, dict) else str(status or "")
@@ -768,10 +807,11 @@ def bulk_to_result(item: Mapping[str, Any]) -> dict[str, Any] | None:
             "deadlineDate": list(item.get("deadlineDatesLong") or []),
             "keywords": [str(k) for k in item.get("keywords") or []],
             "tags": [str(t) for t in item.get("tags") or []],
-            "deadlineModel": [
-                (item.get("sumbissionProcedure") or item.get("submissionProcedure") or {})
-                .get("abbreviation", "")
-            ],
+            "deadlineModel": [bulk_deadline_model(item)],
+            "actions": [a for a in item.get("actions") or [] if isinstance(a, dict)],
+            "typesOfAction": [
+                str(a.get("description") or "") for a in item.get("topicActions") or []
+                if isinstance(a, dict)],
             "DATASOURCE": ["SEDIA"],
         },
     }

@@ -1,13 +1,16 @@
-"""Data fidelity of the portal source on real recordings (issue 13).
+"""Data fidelity of the portal source on real recordings (issue 13, points 1 and 3).
 
 1. A Joint Undertaking's budget table gives the call total on every topic: it is the call
    total (``call_budget_eur``), never the topic's budget, and budget filters never see it.
+2. The bulk-file fallback gives the same record as the search API wherever the file has the
+   data (type of action, deadline model, dates, status…).
 
 Fixtures and their origin: tests/fixtures/ft_portal/README.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from datetime import UTC, datetime, timedelta
@@ -17,11 +20,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from scrapers._http import PoliteClient
 from scrapers.ft_portal import (
+    FtPortalSettings,
+    FtPortalSource,
+    bulk_to_result,
     normalize_result,
     topic_budget,
 )
 from tests.test_cli import run
+from tracker.config import HttpSettings
+from tracker.fakes.portal import RECORDINGS, PortalReplayServer
 from tracker.models import CallRecord, ChangeKind, ScrapeResult
 from tracker.render import AlertItem, describe_change, render_alert
 from tracker.rules.matcher import match_calls, match_naive
@@ -34,6 +43,13 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 #: recorded: the HORIZON-JU-CBE-2026-IAFlag-02 result of a real 2.151 search page
 CBE_PAGE = FIXTURES / "search_page_2026_JU_CBE__AarhusAI_portal_search_page.json"
+#: recorded: a slice of a real grantsTenders.json (two grant topics and a tender)
+BULK_SLICE = FIXTURES / "grantsTenders_slice_2026__halli75_grantfin.json"
+#: written in the real shape: the search API's row for the ESC topic of the bulk slice
+ESC_SEARCH = FIXTURES / "search_ESC-HUMAID-2021-QUAL-LABEL-FP_written.json"
+#: written in the real shape: the bulk object for the real CL6 search row below
+CL6_BULK = FIXTURES / "grantsTenders_HORIZON-CL6-2026-04-GOVERNANCE-01_written.json"
+SAMPLE_2026 = RECORDINGS / "search_response_excerpt_2026__AarhusAI_portal_search_page.json"
 SAMPLE_2025 = FIXTURES / "search_response_pageSize10_2025-05-05__Paul-Mazaingue_ec-funding-alert-api.json"
 
 CBE_TOTAL = 170_760_699
@@ -45,6 +61,10 @@ CBE_TABLE_END = '","deadlineModel":"single-stage","deadlineDates":["2026-09-22"]
 
 def results(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text("utf-8"))["results"]
+
+
+def bulk_items(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text("utf-8"))["fundingData"]["GrantTenderObj"]
 
 
 def by_identifier(rows: list[dict[str, Any]], identifier: str) -> dict[str, Any]:
@@ -177,3 +197,73 @@ def test_calls_show_gives_the_call_total_in_its_own_field(
         1_200_000, CBE_TOTAL, 2)
     listed = run("--db", database_url, "calls", "list", "--status", "all", cwd=tmp_path)
     assert "EUR 1.2 M" in listed.stdout and "170.8" not in listed.stdout
+
+
+# -- point 3: the bulk file gives the search API's record wherever it has the data ----------
+
+#: What the bulk file does not carry (shared/sources/ft_portal.md §3.1: no budgets, no
+#: description, no places), and what the fallback leaves out on purpose (bulk_to_result:
+#: ``updates``, whose dates the file writes otherwise, and ``documents``, which would lack
+#: the publicationDocuments). A degraded run keeps the stored values of all of them.
+NOT_IN_THE_BULK_FILE = frozenset({
+    "summary", "budget_eur", "budget_min_eur", "budget_max_eur", "expected_grants",
+    "call_budget_eur", "call_budget_topics", "countries", "regions", "audience", "updates",
+    "documents",
+})
+
+
+def assert_same_record_where_the_file_has_the_data(
+        from_bulk: CallRecord, from_search: CallRecord, also_missing: frozenset[str] = frozenset(),
+) -> None:
+    """Every field of the model, so that a new field must be placed on one side or the other."""
+    skipped = NOT_IN_THE_BULK_FILE | also_missing
+    assert skipped <= set(CallRecord.model_fields)
+    for name in CallRecord.model_fields:
+        if name not in skipped:
+            assert getattr(from_bulk, name) == getattr(from_search, name), name
+
+
+def test_the_recorded_bulk_file_gives_the_search_apis_record() -> None:
+    """The real ESC-HUMAID-2021-QUAL-LABEL-FP object; its ``deadlineModel`` is ``{}`` (the
+    file has no deadline model for it), so that field is not compared."""
+    item = next(i for i in bulk_items(BULK_SLICE) if i["identifier"] == "ESC-HUMAID-2021-QUAL-LABEL-FP")
+    result = bulk_to_result(item)
+    assert result is not None
+    from_bulk = normalize(result)
+    from_search = normalize(results(ESC_SEARCH)[0])
+    assert from_bulk.action_type == from_search.action_type == "CERT"
+    assert from_bulk.deadlines[-1] == datetime(2026, 9, 22, 15, 0, tzinfo=UTC)  # 17:00 CEST
+    assert_same_record_where_the_file_has_the_data(
+        from_bulk, from_search, also_missing=frozenset({"deadline_model"}))
+
+
+def test_the_bulk_file_gives_the_type_of_action_and_deadline_model_of_the_search_api() -> None:
+    """The real CL6 search row against its bulk object (written in the shape of the recorded
+    slice): the deadline model comes from the action's ``submissionProcedure``, as the
+    file's own ``deadlineModel`` is ``{}``."""
+    from_search = normalize(by_identifier(results(SAMPLE_2026), "HORIZON-CL6-2026-04-GOVERNANCE-01"))
+    result = bulk_to_result(bulk_items(CL6_BULK)[0])
+    assert result is not None
+    from_bulk = normalize(result)
+    assert (from_bulk.action_type, from_bulk.deadline_model) == ("COFUND", "single-stage")
+    assert_same_record_where_the_file_has_the_data(from_bulk, from_search)
+
+
+def test_the_degraded_fallback_reads_the_recorded_bulk_file() -> None:
+    """The search API fails; the replay server serves the recorded slice as the bulk file."""
+    with PortalReplayServer(bulk=BULK_SLICE.read_bytes()) as server:
+        server.fail_next(100, 500)
+        settings = FtPortalSettings(
+            search_url=server.search_url, bulk_url=server.bulk_url,
+            programmes=("Erasmus+", "European Solidarity Corps"))
+
+        async def go() -> ScrapeResult:
+            fast = HttpSettings(delay=0, backoff=0.01, max_backoff=0.05, retries=1, timeout=5)
+            async with PoliteClient(fast) as client:
+                return await FtPortalSource("ft_portal", settings, client).scrape(
+                    datetime(2026, 3, 1, tzinfo=UTC))
+
+        scraped = asyncio.run(go())
+    assert scraped.degraded
+    kinds = {r.native_id: r.action_type for r in scraped.records}
+    assert kinds == {"ERASMUS-EDU-2022-ECHE-CERT-FP": "CERT", "ESC-HUMAID-2021-QUAL-LABEL-FP": "CERT"}
