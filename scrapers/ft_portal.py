@@ -49,6 +49,8 @@ Quirks handled here (evidence in shared/sources/ft_portal.md):
   the call total on every topic, 170,760,699 in HORIZON-JU-CBE-2026) is the call total
   (``call_budget_eur``), and the topic's own budget is then its largest grant × grants
   expected, or unknown (``topic_budget``);
+- one result per language copy, most of them untranslated: the record's ``language`` is
+  that of the text it keeps (``text_language``), not the copy's label;
 - pages are walked with a deterministic sort (identifier ascending) until a short or
   empty page, and the echoed page number is checked.
 """
@@ -517,6 +519,41 @@ def updates_of(fields: Mapping[str, Any]) -> list[str]:
     return texts
 
 
+#: English words that are frequent in any English text and are not words of another EU
+#: language ("in", "is", "on", "an", "are", "to" are: German, Dutch, Czech, Romanian…)
+_ENGLISH_MARKERS = frozenset((
+    "the", "and", "of", "with", "for", "which", "that", "this", "these", "those", "should",
+    "will", "from", "their", "its", "such", "into", "through", "between", "been", "has",
+    "have", "were", "would", "could", "must", "they",
+))
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def reads_as_english(text: str) -> bool:
+    """True when ``text`` is English prose: enough of its words are English function words
+    no other EU language uses (about one word in seven in English; next to none in a
+    translation). A text too short to tell (a bare title) is not called English."""
+    words = _WORD.findall(text.casefold())
+    hits = sum(1 for word in words if word in _ENGLISH_MARKERS)
+    return hits >= 3 and hits >= 0.05 * len(words)
+
+
+def text_language(text: str, label: str | None) -> str | None:
+    """The language of the text a record keeps, not the label of the copy it came from.
+
+    The search API returns one result per language copy, and the portal leaves most copies
+    untranslated: a ``bg``, ``es`` or ``ro`` copy usually carries the English text. No field
+    says the text's own language (``language`` and the reference suffix name the copy), so
+    the text is read: English prose is ``en``, anything else keeps the copy's label. A
+    function-word test is enough for that one question (the original or the translation);
+    the language-identification libraries that fit weigh 96 MB (lingua) or pull numpy in
+    (py3langid), and langdetect has not been released since 2021.
+    """
+    if reads_as_english(text):
+        return "en"
+    return label or None
+
+
 def sub_programme_of(identifier: str) -> str | None:
     """"HORIZON-CL5" from "HORIZON-CL5-2024-D2-01-03", "SMP-COSME" from "SMP-COSME-2026-…"."""
     match = re.match(r"^([A-Z0-9]+(?:-[A-Z]+[A-Z0-9]*)*?)-\d{4}(?:-|$)", identifier)
@@ -656,7 +693,8 @@ def normalize_result(
             action_type=action_type,
             keywords=tuple(keywords),
             tags=tuple(tags),
-            language=str(result.get("language") or _first(fields, "language") or "") or None,
+            language=text_language(f"{title} {summary}",
+                                   str(result.get("language") or _first(fields, "language") or "")),
             updates=tuple(updates_of(fields)),
             documents=documents_of(fields),
             **budget,

@@ -1,9 +1,10 @@
-"""Data fidelity of the portal source on real recordings (issue 13, points 1 and 3).
+"""Data fidelity of the portal source on real recordings (issue 13, points 1, 3 and 5).
 
 1. A Joint Undertaking's budget table gives the call total on every topic: it is the call
    total (``call_budget_eur``), never the topic's budget, and budget filters never see it.
 2. The bulk-file fallback gives the same record as the search API wherever the file has the
    data (type of action, deadline model, dates, status…).
+3. A record says the language of the text it keeps, not the label of the copy it came from.
 
 Fixtures and their origin: tests/fixtures/ft_portal/README.md.
 """
@@ -25,7 +26,9 @@ from scrapers.ft_portal import (
     FtPortalSettings,
     FtPortalSource,
     bulk_to_result,
+    normalize_all,
     normalize_result,
+    reads_as_english,
     topic_budget,
 )
 from tests.test_cli import run
@@ -267,3 +270,54 @@ def test_the_degraded_fallback_reads_the_recorded_bulk_file() -> None:
     assert scraped.degraded
     kinds = {r.native_id: r.action_type for r in scraped.records}
     assert kinds == {"ERASMUS-EDU-2022-ECHE-CERT-FP": "CERT", "ESC-HUMAID-2021-QUAL-LABEL-FP": "CERT"}
+
+
+# -- point 5: the language of the text kept ---------------------------------------------------
+
+def test_untranslated_bulgarian_copies_are_english() -> None:
+    """The 2025 sample holds ``bg`` copies only, whose titles and texts are English."""
+    for row in results(SAMPLE_2025):
+        assert row["language"] == "bg"
+        assert normalize(row).language == "en", row["metadata"]["identifier"]
+
+
+def copy_labelled(row: dict[str, Any], language: str) -> dict[str, Any]:
+    """A language copy of ``row``: the fields that name the copy changed, the text kept."""
+    labelled = copy.deepcopy(row)
+    labelled["language"] = language
+    labelled["reference"] = labelled["reference"][:-2] + language
+    fields = labelled["metadata"]
+    fields["language"] = [language]
+    fields["REFERENCE"] = [labelled["reference"]]
+    return labelled
+
+
+def test_spanish_and_romanian_copies_of_an_english_text_are_english() -> None:
+    english = by_identifier(results(SAMPLE_2026), "HORIZON-CL6-2026-04-GOVERNANCE-01")
+    copies = [copy_labelled(english, "es"), copy_labelled(english, "ro")]
+    records, invalid = normalize_all(copies, source="ft_portal", portal_url=PORTAL, now=NOW)
+    assert invalid == 0
+    [record] = records
+    assert record.language == "en"
+
+
+def test_a_translated_copy_keeps_its_language() -> None:
+    translated = copy_labelled(
+        by_identifier(results(SAMPLE_2026), "HORIZON-CL6-2026-04-GOVERNANCE-01"), "es")
+    translated["metadata"]["title"] = [
+        "Actividades adicionales para la Asociación Europea de Agricultura de Datos"]
+    translated["metadata"]["descriptionByte"] = [
+        "<p>Se espera que la propuesta seleccionada contribuya a los resultados previstos del "
+        "tema, para la continuación de las actividades de la asociación europea, de acuerdo "
+        "con los resultados ya acordados y con el plan estratégico de Horizonte Europa.</p>"]
+    assert normalize(translated).language == "es"
+
+
+@pytest.mark.parametrize(("text", "english"), [
+    ("Staff exchanges", False),  # too short to tell: the copy's label is kept
+    ("The project is expected to contribute to all of the following expected outcomes", True),
+    ("Projekt ma przyczynić się do wszystkich poniższych oczekiwanych rezultatów to on", False),
+    ("Het project zal bijdragen aan de resultaten, of het nu in de regio is of niet", False),
+])
+def test_reads_as_english(text: str, english: bool) -> None:
+    assert reads_as_english(text) is english

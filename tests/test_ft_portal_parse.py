@@ -149,10 +149,10 @@ def test_latest_infos_and_call_updates_become_plain_text_updates() -> None:
     assert all("<" not in u for u in call.updates)
 
 
-def test_closed_flag_and_bg_language_kept() -> None:
+def test_closed_flag_and_the_language_of_the_text() -> None:
     call = normalize(by_identifier(load(SAMPLE_2025), "HORIZON-CL3-2021-INFRA-01-02"))
     assert call.status is CallStatus.CLOSED
-    assert call.language == "bg"
+    assert call.language == "en"  # a "bg" copy whose text is the English original
     assert call.action_type == "IA"
 
 
