@@ -6,7 +6,8 @@ Manifest
   multipart body whose parts ``query``, ``languages`` and ``sort`` are JSON documents sent
   with ``Content-Type: application/json`` (plain form fields give HTTP 500, a query in the
   URL is silently ignored). Fallback: ``GET .../referenceData/grantsTenders.json``
-  (``bulk_url``, ~130 MB, stream-parsed with ijson).
+  (``bulk_url``, ~130 MB, stream-parsed with ijson), read into the search-result shape so
+  that it gives the same record wherever it has the data (``bulk_to_result``).
 - Returns: open (31094502) and forthcoming (31094501) grants of the configured programmes:
   type 1 call topics, type 8 cascade calls (FSTP, e.g. Euroclusters under SMP-COSME),
   type 2 external actions when ``types`` includes 2. Type-2 rows (calls for proposals
@@ -16,8 +17,9 @@ Manifest
   1 and 8 stay limited to the configured programmes.
 - Changes: continuously; the portal re-indexes daily. Default interval 6h.
 - Fixtures: tracker/fakes/recordings/ft_portal/ (the replay server's and the demo's results: two
-  real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples,
-  and type-2 rows and filled ``links``/``publicationDocuments`` written in the real shape).
+  real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples:
+  a Joint Undertaking row, a slice of a real bulk file; and type-2 rows, filled
+  ``links``/``publicationDocuments`` and bulk/search counterparts written in the real shape).
 
 Quirks handled here (evidence in shared/sources/ft_portal.md):
 - every ``metadata`` value is a list; ``actions``, ``budgetOverview``, ``latestInfos``,
@@ -43,6 +45,12 @@ Quirks handled here (evidence in shared/sources/ft_portal.md):
   is stored as closed;
 - ``budgetOverview`` describes the whole call: the topic's own action is the entry whose
   ``action`` starts with "<identifier> "; amounts are strings (new shape) or numbers (old);
+  a figure several topics share (one budget line for all of them; a Joint Undertaking puts
+  the call total on every topic, 170,760,699 in HORIZON-JU-CBE-2026) is the call total
+  (``call_budget_eur``), and the topic's own budget is then its largest grant × grants
+  expected, or unknown (``topic_budget``);
+- one result per language copy, most of them untranslated: the record's ``language`` is
+  that of the text it keeps (``text_language``), not the copy's label;
 - pages are walked with a deterministic sort (identifier ascending) until a short or
   empty page, and the echoed page number is checked.
 """
@@ -372,55 +380,115 @@ def opening_utc(value: Any) -> datetime | None:
     return local_to_utc(parsed, time(0, 0), BRUSSELS)
 
 
+_NO_BUDGET: dict[str, int | None] = {
+    "budget_eur": None, "budget_min_eur": None, "budget_max_eur": None, "expected_grants": None,
+    "call_budget_eur": None, "call_budget_topics": None,
+}
+
+
+def _year_amounts(action: Mapping[str, Any]) -> dict[str, int] | None:
+    """An action's ``budgetYearMap`` as euros per year; None when it gives no figure, or a
+    year's figure is no usable amount (a partial sum would state a wrong total as known)."""
+    years = action.get("budgetYearMap")
+    given = {str(year): value for year, value in years.items() if value not in (None, "")} \
+        if isinstance(years, dict) else {}
+    amounts = {year: amount_eur(value) for year, value in given.items()}
+    if not amounts or None in amounts.values():
+        return None
+    return {year: amount for year, amount in amounts.items() if amount is not None}
+
+
+def _topic_of(action: Mapping[str, Any]) -> str:
+    """The topic an action of the table belongs to: "HORIZON-X-01" of "HORIZON-X-01 - HORIZON-RIA …"."""
+    return str(action.get("action", "")).split(" ", 1)[0]
+
+
+def _sharing_topics(lines: list[list[dict[str, Any]]], own_line: list[dict[str, Any]],
+                    figure: dict[str, int]) -> set[str]:
+    """The topics that carry ``figure`` as one budget they share, or an empty set when the
+    figure is the topic's own.
+
+    A figure is shared when several topics of one budget line (one key of
+    ``budgetTopicActionMap``) carry it: the portal lists topics that share a budget under
+    one key (CEF-T-2022-CORECOEN: four topics, EUR 2 bn; the CBE JU 2026 call: every topic,
+    its call total EUR 170,760,699). It is shared too when every action of the table
+    carries it and it is more than their grants could take (largest grant × grants
+    expected). Equal figures on separate lines are otherwise each topic's own
+    (HORIZON-JU-SNS-2022 STREAM-B-01-03 and STREAM-C-01-01 both have EUR 25 M).
+    """
+    same_line = {_topic_of(a) for a in own_line if _year_amounts(a) == figure}
+    if len(same_line) > 1:
+        return same_line
+    everyone = [action for line in lines for action in line]
+    topics = {_topic_of(a) for a in everyone}
+    if len(topics) < 2 or any(_year_amounts(a) != figure for a in everyone):
+        return set()
+    total = sum(figure.values())
+    payable = [_largest_payout(a) for a in everyone]
+    known = [p for p in payable if p is not None]
+    return topics if known and all(total > p for p in known) else set()
+
+
+def _largest_payout(action: Mapping[str, Any]) -> int | None:
+    """The most an action's grants can take: its largest grant × the grants expected."""
+    high = amount_eur(action.get("maxContribution"))
+    grants = count_of(action.get("expectedGrants"))
+    return high * grants if high and grants else None
+
+
 def topic_budget(overview: Any, identifier: str) -> dict[str, int | None]:
     """The topic's own budget from budgetOverview (old and new shapes), never the call total.
 
+    ``budgetOverview`` is the whole call's table: the topic's own action is the entry whose
+    ``action`` starts with "<identifier> ". Its ``budgetYearMap`` (summed over the years) is
+    the topic's budget unless several topics share that figure (``_sharing_topics``): then
+    it is the budget of all of them together, for a Joint Undertaking the call's total
+    (``call_budget_eur``, with ``call_budget_topics``), and the topic's own budget is its
+    largest grant × the grants expected, or unknown when either is missing.
+
     A figure that is no usable amount (text, negative, ``1e400`` or ``Infinity``, which JSON
     reads as a float that is not finite) is unknown, and so is a total with such a year in
-    it: the call is kept and still announced, only without that figure, because a partial
-    sum would state a wrong total as if it were known.
+    it: the call is kept and still announced, only without that figure.
     """
-    empty: dict[str, int | None] = {"budget_eur": None, "budget_min_eur": None,
-                                    "budget_max_eur": None, "expected_grants": None}
     if not isinstance(overview, dict):
-        return empty
+        return dict(_NO_BUDGET)
     action_map = overview.get("budgetTopicActionMap")
     if not isinstance(action_map, dict):
-        return empty
+        return dict(_NO_BUDGET)
+    lines = [[a for a in actions if isinstance(a, dict)] for actions in action_map.values()
+             if isinstance(actions, list)]
     prefix = f"{identifier} "
-    for actions in action_map.values():
-        if not isinstance(actions, list):
-            continue
-        for action in actions:
-            if not isinstance(action, dict):
-                continue
-            name = str(action.get("action", ""))
-            if not (name.startswith(prefix) or name == identifier):
-                continue
-            years = action.get("budgetYearMap")
-            given = [v for v in years.values() if v not in (None, "")] \
-                if isinstance(years, dict) else []
-            amounts = [amount_eur(v) for v in given]
-            return {
-                "budget_eur": sum(a for a in amounts if a is not None)
-                if amounts and None not in amounts else None,
-                "budget_min_eur": amount_eur(action.get("minContribution")),
-                "budget_max_eur": amount_eur(action.get("maxContribution")),
-                "expected_grants": count_of(action.get("expectedGrants")),
-            }
-    return empty
+    found = next(((line, action) for line in lines for action in line
+                  if str(action.get("action", "")).startswith(prefix)
+                  or action.get("action") == identifier), None)
+    if found is None:
+        return dict(_NO_BUDGET)
+    own_line, own = found
+    figure = _year_amounts(own)
+    per_grant = {"budget_min_eur": amount_eur(own.get("minContribution")),
+                 "budget_max_eur": amount_eur(own.get("maxContribution")),
+                 "expected_grants": count_of(own.get("expectedGrants"))}
+    sharing = _sharing_topics(lines, own_line, figure) if figure else set()
+    if figure is None or not sharing:
+        return {**_NO_BUDGET, **per_grant,
+                "budget_eur": sum(figure.values()) if figure else None}
+    return {**per_grant, "budget_eur": _largest_payout(own),
+            "call_budget_eur": sum(figure.values()), "call_budget_topics": len(sharing)}
 
 
 def action_type_of(fields: Mapping[str, Any]) -> str | None:
-    """A short type of action (RIA, IA, CSA, COFUND, PJG…) from ``actions`` or its label."""
-    actions = _json_field(fields, "actions")
-    if isinstance(actions, list):
-        for action in actions:
-            for kind in (action.get("types") or []) if isinstance(action, dict) else []:
-                label = str(kind.get("typeOfAction", "")) if isinstance(kind, dict) else ""
-                code = label.split(" ", 1)[0]
-                if "-" in code:
-                    return code.rsplit("-", 1)[1]
+    """A short type of action (RIA, IA, CSA, COFUND, PJG…) from ``actions`` or its label.
+
+    ``actions`` is JSON inside a string in search results and a plain list in the bulk
+    file: both give the same ``types[].typeOfAction`` ("HORIZON-RIA HORIZON Research and
+    Innovation Actions"), so both paths give the same type of action.
+    """
+    for action in _json_entries(fields, "actions") or ():
+        for kind in action.get("types") or []:
+            label = str(kind.get("typeOfAction", "")) if isinstance(kind, dict) else ""
+            code = label.split(" ", 1)[0]
+            if "-" in code:
+                return code.rsplit("-", 1)[1]
     text = _first(fields, "typesOfAction")
     if text:
         lowered = " ".join(text.lower().split())
@@ -449,6 +517,41 @@ def updates_of(fields: Mapping[str, Any]) -> list[str]:
             when = str(entry.get("approvalDate") or entry.get("lastChangeDate") or "").strip()
             texts.append(f"{when}: {text}" if when else text)
     return texts
+
+
+#: English words that are frequent in any English text and are not words of another EU
+#: language ("in", "is", "on", "an", "are", "to" are: German, Dutch, Czech, Romanian…)
+_ENGLISH_MARKERS = frozenset((
+    "the", "and", "of", "with", "for", "which", "that", "this", "these", "those", "should",
+    "will", "from", "their", "its", "such", "into", "through", "between", "been", "has",
+    "have", "were", "would", "could", "must", "they",
+))
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def reads_as_english(text: str) -> bool:
+    """True when ``text`` is English prose: enough of its words are English function words
+    no other EU language uses (about one word in seven in English; next to none in a
+    translation). A text too short to tell (a bare title) is not called English."""
+    words = _WORD.findall(text.casefold())
+    hits = sum(1 for word in words if word in _ENGLISH_MARKERS)
+    return hits >= 3 and hits >= 0.05 * len(words)
+
+
+def text_language(text: str, label: str | None) -> str | None:
+    """The language of the text a record keeps, not the label of the copy it came from.
+
+    The search API returns one result per language copy, and the portal leaves most copies
+    untranslated: a ``bg``, ``es`` or ``ro`` copy usually carries the English text. No field
+    says the text's own language (``language`` and the reference suffix name the copy), so
+    the text is read: English prose is ``en``, anything else keeps the copy's label. A
+    function-word test is enough for that one question (the original or the translation);
+    the language-identification libraries that fit weigh 96 MB (lingua) or pull numpy in
+    (py3langid), and langdetect has not been released since 2021.
+    """
+    if reads_as_english(text):
+        return "en"
+    return label or None
 
 
 def sub_programme_of(identifier: str) -> str | None:
@@ -590,7 +693,8 @@ def normalize_result(
             action_type=action_type,
             keywords=tuple(keywords),
             tags=tuple(tags),
-            language=str(result.get("language") or _first(fields, "language") or "") or None,
+            language=text_language(f"{title} {summary}",
+                                   str(result.get("language") or _first(fields, "language") or "")),
             updates=tuple(updates_of(fields)),
             documents=documents_of(fields),
             **budget,
@@ -669,12 +773,47 @@ def normalize_all(
 
 # -- the bulk file -----------------------------------------------------------------------
 
+def _abbreviation(value: Any) -> str:
+    """The ``abbreviation`` of a ``{id, abbreviation, description}`` object, or the text."""
+    if isinstance(value, dict):
+        return str(value.get("abbreviation") or "").strip()
+    return str(value or "").strip() if isinstance(value, str) else ""
+
+
+def bulk_deadline_model(item: Mapping[str, Any]) -> str:
+    """A bulk object's deadline model ("single-stage", "two-stage", "multiple cut-off").
+
+    The file has carried it under several names: ``deadlineModel`` (2026 files, an object,
+    ``{}`` when unset), ``sumbissionProcedure`` (sic, older files) or ``submissionProcedure``,
+    and each action's ``submissionProcedure`` (the same object as in the search API's
+    ``actions``). The first one set wins.
+    """
+    for key in ("deadlineModel", "sumbissionProcedure", "submissionProcedure"):
+        found = _abbreviation(item.get(key))
+        if found:
+            return found
+    actions = item.get("actions")
+    for action in actions if isinstance(actions, list) else ():
+        found = _abbreviation(action.get("submissionProcedure")) if isinstance(action, dict) else ""
+        if found:
+            return found
+    return ""
+
+
 def bulk_to_result(item: Mapping[str, Any]) -> dict[str, Any] | None:
     """A grantsTenders.json object in the search-result shape, so one normalizer serves both.
 
-    Its ``links`` are left out on purpose: the bulk file has no ``publicationDocuments``, so
-    documents read from it would be a poorer list than the stored one; without them the
-    record's ``documents`` stays None and a degraded run keeps the stored list.
+    Everything the file shares with the search API is passed on, so that both give the same
+    record wherever the file has the data: dates, status, programme, keywords and tags,
+    ``actions`` (type of action, read as in search results), ``topicActions`` (the label of
+    the type of action) and the deadline model (``bulk_deadline_model``).
+
+    Left out on purpose: its ``links``, because the bulk file has no
+    ``publicationDocuments``, so documents read from it would be a poorer list than the
+    stored one (without them the record's ``documents`` stays None and a degraded run keeps
+    the stored list); and its ``latestInfos``, whose dates are written otherwise than in
+    search results ("2023-10-03" against "Oct 3, 2023 4:14:13 PM"), so the same news items
+    would read as new ones and be announced again.
     """
     status = item.get("status")
     label = str(status.get("abbreviation", "")) if isinstance(status, dict) else str(status or "")
@@ -706,10 +845,11 @@ def bulk_to_result(item: Mapping[str, Any]) -> dict[str, Any] | None:
             "deadlineDate": list(item.get("deadlineDatesLong") or []),
             "keywords": [str(k) for k in item.get("keywords") or []],
             "tags": [str(t) for t in item.get("tags") or []],
-            "deadlineModel": [
-                (item.get("sumbissionProcedure") or item.get("submissionProcedure") or {})
-                .get("abbreviation", "")
-            ],
+            "deadlineModel": [bulk_deadline_model(item)],
+            "actions": [a for a in item.get("actions") or [] if isinstance(a, dict)],
+            "typesOfAction": [
+                str(a.get("description") or "") for a in item.get("topicActions") or []
+                if isinstance(a, dict)],
             "DATASOURCE": ["SEDIA"],
         },
     }

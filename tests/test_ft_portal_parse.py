@@ -125,9 +125,11 @@ def test_old_budget_overview_numeric_amounts_and_shared_keys() -> None:
     rows = load(SAMPLE_2025)
     call = normalize(by_identifier(rows, "HORIZON-WIDERA-2023-ERA-01-03"))
     assert (call.budget_eur, call.budget_min_eur, call.expected_grants) == (3_000_000, 1_000_000, 3)
-    # four topics under one key: EUAF-2023-TRAI-03 must not take TRAI-04's or the sum
+    # four topics under one key (one budget line of EUR 900,000 for all four): TRAI-03 must
+    # not take it as its own, nor TRAI-04's, nor the sum; it gives no per-grant figures
     euaf = normalize(by_identifier(rows, "EUAF-2023-TRAI-03"))
-    assert euaf.budget_eur == 900_000
+    assert euaf.budget_eur is None
+    assert (euaf.call_budget_eur, euaf.call_budget_topics) == (900_000, 4)
     assert euaf.programme == "Union Anti-Fraud Programme"
 
 
@@ -147,10 +149,10 @@ def test_latest_infos_and_call_updates_become_plain_text_updates() -> None:
     assert all("<" not in u for u in call.updates)
 
 
-def test_closed_flag_and_bg_language_kept() -> None:
+def test_closed_flag_and_the_language_of_the_text() -> None:
     call = normalize(by_identifier(load(SAMPLE_2025), "HORIZON-CL3-2021-INFRA-01-02"))
     assert call.status is CallStatus.CLOSED
-    assert call.language == "bg"
+    assert call.language == "en"  # a "bg" copy whose text is the English original
     assert call.action_type == "IA"
 
 
@@ -421,7 +423,8 @@ def test_topic_budget_with_one_unusable_figure(bad: Any) -> None:
         "action": "HORIZON-X-01 - HORIZON-RIA", "budgetYearMap": {"2026": "7", "2027": bad},
         "minContribution": bad, "maxContribution": 9, "expectedGrants": bad}]}}
     assert topic_budget(overview, "HORIZON-X-01") == {
-        "budget_eur": None, "budget_min_eur": None, "budget_max_eur": 9, "expected_grants": None}
+        "budget_eur": None, "budget_min_eur": None, "budget_max_eur": 9, "expected_grants": None,
+        "call_budget_eur": None, "call_budget_topics": None}
 
 
 @pytest.mark.parametrize("kind", ["8", "2"])

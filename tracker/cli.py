@@ -41,6 +41,7 @@ from tracker.views import (
     CSV_COLUMNS,
     call_as_json,
     call_as_row,
+    call_total_text,
     deduplicated,
     format_eur,
     listed_call_as_json,
@@ -212,8 +213,9 @@ def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, sourc
     for group in listed:
         r = group[0].record
         sources = ", ".join(dict.fromkeys(c.record.source for c in group))
+        budget = format_eur(r.budget_eur) or call_total_text(r)  # the topic's, else the call's
         table.add_row(r.id, sources, r.programme or "", r.status.value,
-                      _date(r.next_deadline(now)), format_eur(r.budget_eur), r.title)
+                      _date(r.next_deadline(now)), budget, r.title)
     _console().print(table)
 
 

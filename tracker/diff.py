@@ -98,8 +98,9 @@ def diff_calls(old: CallRecord | None, new: CallRecord, now: datetime) -> list[C
 
 #: fields a degraded (fallback) record may lack; stored values are kept for them
 DEGRADED_FILLABLE = ("summary", "url", "budget_eur", "budget_min_eur", "budget_max_eur",
-             "expected_grants", "action_type", "keywords", "tags", "updates", "documents",
-             "countries", "regions", "audience", "sub_programme", "programme", "language")
+             "expected_grants", "call_budget_eur", "call_budget_topics", "action_type",
+             "keywords", "tags", "updates", "documents", "countries", "regions", "audience",
+             "sub_programme", "programme", "language")
 
 
 #: a suspicious run (tracker/drift.py) may also have lost dates and identifiers to a changed

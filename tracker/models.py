@@ -102,6 +102,14 @@ class CallRecord(BaseModel):
     budget_min_eur: int | None = Field(None, ge=0, description="minimum EU contribution per grant")
     budget_max_eur: int | None = Field(None, ge=0, description="maximum EU contribution per grant")
     expected_grants: int | None = Field(None, ge=0)
+    #: A budget the source gives only for several topics together: one line of the call's
+    #: budget table shared by them (for a Joint Undertaking, every topic carries the whole
+    #: call's total). Kept apart so that it is shown as the call total and is never taken
+    #: for the topic's own budget (``budget_eur``), which budget filters read.
+    call_budget_eur: int | None = Field(
+        None, ge=0, description="call total shared by several topics, not this topic's budget")
+    call_budget_topics: int | None = Field(
+        None, ge=1, description="how many topics share call_budget_eur")
     action_type: str | None = Field(None, description="type of action, e.g. RIA, IA, CSA")
     keywords: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
@@ -178,12 +186,14 @@ class CallRecord(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
     def budget(self) -> dict[str, int | None]:
-        """The four budget figures as one value, for diffing and display."""
+        """The budget figures as one value, for diffing and display: the topic's own
+        (``total``, per grant, grants expected) and the call total it shares."""
         return {
             "total": self.budget_eur,
             "min_grant": self.budget_min_eur,
             "max_grant": self.budget_max_eur,
             "expected_grants": self.expected_grants,
+            "call_total": self.call_budget_eur,
         }
 
 

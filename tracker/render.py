@@ -28,7 +28,9 @@ The generic webhook body (``Message.document``) has the schema ``callwatch.messa
                    "items": [ITEM, ...]}]}
     ITEM = {"call_id", "title", "programme", "identifier", "status", "url",
             "next_deadline" (ISO UTC or null), "next_deadline_local" (text or null),
-            "days_left" (int or null), "budget_eur" (int or null), "budget" (text),
+            "days_left" (int or null), "budget_eur" (the topic's own: int or null),
+            "budget" (text: the topic's figures, then "call total EUR … (shared by N topics)"
+            when the source gives only a budget several topics share),
             "profiles": [str], "reasons": [str],
             "changes": [{"kind", "field", "old", "new", "text"}]}
 
@@ -53,7 +55,7 @@ import jinja2
 from tracker.dates import isoformat_utc, to_utc
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind
 from tracker.ports import Button, Message
-from tracker.views import format_eur
+from tracker.views import call_total_text, format_eur
 
 TELEGRAM_LIMIT = 4096
 SCHEMA = "callwatch.message/1"
@@ -217,6 +219,8 @@ def _budget_text(old: Any, new: Any) -> str:
     if old.get("expected_grants") != new.get("expected_grants"):
         return (f"Expected grants changed: {old.get('expected_grants') or 'unknown'}"
                 f" → {new.get('expected_grants') or 'unknown'}")
+    if old.get("call_total") != new.get("call_total"):
+        return f"Call total changed: {_eur_pair(old.get('call_total'), new.get('call_total'))}"
     return "Budget changed"
 
 
@@ -296,6 +300,8 @@ def _prepare(call: CallRecord, now: datetime, zone: ZoneInfo,
 
 
 def _budget_line(call: CallRecord) -> str:
+    """The topic's own budget, then the call total it shares, named as such: a Joint
+    Undertaking's call total is never shown as if it were the topic's."""
     parts = []
     if call.budget_eur is not None:
         parts.append(format_eur(call.budget_eur))
@@ -303,6 +309,8 @@ def _budget_line(call: CallRecord) -> str:
         parts.append(f"up to {format_eur(call.budget_max_eur)} per grant")
     if call.expected_grants:
         parts.append(f"{call.expected_grants} grants expected")
+    if call.call_budget_eur is not None:
+        parts.append(call_total_text(call))
     return ", ".join(parts)
 
 

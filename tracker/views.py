@@ -141,6 +141,15 @@ def call_as_row(call: StoredCall, now: datetime) -> dict[str, Any]:
     return row
 
 
+def call_total_text(record: CallRecord) -> str:
+    """"call total EUR 170.8 M (shared by 16 topics)", or "" when the source gives none: the
+    budget several topics share, named so that it is never read as the topic's own."""
+    if record.call_budget_eur is None:
+        return ""
+    shared = f" (shared by {record.call_budget_topics} topics)" if record.call_budget_topics else ""
+    return f"call total {format_eur(record.call_budget_eur)}{shared}"
+
+
 def format_eur(amount: int | None) -> str:
     """EUR 4.0 M, EUR 250 k, EUR 900, or an empty string when unknown."""
     if amount is None:

@@ -114,7 +114,8 @@ class DeadlineWindow(_Strict):
 
 
 class BudgetRange(_Strict):
-    """The call's total topic budget in EUR, both ends included."""
+    """The topic's own budget in EUR (``CallRecord.budget_eur``, never a call total that
+    several topics share), both ends included."""
 
     min: int | None = Field(None, ge=0)
     max: int | None = Field(None, ge=0)
