@@ -41,8 +41,9 @@ Quirks handled here (evidence in shared/sources/ft_portal.md):
 - some type-8 rows have no ``metadata``: their fields sit at the top level;
 - a type-8 row is keyed by its own cascade call id (``cascade-<n>``), a type-2 row by its
   PROSPECT call id, ``callIdentifier`` (``prospect-<n>``), as in the portal's page urls;
-- the status flag lags: a topic flagged open or forthcoming whose last cut-off has passed
-  is stored as closed;
+- the status flag lags: a topic flagged forthcoming whose opening date has passed is open,
+  one flagged open or forthcoming whose last cut-off has passed is closed (the dates decide,
+  ``scrapers._records.status_for``);
 - ``budgetOverview`` describes the whole call: the topic's own action is the entry whose
   ``action`` starts with "<identifier> "; amounts are strings (new shape) or numbers (old);
   a figure several topics share (one budget line for all of them; a Joint Undertaking puts
@@ -71,7 +72,7 @@ from typing import Any
 import ijson
 from pydantic import Field, ValidationError, field_validator
 
-from scrapers._records import amount_eur, count_of, read_item
+from scrapers._records import amount_eur, count_of, read_item, status_for
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.dates import BRUSSELS, PORTAL_CUTOFF, local_to_utc
@@ -630,18 +631,11 @@ def normalize_result(
         raise InvalidRecord(str(exc), native_id=native_id) from exc
 
     code = _first(fields, "status")
-    status = STATUS_CODES.get(code or "")
-    if status is None:
-        # stub rows and unknown codes (type 2 has 310945031, 99999998): judge by the dates
-        future = any(d >= now for d in deadlines)
-        if future:
-            status = CallStatus.FORTHCOMING if opening and opening > now else CallStatus.OPEN
-        elif deadlines:
-            status = CallStatus.CLOSED
-        else:
-            raise InvalidRecord(f"unknown status {code!r} and no deadline", native_id=native_id)
-    if status is not CallStatus.CLOSED and deadlines and deadlines[-1] < now:
-        status = CallStatus.CLOSED  # the flag lags: the last cut-off has passed
+    stated = STATUS_CODES.get(code or "")
+    if stated is None and not deadlines:  # stub rows and unknown codes (type 2 has 310945031)
+        raise InvalidRecord(f"unknown status {code!r} and no deadline", native_id=native_id)
+    # the flag lags both ways: the dates decide wherever they are known (scrapers._records)
+    status = status_for(opening, deadlines, now, stated.value if stated else None)
 
     programme_code = _first(fields, "frameworkProgramme") or ""
     programme = programmes.by_portal_code(programme_code)

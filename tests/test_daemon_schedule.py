@@ -70,8 +70,8 @@ def test_every_job_coalesces_runs_once_at_a_time_and_tolerates_minutes_of_misfir
             scheduler.shutdown(wait=False)
 
     found = asyncio.run(jobs())
-    assert set(found) == {"scrape:good", "scrape:flaky", "dispatch", "digests", "reminders",
-                          "heartbeat"}  # disabled sources get no job
+    assert set(found) == {"scrape:good", "scrape:flaky", "dispatch", "digests", "statuses",
+                          "reminders", "heartbeat"}  # disabled sources get no job
     for job in found.values():
         assert job.coalesce is True, job  # type: ignore[attr-defined]
         assert job.max_instances == 1, job  # type: ignore[attr-defined]
@@ -80,6 +80,8 @@ def test_every_job_coalesces_runs_once_at_a_time_and_tolerates_minutes_of_misfir
     assert good.interval == timedelta(hours=6) and good.jitter == 300  # scheduler.jitter = 5m
     assert found["scrape:flaky"].trigger.jitter == 300  # type: ignore[attr-defined]
     assert found["dispatch"].trigger.interval == timedelta(minutes=1)  # type: ignore[attr-defined]
+    # the clock opens and closes calls between scrapes (Store.refresh_statuses)
+    assert found["statuses"].trigger.interval == timedelta(minutes=5)  # type: ignore[attr-defined]
     assert found["scrape:good"].next_run_time == NOW  # type: ignore[attr-defined]  # first run at start
 
 

@@ -312,8 +312,11 @@ def test_real_rows_say_no_documents_or_nothing_about_them() -> None:
 
 
 def test_type_2_external_action_rows() -> None:
+    # read when the file was written (the 186930 call opened 2026-10-20): the dates decide
+    # the status, and on NOW (April 2026) every row is still forthcoming
+    written = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     records, invalid = normalize_all(load(EXTERNAL), source="ft_portal", portal_url=PORTAL,
-                                     now=NOW)
+                                     now=written)
     assert invalid == 0
     by_id = {r.native_id: r for r in records}
     prospect = by_id["prospect-186930"]  # keyed by its PROSPECT call id, as its page is
@@ -353,15 +356,16 @@ def test_type_2_is_asked_for_with_the_external_action_codes() -> None:
         FtPortalSettings(types=[3])  # type: ignore[arg-type]
 
 
-def test_a_real_2023_row_forthcoming_then_closed_after_its_cut_off() -> None:
+def test_a_real_2023_row_forthcoming_then_open_then_closed_by_its_dates() -> None:
     """A real single result (2023): keywords as JSON inside a string, a deadline with its own
     time (19:00 +02:00, not the 17:00 Brussels default), and a status flag that says
-    forthcoming long after the cut-off."""
+    forthcoming long after the opening date (2023-12-07) and the cut-off: the dates decide."""
     row = json.loads(ITEM_2023.read_text(encoding="utf-8"))
     assert row["metadata"]["status"] == ["31094501"]  # forthcoming, as recorded
+    assert normalize(row, now=datetime(2023, 11, 1, tzinfo=UTC)).status is CallStatus.FORTHCOMING
     before = normalize(row, now=datetime(2024, 1, 25, tzinfo=UTC))
     assert before.id == "ft_portal:HORIZON-CL5-2024-D2-01-03"
-    assert before.status is CallStatus.FORTHCOMING and before.programme == "Horizon Europe"
+    assert before.status is CallStatus.OPEN and before.programme == "Horizon Europe"
     assert before.deadlines == (datetime(2024, 4, 18, 17, 0, tzinfo=UTC),)
     assert before.keywords[:2] == ("Energy storage", "Social Innovation")
     assert before.action_type == "RIA"

@@ -195,6 +195,8 @@ def test_budget_forthcoming_to_open_and_new_update_flow_into_history(
     changed = copy.deepcopy(server.results)
     valleys = next(r for r in changed if r.get("reference") == "50201140TOPICSen")
     valleys["metadata"]["status"] = ["31094502"]
+    # the flag alone does not open it (the dates decide): the opening was brought forward
+    valleys["metadata"]["startDate"] = ["2026-11-25T00:00:00.000+0000"]
     overview = json.loads(valleys["metadata"]["budgetOverview"][0])
     next(iter(overview["budgetTopicActionMap"].values()))[0]["budgetYearMap"] = {"2027": "12000000"}
     valleys["metadata"]["budgetOverview"] = [json.dumps(overview)]
@@ -204,7 +206,7 @@ def test_budget_forthcoming_to_open_and_new_update_flow_into_history(
     report = store.record_run("ft_portal", scrape(server), started_at=NOW,
                               now=NOW + timedelta(hours=6))
     kinds = sorted(c.kind.value for c in report.changes)
-    assert kinds == ["budget_changed", "documents_changed", "opened"]
+    assert kinds == ["budget_changed", "details_changed", "documents_changed", "opened"]
     update = next(c for c in report.changes if c.kind is ChangeKind.DOCUMENTS_CHANGED)
     assert update.new == "Dec 1, 2026 9:00:00 AM: Budget increased to EUR 12 M."
 

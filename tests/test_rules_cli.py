@@ -87,8 +87,8 @@ def test_match_prints_ranked_json_and_then_only_changes(workdir: Path) -> None:
     matches = json.loads(result.stdout)
     assert [m["call_id"] for m in matches] == ["ft_portal:H2-A", "ft_portal:H2-B"]
     first = matches[0]
-    assert set(first) == {"profile", "call_id", "score", "reasons", "title", "programme",
-                          "next_deadline", "url"}
+    assert set(first) == {"profile", "call_id", "score", "reasons", "title", "status",
+                          "programme", "next_deadline", "url"}
     assert first["profile"] == "h2" and first["programme"] == "Horizon Europe"
     assert first["reasons"][:3] == [
         "title: hydrogen, electrolysers", "Horizon Europe", "next deadline in 59 days"]

@@ -52,12 +52,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 
 
-class App:
-    """What every command needs, built on first use so `--help` never reads config."""
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, config_path: str | None, database_url: str | None, verbose: bool) -> None:
+
+class App:
+    """What every command needs, built on first use so `--help` never reads config.
+
+    ``clock`` is the time every command works at: the real clock, unless a program that
+    embeds callwatch passes its own as the context object (``cli.main(obj=clock)``), as the
+    tests do to move time across an opening date without waiting for it.
+    """
+
+    def __init__(self, config_path: str | None, database_url: str | None, verbose: bool,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.config_path = config_path
         self.database_url = database_url
+        self.clock = clock
         self.verbose = verbose
 
     @cached_property
@@ -83,9 +94,8 @@ class App:
         db.check_writable(self.engine)
         return store
 
-    @staticmethod
-    def now() -> datetime:
-        return datetime.now(UTC)
+    def now(self) -> datetime:
+        return self.clock()
 
 
 class _Group(click.Group):
@@ -141,7 +151,8 @@ def _date(value: datetime | None) -> str:
 def cli(ctx: click.Context, config_path: str | None, database_url: str | None,
         verbose: bool) -> None:
     """callwatch: tracks EU funding calls and tells clusters and SMEs what matters to them."""
-    ctx.obj = App(config_path, database_url, verbose)
+    clock = ctx.obj if callable(ctx.obj) else utc_now  # an embedding program's clock
+    ctx.obj = App(config_path, database_url, verbose, clock=clock)
 
 
 pass_app = click.make_pass_decorator(App)
@@ -185,15 +196,18 @@ def calls_group() -> None:
 @pass_app
 def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, source: str | None,
                search: str | None, fmt: str) -> None:
-    """List calls, soonest final deadline first; a call seen at several sources is listed once."""
+    """List calls, soonest final deadline first; a call seen at several sources is listed once.
+
+    Each call's status is the one it has now by its dates, even before the cycle stores it.
+    """
     wanted: list[CallStatus] | None
     if "all" in statuses:
         wanted = None
     else:
         wanted = [CallStatus(s) for s in statuses] or [CallStatus.OPEN, CallStatus.FORTHCOMING]
-    calls = app.store().list_calls(statuses=wanted, programme=programme, source=source,
-                                   search=search)
     now = app.now()
+    calls = app.store().list_calls(statuses=wanted, programme=programme, source=source,
+                                   search=search, now=now)
     listed = deduplicated(calls)  # the store keeps one record per source; show each call once
     if fmt == "json":
         _echo_json([listed_call_as_json(group, now) for group in listed])
@@ -225,8 +239,9 @@ def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, sourc
 @pass_app
 def calls_show(app: App, call_id: str, fmt: str) -> None:
     """Show every field of one call; its news items as a dated list, newest first."""
-    call = app.store().get_call(call_id)
-    data = call_as_json(call, app.now())
+    now = app.now()
+    call = app.store().get_call(call_id, now=now)
+    data = call_as_json(call, now)
     if fmt == "json":
         _echo_json(data)
         return

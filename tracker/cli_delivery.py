@@ -172,6 +172,7 @@ def run_command(app: App, once: bool) -> None:
         r = outcome.report
         table.add_row(f"scrape {r.source}", f"{r.outcome.value}: {r.items_seen} items, {r.new} new, "
                       f"{r.changed} changed, {r.invalid} invalid")
+    table.add_row("statuses", f"{report.statuses} moved by the clock (opened or closed)")
     n = report.notify
     table.add_row("match", f"{n.changes} changes, {n.matches} matches ({n.new_matches} new)")
     table.add_row("enqueue", f"{n.alerts} alerts, {n.digest_entries} digest entries, "

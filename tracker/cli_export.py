@@ -58,7 +58,7 @@ def _items(app: App, profile: str | None) -> list[Any]:
     if profile is not None:
         return _profile_items(app, profile)
     store = app.store()
-    return feeds.all_items(store.engine, store.list_calls())
+    return feeds.all_items(store.engine, store.list_calls(now=app.now()))
 
 
 @export_group.command("ical")
@@ -70,7 +70,8 @@ def export_ical(app: App, profile: str, output: Path | None) -> None:
     """An iCalendar file: one event per cut-off, a reminder 7 days before."""
     from tracker.exports import to_ical
 
-    _write(to_ical(_profile_items(app, profile), name=f"callwatch: {profile}"), output)
+    _write(to_ical(_profile_items(app, profile), name=f"callwatch: {profile}", now=app.now()),
+           output)
 
 
 @export_group.command("csv")

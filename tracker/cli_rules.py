@@ -47,6 +47,7 @@ def match_as_json(match: Match) -> dict[str, Any]:
         "score": match.score,
         "reasons": list(match.reasons),
         "title": match.call.title,
+        "status": match.call.status.value,
         "programme": match.call.programme,
         "next_deadline": isoformat_utc(match.next_deadline),
         "url": match.call.url,
@@ -150,11 +151,11 @@ def match_command(app: App, profile_name: str | None, everything: bool, fmt: str
         _echo_json([match_as_json(m) for m in matches])
         return
     table = Table(title=f"{len(matches)} matches")
-    for column in ("profile", "score", "call", "next deadline (UTC)", "title", "why"):
+    for column in ("profile", "score", "call", "status", "next deadline (UTC)", "title", "why"):
         table.add_column(column, overflow="fold")
     for m in matches:
         table.add_row(m.profile, str(m.score), m.call_id + (" (new)" if m.new else ""),
-                      _date(m.next_deadline), m.call.title, m.explanation)
+                      m.call.status.value, _date(m.next_deadline), m.call.title, m.explanation)
     _console().print(table)
 
 

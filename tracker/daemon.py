@@ -9,7 +9,10 @@
   retried sooner at first (5 min, doubling) but never later than its interval, and never
   stops the others; the dispatcher every minute; digests checked every five minutes (each
   subscriber's digest is due at ``digests.hour`` local time, 08:00 unless set; weekly ones
-  on ``digests.weekday``); reminders every hour (each is due on its
+  on ``digests.weekday``); statuses every five minutes (``Store.refresh_statuses``: a call
+  whose opening date or last cut-off has passed since it was stored is opened or closed,
+  and its followers told, without waiting for its source's next scrape); reminders every
+  hour (each is due on its
   local day, and its idempotency key makes repeats harmless). Coalescing is on, one
   instance per job, and a misfire grace of five minutes.
 - **The leader tells others it lives**: a heartbeat row every minute with each job's next
@@ -220,6 +223,14 @@ class Daemon:
         """Whether the schedule runs (asked by /healthz)."""
         return self.scheduler is not None and self.scheduler.running and not self.stop.is_set()
 
+    async def statuses(self) -> None:
+        """Store the status the clock gave each call; tell followers of the moves."""
+        moved = await asyncio.to_thread(Store(self.engine).refresh_statuses, self.clock())
+        if moved:
+            log.info("statuses moved by the clock calls=%d", len(moved))
+            await self.notify()
+            await self.deliver()
+
     async def reminders(self) -> None:
         async with self.notify_lock:
             await asyncio.to_thread(enqueue_reminders, self.engine, self.clock(), list(self.notifiers))
@@ -243,6 +254,8 @@ class Daemon:
                           id="dispatch")
         scheduler.add_job(self._job("digests", self.digests), IntervalTrigger(minutes=5),
                           id="digests", next_run_time=now + timedelta(seconds=30))
+        scheduler.add_job(self._job("statuses", self.statuses), IntervalTrigger(minutes=5),
+                          id="statuses", next_run_time=now + timedelta(seconds=15))
         scheduler.add_job(self._job("reminders", self.reminders), IntervalTrigger(hours=1),
                           id="reminders", next_run_time=now + timedelta(seconds=45))
         scheduler.add_job(self._job("heartbeat", self.heartbeat), IntervalTrigger(minutes=1),

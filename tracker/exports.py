@@ -17,6 +17,10 @@ what these functions return.
   zero-length event, ``DTEND`` equal to ``DTSTART``, is dropped or mis-drawn by some clients).
 - A display alarm 7 days before (``TRIGGER:-P7D``).
 
+**Statuses** are the ones calls have at ``now`` (``StoredCall.as_of``, the rule of
+``scrapers._records.status_for``): a call stored forthcoming whose opening date has passed is
+exported as open, whether or not the cycle's refresh step has stored that yet.
+
 **CSV and JSON** reuse ``tracker.views`` (the shapes of ``calls list --format csv|json``);
 the JSON of a profile adds each call's match ``reasons``.
 
@@ -37,7 +41,7 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import icalendar
@@ -68,6 +72,14 @@ class FeedItem:
     deadline_changes: int = 0
 
 
+def as_of(items: Sequence[FeedItem], now: datetime | None) -> list[FeedItem]:
+    """``items`` with each call's status at ``now`` (unchanged when ``now`` is None)."""
+    if now is None:
+        return list(items)
+    return [item if (call := item.call.as_of(now)) is item.call else replace(item, call=call)
+            for item in items]
+
+
 # -- iCalendar ----------------------------------------------------------------------------
 
 def event_uid(call_id: str, index: int) -> str:
@@ -95,8 +107,10 @@ def _description(item: FeedItem, index: int) -> str:
     return "\n".join(lines)
 
 
-def to_ical(items: Sequence[FeedItem], *, name: str) -> bytes:
-    """An RFC 5545 calendar with one event per cut-off of each item, named ``name``."""
+def to_ical(items: Sequence[FeedItem], *, name: str, now: datetime | None = None) -> bytes:
+    """An RFC 5545 calendar with one event per cut-off of each item, named ``name``; with
+    ``now``, each description gives the status at ``now``."""
+    items = as_of(items, now)
     calendar = icalendar.Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -138,14 +152,14 @@ def to_csv(calls: Sequence[StoredCall], now: datetime) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for call in calls:
-        writer.writerow(call_as_row(call, now))
+        writer.writerow(call_as_row(call.as_of(now), now))
     return buffer.getvalue()
 
 
 def to_json(items: Sequence[FeedItem], now: datetime, *, with_reasons: bool) -> str:
     """A JSON array of ``call_as_json`` objects; ``reasons`` added for a profile's export."""
     values = []
-    for item in items:
+    for item in as_of(items, now):
         value = call_as_json(item.call, now)
         if with_reasons:
             value["reasons"] = list(item.reasons)
@@ -193,7 +207,8 @@ def to_atom(items: Sequence[FeedItem], now: datetime, *, profile: str,
     The feed's ``updated`` is the latest change among its entries (``now`` when it has none),
     so the feed only looks new to a reader when something in it is.
     """
-    ordered = sorted(items, key=lambda i: (i.call.last_changed, i.call.id), reverse=True)
+    ordered = sorted(as_of(items, now), key=lambda i: (i.call.last_changed, i.call.id),
+                     reverse=True)
     feed = ET.Element("feed", {"xmlns": ATOM_NS})
     _sub(feed, "id", atom_id("profile", profile))
     _sub(feed, "title", f"callwatch: {profile}")

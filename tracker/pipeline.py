@@ -1,4 +1,4 @@
-"""The flow of one cycle: scrape → normalize → store → match → enqueue → dispatch.
+"""The flow of one cycle: scrape → normalize → store → statuses → match → enqueue → dispatch.
 
 ``run_once`` is the whole cycle in one screen. Each step holds no business rule of its
 own: scrapers parse and normalize, the store diffs and records, the matcher decides what
@@ -154,6 +154,8 @@ class CycleReport:
 
     scrapes: list[ScrapeOutcome]
     notify: NotifyReport
+    #: calls whose status the clock moved since they were stored (``Store.refresh_statuses``)
+    statuses: int
     reminders: int
     digests: int
     dispatch: DispatchReport
@@ -224,16 +226,18 @@ async def close_notifiers(notifiers: Mapping[str, Notifier]) -> None:
 async def run_once(settings: Settings, engine: Engine, clock: Clock,
                    notifiers: Mapping[str, Notifier],
                    progress_for: ProgressFactory = lambda _name: None) -> CycleReport:
-    """One full cycle: scrape every enabled source, match what changed, enqueue, dispatch."""
+    """One full cycle: scrape every enabled source, bring every stored status to now, match
+    what changed, enqueue, dispatch."""
     profiles, subscribers = await asyncio.to_thread(load_audience, settings, engine)
     await asyncio.to_thread(sync_subscribers, engine, subscribers, clock())
     store = Store(engine)
     scrapes = await scrape_sources(settings, store, select_sources(settings), clock, progress_for)
+    moved = await asyncio.to_thread(store.refresh_statuses, clock())
     channels = list(notifiers)
     notified = await asyncio.to_thread(notify_changes, engine, profiles, clock(), channels)
     reminders = await asyncio.to_thread(enqueue_reminders, engine, clock(), channels)
     digests = await asyncio.to_thread(enqueue_digests, engine, clock(), channels,
                                       schedule=settings.digests.schedule())
     sent = await send_due(settings, engine, notifiers, clock)
-    return CycleReport(scrapes=scrapes, notify=notified, reminders=reminders, digests=digests,
-                       dispatch=sent)
+    return CycleReport(scrapes=scrapes, notify=notified, statuses=len(moved),
+                       reminders=reminders, digests=digests, dispatch=sent)

@@ -11,13 +11,30 @@ when complete, against the median call count of its last ok runs (a sharp fall, 
 1, is suspicious); a suspicious run is logged as such, marks nothing removed and keeps every
 stored value its records leave empty, so a changed layout neither removes calls nor blanks
 their fields.
+Status rule (``scrapers._records.status_for``): a call's status follows its dates wherever
+they are known, and time moves it without a scrape: a forthcoming call opens on its opening
+date, an open one closes after its last cut-off. Two halves keep that true between scrapes:
+
+- ``refresh_statuses(now)`` is a step of the cycle (``run --once`` before matching, the
+  daemon every few minutes): it stores the status each call has at ``now`` and records the
+  move as the change event a scrape would have (``opened``, ``closed``), so the existing
+  notify path tells each subscriber once. Exactly once, even beside a scrape or a second
+  process: the update is conditional on the fingerprint it read, and the event is written
+  only by the transaction whose update landed; ``record_run`` locks the rows it diffs
+  (``FOR UPDATE`` on PostgreSQL; SQLite has one writer at a time).
+- Reads that take ``now`` (``get_call``, ``list_calls``, ``StoredCall.as_of``) show the
+  status at ``now`` by the same rule, so ``calls list``, ``match`` and the exports are right
+  even when the refresh step has not run yet, and looking writes nothing.
+
+Chosen over deriving at read time only, because subscribers are told through change
+events: a status that is never stored never becomes an event.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from scrapers._records import as_of
 from tracker.db import CallChangeRow, CallRow, SourceRunRow
 from tracker.diff import (
     DEGRADED_FILLABLE,
@@ -69,6 +87,11 @@ class StoredCall:
     @property
     def id(self) -> str:
         return self.record.id
+
+    def as_of(self, now: datetime) -> StoredCall:
+        """This call with the status it has at ``now`` (``scrapers._records.status_for``)."""
+        record = as_of(self.record, now)
+        return self if record is self.record else replace(self, record=record)
 
 
 @dataclass(frozen=True)
@@ -253,12 +276,15 @@ class Store:
         changes: list[Change] = []
         for chunk in _chunks(records):
             ids = [r.id for r in chunk]
+            # locked (PostgreSQL) so the refresh step cannot record a status move this diff
+            # is about to record too; in id order, so two runs never wait on each other
             existing = {
                 row.id: row
                 for row in connection.execute(
                     sa.select(calls_table.c.id, calls_table.c.record, calls_table.c.fingerprint,
                               calls_table.c.first_seen, calls_table.c.last_changed)
-                    .where(calls_table.c.id.in_(ids))
+                    .where(calls_table.c.id.in_(ids)).order_by(calls_table.c.id)
+                    .with_for_update()
                 )
             }
             rows = []
@@ -322,17 +348,66 @@ class Store:
                 changes.append(removed_change(call_id, now))
         return changes
 
+    def refresh_statuses(self, now: datetime) -> list[Change]:
+        """Store the status every call has at ``now`` and return the moves as change events.
+
+        A step of the cycle, run with no scrape: a forthcoming call whose opening date has
+        passed becomes open (``opened``), one whose last cut-off has passed closed
+        (``closed``), by ``scrapers._records.status_for``. Only calls time can move are
+        read: forthcoming ones, and open ones whose final deadline has passed. Each move is
+        its own short transaction whose update is conditional on the fingerprint read, so
+        a scrape or another process that stored the call meanwhile wins and no move is
+        recorded twice.
+        """
+        due = sa.or_(
+            calls_table.c.status == CallStatus.FORTHCOMING.value,
+            sa.and_(calls_table.c.status == CallStatus.OPEN.value,
+                    calls_table.c.final_deadline < now),
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(calls_table.c.id, calls_table.c.record, calls_table.c.fingerprint)
+                .where(due).order_by(calls_table.c.id)
+            ).all()
+        changes: list[Change] = []
+        for row in rows:
+            old = _record_of(row)
+            new = as_of(old, now)
+            if new is old:
+                continue
+            events = diff_calls(old, new, now)
+            with self.engine.begin() as connection:
+                moved = connection.execute(
+                    calls_table.update()
+                    .where(calls_table.c.id == row.id, calls_table.c.fingerprint == row.fingerprint)
+                    .values(status=new.status.value, record=new.model_dump(mode="json"),
+                            fingerprint=new.fingerprint(), last_changed=now)
+                ).rowcount
+                if moved != 1:  # stored again since it was read: that writer told the change
+                    continue
+                connection.execute(changes_table.insert(), [
+                    {"call_id": c.call_id, "run_id": None, "at": c.at, "kind": c.kind.value,
+                     "field": c.field, "old": c.old, "new": c.new}
+                    for c in events
+                ])
+            log.info("status moved by the clock call=%s from=%s to=%s", row.id,
+                     old.status.value, new.status.value)
+            changes.extend(events)
+        return changes
+
     # -- reading -------------------------------------------------------------------------
 
-    def get_call(self, call_id: str) -> StoredCall:
-        """The stored call ``call_id``; raise NotFoundError if there is none."""
+    def get_call(self, call_id: str, now: datetime | None = None) -> StoredCall:
+        """The stored call ``call_id`` (with its status at ``now`` when given); raise
+        NotFoundError if there is none."""
         with self.engine.connect() as connection:
             row = connection.execute(
                 sa.select(calls_table).where(calls_table.c.id == call_id)
             ).first()
         if row is None:
             raise NotFoundError(f"no call with id {call_id!r} (ids look like ft_portal:HORIZON-…)")
-        return _stored(row)
+        stored = _stored(row)
+        return stored if now is None else stored.as_of(now)
 
     def list_calls(
         self,
@@ -342,11 +417,19 @@ class Store:
         source: str | None = None,
         search: str | None = None,
         listed_only: bool = False,
+        now: datetime | None = None,
     ) -> list[StoredCall]:
-        """Calls matching the filters, soonest final deadline first (no deadline last)."""
+        """Calls matching the filters, soonest final deadline first (no deadline last).
+
+        With ``now``, each call carries its status at ``now`` and ``statuses`` filters on
+        that: a call stored forthcoming whose opening date has passed is listed as open.
+        """
+        wanted = None if statuses is None else {CallStatus(s) for s in statuses}
         query = sa.select(calls_table)
-        if statuses is not None:
-            query = query.where(calls_table.c.status.in_([s.value for s in statuses]))
+        if wanted is not None:
+            # time moves forthcoming and open calls (refresh_statuses): read them to judge
+            stored = wanted if now is None else wanted | {CallStatus.FORTHCOMING, CallStatus.OPEN}
+            query = query.where(calls_table.c.status.in_(sorted(s.value for s in stored)))
         if programme:
             query = query.where(sa.func.lower(calls_table.c.programme) == programme.lower())
         if source:
@@ -358,6 +441,10 @@ class Store:
         )
         with self.engine.connect() as connection:
             calls = [_stored(row) for row in connection.execute(query)]
+        if now is not None:
+            calls = [c.as_of(now) for c in calls]
+            if wanted is not None:
+                calls = [c for c in calls if c.record.status in wanted]
         if search:
             needle = search.casefold()
             calls = [

@@ -83,11 +83,13 @@ def match_stored(
     """Match stored calls changed since each profile's last run (every call with ``everything``).
 
     Read-only as to what subscribers are told: the matches are not recorded, only flagged
-    ``new`` when not yet announced; the profiles' last match runs are remembered.
+    ``new`` when not yet announced; the profiles' last match runs are remembered. Calls are
+    matched with the status they have at ``now`` (``StoredCall.as_of``), and a call whose
+    status time has moved since it was stored counts as changed.
     """
     profiles = select_profiles(load_profiles(settings, engine), profile)
     rules = RulesStore(engine)
-    stored = rules.calls()
+    stored = [(c.as_of(now), c.record.status) for c in rules.calls()]
     last_runs = {} if everything else rules.last_runs()
     by_since: defaultdict[datetime | None, list[Profile]] = defaultdict(list)
     for chosen in profiles:
@@ -95,7 +97,8 @@ def match_stored(
     dismissed = rules.dismissed([p.name for p in profiles])
     matches: list[Match] = []
     for since, group in by_since.items():
-        calls = [c.record for c in stored if since is None or c.last_changed > since]
+        calls = [c.record for c, was in stored
+                 if since is None or c.last_changed > since or c.record.status is not was]
         matches.extend(match_calls(calls, group, now, dismissed))
     flagged = rules.flag_new(rank(matches))
     rules.mark_run((p.name for p in profiles), now)
