@@ -126,7 +126,7 @@ class FtPortalSettings(SourceSettings):
         "https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/opportunities",
         description="base of the public topic pages used as each call's url",
     )
-    api_key: str = Field("SEDIA", description="the portal front end's public key")
+    api_key: str = Field("SEDIA", description="the portal front end's public key, not a secret")
     programmes: tuple[str, ...] = Field((
         "Horizon Europe", "Digital Europe", "Single Market Programme", "EU4Health", "LIFE",
         "CEF", "Erasmus+", "Creative Europe", "Innovation Fund", "I3", "EMFAF",

@@ -417,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--write", action="store_true", help="rewrite both files")
     mode.add_argument("--check", action="store_true", help="exit 1 when a file is out of date")
     args = parser.parse_args(argv)
+    if not README.is_file():  # an installed package has no README beside it
+        parser.error(f"{README} not found: run this in a source checkout of callwatch")
     stale = []
     for path, text in generated_files(README.read_text(encoding="utf-8")).items():
         if path.read_text(encoding="utf-8") == text:
