@@ -253,7 +253,8 @@ def toml_value(value: Any) -> str:
     raise TypeError(f"no TOML form for {value!r}")
 
 
-def _comment(text: str, indent: str = "") -> list[str]:
+def _comment(text: str) -> list[str]:
+    """Help text as wrapped TOML comment lines (code spans lose their backticks)."""
     plain = text.replace("`", "")
     return textwrap.wrap(plain, WIDTH - 2, initial_indent="# ", subsequent_indent="# ",
                          break_on_hyphens=False, break_long_words=False) if plain else []
