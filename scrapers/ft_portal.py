@@ -114,22 +114,30 @@ _ACTION_CODES = {
 class FtPortalSettings(SourceSettings):
     """Settings of ``[sources.ft_portal]``."""
 
-    search_url: WebUrl = "https://api.tech.ec.europa.eu/search-api/prod/rest/search"
-    bulk_url: WebUrl = (
-        "https://ec.europa.eu/info/funding-tenders/opportunities/data/referenceData/grantsTenders.json"
+    search_url: WebUrl = Field(
+        "https://api.tech.ec.europa.eu/search-api/prod/rest/search",
+        description="POST endpoint of the portal's search API",
+    )
+    bulk_url: WebUrl = Field(
+        "https://ec.europa.eu/info/funding-tenders/opportunities/data/referenceData/grantsTenders.json",
+        description="the portal's bulk file, read when the search API fails",
     )
     portal_url: WebUrl = Field(
         "https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/opportunities",
         description="base of the public topic pages used as each call's url",
     )
-    api_key: str = Field("SEDIA", description="the portal front end's public key")
-    programmes: tuple[str, ...] = (
+    api_key: str = Field("SEDIA", description="the portal front end's public key, not a secret")
+    programmes: tuple[str, ...] = Field((
         "Horizon Europe", "Digital Europe", "Single Market Programme", "EU4Health", "LIFE",
         "CEF", "Erasmus+", "Creative Europe", "Innovation Fund", "I3", "EMFAF",
-    )
-    types: tuple[str, ...] = ("1", "8")
+    ), description="canonical names or aliases (`CEF`, `I3`); `EU External Action` and `NDICI` "
+       "exist too")
+    types: tuple[str, ...] = Field(("1", "8"), description=(
+        "1 topics, 8 cascade calls, 2 EU external action calls (PROSPECT); numbers or strings, "
+        "e.g. `[1, 2, 8]`. Type 2 comes with the codes of the EU External Action family (111111 "
+        "Prospect, 47376280 eGrants, 45876777 NDICI - Global Europe) whatever `programmes` lists"))
     page_size: int = Field(100, ge=1, le=100, description="the API caps pages at 100")
-    languages: tuple[str, ...] = ("en",)
+    languages: tuple[str, ...] = Field(("en",), description="languages the search API is asked for")
     max_pages: int = Field(200, ge=1, description="safety stop for a runaway walk")
 
     @field_validator("programmes")

@@ -51,7 +51,10 @@ class InterregSettings(SourceSettings):
                             description="Algolia multi-query endpoint of interreg.eu")
     app_id: str = Field("2E032DRCNS", description="Algolia application id of interreg.eu")
     index: str = Field("prod_en-us_content", description="Algolia index holding the call pages")
-    api_key: str = Field("", description="interreg.eu's public search-only key; it rotates")
+    api_key: str = Field("", description=(
+        "interreg.eu's public search-only key, which rotates: read it from the browser's request "
+        "to *.algolia.net on https://interreg.eu/calls-for-projects/. A rejected key (403/404) "
+        "fails the run saying so"))
     site_url: WebUrl = Field("https://interreg.eu", description="base of relative contentUrl links")
     hits_per_page: int = Field(500, ge=1, le=1000, description="Algolia caps pages at 1000")
     max_pages: int = Field(5, ge=1, le=50, description="pages to walk at most")

@@ -74,8 +74,10 @@ class _Section(BaseModel):
 
 
 class DatabaseSettings(_Section):
-    url: str | None = Field(
-        None, description="SQLAlchemy URL; empty means a SQLite file in the user data directory"
+    url: str = Field(
+        "", description="SQLAlchemy URL. Empty: a SQLite file in the user data directory "
+        "(~/.local/share/callwatch/callwatch.db on Linux). Production: postgresql://user@host/db",
+        json_schema_extra={"shown_default": "empty (SQLite in the user data dir)"},
     )
 
     def resolved_url(self) -> str:
@@ -91,18 +93,26 @@ class HttpSettings(_Section):
         min_length=3, description="identifies callwatch to every site it reads",
     )
     timeout: float = Field(
-        30.0, gt=0, description="seconds one request may take in all (connect, headers, body)"
+        30.0, gt=0, description="seconds one request may take in all: connect, redirects, "
+        "headers and body (a deadline, not a per-read timeout)"
     )
     source_timeout: Duration = Field(
         timedelta(minutes=30),
-        description="longest one source's run may take; then it fails and the others go on",
+        description="longest one source's run may take; past it the run is stored as failed "
+        "(\"gave no complete result within …\") and the other sources go on",
     )
     delay: float = Field(1.0, ge=0, description="seconds between two requests to one host")
-    retries: int = Field(3, ge=0, le=10, description="retries on timeouts, 5xx and 429")
-    backoff: float = Field(2.0, ge=0, description="first retry wait in seconds; doubles each time")
-    max_backoff: float = Field(300.0, ge=0, description="longest wait, Retry-After included")
+    retries: int = Field(
+        3, ge=0, le=10, description="retries on timeouts, 5xx and 429 (Retry-After honoured)"
+    )
+    backoff: float = Field(
+        2.0, ge=0, description="first retry wait in seconds; doubles each retry, with jitter"
+    )
+    max_backoff: float = Field(
+        300.0, ge=0, description="longest wait between retries, Retry-After included"
+    )
     max_response_bytes: int = Field(
-        50_000_000, gt=0, description="a larger response is refused (bulk files stream)"
+        50_000_000, gt=0, description="larger responses are refused; bulk files are streamed"
     )
 
 
@@ -110,39 +120,74 @@ class DirectorySettings(_Section):
     directory: Path = Field(description="directory of YAML files")
 
 
+# The two directories' defaults depend on the platform (the user config directory), so
+# load_config sets them and defaults.toml only names them in a comment.
+class ProfileDirectory(DirectorySettings):
+    directory: Path = Field(
+        description="profile YAML files; a relative path in your own file is relative to it",
+        json_schema_extra={"shown_default": "`~/.config/callwatch/profiles`"},
+    )
+
+
+class SubscriberDirectory(DirectorySettings):
+    directory: Path = Field(
+        description="subscriber YAML files; a relative path in your own file is relative to it",
+        json_schema_extra={"shown_default": "`~/.config/callwatch/subscribers`"},
+    )
+
+
+#: The help of every channel's ``enabled``.
+_CHANNEL_ENABLED = "a channel that is off sends nothing; its deliveries wait in the outbox"
+
+
 class ConsoleSettings(_Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="print alerts when no other channel is set")
 
 
 class TelegramSettings(_Section):
-    enabled: bool = True
-    base_url: str = "https://api.telegram.org/bot"
-    admin_chats: tuple[str, ...] = ()
+    enabled: bool = Field(True, description=_CHANNEL_ENABLED)
+    base_url: str = Field(
+        "https://api.telegram.org/bot",
+        description="Bot API server: a self-hosted one or a test server",
+    )
+    admin_chats: tuple[str, ...] = Field(
+        (), description="chat ids that get operator alerts and admin commands"
+    )
     pacing: Literal["auto", "process", "database", "off"] = Field(
-        "auto", description="flood-limit pacing: auto (database on PostgreSQL, else process), "
-        "process (this process only), database (shared by every worker), off (tests, benchmarks)"
+        "auto", description="flood-limit pacing (30 messages/s overall, 1/s per chat, 20/min per "
+        "group): `auto` shares one budget in the database on PostgreSQL (several workers) and "
+        "paces in process on SQLite; `process`, `database`, or `off` (only for tests and "
+        "benchmarks against a fake Bot API)"
     )
 
 
 class EmailSettings(_Section):
-    enabled: bool = True
-    host: str = "localhost"
-    port: int = Field(25, gt=0, lt=65536)
-    security: Literal["none", "starttls", "ssl"] = "none"
-    sender: str = "callwatch@localhost"
+    enabled: bool = Field(True, description=_CHANNEL_ENABLED)
+    host: str = Field("localhost", description="SMTP server")
+    port: int = Field(25, gt=0, lt=65536, description="SMTP port")
+    security: Literal["none", "starttls", "ssl"] = Field(
+        "none", description="`none`, `starttls` or `ssl`"
+    )
+    sender: str = Field("callwatch@localhost", description="the From address")
     unsubscribe_url: str = Field(
-        "", description="https URL with {token} for one-click unsubscribe; empty: a mailto to sender"
+        "", description="List-Unsubscribe target: an https URL containing `{token}` (also "
+        "enables one-click List-Unsubscribe-Post), or empty for a mailto: to the sender with "
+        "the token as subject"
     )
     timeout: float = Field(30.0, gt=0, description="seconds to wait for the SMTP server")
     ca_file: Path | None = Field(
-        None, description="PEM file of CAs trusted for the server's certificate besides the "
-        "system's (a private relay's internal CA); empty: the system's only"
+        None, description="PEM file of CA certificates trusted for the SMTP server's "
+        "certificate in addition to the system's (a relay signed by an internal CA); a "
+        "relative path is read beside the config file; checked at start (missing, unreadable "
+        "or not PEM: exit 2); only with `security` `starttls` or `ssl`. Empty: the system's "
+        "CAs only"
     )
     allow_plaintext_login: bool = Field(
-        False, description="allow the SMTP login (CALLWATCH_SMTP_USERNAME and _PASSWORD) without "
-        "TLS to another host; off, security \"none\" with a username set is refused at start "
-        "unless host is this machine: \"localhost\" or a loopback address (127.0.0.0/8, ::1), "
-        "judged as written (another name is not resolved, even if it points at 127.0.0.1)"
+        False, description="with `security` `none`, a login (`CALLWATCH_SMTP_USERNAME` set) to "
+        "a host other than this machine is refused at start (exit 2) because the password "
+        "would cross the network unencrypted; `true` accepts it (a trusted LAN). \"This "
+        "machine\" is `localhost` or a loopback address as written in `host` (another name is "
+        "not resolved)"
     )
 
     @field_validator("ca_file", mode="before")
@@ -169,17 +214,18 @@ class EmailSettings(_Section):
 
 
 class WebhookSettings(_Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description=_CHANNEL_ENABLED)
     secret_env: str = Field(
-        "CALLWATCH_WEBHOOK_SECRET", description="environment variable holding the HMAC secret"
+        "CALLWATCH_WEBHOOK_SECRET",
+        description="the environment variable holding the HMAC secret that signs each POST",
     )
-    timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(10.0, gt=0, description="seconds to wait for the webhook's answer")
     allow_private: bool = Field(
         False, description="allow webhook URLs at private addresses (10/8, 172.16/12, 192.168/16, "
-        "100.64/10, fc00::/7): a cluster's own intranet. Loopback (127.0.0.0/8, ::1, localhost) "
-        "is always allowed; link-local and cloud metadata addresses (169.254.169.254…) and URLs "
-        "with a user name or password never are. Checked when subscribers are loaded and, "
-        "after resolving the host name, before each POST"
+        "100.64/10, fc00::/7: a cluster's own intranet); loopback (127.0.0.0/8, `::1`, "
+        "`localhost`) is always allowed, link-local and cloud metadata addresses "
+        "(169.254.169.254…) and URLs with a user name or password never; checked by "
+        "`subscribers check` and at start, and again before each POST with the host name resolved"
     )
 
 
@@ -191,19 +237,26 @@ class NotifierSettings(_Section):
 
 
 class DispatchSettings(_Section):
+    """Every `callwatch worker` (and `callwatch run`) sends due deliveries from the outbox."""
+
     interval: Duration = Field(
-        timedelta(seconds=10), description="how often a worker looks for due deliveries"
+        timedelta(seconds=10),
+        description="how often a worker looks for due deliveries when nothing wakes it",
     )
     lease: Duration = Field(
         timedelta(minutes=5),
-        description="how long a claimed delivery stays with its worker before another may retry it",
+        description="a claimed delivery returns to the queue after this if its worker died",
     )
     batch: int = Field(200, gt=0, le=10_000, description="deliveries claimed at a time")
 
 
 class LogSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["plain", "json"] = "plain"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING, ERROR"
+    )
+    format: Literal["plain", "json"] = Field(
+        "plain", description="`plain` or `json` lines on standard error"
+    )
 
     @field_validator("level", mode="before")
     @classmethod
@@ -212,7 +265,13 @@ class LogSettings(_Section):
 
 
 class DigestSettings(_Section):
-    hour: int = Field(8, ge=0, le=23, description="local hour from which digests are due")
+    """Daily and weekly digests fall due at this hour in each subscriber's own time zone (and
+    stay due until that day ends, so a late scheduler still sends them, once)."""
+
+    hour: int = Field(
+        8, ge=0, le=23, description="local hour (each subscriber's time zone) from which daily "
+        "and weekly digests are due, 0-23"
+    )
     weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
                      "sunday"] = Field("monday", description="the weekly digest's day")
 
@@ -226,12 +285,16 @@ class DigestSettings(_Section):
 
 
 class SchedulerSettings(_Section):
-    jitter: Delay = Field(timedelta(minutes=5), description="random delay added to each scrape")
+    jitter: Delay = Field(
+        timedelta(minutes=5), description="random delay added to each scheduled scrape"
+    )
 
 
 class HealthSettings(_Section):
     listen: str = Field(
-        "", description="host:port of the health, metrics and feeds server; empty: no server"
+        "", description="`host:port` of the optional HTTP server of `callwatch run`: /healthz, "
+        "/metrics and the token-guarded /feeds/<profile>.ics and .atom; e.g. `127.0.0.1:8080`",
+        json_schema_extra={"shown_default": "empty (off)"},
     )
 
     @field_validator("listen")
@@ -262,8 +325,8 @@ class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     http: HttpSettings = HttpSettings()
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
-    profiles: DirectorySettings
-    subscribers: DirectorySettings
+    profiles: ProfileDirectory
+    subscribers: SubscriberDirectory
     notifiers: NotifierSettings = NotifierSettings()
     dispatch: DispatchSettings = DispatchSettings()
     log: LogSettings = LogSettings()

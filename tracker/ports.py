@@ -59,9 +59,15 @@ class SourceSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: str | None = Field(None, description="which plugin serves this source (default: its name)")
-    enabled: bool = Field(True, description="scrape this source on schedule and with `scrape`")
-    interval: Duration = Field(timedelta(hours=6), description="how often to scrape, e.g. 6h")
+    kind: str | None = Field(
+        None, description="which source plugin serves this instance; set it when the name is not "
+        "the plugin's own (several instances of one kind)",
+        json_schema_extra={"shown_default": "the name"},
+    )
+    enabled: bool = Field(True, description="scrape on schedule and with `callwatch scrape`")
+    interval: Duration = Field(
+        timedelta(hours=6), description="how often to scrape; a duration: `30s`, `15m`, `6h`, `1d12h`"
+    )
 
 
 class Progress(Protocol):
