@@ -277,3 +277,42 @@ def test_the_daemon_alerts_once_when_the_stored_streak_turns_red(
     assert chat == "42"
     assert f"source efre_at failed {RED_AFTER} time(s) in a row" in text
     assert "suspicious:" in text and "lack a title" in text
+
+
+def test_an_accepted_level_ends_the_fall_and_the_missing_calls_are_removed(
+    store: Store, now: datetime
+) -> None:
+    """A fall that is real (an operator checked the site) would stay suspicious for good;
+    accepting the latest count makes the next run at that level ok, with the usual strikes."""
+    save(store, now, *forty())
+    for hours in (6, 12):
+        assert save(store, now + timedelta(hours=hours), make_call("T-00")).outcome \
+            is RunOutcome.SUSPICIOUS
+    accepted = store.accept_level("ft_portal", now + timedelta(hours=13))
+    assert accepted is not None and accepted.outcome is RunOutcome.SUSPICIOUS  # history kept
+    assert accepted.items_seen == 1
+    first = save(store, now + timedelta(hours=18), make_call("T-00"))
+    second = save(store, now + timedelta(hours=24), make_call("T-00"))
+    assert (first.outcome, second.outcome) == (RunOutcome.OK, RunOutcome.OK)
+    assert removed(first) == []  # the first strike
+    assert sorted(removed(second)) == sorted(f"ft_portal:T-{n:02d}" for n in range(1, 40))
+    assert [c.record.native_id for c in store.list_calls(listed_only=True)] == ["T-00"]
+    assert store.health("ft_portal").state == "green"
+    # a later fall is judged against the new level's ok runs, not the old forty
+    assert save(store, now + timedelta(hours=30)).outcome is RunOutcome.SUSPICIOUS  # zero items
+
+
+def test_sources_accept_names_the_level_and_refuses_unknown_sources(
+    store: Store, now: datetime, database_url: str, tmp_path: Path
+) -> None:
+    never = run("--db", database_url, "sources", "--accept", "ft_portal", cwd=tmp_path)
+    assert never.returncode == 1 and "ft_portal has never run" in never.stderr
+    save(store, now, *forty())
+    save(store, now + timedelta(hours=6), make_call("T-00"))
+    accepted = run("--db", database_url, "sources", "--accept", "ft_portal", cwd=tmp_path)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "ft_portal: 1 item(s) of its latest run (suspicious) accepted as its level" \
+        in accepted.stderr
+    assert "level accepted by an operator at" in (store.runs("ft_portal")[0].notes or "")
+    unknown = run("--db", database_url, "sources", "--accept", "nowhere", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown source nowhere" in unknown.stderr

@@ -310,12 +310,24 @@ def _short(value: Any) -> str:
 
 @cli.command("sources")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--accept", "accept", metavar="NAME", default=None,
+              help="After a fall you have checked is real, take NAME's latest item count as "
+                   "its level: the next run at that level is ok and marks the missing calls removed.")
 @pass_app
-def sources_command(app: App, fmt: str) -> None:
+def sources_command(app: App, fmt: str, accept: str | None) -> None:
     """Every configured source with its schedule and health."""
     from tracker.plugins import source_plugins
 
     store = app.store()
+    if accept is not None:
+        if accept not in app.settings.sources:
+            known = ", ".join(sorted(app.settings.sources)) or "none"
+            raise click.UsageError(f"unknown source {accept} (configured: {known})")
+        accepted = store.accept_level(accept, app.now())
+        if accepted is None:
+            raise click.ClickException(f"{accept} has never run: there is no level to accept")
+        click.echo(f"{accept}: {accepted.items_seen} item(s) of its latest run "
+                   f"({accepted.outcome.value}) accepted as its level", err=True)
     plugins = source_plugins()
     rows: list[dict[str, Any]] = []
     for name, settings in app.settings.sources.items():

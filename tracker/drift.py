@@ -25,8 +25,9 @@ the next comparison still uses the last good count and the median of ok runs, an
 run that looks normal is an ordinary ok run again. A suspicious run stores the calls it did
 read but never marks a call removed (``tracker.store``). A fall that is real keeps the source
 suspicious, and red after ``RED_AFTER`` runs with one alert to the admins, until its count
-is back above the threshold: no automatic rule can tell a real fall from a broken page, so
-that is left to a person. After ``RED_AFTER`` suspicious or failed
+is back above the threshold, or until a person who checked the site accepts the new level
+(``callwatch sources --accept``, ``Store.accept_level``): no automatic rule can tell a real
+fall from a broken page. After ``RED_AFTER`` suspicious or failed
 runs in a row a source's health is red (``health_is_red``), and an operator alert is due.
 ``source_health`` names the state `callwatch sources` shows: green (the last run was ok),
 amber (the last run was partial, or a bad streak not yet red), red, or unknown (never run).

@@ -43,6 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from scrapers._records import as_of
+from tracker.dates import isoformat_utc
 from tracker.db import CallChangeRow, CallRow, SourceRunRow
 from tracker.diff import (
     DEGRADED_FILLABLE,
@@ -64,6 +65,9 @@ from tracker.errors import NotFoundError
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
 
 log = logging.getLogger(__name__)
+
+#: in a run's notes: an operator took this run's count as the source's level (``accept_level``)
+LEVEL_ACCEPTED = "level accepted by an operator"
 
 _CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
 #: complete runs in a row without a call before it is marked not listed
@@ -260,12 +264,43 @@ class Store:
 
     @staticmethod
     def _recent_ok_calls(connection: Connection, source: str) -> list[int]:
-        """Calls seen by the source's latest ok runs, newest first (drift's sharp-fall rule)."""
-        return list(connection.execute(
-            sa.select(runs_table.c.items_seen)
-            .where(runs_table.c.source == source, runs_table.c.outcome == RunOutcome.OK.value)
-            .order_by(runs_table.c.id.desc()).limit(FALL_WINDOW)
-        ).scalars())
+        """Calls seen by the source's latest ok runs, newest first (drift's sharp-fall rule);
+        only runs after the last level an operator accepted (``accept_level``)."""
+        accepted = connection.execute(
+            sa.select(sa.func.max(runs_table.c.id))
+            .where(runs_table.c.source == source, runs_table.c.notes.contains(LEVEL_ACCEPTED))
+        ).scalar()
+        query = (sa.select(runs_table.c.items_seen)
+                 .where(runs_table.c.source == source, runs_table.c.outcome == RunOutcome.OK.value)
+                 .order_by(runs_table.c.id.desc()).limit(FALL_WINDOW))
+        if accepted is not None:
+            query = query.where(runs_table.c.id > accepted)
+        return list(connection.execute(query).scalars())
+
+    def accept_level(self, source: str, now: datetime) -> SourceRun | None:
+        """Take the source's latest run as its normal level after a fall that is real.
+
+        Drift cannot tell a real fall (39 of 40 calls withdrawn at once) from a broken page,
+        so a source that really shrank would stay suspicious, and its missing calls listed,
+        for good. An operator who has checked the site says so (`callwatch sources --accept`):
+        the latest run's notes record it, the sharp-fall rule then compares only with ok runs
+        after it, and the next run at the new level is an ordinary ok run that marks the
+        missing calls removed (two strikes, as always). The accepted run itself keeps its
+        outcome: the history stays what happened. None when the source never ran.
+        """
+        with self.engine.begin() as connection:
+            latest = connection.execute(
+                sa.select(runs_table.c.id, runs_table.c.notes)
+                .where(runs_table.c.source == source)
+                .order_by(runs_table.c.id.desc()).limit(1)
+            ).first()
+            if latest is None:
+                return None
+            note = f"{LEVEL_ACCEPTED} at {isoformat_utc(now)}"
+            connection.execute(runs_table.update().where(runs_table.c.id == latest.id).values(
+                notes="; ".join(filter(None, (latest.notes, note)))))
+            row = connection.execute(sa.select(runs_table).where(runs_table.c.id == latest.id)).one()
+        return _run(row)
 
     def _upsert_calls(
         self, connection: Connection, records: list[CallRecord], now: datetime,
