@@ -31,12 +31,13 @@ from scrapers.ft_portal import (
     reads_as_english,
     topic_budget,
 )
+from tests.rules_oracle import match_naive
 from tests.test_cli import run
 from tracker.config import HttpSettings
 from tracker.fakes.portal import RECORDINGS, PortalReplayServer
 from tracker.models import CallRecord, ChangeKind, ScrapeResult
 from tracker.render import AlertItem, describe_change, render_alert
-from tracker.rules.matcher import match_calls, match_naive
+from tracker.rules.matcher import match_calls
 from tracker.rules.profiles import Profile
 from tracker.store import Store
 

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.factories import make_call
+from tests.rules_oracle import match_naive
 from tracker.models import CallRecord, CallStatus
-from tracker.rules.matcher import indices, match_calls, match_naive
+from tracker.rules.matcher import indices, match_calls
 from tracker.rules.profiles import Profile
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -10,10 +10,11 @@ from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
 from tracker.config import Settings, load_config
+from tracker.delivery import notify_changes
 from tracker.errors import NotFoundError
 from tracker.models import ScrapeResult
 from tracker.rules.profiles import Profile, ProfileError
-from tracker.rules.runner import load_profiles, match_changed, match_stored
+from tracker.rules.runner import load_profiles, match_stored
 from tracker.rules.store import RulesStore
 from tracker.store import Store
 
@@ -115,18 +116,20 @@ def test_match_stored_records_no_match_so_the_notifier_still_sees_them_new(
     assert rules.matched_calls("h2") == {"ft_portal:A"}
 
 
-def test_match_changed_matches_the_given_calls_and_skips_dismissed(
+def test_the_notify_step_matches_what_changed_skips_dismissed_and_records(
     engine: Engine, store: Store, tmp_path: Path, now: datetime
 ) -> None:
-    settings = settings_for(tmp_path, h2=HYDROGEN)
+    """The cycle's matching (``notify_changes``) records what it matched; a repeat is not new."""
+    profiles = load_profiles(settings_for(tmp_path, h2=HYDROGEN), engine)
     store.record_run("ft_portal", ScrapeResult(records=[make_call("A"), make_call("B"),
                                                          make_call("C", title="Aviation fuels")]),
                      started_at=now, now=now)
-    RulesStore(engine).dismiss("h2", "ft_portal:B", now)
-    matches = match_changed(engine, settings, ["ft_portal:A", "ft_portal:B", "ft_portal:C"], now)
-    assert [(m.profile, m.call_id, m.new) for m in matches] == [("h2", "ft_portal:A", True)]
-    assert "title: hydrogen" in matches[0].explanation
-    assert match_changed(engine, settings, [], now) == []
+    rules = RulesStore(engine)
+    rules.dismiss("h2", "ft_portal:B", now)
+    report = notify_changes(engine, profiles, now, available=())
+    assert (report.matches, report.new_matches) == (1, 1)
+    assert rules.matched_calls("h2") == {"ft_portal:A"}
+    assert notify_changes(engine, profiles, now, available=()).matches == 0  # nothing changed
 
 
 def test_profiles_come_from_files_and_the_database(engine: Engine, tmp_path: Path,
@@ -146,4 +149,4 @@ def test_profiles_come_from_files_and_the_database(engine: Engine, tmp_path: Pat
 def test_an_invalid_file_stops_matching(engine: Engine, tmp_path: Path, now: datetime) -> None:
     settings = settings_for(tmp_path, bad="name: bad\nquery: '(x'\n")
     with pytest.raises(ProfileError, match=r"bad.yaml:2: query"):
-        match_changed(engine, settings, ["ft_portal:A"], now)
+        match_stored(engine, settings, now)

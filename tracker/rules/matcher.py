@@ -28,22 +28,19 @@ places and audience that matched: ``title: hydrogen; keywords: fuel cells; Horiz
 Europe; next deadline in 41 days; budget EUR 4.0 M``. Matches are ordered by profile
 name, then score (highest first), then next deadline (soonest first, none last), then id.
 
-Two evaluators give the same answer. :func:`match_naive` checks every profile against
-every call, one pair at a time. :func:`match_calls` tokenizes each call once, builds an
-inverted index of words to bitsets of calls (Python ints), and evaluates each profile's
-whole query and every filter as set operations (deadline and budget windows through
-cumulative bitsets over the calls sorted by days and by budget), so only the calls that
-match are looked at one by one, for their score and reasons. Both share the per-call
-work: the tokens, the facts and a per-call cache of where each term occurs. The naive
-one is the test oracle and the benchmark baseline (``bench/bench_match.py``).
+:func:`match_calls` tokenizes each call once (:func:`prepare`), builds an inverted index of
+words to bitsets of calls (Python ints), and evaluates each profile's whole query and
+every filter as set operations (deadline and budget windows through cumulative bitsets
+over the calls sorted by days and by budget), so only the calls that match are looked at
+one by one, for their score and reasons. Its test oracle, every profile against every
+call one pair at a time, lives with the tests (``tests/rules_oracle.py``) and is the
+benchmark's baseline (``bench/bench_match.py``).
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import functools
-import gc
 import operator
 import re
 from collections import defaultdict
@@ -55,6 +52,7 @@ from typing import Any, NamedTuple
 
 from tracker.models import CallRecord
 from tracker.programmes import lookup
+from tracker.rules.gc_pause import cycle_collection_paused
 from tracker.rules.profiles import Profile
 from tracker.rules.query import (
     FIELD_WEIGHTS,
@@ -127,7 +125,8 @@ def _place_key(code: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _place_keys(codes: tuple[str, ...]) -> tuple[str, ...]:
+def place_keys(codes: tuple[str, ...]) -> tuple[str, ...]:
+    """A profile's countries and regions as comparable codes (``EL`` reads ``GR``)."""
     return tuple(_place_key(c) for c in codes)
 
 
@@ -208,47 +207,6 @@ def audience_matches(wanted: str, audience: Sequence[str]) -> bool:
     return _contains(audience, _words_of(wanted), plurals=True)
 
 
-def _deadline_ok(profile: Profile, call: PreparedCall) -> bool:
-    window = profile.deadline
-    if window is None or call.days is None:
-        return True
-    if window.min_days is not None and call.days < window.min_days:
-        return False
-    return window.max_days is None or call.days <= window.max_days
-
-
-def _budget_ok(profile: Profile, call: PreparedCall) -> bool:
-    bounds, budget = profile.budget_eur, call.call.budget_eur
-    if bounds is None or budget is None:
-        return True
-    if bounds.min is not None and budget < bounds.min:
-        return False
-    return bounds.max is None or budget <= bounds.max
-
-
-def passes_filters(profile: Profile, call: PreparedCall) -> bool:
-    """Every filter of ``profile`` except the query and the score."""
-    if not call.programmes.isdisjoint(profile.exclude_programmes):
-        return False
-    if profile.programmes and call.programmes.isdisjoint(profile.programmes):
-        return False
-    if call.call.status not in profile.status:
-        return False
-    if profile.action_types and call.action_words and not any(
-        action_type_matches(t, call.action_words) for t in profile.action_types
-    ):
-        return False
-    if profile.countries and call.places and not any(
-        place_matches(c, p) for c in _place_keys(profile.countries) for p, _ in call.places
-    ):
-        return False
-    if profile.audience and call.audience and not any(
-        audience_matches(a, words) for a in profile.audience for words, _ in call.audience
-    ):
-        return False
-    return _deadline_ok(profile, call) and _budget_ok(profile, call)
-
-
 # -- score and reasons ----------------------------------------------------------------------
 
 _FIELDS = tuple(FIELD_WEIGHTS)
@@ -274,7 +232,7 @@ def describe(profile: Profile, call: PreparedCall, hits: Sequence[tuple[str, str
         key = ("eligible", profile.countries)
         text = call.memo.get(key)
         if text is None:
-            wanted = _place_keys(profile.countries)
+            wanted = place_keys(profile.countries)
             places = [written for place, written in call.places
                       if any(place_matches(c, place) for c in wanted)]
             text = call.memo[key] = f"eligible: {', '.join(places)}"
@@ -288,26 +246,6 @@ def describe(profile: Profile, call: PreparedCall, hits: Sequence[tuple[str, str
             text = call.memo[key] = f"audience: {', '.join(listed_audience)}"
         reasons.append(text)
     return tuple(reasons)
-
-
-def explain(profile: Profile, call: PreparedCall,
-            terms: Sequence[Term] | None = None) -> tuple[int, tuple[str, ...]]:
-    """The score of ``call`` for ``profile`` and the reasons, for a call that passed.
-
-    ``terms`` are the profile's positive terms, when the caller already has them.
-    """
-    if terms is None:
-        query = profile.parsed_query
-        terms = query.positive_terms if query is not None else ()
-    score = 0 if terms else 1
-    hits: list[tuple[str, str]] = []
-    document = call.document
-    for term in terms:
-        hit = document.best(term)
-        if hit is not None:
-            hits.append(hit)
-            score += FIELD_WEIGHTS[hit[0]]
-    return score, describe(profile, call, hits)
 
 
 def _deadline_order(call: PreparedCall) -> tuple[bool, float, str]:
@@ -324,58 +262,6 @@ def rank(matches: Iterable[Match]) -> list[Match]:
         m.profile, -m.score, m.next_deadline is None,
         m.next_deadline.timestamp() if m.next_deadline else 0.0, m.call_id,
     ))
-
-
-@contextlib.contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one matching run.
-
-    A run allocates hundreds of thousands of small tuples and lists and no reference
-    cycles; the collector would otherwise walk every live call and token again and again
-    (a quarter of the run time at 10,000 profiles). Reference counting still frees
-    everything as usual; the previous state is restored at the end.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def match_naive(
-    calls: Iterable[CallRecord],
-    profiles: Iterable[Profile],
-    now: datetime,
-    dismissed: Collection[tuple[str, str]] = frozenset(),
-) -> list[Match]:
-    """Every profile against every call, one pair at a time: the oracle and the baseline."""
-    with _without_cycle_collection():
-        return _match_naive(calls, profiles, now, dismissed)
-
-
-def _match_naive(
-    calls: Iterable[CallRecord],
-    profiles: Iterable[Profile],
-    now: datetime,
-    dismissed: Collection[tuple[str, str]],
-) -> list[Match]:
-    prepared = [prepare(call, now) for call in calls]
-    matches: list[Match] = []
-    for profile in profiles:
-        query = profile.parsed_query
-        terms = query.positive_terms if query is not None else ()
-        for call in prepared:
-            if (profile.name, call.id) in dismissed or not passes_filters(profile, call):
-                continue
-            if query is not None and not query.matches(call.document):
-                continue
-            score, reasons = explain(profile, call, terms)
-            if score >= profile.min_score:
-                matches.append(Match(profile.name, call.id, score, reasons, call.call,
-                                     call.next_deadline))
-    return rank(matches)
 
 
 # -- the set-based evaluator ----------------------------------------------------------------
@@ -569,7 +455,7 @@ class CallIndex:
             result &= self._any("action", profile.action_types, self.action,
                                 self.action.get((), 0), action_type_matches)
         if profile.countries and result:
-            result &= self._any("place", _place_keys(profile.countries), self.place,
+            result &= self._any("place", place_keys(profile.countries), self.place,
                                 self.no_places, place_matches)
         if profile.audience and result:
             result &= self._any("audience", profile.audience, self.audience, self.no_audience,
@@ -650,18 +536,18 @@ def match_calls(
     now: datetime,
     dismissed: Collection[tuple[str, str]] = frozenset(),
 ) -> list[Match]:
-    """Ranked matches of every profile against ``calls`` (set-based; same answer as match_naive)."""
-    with _without_cycle_collection():
-        index = CallIndex(calls, now)
-        by_profile: defaultdict[str, list[str]] = defaultdict(list)
-        for profile_name, call_id in dismissed:
-            by_profile[profile_name].append(call_id)
-        ordered = sorted(profiles, key=lambda p: p.name)
-        matches: list[Match] = []
+    """Ranked matches of every profile against ``calls`` (the oracle in tests/rules_oracle.py agrees)."""
+    index = CallIndex(calls, now)
+    by_profile: defaultdict[str, list[str]] = defaultdict(list)
+    for profile_name, call_id in dismissed:
+        by_profile[profile_name].append(call_id)
+    ordered = sorted(profiles, key=lambda p: p.name)
+    matches: list[Match] = []
+    with cycle_collection_paused():  # the tight loop only: see tracker.rules.gc_pause
         for profile in ordered:
             found = index.match(profile, by_profile.get(profile.name, ()))
             found.sort(key=_SCORE, reverse=True)  # stable: deadline order within a score
             matches.extend(found)
-        if len({p.name for p in ordered}) < len(ordered):  # blocks of one name to interleave
-            return rank(matches)
-        return matches
+    if len({p.name for p in ordered}) < len(ordered):  # blocks of one name to interleave
+        return rank(matches)
+    return matches

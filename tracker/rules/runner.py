@@ -1,22 +1,22 @@
-"""The rules layer's imperative shell: load profiles and calls, run the pure matcher, record.
+"""The rules layer's imperative shell: load profiles and calls, run the pure matcher.
 
-``match_changed`` matches the calls a run created or changed and records every match;
-``match_stored`` is what ``callwatch match`` runs, and records none: the recorded matches
-are how the notifier (``tracker.delivery.notify_changes``) tells a first match, which is
-alerted, from a repeat, which is not, so a look at the matches before the next run would
-swallow its alerts. Both leave dismissed calls out, set ``Match.new`` for a pair never
-recorded (not yet announced) and remember when each profile was matched.
+``match_stored`` is what ``callwatch match`` runs. The notify cycle does not come here: it
+matches the calls a run changed in ``tracker.delivery.notify_changes``, which records every
+match it alerts. The recorded matches are how that step tells a first match, which is
+alerted, from a repeat, which is not, so ``match_stored`` records none (a look at the
+matches before the next run would swallow its alerts). It leaves dismissed calls out, sets
+``Match.new`` for a pair never recorded (not yet announced) and remembers when each
+profile was matched.
 
 "Changed since the last match run", the default of ``callwatch match``: for each profile,
-the calls whose ``last_changed`` is after that profile's last match run (by either
-function); every call when the profile was never matched; every call with ``--all``.
+the calls whose ``last_changed`` is after that profile's last match run; every call when
+the profile was never matched; every call with ``--all``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -27,8 +27,6 @@ from tracker.errors import NotFoundError
 from tracker.rules.matcher import Match, match_calls, rank
 from tracker.rules.profiles import Profile, ProfileError, duplicate_names, read_profiles
 from tracker.rules.store import RulesStore
-
-log = logging.getLogger(__name__)
 
 
 def load_profiles(settings: Settings, engine: Engine) -> list[Profile]:
@@ -55,21 +53,6 @@ def select_profiles(profiles: Sequence[Profile], name: str | None) -> list[Profi
         known = ", ".join(p.name for p in profiles) or "none"
         raise NotFoundError(f"no profile named {name!r} (profiles: {known})")
     return chosen
-
-
-def match_changed(
-    engine: Engine, settings: Settings, call_ids: Collection[str], now: datetime
-) -> list[Match]:
-    """Match the calls ``call_ids`` (new or changed) against every profile and record them."""
-    profiles = load_profiles(settings, engine)
-    rules = RulesStore(engine)
-    calls = [c.record for c in rules.calls(call_ids)] if call_ids else []
-    matches = match_calls(calls, profiles, now, rules.dismissed())
-    recorded = rules.record_matches(matches, now)
-    rules.mark_run((p.name for p in profiles), now)
-    log.info("matched calls=%d profiles=%d matches=%d new=%d", len(calls), len(profiles),
-             len(recorded), sum(m.new for m in recorded))
-    return recorded
 
 
 def match_stored(
