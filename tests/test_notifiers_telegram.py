@@ -207,7 +207,10 @@ def test_an_unreachable_api_is_transient() -> None:
 
     async def main() -> None:
         notifier = TelegramNotifier.from_settings(settings, {"CALLWATCH_TELEGRAM_TOKEN": TOKEN})
-        await notifier.send(Recipient("42"), every_kind()["alert_new"])
+        try:
+            await notifier.send(Recipient("42"), every_kind()["alert_new"])
+        finally:
+            await notifier.aclose()
 
     with pytest.raises(ChannelUnavailable):
         asyncio.run(main())
@@ -221,7 +224,10 @@ def test_token_comes_from_the_environment_and_a_rejected_one_is_a_config_error(
     async def main() -> None:
         notifier = TelegramNotifier.from_settings(
             TelegramSettings(base_url=fake.base_url), {"CALLWATCH_TELEGRAM_TOKEN": "999:WRONG"})
-        await notifier.send(Recipient("42"), every_kind()["alert_new"])
+        try:
+            await notifier.send(Recipient("42"), every_kind()["alert_new"])
+        finally:
+            await notifier.aclose()
 
     with pytest.raises(ConfigError, match="rejected"):
         asyncio.run(main())
