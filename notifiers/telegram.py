@@ -284,6 +284,7 @@ class TelegramNotifier:
         await self._start()
 
     async def aclose(self) -> None:
-        if self._ready:
-            self._ready = False
-            await self.bot.shutdown()
+        # Always: a getMe that failed (rejected token, Bot API down) has already opened the
+        # connection pool, and ``Bot.shutdown`` is a no-op when nothing was opened.
+        self._ready = False
+        await self.bot.shutdown()

@@ -308,7 +308,6 @@ Scenario = Callable[[Chat], Awaitable[None]]
 @pytest.fixture
 def converse(engine: Engine, settings: Settings) -> Iterator[Callable[[Scenario], None]]:
     with FakeTelegram(TOKEN) as fake:
-        assert isinstance(fake, FakeTelegram)
         live = settings.model_copy(update={"notifiers": settings.notifiers.model_copy(update={
             "telegram": settings.notifiers.telegram.model_copy(update={"base_url": fake.base_url})})})
 
@@ -466,7 +465,6 @@ def test_bot_works_for_a_file_subscribers_chat(converse: Callable[[Scenario], No
 
 def test_notify_admins_through_the_notifier_and_a_bare_bot_skipping_a_blocked_chat() -> None:
     with FakeTelegram(TOKEN) as fake:
-        assert isinstance(fake, FakeTelegram)
         fake.block("998")
         text = bot.dead_letters_text([f"alert|1|telegram|<call {n}>" for n in range(12)])
 
@@ -523,7 +521,6 @@ def test_the_daemon_runs_the_bot_alerts_admins_of_dead_letters_and_stops(
             message=bot.notice("hello").model_dump(mode="json"), status="pending",
             next_attempt_at=past, created_at=past))
     with FakeTelegram(TOKEN) as fake:
-        assert isinstance(fake, FakeTelegram)
         notifiers = settings.notifiers.model_copy(update={
             "telegram": settings.notifiers.telegram.model_copy(update={"base_url": fake.base_url}),
             "email": settings.notifiers.email.model_copy(update={"enabled": False}),

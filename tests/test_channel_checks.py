@@ -7,8 +7,10 @@ port nobody listens on for a server that is down.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -68,6 +70,20 @@ def test_a_token_the_bot_api_rejects_is_a_configuration_error() -> None:
             TelegramSettings(base_url=fake.base_url), {"CALLWATCH_TELEGRAM_TOKEN": "999:WRONG"})
         with pytest.raises(ConfigError, match="rejected"):
             check_all({"telegram": notifier})
+
+
+def test_a_rejected_token_leaves_no_connection_open() -> None:
+    """getMe opened the Bot API connection before the token was rejected: closing the
+    notifier closes it too, so no socket is left for the garbage collector to warn about."""
+    with FakeTelegram(TOKEN) as fake, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        notifier = TelegramNotifier.from_settings(
+            TelegramSettings(base_url=fake.base_url), {"CALLWATCH_TELEGRAM_TOKEN": "999:WRONG"})
+        with pytest.raises(ConfigError, match="rejected"):
+            check_all({"telegram": notifier})
+        del notifier
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_an_unreachable_bot_api_is_transient(dead_port: int) -> None:

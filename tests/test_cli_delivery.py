@@ -96,7 +96,6 @@ def operator(tmp_path: Path, engine: Engine, database_url: str,
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level  # the commands set up logging on stderr
     with PortalReplayServer() as portal, FakeTelegram(TOKEN) as telegram, SmtpSink() as smtp:
-        assert isinstance(portal, PortalReplayServer) and isinstance(telegram, FakeTelegram)
         disabled = "".join(f"[sources.{name}]\nenabled = false\n"
                            for name in ("eccp", "eismea", "hadea", "eit", "cascade_hub"))
         config = tmp_path / "callwatch.toml"

@@ -151,7 +151,7 @@ sender = "callwatch@example.org"
 """, encoding="utf-8")
         environ = {"CALLWATCH_TELEGRAM_TOKEN": TOKEN, "CALLWATCH_WEBHOOK_SECRET": SECRET}
         settings = load_config(config, environ={})
-        yield World(portal, telegram, smtp, hooks, settings, engine, environ,  # type: ignore[arg-type]
+        yield World(portal, telegram, smtp, hooks, settings, engine, environ,
                     datetime(2026, 11, 25, 5, 0, tzinfo=UTC))  # 06:00 in Madrid
 
 

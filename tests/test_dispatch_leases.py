@@ -84,7 +84,6 @@ def test_two_passes_to_a_paced_telegram_group_and_chat_send_each_row_once(
     # first pass needs over two leases for its rows
     tags = queue_alerts(engine, "telegram", ["-1001", "1001", "1001", "1001"] * 2, utc_now())
     with FakeTelegram(TOKEN) as fake:
-        assert isinstance(fake, FakeTelegram)
         settings = TelegramSettings(base_url=fake.base_url, pacing="auto")
         environ = {"CALLWATCH_TELEGRAM_TOKEN": TOKEN}
 

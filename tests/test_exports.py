@@ -93,7 +93,10 @@ def test_ical_has_one_event_per_cutoff_in_utc_with_an_alarm(engine: Engine,
 def test_ical_leaves_out_dismissed_and_other_profiles_calls(engine: Engine,
                                                             two_cutoffs: CallRecord) -> None:
     uids = _events(exports.to_ical(feeds.profile_items(engine, "h2"), name="h2"))
-    assert all(uid.startswith("ft_portal:H2-A/") for uid in uids)
+    assert sorted(uids) == ["ft_portal:H2-A/0@callwatch", "ft_portal:H2-A/1@callwatch"]
+    # the left-out calls are there to leave out: each is in its own profile's export
+    others = _events(exports.to_ical(feeds.profile_items(engine, "other"), name="other"))
+    assert sorted(others) == ["ft_portal:OTHER/0@callwatch"]
 
 
 def test_ical_uids_are_stable_and_sequence_rises_when_a_deadline_moves(
@@ -118,6 +121,7 @@ def test_ical_uids_are_stable_and_sequence_rises_when_a_deadline_moves(
 
 def test_ical_of_unchanged_data_is_byte_identical(engine: Engine, two_cutoffs: CallRecord) -> None:
     first = exports.to_ical(feeds.profile_items(engine, "h2"), name="h2")
+    assert len(_events(first)) == 2  # both cut-offs: an empty calendar would match itself
     assert exports.to_ical(feeds.profile_items(engine, "h2"), name="h2") == first
 
 

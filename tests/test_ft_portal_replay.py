@@ -34,14 +34,14 @@ EXTERNAL = Path(__file__).parent / "fixtures" / "ft_portal" / "search_external_a
 @pytest.fixture
 def server() -> Iterator[PortalReplayServer]:
     with PortalReplayServer() as running:
-        yield running  # type: ignore[misc]
+        yield running
 
 
 @pytest.fixture
 def external_server() -> Iterator[PortalReplayServer]:
     """The recorded results plus the external-action calls and the topic with links."""
     with PortalReplayServer(results=load_results([*RECORDED_SEARCHES, EXTERNAL])) as running:
-        yield running  # type: ignore[misc]
+        yield running
 
 
 def scrape(server: PortalReplayServer, http: HttpSettings = FAST, **overrides: Any):
@@ -99,7 +99,7 @@ def test_multi_page_walk_until_a_short_page(server: PortalReplayServer) -> None:
 def test_an_exact_multiple_ends_on_an_empty_page() -> None:
     rows = load_results([RECORDINGS / "sedia_search_type8_cascade_response.json"])
     with PortalReplayServer(results=rows) as server:
-        result = scrape(server, page_size=2)  # type: ignore[arg-type]
+        result = scrape(server, page_size=2)
         assert [s["page"] for s in server.searches] == [1, 2, 3]
         assert len(result.records) == 4 and result.outcome is RunOutcome.OK
 
@@ -111,8 +111,25 @@ def test_a_500_then_success_is_retried(server: PortalReplayServer) -> None:
 
 
 def test_429_with_retry_after_is_honoured(server: PortalReplayServer) -> None:
+    """Each 429 says "Retry-After: 7": the client waits those 7 seconds (not its own 0.01 s
+    backoff) before each retry. The waits go through the client's ``sleep``, recorded here."""
     server.fail_next(2, 429)
-    assert scrape(server).outcome is RunOutcome.OK
+    server.retry_after = "7"
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    patient = FAST.model_copy(update={"max_backoff": 60})
+    settings = FtPortalSettings(search_url=server.search_url, bulk_url=server.bulk_url)
+
+    async def go() -> ScrapeResult:
+        async with PoliteClient(patient, sleep=record) as client:
+            return await FtPortalSource("ft_portal", settings, client).scrape(NOW)
+
+    assert asyncio.run(go()).outcome is RunOutcome.OK
+    assert waits == [7.0, 7.0]
+    assert server.searches[0]["page"] == 1  # the search that finally answered
 
 
 def test_persistent_500s_fall_back_to_the_bulk_file(server: PortalReplayServer) -> None:
@@ -152,13 +169,13 @@ def test_a_truncated_page_makes_the_run_partial(server: PortalReplayServer) -> N
 
 def test_a_slow_server_times_out_and_is_reported() -> None:
     with PortalReplayServer() as server:
-        server.slow = 2.0  # type: ignore[attr-defined]
+        server.slow = 2.0
         slow_http = HttpSettings(delay=0, backoff=0.01, retries=0, timeout=0.3)
-        server.bulk_status = 404  # type: ignore[attr-defined]
-        result = scrape(server, http=slow_http)  # type: ignore[arg-type]
+        server.bulk_status = 404
+        result = scrape(server, http=slow_http)
         assert result.outcome is RunOutcome.FAILED
         assert "timeout" in (result.error or "")
-        server.slow = 0.0  # type: ignore[attr-defined]
+        server.slow = 0.0
 
 
 def test_partial_runs_remove_nothing_and_a_moved_deadline_is_one_change(
@@ -367,9 +384,9 @@ def test_one_poisoned_record_costs_at_most_itself(store: Store, poison: Any, kep
     if poison is not None:
         poison(next(r for r in rows if r["metadata"].get("identifier") == [POISONED_ID]))
     with PortalReplayServer(results=clean_rows) as clean_server:
-        clean = scrape(clean_server)  # type: ignore[arg-type]
+        clean = scrape(clean_server)
     with PortalReplayServer(results=rows) as server:
-        result = scrape(server)  # type: ignore[arg-type]
+        result = scrape(server)
     assert result.outcome is RunOutcome.OK
     store.record_run("ft_portal", result, started_at=NOW, now=NOW)
     stored = {c.record.native_id: c.record for c in store.list_calls(statuses=None)}

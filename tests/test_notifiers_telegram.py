@@ -24,7 +24,6 @@ TOKEN = "123456:TEST-TOKEN"
 @pytest.fixture
 def fake() -> Iterator[FakeTelegram]:
     with FakeTelegram(TOKEN) as server:
-        assert isinstance(server, FakeTelegram)
         yield server
 
 
@@ -208,7 +207,10 @@ def test_an_unreachable_api_is_transient() -> None:
 
     async def main() -> None:
         notifier = TelegramNotifier.from_settings(settings, {"CALLWATCH_TELEGRAM_TOKEN": TOKEN})
-        await notifier.send(Recipient("42"), every_kind()["alert_new"])
+        try:
+            await notifier.send(Recipient("42"), every_kind()["alert_new"])
+        finally:
+            await notifier.aclose()
 
     with pytest.raises(ChannelUnavailable):
         asyncio.run(main())
@@ -222,7 +224,10 @@ def test_token_comes_from_the_environment_and_a_rejected_one_is_a_config_error(
     async def main() -> None:
         notifier = TelegramNotifier.from_settings(
             TelegramSettings(base_url=fake.base_url), {"CALLWATCH_TELEGRAM_TOKEN": "999:WRONG"})
-        await notifier.send(Recipient("42"), every_kind()["alert_new"])
+        try:
+            await notifier.send(Recipient("42"), every_kind()["alert_new"])
+        finally:
+            await notifier.aclose()
 
     with pytest.raises(ConfigError, match="rejected"):
         asyncio.run(main())
@@ -278,7 +283,6 @@ def test_pacer_holds_a_chat_after_retry_after_and_can_be_switched_off() -> None:
 
 def test_the_fake_counts_flood_limit_violations_and_pacing_avoids_them() -> None:
     with FakeTelegram(TOKEN, enforce_limits=True) as strict:
-        assert isinstance(strict, FakeTelegram)
         message = every_kind()["alert_new"]
         # unpaced: a second message to the same chat at once breaks the 1/s per-chat limit
         with pytest.raises(ChannelUnavailable):

@@ -34,7 +34,6 @@ SECRET = "whsec_" + base64.b64encode(b"callwatch test secret, 32 bytes!").decode
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver(SECRET) as server:
-        assert isinstance(server, WebhookReceiver)
         yield server
 
 
@@ -86,7 +85,6 @@ def test_a_retry_carries_the_same_webhook_id(receiver: WebhookReceiver) -> None:
 
 def test_a_plain_secret_is_used_as_bytes() -> None:
     with WebhookReceiver("plain-secret") as plain:
-        assert isinstance(plain, WebhookReceiver)
         post(WebhookNotifier(secret="plain-secret"), (Recipient(plain.endpoint()), every_kind()["digest"]))
         assert plain.received[0].verified
 
@@ -217,7 +215,6 @@ def test_a_hostile_retry_after_puts_the_row_back_to_pending_with_a_sane_time(
     """Once ``nan``, ``inf`` or ``1e20`` reached the dispatcher's backoff and raised there:
     the pass aborted and the row stayed ``sending``, claimed again after every lease."""
     with WebhookReceiver() as hooks:
-        assert isinstance(hooks, WebhookReceiver)
         hooks.respond_with.append(status)
         hooks.retry_after[status] = value
         queue_one_alert(engine, NOW, "webhook", hooks.endpoint())

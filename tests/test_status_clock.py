@@ -161,7 +161,7 @@ enabled = false
 [notifiers.telegram]
 base_url = "{telegram.base_url}"
 """, encoding="utf-8")
-        yield World(portal, telegram, config, database_url, engine)  # type: ignore[arg-type]
+        yield World(portal, telegram, config, database_url, engine)
 
 
 def _cycle(world: World) -> Result:

@@ -136,7 +136,6 @@ def test_three_workers_send_every_delivery_once_when_one_is_killed(
     _enqueue(engine, datetime.now(UTC))
     logs = [tmp_path / f"worker-{n}.log" for n in range(WORKERS)]
     with FakeTelegram(TOKEN) as telegram, SmtpSink() as smtp:
-        assert isinstance(telegram, FakeTelegram)
         config = _config(tmp_path, telegram, smtp)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CALLWATCH_")}
         environment.update(CALLWATCH_CONFIG=str(config), CALLWATCH_DATABASE__URL=pg_url,

@@ -7,7 +7,8 @@ ignored; ``pageSize`` is capped at 100; ``terms`` filters in the ``query`` part 
 to the records' metadata; the ``sort`` part is honoured; ``totalResults`` and the echoed
 ``pageNumber`` are in every answer. Records come from recorded result files.
 
-Faults for tests: ``fail_next(n, status)`` answers the next n searches with an error,
+Faults for tests: ``fail_next(n, status)`` answers the next n searches with an error (a 429
+carries ``Retry-After: <retry_after>``, "0" unless a test sets it),
 ``fail_pages`` answers chosen page numbers with 500, ``slow`` delays every search,
 ``truncate_pages`` cuts chosen pages' JSON in half, ``bulk_status`` breaks the bulk file.
 """
@@ -94,6 +95,7 @@ class PortalReplayServer(FakeServer):
         self.fault_lock = threading.Lock()
         self.failures_left = 0
         self.failure_status = 500
+        self.retry_after = "0"  # the Retry-After header of a 429 from fail_next
         self.fail_pages: set[int] = set()
         self.truncate_pages: set[int] = set()
         self.slow = 0.0
@@ -129,7 +131,7 @@ class PortalReplayServer(FakeServer):
             if self.failures_left > 0:
                 self.failures_left -= 1
                 return Reply.json({"type": "throwable"}, self.failure_status, **(
-                    {"Retry-After": "0"} if self.failure_status == 429 else {}))
+                    {"Retry-After": self.retry_after} if self.failure_status == 429 else {}))
         parts, error = self._parts(request)
         if error is not None:
             return error
