@@ -30,11 +30,12 @@ from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_date, parse_with_format, zone_named
 from scrapers._pages import fetch_page
-from scrapers._records import RecordBatch, amount_eur, require, status_for
+from scrapers._records import RecordBatch, amount_eur, require
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.status import status_for
 from tracker.text import html_to_text
 
 ARRAYS = ("dataProposals", "dataEvaluators", "dataMentors")

@@ -33,12 +33,13 @@ from pydantic import Field
 
 from scrapers._dates import ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, absolute, fetch_page, same_site, soup_of
-from scrapers._records import RecordBatch, own_identifier, status_for
+from scrapers._records import RecordBatch, own_identifier
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.status import status_for
 from tracker.text import normalize_space, one_line
 
 _NOT_TITLES = {"opportunity", "funding opportunity", "call", "calls", "details", "links"}

@@ -43,13 +43,14 @@ from pydantic import Field, field_validator
 
 from scrapers._dates import ZoneName, names_relative_day, parse_date, parse_iso, zone_named
 from scrapers._pages import BotChallenge, absolute, fetch_page, soup_of
-from scrapers._records import RecordBatch, own_identifier, require, status_for
+from scrapers._records import RecordBatch, own_identifier, require
 from scrapers.rss import _programme
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, CallStatus, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.status import status_for
 from tracker.text import normalize_space, one_line
 
 _WHEN = r"(\d{1,2}\s+[^\W\d_]+\s+\d{4}(?:,?\s*\d{1,2}:\d{2})?(?:\s*\((?:CET|CEST|Brussels time)\))?)"

@@ -29,11 +29,12 @@ from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_date, zone_named
 from scrapers._pages import BotChallenge, absolute, fetch_page, same_site, soup_of
-from scrapers._records import RecordBatch, require, status_for
+from scrapers._records import RecordBatch, require
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.status import status_for
 from tracker.text import normalize_space, one_line
 
 

@@ -43,7 +43,7 @@ Quirks handled here (evidence in shared/sources/ft_portal.md):
   PROSPECT call id, ``callIdentifier`` (``prospect-<n>``), as in the portal's page urls;
 - the status flag lags: a topic flagged forthcoming whose opening date has passed is open,
   one flagged open or forthcoming whose last cut-off has passed is closed (the dates decide,
-  ``scrapers._records.status_for``);
+  ``tracker.status.status_for``);
 - ``budgetOverview`` describes the whole call: the topic's own action is the entry whose
   ``action`` starts with "<identifier> "; amounts are strings (new shape) or numbers (old);
   a figure several topics share (one budget line for all of them; a Joint Undertaking puts
@@ -72,7 +72,7 @@ from typing import Any
 import ijson
 from pydantic import Field, ValidationError, field_validator
 
-from scrapers._records import amount_eur, count_of, read_item, status_for
+from scrapers._records import amount_eur, count_of, read_item
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.dates import BRUSSELS, PORTAL_CUTOFF, local_to_utc
@@ -85,6 +85,7 @@ from tracker.errors import (
 )
 from tracker.models import HTTP_URL, CallDocument, CallRecord, CallStatus, ScrapeResult
 from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.status import status_for
 from tracker.text import html_to_text, one_line
 
 log = logging.getLogger(__name__)

@@ -40,12 +40,13 @@ from scrapers._dates import (
     zone_named,
 )
 from scrapers._pages import absolute, fetch_page, soup_of
-from scrapers._records import IDENTIFIER, RecordBatch, require, status_for
+from scrapers._records import IDENTIFIER, RecordBatch, require
 from scrapers.rss import _country, _programme
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.status import status_for
 from tracker.text import html_to_text, one_line
 
 

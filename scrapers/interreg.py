@@ -30,11 +30,12 @@ from typing import Any
 from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_iso, zone_named
-from scrapers._records import RecordBatch, count_of, require, status_for
+from scrapers._records import RecordBatch, count_of, require
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged, SourceRejected
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.status import status_for
 
 KEY_REJECTED = "interreg.eu rejected the search key; set sources.interreg.api_key"
 KEY_MISSING = "no interreg.eu search key configured; set sources.interreg.api_key"

@@ -39,12 +39,13 @@ from pydantic import Field, field_validator, model_validator
 
 from scrapers._dates import LanguageCode, ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, challenge_reason, fetch_response
-from scrapers._records import IDENTIFIER, RecordBatch, require, status_for
+from scrapers._records import IDENTIFIER, RecordBatch, require
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.status import status_for
 from tracker.text import html_to_text, one_line
 
 #: Labels after which items commonly give their deadline, in the EU's larger languages.

@@ -25,7 +25,6 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
 from scrapers._http import PoliteClient
-from scrapers._records import status_for
 from scrapers.ft_portal import FtPortalSettings, FtPortalSource
 from tracker.cli import cli
 from tracker.config import HttpSettings, Settings, load_config
@@ -35,6 +34,7 @@ from tracker.fakes.portal import PortalReplayServer
 from tracker.fakes.telegram_api import FakeTelegram
 from tracker.models import CallStatus, ChangeKind
 from tracker.pipeline import build_notifiers, close_notifiers, load_audience, scrape_sources
+from tracker.status import status_for
 from tracker.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ft_portal"

@@ -5,7 +5,7 @@ Semantics:
 - Status: forthcoming→open is ``opened``; anything→closed is ``closed``; closed→open is
   ``reopened``; any other move (open→forthcoming, closed→forthcoming) is ``status_changed``.
   The same events come from the clock alone: ``Store.refresh_statuses`` diffs a stored call
-  against itself at ``now`` (the status rule, ``scrapers._records.status_for``), so a call
+  against itself at ``now`` (the status rule, ``tracker.status.status_for``), so a call
   that opens between two scrapes is one ``opened``, exactly as if a scrape had seen it.
 - The list of cut-offs differs: one ``deadline_changed`` with the old and new lists.
 - Any budget figure differs: one ``budget_changed`` with old and new budget objects.

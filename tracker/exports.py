@@ -18,7 +18,7 @@ what these functions return.
 - A display alarm 7 days before (``TRIGGER:-P7D``).
 
 **Statuses** are the ones calls have at ``now`` (``StoredCall.as_of``, the rule of
-``scrapers._records.status_for``): a call stored forthcoming whose opening date has passed is
+``tracker.status.status_for``): a call stored forthcoming whose opening date has passed is
 exported as open, whether or not the cycle's refresh step has stored that yet.
 
 **CSV and JSON** reuse ``tracker.views`` (the shapes of ``calls list --format csv|json``);

@@ -11,7 +11,7 @@ when complete, against the median call count of its last ok runs (a sharp fall, 
 1, is suspicious); a suspicious run is logged as such, marks nothing removed and keeps every
 stored value its records leave empty, so a changed layout neither removes calls nor blanks
 their fields.
-Status rule (``scrapers._records.status_for``): a call's status follows its dates wherever
+Status rule (``tracker.status.status_for``): a call's status follows its dates wherever
 they are known, and time moves it without a scrape: a forthcoming call opens on its opening
 date, an open one closes after its last cut-off. Two halves keep that true between scrapes:
 
@@ -42,7 +42,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from scrapers._records import as_of
 from tracker.dates import isoformat_utc
 from tracker.db import CallChangeRow, CallRow, SourceRunRow
 from tracker.diff import (
@@ -63,6 +62,7 @@ from tracker.drift import (
 from tracker.drift import outcome as judged_outcome
 from tracker.errors import NotFoundError
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
+from tracker.status import as_of
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class StoredCall:
         return self.record.id
 
     def as_of(self, now: datetime) -> StoredCall:
-        """This call with the status it has at ``now`` (``scrapers._records.status_for``)."""
+        """This call with the status it has at ``now`` (``tracker.status.status_for``)."""
         record = as_of(self.record, now)
         return self if record is self.record else replace(self, record=record)
 
@@ -388,7 +388,7 @@ class Store:
 
         A step of the cycle, run with no scrape: a forthcoming call whose opening date has
         passed becomes open (``opened``), one whose last cut-off has passed closed
-        (``closed``), by ``scrapers._records.status_for``. Only calls time can move are
+        (``closed``), by ``tracker.status.status_for``. Only calls time can move are
         read: forthcoming ones, and open ones whose final deadline has passed. Each move is
         its own short transaction whose update is conditional on the fingerprint read, so
         a scrape or another process that stored the call meanwhile wins and no move is
