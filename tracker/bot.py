@@ -686,20 +686,24 @@ async def alert_dispatch(settings: Settings, notifiers: Mapping[str, Notifier],
 
 def deactivated_text(channels: Sequence[str]) -> str:
     """The operator alert for channels switched off because their recipient is gone."""
-    shown = "\n".join(f"• {channel}" for channel in channels[:10])
-    more = f"\n… and {len(channels) - 10} more" if len(channels) > 10 else ""
     return (f"callwatch: {len(channels)} channel(s) switched off, the recipient is gone "
-            f"(bot blocked, chat not found, mailbox refused):\n{shown}{more}\n"
+            f"(bot blocked, chat not found, mailbox refused):\n{_bullets(channels)}\n"
             "Nothing more is sent there until the address is corrected in the subscriber "
             "file or the chat sends /start.")
 
 
 def dead_letters_text(keys: Sequence[str]) -> str:
     """The operator alert for dead letters of one dispatch pass."""
-    shown = "\n".join(f"• {key}" for key in keys[:10])
-    more = f"\n… and {len(keys) - 10} more" if len(keys) > 10 else ""
     return (f"callwatch: {len(keys)} message(s) could not be delivered (dead letters).\n"
-            f"{shown}{more}\nSee `callwatch deliveries --failed`.")
+            f"{_bullets(keys)}\nSee `callwatch deliveries --failed`.")
+
+
+def _bullets(items: Sequence[str], shown: int = 10) -> str:
+    """The first ``shown`` items as a bulleted list, and how many more there are."""
+    lines = [f"• {item}" for item in items[:shown]]
+    if len(items) > shown:
+        lines.append(f"… and {len(items) - shown} more")
+    return "\n".join(lines)
 
 
 def red_source_text(source: str, failures: int, error: str | None) -> str:

@@ -146,6 +146,14 @@ class SourceHealth:
     reason: str = "never run"
 
 
+def _insert_changes(connection: Connection, changes: Sequence[Change], run_id: int | None) -> None:
+    """Append ``changes`` to the history; ``run_id`` None for a move the clock made."""
+    rows = [{"call_id": c.call_id, "run_id": run_id, "at": c.at, "kind": c.kind.value,
+             "field": c.field, "old": c.old, "new": c.new} for c in changes]
+    for chunk in _chunks(rows):
+        connection.execute(changes_table.insert(), list(chunk))
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -237,14 +245,7 @@ class Store:
                 runs_table.update().where(runs_table.c.id == run_id)
                 .values(finished_at=now, new=new, changed=changed)
             )
-            if changes:
-                rows = [
-                    {"call_id": c.call_id, "run_id": run_id, "at": c.at, "kind": c.kind.value,
-                     "field": c.field, "old": c.old, "new": c.new}
-                    for c in changes
-                ]
-                for chunk in _chunks(rows):
-                    connection.execute(changes_table.insert(), list(chunk))
+            _insert_changes(connection, changes, run_id)
         log.info("stored run source=%s outcome=%s items=%d new=%d changed=%d invalid=%d",
                  source, outcome.value, len(records), new, changed, result.invalid)
         return RunReport(run_id=run_id, source=source, outcome=outcome, items_seen=len(records),
@@ -420,11 +421,7 @@ class Store:
                 ).rowcount
                 if moved != 1:  # stored again since it was read: that writer told the change
                     continue
-                connection.execute(changes_table.insert(), [
-                    {"call_id": c.call_id, "run_id": None, "at": c.at, "kind": c.kind.value,
-                     "field": c.field, "old": c.old, "new": c.new}
-                    for c in events
-                ])
+                _insert_changes(connection, events, run_id=None)
             log.info("status moved by the clock call=%s from=%s to=%s", row.id,
                      old.status.value, new.status.value)
             changes.extend(events)
