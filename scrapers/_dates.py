@@ -149,8 +149,10 @@ def names_relative_day(text: str | None, *, language: str | Sequence[str] | None
     is no date at all ("laufend", "to be announced"), which makes an item invalid, whereas a
     relative day only leaves the deadline unknown. dateparser's own ``relative-time`` parser
     finds these words, in the source's language and English or, when the source names none,
-    in the EU's official languages (guessing among all of dateparser's ~200 takes a quarter
-    of a second a text); the date it computes is not used.
+    in the EU's official languages; the date it computes is not used. Only a text that
+    ``parse_date`` refused is asked. Measured on the 2-core review machine: under 1 ms a
+    text with a language, 6-30 ms over the 24 (0.6-0.8 s once per process to load them),
+    50-110 ms guessing among all of dateparser's ~200 (2 s to load them).
     """
     if not text or not text.strip():
         return False

@@ -467,10 +467,8 @@ def topic_budget(overview: Any, identifier: str) -> dict[str, int | None]:
         return dict(_NO_BUDGET)
     lines = [[a for a in actions if isinstance(a, dict)] for actions in action_map.values()
              if isinstance(actions, list)]
-    prefix = f"{identifier} "
     found = next(((line, action) for line in lines for action in line
-                  if str(action.get("action", "")).startswith(prefix)
-                  or action.get("action") == identifier), None)
+                  if _topic_of(action) == identifier), None)
     if found is None:
         return dict(_NO_BUDGET)
     own_line, own = found
