@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -116,15 +117,15 @@ _LARGEST_FLOAT = 2**1023
 
 
 def finite_number(value: Any) -> float | None:
-    """``value`` as a finite number: an int, a float, or text such as "9000000" or
-    "1,500,000.50"; None when it is missing, a bool, text that is no number, or not finite
-    (``inf``, ``nan``, ``1e400``)."""
+    """``value`` as a finite number: an int, a float, a Decimal (ijson's reading of the bulk
+    file), or text such as "9000000" or "1,500,000.50"; None when it is missing, a bool, text
+    that is no number, or not finite (``inf``, ``nan``, ``1e400``)."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
         return float(value) if abs(value) <= _LARGEST_FLOAT else None
-    if isinstance(value, float):
-        number = value
+    if isinstance(value, float | Decimal):
+        number = float(value)  # a Decimal too large for a float becomes inf: refused below
     elif isinstance(value, str):
         try:
             number = float(value.replace(",", "").strip())

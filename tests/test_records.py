@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -76,6 +77,9 @@ def test_read_item_names_the_item_whatever_was_raised() -> None:
         ("Infinity", None),
         ("NaN", None),
         (10**400, None),  # an int no float can hold
+        (Decimal("1500000.50"), 1500000.5),  # ijson reads the bulk file's fractions so
+        (Decimal("1e400"), None),
+        (Decimal("NaN"), None),
         (True, None),
         ("", None),
         ("n/a", None),

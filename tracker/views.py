@@ -56,7 +56,6 @@ def call_as_json(call: StoredCall, now: datetime) -> dict[str, Any]:
         data[name] = value
         if name == "deadlines":
             data["next_deadline"] = isoformat_utc(record.next_deadline(now))
-    data.setdefault("next_deadline", isoformat_utc(record.next_deadline(now)))
     data.update({
         "first_seen": isoformat_utc(call.first_seen),
         "last_seen": isoformat_utc(call.last_seen),
