@@ -36,7 +36,6 @@ import subprocess
 import sys
 import time
 import tomllib
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
 from _machine import describe, peak_rss_mib
+from _postgres import scratch_schema
 
 from tracker import db
 from tracker.config import PACKAGED_DEFAULTS
@@ -237,7 +237,6 @@ def throughput(url: str, messages: int, worker_counts: list[int]) -> list[dict[s
     results = []
     with FakeTelegram(TOKEN) as telegram, SmtpSink(keep=False) as smtp, \
             TemporaryDirectory() as temp:
-        assert isinstance(telegram, FakeTelegram)
         config = _config(Path(temp), telegram.base_url, smtp.port)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CALLWATCH_")}
         environment.update(CALLWATCH_CONFIG=str(config), CALLWATCH_DATABASE__URL=url,
@@ -345,14 +344,7 @@ def main() -> int:
         print(json.dumps(digest_round(args.round)))
         return 0
 
-    schema = f"cw_bench_{uuid.uuid4().hex[:10]}"
-    admin = db.make_engine(args.db)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    base = sa.engine.make_url(db.normalize_url(args.db))
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False)
-    try:
+    with scratch_schema(args.db, "cw_bench", keep=args.keep) as url:
         db.upgrade(db.make_engine(url))
         began = time.perf_counter()
         counts = generate(url, args.subscribers, args.clusters, args.calls)
@@ -377,11 +369,6 @@ def main() -> int:
                   f"({row['telegram_requests']} Telegram requests, {row['emails']} emails)")
         print("result:             " + ("PASS" if ok else "FAIL"))
         return 0 if ok else 1
-    finally:
-        if not args.keep:
-            with admin.begin() as connection:
-                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -35,61 +35,33 @@ import subprocess
 import sys
 import time
 import tomllib
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
 from _machine import describe  # bench/ is not a package
+from _postgres import scratch_schema
 
+from tests.notifier_support import queue_alerts
 from tracker import db
 from tracker.config import PACKAGED_DEFAULTS
-from tracker.delivery import channels_table, deliveries_table, subscribers_table
+from tracker.delivery import deliveries_table
 from tracker.fakes.telegram_api import FakeTelegram
-from tracker.ports import Message
 
 TOKEN = "123456:SOAK"  # noqa: S105 - the fake server's fake token
 CALLWATCH = shutil.which("callwatch") or str(Path(sys.executable).with_name("callwatch"))
-TAG = re.compile(r"soak-\d{4}")
+TAG = re.compile(r"alert-\d+")  # the tags queue_alerts writes
 
 
 def chats(groups: int, private: int) -> list[str]:
     """Group chat ids are negative (Telegram's 20-a-minute limit applies), private positive."""
     return [str(-1_000_000_000_001 - n) for n in range(groups)] + \
            [str(700_000_001 + n) for n in range(private)]
-
-
-def enqueue(engine: sa.Engine, addresses: list[str], alerts: int, now: datetime) -> list[str]:
-    """One subscriber per chat, ``alerts`` pending alerts dealt to the chats in turn; the tags."""
-    tags = [f"soak-{n:04d}" for n in range(alerts)]
-    with engine.begin() as connection:
-        connection.execute(subscribers_table.insert(), [
-            {"id": n + 1, "name": f"chat-{n}", "timezone": "Europe/Brussels", "language": "en",
-             "reminders": [], "origin": "bot", "created_at": now, "updated_at": now}
-            for n in range(len(addresses))])
-        connection.execute(channels_table.insert(), [
-            {"subscriber_id": n + 1, "channel": "telegram", "address": address,
-             "configured_address": address, "webhook_format": "generic", "active": True}
-            for n, address in enumerate(addresses)])
-        rows = []
-        for n, tag in enumerate(tags):
-            text = f"New matching call {tag}: hydrogen valleys & <clusters>"
-            message = Message(kind="alert", subject=f"Alert {tag}", text=text,
-                              html=f"<p>{text.replace('&', '&amp;').replace('<', '&lt;')}</p>",
-                              telegram=(f"<b>New matching call</b> {tag}: hydrogen valleys "
-                                        "&amp; &lt;clusters&gt;",),
-                              document={})
-            rows.append({"key": f"soak|{tag}", "subscriber_id": n % len(addresses) + 1,
-                         "channel": "telegram", "kind": "alert",
-                         "message": message.model_dump(mode="json"), "status": "pending",
-                         "attempts": 0, "parts_sent": 0, "next_attempt_at": now,
-                         "created_at": now})
-        connection.execute(deliveries_table.insert(), rows)
-    return tags
 
 
 def write_config(directory: Path, telegram: FakeTelegram, lease: int) -> Path:
@@ -136,10 +108,12 @@ def soak(url: str, args: argparse.Namespace) -> bool:
     engine = db.make_engine(url)
     db.upgrade(engine)
     addresses = chats(args.groups, args.chats)
-    tags = enqueue(engine, addresses, args.alerts, datetime.now(UTC))
+    # the alerts dealt to the chats in turn, each tagged in its text
+    tags = queue_alerts(engine, "telegram",
+                        [addresses[n % len(addresses)] for n in range(args.alerts)],
+                        datetime.now(UTC))
     claims = Claims()
     with FakeTelegram(TOKEN, enforce_limits=True) as telegram, TemporaryDirectory() as temp:
-        assert isinstance(telegram, FakeTelegram)
         config = write_config(Path(temp), telegram, args.lease)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CALLWATCH_")}
         environment.update(CALLWATCH_CONFIG=str(config), CALLWATCH_DATABASE__URL=url,
@@ -187,9 +161,10 @@ def soak(url: str, args: argparse.Namespace) -> bool:
           f"held rows for {', '.join(f'{s:.0f}' for s in spans)} s (lease {args.lease} s)")
     print(f"delivered:     {sum(received.values())} messages for {len(tags)} alerts; "
           + (f"all sent after {all_sent_at:.0f} s" if all_sent_at is not None else "NOT all sent"))
+    repeats = dict(sorted(Counter(twice.values()).items()))  # times arrived: how many alerts
     print(f"exactly once:  {len(tags) - len(missing) - len(twice)} of {len(tags)}; "
-          f"{len(twice)} more than once ({sum(twice.values()) - len(twice)} extra messages), "
-          f"{len(missing)} missing")
+          f"{len(twice)} more than once ({sum(twice.values()) - len(twice)} extra messages; "
+          f"times arrived: alerts {repeats}), {len(missing)} missing")
     print(f"outbox:        {dict(statuses)}")
     print(f"pacing:        {throttled} flood-limit 429s provoked at the fake")
     print(f"claims lost:   {lost} rows not sent by a pass that found another holding them")
@@ -213,19 +188,8 @@ def main() -> int:
     if not args.db:
         with TemporaryDirectory() as directory:
             return 0 if soak(f"sqlite:///{Path(directory) / 'soak.db'}", args) else 1
-    schema = f"cw_soak_{uuid.uuid4().hex[:10]}"
-    admin = db.make_engine(args.db)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    base = sa.engine.make_url(db.normalize_url(args.db))
-    url = base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False)
-    try:
+    with scratch_schema(args.db, "cw_soak") as url:
         return 0 if soak(url, args) else 1
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

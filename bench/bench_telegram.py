@@ -59,7 +59,6 @@ async def run(count: int, chats: int, groups: int, workers: int, pacing: bool) -
         jobs.put_nowait((chat, message))
 
     with FakeTelegram(TOKEN, enforce_limits=True) as fake:
-        assert isinstance(fake, FakeTelegram)
         notifier = TelegramNotifier.from_settings(
             TelegramSettings(base_url=fake.base_url), {"CALLWATCH_TELEGRAM_TOKEN": TOKEN},
             pacer=Pacer(per_second=CAP, enabled=pacing))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,8 +12,9 @@ from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
 from tracker.delivery import channels_table, deliveries_table, subscribers_table, sync_subscribers
+from tracker.dispatch import dispatch
 from tracker.models import CallRecord, Change, ChangeKind
-from tracker.ports import Message
+from tracker.ports import Message, Notifier
 from tracker.render import AlertItem, render_alert, render_digest, render_reminder
 from tracker.subscribers import Subscriber
 
@@ -101,6 +103,37 @@ def queue_alerts(engine: Engine, channel: str, addresses: Sequence[str], now: da
              "created_at": now}
             for tag, address in zip(tags, addresses, strict=True)])
     return tags
+
+
+def dispatch_once(engine: Engine, channel: str, notifier: Notifier, now: datetime) -> None:
+    """One dispatch pass at ``now`` through ``notifier`` alone, closed afterwards."""
+
+    async def one_pass() -> None:
+        try:
+            await dispatch(engine, {channel: notifier}, lambda: now)
+        finally:
+            await notifier.aclose()
+
+    asyncio.run(one_pass())
+
+
+def outbox_row(engine: Engine) -> sa.Row[tuple[object, ...]]:
+    """The outbox's only row."""
+    with engine.connect() as connection:
+        return connection.execute(sa.select(deliveries_table)).one()
+
+
+class FakeEmailChannel:
+    """A channel on the ``Notifier`` port (as "email") with nothing to check or close;
+    each test's subclass says what ``send`` does."""
+
+    channel = "email"
+
+    async def check(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
 
 
 def every_kind(title: str | None = None) -> dict[str, Message]:

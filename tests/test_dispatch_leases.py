@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from notifiers.email import EmailNotifier
 from notifiers.telegram import TelegramNotifier
-from tests.notifier_support import queue_alerts
+from tests.notifier_support import FakeEmailChannel, queue_alerts
 from tracker import db
 from tracker.config import EmailSettings, TelegramSettings
 from tracker.delivery import deliveries_table
@@ -30,7 +30,7 @@ from tracker.dispatch import DispatchReport, dispatch
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram
 from tracker.pacing import pacer_for
-from tracker.ports import Message, Recipient, SendResult
+from tracker.ports import Message, Notifier, Recipient, SendResult
 
 TOKEN = "123456:LEASES"
 LEASE = timedelta(seconds=2)
@@ -56,22 +56,25 @@ def second_engine(database_url: str, engine: Engine) -> Iterator[Engine]:
     other.dispose()
 
 
-Pass = Callable[[], Awaitable[DispatchReport]]
-
-
-async def overlap(engine: Engine, first: Pass, second: Pass) -> tuple[DispatchReport, int]:
-    """Run ``first``; once it has claimed every row, run ``second`` again and again (as the
-    daemon's next dispatch job, its digest job or another worker would) until ``first`` is
-    done. Returns the first pass's report and how many second passes ran."""
-    task = asyncio.create_task(first())
-    while statuses(engine)["pending"] and not task.done():
-        await asyncio.sleep(0.02)
-    passes = 0
-    while not task.done():
-        await second()
-        passes += 1
-        await asyncio.sleep(0.2)
-    return await task, passes
+async def overlap(engine: Engine, second_engine: Engine, channel: str, first: Notifier,
+                  second: Notifier) -> tuple[DispatchReport, int]:
+    """A pass through ``first`` on ``engine``; once it has claimed every row, passes through
+    ``second`` on ``second_engine`` again and again (as the daemon's next dispatch job, its
+    digest job or another worker would) until the first is done; then both channels are
+    closed. Returns the first pass's report and how many second passes ran."""
+    try:
+        task = asyncio.create_task(dispatch(engine, {channel: first}, utc_now, lease=LEASE))
+        while statuses(engine)["pending"] and not task.done():
+            await asyncio.sleep(0.02)
+        passes = 0
+        while not task.done():
+            await dispatch(second_engine, {channel: second}, utc_now, lease=LEASE)
+            passes += 1
+            await asyncio.sleep(0.2)
+        return await task, passes
+    finally:
+        await first.aclose()
+        await second.aclose()
 
 
 def arrivals(texts: Sequence[str], tags: Sequence[str]) -> Counter[str]:
@@ -96,14 +99,7 @@ def test_two_passes_to_a_paced_telegram_group_and_chat_send_each_row_once(
             # SQLite: one process, two passes sharing its channel (the daemon's dispatch and
             # digest jobs); PostgreSQL: a second worker with its own channel and engine
             second = first if engine.dialect.name == "sqlite" else notifier(second_engine)
-            try:
-                return await overlap(
-                    engine,
-                    lambda: dispatch(engine, {"telegram": first}, utc_now, lease=LEASE),
-                    lambda: dispatch(second_engine, {"telegram": second}, utc_now, lease=LEASE))
-            finally:
-                await first.aclose()
-                await second.aclose()
+            return await overlap(engine, second_engine, "telegram", first, second)
 
         report, passes = asyncio.run(main())
         sent = list(fake.sent)
@@ -122,15 +118,8 @@ def test_two_workers_through_a_slow_smtp_relay_send_each_mail_once(
 
         async def main() -> tuple[DispatchReport, int]:
             settings = EmailSettings(host=sink.host, port=sink.port, sender="cw@example.org")
-            first, second = EmailNotifier(settings), EmailNotifier(settings)
-            try:
-                return await overlap(
-                    engine,
-                    lambda: dispatch(engine, {"email": first}, utc_now, lease=LEASE),
-                    lambda: dispatch(second_engine, {"email": second}, utc_now, lease=LEASE))
-            finally:
-                await first.aclose()
-                await second.aclose()
+            return await overlap(engine, second_engine, "email", EmailNotifier(settings),
+                                 EmailNotifier(settings))
 
         report, passes = asyncio.run(main())
         subjects = [str(m.message["subject"]) for m in sink.messages]
@@ -140,11 +129,9 @@ def test_two_workers_through_a_slow_smtp_relay_send_each_mail_once(
     assert statuses(engine) == Counter(sent=len(tags))
 
 
-class Gated:
-    """A channel (the ``Notifier`` port) that records what it sends; with ``gate`` its first
-    send waits until the test opens the gate, as a send stuck on a stalled server would."""
-
-    channel = "email"
+class Gated(FakeEmailChannel):
+    """A channel that records what it sends; with ``gate`` its first send waits until the
+    test opens the gate, as a send stuck on a stalled server would."""
 
     def __init__(self, gate: bool = False) -> None:
         self.sent: list[str] = []
@@ -158,12 +145,6 @@ class Gated:
         await self.gate.wait()
         self.sent.append(message.subject)
         return SendResult(channel=self.channel, address=recipient.address)
-
-    async def check(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
 
 def test_a_pass_never_sends_a_row_another_worker_claimed_after_its_lease_ran_out(

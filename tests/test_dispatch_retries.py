@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tests.notifier_support import queue_alerts, queue_one_email_alert
+from tests.notifier_support import FakeEmailChannel, outbox_row, queue_alerts, queue_one_email_alert
 from tracker.delivery import deliveries_table
 from tracker.dispatch import BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, backoff, dispatch, list_deliveries
 from tracker.errors import ChannelUnavailable
@@ -33,10 +33,8 @@ def test_backoff_never_comes_sooner_than_the_channels_retry_after() -> None:
     assert all(backoff(1, 1) >= BACKOFF * 0.8 for _ in range(20))  # a short one changes nothing
 
 
-class AlwaysBusy:
+class AlwaysBusy(FakeEmailChannel):
     """A channel that is down for as long as the test lasts."""
-
-    channel = "email"
 
     def __init__(self) -> None:
         self.calls = 0
@@ -45,35 +43,25 @@ class AlwaysBusy:
         self.calls += 1
         raise ChannelUnavailable("smtp: 451 try again later", retry_after=None)
 
-    async def check(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
 
 def test_a_message_that_keeps_failing_becomes_one_dead_letter_after_the_limit(engine: Engine) -> None:
     queue_one_email_alert(engine, NOW)
     channel = AlwaysBusy()
     clock = [NOW]
 
-    def row() -> sa.Row[tuple[object, ...]]:
-        with engine.connect() as connection:
-            return connection.execute(sa.select(deliveries_table)).one()
-
     dead_letters: list[str] = []
     for attempt in range(1, MAX_ATTEMPTS + 1):
         report = asyncio.run(dispatch(engine, {"email": channel}, lambda: clock[0]))
         assert channel.calls == attempt
         dead_letters += report.dead_letters
-        current = row()
+        current = outbox_row(engine)
         assert current.attempts == attempt and current.last_error == "smtp: 451 try again later"
         if attempt < MAX_ATTEMPTS:
             assert current.status == "pending" and report.count("retry") == 1
             # not due again before its back-off has passed
             assert asyncio.run(dispatch(engine, {"email": channel}, lambda: clock[0])).outcomes == {}
             clock[0] = current.next_attempt_at.replace(tzinfo=UTC) + timedelta(seconds=1)
-    assert row().status == "dead"
+    assert outbox_row(engine).status == "dead"
     assert dead_letters == ["alert|ana|email|x|match"]  # reported once, for the admin chats
     [listed] = list_deliveries(engine, failed=True)
     assert (listed.subscriber_name, listed.attempts) == ("ana", MAX_ATTEMPTS)
@@ -97,11 +85,8 @@ def test_a_huge_retry_after_is_capped_at_the_longest_backoff(retry_after: float)
     assert backoff(MAX_ATTEMPTS, retry_after) <= MAX_BACKOFF * 1.2
 
 
-class Refusing:
-    """A channel (the ``Notifier`` port) that fails with ``error`` for ``address`` and
-    accepts everyone else."""
-
-    channel = "email"
+class Refusing(FakeEmailChannel):
+    """A channel that fails with ``error`` for ``address`` and accepts everyone else."""
 
     def __init__(self, address: str, error: Exception) -> None:
         self.address = address
@@ -113,12 +98,6 @@ class Refusing:
             raise self.error
         self.accepted.append(recipient.address)
         return SendResult(channel=self.channel, address=recipient.address)
-
-    async def check(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _rows(engine: Engine) -> dict[str, sa.Row[tuple[object, ...]]]:

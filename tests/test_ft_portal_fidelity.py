@@ -11,7 +11,6 @@ Fixtures and their origin: tests/fixtures/ft_portal/README.md.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scrapers._http import PoliteClient
 from scrapers.ft_portal import (
     FtPortalSettings,
     FtPortalSource,
@@ -32,9 +30,10 @@ from scrapers.ft_portal import (
     topic_budget,
 )
 from tests.rules_oracle import match_naive
+from tests.sources_support import scrape
 from tests.test_cli import run
-from tracker.config import HttpSettings
-from tracker.fakes.portal import RECORDINGS, PortalReplayServer
+from tests.test_ft_portal_parse import SAMPLE_2025, SAMPLE_2026, by_identifier
+from tracker.fakes.portal import PortalReplayServer, load_results
 from tracker.models import CallRecord, ChangeKind, ScrapeResult
 from tracker.render import AlertItem, describe_change, render_alert
 from tracker.rules.matcher import match_calls
@@ -53,8 +52,6 @@ BULK_SLICE = FIXTURES / "grantsTenders_slice_2026__halli75_grantfin.json"
 ESC_SEARCH = FIXTURES / "search_ESC-HUMAID-2021-QUAL-LABEL-FP_written.json"
 #: written in the real shape: the bulk object for the real CL6 search row below
 CL6_BULK = FIXTURES / "grantsTenders_HORIZON-CL6-2026-04-GOVERNANCE-01_written.json"
-SAMPLE_2026 = RECORDINGS / "search_response_excerpt_2026__AarhusAI_portal_search_page.json"
-SAMPLE_2025 = FIXTURES / "search_response_pageSize10_2025-05-05__Paul-Mazaingue_ec-funding-alert-api.json"
 
 CBE_TOTAL = 170_760_699
 #: The fixture's author cut the CBE row's budgetOverview after the IAFlag-03 action's
@@ -63,16 +60,8 @@ CBE_TOTAL = 170_760_699
 CBE_TABLE_END = '","deadlineModel":"single-stage","deadlineDates":["2026-09-22"]}]}}'
 
 
-def results(path: Path) -> list[dict[str, Any]]:
-    return json.loads(path.read_text("utf-8"))["results"]
-
-
 def bulk_items(path: Path) -> list[dict[str, Any]]:
     return json.loads(path.read_text("utf-8"))["fundingData"]["GrantTenderObj"]
-
-
-def by_identifier(rows: list[dict[str, Any]], identifier: str) -> dict[str, Any]:
-    return next(r for r in rows if (r.get("metadata") or r).get("identifier") == [identifier])
 
 
 def normalize(row: dict[str, Any], now: datetime = NOW) -> CallRecord:
@@ -83,7 +72,7 @@ def cbe_row(identifier: str, type_of_action: str) -> dict[str, Any]:
     """The recorded CBE row with its budget table completed (CBE_TABLE_END) and, for a
     sibling topic, its own identifier and type of action: the budget table is the call's,
     the same on every topic of HORIZON-JU-CBE-2026 (written in the real shape)."""
-    row = copy.deepcopy(results(CBE_PAGE)[0])
+    row = copy.deepcopy(load_results([CBE_PAGE])[0])
     fields = row["metadata"]
     fields["budgetOverview"] = [fields["budgetOverview"][0] + CBE_TABLE_END]
     if identifier != "HORIZON-JU-CBE-2026-IAFlag-02":
@@ -102,7 +91,7 @@ IAFLAG_03 = ("HORIZON-JU-CBE-2026-IAFlag-03", "HORIZON-JU-IA HORIZON JU Innovati
 
 def test_the_recorded_cbe_table_gives_the_call_total_on_every_topic() -> None:
     """The real row as recorded: each action of the one budget line carries 170,760,699."""
-    recorded = results(CBE_PAGE)[0]["metadata"]["budgetOverview"][0]
+    recorded = load_results([CBE_PAGE])[0]["metadata"]["budgetOverview"][0]
     table = json.loads(recorded + CBE_TABLE_END)
     [line] = table["budgetTopicActionMap"].values()
     assert [a["budgetYearMap"] for a in line] == [{"2026": str(CBE_TOTAL)}] * 2
@@ -125,7 +114,7 @@ def test_equal_figures_on_separate_lines_stay_each_topics_own() -> None:
     """Real 2022 SNS JU table: STREAM-B-01-03 and STREAM-C-01-01 both have EUR 25 M, each
     on its own line: that is each topic's budget, not a shared one (and C's 3 × 10 M is
     only a ceiling)."""
-    row = by_identifier(results(SAMPLE_2025), "HORIZON-JU-SNS-2022-STREAM-A-01-06")
+    row = by_identifier(load_results([SAMPLE_2025]), "HORIZON-JU-SNS-2022-STREAM-A-01-06")
     table = json.loads(row["metadata"]["budgetOverview"][0])
     for topic in ("HORIZON-JU-SNS-2022-STREAM-C-01-01", "HORIZON-JU-SNS-2022-STREAM-B-01-03"):
         figures = topic_budget(table, topic)
@@ -134,7 +123,7 @@ def test_equal_figures_on_separate_lines_stay_each_topics_own() -> None:
 
 def test_a_budget_line_shared_by_several_topics_of_an_old_table() -> None:
     """Real 2022 CEF row: four topics under one key carry EUR 2 bn together."""
-    call = normalize(by_identifier(results(SAMPLE_2025), "CEF-T-2022-CORECOEN-MARP-WORKS"))
+    call = normalize(by_identifier(load_results([SAMPLE_2025]), "CEF-T-2022-CORECOEN-MARP-WORKS"))
     assert call.budget_eur is None  # no per-grant figures: the topic's own budget is unknown
     assert (call.call_budget_eur, call.call_budget_topics) == (2_000_000_000, 4)
 
@@ -234,7 +223,7 @@ def test_the_recorded_bulk_file_gives_the_search_apis_record() -> None:
     result = bulk_to_result(item)
     assert result is not None
     from_bulk = normalize(result)
-    from_search = normalize(results(ESC_SEARCH)[0])
+    from_search = normalize(load_results([ESC_SEARCH])[0])
     assert from_bulk.action_type == from_search.action_type == "CERT"
     assert from_bulk.deadlines[-1] == datetime(2026, 9, 22, 15, 0, tzinfo=UTC)  # 17:00 CEST
     assert_same_record_where_the_file_has_the_data(
@@ -245,7 +234,7 @@ def test_the_bulk_file_gives_the_type_of_action_and_deadline_model_of_the_search
     """The real CL6 search row against its bulk object (written in the shape of the recorded
     slice): the deadline model comes from the action's ``submissionProcedure``, as the
     file's own ``deadlineModel`` is ``{}``."""
-    from_search = normalize(by_identifier(results(SAMPLE_2026), "HORIZON-CL6-2026-04-GOVERNANCE-01"))
+    from_search = normalize(by_identifier(load_results([SAMPLE_2026]), "HORIZON-CL6-2026-04-GOVERNANCE-01"))
     result = bulk_to_result(bulk_items(CL6_BULK)[0])
     assert result is not None
     from_bulk = normalize(result)
@@ -260,14 +249,8 @@ def test_the_degraded_fallback_reads_the_recorded_bulk_file() -> None:
         settings = FtPortalSettings(
             search_url=server.search_url, bulk_url=server.bulk_url,
             programmes=("Erasmus+", "European Solidarity Corps"))
-
-        async def go() -> ScrapeResult:
-            fast = HttpSettings(delay=0, backoff=0.01, max_backoff=0.05, retries=1, timeout=5)
-            async with PoliteClient(fast) as client:
-                return await FtPortalSource("ft_portal", settings, client).scrape(
-                    datetime(2026, 3, 1, tzinfo=UTC))
-
-        scraped = asyncio.run(go())
+        scraped = scrape(lambda http: FtPortalSource("ft_portal", settings, http),
+                         datetime(2026, 3, 1, tzinfo=UTC))
     assert scraped.degraded
     kinds = {r.native_id: r.action_type for r in scraped.records}
     assert kinds == {"ERASMUS-EDU-2022-ECHE-CERT-FP": "CERT", "ESC-HUMAID-2021-QUAL-LABEL-FP": "CERT"}
@@ -277,7 +260,7 @@ def test_the_degraded_fallback_reads_the_recorded_bulk_file() -> None:
 
 def test_untranslated_bulgarian_copies_are_english() -> None:
     """The 2025 sample holds ``bg`` copies only, whose titles and texts are English."""
-    for row in results(SAMPLE_2025):
+    for row in load_results([SAMPLE_2025]):
         assert row["language"] == "bg"
         assert normalize(row).language == "en", row["metadata"]["identifier"]
 
@@ -294,7 +277,7 @@ def copy_labelled(row: dict[str, Any], language: str) -> dict[str, Any]:
 
 
 def test_spanish_and_romanian_copies_of_an_english_text_are_english() -> None:
-    english = by_identifier(results(SAMPLE_2026), "HORIZON-CL6-2026-04-GOVERNANCE-01")
+    english = by_identifier(load_results([SAMPLE_2026]), "HORIZON-CL6-2026-04-GOVERNANCE-01")
     copies = [copy_labelled(english, "es"), copy_labelled(english, "ro")]
     records, invalid = normalize_all(copies, source="ft_portal", portal_url=PORTAL, now=NOW)
     assert invalid == 0
@@ -304,7 +287,7 @@ def test_spanish_and_romanian_copies_of_an_english_text_are_english() -> None:
 
 def test_a_translated_copy_keeps_its_language() -> None:
     translated = copy_labelled(
-        by_identifier(results(SAMPLE_2026), "HORIZON-CL6-2026-04-GOVERNANCE-01"), "es")
+        by_identifier(load_results([SAMPLE_2026]), "HORIZON-CL6-2026-04-GOVERNANCE-01"), "es")
     translated["metadata"]["title"] = [
         "Actividades adicionales para la Asociación Europea de Agricultura de Datos"]
     translated["metadata"]["descriptionByte"] = [

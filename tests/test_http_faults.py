@@ -214,26 +214,22 @@ def test_the_daemons_scrape_job_has_the_same_ceiling(
 
 # -- 9. redirects and protocols --------------------------------------------------------------
 
-def test_a_redirect_loop_is_a_permanent_source_error_not_a_crash() -> None:
-    async def go() -> None:
-        async with loopback_client(retries=3) as http:
-            await http.request("GET", site.url + "/loop")
-
-    with FixtureSite({"/loop": Reply(302, headers={"Location": "/loop"})}) as site, \
-            pytest.raises(SourceRejected, match=f"more than {MAX_REDIRECTS} redirects"):
-        asyncio.run(go())
-    assert len(site.requests) == MAX_REDIRECTS + 1  # one walk, not retried
-
-
-def test_a_redirect_to_a_file_url_is_refused_at_once() -> None:
+@pytest.mark.parametrize(("location", "error", "requests"), [
+    # a loop: one walk, not retried
+    pytest.param("/calls", f"more than {MAX_REDIRECTS} redirects", MAX_REDIRECTS + 1, id="loop"),
+    pytest.param("file:///etc/passwd", r"/calls to file:///etc/passwd refused: not http or https",
+                 1, id="file-url-refused-at-once"),
+])
+def test_a_bad_redirect_is_a_permanent_source_error_not_a_crash(
+        location: str, error: str, requests: int) -> None:
     async def go() -> None:
         async with loopback_client(retries=3) as http:
             await http.request("GET", site.url + "/calls")
 
-    with FixtureSite({"/calls": Reply(302, headers={"Location": "file:///etc/passwd"})}) as site, \
-            pytest.raises(SourceRejected, match=r"/calls to file:///etc/passwd refused: not http or https"):
+    with FixtureSite({"/calls": Reply(302, headers={"Location": location})}) as site, \
+            pytest.raises(SourceRejected, match=error):
         asyncio.run(go())
-    assert len(site.requests) == 1
+    assert len(site.requests) == requests
 
 
 @pytest.mark.parametrize("url", ["gopher://127.0.0.1:70/1", "ftp://127.0.0.1/calls.json"])

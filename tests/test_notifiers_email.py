@@ -18,17 +18,21 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
 from notifiers.email import EmailNotifier, build_email
-from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind, queue_one_email_alert
+from tests.notifier_support import (
+    HOSTILE_TITLE,
+    LONG_TITLE,
+    dispatch_once,
+    every_kind,
+    outbox_row,
+    queue_one_email_alert,
+)
 from tests.tls_support import Authority
 from tracker.cli import cli
 from tracker.config import EmailSettings
-from tracker.delivery import deliveries_table
-from tracker.dispatch import dispatch
 from tracker.errors import ChannelGone, ChannelUnavailable, ConfigError, TransientError
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.pipeline import check_notifiers
@@ -311,22 +315,14 @@ def test_queued_mail_waits_for_the_certificate_to_be_trusted(
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     queue_one_email_alert(engine, now)
 
-    def row() -> sa.Row[tuple[object, ...]]:
-        with engine.connect() as connection:
-            return connection.execute(sa.select(deliveries_table)).one()
-
-    async def dispatch_with(notifier: EmailNotifier) -> None:
-        try:
-            await dispatch(engine, {"email": notifier}, lambda: now)
-        finally:
-            await notifier.aclose()
-
     with SmtpSink(tls=relay_tls) as sink:
-        asyncio.run(dispatch_with(EmailNotifier(settings(sink, security="starttls"))))
-        assert (row().status, row().attempts) == ("pending", 0)
-        asyncio.run(dispatch_with(EmailNotifier(
-            settings(sink, security="starttls", ca_file=str(authority.ca_file)))))
-    assert (row().status, row().attempts) == ("sent", 1)
+        dispatch_once(engine, "email", EmailNotifier(settings(sink, security="starttls")), now)
+        row = outbox_row(engine)
+        assert (row.status, row.attempts) == ("pending", 0)
+        dispatch_once(engine, "email", EmailNotifier(
+            settings(sink, security="starttls", ca_file=str(authority.ca_file))), now)
+    row = outbox_row(engine)
+    assert (row.status, row.attempts) == ("sent", 1)
     assert [m.rcpt_tos for m in sink.messages] == [("ana@example.org",)]
 
 

@@ -12,15 +12,20 @@ from ipaddress import ip_address
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from notifiers.webhook import WebhookNotifier, sign, webhook_body
-from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind, item, queue_one_alert
+from tests.notifier_support import (
+    HOSTILE_TITLE,
+    LONG_TITLE,
+    dispatch_once,
+    every_kind,
+    item,
+    outbox_row,
+    queue_one_alert,
+)
 from tracker.config import WebhookSettings
-from tracker.delivery import deliveries_table
 from tracker.destinations import Address
-from tracker.dispatch import dispatch
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.fakes.webhook_receiver import WebhookReceiver, verify
 from tracker.ports import Message, Recipient, SendResult, WebhookFormat
@@ -218,18 +223,9 @@ def test_a_hostile_retry_after_puts_the_row_back_to_pending_with_a_sane_time(
         hooks.respond_with.append(status)
         hooks.retry_after[status] = value
         queue_one_alert(engine, NOW, "webhook", hooks.endpoint())
-        notifier = WebhookNotifier(clock=NOW.timestamp)
-
-        async def one_pass() -> None:
-            try:
-                await dispatch(engine, {"webhook": notifier}, lambda: NOW)
-            finally:
-                await notifier.aclose()
-
-        asyncio.run(one_pass())
+        dispatch_once(engine, "webhook", WebhookNotifier(clock=NOW.timestamp), NOW)
         assert len(hooks.received) == 1
-    with engine.connect() as connection:
-        row = connection.execute(sa.select(deliveries_table)).one()
+    row = outbox_row(engine)
     assert (row.status, row.attempts, row.lease_until) == ("pending", 1, None)
     delay = row.next_attempt_at.replace(tzinfo=UTC) - NOW
     assert timedelta(0) < delay <= timedelta(hours=2)
@@ -315,15 +311,6 @@ def test_localhost_and_loopback_are_sent_to(receiver: WebhookReceiver) -> None:
 def test_a_private_address_in_the_outbox_becomes_a_dead_letter_not_a_request(engine: Engine) -> None:
     """An address stored before (or a file loaded with allow_private) and sent without it."""
     queue_one_alert(engine, NOW, "webhook", "http://10.255.255.1/hook")
-    notifier = WebhookNotifier()
-
-    async def one_pass() -> None:
-        try:
-            await dispatch(engine, {"webhook": notifier}, lambda: NOW)
-        finally:
-            await notifier.aclose()
-
-    asyncio.run(one_pass())
-    with engine.connect() as connection:
-        row = connection.execute(sa.select(deliveries_table)).one()
+    dispatch_once(engine, "webhook", WebhookNotifier(), NOW)
+    row = outbox_row(engine)
     assert row.status == "dead" and "notifiers.webhook.allow_private" in row.last_error

@@ -164,10 +164,12 @@ base_url = "{telegram.base_url}"
         yield World(portal, telegram, config, database_url, engine)
 
 
-def _cycle(world: World) -> Result:
+def _cycle(world: World) -> list[str]:
+    """One ``run --once`` that succeeds; the texts it sent to Telegram."""
+    count = len(world.telegram.sent)
     result = world.callwatch("run", "--once")
     assert result.exit_code == 0, result.output
-    return result
+    return world.sent_since(count)
 
 
 def test_the_clock_opens_and_closes_calls_without_a_scrape_and_tells_once(world: World) -> None:
@@ -206,9 +208,7 @@ def test_the_clock_opens_and_closes_calls_without_a_scrape_and_tells_once(world:
     outbox = world.outbox()
     assert outbox == 2
 
-    count = len(world.telegram.sent)
-    _cycle(world)  # no scrape: the statuses step stores what the clock did
-    opened = world.sent_since(count)
+    opened = _cycle(world)  # no scrape: the statuses step stores what the clock did
     assert len(opened) == 2  # one alert per call, nothing more
     assert all("Now open for submission" in text for text in opened)
     assert any(EDF_TITLE in text for text in opened) and any(CL4_TITLE in text for text in opened)
@@ -219,9 +219,7 @@ def test_the_clock_opens_and_closes_calls_without_a_scrape_and_tells_once(world:
         assert [(c.kind, c.old, c.new) for c in status_events] == [
             (ChangeKind.OPENED, "forthcoming", "open")]
     world.now += timedelta(hours=1)
-    count = len(world.telegram.sent)
-    _cycle(world)
-    assert world.sent_since(count) == []  # told once
+    assert _cycle(world) == []  # told once
 
     # -- CL4's deadline passed; EDF has a cut-off left ---------------------------------------
     world.now = CL4_CLOSED
@@ -232,28 +230,20 @@ def test_the_clock_opens_and_closes_calls_without_a_scrape_and_tells_once(world:
         EDF: "open", CL4: "closed"}
     assert [m["call_id"] for m in world.json("match", "--all", "--format", "json")] == [EDF]
     assert world.statuses() == {EDF: "open", CL4: "open"}  # not stored yet
-    count = len(world.telegram.sent)
-    _cycle(world)
-    closed = world.sent_since(count)
+    closed = _cycle(world)
     assert len(closed) == 1 and CL4_TITLE in closed[0] and "Closed for submission" in closed[0]
     world.now += timedelta(hours=1)
-    count = len(world.telegram.sent)
-    _cycle(world)
-    assert world.sent_since(count) == []
+    assert _cycle(world) == []
 
     # -- EDF's last cut-off passed -------------------------------------------------------------
     world.now = BOTH_CLOSED
     assert world.json("calls", "list", "--format", "json") == []
     assert {c["id"]: c["status"] for c in world.json("export", "json")} == {
         EDF: "closed", CL4: "closed"}
-    count = len(world.telegram.sent)
-    _cycle(world)
-    closed = world.sent_since(count)
+    closed = _cycle(world)
     assert len(closed) == 1 and EDF_TITLE in closed[0] and "Closed for submission" in closed[0]
     world.now += timedelta(days=1)
-    count = len(world.telegram.sent)
-    _cycle(world)
-    assert world.sent_since(count) == []
+    assert _cycle(world) == []
     assert world.statuses() == {EDF: "closed", CL4: "closed"}
     assert len(world.portal.searches) == searches  # no scrape since the first cycle
 
@@ -339,9 +329,7 @@ def test_match_and_calls_list_only_look(world: World) -> None:
         world.json("match", "--format", "json")
         world.json("calls", "list", "--format", "json")
     assert world.statuses() == {EDF: "forthcoming", CL4: "forthcoming"}
-    count = len(world.telegram.sent)
-    _cycle(world)
-    assert len(world.sent_since(count)) == 2
+    assert len(_cycle(world)) == 2
 
 
 @pytest.mark.parametrize(("opening", "deadlines", "stated", "expected"), [
