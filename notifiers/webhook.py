@@ -20,9 +20,7 @@ any other secret. Receivers check the HMAC, reject stale timestamps and may drop
 Destinations: a URL at a link-local or cloud metadata address, with a user name or
 password, or (without ``allow_private``) at a private address is refused before anything is
 sent (``ChannelRejected``), the host name resolved first (``tracker.destinations`` says
-which addresses are which; loopback is allowed). One lookup of a host stands for
-``RESOLVED_FOR`` seconds, so a pass that sends many messages to one Slack or Teams host
-asks the resolver once, not once a message.
+which addresses are which; loopback is allowed).
 
 Answers: 2xx delivered; 408, 429 (Retry-After honoured, read by ``tracker.retry_after``:
 delta-seconds or an HTTP-date, at most an hour, garbage ignored), 5xx, timeouts and connection
@@ -63,9 +61,6 @@ from tracker.retry_after import retry_after_seconds
 USER_AGENT = "callwatch-webhook/1 (+https://github.com/callwatch/callwatch)"
 #: looks a host name up: every address it has, for the port the request goes to
 Resolver = Callable[[str, int], Awaitable[Sequence[Address]]]
-#: seconds one lookup of a webhook's host is used for the POSTs after it (a failed lookup
-#: is not kept)
-RESOLVED_FOR = 60.0
 
 
 async def resolve_host(host: str, port: int) -> list[Address]:
@@ -117,7 +112,6 @@ class WebhookNotifier:
         self._clock = clock
         self._allow_private = allow_private
         self._resolve = resolve
-        self._resolved: dict[tuple[str, int], tuple[float, Sequence[Address]]] = {}
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT})
@@ -176,8 +170,7 @@ class WebhookNotifier:
         that resolves to a forbidden address, and rows queued under other settings. A name
         that does not resolve here is left to the client (its own lookup fails the same
         way, or a proxy resolves it). The client looks the name up again when it connects,
-        so a DNS server that changes its answer within that moment, or within the
-        ``RESOLVED_FOR`` seconds a lookup is kept, is not caught.
+        so a DNS server that changes its answer within that moment is not caught.
         """
         problem = webhook_url_problem(url, allow_private=self._allow_private)
         if problem:
@@ -188,7 +181,7 @@ class WebhookNotifier:
             return None  # an address literal was judged above; localhost is this machine
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         try:
-            addresses = await self._addresses(host, port)
+            addresses = await self._resolve(host, port)
         except (OSError, UnicodeError):
             return None
         for address in addresses:
@@ -196,16 +189,6 @@ class WebhookNotifier:
             if problem:
                 return f"{host} resolves to {problem}"
         return None
-
-    async def _addresses(self, host: str, port: int) -> Sequence[Address]:
-        """``host``'s addresses: the lookup of the last ``RESOLVED_FOR`` seconds, else a new one."""
-        now = self._clock()
-        kept = self._resolved.get((host, port))
-        if kept is not None and 0 <= now - kept[0] < RESOLVED_FOR:  # a clock set back: ask again
-            return kept[1]
-        addresses = await self._resolve(host, port)
-        self._resolved[(host, port)] = (now, addresses)
-        return addresses
 
     async def check(self) -> None:
         """Nothing to reach at start: every subscriber has an endpoint of its own."""

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from notifiers.webhook import RESOLVED_FOR, WebhookNotifier, sign, webhook_body
+from notifiers.webhook import WebhookNotifier, sign, webhook_body
 from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, every_kind, item, queue_one_alert
 from tracker.config import WebhookSettings
 from tracker.delivery import deliveries_table
@@ -300,43 +300,6 @@ def test_a_name_is_resolved_before_the_post_and_judged_by_its_addresses() -> Non
     error = refused(WebhookNotifier(resolve=resolve, allow_private=True), "http://sneaky.example:81/x")
     assert "sneaky.example resolves to 169.254.169.254" in str(error)
     assert asked == [("hooks.intranet.example", 443), ("sneaky.example", 81)]
-
-
-def test_a_lookup_stands_for_resolved_for_seconds_and_a_failed_one_is_not_kept() -> None:
-    """A pass of many messages to one host asks the resolver once; after RESOLVED_FOR, or
-    after a lookup that failed, it asks again, so a changed answer is still caught."""
-    answers = {"hooks.example": ip_address("10.0.0.9")}
-    asked: list[str] = []
-    clock = [NOW.timestamp()]
-
-    async def resolve(host: str, port: int) -> list[Address]:
-        asked.append(host)
-        if host not in answers:
-            raise OSError("no such host")
-        return [answers[host]]
-
-    notifier = WebhookNotifier(resolve=resolve, clock=lambda: clock[0])
-
-    async def problems() -> list[str | None]:
-        url, flaky = "https://hooks.example/a", "https://flaky.example/a"
-        seen = [await notifier.destination_problem(url) for _ in range(3)]
-        seen.append(await notifier.destination_problem(flaky))  # fails: left to the client
-        answers["flaky.example"] = ip_address("169.254.169.254")
-        seen.append(await notifier.destination_problem(flaky))
-        answers["hooks.example"] = ip_address("169.254.169.254")
-        clock[0] += RESOLVED_FOR - 1
-        seen.append(await notifier.destination_problem(url))  # the kept lookup
-        clock[0] += 1
-        seen.append(await notifier.destination_problem(url))  # asked again
-        await notifier.aclose()
-        return seen
-
-    seen = asyncio.run(problems())
-    assert asked == ["hooks.example", "flaky.example", "flaky.example", "hooks.example"]
-    assert [p and p.split(" is ")[0] for p in seen] == [
-        "hooks.example resolves to 10.0.0.9", "hooks.example resolves to 10.0.0.9",
-        "hooks.example resolves to 10.0.0.9", None, "flaky.example resolves to 169.254.169.254",
-        "hooks.example resolves to 10.0.0.9", "hooks.example resolves to 169.254.169.254"]
 
 
 def test_localhost_and_loopback_are_sent_to(receiver: WebhookReceiver) -> None:
