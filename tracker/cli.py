@@ -320,9 +320,9 @@ def sources_command(app: App, fmt: str, accept: str | None) -> None:
 
     store = app.store()
     if accept is not None:
-        if accept not in app.settings.sources:
-            known = ", ".join(sorted(app.settings.sources)) or "none"
-            raise click.UsageError(f"unknown source {accept} (configured: {known})")
+        from tracker.pipeline import select_sources
+
+        select_sources(app.settings, [accept])  # a source not configured: exit 2, as `scrape`
         accepted = store.accept_level(accept, app.now())
         if accepted is None:
             raise click.ClickException(f"{accept} has never run: there is no level to accept")

@@ -18,6 +18,7 @@ command fetches or sends anything, not after.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,8 +204,13 @@ def make_engine(url: str) -> Engine:
 
 #: what a SQLite primary result code (the low byte of an extended one) says about the file;
 #: SQLITE_ERROR (1), a bad statement, is not here: that is a bug, not an unusable database
-_SQLITE_KINDS = {5: "locked", 6: "locked", 3: "read-only", 8: "read-only", 14: "cannot open",
-                 11: "not a database", 26: "not a database", 10: "other", 13: "other"}
+_SQLITE_KINDS = {
+    sqlite3.SQLITE_BUSY: "locked", sqlite3.SQLITE_LOCKED: "locked",
+    sqlite3.SQLITE_PERM: "read-only", sqlite3.SQLITE_READONLY: "read-only",
+    sqlite3.SQLITE_CANTOPEN: "cannot open",
+    sqlite3.SQLITE_CORRUPT: "not a database", sqlite3.SQLITE_NOTADB: "not a database",
+    sqlite3.SQLITE_IOERR: "other", sqlite3.SQLITE_FULL: "other",
+}
 #: what a PostgreSQL SQLSTATE says; the classes of _PG_UNREACHABLE mean no usable connection
 _PG_KINDS = {"55P03": "locked", "25006": "read-only server", "42501": "no privilege"}
 _PG_UNREACHABLE = ("08", "28", "3D", "57P", "53300")
@@ -238,16 +244,16 @@ def _reason(exc: sa.exc.DBAPIError, url: sa.URL) -> str:
 
 def _kind(exc: sa.exc.DBAPIError, backend: str) -> str | None:
     """Which of ``_MESSAGES`` fits ``exc``, from the driver's code (never its wording)."""
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    kind = _SQLITE_KINDS.get(code & 0xFF) if isinstance(code, int) else None
-    if backend == "postgresql":
-        sqlstate = getattr(exc.orig, "sqlstate", None)
-        kind = _PG_KINDS.get(sqlstate or "")
-        no_server = sqlstate is None and isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
-        if no_server or (sqlstate or "").startswith(_PG_UNREACHABLE):
-            kind = "unreachable"
-        if kind is None and isinstance(exc, sa.exc.OperationalError):
-            kind = "other"  # shut down, out of resources, a deadlock: one line, not a traceback
+    if backend != "postgresql":
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        return _SQLITE_KINDS.get(code & 0xFF) if isinstance(code, int) else None
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    no_server = sqlstate is None and isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+    if no_server or (sqlstate or "").startswith(_PG_UNREACHABLE):
+        return "unreachable"
+    kind = _PG_KINDS.get(sqlstate or "")
+    if kind is None and isinstance(exc, sa.exc.OperationalError):
+        kind = "other"  # shut down, out of resources, a deadlock: one line, not a traceback
     return kind
 
 

@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -50,6 +50,11 @@ class PackagedSource:
     name: str
     comment: str
     values: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """The plugin: ``kind`` when the values set it, else the instance's own name."""
+        return str(self.values.get("kind") or self.name)
 
 
 #: The source instances callwatch ships, in the order of defaults.toml.
@@ -150,10 +155,9 @@ def _packaged_kinds(
     """Plugin kind → the packaged instances of that kind, in packaged order."""
     kinds: dict[str, list[str]] = {}
     for source in packaged:
-        kind = str(source.values.get("kind") or source.name)
-        if kind not in plugins:
-            raise ValueError(f"packaged source {source.name}: no plugin of kind {kind!r}")
-        kinds.setdefault(kind, []).append(source.name)
+        if source.kind not in plugins:
+            raise ValueError(f"packaged source {source.name}: no plugin of kind {source.kind!r}")
+        kinds.setdefault(source.kind, []).append(source.name)
     return kinds
 
 
@@ -187,7 +191,7 @@ def _model_rows(model: type[BaseModel], prefix: str) -> Iterator[SettingRow]:
         sub = _sub_model(info)
         if sub is not None:
             yield from _model_rows(sub, f"{prefix}{name}.")
-        elif name != "sources":
+        else:
             yield _row(f"{prefix}{name}", info)
 
 
@@ -293,7 +297,7 @@ def _reads_empty_as_unset(model: type[BaseModel], name: str, values: Mapping[str
 
 
 def _table_lines(
-    model: type[BaseModel], values: Mapping[str, Any], fields: Iterator[tuple[str, FieldInfo]]
+    model: type[BaseModel], values: Mapping[str, Any], fields: Iterable[tuple[str, FieldInfo]]
 ) -> list[str]:
     lines: list[str] = []
     for name, info in fields:
@@ -320,7 +324,7 @@ def _section_lines(model: type[BaseModel], path: str) -> list[str]:
     leaves = [(n, i) for n, i in _settings_fields(model) if _sub_model(i) is None]
     lines: list[str] = []
     if leaves:
-        keys = _table_lines(model, {}, iter(leaves))
+        keys = _table_lines(model, {}, leaves)
         has_values = any(not line.startswith("#") for line in keys)
         header = f"[{path}]" if has_values else f"# [{path}]"
         doc = _doc(model)
@@ -346,12 +350,12 @@ def render_defaults(
         elif name == "sources":
             lines += ["", *(f"# {line}" for line in SOURCES_HEADER.splitlines())]
             for source in packaged:
-                plugin = plugins[str(source.values.get("kind") or source.name)]
+                plugin = plugins[source.kind]
                 # kind only where set: the sources header explains it once
                 ordered = [(key, info) for key, info in _settings_fields(plugin.settings)
                            if key != "kind" or key in source.values]
                 lines += ["", *_comment(source.comment), f"[sources.{source.name}]",
-                          *_table_lines(plugin.settings, source.values, iter(ordered))]
+                          *_table_lines(plugin.settings, source.values, ordered)]
     return "\n".join(lines) + "\n"
 
 
@@ -385,8 +389,7 @@ def default_differences(
     """
     sources = {}
     for source in packaged:
-        plugin = plugins[str(source.values.get("kind") or source.name)]
-        sources[source.name] = plugin.settings.model_validate(dict(source.values))
+        sources[source.name] = plugins[source.kind].settings.model_validate(dict(source.values))
     declared = Settings.model_validate({
         "profiles": {"directory": loaded.profiles.directory},
         "subscribers": {"directory": loaded.subscribers.directory},

@@ -51,11 +51,12 @@ def call_as_json(call: StoredCall, now: datetime) -> dict[str, Any]:
     every stored field (``next_deadline`` after ``deadlines``), and what the store knows of
     its life (first and last seen, last changed, still listed)."""
     record = call.record
+    next_deadline = isoformat_utc(record.next_deadline(now))
     data: dict[str, Any] = {"id": record.id}
     for name, value in record_fields(record).items():
         data[name] = value
         if name == "deadlines":
-            data["next_deadline"] = isoformat_utc(record.next_deadline(now))
+            data["next_deadline"] = next_deadline
     data.update({
         "first_seen": isoformat_utc(call.first_seen),
         "last_seen": isoformat_utc(call.last_seen),

@@ -20,20 +20,14 @@ from tracker.db import DismissalRow, MatchRow, ProfileRow, ProfileRunRow
 from tracker.models import CallRecord
 from tracker.rules.matcher import Match
 from tracker.rules.profiles import Profile, ProfileError, ProfileProblem, validate_profile
-from tracker.store import StoredCall, _insert, calls_table
+from tracker.store import StoredCall, _chunks, _insert, calls_table
 
 profiles_table: sa.Table = ProfileRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
 dismissals_table: sa.Table = DismissalRow.__table__  # type: ignore[attr-defined]
 matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
 runs_table: sa.Table = ProfileRunRow.__table__  # type: ignore[attr-defined]
 
-_CHUNK = 500  # rows or ids per statement: well under SQLite's bound-parameter limit
 DATABASE_ORIGIN = "database"
-
-
-def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class RulesStore:
@@ -117,9 +111,8 @@ class RulesStore:
             with self.engine.begin() as own:
                 return self.record_matches(matches, now, own)
         recorded: list[Match] = []
-        for start in range(0, len(matches), _CHUNK):
-            chunk = matches[start:start + _CHUNK]
-            known = _recorded_pairs(connection, chunk)
+        for chunk in _chunks(matches):
+            flagged = _flagged(connection, chunk)  # before the upsert records the new pairs
             rows = [
                 {"profile": m.profile, "call_id": m.call_id, "score": m.score,
                  "reasons": list(m.reasons), "first_matched": now, "last_matched": now}
@@ -131,7 +124,7 @@ class RulesStore:
                 set_={"score": statement.excluded.score, "reasons": statement.excluded.reasons,
                       "last_matched": statement.excluded.last_matched},
             ), rows)
-            recorded.extend(m._replace(new=(m.profile, m.call_id) not in known) for m in chunk)
+            recorded.extend(flagged)
         return recorded
 
     def flag_new(self, matches: Sequence[Match]) -> list[Match]:
@@ -141,13 +134,8 @@ class RulesStore:
         notifier reads to tell a first match (an alert) from a repeat, so a look at the
         matches must leave them as they are.
         """
-        flagged: list[Match] = []
         with self.engine.connect() as connection:
-            for start in range(0, len(matches), _CHUNK):
-                chunk = matches[start:start + _CHUNK]
-                known = _recorded_pairs(connection, chunk)
-                flagged.extend(m._replace(new=(m.profile, m.call_id) not in known) for m in chunk)
-        return flagged
+            return [m for chunk in _chunks(matches) for m in _flagged(connection, chunk)]
 
     def matched_calls(self, profile: str) -> set[str]:
         """Ids of every call ever recorded as matching ``profile``."""
@@ -193,10 +181,11 @@ class RulesStore:
         ]
 
 
-def _recorded_pairs(connection: Connection, matches: Sequence[Match]) -> set[tuple[str, str]]:
-    """The (profile, call id) pairs of ``matches`` (at most ``_CHUNK``) already recorded."""
+def _flagged(connection: Connection, matches: Sequence[Match]) -> list[Match]:
+    """``matches`` (one chunk) with ``new`` set for the (profile, call id) pairs not recorded."""
     call_ids = sorted({m.call_id for m in matches})
     names = sorted({m.profile for m in matches})
-    return {(p, c) for p, c in connection.execute(
+    known = {(p, c) for p, c in connection.execute(
         sa.select(matches_table.c.profile, matches_table.c.call_id).where(
             matches_table.c.call_id.in_(call_ids), matches_table.c.profile.in_(names)))}
+    return [m._replace(new=(m.profile, m.call_id) not in known) for m in matches]
