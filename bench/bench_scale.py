@@ -282,6 +282,34 @@ def throughput(url: str, messages: int, worker_counts: list[int]) -> list[dict[s
     return results
 
 
+def outbox_fingerprint(url: str) -> tuple[str, int]:
+    """SHA-256 over every outbox row the round wrote (key, channel, kind, call, the message
+    with its shared body resolved), in key order: a refactor that must not change what is
+    sent compares this before and after (``--fingerprint``)."""
+    import hashlib
+
+    from tracker.delivery import bodies_table
+
+    engine = db.make_engine(url)
+    digest = hashlib.sha256()
+    rows = 0
+    query = (sa.select(deliveries_table.c.key, deliveries_table.c.channel, deliveries_table.c.kind,
+                       deliveries_table.c.call_id, deliveries_table.c.message,
+                       bodies_table.c.message.label("body"))
+             .select_from(deliveries_table.outerjoin(
+                 bodies_table, bodies_table.c.id == deliveries_table.c.body_id))
+             .order_by(deliveries_table.c.key))
+    with engine.connect() as connection:
+        for row in connection.execute(query):
+            message = row.body if row.body is not None else row.message
+            digest.update(json.dumps([row.key, row.channel, row.kind, row.call_id, message],
+                                     sort_keys=True, ensure_ascii=False).encode())
+            digest.update(b"\n")
+            rows += 1
+    engine.dispose()
+    return digest.hexdigest(), rows
+
+
 def explain(url: str) -> None:
     """EXPLAIN ANALYZE of the queries that grow with the data, on the schema as the run left it."""
     from tracker.delivery import changes_table, digest_entries_table, subscriptions_table
@@ -337,6 +365,8 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--round", metavar="URL", help=argparse.SUPPRESS)  # the child process
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
+    parser.add_argument("--fingerprint", action="store_true",
+                        help="print a SHA-256 of every outbox row the round wrote, then stop")
     parser.add_argument("--explain", action="store_true",
                         help="print the plans of the growing queries after the round")
     args = parser.parse_args()
@@ -361,6 +391,10 @@ def main() -> int:
         print(f"peak RSS (round):   {result['peak_rss_mib']:.0f} MiB (target < 1024 MiB)")
         print(f"outbox + entries:   {result['tables_mib']:.0f} MiB on disk")
         ok = result["total_s"] < 120 and result["peak_rss_mib"] < 1024
+        if args.fingerprint:
+            sha, rows = outbox_fingerprint(url)
+            print(f"outbox fingerprint: {sha} over {rows} rows")
+            return 0
         if args.explain:
             explain(url)
         for row in throughput(url, args.messages, [int(n) for n in args.workers.split(",")]):
