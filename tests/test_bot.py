@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier
 from tests.factories import make_call
-from tracker import bot
+from tracker import bot, operator_alerts
 from tracker.config import Settings, load_config
 from tracker.delivery import (
     channels_table,
@@ -466,7 +466,7 @@ def test_bot_works_for_a_file_subscribers_chat(converse: Callable[[Scenario], No
 def test_notify_admins_through_the_notifier_and_a_bare_bot_skipping_a_blocked_chat() -> None:
     with FakeTelegram(TOKEN) as fake:
         fake.block("998")
-        text = bot.dead_letters_text([f"alert|1|telegram|<call {n}>" for n in range(12)])
+        text = operator_alerts.dead_letters_text([f"alert|1|telegram|<call {n}>" for n in range(12)])
 
         async def main() -> tuple[int, int]:
             notifier = TelegramNotifier(telegram.Bot(TOKEN, base_url=fake.base_url),
@@ -475,7 +475,7 @@ def test_notify_admins_through_the_notifier_and_a_bare_bot_skipping_a_blocked_ch
             try:
                 through_notifier = await bot.notify_admins(notifier, ["999", "998"], text)
                 async with bare:
-                    through_bot = await bot.notify_admins(bare, ["997"], bot.red_source_text(
+                    through_bot = await bot.notify_admins(bare, ["997"], operator_alerts.red_source_text(
                         "eit", 3, "HTTP 503 <b>"))
             finally:
                 await notifier.aclose()
@@ -491,7 +491,7 @@ def test_notify_admins_through_the_notifier_and_a_bare_bot_skipping_a_blocked_ch
 
 
 def test_alert_admins_is_quiet_without_a_telegram_channel_or_admins(settings: Settings) -> None:
-    assert asyncio.run(bot.alert_admins(settings, {}, "x")) == 0
+    assert asyncio.run(operator_alerts.alert_admins(settings, {}, "x")) == 0
 
 
 def test_start_bot_needs_the_token_and_the_channel(settings: Settings, engine: Engine) -> None:
@@ -518,7 +518,7 @@ def test_the_daemon_runs_the_bot_alerts_admins_of_dead_letters_and_stops(
             active=False))
         connection.execute(deliveries_table.insert().values(
             key="alert|gone|telegram|x", subscriber_id=gone, channel="telegram", kind="alert",
-            message=bot.notice("hello").model_dump(mode="json"), status="pending",
+            message=operator_alerts.notice("hello").model_dump(mode="json"), status="pending",
             next_attempt_at=past, created_at=past))
     with FakeTelegram(TOKEN) as fake:
         notifiers = settings.notifiers.model_copy(update={

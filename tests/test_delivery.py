@@ -96,15 +96,12 @@ class World:
 
     def enqueue_only(self) -> None:
         """Scrape, match and enqueue, as a cycle does, but send nothing."""
-        from tracker.delivery import notify_changes, sync_subscribers
-        from tracker.pipeline import load_audience, scrape_sources, select_sources
+        from tracker.pipeline import notify_step, scrape_sources, select_sources
         from tracker.store import Store
 
-        profiles, subscribers = load_audience(self.settings, self.engine)
-        sync_subscribers(self.engine, subscribers, self.now)
         asyncio.run(scrape_sources(self.settings, Store(self.engine),
                                    select_sources(self.settings), self.clock))
-        notify_changes(self.engine, profiles, self.now, ["telegram", "webhook", "email"])
+        notify_step(self.settings, self.engine, self.now, ["telegram", "webhook", "email"])
 
     def rows(self, **where: Any) -> list[Any]:
         with self.engine.connect() as connection:

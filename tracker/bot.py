@@ -34,10 +34,9 @@ call for everyone who follows the same profiles. /mute skips the subscriber whil
 muted: alerts for that time are not queued for later.
 
 Operator alerts: ``notify_admins`` sends a short notice to every admin chat through a
-``TelegramNotifier`` (paced with every other message) or a bare ``telegram.Bot``;
-``alert_admins`` is the daemon's one-liner around it, and ``alert_dispatch`` tells the
-admins what a dispatch pass could not do: channels it switched off because the recipient
-is gone (bot blocked, chat not found), and dead letters.
+``TelegramNotifier`` (paced with every other message) or a bare ``telegram.Bot``. What the
+admins are told, and when (a source turned red, a dispatch pass's dead letters), is core
+logic in ``tracker.operator_alerts``.
 """
 
 from __future__ import annotations
@@ -64,7 +63,6 @@ from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from notifiers.telegram import TOKEN_ENV
-from tracker import drift
 from tracker.config import Settings
 from tracker.delivery import (
     channels_table,
@@ -74,11 +72,12 @@ from tracker.delivery import (
     subscribers_table,
     subscriptions_table,
 )
-from tracker.dispatch import DispatchReport, send_due
+from tracker.dispatch import send_due
 from tracker.errors import CallwatchError
 from tracker.models import CallStatus
+from tracker.operator_alerts import notice
 from tracker.planning import DEFAULT_SCHEDULE, DigestSchedule
-from tracker.ports import Message, Notifier, Recipient
+from tracker.ports import Notifier, Recipient
 from tracker.render import (
     TELEGRAM_LIMIT,
     clip,
@@ -619,15 +618,6 @@ def source_health(engine: Engine, sources: Mapping[str, bool]) -> str:
 
 # -- operator alerts -------------------------------------------------------------------------
 
-def notice(text: str) -> Message:
-    """A plain operator notice as a ``Message`` (escaped, within Telegram's limit)."""
-    body = truncate_html(tg_escape(text), TELEGRAM_LIMIT)
-    subject = clip(text.splitlines()[0] if text.strip() else "callwatch", 120)
-    return Message(kind="notice", subject=subject, text=text,
-                   html=f"<pre>{html.escape(text)}</pre>", telegram=(body,),
-                   document={"kind": "notice", "subject": subject, "text": text})
-
-
 async def notify_admins(bot_or_notifier: telegram.Bot | Notifier, admin_chats: Iterable[str],
                         text: str) -> int:
     """Send ``text`` to every admin chat; a failing chat is logged and skipped. Returns how many got it."""
@@ -645,71 +635,6 @@ async def notify_admins(bot_or_notifier: telegram.Bot | Notifier, admin_chats: I
         else:
             sent += 1
     return sent
-
-
-async def alert_admins(settings: Settings, notifiers: Mapping[str, Notifier], text: str) -> int:
-    """The daemon's call: ``notify_admins`` through the Telegram channel, if there is one."""
-    notifier = notifiers.get("telegram")
-    admins = settings.notifiers.telegram.admin_chats
-    if notifier is None or not admins:
-        return 0
-    return await notify_admins(notifier, admins, text)
-
-
-#: failed or suspicious runs in a row after which a source is "red" and the admins hear of
-#: it (once); one rule with /healthz and `callwatch sources` (tracker/drift.py)
-RED_AFTER = drift.RED_AFTER
-
-
-async def alert_red_source(settings: Settings, engine: Engine, notifiers: Mapping[str, Notifier],
-                           source: str) -> int:
-    """The daemon's call when a source turns red: its streak and last error to the admins."""
-    health = await asyncio.to_thread(Store(engine).health, source)
-    error = health.last_run.error if health.last_run is not None else None
-    return await alert_admins(settings, notifiers,
-                              red_source_text(source, health.bad_in_a_row, error))
-
-
-async def alert_dispatch(settings: Settings, notifiers: Mapping[str, Notifier],
-                         report: DispatchReport) -> int:
-    """The daemon's and the workers' call after a dispatch pass: one notice to the admins
-    naming the channels it switched off and its dead letters, if there were any."""
-    parts = []
-    if report.deactivated:
-        parts.append(deactivated_text(report.deactivated))
-    if report.dead_letters:
-        parts.append(dead_letters_text(report.dead_letters))
-    if not parts:
-        return 0
-    return await alert_admins(settings, notifiers, "\n\n".join(parts))
-
-
-def deactivated_text(channels: Sequence[str]) -> str:
-    """The operator alert for channels switched off because their recipient is gone."""
-    return (f"callwatch: {len(channels)} channel(s) switched off, the recipient is gone "
-            f"(bot blocked, chat not found, mailbox refused):\n{_bullets(channels)}\n"
-            "Nothing more is sent there until the address is corrected in the subscriber "
-            "file or the chat sends /start.")
-
-
-def dead_letters_text(keys: Sequence[str]) -> str:
-    """The operator alert for dead letters of one dispatch pass."""
-    return (f"callwatch: {len(keys)} message(s) could not be delivered (dead letters).\n"
-            f"{_bullets(keys)}\nSee `callwatch deliveries --failed`.")
-
-
-def _bullets(items: Sequence[str], shown: int = 10) -> str:
-    """The first ``shown`` items as a bulleted list, and how many more there are."""
-    lines = [f"• {item}" for item in items[:shown]]
-    if len(items) > shown:
-        lines.append(f"… and {len(items) - shown} more")
-    return "\n".join(lines)
-
-
-def red_source_text(source: str, failures: int, error: str | None) -> str:
-    """The operator alert for a source that keeps failing."""
-    cause = f": {error}" if error else ""
-    return f"callwatch: source {source} failed {failures} time(s) in a row{cause}"
 
 
 # -- the Application -------------------------------------------------------------------------

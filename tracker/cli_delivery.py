@@ -85,13 +85,12 @@ def _print_dispatch(report: Any) -> None:
 @click.pass_obj
 def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
     """Build digests now (also outside their usual hour) and send them; --preview only prints."""
-    from tracker.delivery import enqueue_digests, preview_digests, sync_subscribers
+    from tracker.delivery import enqueue_digests, preview_digests
     from tracker.dispatch import send_due
-    from tracker.pipeline import close_notifiers, load_audience
+    from tracker.pipeline import close_notifiers, sync_audience
 
     engine = app.writable_store().engine
-    _profiles, subscribers = load_audience(app.settings, engine)
-    sync_subscribers(engine, subscribers, app.now())
+    sync_audience(app.settings, engine, app.now())
     notifiers = _notifiers(app)
     if preview:
         previews = preview_digests(engine, app.now(), list(notifiers), subscriber)

@@ -43,21 +43,23 @@ from apscheduler.triggers.interval import IntervalTrigger
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import Connection, Engine
 
-from tracker.bot import RED_AFTER, alert_dispatch, alert_red_source, start_bot
+from tracker.bot import start_bot
 from tracker.config import Settings
-from tracker.delivery import enqueue_digests, enqueue_reminders, notify_changes, sync_subscribers
-from tracker.dispatch import send_due
+from tracker.delivery import enqueue_reminders
 from tracker.errors import CallwatchError
 from tracker.health import HealthServer, start_health_server
 from tracker.heartbeat import mark_stopped, write_heartbeat
 from tracker.models import RunOutcome
 from tracker.pipeline import (
     build_notifiers,
-    build_sources,
     check_notifiers,
     close_notifiers,
+    digests_step,
+    dispatch_step,
     load_audience,
-    scrape_one,
+    notify_step,
+    report_health,
+    scrape_sources,
 )
 from tracker.store import Store
 
@@ -127,7 +129,7 @@ class SchedulerLock:
 
 
 class Daemon:
-    """Wires the schedule; every job calls the same pipeline functions as the CLI."""
+    """Wires the schedule; every job composes the same pipeline steps as ``run_once``."""
 
     def __init__(self, settings: Settings, engine: Engine,
                  clock: Callable[[], datetime] = utc_now) -> None:
@@ -162,19 +164,13 @@ class Daemon:
         return job
 
     async def scrape(self, name: str) -> None:
-        from scrapers._http import PoliteClient
-
-        async with PoliteClient(self.settings.http) as http:
-            source = build_sources(self.settings, http, [name])[name]
-            outcome = await scrape_one(name, source, Store(self.engine), self.clock,
-                                       ceiling=self.settings.http.source_timeout)
+        """One source's job: the same steps as ``run_once``, for this source alone."""
+        [outcome] = await scrape_sources(self.settings, Store(self.engine), [name], self.clock)
         report = outcome.report
         log.info("scraped source=%s outcome=%s items=%d new=%d changed=%d", name,
                  report.outcome.value, report.items_seen, report.new, report.changed)
         self._reschedule(name, ok=report.outcome is RunOutcome.OK)
-        health = await asyncio.to_thread(Store(self.engine).health, name)
-        if health.bad_in_a_row == RED_AFTER:  # once per stored streak of failed or suspicious runs
-            await alert_red_source(self.settings, self.engine, self.notifiers, name)
+        await report_health(self.settings, self.engine, self.notifiers, [name])
         await self.notify()
         await self.deliver()
 
@@ -194,22 +190,16 @@ class Daemon:
 
     async def notify(self) -> None:
         async with self.notify_lock:
-            profiles, subscribers = await asyncio.to_thread(load_audience, self.settings, self.engine)
-            await asyncio.to_thread(sync_subscribers, self.engine, subscribers, self.clock())
-            await asyncio.to_thread(notify_changes, self.engine, profiles, self.clock(),
+            await asyncio.to_thread(notify_step, self.settings, self.engine, self.clock(),
                                     list(self.notifiers))
 
     async def deliver(self) -> None:
-        report = await send_due(self.settings, self.engine, self.notifiers, self.clock,
-                                stop=self.stop)
-        if report.outcomes:
-            log.info("dispatched %s", dict(report.outcomes))
-        await alert_dispatch(self.settings, self.notifiers, report)
+        await dispatch_step(self.settings, self.engine, self.notifiers, self.clock, stop=self.stop)
 
     async def digests(self) -> None:
         async with self.notify_lock:
-            await asyncio.to_thread(enqueue_digests, self.engine, self.clock(), list(self.notifiers),
-                                    schedule=self.settings.digests.schedule())
+            await asyncio.to_thread(digests_step, self.settings, self.engine, self.clock(),
+                                    list(self.notifiers))
         await self.deliver()
 
     async def heartbeat(self) -> None:

@@ -45,7 +45,6 @@ from sqlalchemy.engine import Engine
 from tracker import db
 from tracker.config import PACKAGED_DEFAULTS, Settings, load_config
 from tracker.delivery import deliveries_table, enqueue_digests
-from tracker.dispatch import send_due
 from tracker.fakes import RECORDINGS
 from tracker.fakes.agency import EclSite
 from tracker.fakes.eccp import EccpSite
@@ -54,7 +53,13 @@ from tracker.fakes.sites import FixtureSite, InterregSearch
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram, HtmlError, parse_telegram_html
 from tracker.fakes.webhook_receiver import WebhookReceiver
-from tracker.pipeline import CycleReport, build_notifiers, close_notifiers, run_once
+from tracker.pipeline import (
+    CycleReport,
+    build_notifiers,
+    close_notifiers,
+    dispatch_step,
+    run_once,
+)
 from tracker.ports import Notifier
 
 log = logging.getLogger(__name__)
@@ -333,7 +338,7 @@ async def _cycle(settings: Settings, engine: Engine, notifiers: Mapping[str, Not
     try:
         report = await run_once(settings, engine, clock, notifiers)
         await asyncio.to_thread(enqueue_digests, engine, now, list(notifiers), force=True)
-        await send_due(settings, engine, notifiers, clock)
+        await dispatch_step(settings, engine, notifiers, clock)
         return report
     finally:
         await close_notifiers(notifiers)

@@ -1,6 +1,9 @@
 """The flow of one cycle: scrape → normalize → store → statuses → match → enqueue → dispatch.
 
-``run_once`` is the whole cycle in one screen. Each step holds no business rule of its
+``run_once`` is the whole cycle in one screen, composed of the steps below
+(``scrape_sources``, ``report_health``, ``notify_step``, ``digests_step``,
+``dispatch_step``); the daemon's jobs and ``callwatch worker`` run the same steps on their
+own schedules, so there is one code path for each. Each step holds no business rule of its
 own: scrapers parse and normalize, the store diffs and records, the matcher decides what
 matches, ``tracker.planning`` decides who is told what, the notifiers send. A failing
 source is isolated: its error becomes a failed run in the log and the others go on; a
@@ -42,6 +45,7 @@ from tracker.errors import (
     SourceUnavailable,
 )
 from tracker.models import ScrapeResult
+from tracker.operator_alerts import alert_dispatch, alert_red_source
 from tracker.plugins import source_plugins
 from tracker.ports import Notifier, Progress, Source
 from tracker.rules.profiles import Profile
@@ -181,6 +185,14 @@ def load_audience(settings: Settings, engine: Engine) -> tuple[list[Profile], li
     return profiles, subscribers
 
 
+def sync_audience(settings: Settings, engine: Engine, now: datetime) -> list[Profile]:
+    """``load_audience``, with the subscribers mirrored into the database (where the
+    dispatcher and the bot read them); the profiles, for matching."""
+    profiles, subscribers = load_audience(settings, engine)
+    sync_subscribers(engine, subscribers, now)
+    return profiles
+
+
 def build_notifiers(settings: Settings, environ: Mapping[str, str] | None = None,
                     console: TextIO | None = None, engine: Engine | None = None) -> dict[str, Notifier]:
     """The composition root for channels: every enabled channel that has what it needs.
@@ -223,21 +235,61 @@ async def close_notifiers(notifiers: Mapping[str, Notifier]) -> None:
             await notifier.aclose()
 
 
+# -- the steps: the daemon's jobs, `callwatch worker` and `run_once` compose these ----------
+
+async def report_health(settings: Settings, engine: Engine, notifiers: Mapping[str, Notifier],
+                        sources: Iterable[str]) -> int:
+    """After the runs of ``sources`` are stored: tell the admins of each one that turned red
+    with its latest run (once per streak, ``tracker.operator_alerts``). Returns how many
+    chats were told."""
+    told = 0
+    for name in sources:
+        told += await alert_red_source(settings, engine, notifiers, name)
+    return told
+
+
+def notify_step(settings: Settings, engine: Engine, now: datetime,
+                channels: Iterable[str]) -> NotifyReport:
+    """Bring the subscribers in from their files, then match what changed since the last
+    step and enqueue what that causes (``tracker.delivery.notify_changes``).
+
+    The audience is read at every step, so an edited profile or subscriber file counts
+    from the next step on, without a restart; an invalid one is a ConfigError.
+    """
+    return notify_changes(engine, sync_audience(settings, engine, now), now, channels)
+
+
+def digests_step(settings: Settings, engine: Engine, now: datetime, channels: Iterable[str]) -> int:
+    """Enqueue the digests due now by the ``[digests]`` schedule."""
+    return enqueue_digests(engine, now, channels, schedule=settings.digests.schedule())
+
+
+async def dispatch_step(settings: Settings, engine: Engine, notifiers: Mapping[str, Notifier],
+                        clock: Clock, *, stop: asyncio.Event | None = None) -> DispatchReport:
+    """Send what is due, then tell the admins what the pass could not do (channels switched
+    off, dead letters)."""
+    report = await send_due(settings, engine, notifiers, clock, stop=stop)
+    if report.outcomes:
+        log.info("dispatched %s", dict(report.outcomes))
+    await alert_dispatch(settings, notifiers, report)
+    return report
+
+
 async def run_once(settings: Settings, engine: Engine, clock: Clock,
                    notifiers: Mapping[str, Notifier],
                    progress_for: ProgressFactory = lambda _name: None) -> CycleReport:
-    """One full cycle: scrape every enabled source, bring every stored status to now, match
-    what changed, enqueue, dispatch."""
-    profiles, subscribers = await asyncio.to_thread(load_audience, settings, engine)
-    await asyncio.to_thread(sync_subscribers, engine, subscribers, clock())
-    store = Store(engine)
-    scrapes = await scrape_sources(settings, store, select_sources(settings), clock, progress_for)
-    moved = await asyncio.to_thread(store.refresh_statuses, clock())
+    """One full cycle: scrape every enabled source, tell the admins of a source that turned
+    red, bring every stored status to now, match what changed, enqueue, dispatch."""
     channels = list(notifiers)
-    notified = await asyncio.to_thread(notify_changes, engine, profiles, clock(), channels)
+    # invalid profiles or subscribers stop the cycle before anything is scraped (exit 2)
+    await asyncio.to_thread(load_audience, settings, engine)
+    scrapes = await scrape_sources(settings, Store(engine), select_sources(settings), clock,
+                                   progress_for)
+    await report_health(settings, engine, notifiers, (o.report.source for o in scrapes))
+    moved = await asyncio.to_thread(Store(engine).refresh_statuses, clock())
+    notified = await asyncio.to_thread(notify_step, settings, engine, clock(), channels)
     reminders = await asyncio.to_thread(enqueue_reminders, engine, clock(), channels)
-    digests = await asyncio.to_thread(enqueue_digests, engine, clock(), channels,
-                                      schedule=settings.digests.schedule())
-    sent = await send_due(settings, engine, notifiers, clock)
+    digests = await asyncio.to_thread(digests_step, settings, engine, clock(), channels)
+    sent = await dispatch_step(settings, engine, notifiers, clock)
     return CycleReport(scrapes=scrapes, notify=notified, statuses=len(moved),
                        reminders=reminders, digests=digests, dispatch=sent)

@@ -25,11 +25,9 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from tracker.bot import alert_dispatch
 from tracker.config import Settings
 from tracker.daemon import SHUTDOWN_GRACE, Daemon, SchedulerLock, utc_now
-from tracker.dispatch import send_due
-from tracker.pipeline import close_notifiers
+from tracker.pipeline import close_notifiers, dispatch_step
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +56,8 @@ class Worker(Daemon):
         while not self.stop.is_set():
             self.wake.clear()
             try:
-                report = await send_due(self.settings, self.engine, self.notifiers, self.clock,
-                                        stop=self.stop)
-                if report.outcomes:
-                    log.info("dispatched %s", dict(report.outcomes))
-                await alert_dispatch(self.settings, self.notifiers, report)
+                await dispatch_step(self.settings, self.engine, self.notifiers, self.clock,
+                                    stop=self.stop)
             except Exception:  # a database hiccup must not end the worker; try again later
                 log.exception("dispatch pass failed")
             with contextlib.suppress(TimeoutError):
