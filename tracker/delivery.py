@@ -7,7 +7,9 @@ What the pipeline calls, in order:
 - ``notify_changes`` takes every change event recorded since the last call (a cursor over
   ``call_changes``), matches the changed calls against every profile, records the matches
   and writes the alerts and digest items they cause, **in one transaction** with moving the
-  cursor: a crash before the commit redoes the whole step, after it nothing is redone;
+  cursor: a crash before the commit redoes the whole step, after it nothing is redone. It
+  reads (``read_changes``: one connection), matches and plans (``tracker.planning``: pure)
+  and writes (``write_notify``), in that order;
 - ``enqueue_digests`` and ``enqueue_reminders`` write what is due now;
 - ``tracker.dispatch`` sends what the outbox holds.
 
@@ -20,6 +22,8 @@ entries instead of writing and marking a million per-subscriber rows.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import secrets
 from collections import OrderedDict, defaultdict
@@ -38,6 +42,8 @@ from tracker.db import (
     DeliveryBodyRow,
     DeliveryRow,
     DigestEntryRow,
+    DismissalRow,
+    MatchRow,
     SubscriberChannelRow,
     SubscriberRow,
     SubscriptionRow,
@@ -47,19 +53,20 @@ from tracker.models import CallRecord, Change, ChangeKind
 from tracker.planning import (
     DEFAULT_SCHEDULE,
     Audience,
+    ChangedCalls,
     DigestSchedule,
-    MatchEvent,
+    NotifyPlan,
     PlannedAlert,
     PlannedReminder,
     closing_soon,
     digest_period,
-    plan_alerts,
-    plan_digest_entries,
+    match_changes,
+    plan_notify,
     plan_reminders,
 )
 from tracker.ports import Message
 from tracker.render import AlertItem, render_alert, render_digest, render_reminder
-from tracker.rules.matcher import match_calls
+from tracker.rules.matcher import Match
 from tracker.rules.profiles import Profile
 from tracker.rules.store import RulesStore
 from tracker.store import _insert, calls_table
@@ -75,6 +82,8 @@ bodies_table: sa.Table = DeliveryBodyRow.__table__  # type: ignore[attr-defined]
 digest_entries_table: sa.Table = DigestEntryRow.__table__  # type: ignore[attr-defined]
 cursors_table: sa.Table = CursorRow.__table__  # type: ignore[attr-defined]
 changes_table: sa.Table = CallChangeRow.__table__  # type: ignore[attr-defined]
+matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
+dismissals_table: sa.Table = DismissalRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
 
 NOTIFY_CURSOR = "notify"
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
@@ -100,6 +109,42 @@ class NotifyReport:
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+class SharedJson:
+    """A JSON column value that many outbox rows share (an alert rendered once per event and
+    time zone, a digest rendered once for every subscriber who gets the same), carried with
+    each row in place of the value. Its JSON text, for the PostgreSQL COPY path, and its
+    digest, for ``delivery_bodies``, are made once, on the value itself, so no cache has to
+    recognise the value again (an ``id()``-keyed one could, once the value is gone, take
+    another object for it)."""
+
+    __slots__ = ("_digest", "_text", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._text: str | None = None
+        self._digest: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The value as the COPY path writes it."""
+        if self._text is None:
+            self._text = json.dumps(self.value)
+        return self._text
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the value's canonical JSON: a stored body's key."""
+        if self._digest is None:
+            canonical = json.dumps(self.value, sort_keys=True, separators=(",", ":"))
+            self._digest = hashlib.sha256(canonical.encode()).hexdigest()
+        return self._digest
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with each ``SharedJson`` replaced by its value, for SQLAlchemy to bind."""
+    return {k: v.value if isinstance(v, SharedJson) else v for k, v in row.items()}
 
 
 # -- subscribers -------------------------------------------------------------------------
@@ -300,7 +345,7 @@ def _insert_ignoring_duplicates(connection: Connection, table: sa.Table,
     for chunk in _chunks(list(rows)):
         statement = (_insert(connection, table).on_conflict_do_nothing(index_elements=["key"])
                      .returning(table.c.key))
-        inserted += len(connection.execute(statement, list(chunk)).all())
+        inserted += len(connection.execute(statement, [_plain(row) for row in chunk]).all())
     return inserted
 
 
@@ -314,7 +359,6 @@ def _insert_ignoring_duplicates_pg(connection: Connection, table: sa.Table,
     for the million digest items of a round for 100,000 subscribers that was most of
     ``notify_changes``. COPY formats rows in psycopg's C code.
     """
-    import json
     import zlib
 
     import psycopg
@@ -326,7 +370,6 @@ def _insert_ignoring_duplicates_pg(connection: Connection, table: sa.Table,
     driver = connection.connection.driver_connection  # psycopg's, inside this transaction
     assert isinstance(driver, psycopg.Connection)  # noqa: S101 - the only PostgreSQL driver
     inserted = 0
-    dumped: dict[int, str] = {}  # id of a value (alive in ``rows`` throughout) → its JSON
     with driver.cursor() as cursor:
         # the statements are built from the table's own names; every value goes through COPY
         cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" ON COMMIT DROP AS '  # noqa: S608
@@ -337,11 +380,11 @@ def _insert_ignoring_duplicates_pg(connection: Connection, table: sa.Table,
                 for row in chunk:
                     values = [row[c] for c in columns]
                     for n in json_columns:
-                        if values[n] is not None:  # rows often share one message: dump it once
-                            key = id(values[n])
-                            if key not in dumped:
-                                dumped[key] = json.dumps(values[n])
-                            values[n] = dumped[key]
+                        value = values[n]
+                        if isinstance(value, SharedJson):  # dumped once for all its rows
+                            values[n] = value.text
+                        elif value is not None:
+                            values[n] = json.dumps(value)
                     copy.write_row(values)
             cursor.execute(f'WITH new AS (INSERT INTO "{table.name}" ({names}) '  # noqa: S608
                            f'SELECT {names} FROM "{stage}" ON CONFLICT ("key") DO NOTHING '
@@ -359,86 +402,53 @@ def _delivery_row(key: str, audience: Audience, channel: str, kind: str, call_id
             "attempts": 0, "parts_sent": 0, "next_attempt_at": not_before, "created_at": now}
 
 
-def _alert_row(plan: PlannedAlert, now: datetime,
-               rendered: dict[tuple[int, str], dict[str, Any]] | None = None) -> dict[str, Any]:
+#: rendered messages by what they depend on, each whole under "" and trimmed per channel
+Rendered = dict[tuple[str, ...], dict[str, SharedJson]]
+
+
+def _channel_form(forms: dict[str, SharedJson], channel: str) -> SharedJson:
+    """``channel``'s form of a rendered message (``forms[""]``), trimmed once and kept."""
+    form = forms.get(channel)
+    if form is None:
+        trimmed = for_channel(forms[""].value, channel)
+        form = forms[channel] = forms[""] if trimmed is forms[""].value else SharedJson(trimmed)
+    return form
+
+
+def _alert_row(plan: PlannedAlert, now: datetime, rendered: Rendered) -> dict[str, Any]:
     """The outbox row of an alert; ``rendered`` keeps each event's alert per time zone (and
-    its per-channel forms), since every instant subscriber of a profile gets the same one."""
-    cache = {} if rendered is None else rendered
-    forms = cache.get((id(plan.event), plan.audience.timezone))
+    its per-channel forms), since every instant subscriber of a profile gets the same one.
+    One notify step has one event per profile and call, so they and the zone are its key."""
+    event = plan.event
+    key = (event.profile, event.call.id, plan.audience.timezone)
+    forms = rendered.get(key)
     if forms is None:
-        item = AlertItem(call=plan.event.call, changes=plan.changes, reasons=plan.event.reasons,
-                         profile=plan.event.profile)
+        item = AlertItem(call=event.call, changes=plan.changes, reasons=event.reasons,
+                         profile=event.profile)
         message = render_alert(item, now=now, timezone=plan.audience.timezone)
-        forms = cache[(id(plan.event), plan.audience.timezone)] = {"": message.model_dump(mode="json")}
-    if plan.channel not in forms:
-        forms[plan.channel] = for_channel(forms[""], plan.channel)
-    row = _delivery_row(plan.key, plan.audience, plan.channel, "alert", plan.event.call.id,
+        forms = rendered[key] = {"": SharedJson(message.model_dump(mode="json"))}
+    row = _delivery_row(plan.key, plan.audience, plan.channel, "alert", event.call.id,
                         None, plan.not_before, now)
-    row["message"] = forms[plan.channel]
+    row["message"] = _channel_form(forms, plan.channel)
     return row
 
 
 def notify_changes(engine: Engine, profiles: Sequence[Profile], now: datetime,
                    available: Iterable[str]) -> NotifyReport:
-    """Match the calls changed since the cursor and enqueue what that causes (one transaction)."""
+    """Match the calls changed since the cursor and enqueue what that causes (one
+    transaction): read, match and plan (pure), write."""
     rules = RulesStore(engine)
     with engine.begin() as connection:
-        start = _cursor(connection, NOTIFY_CURSOR)
-        rows = list(connection.execute(sa.select(changes_table).where(changes_table.c.id > start)
-                                       .order_by(changes_table.c.id)))
-        if not rows:
+        changed = read_changes(connection)
+        if changed is None:
             return NotifyReport(0, 0, 0, 0, 0)
-        by_call: dict[str, list[tuple[int, Change]]] = defaultdict(list)
-        for row in rows:
-            by_call[row.call_id].append((row.id, Change(
-                call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field, old=row.old,
-                new=row.new, at=row.at)))
-        calls: dict[str, CallRecord] = {}
-        for chunk in _chunks(sorted(by_call)):
-            for row in connection.execute(sa.select(calls_table.c.id, calls_table.c.record)
-                                          .where(calls_table.c.id.in_(chunk))):
-                calls[row.id] = CallRecord.model_validate(row.record)
-        dismissed = rules.dismissed()
-        matches = match_calls(list(calls.values()), list(profiles), now, dismissed)
-        recorded = rules.record_matches(matches, now, connection)
-        events: list[MatchEvent] = []
-        matched_now = set()
-        for match in recorded:
-            matched_now.add((match.profile, match.call_id))
-            pairs = by_call[match.call_id]
-            events.append(MatchEvent(
-                profile=match.profile, call=calls[match.call_id], reasons=match.reasons,
-                first_match=match.new, changes=tuple(c for _, c in pairs),
-                change_ids=tuple(i for i, _ in pairs)))
-        # calls that matched before but no longer do (closed, moved out of the window) still
-        # tell their followers what happened
-        events.extend(_former_matches(connection, calls, by_call, matched_now, dismissed))
-        # one list per event, so the COPY path dumps each event's reasons to JSON once
-        reasons = {id(event): list(event.reasons) for event in events}
-        entries = _insert_ignoring_duplicates(connection, digest_entries_table, [
-            {"key": e.key, "profile": e.event.profile, "call_id": e.event.call.id,
-             "change_id": e.change_id, "reasons": reasons[id(e.event)], "created_at": now}
-            for e in plan_digest_entries(events)])
-        usable = list(available)
-        alerts = 0
-        rendered: dict[tuple[int, str], dict[str, Any]] = {}  # bounded by events × time zones
-        # each batch is planned with the events of its own instant subscribers' profiles
-        # only, in their original order (so the plan is what all events would give)
-        positions: dict[str, list[int]] = defaultdict(list)
-        for position, event in enumerate(events):
-            positions[event.profile].append(position)
-        for id_range in subscriber_batches(connection):  # memory bounded by the batch
-            batch_audiences = audiences(connection, now, usable, id_range=id_range,
-                                        modes=("instant",))
-            wanted = sorted(p for profile in {a.profile for a in batch_audiences}
-                            for p in positions.get(profile, ()))
-            planned = plan_alerts([events[p] for p in wanted], batch_audiences, now)
-            alerts += _insert_ignoring_duplicates(
-                connection, deliveries_table, [_alert_row(p, now, rendered) for p in planned])
-        _set_cursor(connection, NOTIFY_CURSOR, rows[-1].id)
+        matches, events = match_changes(changed, profiles, now)
+        plan = plan_notify(events)
+        entries, alerts = write_notify(connection, rules, changed, matches, plan, now,
+                                       list(available))
     rules.mark_run((p.name for p in profiles), now)
-    report = NotifyReport(changes=len(rows), matches=len(recorded),
-                          new_matches=sum(m.new for m in recorded), alerts=alerts,
+    report = NotifyReport(changes=changed.events, matches=len(matches),
+                          new_matches=sum(m.new for m in matches), alerts=alerts,
                           digest_entries=entries)
     log.info("notify changes=%d matches=%d new_matches=%d alerts=%d digest_entries=%d",
              report.changes, report.matches, report.new_matches, report.alerts,
@@ -446,25 +456,57 @@ def notify_changes(engine: Engine, profiles: Sequence[Profile], now: datetime,
     return report
 
 
-def _former_matches(connection: Connection, calls: dict[str, CallRecord],
-                    by_call: dict[str, list[tuple[int, Change]]], matched_now: set[tuple[str, str]],
-                    dismissed: set[tuple[str, str]]) -> list[MatchEvent]:
-    from tracker.db import MatchRow
+def read_changes(connection: Connection) -> ChangedCalls | None:
+    """What the notify step needs, read on its own connection: the change events after the
+    cursor, the calls they are about, the dismissals, and the matches recorded for those
+    calls (to tell a first match from a repeat, and to find former matches). None when
+    nothing changed."""
+    start = _cursor(connection, NOTIFY_CURSOR)
+    rows = list(connection.execute(sa.select(changes_table).where(changes_table.c.id > start)
+                                   .order_by(changes_table.c.id)))
+    if not rows:
+        return None
+    changes: dict[str, list[tuple[int, Change]]] = defaultdict(list)
+    for row in rows:
+        changes[row.call_id].append((row.id, Change(
+            call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field, old=row.old,
+            new=row.new, at=row.at)))
+    calls: dict[str, CallRecord] = {}
+    for chunk in _chunks(sorted(changes)):
+        for row in connection.execute(sa.select(calls_table.c.id, calls_table.c.record)
+                                      .where(calls_table.c.id.in_(chunk))):
+            calls[row.id] = CallRecord.model_validate(row.record)
+    dismissed = frozenset((p, c) for p, c in connection.execute(
+        sa.select(dismissals_table.c.profile, dismissals_table.c.call_id)))
+    recorded = [(row.profile, row.call_id, tuple(row.reasons))
+                for chunk in _chunks(sorted(calls))
+                for row in connection.execute(
+                    sa.select(matches_table.c.profile, matches_table.c.call_id,
+                              matches_table.c.reasons)
+                    .where(matches_table.c.call_id.in_(chunk)))]
+    return ChangedCalls(through=rows[-1].id, events=len(rows), changes=changes, calls=calls,
+                        dismissed=dismissed, recorded=recorded)
 
-    matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
-    events: list[MatchEvent] = []
-    ids = sorted(calls)
-    for chunk in _chunks(ids):
-        for row in connection.execute(sa.select(matches_table).where(matches_table.c.call_id.in_(chunk))):
-            pair = (row.profile, row.call_id)
-            if pair in matched_now or pair in dismissed:
-                continue
-            pairs = by_call[row.call_id]
-            events.append(MatchEvent(
-                profile=row.profile, call=calls[row.call_id], reasons=tuple(row.reasons),
-                first_match=False, changes=tuple(c for _, c in pairs),
-                change_ids=tuple(i for i, _ in pairs)))
-    return events
+
+def write_notify(connection: Connection, rules: RulesStore, changed: ChangedCalls,
+                 matches: Sequence[Match], plan: NotifyPlan, now: datetime,
+                 usable: Sequence[str]) -> tuple[int, int]:
+    """Write what the notify step decided, in the caller's transaction: the matches, the
+    digest entries, the alerts (subscriber batch by batch: memory bounded by the batch),
+    and the cursor. Returns (digest entries, alerts) newly enqueued."""
+    rules.record_matches(matches, now, connection)
+    entries = _insert_ignoring_duplicates(connection, digest_entries_table, [
+        {"key": e.key, "profile": e.event.profile, "call_id": e.event.call.id,
+         "change_id": e.change_id, "reasons": list(e.event.reasons), "created_at": now}
+        for e in plan.digest_entries])
+    alerts = 0
+    rendered: Rendered = {}  # bounded by events × time zones
+    for id_range in subscriber_batches(connection):
+        batch = audiences(connection, now, usable, id_range=id_range, modes=("instant",))
+        alerts += _insert_ignoring_duplicates(
+            connection, deliveries_table, [_alert_row(p, now, rendered) for p in plan.alerts(batch, now)])
+    _set_cursor(connection, NOTIFY_CURSOR, changed.through)
+    return entries, alerts
 
 
 # -- digests and reminders ---------------------------------------------------------------
@@ -489,13 +531,9 @@ def _changes_of(connection: Connection, ids: Iterable[int]) -> dict[int, Change]
 
 def _matched_by_profile(connection: Connection, profiles: Iterable[str]
                         ) -> dict[str, list[tuple[CallRecord, tuple[str, ...]]]]:
-    from tracker.db import DismissalRow, MatchRow
-
-    matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
-    dismissals: sa.Table = DismissalRow.__table__  # type: ignore[attr-defined]
     wanted = sorted(set(profiles))
     rows = list(connection.execute(sa.select(matches_table).where(matches_table.c.profile.in_(wanted))))
-    gone = {(r.profile, r.call_id) for r in connection.execute(sa.select(dismissals))}
+    gone = {(r.profile, r.call_id) for r in connection.execute(sa.select(dismissals_table))}
     records = _call_records(connection, (r.call_id for r in rows))
     result: dict[str, list[tuple[CallRecord, tuple[str, ...]]]] = defaultdict(list)
     for row in rows:
@@ -583,13 +621,10 @@ class _DigestRound:
         self.open_matches: dict[str, list[tuple[CallRecord, tuple[str, ...]]]] = {}
         self.bodies: dict[str, int] = {}  # SHA-256 of a stored body → its id
         self._reasons: dict[str, tuple[str, ...]] = {}  # bounded by the entries of the round
-        #: digest → its outbox JSON, whole under "" and trimmed per channel
-        self.rendered: OrderedDict[tuple[Any, ...], dict[str, dict[str, Any]] | None] = OrderedDict()
-        #: ``id()`` of each form held in ``rendered`` → the SHA-256 of its stored body once
-        #: known. A cluster's digest recurs in every batch; without this its JSON was dumped
-        #: and hashed again for each of them. Entries go when their digest leaves
-        #: ``rendered``, so an id is never that of another, later object.
-        self.form_digests: dict[int, str | None] = {}
+        #: digest → its outbox JSON, whole under "" and trimmed per channel. A cluster's
+        #: digest recurs in every batch; each form carries its stored body's SHA-256, so its
+        #: JSON is dumped and hashed once, not again for each batch.
+        self.rendered: OrderedDict[tuple[Any, ...], dict[str, SharedJson] | None] = OrderedDict()
 
     @classmethod
     def starting(cls, connection: Connection, now: datetime) -> _DigestRound:
@@ -642,10 +677,7 @@ class _DigestRound:
     def load_profiles(self, connection: Connection, profiles: Iterable[str]) -> None:
         """Matched, not dismissed calls with a cut-off still ahead, per profile (closing soon
         is chosen from these)."""
-        from tracker.db import DismissalRow, MatchRow
-
-        matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
-        dismissals: sa.Table = DismissalRow.__table__  # type: ignore[attr-defined]
+        dismissals = dismissals_table
         wanted = sorted(set(profiles) - set(self.open_matches))
         for chunk in _chunks(wanted):
             rows = list(connection.execute(
@@ -672,7 +704,7 @@ class _DigestRound:
         self.load_profiles(connection, after)
 
     def render(self, mode: str, timezone: str, members: Sequence[_Member],
-               channels: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+               channels: Sequence[str]) -> dict[str, SharedJson] | None:
         """The digest of ``members`` (one subscriber's subscriptions in ``mode``) as outbox
         JSON per channel, rendered once for every subscriber who gets the same; None when
         there is nothing to say."""
@@ -685,19 +717,15 @@ class _DigestRound:
             forms = self._render(mode, timezone, members)
             self.rendered[key] = forms
             if len(self.rendered) > self.RENDERED:
-                _, dropped = self.rendered.popitem(last=False)
-                for form in (dropped or {}).values():
-                    self.form_digests.pop(id(form), None)
+                self.rendered.popitem(last=False)
         if forms is None:
             return None
         for channel in channels:  # each channel's trimmed form, made once per digest
-            if channel not in forms:
-                forms[channel] = for_channel(forms[""], channel)
-                self.form_digests[id(forms[channel])] = None
+            _channel_form(forms, channel)
         return forms
 
     def _render(self, mode: str, timezone: str,
-                members: Sequence[_Member]) -> dict[str, dict[str, Any]] | None:
+                members: Sequence[_Member]) -> dict[str, SharedJson] | None:
         new: list[AlertItem] = []
         changed: list[AlertItem] = []
         pending = sorted((e for m in members for e in self.pending(m)), key=lambda e: e.id)
@@ -717,27 +745,11 @@ class _DigestRound:
         period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
         message = render_digest(new=new, changed=changed, closing=closing, period=period,
                                 now=self.now, timezone=timezone)
-        return None if message is None else {"": message.model_dump(mode="json")}
+        return None if message is None else {"": SharedJson(message.model_dump(mode="json"))}
 
-    def body_ids(self, connection: Connection, forms: Iterable[dict[str, Any]]) -> dict[int, int]:
-        """The ``delivery_bodies`` id of each form (by ``id()`` of the dict), stored if new."""
-        import hashlib
-        import json
-
-        by_object: dict[int, str] = {}
-        new: dict[str, dict[str, Any]] = {}
-        for form in forms:
-            if id(form) in by_object:
-                continue
-            digest = self.form_digests.get(id(form))
-            if digest is None:
-                text = json.dumps(form, sort_keys=True, separators=(",", ":"))
-                digest = hashlib.sha256(text.encode()).hexdigest()
-                if id(form) in self.form_digests:  # still held by ``rendered``
-                    self.form_digests[id(form)] = digest
-            by_object[id(form)] = digest
-            if digest not in self.bodies:
-                new[digest] = form
+    def body_ids(self, connection: Connection, forms: Iterable[SharedJson]) -> dict[str, int]:
+        """The ``delivery_bodies`` id of each form's digest, stored if new."""
+        new = {form.digest: form.value for form in forms if form.digest not in self.bodies}
         if new:
             statement = _insert(connection, bodies_table).on_conflict_do_nothing(
                 index_elements=["digest"])
@@ -747,7 +759,7 @@ class _DigestRound:
                 self.bodies.update({row.digest: row.id for row in connection.execute(
                     sa.select(bodies_table.c.digest, bodies_table.c.id)
                     .where(bodies_table.c.digest.in_(chunk)))})
-        return {key: self.bodies[digest] for key, digest in by_object.items()}
+        return self.bodies
 
 
 def _first_after(entries: Sequence[_Entry], position: int) -> int:
@@ -876,7 +888,7 @@ def _enqueue_digest_batch(connection: Connection, state: _DigestRound, usable: l
         # subscribers who get the same digest share one stored body; the row keeps ``{}``
         bodies = state.body_ids(connection, (row["message"] for row in rows))
         for row in rows:
-            row["body_id"] = bodies[id(row["message"])]
+            row["body_id"] = bodies[row["message"].digest]
             row["message"] = {}
         enqueued = _insert_ignoring_duplicates(connection, deliveries_table, rows)
     update = subscriptions_table.update().values(digested_through=state.upto)
@@ -906,7 +918,8 @@ def preview_digests(engine: Engine, now: datetime, available: Iterable[str],
                     continue
                 forms = state.render(mode, senders[0].timezone, senders, [])
                 if forms is not None:
-                    previews.append((senders[0].subscriber, mode, Message.model_validate(forms[""])))
+                    previews.append((senders[0].subscriber, mode,
+                                     Message.model_validate(forms[""].value)))
     return previews
 
 

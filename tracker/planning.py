@@ -21,6 +21,10 @@ Rules, in the order the pipeline applies them:
 - **Quiet hours** delay instant alerts and reminders (never drop them) to the end of the
   subscriber's quiet hours.
 
+The notify step reads what changed (``ChangedCalls``, ``tracker.delivery``), matches it
+(``match_changes``), plans it (``plan_notify``) and writes the plan: the two middle steps
+are here, pure.
+
 Every plan carries an idempotency key (subscriber, channel, call or period, kind); the
 outbox's unique index on it makes enqueueing twice impossible.
 """
@@ -28,11 +32,13 @@ outbox's unique index on it makes enqueueing twice impossible.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind
+from tracker.rules.matcher import Match, match_calls
+from tracker.rules.profiles import Profile
 
 ALERT_KINDS = frozenset({
     ChangeKind.DEADLINE_CHANGED, ChangeKind.OPENED, ChangeKind.REOPENED, ChangeKind.CLOSED,
@@ -166,6 +172,83 @@ def plan_digest_entries(events: Iterable[MatchEvent]) -> list[PlannedDigestEntry
             key=f"{event.profile}|{event.call.id}|{_event_tag(event)}", event=event,
             change_id=max(event.change_ids) if event.change_ids else None))
     return entries
+
+
+# -- the notify step: what changed → matches and events → alerts and digest entries ---------
+
+@dataclass(frozen=True)
+class ChangedCalls:
+    """What the notify step reads before it decides anything (one connection, one
+    transaction with its writes): the change events after the cursor, and what matching
+    them needs."""
+
+    #: id of the newest change event read: where the cursor moves when the step commits
+    through: int
+    #: how many change events were read
+    events: int
+    #: each changed call's events, (event id, change) in id order
+    changes: Mapping[str, Sequence[tuple[int, Change]]]
+    #: the changed calls as stored (a change of a call no longer stored is skipped)
+    calls: Mapping[str, CallRecord]
+    #: every dismissed (profile, call id)
+    dismissed: frozenset[tuple[str, str]]
+    #: the matches recorded before this step for the changed calls: (profile, call id,
+    #: reasons), in the order read
+    recorded: Sequence[tuple[str, str, tuple[str, ...]]] = ()
+
+
+def _match_event(changed: ChangedCalls, profile: str, call_id: str, reasons: tuple[str, ...],
+                 first_match: bool) -> MatchEvent:
+    pairs = changed.changes[call_id]
+    return MatchEvent(profile=profile, call=changed.calls[call_id], reasons=reasons,
+                      first_match=first_match, changes=tuple(c for _, c in pairs),
+                      change_ids=tuple(i for i, _ in pairs))
+
+
+def match_changes(changed: ChangedCalls, profiles: Sequence[Profile],
+                  now: datetime) -> tuple[list[Match], list[MatchEvent]]:
+    """The changed calls matched against every profile (``Match.new`` set for a pair never
+    recorded before), and the events they make: one per match, then one per recorded match
+    that no longer matches (closed, moved out of the window), whose followers are still
+    told what happened, unless they dismissed the call."""
+    matches = match_calls(list(changed.calls.values()), list(profiles), now, changed.dismissed)
+    known = {(profile, call_id) for profile, call_id, _ in changed.recorded}
+    flagged = [m._replace(new=(m.profile, m.call_id) not in known) for m in matches]
+    events = [_match_event(changed, m.profile, m.call_id, m.reasons, m.new) for m in flagged]
+    matched_now = {(m.profile, m.call_id) for m in flagged}
+    events.extend(_match_event(changed, profile, call_id, reasons, False)
+                  for profile, call_id, reasons in changed.recorded
+                  if (profile, call_id) not in matched_now
+                  and (profile, call_id) not in changed.dismissed)
+    return flagged, events
+
+
+@dataclass(frozen=True)
+class NotifyPlan:
+    """What the events of one notify step cause: a digest entry per event worth telling,
+    and instant alerts, planned per batch of subscribers (the write step reads them a batch
+    at a time, so memory is bounded by the batch, not by the subscribers)."""
+
+    events: Sequence[MatchEvent]
+    digest_entries: Sequence[PlannedDigestEntry]
+    #: profile → positions of its events in ``events``
+    by_profile: Mapping[str, Sequence[int]] = field(default_factory=dict)
+
+    def alerts(self, audiences: Sequence[Audience], now: datetime) -> list[PlannedAlert]:
+        """The alerts for one batch of subscriptions: planned with the events of their
+        profiles only, in their original order, so the plan is what all events would give."""
+        wanted = sorted(position for profile in {a.profile for a in audiences}
+                        for position in self.by_profile.get(profile, ()))
+        return plan_alerts([self.events[p] for p in wanted], audiences, now)
+
+
+def plan_notify(events: Sequence[MatchEvent]) -> NotifyPlan:
+    """The plan of one notify step's ``events`` (see ``NotifyPlan``)."""
+    by_profile: dict[str, list[int]] = {}
+    for position, event in enumerate(events):
+        by_profile.setdefault(event.profile, []).append(position)
+    return NotifyPlan(events=events, digest_entries=plan_digest_entries(events),
+                      by_profile=by_profile)
 
 
 def digest_period(mode: str, now: datetime, timezone: str,
