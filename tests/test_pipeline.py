@@ -13,7 +13,8 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from notifiers.telegram import TOKEN_ENV
-from tests.sources_support import EFRE_AT_SELECTORS, FIXTURES
+from tests.sources_support import FIXTURES
+from tests.test_store_drift import daemon_settings
 from tracker import db
 from tracker.cli import cli
 from tracker.drift import RED_AFTER
@@ -23,35 +24,7 @@ from tracker.models import ScrapeResult
 from tracker.store import Store
 
 TOKEN = "123456:TEST-TOKEN"  # the fake Bot API's token
-ADMIN = "42"
-
-
-def write_config(tmp_path: Path, url: str, bot_api: str) -> Path:
-    config = tmp_path / "callwatch.toml"
-    config.write_text(f"""
-[http]
-delay = 0
-retries = 0
-[profiles]
-directory = "{tmp_path / 'profiles'}"
-[subscribers]
-directory = "{tmp_path / 'subscribers'}"
-[notifiers.console]
-enabled = false
-[notifiers.email]
-enabled = false
-[notifiers.webhook]
-enabled = false
-[notifiers.telegram]
-base_url = "{bot_api}"
-admin_chats = ["{ADMIN}"]
-[sources.efre_at]
-kind = "html_list"
-url = "{url}"
-{EFRE_AT_SELECTORS}""", encoding="utf-8")
-    (tmp_path / "profiles").mkdir()
-    (tmp_path / "subscribers").mkdir()
-    return config
+ADMIN = "42"  # daemon_settings' admin chat
 
 
 def test_run_once_tells_the_admins_once_when_a_source_turns_red(tmp_path: Path, now: datetime) -> None:
@@ -71,7 +44,8 @@ def test_run_once_tells_the_admins_once_when_a_source_turns_red(tmp_path: Path, 
     with FixtureSite({"/calls": html / "efre_calls_titles_moved.html",
                       "/calls?page=2": html / "efre_calls_page2.html"}) as site, \
             FakeTelegram(TOKEN) as bot_api:
-        config = write_config(tmp_path, site.url + "/calls", bot_api.base_url)
+        daemon_settings(tmp_path, site.url + "/calls", bot_api.base_url)
+        config = tmp_path / "callwatch.toml"
 
         def run_once() -> Result:
             return CliRunner().invoke(

@@ -221,7 +221,8 @@ class RecordingTelegram:
         return None
 
 
-def daemon_settings(tmp_path: Path, url: str) -> Settings:
+def daemon_settings(tmp_path: Path, url: str, bot_api: str = "https://api.telegram.org/bot") -> Settings:
+    """One source at ``url``, admin chat 42, written to ``tmp_path / "callwatch.toml"``."""
     config = tmp_path / "callwatch.toml"
     config.write_text(f"""
 [http]
@@ -234,6 +235,7 @@ directory = "{tmp_path / 'subscribers'}"
 [notifiers.console]
 enabled = false
 [notifiers.telegram]
+base_url = "{bot_api}"
 admin_chats = ["42"]
 [sources.efre_at]
 kind = "html_list"
