@@ -2,11 +2,11 @@
 
 ``match_stored`` is what ``callwatch match`` runs. The notify cycle does not come here: it
 matches the calls a run changed (``tracker.planning.match_changes``, pure) and
-``tracker.delivery.notify_changes`` records every match it alerts. The recorded matches are how that step tells a first match, which is
-alerted, from a repeat, which is not, so ``match_stored`` records none (a look at the
-matches before the next run would swallow its alerts). It leaves dismissed calls out, sets
-``Match.new`` for a pair never recorded (not yet announced) and remembers when each
-profile was matched.
+``tracker.delivery.notify_changes`` records every match it alerts. The recorded matches
+are how that step tells a first match, which is alerted, from a repeat, which is not, so
+``match_stored`` records none (a look at the matches before the next run would swallow its
+alerts). It leaves dismissed calls out, sets ``Match.new`` for a pair never recorded (not
+yet announced) and remembers when each profile was matched.
 
 "Changed since the last match run", the default of ``callwatch match``: for each profile,
 the calls whose ``last_changed`` is after that profile's last match run; every call when
