@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from tracker.dates import isoformat_utc
-from tracker.db import calls_table as calls_table  # re-exported: tracker.delivery, tracker.bot
+from tracker.db import calls_table as calls_table  # re-exported for tracker.delivery (issue 14)
 from tracker.db import changes_table, chunks, insert_for
 from tracker.db import source_runs_table as runs_table
 from tracker.diff import (
