@@ -50,14 +50,8 @@ from _postgres import scratch_schema
 
 from tracker import db
 from tracker.config import PACKAGED_DEFAULTS
-from tracker.delivery import (
-    channels_table,
-    deliveries_table,
-    enqueue_digests,
-    notify_changes,
-    subscribers_table,
-    subscriptions_table,
-)
+from tracker.db import channels_table, deliveries_table, subscribers_table, subscriptions_table
+from tracker.delivery import enqueue_digests, notify_changes
 from tracker.models import CallRecord, CallStatus, ScrapeResult
 from tracker.rules.profiles import Profile
 from tracker.rules.store import RulesStore
@@ -288,7 +282,7 @@ def outbox_fingerprint(url: str) -> tuple[str, int]:
     sent compares this before and after (``--fingerprint``)."""
     import hashlib
 
-    from tracker.delivery import bodies_table
+    from tracker.db import bodies_table
 
     engine = db.make_engine(url)
     digest = hashlib.sha256()
@@ -312,9 +306,8 @@ def outbox_fingerprint(url: str) -> tuple[str, int]:
 
 def explain(url: str) -> None:
     """EXPLAIN ANALYZE of the queries that grow with the data, on the schema as the run left it."""
-    from tracker.delivery import changes_table, digest_entries_table, subscriptions_table
+    from tracker.db import calls_table, changes_table, digest_entries_table, subscriptions_table
     from tracker.dispatch import due_queries
-    from tracker.store import calls_table
 
     engine = db.make_engine(url)
     now = datetime.now(UTC)

@@ -50,7 +50,7 @@ from _postgres import scratch_schema
 from tests.notifier_support import queue_alerts
 from tracker import db
 from tracker.config import PACKAGED_DEFAULTS
-from tracker.delivery import deliveries_table
+from tracker.db import deliveries_table
 from tracker.fakes.telegram_api import FakeTelegram
 
 TOKEN = "123456:SOAK"  # noqa: S105 - the fake server's fake token

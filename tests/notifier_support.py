@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
-from tracker.delivery import channels_table, deliveries_table, subscribers_table, sync_subscribers
+from tracker.db import channels_table, deliveries_table, subscribers_table
+from tracker.delivery import sync_subscribers
 from tracker.dispatch import dispatch
 from tracker.models import CallRecord, Change, ChangeKind
 from tracker.ports import Message, Notifier

@@ -26,14 +26,14 @@ from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier
 from tests.factories import make_call
 from tracker import bot, operator_alerts
 from tracker.config import Settings, load_config
-from tracker.delivery import (
+from tracker.db import (
     channels_table,
     deliveries_table,
     digest_entries_table,
     subscribers_table,
     subscriptions_table,
-    sync_subscribers,
 )
+from tracker.delivery import sync_subscribers
 from tracker.fakes.telegram_api import FakeTelegram, SentMessage, parse_telegram_html
 from tracker.models import CallRecord, CallStatus, ScrapeResult
 from tracker.ports import Notifier

@@ -24,7 +24,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
 from tracker.cli import App, cli
-from tracker.delivery import channels_table, deliveries_table, enqueue_reminders
+from tracker.db import channels_table, deliveries_table
+from tracker.delivery import enqueue_reminders
 from tracker.fakes.portal import PortalReplayServer
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from tests.conftest import PG_URL, postgres_url_with_schema
 from tracker import db
 from tracker.daemon import SchedulerLock
-from tracker.delivery import deliveries_table
+from tracker.db import deliveries_table
 from tracker.fakes.portal import PortalReplayServer
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram

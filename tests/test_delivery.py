@@ -24,7 +24,8 @@ from sqlalchemy.engine import Engine
 from tracker import dispatch as dispatch_module
 from tracker.config import Settings, load_config
 from tracker.daemon import Daemon
-from tracker.delivery import deliveries_table, enqueue_digests, enqueue_reminders
+from tracker.db import deliveries_table
+from tracker.delivery import enqueue_digests, enqueue_reminders
 from tracker.dispatch import dispatch, list_deliveries
 from tracker.fakes.portal import PortalReplayServer
 from tracker.fakes.smtp_sink import SmtpSink

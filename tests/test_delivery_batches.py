@@ -11,17 +11,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
-from tracker.delivery import (
+from tracker.db import (
     bodies_table,
     channels_table,
     deliveries_table,
     digest_entries_table,
-    enqueue_digests,
-    mode_change,
-    preview_digests,
     subscribers_table,
     subscriptions_table,
 )
+from tracker.delivery import enqueue_digests, mode_change, preview_digests
 from tracker.dispatch import list_deliveries
 from tracker.models import ScrapeResult
 from tracker.planning import DigestSchedule

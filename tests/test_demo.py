@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from tracker import db
 from tracker.cli import cli
-from tracker.delivery import deliveries_table
+from tracker.db import deliveries_table
 from tracker.demo import DATABASE_NAME, PAGES_NOTE, bundled_config_dir
 from tracker.fakes import RECORDINGS
 

@@ -25,7 +25,7 @@ from notifiers.telegram import TelegramNotifier
 from tests.notifier_support import FakeEmailChannel, queue_alerts
 from tracker import db
 from tracker.config import EmailSettings, TelegramSettings
-from tracker.delivery import deliveries_table
+from tracker.db import deliveries_table
 from tracker.dispatch import DispatchReport, dispatch
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram

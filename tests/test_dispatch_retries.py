@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.notifier_support import FakeEmailChannel, outbox_row, queue_alerts, queue_one_email_alert
-from tracker.delivery import deliveries_table
+from tracker.db import deliveries_table
 from tracker.dispatch import BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, backoff, dispatch, list_deliveries
 from tracker.errors import ChannelUnavailable
 from tracker.ports import Message, Recipient, SendResult

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from tests.factories import make_call
 from tracker import feeds
 from tracker.config import Settings, load_config
-from tracker.delivery import deliveries_table, subscribers_table
+from tracker.db import deliveries_table, subscribers_table
+from tracker.db import source_runs_table as runs_table
 from tracker.errors import ConfigError
 from tracker.health import HealthReport, HealthServer, start_health_server
 from tracker.heartbeat import (
@@ -33,7 +34,7 @@ from tracker.heartbeat import (
 from tracker.models import RunOutcome, ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
-from tracker.store import Store, runs_table
+from tracker.store import Store
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 OK, PARTIAL, FAILED, SUSPICIOUS = (RunOutcome.OK, RunOutcome.PARTIAL, RunOutcome.FAILED,

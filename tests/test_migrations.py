@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
 from tracker import db
-from tracker.delivery import digest_entries_table, enqueue_digests, subscriptions_table
+from tracker.db import digest_entries_table, subscriptions_table
+from tracker.delivery import enqueue_digests
 from tracker.dispatch import list_deliveries
 from tracker.models import ScrapeResult
 from tracker.store import Store

@@ -16,7 +16,8 @@ from notifiers import CHANNELS, create_notifiers
 from notifiers.apprise import EXTRA, AppriseNotifier, scrub, url_problem
 from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, NOW, every_kind
 from tracker.config import NotifierSettings
-from tracker.delivery import channels_table, deliveries_table, sync_subscribers
+from tracker.db import channels_table, deliveries_table
+from tracker.delivery import sync_subscribers
 from tracker.dispatch import dispatch
 from tracker.errors import ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.fakes.webhook_receiver import WebhookReceiver

@@ -9,7 +9,8 @@ from sqlalchemy.engine import Engine
 
 from notifiers.telegram import Pacer
 from tracker.config import TelegramSettings
-from tracker.pacing import GLOBAL, SharedPacer, pacer_for, pacing_table
+from tracker.db import pacing_table
+from tracker.pacing import GLOBAL, SharedPacer, pacer_for
 
 
 def _slots(engine: Engine, spacing: float = 1.0) -> dict[str, float]:

@@ -29,7 +29,7 @@ from scrapers.ft_portal import FtPortalSettings, FtPortalSource
 from tracker.cli import cli
 from tracker.config import HttpSettings, Settings, load_config
 from tracker.daemon import Daemon
-from tracker.delivery import deliveries_table
+from tracker.db import deliveries_table
 from tracker.fakes.portal import PortalReplayServer
 from tracker.fakes.telegram_api import FakeTelegram
 from tracker.models import CallStatus, ChangeKind

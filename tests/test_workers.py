@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from tests.conftest import PG_URL, postgres_url_with_schema
 from tracker import db
 from tracker.config import PACKAGED_DEFAULTS
-from tracker.delivery import channels_table, deliveries_table, subscribers_table
+from tracker.db import channels_table, deliveries_table, subscribers_table
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram
 from tracker.ports import Message

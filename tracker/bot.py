@@ -64,14 +64,8 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from notifiers.telegram import TOKEN_ENV
 from tracker.config import Settings
-from tracker.delivery import (
-    channels_table,
-    deliveries_table,
-    enqueue_digests,
-    mode_change,
-    subscribers_table,
-    subscriptions_table,
-)
+from tracker.db import calls_table, channels_table, deliveries_table, subscribers_table, subscriptions_table
+from tracker.delivery import enqueue_digests, mode_change
 from tracker.dispatch import send_due
 from tracker.errors import CallwatchError
 from tracker.models import CallStatus
@@ -90,7 +84,7 @@ from tracker.render import (
     utf16_len,
 )
 from tracker.rules.store import RulesStore
-from tracker.store import SourceHealth, Store, calls_table
+from tracker.store import SourceHealth, Store
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ command fetches or sends anything, not after.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import sqlalchemy as sa
@@ -29,7 +30,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Column, Field, SQLModel
 
@@ -66,6 +67,10 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
+# Each table's Core ``Table`` stands under its class as ``<name>_table``, the one name every
+# module imports: SQLModel makes the table at class creation but declares no ``__table__``
+# for type checkers, and ``SQLModel.metadata.tables[Row.__tablename__]`` is typed ``Table``.
+
 
 def _utc_column(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
@@ -95,6 +100,8 @@ class CallRow(SQLModel, table=True):
     still_listed: bool = True
     missing_runs: int = 0
 
+calls_table = SQLModel.metadata.tables[CallRow.__tablename__]
+
 
 class SourceRunRow(SQLModel, table=True):
     """One scrape of one source: when, how it ended, and what it found."""
@@ -113,6 +120,8 @@ class SourceRunRow(SQLModel, table=True):
     error: str | None = None
     notes: str | None = None
 
+source_runs_table = SQLModel.metadata.tables[SourceRunRow.__tablename__]
+
 
 class CallChangeRow(SQLModel, table=True):
     """One typed change event in a call's history (append-only)."""
@@ -127,6 +136,31 @@ class CallChangeRow(SQLModel, table=True):
     field: str | None = Field(default=None, max_length=60)
     old: Any = Field(default=None, sa_column=Column(JSONType, nullable=True))
     new: Any = Field(default=None, sa_column=Column(JSONType, nullable=True))
+
+changes_table = SQLModel.metadata.tables[CallChangeRow.__tablename__]
+
+
+# -- statements every store writes the same way on SQLite and PostgreSQL -------------------
+
+#: rows (or ids) per statement: well under SQLite's limit of bound parameters
+CHUNK = 500
+
+_T = TypeVar("_T")
+
+
+def chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
+    """``items`` in slices of ``size``, one statement each (an ``IN`` list, an executemany)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def insert_for(connection: Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which knows ``ON CONFLICT``: one upsert code path on both backends."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if connection.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"callwatch supports SQLite and PostgreSQL, not {connection.dialect.name}")
 
 
 def normalize_url(url: str) -> str:
@@ -360,32 +394,51 @@ class ProfileRow(SQLModel, table=True):
     created_at: datetime = _utc_column()
     updated_at: datetime = _utc_column()
 
+profiles_table = SQLModel.metadata.tables[ProfileRow.__tablename__]
 
-class DismissalRow(SQLModel, table=True):
-    """A call a profile's owner marked not relevant: it never comes back for that profile."""
 
-    __tablename__ = "dismissals"
-    __table_args__ = (sa.UniqueConstraint("profile", "call_id", name="uq_dismissals_profile_call"),)
+class _ProfileCallRow(SQLModel):
+    """What a dismissal and a recorded match share: one row per (profile, call) pair.
+
+    Not a table: its columns come first in each table that inherits them, in this order.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     profile: str = Field(max_length=100, index=True)
     call_id: str = Field(foreign_key="calls.id", max_length=400)
+
+
+def _one_per_pair(table: str) -> tuple[sa.UniqueConstraint]:
+    return (sa.UniqueConstraint("profile", "call_id", name=f"uq_{table}_profile_call"),)
+
+
+class DismissalRow(_ProfileCallRow, table=True):
+    """A call a profile's owner marked not relevant: it never comes back for that profile."""
+
+    __tablename__ = "dismissals"
+    __table_args__ = _one_per_pair(__tablename__)
+
     at: datetime = _utc_column()
 
 
-class MatchRow(SQLModel, table=True):
+dismissals_table = SQLModel.metadata.tables[DismissalRow.__tablename__]
+
+
+class MatchRow(_ProfileCallRow, table=True):
     """The last known match of a call for a profile, so alerts go out once per pair."""
 
     __tablename__ = "matches"
-    __table_args__ = (sa.UniqueConstraint("profile", "call_id", name="uq_matches_profile_call"),)
+    __table_args__ = _one_per_pair(__tablename__)
 
-    id: int | None = Field(default=None, primary_key=True)
-    profile: str = Field(max_length=100, index=True)
+    #: indexed in matches only (migration 0002): delivery reads a call's matches by call id
     call_id: str = Field(foreign_key="calls.id", max_length=400, index=True)
     score: int
     reasons: list[str] = Field(sa_column=Column(JSONType, nullable=False))
     first_matched: datetime = _utc_column()
     last_matched: datetime = _utc_column()
+
+
+matches_table = SQLModel.metadata.tables[MatchRow.__tablename__]
 
 
 class ProfileRunRow(SQLModel, table=True):
@@ -395,6 +448,8 @@ class ProfileRunRow(SQLModel, table=True):
 
     profile: str = Field(primary_key=True, max_length=100)
     last_run: datetime = _utc_column()
+
+profile_runs_table = SQLModel.metadata.tables[ProfileRunRow.__tablename__]
 
 
 # -- delivery: subscribers, their channels and subscriptions, the outbox, digests ----------
@@ -416,6 +471,8 @@ class SubscriberRow(SQLModel, table=True):
     created_at: datetime = _utc_column()
     updated_at: datetime = _utc_column()
 
+subscribers_table = SQLModel.metadata.tables[SubscriberRow.__tablename__]
+
 
 class SubscriberChannelRow(SQLModel, table=True):
     """One address of one subscriber; deactivated when the recipient is gone."""
@@ -433,6 +490,8 @@ class SubscriberChannelRow(SQLModel, table=True):
     webhook_format: str = Field(default="generic", max_length=10)
     active: bool = True
     note: str | None = None
+
+channels_table = SQLModel.metadata.tables[SubscriberChannelRow.__tablename__]
 
 
 class DigestEntryRow(SQLModel, table=True):
@@ -457,12 +516,13 @@ class DigestEntryRow(SQLModel, table=True):
     reasons: list[str] = Field(sa_column=Column(JSONType, nullable=False))
     created_at: datetime = _utc_column()
 
+digest_entries_table = SQLModel.metadata.tables[DigestEntryRow.__tablename__]
+
 
 def newest_digest_entry() -> Any:
     """The newest digest entry's id (0 when there is none), as SQL: where a subscription's
     digests start when it is created or leaves instant mode, read in that very statement."""
-    entries: sa.Table = DigestEntryRow.__table__  # type: ignore[attr-defined]
-    return sa.select(sa.func.coalesce(sa.func.max(entries.c.id), 0)).scalar_subquery()
+    return sa.select(sa.func.coalesce(sa.func.max(digest_entries_table.c.id), 0)).scalar_subquery()
 
 
 class SubscriptionRow(SQLModel, table=True):
@@ -483,6 +543,8 @@ class SubscriptionRow(SQLModel, table=True):
     #: follower gets what happens from then on, not the profile's history
     digested_through: int = Field(sa_column=Column(
         sa.Integer, nullable=False, server_default="0", default=newest_digest_entry()))
+
+subscriptions_table = SQLModel.metadata.tables[SubscriptionRow.__tablename__]
 
 
 class DeliveryRow(SQLModel, table=True):
@@ -526,6 +588,8 @@ class DeliveryRow(SQLModel, table=True):
     #: subscribers get is stored once (migration 0006)
     body_id: int | None = None
 
+deliveries_table = SQLModel.metadata.tables[DeliveryRow.__tablename__]
+
 
 class CursorRow(SQLModel, table=True):
     """Named positions in append-only tables, e.g. the last change id already notified."""
@@ -534,6 +598,8 @@ class CursorRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=60)
     position: int = 0
+
+cursors_table = SQLModel.metadata.tables[CursorRow.__tablename__]
 
 
 # -- exports and health: feed tokens, the scheduler heartbeat (migration 0004) -------------
@@ -547,6 +613,8 @@ class FeedTokenRow(SQLModel, table=True):
     token: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     created_at: datetime = _utc_column()
 
+feed_tokens_table = SQLModel.metadata.tables[FeedTokenRow.__tablename__]
+
 
 class HeartbeatRow(SQLModel, table=True):
     """What the running scheduler last said about itself, so `callwatch status` in another
@@ -559,6 +627,8 @@ class HeartbeatRow(SQLModel, table=True):
     beat_at: datetime = _utc_column()
     stopped_at: datetime | None = _utc_column(nullable=True)
     jobs: list[dict[str, Any]] = Field(sa_column=Column(JSONType, nullable=False))
+
+heartbeats_table = SQLModel.metadata.tables[HeartbeatRow.__tablename__]
 
 
 # -- several workers: the shared Telegram budget (migration 0005) ---------------------------
@@ -575,6 +645,8 @@ class TelegramPacingRow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=60)
     next_at: float = 0.0
 
+pacing_table = SQLModel.metadata.tables[TelegramPacingRow.__tablename__]
+
 
 class DeliveryBodyRow(SQLModel, table=True):
     """A rendered message shared by many outbox rows, stored once (``digest``: its SHA-256).
@@ -589,3 +661,5 @@ class DeliveryBodyRow(SQLModel, table=True):
     digest: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     message: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     created_at: datetime = _utc_column()
+
+bodies_table = SQLModel.metadata.tables[DeliveryBodyRow.__tablename__]

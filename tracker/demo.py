@@ -44,7 +44,8 @@ from sqlalchemy.engine import Engine
 
 from tracker import db
 from tracker.config import PACKAGED_DEFAULTS, Settings, load_config
-from tracker.delivery import deliveries_table, enqueue_digests
+from tracker.db import deliveries_table, matches_table
+from tracker.delivery import enqueue_digests
 from tracker.fakes import RECORDINGS
 from tracker.fakes.agency import EclSite
 from tracker.fakes.eccp import EccpSite
@@ -314,12 +315,9 @@ class DemoReport:
 
 
 def _matches_per_profile(engine: Engine, profiles: list[str]) -> dict[str, int]:
-    from tracker.db import MatchRow
-
-    matches: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
     with engine.connect() as connection:
         counted = {str(profile): int(count) for profile, count in connection.execute(
-            sa.select(matches.c.profile, sa.func.count()).group_by(matches.c.profile))}
+            sa.select(matches_table.c.profile, sa.func.count()).group_by(matches_table.c.profile))}
     return {name: counted.get(name, 0) for name in profiles}
 
 

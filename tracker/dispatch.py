@@ -64,17 +64,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tracker.delivery import (
-    DEAD,
-    PENDING,
-    SENDING,
-    SENT,
-    bodies_table,
-    channels_table,
-    deliveries_table,
-    subscribers_table,
-    subscriptions_table,
-)
+from tracker.db import bodies_table, channels_table, deliveries_table, subscribers_table, subscriptions_table
+from tracker.delivery import DEAD, PENDING, SENDING, SENT
 from tracker.errors import (
     ChannelGone,
     ChannelRejected,

@@ -23,16 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tracker.config import Settings
-from tracker.db import FeedTokenRow
+from tracker.db import changes_table, chunks, feed_tokens_table, insert_for, matches_table
 from tracker.exports import FeedItem
 from tracker.models import ChangeKind
 from tracker.rules.runner import load_profiles, select_profiles
-from tracker.rules.store import RulesStore, matches_table
-from tracker.store import StoredCall, _insert, changes_table
-
-feed_tokens_table: sa.Table = FeedTokenRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
-
-_CHUNK = 500  # ids per statement: well under SQLite's bound-parameter limit
+from tracker.rules.store import RulesStore
+from tracker.store import StoredCall
 
 
 def _deadline_key(call: StoredCall) -> tuple[bool, datetime | None, str]:
@@ -46,11 +42,11 @@ def deadline_changes(engine: Engine, call_ids: Collection[str]) -> dict[str, int
     ids = sorted(set(call_ids))
     counts: dict[str, int] = {}
     with engine.connect() as connection:
-        for start in range(0, len(ids), _CHUNK):
+        for chunk in chunks(ids):
             for call_id, count in connection.execute(
                     sa.select(changes_table.c.call_id, sa.func.count())
                     .where(changes_table.c.kind == ChangeKind.DEADLINE_CHANGED.value,
-                           changes_table.c.call_id.in_(ids[start:start + _CHUNK]))
+                           changes_table.c.call_id.in_(chunk))
                     .group_by(changes_table.c.call_id)):
                 counts[call_id] = count
     return counts
@@ -92,7 +88,7 @@ def feed_token(engine: Engine, profile: str, now: datetime, *, rotate: bool = Fa
     """The secret of ``profile``'s feed URLs, created on first use; a new one with ``rotate``."""
     fresh = secrets.token_urlsafe(32)  # 43 characters, 256 bits
     with engine.begin() as connection:
-        statement = _insert(connection, feed_tokens_table).values(
+        statement = insert_for(connection, feed_tokens_table).values(
             profile=profile, token=fresh, created_at=now)
         if rotate:
             statement = statement.on_conflict_do_update(

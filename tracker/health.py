@@ -39,13 +39,15 @@ from sqlalchemy.engine import Engine
 
 from tracker import exports, feeds
 from tracker.config import Settings
-from tracker.delivery import DEAD, PENDING, SENDING, deliveries_table
+from tracker.db import calls_table, changes_table, deliveries_table
+from tracker.db import source_runs_table as runs_table
+from tracker.delivery import DEAD, PENDING, SENDING
 from tracker.dispatch import backlog
 from tracker.drift import RED_AFTER, consecutive_bad, health_is_red
 from tracker.errors import ConfigError, NotFoundError
 from tracker.heartbeat import read_heartbeat
 from tracker.models import RunOutcome
-from tracker.store import Store, calls_table, changes_table, runs_table
+from tracker.store import Store
 
 log = logging.getLogger(__name__)
 

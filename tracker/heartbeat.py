@@ -16,14 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from tracker.dates import isoformat_utc
-from tracker.db import HeartbeatRow
-from tracker.store import _insert
-
-heartbeats_table: sa.Table = HeartbeatRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
+from tracker.db import HeartbeatRow, heartbeats_table, insert_for
 
 SCHEDULER = "scheduler"
 #: A heartbeat older than this means the scheduler is not running (it beats every minute;
@@ -67,7 +64,7 @@ def write_heartbeat(engine: Engine, now: datetime, jobs: Mapping[str, datetime |
     values = {"name": SCHEDULER, "process": process or this_process(), "beat_at": now,
               "stopped_at": None, "jobs": listed}
     with engine.begin() as connection:
-        statement = _insert(connection, heartbeats_table).values(**values)
+        statement = insert_for(connection, heartbeats_table).values(**values)
         connection.execute(statement.on_conflict_do_update(
             index_elements=[heartbeats_table.c.name],
             set_={k: v for k, v in values.items() if k != "name"}))
@@ -87,9 +84,8 @@ def _parse(value: str | None) -> datetime | None:
 
 def read_heartbeat(engine: Engine) -> Heartbeat | None:
     """The last heartbeat, or None when no scheduler ever ran on this database."""
-    with engine.connect() as connection:
-        row = connection.execute(sa.select(heartbeats_table)
-                                 .where(heartbeats_table.c.name == SCHEDULER)).first()
+    with Session(engine) as session:
+        row = session.get(HeartbeatRow, SCHEDULER)
     if row is None:
         return None
     jobs = tuple(ScheduledJob(id=str(job["id"]), next_run=_parse(job.get("next_run")))

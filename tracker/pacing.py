@@ -37,13 +37,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from notifiers.telegram import Pacer
 from tracker.config import TelegramSettings
-from tracker.db import TelegramPacingRow
+from tracker.db import insert_for as _insert
+from tracker.db import pacing_table
 from tracker.errors import ConfigError
-from tracker.store import _insert
 
 log = logging.getLogger(__name__)
 
-pacing_table: sa.Table = TelegramPacingRow.__table__  # type: ignore[attr-defined]
 GLOBAL = "global"
 PRUNE_EVERY = 1000  # reservations between two clean-ups of long-free chats
 FORGET_AFTER = 3600.0  # seconds a chat row outlives its last message

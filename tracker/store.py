@@ -33,17 +33,18 @@ events: a status that is never stored never becomes an event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tracker.dates import isoformat_utc
-from tracker.db import CallChangeRow, CallRow, SourceRunRow
+from tracker.db import calls_table as calls_table  # re-exported for tracker.delivery (issue 14)
+from tracker.db import changes_table, chunks, insert_for
+from tracker.db import source_runs_table as runs_table
 from tracker.diff import (
     DEGRADED_FILLABLE,
     SUSPICIOUS_FILLABLE,
@@ -69,13 +70,11 @@ log = logging.getLogger(__name__)
 #: in a run's notes: an operator took this run's count as the source's level (``accept_level``)
 LEVEL_ACCEPTED = "level accepted by an operator"
 
-_CHUNK = 500  # rows per statement: well under SQLite's bound-parameter limit
 #: complete runs in a row without a call before it is marked not listed
 MISSING_RUNS_BEFORE_REMOVAL = 2
 
-calls_table: sa.Table = CallRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
-runs_table: sa.Table = SourceRunRow.__table__  # type: ignore[attr-defined]
-changes_table: sa.Table = CallChangeRow.__table__  # type: ignore[attr-defined]
+#: the old name of ``tracker.db.insert_for``, until tracker.delivery imports that (issue 14)
+_insert = insert_for
 
 
 @dataclass(frozen=True)
@@ -150,22 +149,8 @@ def _insert_changes(connection: Connection, changes: Sequence[Change], run_id: i
     """Append ``changes`` to the history; ``run_id`` None for a move the clock made."""
     rows = [{"call_id": c.call_id, "run_id": run_id, "at": c.at, "kind": c.kind.value,
              "field": c.field, "old": c.old, "new": c.new} for c in changes]
-    for chunk in _chunks(rows):
+    for chunk in chunks(rows):
         connection.execute(changes_table.insert(), list(chunk))
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _insert(connection: Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which knows ``ON CONFLICT`` on both SQLite and PostgreSQL."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    if connection.dialect.name == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"callwatch supports SQLite and PostgreSQL, not {connection.dialect.name}")
 
 
 def _record_of(row: Any) -> CallRecord:
@@ -310,7 +295,7 @@ class Store:
         """Upsert ``records``; fields named in ``keep`` that a record leaves empty keep their
         stored values (degraded and suspicious runs)."""
         changes: list[Change] = []
-        for chunk in _chunks(records):
+        for chunk in chunks(records):
             ids = [r.id for r in chunk]
             # locked (PostgreSQL) so the refresh step cannot record a status move this diff
             # is about to record too; in id order, so two runs never wait on each other
@@ -354,7 +339,7 @@ class Store:
                     "still_listed": True,
                     "missing_runs": 0,
                 })
-            statement = _insert(connection, calls_table)
+            statement = insert_for(connection, calls_table)
             statement = statement.on_conflict_do_update(
                 index_elements=[calls_table.c.id],
                 set_={name: statement.excluded[name] for name in rows[0] if name != "id"},

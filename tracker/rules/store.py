@@ -16,16 +16,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tracker.db import DismissalRow, MatchRow, ProfileRow, ProfileRunRow
+from tracker.db import calls_table, chunks, dismissals_table, insert_for, matches_table, profiles_table
+from tracker.db import profile_runs_table as runs_table
 from tracker.models import CallRecord
 from tracker.rules.matcher import Match
 from tracker.rules.profiles import Profile, ProfileError, ProfileProblem, validate_profile
-from tracker.store import StoredCall, _chunks, _insert, calls_table
-
-profiles_table: sa.Table = ProfileRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
-dismissals_table: sa.Table = DismissalRow.__table__  # type: ignore[attr-defined]
-matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]
-runs_table: sa.Table = ProfileRunRow.__table__  # type: ignore[attr-defined]
+from tracker.store import StoredCall
 
 DATABASE_ORIGIN = "database"
 
@@ -41,7 +37,7 @@ class RulesStore:
     def save_profile(self, profile: Profile, now: datetime) -> None:
         """Create or replace the database profile called ``profile.name``."""
         with self.engine.begin() as connection:
-            statement = _insert(connection, profiles_table).values(
+            statement = insert_for(connection, profiles_table).values(
                 name=profile.name, definition=profile.as_mapping(), created_at=now, updated_at=now)
             connection.execute(statement.on_conflict_do_update(
                 index_elements=[profiles_table.c.name],
@@ -82,7 +78,7 @@ class RulesStore:
     def dismiss(self, profile: str, call_id: str, now: datetime) -> bool:
         """Mark ``call_id`` not relevant for ``profile``; False when it already was."""
         with self.engine.begin() as connection:
-            statement = _insert(connection, dismissals_table).values(
+            statement = insert_for(connection, dismissals_table).values(
                 profile=profile, call_id=call_id, at=now)
             # RETURNING, not rowcount: psycopg reports -1 rows for ON CONFLICT DO NOTHING
             inserted = connection.execute(statement.on_conflict_do_nothing(
@@ -111,14 +107,14 @@ class RulesStore:
             with self.engine.begin() as own:
                 return self.record_matches(matches, now, own)
         recorded: list[Match] = []
-        for chunk in _chunks(matches):
+        for chunk in chunks(matches):
             flagged = _flagged(connection, chunk)  # before the upsert records the new pairs
             rows = [
                 {"profile": m.profile, "call_id": m.call_id, "score": m.score,
                  "reasons": list(m.reasons), "first_matched": now, "last_matched": now}
                 for m in chunk
             ]
-            statement = _insert(connection, matches_table)
+            statement = insert_for(connection, matches_table)
             connection.execute(statement.on_conflict_do_update(
                 index_elements=[matches_table.c.profile, matches_table.c.call_id],
                 set_={"score": statement.excluded.score, "reasons": statement.excluded.reasons,
@@ -135,7 +131,7 @@ class RulesStore:
         matches must leave them as they are.
         """
         with self.engine.connect() as connection:
-            return [m for chunk in _chunks(matches) for m in _flagged(connection, chunk)]
+            return [m for chunk in chunks(matches) for m in _flagged(connection, chunk)]
 
     def matched_calls(self, profile: str) -> set[str]:
         """Ids of every call ever recorded as matching ``profile``."""
@@ -156,7 +152,7 @@ class RulesStore:
         if not rows:
             return
         with self.engine.begin() as connection:
-            statement = _insert(connection, runs_table)
+            statement = insert_for(connection, runs_table)
             connection.execute(statement.on_conflict_do_update(
                 index_elements=[runs_table.c.profile],
                 set_={"last_run": statement.excluded.last_run}), rows)
@@ -171,7 +167,7 @@ class RulesStore:
                 rows = list(connection.execute(query))
             else:
                 rows = []
-                for chunk in _chunks(sorted(set(ids))):
+                for chunk in chunks(sorted(set(ids))):
                     rows.extend(connection.execute(query.where(calls_table.c.id.in_(chunk))))
         return [
             StoredCall(record=CallRecord.model_validate(row.record), first_seen=row.first_seen,
