@@ -7,9 +7,8 @@ import itertools
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from notifiers.telegram import Pacer
-from tracker.config import TelegramSettings
-from tracker.pacing import GLOBAL, SharedPacer, pacer_for, pacing_table
+from notifiers.telegram import Pacer, TelegramSettings
+from notifiers.telegram.pacing import GLOBAL, SharedPacer, pacer_for, pacing_table
 
 
 def _slots(engine: Engine, spacing: float = 1.0) -> dict[str, float]:

@@ -43,16 +43,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import Connection, Engine
 
-from tracker.bot import RED_AFTER, alert_dispatch, alert_red_source, start_bot
+from tracker.compose import alert_dispatch, alert_red_source, build_notifiers, http_client, start_bot
 from tracker.config import Settings
 from tracker.delivery import enqueue_digests, enqueue_reminders, notify_changes, sync_subscribers
 from tracker.dispatch import send_due
+from tracker.drift import RED_AFTER
 from tracker.errors import CallwatchError
 from tracker.health import HealthServer, start_health_server
 from tracker.heartbeat import mark_stopped, write_heartbeat
 from tracker.models import RunOutcome
 from tracker.pipeline import (
-    build_notifiers,
     build_sources,
     check_notifiers,
     close_notifiers,
@@ -162,9 +162,7 @@ class Daemon:
         return job
 
     async def scrape(self, name: str) -> None:
-        from scrapers._http import PoliteClient
-
-        async with PoliteClient(self.settings.http) as http:
+        async with http_client(self.settings.http) as http:
             source = build_sources(self.settings, http, [name])[name]
             outcome = await scrape_one(name, source, Store(self.engine), self.clock,
                                        ceiling=self.settings.http.source_timeout)

@@ -43,6 +43,7 @@ import yaml
 from sqlalchemy.engine import Engine
 
 from tracker import db
+from tracker.compose import TELEGRAM_TOKEN_ENV, build_notifiers
 from tracker.config import PACKAGED_DEFAULTS, Settings, load_config
 from tracker.delivery import deliveries_table, enqueue_digests
 from tracker.dispatch import send_due
@@ -54,7 +55,7 @@ from tracker.fakes.sites import FixtureSite, InterregSearch
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram, HtmlError, parse_telegram_html
 from tracker.fakes.webhook_receiver import WebhookReceiver
-from tracker.pipeline import CycleReport, build_notifiers, close_notifiers, run_once
+from tracker.pipeline import CycleReport, close_notifiers, run_once
 from tracker.ports import Notifier
 
 log = logging.getLogger(__name__)
@@ -342,14 +343,9 @@ async def _cycle(settings: Settings, engine: Engine, notifiers: Mapping[str, Not
 def _demo_notifiers(settings: Settings) -> dict[str, Notifier]:
     """The real channels; Telegram without pacing, since the fake Bot API has no flood limits
     and pacing would only make the demo wait a second per message to one chat."""
-    from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier
-
-    environ = {TOKEN_ENV: DEMO_TOKEN, settings.notifiers.webhook.secret_env: DEMO_WEBHOOK_SECRET}
-    notifiers = build_notifiers(settings, environ)
-    telegram = notifiers.get("telegram")
-    if isinstance(telegram, TelegramNotifier):
-        telegram.pacer = Pacer(enabled=False)
-    return notifiers
+    environ = {TELEGRAM_TOKEN_ENV: DEMO_TOKEN,
+               settings.notifiers.webhook.secret_env: DEMO_WEBHOOK_SECRET}
+    return build_notifiers(settings, environ, paced=False)
 
 
 def run_demo(out: Path, *, now: datetime = DEMO_NOW) -> DemoReport:

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from tracker.bot import alert_dispatch
+from tracker.compose import alert_dispatch
 from tracker.config import Settings
 from tracker.daemon import SHUTDOWN_GRACE, Daemon, SchedulerLock, utc_now
 from tracker.dispatch import send_due
