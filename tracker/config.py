@@ -155,6 +155,11 @@ class NotifierSettings(_Section):
             return notifier_model().model_validate({} if data is None else data)
         return handler(data)
 
+    @classmethod
+    def assembled(cls) -> type[NotifierSettings]:
+        """The model with the fields (for tools that read fields: the settings docs)."""
+        return notifier_model()
+
     def channel(self, name: str) -> ChannelSettings:
         """The settings of channel ``name`` (KeyError for a channel without settings)."""
         value = getattr(self, name, None)

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from tracker.config import PACKAGED_DEFAULTS, NotifierSettings, Settings, notifier_model
+from tracker.config import PACKAGED_DEFAULTS, NotifierSettings, Settings
 from tracker.dates import format_duration
 from tracker.plugins import source_plugins
 from tracker.ports import SourcePlugin, SourceSettings
@@ -117,7 +117,7 @@ class SettingRow:
 def _sub_model(info: FieldInfo) -> type[BaseModel] | None:
     annotation = info.annotation
     if annotation is NotifierSettings:  # one table per channel plugin, assembled at run time
-        return notifier_model()
+        return NotifierSettings.assembled()
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None

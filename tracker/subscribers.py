@@ -66,6 +66,11 @@ class Channels(_Strict):
     if TYPE_CHECKING:  # the fields are made at run time, one per channel plugin
         def __getattr__(self, name: str) -> Any: ...
 
+    @classmethod
+    def assembled(cls) -> type[Channels]:
+        """The model with the fields (for tools that read fields: "did you mean")."""
+        return channels_model()
+
     def configured(self) -> tuple[ChannelName, ...]:
         """The channels this subscriber has an address for, in a stable order."""
         return tuple(name for name in channel_plugins() if getattr(self, name, None))
