@@ -1,4 +1,4 @@
-"""Telegram pacing kept in the database, shared by every worker (``tracker.pacing``)."""
+"""Telegram pacing kept in the database, shared by every worker (``notifiers.telegram.pacing``)."""
 
 from __future__ import annotations
 
