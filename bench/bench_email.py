@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe  # bench/ is not a package
 
-from notifiers.email import EmailNotifier
-from tracker.config import EmailSettings
+from notifiers.email import EmailNotifier, EmailSettings
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.models import CallRecord, CallStatus
 from tracker.ports import Message, Recipient

@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _machine import describe  # bench/ is not a package
 
-from notifiers.telegram import Pacer, TelegramNotifier
-from tracker.config import TelegramSettings
+from notifiers.telegram import Pacer, TelegramNotifier, TelegramSettings
 from tracker.fakes.telegram_api import FakeTelegram
 from tracker.models import CallRecord, CallStatus
 from tracker.ports import Message, Recipient

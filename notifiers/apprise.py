@@ -42,12 +42,15 @@ import os
 import re
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
-from tracker.errors import ChannelRejected, ChannelUnavailable, ConfigError
-from tracker.ports import Message, Recipient, SendResult
+from pydantic import AfterValidator
 
+from tracker.errors import ChannelRejected, ChannelUnavailable, ConfigError
+from tracker.ports import ChannelPlugin, Message, Notifier, Recipient, SendResult
+
+logger = logging.getLogger(__name__)
 EXTRA = "pip install 'callwatch[apprise]'"
 _ENV_REFERENCE = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 #: URL parts shorter than this are left in apprise's messages (ports, "json", "a")
@@ -197,3 +200,43 @@ class AppriseNotifier:
 
     async def aclose(self) -> None:
         """Nothing to close: apprise opens a connection per send."""
+
+
+#: subscriber_channels.address is a VARCHAR(500)
+_MAX_ADDRESS = 500
+
+
+def _address(value: str | None) -> str | None:
+    """Checked by apprise itself when loaded, so a typo fails `subscribers check`, not a send.
+
+    The URL holds tokens: messages name its scheme at most, never the URL. ``env:NAME``
+    stands for the URL in that environment variable, which must be set.
+    """
+    if value is None:
+        return None
+    if not available():
+        raise ValueError(f"the apprise channel needs the apprise package: {EXTRA}")
+    if len(value.strip()) > _MAX_ADDRESS:
+        raise ValueError(f"an apprise URL of at most {_MAX_ADDRESS} characters is stored")
+    url = resolve(value, os.environ)
+    if url is None:
+        raise ValueError(f"the environment variable {env_reference(value)} is not set")
+    problem = url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return value.strip()
+
+
+def create(settings: object, environ: Mapping[str, str]) -> Notifier | None:
+    """The channel whenever the package is installed (it has no settings)."""
+    if not available():
+        logger.debug("channel=apprise not started: the apprise package is missing (%s)", EXTRA)
+        return None
+    return AppriseNotifier.from_settings(settings, environ)
+
+
+PLUGIN = ChannelPlugin(
+    name="apprise", description="every service apprise supports (extra)", settings=None,
+    create=create, address=Annotated[str | None, AfterValidator(_address)],
+    address_help="an apprise URL, or env:NAME to read it from the environment (apprise extra)",
+)

@@ -7,10 +7,13 @@ It never fails on its own; a closed stream is reported as a transient error.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import TextIO
 
+from pydantic import Field
+
 from tracker.errors import ChannelUnavailable
-from tracker.ports import Message, Recipient, SendResult
+from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
 
 SEPARATOR = "-" * 72
 
@@ -39,3 +42,18 @@ class ConsoleNotifier:
 
     async def aclose(self) -> None:
         return None
+
+
+class ConsoleSettings(ChannelSettings):
+    enabled: bool = Field(True, description="print alerts when no other channel is set")
+
+
+def create(settings: ConsoleSettings, environ: Mapping[str, str]) -> Notifier | None:
+    return ConsoleNotifier() if settings.enabled else None
+
+
+PLUGIN = ChannelPlugin(
+    name="console", description="standard output", settings=ConsoleSettings, create=create,
+    address=bool, address_help="print to standard output (tests, demos)",
+    reads=frozenset({"subject", "text"}),
+)

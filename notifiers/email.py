@@ -36,18 +36,21 @@ import contextlib
 import email.policy
 import logging
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from pathlib import Path
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import aiosmtplib
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from tracker.config import EmailSettings
 from tracker.destinations import is_loopback_host
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
-from tracker.ports import Message, Recipient, SendResult
+from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
 
 log = logging.getLogger(__name__)
 USERNAME_ENV = "CALLWATCH_SMTP_USERNAME"
@@ -58,6 +61,58 @@ _GONE_CODES = {550, 551, 553}
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
 #: OpenSSL's verify codes for a certificate issued to another name or address
 _NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+_EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+
+
+class EmailSettings(ChannelSettings):
+    host: str = Field("localhost", description="SMTP server")
+    port: int = Field(25, gt=0, lt=65536, description="SMTP port")
+    security: Literal["none", "starttls", "ssl"] = Field(
+        "none", description="`none`, `starttls` or `ssl`"
+    )
+    sender: str = Field("callwatch@localhost", description="the From address")
+    unsubscribe_url: str = Field(
+        "", description="List-Unsubscribe target: an https URL containing `{token}` (also "
+        "enables one-click List-Unsubscribe-Post), or empty for a mailto: to the sender with "
+        "the token as subject"
+    )
+    timeout: float = Field(30.0, gt=0, description="seconds to wait for the SMTP server")
+    ca_file: Path | None = Field(
+        None, description="PEM file of CA certificates trusted for the SMTP server's "
+        "certificate in addition to the system's (a relay signed by an internal CA); a "
+        "relative path is read beside the config file; checked at start (missing, unreadable "
+        "or not PEM: exit 2); only with `security` `starttls` or `ssl`. Empty: the system's "
+        "CAs only"
+    )
+    allow_plaintext_login: bool = Field(
+        False, description="with `security` `none`, a login (`CALLWATCH_SMTP_USERNAME` set) to "
+        "a host other than this machine is refused at start (exit 2) because the password "
+        "would cross the network unencrypted; `true` accepts it (a trusted LAN). \"This "
+        "machine\" is `localhost` or a loopback address as written in `host` (another name is "
+        "not resolved)"
+    )
+
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable_pem(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """Checked at start: a CA file that is missing, unreadable or holds no PEM certificate."""
+        if value is None:
+            return None
+        if info.data.get("security") == "none":
+            raise ValueError('only used over TLS: set security to "starttls" or "ssl"')
+        path = value.expanduser()
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+        except OSError as exc:
+            if not isinstance(exc, ssl.SSLError):
+                raise ValueError(f"cannot read the CA file: {exc.strerror or exc}") from exc
+            raise ValueError("not a PEM file of CA certificates") from exc
+        return path
 
 
 def tls_context(settings: EmailSettings) -> ssl.SSLContext:
@@ -288,3 +343,20 @@ class EmailNotifier:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await self._smtp.quit()
         self._drop()
+
+
+def _address(value: str | None) -> str | None:
+    if value is not None and not _EMAIL.match(value.strip()):
+        raise ValueError(f"{value!r} is not an email address")
+    return value.strip() if value else value
+
+
+def create(settings: EmailSettings, environ: Mapping[str, str]) -> Notifier | None:
+    return EmailNotifier.from_settings(settings, environ) if settings.enabled else None
+
+
+PLUGIN = ChannelPlugin(
+    name="email", description="SMTP", settings=EmailSettings, create=create,
+    address=Annotated[str | None, AfterValidator(_address)], address_help="an email address",
+    reads=frozenset({"subject", "text", "html"}),
+)

@@ -37,15 +37,16 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import AfterValidator, Field
 
-from tracker.config import WebhookSettings
 from tracker.destinations import (
     Address,
     address_problem,
@@ -54,8 +55,8 @@ from tracker.destinations import (
     webhook_url_problem,
 )
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
-from tracker.ports import Message, Recipient, SendResult, WebhookFormat
-from tracker.render import slack_body, teams_body
+from tracker.plugins import channel_plugins
+from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
 from tracker.retry_after import retry_after_seconds
 
 USER_AGENT = "callwatch-webhook/1 (+https://github.com/callwatch/callwatch)"
@@ -87,31 +88,57 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return f"v1,{base64.b64encode(digest).decode()}"
 
 
-def webhook_body(message: Message, fmt: WebhookFormat) -> bytes:
-    """The bytes to POST for ``fmt``."""
-    document: dict[str, Any] = message.document
-    if fmt == "slack":
-        document = slack_body(document)
-    elif fmt == "teams":
-        document = teams_body(document)
+def json_bytes(document: dict[str, Any]) -> bytes:
+    """The bytes of a JSON body as every webhook-style channel POSTs them."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def generic_body(message: Message) -> dict[str, Any]:
+    """The ``callwatch.message/1`` document, as rendered."""
+    return message.document
+
+
+def webhook_body(message: Message, fmt: str) -> bytes:
+    """The bytes to POST for ``fmt``: ``generic``, or the name of the channel whose body a
+    ``webhook_format`` asks for (``slack``, ``teams``), rendered by that channel's plugin so
+    both forms of a Slack or Teams subscriber send the same bytes."""
+    render = generic_body if fmt == "generic" else channel_plugins()[fmt].render
+    if render is None:
+        raise ChannelRejected(f"webhook: no body for the format {fmt!r}")
+    return json_bytes(render(message))
+
+
+class WebhookSettings(ChannelSettings):
+    secret_env: str = Field(
+        "CALLWATCH_WEBHOOK_SECRET",
+        description="the environment variable holding the HMAC secret that signs each POST",
+    )
+    timeout: float = Field(10.0, gt=0, description="seconds to wait for the webhook's answer")
+    allow_private: bool = Field(
+        False, description="allow webhook URLs at private addresses (10/8, 172.16/12, 192.168/16, "
+        "100.64/10, fc00::/7: a cluster's own intranet); loopback (127.0.0.0/8, `::1`, "
+        "`localhost`) is always allowed, link-local and cloud metadata addresses "
+        "(169.254.169.254…) and URLs with a user name or password never; checked by "
+        "`subscribers check` and at start, and again before each POST with the host name resolved"
+    )
 
 
 class WebhookNotifier:
     """POSTs rendered messages to webhook URLs."""
 
-    channel = "webhook"
-
     def __init__(self, *, secret: str | None = None, timeout: float = 10.0,
                  client: httpx.AsyncClient | None = None,
                  clock: Callable[[], float] = time.time, allow_private: bool = False,
-                 resolve: Resolver = resolve_host) -> None:
+                 resolve: Resolver = resolve_host, fmt: str | None = None,
+                 channel: str = "webhook") -> None:
         if secret:
             signing_key(secret)  # a malformed secret is a start-up error, not a send error
         self._secret = secret or None
         self._clock = clock
         self._allow_private = allow_private
         self._resolve = resolve
+        self._format = fmt
+        self.channel = channel
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT})
@@ -138,23 +165,23 @@ class WebhookNotifier:
         """POST once; see the module docstring for what each answer means."""
         url = recipient.address
         if not url.startswith(("https://", "http://")):
-            raise ChannelRejected(f"webhook: not an http(s) URL: {url[:80]!r}")
+            raise ChannelRejected(f"{self.channel}: not an http(s) URL: {url[:80]!r}")
         problem = await self.destination_problem(url)
         if problem:
-            raise ChannelRejected(f"webhook: {problem}")
-        body = webhook_body(message, recipient.webhook_format)
+            raise ChannelRejected(f"{self.channel}: {problem}")
+        body = webhook_body(message, self._format or recipient.webhook_format)
         headers = self.headers(url, body)
         try:
             response = await self._client.post(url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
-            raise ChannelUnavailable(f"webhook: timed out: {type(exc).__name__}") from exc
+            raise ChannelUnavailable(f"{self.channel}: timed out: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
-            raise ChannelUnavailable(f"webhook: {type(exc).__name__}: {exc}") from exc
+            raise ChannelUnavailable(f"{self.channel}: {type(exc).__name__}: {exc}") from exc
         status = response.status_code
         if 200 <= status < 300:
             return SendResult(channel=self.channel, address=url,
                               message_ids=(headers["webhook-id"],))
-        text = f"webhook: HTTP {status} from the receiver"
+        text = f"{self.channel}: HTTP {status} from the receiver"
         if status in (408, 429) or status >= 500:
             now = datetime.fromtimestamp(self._clock(), UTC)
             raise ChannelUnavailable(
@@ -197,3 +224,60 @@ class WebhookNotifier:
     async def aclose(self) -> None:
         if self._own_client:
             await self._client.aclose()
+
+
+def url_address(value: str | None, *, allow_private: bool = True) -> str | None:
+    """A subscriber's URL: http(s), at no address that is never allowed (``tracker.destinations``).
+
+    Private addresses depend on ``notifiers.webhook.allow_private``, which a subscriber file
+    does not know: ``read_subscribers`` checks those for ``channels.webhook``.
+    """
+    if value is None:
+        return None
+    if not re.match(r"^https?://[^\s/]+", value.strip()):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    problem = webhook_url_problem(value, allow_private=allow_private)
+    if problem:
+        raise ValueError(problem)
+    return value.strip()
+
+
+def create(settings: WebhookSettings, environ: Mapping[str, str]) -> Notifier | None:
+    return WebhookNotifier.from_settings(settings, environ) if settings.enabled else None
+
+
+PLUGIN = ChannelPlugin(
+    name="webhook", description="JSON POST", settings=WebhookSettings, create=create,
+    address=Annotated[str | None, AfterValidator(url_address)],
+    address_help="http(s) URL receiving JSON POSTs; not at a link-local, metadata or (without "
+    "notifiers.webhook.allow_private) private address, no user name or password",
+    reads=frozenset({"subject", "document"}), render=generic_body,
+)
+
+
+class ServiceHookSettings(ChannelSettings):
+    """A chat service's incoming webhook (Slack, Teams): the URL is the secret, so no
+    signing secret; a private address is never one of theirs."""
+
+    timeout: float = Field(10.0, gt=0, description="seconds to wait for the service's answer")
+
+
+def _service_address(value: str | None) -> str | None:
+    return url_address(value, allow_private=False)
+
+
+def service_hook_plugin(name: str, description: str, render: Callable[[Message], dict[str, Any]],
+                        address_help: str) -> ChannelPlugin:
+    """The plugin of a chat service reached by an incoming webhook: this module's POST (the
+    same headers, destination checks and answers as ``webhook``) with ``render``'s body."""
+
+    def create(settings: ServiceHookSettings, environ: Mapping[str, str]) -> Notifier | None:
+        if not settings.enabled:
+            return None
+        return WebhookNotifier(timeout=settings.timeout, fmt=name, channel=name)
+
+    return ChannelPlugin(
+        name=name, description=description, settings=ServiceHookSettings, create=create,
+        address=Annotated[str | None, AfterValidator(_service_address)], address_help=address_help,
+        reads=frozenset({"subject", "document"}), render=render,
+    )

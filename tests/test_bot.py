@@ -22,9 +22,9 @@ import sqlalchemy as sa
 import telegram
 from sqlalchemy.engine import Engine
 
-from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier
+from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier, bot
 from tests.factories import make_call
-from tracker import bot, operator_alerts
+from tracker import operator_alerts
 from tracker.config import Settings, load_config
 from tracker.db import (
     channels_table,

@@ -15,10 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from notifiers.email import EmailNotifier
-from notifiers.telegram import TelegramNotifier
-from notifiers.webhook import WebhookNotifier
-from tracker.config import EmailSettings, TelegramSettings, WebhookSettings
+from notifiers.email import EmailNotifier, EmailSettings
+from notifiers.telegram import TelegramNotifier, TelegramSettings
+from notifiers.webhook import WebhookNotifier, WebhookSettings
 from tracker.errors import ChannelUnavailable, ConfigError
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram

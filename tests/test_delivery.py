@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tracker import dispatch as dispatch_module
+from tracker.compose import build_notifiers
 from tracker.config import Settings, load_config
 from tracker.daemon import Daemon
 from tracker.db import deliveries_table
@@ -31,7 +32,7 @@ from tracker.fakes.portal import PortalReplayServer
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram
 from tracker.fakes.webhook_receiver import WebhookReceiver
-from tracker.pipeline import CycleReport, build_notifiers, close_notifiers, run_once
+from tracker.pipeline import CycleReport, close_notifiers, run_once
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTAxMjM0NTY3ODk="

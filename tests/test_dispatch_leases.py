@@ -20,16 +20,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from notifiers.email import EmailNotifier
-from notifiers.telegram import TelegramNotifier
+from notifiers.email import EmailNotifier, EmailSettings
+from notifiers.telegram import TelegramNotifier, TelegramSettings
+from notifiers.telegram.pacing import pacer_for
 from tests.notifier_support import FakeEmailChannel, queue_alerts
 from tracker import db
-from tracker.config import EmailSettings, TelegramSettings
 from tracker.db import deliveries_table
 from tracker.dispatch import DispatchReport, dispatch
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.fakes.telegram_api import FakeTelegram
-from tracker.pacing import pacer_for
 from tracker.ports import Message, Notifier, Recipient, SendResult
 
 TOKEN = "123456:LEASES"

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from notifiers import CHANNELS, create_notifiers
+from notifiers import create_notifiers
 from notifiers.apprise import EXTRA, AppriseNotifier, scrub, url_problem
 from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, NOW, every_kind
 from tracker.config import NotifierSettings
@@ -21,6 +21,7 @@ from tracker.delivery import sync_subscribers
 from tracker.dispatch import dispatch
 from tracker.errors import ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.fakes.webhook_receiver import WebhookReceiver
+from tracker.plugins import channel_plugins
 from tracker.ports import Message, Recipient, SendResult
 from tracker.subscribers import Subscriber, read_subscribers
 
@@ -208,11 +209,11 @@ def test_without_the_package_a_subscriber_url_is_a_config_error_naming_the_extra
 
 def test_the_registry_builds_apprise_only_when_the_package_is_there(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    assert "apprise" in CHANNELS
-    built = create_notifiers(NotifierSettings(), {})
+    assert "apprise" in channel_plugins()
+    built = create_notifiers(NotifierSettings.model_validate({}), {})
     assert isinstance(built["apprise"], AppriseNotifier)
     monkeypatch.setitem(sys.modules, "apprise", None)
-    assert "apprise" not in create_notifiers(NotifierSettings(), {})
+    assert "apprise" not in create_notifiers(NotifierSettings.model_validate({}), {})
 
 
 def test_url_problem_accepts_what_apprise_accepts() -> None:

@@ -27,11 +27,12 @@ def test_console_prints_subject_and_text() -> None:
 
 
 def test_enabled_channels_are_built_and_telegram_needs_its_token() -> None:
-    from notifiers import CHANNELS, create_notifiers
+    from notifiers import create_notifiers
     from tracker.config import NotifierSettings
+    from tracker.plugins import channel_plugins
 
     async def build_and_close(environ: dict[str, str]) -> list[str]:
-        built = create_notifiers(NotifierSettings(), environ)
+        built = create_notifiers(NotifierSettings.model_validate({}), environ)
         for name, notifier in built.items():
             assert notifier.channel == name
             await notifier.aclose()
@@ -41,5 +42,6 @@ def test_enabled_channels_are_built_and_telegram_needs_its_token() -> None:
 
     # apprise starts whenever its extra is installed (the dev extra installs it)
     optional = ["apprise"] if available() else []
-    assert asyncio.run(build_and_close({})) == sorted(["console", "email", "webhook", *optional])
-    assert asyncio.run(build_and_close({"CALLWATCH_TELEGRAM_TOKEN": "1:x"})) == sorted(CHANNELS)
+    always = ["console", "email", "webhook", "slack", "teams", *optional]
+    assert asyncio.run(build_and_close({})) == sorted(always)
+    assert asyncio.run(build_and_close({"CALLWATCH_TELEGRAM_TOKEN": "1:x"})) == sorted(channel_plugins())

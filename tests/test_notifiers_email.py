@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
-from notifiers.email import EmailNotifier, build_email
+from notifiers.email import EmailNotifier, EmailSettings, build_email
 from tests.notifier_support import (
     HOSTILE_TITLE,
     LONG_TITLE,
@@ -32,7 +32,6 @@ from tests.notifier_support import (
 )
 from tests.tls_support import Authority
 from tracker.cli import cli
-from tracker.config import EmailSettings
 from tracker.errors import ChannelGone, ChannelUnavailable, ConfigError, TransientError
 from tracker.fakes.smtp_sink import SmtpSink
 from tracker.pipeline import check_notifiers

@@ -10,9 +10,8 @@ from typing import Any, TypeVar
 import pytest
 import telegram
 
-from notifiers.telegram import Pacer, TelegramNotifier
+from notifiers.telegram import Pacer, TelegramNotifier, TelegramSettings
 from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, big_digest, every_kind
-from tracker.config import TelegramSettings
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.fakes.telegram_api import FakeTelegram, parse_telegram_html
 from tracker.ports import Message, Recipient, SendResult

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from notifiers.webhook import WebhookNotifier, sign, webhook_body
+from notifiers.webhook import WebhookNotifier, WebhookSettings, sign, webhook_body
 from tests.notifier_support import (
     HOSTILE_TITLE,
     LONG_TITLE,
@@ -24,7 +24,6 @@ from tests.notifier_support import (
     outbox_row,
     queue_one_alert,
 )
-from tracker.config import WebhookSettings
 from tracker.destinations import Address
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.fakes.webhook_receiver import WebhookReceiver, verify

@@ -1,4 +1,4 @@
-"""Telegram pacing kept in the database, shared by every worker (``tracker.pacing``)."""
+"""Telegram pacing kept in the database, shared by every worker (``notifiers.telegram.pacing``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import itertools
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from notifiers.telegram import Pacer
-from tracker.config import TelegramSettings
+from notifiers.telegram import Pacer, TelegramSettings
+from notifiers.telegram.pacing import GLOBAL, SharedPacer, pacer_for
 from tracker.db import pacing_table
-from tracker.pacing import GLOBAL, SharedPacer, pacer_for
 
 
 def _slots(engine: Engine, spacing: float = 1.0) -> dict[str, float]:

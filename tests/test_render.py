@@ -32,9 +32,7 @@ from tracker.render import (
     render_alert,
     render_digest,
     render_reminder,
-    slack_body,
     split_telegram,
-    teams_body,
     truncate_html,
     utf16_len,
 )
@@ -272,33 +270,6 @@ def test_messages_survive_the_outbox_as_json() -> None:
     for message in every_kind(HOSTILE_TITLE).values():
         assert Message.model_validate_json(message.model_dump_json()) == message
         json.dumps(message.document)
-
-
-def test_slack_body_escapes_and_keeps_within_block_limits() -> None:
-    body = slack_body(every_kind(HOSTILE_TITLE)["alert_changed"].document)
-    assert body["text"].startswith("Deadline moved")
-    assert body["blocks"][0]["type"] == "header" and len(body["blocks"][0]["text"]["text"]) <= 150
-    section = body["blocks"][1]["text"]["text"]
-    assert "&lt;script&gt;" in section and "<script>" not in section
-    assert section.startswith("*<https://example.invalid/topic-details/HORIZON-B|")
-    big = slack_body(big_digest(80).document)
-    assert len(big["blocks"]) <= 50
-    assert big["blocks"][-1]["type"] == "context"
-    assert all(len(b["text"]["text"]) <= 3000 for b in big["blocks"] if b["type"] == "section")
-
-
-def test_teams_body_is_an_adaptive_card_with_neutralised_markdown() -> None:
-    body = teams_body(every_kind(HOSTILE_TITLE)["digest"].document)
-    assert body["type"] == "message"
-    [attachment] = body["attachments"]
-    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
-    card = attachment["content"]
-    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
-    texts = [json.dumps(block) for block in card["body"]]
-    assert any("New calls" in t for t in texts)
-    assert not any("[link](https" in t for t in texts)
-    links = [b["selectAction"]["url"] for b in card["body"] if "selectAction" in b]
-    assert links and all(url.startswith("https://example.invalid/") for url in links)
 
 
 def test_budget_and_deadline_helpers_from_the_support_module_render() -> None:

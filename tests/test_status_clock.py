@@ -27,13 +27,14 @@ from sqlalchemy.engine import Engine
 from scrapers._http import PoliteClient
 from scrapers.ft_portal import FtPortalSettings, FtPortalSource
 from tracker.cli import cli
+from tracker.compose import build_notifiers
 from tracker.config import HttpSettings, Settings, load_config
 from tracker.daemon import Daemon
 from tracker.db import deliveries_table
 from tracker.fakes.portal import PortalReplayServer
 from tracker.fakes.telegram_api import FakeTelegram
 from tracker.models import CallStatus, ChangeKind
-from tracker.pipeline import build_notifiers, close_notifiers, load_audience, scrape_sources
+from tracker.pipeline import close_notifiers, load_audience, scrape_sources
 from tracker.status import status_for
 from tracker.store import Store
 

@@ -45,7 +45,7 @@ def subscribers_check(app: App, paths: tuple[Path, ...]) -> None:
 
 
 def _notifiers(app: App) -> dict[str, Any]:
-    from tracker.pipeline import build_notifiers
+    from tracker.compose import build_notifiers
 
     return build_notifiers(app.settings, engine=app.engine)
 

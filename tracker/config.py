@@ -19,13 +19,13 @@ was expected; the CLI turns that into exit code 2 before anything starts.
 from __future__ import annotations
 
 import copy
+import functools
 import os
-import ssl
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, get_args
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -34,15 +34,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    SerializeAsAny,
     ValidationError,
-    ValidationInfo,
+    create_model,
     field_validator,
+    model_validator,
 )
 
 from tracker.errors import ConfigError
 from tracker.planning import WEEKDAYS, DigestSchedule
-from tracker.plugins import source_plugins
-from tracker.ports import Delay, Duration, SourceSettings
+from tracker.plugins import channel_plugins, source_plugins
+from tracker.ports import ChannelSettings, Delay, Duration, SourceSettings
 
 PACKAGED_DEFAULTS = Path(__file__).with_name("defaults.toml")
 LOCAL_CONFIG = Path("config/callwatch.toml")
@@ -136,104 +139,46 @@ class SubscriberDirectory(DirectorySettings):
     )
 
 
-#: The help of every channel's ``enabled``.
-_CHANNEL_ENABLED = "a channel that is off sends nothing; its deliveries wait in the outbox"
-
-
-class ConsoleSettings(_Section):
-    enabled: bool = Field(True, description="print alerts when no other channel is set")
-
-
-class TelegramSettings(_Section):
-    enabled: bool = Field(True, description=_CHANNEL_ENABLED)
-    base_url: str = Field(
-        "https://api.telegram.org/bot",
-        description="Bot API server: a self-hosted one or a test server",
-    )
-    admin_chats: tuple[str, ...] = Field(
-        (), description="chat ids that get operator alerts and admin commands"
-    )
-    pacing: Literal["auto", "process", "database", "off"] = Field(
-        "auto", description="flood-limit pacing (30 messages/s overall, 1/s per chat, 20/min per "
-        "group): `auto` shares one budget in the database on PostgreSQL (several workers) and "
-        "paces in process on SQLite; `process`, `database`, or `off` (only for tests and "
-        "benchmarks against a fake Bot API)"
-    )
-
-
-class EmailSettings(_Section):
-    enabled: bool = Field(True, description=_CHANNEL_ENABLED)
-    host: str = Field("localhost", description="SMTP server")
-    port: int = Field(25, gt=0, lt=65536, description="SMTP port")
-    security: Literal["none", "starttls", "ssl"] = Field(
-        "none", description="`none`, `starttls` or `ssl`"
-    )
-    sender: str = Field("callwatch@localhost", description="the From address")
-    unsubscribe_url: str = Field(
-        "", description="List-Unsubscribe target: an https URL containing `{token}` (also "
-        "enables one-click List-Unsubscribe-Post), or empty for a mailto: to the sender with "
-        "the token as subject"
-    )
-    timeout: float = Field(30.0, gt=0, description="seconds to wait for the SMTP server")
-    ca_file: Path | None = Field(
-        None, description="PEM file of CA certificates trusted for the SMTP server's "
-        "certificate in addition to the system's (a relay signed by an internal CA); a "
-        "relative path is read beside the config file; checked at start (missing, unreadable "
-        "or not PEM: exit 2); only with `security` `starttls` or `ssl`. Empty: the system's "
-        "CAs only"
-    )
-    allow_plaintext_login: bool = Field(
-        False, description="with `security` `none`, a login (`CALLWATCH_SMTP_USERNAME` set) to "
-        "a host other than this machine is refused at start (exit 2) because the password "
-        "would cross the network unencrypted; `true` accepts it (a trusted LAN). \"This "
-        "machine\" is `localhost` or a loopback address as written in `host` (another name is "
-        "not resolved)"
-    )
-
-    @field_validator("ca_file", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("ca_file")
-    @classmethod
-    def _readable_pem(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        """Checked at start: a CA file that is missing, unreadable or holds no PEM certificate."""
-        if value is None:
-            return None
-        if info.data.get("security") == "none":
-            raise ValueError('only used over TLS: set security to "starttls" or "ssl"')
-        path = value.expanduser()
-        try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
-        except OSError as exc:
-            if not isinstance(exc, ssl.SSLError):
-                raise ValueError(f"cannot read the CA file: {exc.strerror or exc}") from exc
-            raise ValueError("not a PEM file of CA certificates") from exc
-        return path
-
-
-class WebhookSettings(_Section):
-    enabled: bool = Field(True, description=_CHANNEL_ENABLED)
-    secret_env: str = Field(
-        "CALLWATCH_WEBHOOK_SECRET",
-        description="the environment variable holding the HMAC secret that signs each POST",
-    )
-    timeout: float = Field(10.0, gt=0, description="seconds to wait for the webhook's answer")
-    allow_private: bool = Field(
-        False, description="allow webhook URLs at private addresses (10/8, 172.16/12, 192.168/16, "
-        "100.64/10, fc00::/7: a cluster's own intranet); loopback (127.0.0.0/8, `::1`, "
-        "`localhost`) is always allowed, link-local and cloud metadata addresses "
-        "(169.254.169.254…) and URLs with a user name or password never; checked by "
-        "`subscribers check` and at start, and again before each POST with the host name resolved"
-    )
-
-
 class NotifierSettings(_Section):
-    console: ConsoleSettings = ConsoleSettings()
-    telegram: TelegramSettings = TelegramSettings()
-    email: EmailSettings = EmailSettings()
-    webhook: WebhookSettings = WebhookSettings()
+    """``[notifiers.<channel>]``: one table per registered channel, each its plugin's model.
+
+    The fields are not declared here: :func:`notifier_model` assembles them from the channel
+    plugins (``tracker.plugins``), so a channel brings its own settings like a source does.
+    Validating this class validates with that model; read a table as
+    ``settings.notifiers.webhook`` or, typed, ``settings.notifiers.channel("webhook")``.
+    """
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _assembled(cls, data: Any, handler: ModelWrapValidatorHandler[NotifierSettings]) -> Any:
+        if cls is NotifierSettings and not isinstance(data, NotifierSettings):
+            return notifier_model().model_validate({} if data is None else data)
+        return handler(data)
+
+    @classmethod
+    def assembled(cls) -> type[NotifierSettings]:
+        """The model with the fields (for tools that read fields: the settings docs)."""
+        return notifier_model()
+
+    def channel(self, name: str) -> ChannelSettings:
+        """The settings of channel ``name`` (KeyError for a channel without settings)."""
+        value = getattr(self, name, None)
+        if not isinstance(value, ChannelSettings):
+            raise KeyError(name)
+        return value
+
+    if TYPE_CHECKING:  # the fields are made at run time, one per channel plugin
+        def __getattr__(self, name: str) -> Any: ...
+
+
+@functools.cache
+def notifier_model() -> type[NotifierSettings]:
+    """``NotifierSettings`` with one field per channel plugin that has settings, in their order."""
+    fields: dict[str, Any] = {
+        name: (plugin.settings, Field(default_factory=plugin.settings, description=plugin.description))
+        for name, plugin in channel_plugins().items() if plugin.settings is not None
+    }
+    return create_model("NotifierSettings", __base__=NotifierSettings, **fields)
 
 
 class DispatchSettings(_Section):
@@ -327,7 +272,8 @@ class Settings(_Section):
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     profiles: ProfileDirectory
     subscribers: SubscriberDirectory
-    notifiers: NotifierSettings = NotifierSettings()
+    notifiers: SerializeAsAny[NotifierSettings] = Field(
+        default_factory=lambda: NotifierSettings.model_validate({}))
     dispatch: DispatchSettings = DispatchSettings()
     log: LogSettings = LogSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
@@ -436,6 +382,15 @@ def _resolve_dir(value: Any, base: Path) -> Any:
     return value
 
 
+def _path_keys(channel: str) -> list[str]:
+    """The keys of ``[notifiers.<channel>]`` that hold a file's path (email's ``ca_file``)."""
+    plugin = channel_plugins().get(channel)
+    if plugin is None or plugin.settings is None:
+        return []
+    return [key for key, info in plugin.settings.model_fields.items()
+            if info.annotation is Path or Path in get_args(info.annotation)]
+
+
 def load_config(
     explicit: str | Path | None = None,
     *,
@@ -459,9 +414,10 @@ def load_config(
             if isinstance(block, dict) and "directory" in block:
                 block["directory"] = _resolve_dir(block["directory"], base)
         notifiers = from_file.get("notifiers")
-        email = notifiers.get("email") if isinstance(notifiers, dict) else None
-        if isinstance(email, dict) and "ca_file" in email:  # beside the file, like directories
-            email["ca_file"] = _resolve_dir(email["ca_file"], base)
+        for channel, block in (notifiers.items() if isinstance(notifiers, dict) else ()):
+            for key in _path_keys(channel):  # beside the file, like directories
+                if isinstance(block, dict) and key in block:
+                    block[key] = _resolve_dir(block[key], base)
         raw = _merge(raw, from_file)
     overrides, origins = env_overrides(environ)
     raw = _merge(raw, overrides)

@@ -43,7 +43,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import Connection, Engine
 
-from tracker.bot import start_bot
+from tracker.compose import build_notifiers, start_bot
 from tracker.config import Settings
 from tracker.delivery import enqueue_reminders
 from tracker.errors import CallwatchError
@@ -51,7 +51,6 @@ from tracker.health import HealthServer, start_health_server
 from tracker.heartbeat import mark_stopped, write_heartbeat
 from tracker.models import RunOutcome
 from tracker.pipeline import (
-    build_notifiers,
     check_notifiers,
     close_notifiers,
     digests_step,

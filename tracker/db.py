@@ -636,7 +636,7 @@ heartbeats_table = SQLModel.metadata.tables[HeartbeatRow.__tablename__]
 class TelegramPacingRow(SQLModel, table=True):
     """When the next Telegram message may go out, per chat and overall (key ``global``).
 
-    Every worker reserves its slots here (``tracker.pacing``), so Telegram's flood limits
+    Every worker reserves its slots here (``notifiers.telegram.pacing``), so Telegram's flood limits
     hold across processes and machines. Times are seconds on the database server's clock.
     """
 

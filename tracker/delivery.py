@@ -64,6 +64,7 @@ from tracker.planning import (
     plan_notify,
     plan_reminders,
 )
+from tracker.plugins import channel_plugins
 from tracker.ports import Message
 from tracker.render import AlertItem, render_alert, render_digest, render_reminder
 from tracker.rules.matcher import Match
@@ -543,25 +544,23 @@ def _matched_by_profile(connection: Connection, profiles: Iterable[str]
     return result
 
 
-#: the parts of a rendered message each channel reads (``notifiers/``); a row keeps only its
-#: channel's, so a digest round for 100,000 subscribers does not write every Telegram row's
-#: HTML email too. Channels not listed keep the whole message.
-CHANNEL_FIELDS: dict[str, frozenset[str]] = {
-    "email": frozenset({"subject", "text", "html"}),
-    "telegram": frozenset({"subject", "telegram", "buttons"}),
-    "webhook": frozenset({"subject", "document"}),
-    "console": frozenset({"subject", "text"}),
-}
 _EMPTY: dict[str, Any] = {"text": "", "html": "", "telegram": [], "document": {}, "buttons": []}
 
 
 def for_channel(message: dict[str, Any], channel: str) -> dict[str, Any]:
-    """``message`` (outbox JSON) with the parts ``channel`` never reads emptied."""
-    keep = CHANNEL_FIELDS.get(channel)
-    if keep is None:
+    """``message`` (outbox JSON) with the parts ``channel`` never reads emptied.
+
+    Each channel's plugin says which parts it reads (``ChannelPlugin.reads``), so a digest
+    round for 100,000 subscribers does not write every Telegram row's HTML email too; a
+    channel that does not say (or is not installed) keeps the whole message.
+    """
+    plugin = channel_plugins().get(channel)
+    keep = plugin.reads if plugin is not None else None
+    if plugin is None or keep is None:
         return message
-    if channel == "telegram" and not message.get("telegram"):
-        keep = keep | {"text"}  # the Telegram channel falls back to the plain text
+    for part, fallback in plugin.fallbacks.items():
+        if not message.get(part):
+            keep = keep | {fallback}  # e.g. the Telegram channel falls back to the plain text
     return {k: v if k in keep or k not in _EMPTY else _EMPTY[k] for k, v in message.items()}
 
 

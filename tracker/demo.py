@@ -43,6 +43,7 @@ import yaml
 from sqlalchemy.engine import Engine
 
 from tracker import db
+from tracker.compose import TELEGRAM_TOKEN_ENV, build_notifiers
 from tracker.config import PACKAGED_DEFAULTS, Settings, load_config
 from tracker.db import deliveries_table, matches_table
 from tracker.delivery import enqueue_digests
@@ -56,7 +57,6 @@ from tracker.fakes.telegram_api import FakeTelegram, HtmlError, parse_telegram_h
 from tracker.fakes.webhook_receiver import WebhookReceiver
 from tracker.pipeline import (
     CycleReport,
-    build_notifiers,
     close_notifiers,
     dispatch_step,
     run_once,
@@ -345,14 +345,9 @@ async def _cycle(settings: Settings, engine: Engine, notifiers: Mapping[str, Not
 def _demo_notifiers(settings: Settings) -> dict[str, Notifier]:
     """The real channels; Telegram without pacing, since the fake Bot API has no flood limits
     and pacing would only make the demo wait a second per message to one chat."""
-    from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier
-
-    environ = {TOKEN_ENV: DEMO_TOKEN, settings.notifiers.webhook.secret_env: DEMO_WEBHOOK_SECRET}
-    notifiers = build_notifiers(settings, environ)
-    telegram = notifiers.get("telegram")
-    if isinstance(telegram, TelegramNotifier):
-        telegram.pacer = Pacer(enabled=False)
-    return notifiers
+    environ = {TELEGRAM_TOKEN_ENV: DEMO_TOKEN,
+               settings.notifiers.webhook.secret_env: DEMO_WEBHOOK_SECRET}
+    return build_notifiers(settings, environ, paced=False)
 
 
 def run_demo(out: Path, *, now: datetime = DEMO_NOW) -> DemoReport:

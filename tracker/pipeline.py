@@ -20,13 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
 
 from sqlalchemy.engine import Engine
 
-from notifiers import create_notifiers
-from notifiers.console import ConsoleNotifier
-from scrapers._http import PoliteClient
 from tracker.config import Settings
 from tracker.delivery import (
     NotifyReport,
@@ -47,7 +43,7 @@ from tracker.errors import (
 from tracker.models import ScrapeResult
 from tracker.operator_alerts import alert_dispatch, alert_red_source
 from tracker.plugins import source_plugins
-from tracker.ports import Notifier, Progress, Source
+from tracker.ports import HttpClient, Notifier, Progress, Source
 from tracker.rules.profiles import Profile
 from tracker.rules.runner import load_profiles
 from tracker.store import RunReport, Store
@@ -79,7 +75,7 @@ def select_sources(settings: Settings, names: Iterable[str] = ()) -> list[str]:
     return wanted or [n for n, s in settings.sources.items() if s.enabled]
 
 
-def build_sources(settings: Settings, http: PoliteClient, names: Iterable[str]) -> dict[str, Source]:
+def build_sources(settings: Settings, http: HttpClient, names: Iterable[str]) -> dict[str, Source]:
     """The composition root for sources: one Source per configured instance."""
     plugins = source_plugins()
     sources: dict[str, Source] = {}
@@ -141,7 +137,9 @@ async def scrape_sources(
     progress_for: ProgressFactory = lambda _name: None,
 ) -> list[ScrapeOutcome]:
     """Scrape the named sources concurrently (pacing is per host) and store every run."""
-    async with PoliteClient(settings.http) as http:
+    from tracker.compose import http_client
+
+    async with http_client(settings.http) as http:
         sources = build_sources(settings, http, names)
         return list(await asyncio.gather(*(
             scrape_one(name, source, store, clock, progress_for(name),
@@ -191,25 +189,6 @@ def sync_audience(settings: Settings, engine: Engine, now: datetime) -> list[Pro
     profiles, subscribers = load_audience(settings, engine)
     sync_subscribers(engine, subscribers, now)
     return profiles
-
-
-def build_notifiers(settings: Settings, environ: Mapping[str, str] | None = None,
-                    console: TextIO | None = None, engine: Engine | None = None) -> dict[str, Notifier]:
-    """The composition root for channels: every enabled channel that has what it needs.
-
-    With ``engine``, Telegram is paced as ``notifiers.telegram.pacing`` says (on PostgreSQL
-    by default through a budget every worker shares, ``tracker.pacing``).
-    """
-    from notifiers.telegram import TelegramNotifier
-    from tracker.pacing import pacer_for
-
-    notifiers = create_notifiers(settings.notifiers, environ)
-    if console is not None and "console" in notifiers:
-        notifiers["console"] = ConsoleNotifier(console)
-    telegram = notifiers.get("telegram")
-    if isinstance(telegram, TelegramNotifier):
-        telegram.pacer = pacer_for(settings.notifiers.telegram, engine)
-    return notifiers
 
 
 async def check_notifiers(notifiers: Mapping[str, Notifier]) -> dict[str, str]:

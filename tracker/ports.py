@@ -3,13 +3,18 @@
 A source plugin is found through the ``callwatch.sources`` entry-point group (built-ins are
 registered the same way, in pyproject.toml). It declares its settings model and builds a
 ``Source`` for each configured instance; the core then only calls ``scrape``.
+
+A channel plugin is found the same way, in ``callwatch.channels``: it declares its settings
+(``[notifiers.<name>]``), the address a subscriber file gives it, the parts of a ``Message``
+it reads, and builds its ``Notifier``; the core then only calls ``send``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Protocol
 
@@ -191,3 +196,46 @@ class Notifier(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+#: The help of every channel's ``enabled``.
+CHANNEL_ENABLED = "a channel that is off sends nothing; its deliveries wait in the outbox"
+
+
+class ChannelSettings(BaseModel):
+    """Settings every channel has (``[notifiers.<name>]``); each plugin extends this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description=CHANNEL_ENABLED)
+
+
+@dataclass(frozen=True)
+class ChannelPlugin:
+    """What a channel module exports as ``PLUGIN`` (entry-point group ``callwatch.channels``).
+
+    Everything the core needs to know about a channel is here, so a new channel is one
+    module and one entry point: the core asks the registry (``tracker.plugins``) instead of
+    naming channels.
+    """
+
+    name: str
+    description: str
+    #: ``[notifiers.<name>]``; None: the channel has no settings (and no section)
+    settings: type[ChannelSettings] | None
+    #: the channel built from its settings and the environment (secrets), or None when it
+    #: cannot work here (no token, a missing extra) or is switched off
+    create: Callable[[Any, Mapping[str, str]], Notifier | None]
+    #: the type of ``channels.<name>`` in a subscriber file: an ``Annotated`` type whose
+    #: validators check the value (ValueError with a message for the file's author) and
+    #: give the stored address; ``bool`` for a channel without addresses (the console)
+    address: Any
+    #: help for ``channels.<name>`` (README's subscriber table)
+    address_help: str = ""
+    #: the parts of a rendered ``Message`` the channel reads: an outbox row keeps only
+    #: those (the others emptied); None keeps the whole message
+    reads: frozenset[str] | None = None
+    #: part → another part also kept when that part is empty (Telegram falls back to text)
+    fallbacks: Mapping[str, str] = dataclass_field(default_factory=dict)
+    #: the JSON body the channel POSTs for a message (webhook-style channels), else None
+    render: Callable[[Message], dict[str, Any]] | None = None

@@ -34,7 +34,7 @@ The generic webhook body (``Message.document``) has the schema ``callwatch.messa
             "profiles": [str], "reasons": [str],
             "changes": [{"kind", "field", "old", "new", "text"}]}
 
-``slack_body`` and ``teams_body`` derive Slack Block Kit and Microsoft Teams Adaptive Card
+The Slack and Teams channels (``notifiers/slack.py``, ``notifiers/teams.py``) derive their
 bodies from that document, so a stored message can be re-shaped at send time.
 """
 
@@ -647,22 +647,12 @@ def render_reminder(item: AlertItem, deadline: datetime, *, now: datetime,
                     _alert_buttons(item)[:1])
 
 
-# --- Slack and Microsoft Teams bodies from the generic document ---------------------------
+# --- the lines of one document item, for the channels that re-shape the document -------
 
 
-def _slack_escape(text: str) -> str:
-    """Slack's escaping for any text it reads as mrkdwn, ``text`` included: without it a
-    scraped ``<@U024BE7LH>``, ``<#C0000|general>`` or ``<!channel>`` is a real mention."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _slack_url(url: str) -> str:
-    """A URL for ``<url|title>``: a ``|`` would end the URL early and ``<``/``>`` the link
-    (``safe_url`` already keeps those two out), so they are percent-encoded."""
-    return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
-
-
-def _item_lines(item: dict[str, Any]) -> list[str]:
+def document_item_lines(item: dict[str, Any]) -> list[str]:
+    """One item of the generic document as plain lines after its title: its changes, its
+    facts, deadline, budget and why it matched (the Slack and Teams bodies, ``notifiers/``)."""
     lines = [f"• {c['text']}" for c in item.get("changes", [])]
     facts = " · ".join(str(f) for f in (item.get("programme"), item.get("identifier"),
                                         str(item.get("status", "")).capitalize()) if f)
@@ -676,70 +666,3 @@ def _item_lines(item: dict[str, Any]) -> list[str]:
     if item.get("reasons"):
         lines.append("Why: " + "; ".join(item["reasons"]))
     return lines
-
-
-SLACK_MAX_BLOCKS = 50
-
-
-def slack_body(document: dict[str, Any]) -> dict[str, Any]:
-    """A Slack incoming-webhook body (Block Kit, with ``text`` as the notification fallback).
-
-    Every mrkdwn string is escaped, ``text`` too (Slack parses it for mentions and links);
-    the header is ``plain_text``, which Slack shows as it is.
-    """
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": clip(document["subject"], 150)}}
-    ]
-    dropped = 0
-    for section in document["sections"]:
-        if document["kind"] == "digest":
-            blocks.append({"type": "section", "text": {
-                "type": "mrkdwn", "text": f"*{_slack_escape(section['title'])}*"}})
-        for item in section["items"]:
-            if len(blocks) >= SLACK_MAX_BLOCKS - 1:
-                dropped += 1
-                continue
-            title = _slack_escape(item["title"])
-            heading = f"*<{_slack_url(item['url'])}|{title}>*" if item.get("url") else f"*{title}*"
-            body = "\n".join([heading, *(_slack_escape(line) for line in _item_lines(item))])
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip_block(body)}})
-    if dropped:
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"and {dropped} more"}]})
-    return {"text": _slack_escape(document["subject"]), "blocks": blocks}
-
-
-def clip_block(text: str, limit: int = 3000) -> str:
-    """Keep a Slack section within its 3000-character limit, lines intact."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _teams_escape(text: str) -> str:
-    """Adaptive Card text is Markdown: neutralise link and emphasis syntax in scraped text."""
-    return re.sub(r"([\\`*_\[\]()#>~|])", r"\\\1", text)
-
-
-def teams_body(document: dict[str, Any]) -> dict[str, Any]:
-    """A Microsoft Teams (Workflows / incoming webhook) body carrying one Adaptive Card."""
-    body: list[dict[str, Any]] = [{
-        "type": "TextBlock", "text": _teams_escape(document["subject"]), "weight": "Bolder",
-        "size": "Medium", "wrap": True}]
-    for section in document["sections"]:
-        if document["kind"] == "digest":
-            body.append({"type": "TextBlock", "text": _teams_escape(section["title"]),
-                         "weight": "Bolder", "separator": True, "wrap": True})
-        for item in section["items"]:
-            container: dict[str, Any] = {"type": "Container", "separator": True, "items": [
-                {"type": "TextBlock", "text": _teams_escape(item["title"]), "weight": "Bolder",
-                 "wrap": True},
-                *({"type": "TextBlock", "text": _teams_escape(line), "wrap": True, "spacing": "None"}
-                  for line in _item_lines(item)),
-            ]}
-            if item.get("url"):
-                container["selectAction"] = {"type": "Action.OpenUrl", "url": item["url"]}
-            body.append(container)
-    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-            "type": "AdaptiveCard", "version": "1.4", "body": body}
-    return {"type": "message", "attachments": [
-        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
-         "content": card}]}

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from tracker.config import PACKAGED_DEFAULTS, Settings
+from tracker.config import PACKAGED_DEFAULTS, NotifierSettings, Settings
 from tracker.dates import format_duration
 from tracker.plugins import source_plugins
 from tracker.ports import SourcePlugin, SourceSettings
@@ -94,7 +94,8 @@ and CALLWATCH_<SECTION>__<KEY> environment variables override both.
 Secrets never go in a file: CALLWATCH_TELEGRAM_TOKEN, CALLWATCH_SMTP_USERNAME,
 CALLWATCH_SMTP_PASSWORD and the variable named by notifiers.webhook.secret_env.
 Generated from the settings models by `python -m tracker.settings_docs --write`: change a
-default or a comment in its model (tracker/config.py, scrapers/*.py), not here."""
+default or a comment in its model (tracker/config.py, scrapers/*.py, notifiers/*.py), not
+here."""
 
 SOURCES_HEADER = """\
 Sources. Each [sources.<name>] has enabled, interval and its own keys; kind picks the plugin
@@ -115,6 +116,8 @@ class SettingRow:
 
 def _sub_model(info: FieldInfo) -> type[BaseModel] | None:
     annotation = info.annotation
+    if annotation is NotifierSettings:  # one table per channel plugin, assembled at run time
+        return NotifierSettings.assembled()
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None

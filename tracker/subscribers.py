@@ -11,28 +11,34 @@ alerts wait, and the days before each cut-off at which deadline reminders go out
 
 from __future__ import annotations
 
-import os
+import functools
 import re
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from tracker.destinations import webhook_url_problem
+from tracker.plugins import channel_plugins
+from tracker.ports import WebhookFormat
 from tracker.yamlfiles import FilesError, Problem, field_name, line_for, parse_yaml, read_models
 
 Mode = Literal["instant", "daily", "weekly"]
-ChannelName = Literal["telegram", "email", "webhook", "apprise", "console"]
-CHANNELS: tuple[ChannelName, ...] = ("telegram", "email", "webhook", "apprise", "console")
+#: a registered channel's name (``tracker.plugins.channel_plugins``)
+ChannelName = str
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
-_EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
-_CHAT = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,})$")
-#: subscriber_channels.address is a VARCHAR(500)
-_MAX_ADDRESS = 500
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -41,90 +47,57 @@ class _Strict(BaseModel):
 
 
 class Channels(_Strict):
-    """A subscriber's addresses, one per channel."""
+    """A subscriber's addresses, one per channel: ``channels.<name>``.
 
-    telegram: str | None = Field(None, description="chat id of a user, group or channel")
-    email: str | None = None
-    webhook: str | None = Field(
-        None, description="http(s) URL receiving JSON POSTs; not at a link-local, metadata or "
-        "(without notifiers.webhook.allow_private) private address, no user name or password")
-    webhook_format: Literal["generic", "slack", "teams"] = "generic"
-    apprise: str | None = Field(
-        None, description="an apprise URL, or env:NAME to read it from the environment (apprise extra)")
-    console: bool = Field(False, description="print to standard output (tests, demos)")
+    The fields are not declared here: :func:`channels_model` makes one per channel plugin,
+    of the type the plugin gives (``ChannelPlugin.address``: its validators check the value
+    and give the stored address), so a new channel brings its own address format.
+    ``webhook_format`` picks the body of ``webhook`` (``generic``, or ``slack`` / ``teams``:
+    the body those channels send), the form subscriber files had before those channels.
+    """
 
-    @field_validator("telegram", mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _chat(cls, value: object) -> object:
-        if value is None:
-            return None
-        text = str(value).strip()
-        if not _CHAT.match(text):
-            raise ValueError(f"{text!r} is not a Telegram chat id (digits, -100… for groups, or @channel)")
-        return text
+    def _assembled(cls, data: Any, handler: ModelWrapValidatorHandler[Channels]) -> Any:
+        if cls is Channels and not isinstance(data, Channels):
+            return channels_model().model_validate(data)
+        return handler(data)
 
-    @field_validator("email")
+    if TYPE_CHECKING:  # the fields are made at run time, one per channel plugin
+        def __getattr__(self, name: str) -> Any: ...
+
     @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value.strip()):
-            raise ValueError(f"{value!r} is not an email address")
-        return value.strip() if value else value
-
-    @field_validator("webhook")
-    @classmethod
-    def _webhook(cls, value: str | None) -> str | None:
-        """An http(s) URL at no address that is never allowed (``tracker.destinations``).
-
-        Private addresses depend on ``notifiers.webhook.allow_private``, which the model
-        does not know: ``read_subscribers`` checks those.
-        """
-        if value is None:
-            return None
-        if not re.match(r"^https?://[^\s/]+", value.strip()):
-            raise ValueError(f"{value!r} is not an http(s) URL")
-        problem = webhook_url_problem(value, allow_private=True)
-        if problem:
-            raise ValueError(problem)
-        return value.strip()
-
-    @field_validator("apprise")
-    @classmethod
-    def _apprise(cls, value: str | None) -> str | None:
-        """Checked by apprise itself when loaded, so a typo fails `subscribers check`, not a send.
-
-        The URL holds tokens: messages name its scheme at most, never the URL. ``env:NAME``
-        stands for the URL in that environment variable, which must be set.
-        """
-        if value is None:
-            return None
-        from notifiers.apprise import EXTRA, available, env_reference, resolve, url_problem
-
-        if not available():
-            raise ValueError(f"the apprise channel needs the apprise package: {EXTRA}")
-        if len(value.strip()) > _MAX_ADDRESS:
-            raise ValueError(f"an apprise URL of at most {_MAX_ADDRESS} characters is stored")
-        url = resolve(value, os.environ)
-        if url is None:
-            raise ValueError(f"the environment variable {env_reference(value)} is not set")
-        problem = url_problem(url)
-        if problem:
-            raise ValueError(problem)
-        return value.strip()
+    def assembled(cls) -> type[Channels]:
+        """The model with the fields (for tools that read fields: "did you mean")."""
+        return channels_model()
 
     def configured(self) -> tuple[ChannelName, ...]:
         """The channels this subscriber has an address for, in a stable order."""
-        present = {"telegram": self.telegram, "email": self.email, "webhook": self.webhook,
-                   "apprise": self.apprise, "console": self.console}
-        return tuple(name for name in CHANNELS if present[name])
+        return tuple(name for name in channel_plugins() if getattr(self, name, None))
 
     def address(self, channel: ChannelName) -> str:
-        """The address on ``channel`` ("-" for the console)."""
-        if channel == "console":
-            return "-"
-        value = getattr(self, channel)
+        """The address on ``channel`` ("-" for a channel without addresses: the console)."""
+        value = getattr(self, channel, None)
         if not value:
             raise KeyError(channel)
-        return str(value)
+        return "-" if value is True else str(value)
+
+
+@functools.cache
+def channels_model() -> type[Channels]:
+    """``Channels`` with one field per channel plugin (and ``webhook_format`` after ``webhook``)."""
+    fields: dict[str, Any] = {}
+    for name, plugin in channel_plugins().items():
+        default = False if plugin.address is bool else None
+        fields[name] = (plugin.address, Field(default, description=plugin.address_help or None))
+        if name == "webhook":
+            fields["webhook_format"] = (WebhookFormat, "generic")
+    return create_model("Channels", __base__=Channels, **fields)
+
+
+def channel_names() -> tuple[str, ...]:
+    """Every registered channel, in the registry's order."""
+    return tuple(channel_plugins())
 
 
 class Subscription(_Strict):
@@ -134,6 +107,15 @@ class Subscription(_Strict):
     mode: Mode = "instant"
     channels: tuple[ChannelName, ...] | None = Field(
         None, description="limit to these channels; default all the subscriber has")
+
+    @field_validator("channels")
+    @classmethod
+    def _known(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        unknown = [name for name in value or () if name not in channel_plugins()]
+        if unknown:
+            raise ValueError(f"unknown channel {unknown[0]!r} (channels: "
+                             f"{', '.join(channel_names())})")
+        return value
 
 
 class Subscriber(_Strict):
@@ -182,8 +164,8 @@ class Subscriber(_Strict):
     def _channels_exist(self) -> Subscriber:
         configured = set(self.channels.configured())
         if not configured:
-            raise ValueError("no channel configured: give at least one of telegram, email, webhook, "
-                             "apprise")
+            named = [name for name, plugin in channel_plugins().items() if plugin.address is not bool]
+            raise ValueError(f"no channel configured: give at least one of {', '.join(named)}")
         for index, subscription in enumerate(self.subscriptions):
             missing = set(subscription.channels or ()) - configured
             if missing:

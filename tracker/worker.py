@@ -9,7 +9,7 @@ out. One worker also runs the scheduler: the one that holds the database's sched
 the first to see the lock free takes over. ``--no-scheduler`` makes a dispatch-only worker.
 
 Telegram's flood limits hold across workers because on PostgreSQL the pacer keeps its
-budget in the database (``tracker.pacing``).
+budget in the database (``notifiers.telegram.pacing``).
 
 SIGTERM or SIGINT: the scheduler part stops as ``callwatch run`` does; the dispatcher
 finishes the send in flight, gives its other claimed rows back, and the process exits.

@@ -118,7 +118,7 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, ..
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        fields = getattr(current, "model_fields", {})
+        fields = _model_fields(current)
         if part not in fields:
             return ()
         annotation = fields[part].annotation
@@ -134,7 +134,14 @@ def _known_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, ..
                 break
         else:
             return ()
-    return tuple(getattr(current, "model_fields", {}))
+    return tuple(_model_fields(current))
+
+
+def _model_fields(model: Any) -> dict[str, Any]:
+    """A model's fields; for one whose fields are made at run time from the plugins (a
+    subscriber's ``channels``), the fields of the model it ``assembled()``."""
+    assembled = getattr(model, "assembled", None)
+    return dict(getattr(assembled() if callable(assembled) else model, "model_fields", {}))
 
 
 def describe_error(error: Mapping[str, Any], model: type[BaseModel]) -> str:

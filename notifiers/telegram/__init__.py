@@ -40,13 +40,16 @@ import asyncio
 import logging
 import math
 import os
+import re
 import time
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from typing import Annotated, Literal
 
 import telegram
+from pydantic import BeforeValidator, Field
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -61,9 +64,8 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from tracker.config import TelegramSettings
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ChatMigrated, ConfigError
-from tracker.ports import Message, Recipient, SendResult
+from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
 from tracker.render import TELEGRAM_LIMIT, tg_escape, truncate_html
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,23 @@ Sleep = Callable[[float], Awaitable[None]]
 #: BadRequest descriptions (lower case) that mean the chat does not exist for this bot,
 #: rather than that this one message is wrong; python-telegram-bot strips "Bad Request: "
 CHAT_GONE = ("chat not found", "peer_id_invalid")
+_CHAT = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,})$")
+
+
+class TelegramSettings(ChannelSettings):
+    base_url: str = Field(
+        "https://api.telegram.org/bot",
+        description="Bot API server: a self-hosted one or a test server",
+    )
+    admin_chats: tuple[str, ...] = Field(
+        (), description="chat ids that get operator alerts and admin commands"
+    )
+    pacing: Literal["auto", "process", "database", "off"] = Field(
+        "auto", description="flood-limit pacing (30 messages/s overall, 1/s per chat, 20/min per "
+        "group): `auto` shares one budget in the database on PostgreSQL (several workers) and "
+        "paces in process on SQLite; `process`, `database`, or `off` (only for tests and "
+        "benchmarks against a fake Bot API)"
+    )
 
 
 class Pacer:
@@ -288,3 +307,31 @@ class TelegramNotifier:
         # connection pool, and ``Bot.shutdown`` is a no-op when nothing was opened.
         self._ready = False
         await self.bot.shutdown()
+
+
+def _chat(value: object) -> object:
+    """A chat id as a subscriber file gives it (a YAML number too), as text."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not _CHAT.match(text):
+        raise ValueError(f"{text!r} is not a Telegram chat id (digits, -100… for groups, or @channel)")
+    return text
+
+
+def create(settings: TelegramSettings, environ: Mapping[str, str]) -> Notifier | None:
+    """The channel, or None when it is off or the token is not set (the bot cannot work)."""
+    if not settings.enabled:
+        return None
+    if not environ.get(TOKEN_ENV):
+        logger.info("channel=telegram not started: %s is not set", TOKEN_ENV)
+        return None
+    return TelegramNotifier.from_settings(settings, environ)
+
+
+PLUGIN = ChannelPlugin(
+    name="telegram", description="Telegram Bot API", settings=TelegramSettings, create=create,
+    address=Annotated[str | None, BeforeValidator(_chat)],
+    address_help="chat id of a user, group or channel",
+    reads=frozenset({"subject", "telegram", "buttons"}), fallbacks={"telegram": "text"},
+)

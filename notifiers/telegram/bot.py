@@ -322,18 +322,29 @@ def unsubscribe(engine: Engine, chat_id: str, args: Sequence[str], now: datetime
     if len(args) != 1:
         return "Usage: /unsubscribe NAME"
     with engine.begin() as connection:
-        subscriber = _editable(connection, chat_id, now, create=False)
-        if isinstance(subscriber, str):
-            return subscriber
-        followed = _followed(connection, [subscriber.id])
-        profile, _ = resolve_profile(args[0], followed)
-        if profile is None:
-            return _not_following(args[0], followed)
+        found = _followed_profile(connection, chat_id, now, args[0])
+        if isinstance(found, str):
+            return found
+        subscriber, profile, _ = found
         connection.execute(subscriptions_table.delete().where(
             subscriptions_table.c.subscriber_id == subscriber.id,
             subscriptions_table.c.profile == profile))
     log.info("bot unsubscribe subscriber=%s profile=%s", subscriber.name, profile)
     return f"You no longer follow <code>{tg_escape(profile)}</code>."
+
+
+def _followed_profile(connection: Connection, chat_id: str, now: datetime,
+                      name: str) -> tuple[ChatSubscriber, str, dict[str, str]] | str:
+    """The chat's subscriber, the followed profile ``name`` means and every profile it
+    follows (profile → mode); or the reply saying why not (no subscriber, not followed)."""
+    subscriber = _editable(connection, chat_id, now, create=False)
+    if isinstance(subscriber, str):
+        return subscriber
+    followed = _followed(connection, [subscriber.id])
+    profile, _ = resolve_profile(name, followed)
+    if profile is None:
+        return _not_following(name, followed)
+    return subscriber, profile, followed
 
 
 def _not_following(name: str, followed: Mapping[str, str]) -> str:
@@ -349,13 +360,10 @@ def set_mode(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -
         return "Usage: /mode NAME instant|daily|weekly"
     mode = args[1]
     with engine.begin() as connection:
-        subscriber = _editable(connection, chat_id, now, create=False)
-        if isinstance(subscriber, str):
-            return subscriber
-        followed = _followed(connection, [subscriber.id])
-        profile, _ = resolve_profile(args[0], followed)
-        if profile is None:
-            return _not_following(args[0], followed)
+        found = _followed_profile(connection, chat_id, now, args[0])
+        if isinstance(found, str):
+            return found
+        subscriber, profile, followed = found
         old = followed[profile]
         connection.execute(subscriptions_table.update().where(
             subscriptions_table.c.subscriber_id == subscriber.id,

@@ -35,8 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from notifiers.telegram import Pacer
-from tracker.config import TelegramSettings
+from notifiers.telegram import Pacer, TelegramSettings
 from tracker.db import insert_for as _insert
 from tracker.db import pacing_table
 from tracker.errors import ConfigError

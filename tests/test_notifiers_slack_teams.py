@@ -1,0 +1,143 @@
+"""Slack and Teams as channels of their own (``channels.slack`` / ``channels.teams``),
+delivered end to end to the local webhook receiver, and the bodies they render.
+
+Both forms of a Slack or Teams subscriber must send the same bytes: the channel, and the
+older ``webhook`` + ``webhook_format`` that stored subscribers and outbox rows still use.
+The pinned digests are the bytes the webhook channel sent for these messages before the
+Slack and Teams bodies moved out of ``tracker/render.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from notifiers import create_notifiers
+from notifiers.slack import slack_body
+from notifiers.teams import teams_body
+from notifiers.webhook import webhook_body
+from tests.notifier_support import HOSTILE_TITLE, NOW, big_digest, every_kind
+from tracker.config import NotifierSettings
+from tracker.delivery import deliveries_table, subscribers_table, sync_subscribers
+from tracker.dispatch import dispatch
+from tracker.fakes.webhook_receiver import WebhookReceiver
+from tracker.ports import Message
+from tracker.subscribers import FilesError, load_directory
+
+#: sha256 of the bytes the webhook channel POSTed with ``webhook_format`` slack / teams
+#: before this change (computed with the previous tracker/render.py)
+BEFORE = {
+    ("digest", "slack"): "2ab1760adb56444d5d858c3e682e43d2b40da291172c2e185a33b9130ea944ac",
+    ("digest", "teams"): "aa55023848249699e72188d7d38650afff8d46760aa1e23ded3050742c26a3ae",
+    ("alert_changed", "slack"): "1aa6f951afec9634e3ee5cb56319669b57ff60f561972512276ccf6c3417f160",
+    ("alert_changed", "teams"): "7346a936cce752284738a2a32fb67eee79a3cbd691202008988e8025db1519a1",
+    ("big", "slack"): "82938ce159c2a9e37f6f132fb0e1176e961cdfe44d4462bbf76c7746af20e63a",
+    ("big", "teams"): "a3f75fbdd7927b2e49b77cb0204a244732892bbe828f8c1b3bfab5b05e380664",
+}
+
+
+def sample(name: str) -> Message:
+    return big_digest(80) if name == "big" else every_kind(HOSTILE_TITLE)[name]
+
+
+@pytest.mark.parametrize(("name", "fmt"), sorted(BEFORE))
+def test_the_bodies_are_the_bytes_the_webhook_format_sent_before(name: str, fmt: str) -> None:
+    assert hashlib.sha256(webhook_body(sample(name), fmt)).hexdigest() == BEFORE[(name, fmt)]
+
+
+def write_subscriber(directory: Path, name: str, channels: str) -> None:
+    (directory / f"{name}.yaml").write_text(
+        f"name: {name}\nchannels:\n{channels}\nsubscriptions:\n  - profile: hydrogen-valley\n",
+        encoding="utf-8")
+
+
+def deliver_to_every_subscriber(engine: Engine, directory: Path, message: Message) -> None:
+    """Subscriber files → tables → one pending message per channel row → one dispatch pass
+    through the channels the registry builds."""
+    subscribers = load_directory(directory)
+    sync_subscribers(engine, subscribers, NOW)
+    with engine.begin() as connection:
+        ids = dict(connection.execute(sa.select(subscribers_table.c.name, subscribers_table.c.id)).all())
+        for subscriber in subscribers:
+            for channel in subscriber.channels.configured():
+                connection.execute(deliveries_table.insert().values(
+                    key=f"test|{subscriber.name}|{channel}", subscriber_id=ids[subscriber.name],
+                    channel=channel, kind=message.kind, call_id=None,
+                    message=message.model_dump(mode="json"), status="pending",
+                    next_attempt_at=NOW, created_at=NOW))
+
+    async def one_pass() -> None:
+        notifiers = create_notifiers(NotifierSettings.model_validate({}), {})
+        try:
+            await dispatch(engine, notifiers, lambda: NOW)
+        finally:
+            for notifier in notifiers.values():
+                await notifier.aclose()
+
+    asyncio.run(one_pass())
+
+
+@pytest.mark.parametrize("fmt", ["slack", "teams"])
+def test_a_slack_or_teams_subscriber_gets_the_bytes_of_the_webhook_format(
+        engine: Engine, tmp_path: Path, fmt: str) -> None:
+    message = every_kind(HOSTILE_TITLE)["digest"]
+    with WebhookReceiver() as receiver:
+        write_subscriber(tmp_path, "channel-form", f"  {fmt}: {receiver.endpoint('/channel')}")
+        write_subscriber(tmp_path, "webhook-form", f"  webhook: {receiver.endpoint('/webhook')}\n"
+                                                   f"  webhook_format: {fmt}")
+        deliver_to_every_subscriber(engine, tmp_path, message)
+        got = {r.path: r.body for r in receiver.received}
+    assert sorted(got) == ["/channel", "/webhook"]
+    assert got["/channel"] == got["/webhook"]
+    assert hashlib.sha256(got["/channel"]).hexdigest() == BEFORE[("digest", fmt)]
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(deliveries_table.c.channel, deliveries_table.c.status,
+                                            deliveries_table.c.message)).all()
+    assert sorted((r.channel, r.status) for r in rows) == [(fmt, "sent"), ("webhook", "sent")]
+    stored = {r.channel: r.message for r in rows}
+    assert json.loads(json.dumps(stored[fmt]))["document"] == message.document
+
+
+@pytest.mark.parametrize("fmt", ["slack", "teams"])
+def test_a_slack_or_teams_address_must_be_a_public_or_loopback_url(tmp_path: Path, fmt: str) -> None:
+    write_subscriber(tmp_path, "intranet", f"  {fmt}: https://10.0.0.5/hook")
+    with pytest.raises(FilesError) as caught:
+        load_directory(tmp_path)
+    assert f"channels.{fmt}" in str(caught.value)
+    (tmp_path / "intranet.yaml").unlink()
+    write_subscriber(tmp_path, "typo", f"  {fmt}: hooks.slack.com/services/T0/B0/x")
+    with pytest.raises(FilesError, match="not an http"):
+        load_directory(tmp_path)
+
+
+def test_slack_body_escapes_and_keeps_within_block_limits() -> None:
+    body = slack_body(every_kind(HOSTILE_TITLE)["alert_changed"].document)
+    assert body["text"].startswith("Deadline moved")
+    assert body["blocks"][0]["type"] == "header" and len(body["blocks"][0]["text"]["text"]) <= 150
+    section = body["blocks"][1]["text"]["text"]
+    assert "&lt;script&gt;" in section and "<script>" not in section
+    assert section.startswith("*<https://example.invalid/topic-details/HORIZON-B|")
+    big = slack_body(big_digest(80).document)
+    assert len(big["blocks"]) <= 50
+    assert big["blocks"][-1]["type"] == "context"
+    assert all(len(b["text"]["text"]) <= 3000 for b in big["blocks"] if b["type"] == "section")
+
+
+def test_teams_body_is_an_adaptive_card_with_neutralised_markdown() -> None:
+    body = teams_body(every_kind(HOSTILE_TITLE)["digest"].document)
+    assert body["type"] == "message"
+    [attachment] = body["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    texts = [json.dumps(block) for block in card["body"]]
+    assert any("New calls" in t for t in texts)
+    assert not any("[link](https" in t for t in texts)
+    links = [b["selectAction"]["url"] for b in card["body"] if "selectAction" in b]
+    assert links and all(url.startswith("https://example.invalid/") for url in links)

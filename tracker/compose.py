@@ -1,0 +1,53 @@
+"""The composition root: the one core module that imports the adapters.
+
+Everything else in ``tracker`` knows sources and channels only through ``tracker.ports``
+and the plugin registry (``tracker.plugins``). What cannot be said through a plugin is
+wired here: the shared HTTP client the sources use, the channels with their console stream
+and Telegram's pacing (which needs the database), and the Telegram bot the daemon runs.
+``tests/test_dependencies.py`` lists this module as the exception, and fails on any other
+core module that imports ``scrapers`` or ``notifiers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TextIO
+
+from sqlalchemy.engine import Engine
+
+from notifiers import create_notifiers
+from notifiers.console import ConsoleNotifier
+from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier
+from notifiers.telegram.bot import start_bot
+from notifiers.telegram.pacing import pacer_for
+from scrapers._http import PoliteClient
+from tracker.config import HttpSettings, Settings
+from tracker.ports import Notifier
+
+__all__ = ["TELEGRAM_TOKEN_ENV", "build_notifiers", "http_client", "start_bot"]
+
+#: the variable holding the Telegram token (the demo sets it for its fake Bot API)
+TELEGRAM_TOKEN_ENV = TOKEN_ENV
+
+
+def http_client(settings: HttpSettings) -> PoliteClient:
+    """The shared polite HTTP client the sources fetch with (an async context manager)."""
+    return PoliteClient(settings)
+
+
+def build_notifiers(settings: Settings, environ: Mapping[str, str] | None = None,
+                    console: TextIO | None = None, engine: Engine | None = None, *,
+                    paced: bool = True) -> dict[str, Notifier]:
+    """Every enabled channel that has what it needs.
+
+    With ``engine``, Telegram is paced as ``notifiers.telegram.pacing`` says (on PostgreSQL
+    by default through a budget every worker shares, ``notifiers.telegram.pacing``);
+    ``paced=False`` turns pacing off (the demo's fake Bot API has no flood limits).
+    """
+    notifiers = create_notifiers(settings.notifiers, environ)
+    if console is not None and "console" in notifiers:
+        notifiers["console"] = ConsoleNotifier(console)
+    telegram = notifiers.get("telegram")
+    if isinstance(telegram, TelegramNotifier):
+        telegram.pacer = pacer_for(settings.notifiers.telegram, engine) if paced else Pacer(enabled=False)
+    return notifiers
