@@ -175,6 +175,54 @@ def test_hostile_titles_are_escaped_and_clipped_everywhere(title: str) -> None:
             assert len(message.document["sections"][0]["items"][0]["title"]) <= 300
 
 
+def test_every_field_of_an_item_is_escaped_in_each_form_by_its_own_rules() -> None:
+    """Each form's templates escape every printed field, not only the title: Telegram with
+    tg_escape (quotes stay), email with HTML autoescape (quotes too), plain text not at all."""
+    call = make_call("T<1>&", title="Title <i>&</i>", programme="Prog <x> & y",
+                     sub_programme="Sub >", url="https://example.invalid/?a=1&b=2")
+    hostile = AlertItem(call, (change(call, ChangeKind.DOCUMENTS_CHANGED, field="updates",
+                                      new="Docs <v2> & more"),),
+                        ('keyword "<h2>" & more',), "ops<&>")
+    digest = render_digest(new=[hostile], closing=[item("OTHER")], now=NOW)
+    assert digest is not None
+    messages = [render_alert(hostile, now=NOW), digest,
+                render_reminder(hostile, call.deadlines[0], now=NOW)]
+    for message in messages:
+        telegram = "".join(message.telegram)
+        for part in message.telegram:
+            parse_telegram_html(part)
+        for expected in ("<b>Title &lt;i&gt;&amp;&lt;/i&gt;</b>",
+                         "<i>Prog &lt;x&gt; &amp; y / Sub &gt;</i>",
+                         "<code>T&lt;1&gt;&amp;</code>",
+                         "• New update from the portal: Docs &lt;v2&gt; &amp; more",
+                         'Why: keyword "&lt;h2&gt;" &amp; more',
+                         "Profile: ops&lt;&amp;&gt;",
+                         '<a href="https://example.invalid/?a=1&amp;b=2">Open the call</a>'):
+            assert expected in telegram, (message.kind, expected)
+        for expected in ("Title <i>&</i>", "  Prog <x> & y / Sub > · T<1>& · Open",
+                         "  * New update from the portal: Docs <v2> & more",
+                         '  Why: keyword "<h2>" & more', "  Profile: ops<&>",
+                         "  https://example.invalid/?a=1&b=2"):
+            assert expected in message.text, (message.kind, expected)
+        for expected in (">Title &lt;i&gt;&amp;&lt;/i&gt;</a>",
+                         "<td>Prog &lt;x&gt; &amp; y / Sub &gt;</td>",
+                         "<code>T&lt;1&gt;&amp;</code>",
+                         "<li>New update from the portal: Docs &lt;v2&gt; &amp; more</li>",
+                         "<td>keyword &#34;&lt;h2&gt;&#34; &amp; more</td>",
+                         "<td>ops&lt;&amp;&gt;</td>",
+                         'href="https://example.invalid/?a=1&amp;b=2"'):
+            assert expected in message.html, (message.kind, expected)
+        assert "<v2>" not in telegram + message.html and "<x>" not in telegram + message.html
+
+
+def test_every_form_is_a_plain_string() -> None:
+    """Not Jinja's Markup: ``Markup + str`` escapes the str, so a Markup kept in a message
+    would change what a later concatenation (a footer, a split) sends."""
+    for message in every_kind().values():
+        for part in (message.text, message.html, *message.telegram):
+            assert type(part) is str, message.kind
+
+
 def test_non_http_links_are_dropped() -> None:
     message = render_alert(item("A", url="javascript:alert(1)"), now=NOW)
     assert "javascript" not in message.telegram[0] + message.html + message.text

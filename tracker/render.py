@@ -12,8 +12,12 @@ Three kinds of message, each returned as one ``tracker.ports.Message``:
 
 Every item shows the title, programme, identifier, status, next deadline with days left
 (in the subscriber's time zone; deadlines are stored in UTC), budget, why it matched and
-the link. Scraped text is untrusted: it is escaped for Telegram HTML, escaped by Jinja2's
-autoescape for email HTML, clipped to sane lengths, and links other than http(s) are dropped.
+the link. Telegram HTML, plain text and email HTML are rendered from Jinja templates
+(tracker/templates/<form>/) that all read one view of the message (``_View``, with its
+sections and items), so the forms say the same. Each form has its own environment, whose
+escaping applies to every printed value: ``tg_escape`` for Telegram, HTML autoescape for
+email, none for plain text. Scraped text is untrusted: escaped so, clipped to sane lengths,
+and links other than http(s) are dropped.
 
 Telegram limits a message to 4096 characters (counted here in UTF-16 code units, as
 Telegram counts, and before entity parsing, so the real count is never higher). Long
@@ -43,14 +47,15 @@ from __future__ import annotations
 import html
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import jinja2
+from markupsafe import Markup
 
 from tracker.dates import isoformat_utc, to_utc
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind
@@ -125,6 +130,22 @@ class _Section:
     key: str
     title: str
     items: list[_Item]
+
+
+@dataclass(frozen=True)
+class _View:
+    """One message as every form's templates see it (Telegram, plain text, email), so the
+    forms cannot drift apart in what they say; each escapes it in its own way."""
+
+    kind: Literal["alert", "digest", "reminder"]
+    subject: str
+    intro: str
+    sections: list[_Section]
+
+    @property
+    def show_titles(self) -> bool:
+        """Section headings are for digests: an alert or a reminder is one item."""
+        return self.kind == "digest"
 
 
 # --- small pure helpers -------------------------------------------------------------------
@@ -350,26 +371,6 @@ def tg_escape(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def _telegram_item(item: _Item) -> str:
-    e = tg_escape
-    lines = [f"<b>{e(item.title)}</b>"]
-    lines += [f"• {e(change['text'])}" for change in item.changes]
-    facts = [f"<i>{e(item.programme)}</i>" if item.programme else "",
-             f"<code>{e(item.identifier)}</code>", e(item.status)]
-    lines.append(" · ".join(f for f in facts if f))
-    if item.deadline_text:
-        lines.append(f"Deadline: {e(item.deadline_text)} ({item.days_text})")
-    if item.budget:
-        lines.append(f"Budget: {e(item.budget)}")
-    if item.reasons:
-        lines.append(f"Why: {e('; '.join(item.reasons))}")
-    if item.profiles:
-        lines.append(f"Profile: {e(', '.join(item.profiles))}")
-    if item.url:
-        lines.append(f'<a href="{html.escape(item.url, quote=True)}">Open the call</a>')
-    return "\n".join(lines)
-
-
 _TOKEN = re.compile(r"<(/?)([a-z]+)[^>]*>|&#?\w+;|[^<&]+|[<&]", re.IGNORECASE)
 
 
@@ -451,62 +452,62 @@ def split_telegram(header: str, blocks: Sequence[str], limit: int = TELEGRAM_LIM
     return tuple(parts)
 
 
-# --- plain text ---------------------------------------------------------------------------
+# --- the forms: one Jinja environment each, its escaping built in --------------------------
+
+#: The forms rendered from templates; each has its folder under tracker/templates/, with an
+#: item template and a message template (telegram/message.j2: the header and headings).
+Form = Literal["telegram", "text", "email"]
 
 
-def _text_item(item: _Item) -> str:
-    lines = [item.title]
-    lines += [f"  * {change['text']}" for change in item.changes]
-    lines.append("  " + " · ".join(f for f in (item.programme, item.identifier, item.status) if f))
-    if item.deadline_text:
-        lines.append(f"  Deadline: {item.deadline_text} ({item.days_text})")
-    if item.budget:
-        lines.append(f"  Budget: {item.budget}")
-    if item.reasons:
-        lines.append(f"  Why: {'; '.join(item.reasons)}")
-    if item.profiles:
-        lines.append(f"  Profile: {', '.join(item.profiles)}")
-    if item.url:
-        lines.append(f"  {item.url}")
-    return "\n".join(lines)
+def _telegram_finalize(value: Any) -> Markup:
+    """What every ``{{ }}`` of a Telegram template prints: a plain value escaped by
+    ``tg_escape`` (``<``, ``>``, ``&``; quotes stay as Telegram shows them), markup
+    (``|safe``, ``|quoted``, a macro's output) as it is. Jinja's own autoescape then sees
+    Markup and leaves it alone. Escaping is thus the environment's, not each template's: a
+    field added to a template is escaped without anyone remembering a filter."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(tg_escape(str(value)))  # noqa: S704 - escaped here, by tg_escape
 
 
-def _text(title: str, sections: Sequence[_Section], show_titles: bool,
-          items: Sequence[Sequence[str]]) -> str:
-    """The plain text; ``items`` holds each section's items as ``_text_item`` made them."""
-    out = [title, "=" * min(len(title), 72)]
-    for section, texts in zip(sections, items, strict=True):
-        if show_titles:
-            out += ["", f"{section.title} ({len(section.items)})", "-" * len(section.title)]
-        out += ["", "\n\n".join(texts)]
-    return "\n".join(out).rstrip() + "\n"
-
-
-# --- email HTML ---------------------------------------------------------------------------
+def _quoted(value: str) -> Markup:
+    """An attribute value in Telegram HTML: quotes escaped too (``safe_url`` already keeps
+    them out of links; this keeps a template safe without relying on that)."""
+    return Markup(html.escape(value, quote=True))  # noqa: S704 - escaped here, quotes too
 
 
 @cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("tracker", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=True),
+def _environment(form: Form) -> jinja2.Environment:
+    """The Jinja environment of one form. It loads only its own folder
+    (tracker/templates/<form>/), so a template is always rendered with its form's escaping:
+    Telegram HTML by ``tg_escape`` (in ``finalize``), email HTML by Jinja's HTML autoescape,
+    plain text by nothing. Made once a process; its templates are compiled once."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tracker", f"templates/{form}"),
+        autoescape=form != "text",  # noqa: S701 - plain text is not markup: nothing to escape
+        finalize=_telegram_finalize if form == "telegram" else None,
         undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        trim_blocks=form == "email",
+        lstrip_blocks=form == "email",
         auto_reload=False,  # packaged files: no stat of the template for each of 140,000 items
     )
+    if form == "telegram":
+        env.filters["quoted"] = _quoted
+    return env
 
 
-def _html_item(item: _Item) -> str:
-    return _templates().get_template("email/item.html").render(item=item)
+@cache
+def _macro(form: Form, name: str, macro: str = "render") -> Callable[..., str]:
+    """A macro of the template ``name`` of ``form``, called from Python.
 
-
-def _html(title: str, intro: str, sections: Sequence[_Section], show_titles: bool,
-          items: Sequence[Sequence[str]]) -> str:
-    """The email's HTML; ``items`` holds each section's items as ``_html_item`` made them."""
-    parts = list(zip(sections, items, strict=True))  # placed with |safe: escaped by item.html
-    return _templates().get_template("email/message.html").render(
-        title=title, intro=intro, sections=parts, show_titles=show_titles)
+    Every template is a macro (``render``; telegram/message.j2 has ``header`` and
+    ``heading``, the pieces that ``split_telegram`` places): a call costs a few
+    microseconds, where ``Template.render`` builds a new context each time and costs several
+    times that, for each of 140,000 items and messages of a round. What a macro returns is
+    ``Markup`` in an autoescaping form; ``_message`` and ``_forms`` keep plain ``str``.
+    """
+    found: Callable[..., str] = getattr(_environment(form).get_template(name).module, macro)
+    return found
 
 
 # --- each item's forms, made once ---------------------------------------------------------
@@ -517,10 +518,20 @@ def _html(title: str, intro: str, sections: Sequence[_Section], show_titles: boo
 #: that appear once (an SME's own profile). The email HTML of an item was most of the cost
 #: of a digest. About 3 KB an entry.
 ITEM_FORMS = 32_768
-_item_forms: OrderedDict[tuple[Any, ...], tuple[str, str, str]] = OrderedDict()
 
 
-def _forms(item: _Item) -> tuple[str, str, str]:
+class _ItemForms(NamedTuple):
+    """One item in every form, as that form's item template renders it."""
+
+    telegram: str
+    text: str
+    email: str
+
+
+_item_forms: OrderedDict[tuple[Any, ...], _ItemForms] = OrderedDict()
+
+
+def _forms(item: _Item) -> _ItemForms:
     """The item's Telegram HTML, plain text and email HTML. Each is a function of the fields
     in the key alone, so an item shown in many messages is rendered once."""
     key = (item.call_id, item.title, item.programme, item.identifier, item.status, item.url,
@@ -530,7 +541,9 @@ def _forms(item: _Item) -> tuple[str, str, str]:
     if found is not None:
         _item_forms.move_to_end(key)
         return found
-    found = _item_forms[key] = (_telegram_item(item), _text_item(item), _html_item(item))
+    found = _item_forms[key] = _ItemForms(telegram=str(_macro("telegram", "item.j2")(item)),
+                                          text=str(_macro("text", "item.j2")(item)),
+                                          email=str(_macro("email", "item.html")(item)))
     if len(_item_forms) > ITEM_FORMS:
         _item_forms.popitem(last=False)
     return found
@@ -539,30 +552,33 @@ def _forms(item: _Item) -> tuple[str, str, str]:
 # --- assembling one message ---------------------------------------------------------------
 
 
-def _message(kind: Literal["alert", "digest", "reminder"], subject: str, intro: str,
-             sections: list[_Section], now: datetime, zone: ZoneInfo,
+def _message(view: _View, now: datetime, zone: ZoneInfo,
              buttons: tuple[Button, ...] = ()) -> Message:
-    show_titles = kind == "digest"
-    forms = [[_forms(item) for item in section.items] for section in sections]
+    """Every form of ``view``: each form's message template places that form's items."""
+    forms = [[_forms(item) for item in section.items] for section in view.sections]
+
+    def placed(form: Form) -> list[tuple[_Section, list[str]]]:
+        """Each section with its items rendered in ``form``."""
+        return [(section, [getattr(item, form) for item in items])
+                for section, items in zip(view.sections, forms, strict=True)]
+
     blocks: list[str] = []
-    for section, section_forms in zip(sections, forms, strict=True):
-        section_blocks = [telegram for telegram, _, _ in section_forms]
-        if show_titles and section_blocks:
-            heading = f"<b>{tg_escape(section.title)} ({len(section.items)})</b>"
-            section_blocks[0] = f"{heading}\n\n{section_blocks[0]}"
-        blocks += section_blocks
-    header = f"<b>{tg_escape(intro)}</b>"
+    for section, items in placed("telegram"):
+        if view.show_titles and items:  # the heading stays with the section's first item
+            items[0] = f"{_macro('telegram', 'message.j2', 'heading')(section)}\n\n{items[0]}"
+        blocks += items
     document = {
-        "schema": SCHEMA, "kind": kind, "subject": subject,
+        "schema": SCHEMA, "kind": view.kind, "subject": view.subject,
         "generated_at": isoformat_utc(now), "timezone": zone.key,
         "sections": [{"key": s.key, "title": s.title, "items": [i.as_json() for i in s.items]}
-                     for s in sections],
+                     for s in view.sections],
     }
     return Message(
-        kind=kind, subject=subject,
-        text=_text(intro, sections, show_titles, [[t for _, t, _ in f] for f in forms]),
-        html=_html(subject, intro, sections, show_titles, [[h for _, _, h in f] for f in forms]),
-        telegram=split_telegram(header, blocks),
+        kind=view.kind, subject=view.subject,
+        # one newline at the end, whatever the last item ends with
+        text=_macro("text", "message.j2")(view, placed("text")).rstrip() + "\n",
+        html=str(_macro("email", "message.html")(view, placed("email"))),
+        telegram=split_telegram(str(_macro("telegram", "message.j2", "header")(view)), blocks),
         document=document, buttons=buttons,
     )
 
@@ -595,7 +611,7 @@ def render_alert(item: AlertItem, *, now: datetime, timezone: str | ZoneInfo = "
         dict.fromkeys(headline(c) for c in material))
     subject = f"{clip(label, 80)} — {clip(view.title, SUBJECT_TITLE_MAX)}"
     section = _Section("alert", short, [view])
-    return _message("alert", subject, short, [section], now, zone, _alert_buttons(item))
+    return _message(_View("alert", subject, short, [section]), now, zone, _alert_buttons(item))
 
 
 def render_digest(
@@ -628,7 +644,7 @@ def render_digest(
     counts = ", ".join(f"{len(s.items)} {s.title.lower().replace(' calls', '')}" for s in sections)
     intro = f"callwatch {period} digest, {today}: {counts}"
     subject = f"callwatch {period} digest: {counts}"
-    return _message("digest", subject, intro, sections, now, zone)
+    return _message(_View("digest", subject, intro, sections), now, zone)
 
 
 def render_reminder(item: AlertItem, deadline: datetime, *, now: datetime,
@@ -643,7 +659,8 @@ def render_reminder(item: AlertItem, deadline: datetime, *, now: datetime,
     label = ("Deadline today" if days == 0 else "Deadline tomorrow" if days == 1
              else f"Deadline in {days} days")
     subject = f"{label} — {clip(view.title, SUBJECT_TITLE_MAX)}"
-    return _message("reminder", subject, label, [_Section("reminder", label, [view])], now, zone,
+    section = _Section("reminder", label, [view])
+    return _message(_View("reminder", subject, label, [section]), now, zone,
                     _alert_buttons(item)[:1])
 
 
