@@ -13,6 +13,7 @@ whole run: every further request would meet it too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from scrapers._pages import BotChallenge, fetch_page
@@ -43,3 +44,13 @@ async def fetch_detail(http: HttpClient, url: str, batch: RecordBatch) -> str | 
         batch.complete = False
         batch.notes.append(f"detail page failed: {exc}")
         return None
+
+
+def must_compile(value: str, compile: Callable[[str], object],
+                 errors: type[Exception], what: str) -> None:
+    """ValueError saying ``value`` is not ``what`` when ``compile`` refuses it: a setting
+    (a CSS selector, a pattern) is checked when the configuration is read, not on a scrape."""
+    try:
+        compile(value)
+    except errors as exc:
+        raise ValueError(f"not {what}: {exc}") from exc

@@ -40,7 +40,7 @@ from scrapers._dates import (
 )
 from scrapers._pages import absolute, fetch_page, soup_of
 from scrapers._records import RecordBatch, configured_record, require
-from scrapers._source import HttpSource
+from scrapers._source import HttpSource, must_compile
 from scrapers.rss import _country, _programme
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
@@ -51,10 +51,7 @@ from tracker.text import html_to_text, one_line
 
 def _selector(value: str | None) -> str | None:
     if value:
-        try:
-            soupsieve.compile(value)
-        except soupsieve.SelectorSyntaxError as exc:
-            raise ValueError(f"not a CSS selector: {exc}") from exc
+        must_compile(value, soupsieve.compile, soupsieve.SelectorSyntaxError, "a CSS selector")
     return value or None
 
 

@@ -40,7 +40,7 @@ from pydantic import Field, field_validator, model_validator
 from scrapers._dates import LanguageCode, ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, challenge_reason, fetch_response
 from scrapers._records import RecordBatch, configured_record, require
-from scrapers._source import HttpSource
+from scrapers._source import HttpSource, must_compile
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
@@ -105,10 +105,7 @@ def _element_path(value: str | None) -> str | None:
 
 def _pattern(value: str | None) -> str | None:
     if value:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from exc
+        must_compile(value, re.compile, re.error, "a regular expression")
     return value
 
 
