@@ -21,14 +21,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from tracker.dedupe import OFFICIAL_ID_IN_TEXT
 from tracker.errors import CallwatchError, InvalidRecord
 from tracker.models import CallRecord, ScrapeResult
+from tracker.status import status_for
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ class RecordBatch:
         self.records: list[CallRecord] = []
         self.invalid = 0
         self.notes: list[str] = []
+        #: False once a part of the source could not be read (a detail page): such a run is
+        #: never complete, so a call it missed is not taken for closed
+        self.complete = True
         self._seen: set[str] = set()
 
     def add(self, item_id: str, build: Callable[[], CallRecord]) -> CallRecord | None:
@@ -87,8 +92,8 @@ class RecordBatch:
         return record
 
     def result(self, *, complete: bool = True, error: str | None = None) -> ScrapeResult:
-        return ScrapeResult(records=self.records, invalid=self.invalid, complete=complete,
-                            error=error, notes=list(self.notes))
+        return ScrapeResult(records=self.records, invalid=self.invalid,
+                            complete=complete and self.complete, error=error, notes=list(self.notes))
 
     def failed(self, exc: CallwatchError) -> ScrapeResult:
         """The run stopped on ``exc``: keep what was read, say why, never count it complete."""
@@ -102,6 +107,47 @@ def require(value: str | None, what: str, item_id: str) -> str:
     if value is None or not value.strip():
         raise InvalidRecord(f"no {what}", native_id=item_id)
     return value.strip()
+
+
+class Placement(Protocol):
+    """What the settings of a source the user configures (a feed, an HTML list) say of every
+    call it lists, since such pages rarely say it themselves."""
+
+    @property
+    def programme(self) -> str | None: ...
+    @property
+    def sub_programme(self) -> str | None: ...
+    @property
+    def country(self) -> str | None: ...
+    @property
+    def region(self) -> str | None: ...
+    @property
+    def language(self) -> str | None: ...
+
+
+def configured_record(settings: Placement, *, source: str, native_id: str, title: str, summary: str,
+                      url: str | None, opening: datetime | None, deadlines: tuple[datetime, ...],
+                      now: datetime) -> CallRecord:
+    """A call of a user-configured source: what the item gives, and the programme, country,
+    region and language its settings give. The topic identifier is taken only when the
+    title and summary name one alone: a news item naming several topics is about none."""
+    identifiers = IDENTIFIER.findall(f"{title} {summary}")
+    return CallRecord(
+        source=source,
+        native_id=native_id,
+        title=title,
+        status=status_for(opening, deadlines, now),
+        programme=settings.programme,
+        sub_programme=settings.sub_programme,
+        topic_identifier=identifiers[0] if len(set(identifiers)) == 1 else None,
+        summary=summary,
+        url=url,
+        opening_date=opening,
+        deadlines=deadlines,
+        countries=(settings.country,) if settings.country else (),
+        regions=(settings.region,) if settings.region else (),
+        language=settings.language,
+    )
 
 
 def own_identifier(text: str) -> str | None:

@@ -31,10 +31,11 @@ from pydantic import Field
 from scrapers._dates import ZoneName, parse_date, parse_with_format, zone_named
 from scrapers._pages import fetch_page
 from scrapers._records import RecordBatch, amount_eur, require
+from scrapers._source import HttpSource
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
-from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
 from tracker.text import html_to_text
 
@@ -134,15 +135,10 @@ def record_from_item(item: dict[str, Any], *, source: str, now: datetime,
     )
 
 
-class CascadeHubSource:
+class CascadeHubSource(HttpSource[CascadeHubSettings]):
     """The Cascade Funding Hub's open-calls page."""
 
     expected_fields = ("title", "url", "deadline")
-
-    def __init__(self, name: str, settings: CascadeHubSettings, http: HttpClient) -> None:
-        self.name = name
-        self.settings = settings
-        self.http = http
 
     async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
         batch = RecordBatch(self.name)
@@ -158,13 +154,9 @@ class CascadeHubSource:
         return batch.result()
 
 
-def _create(name: str, settings: Any, http: HttpClient) -> CascadeHubSource:
-    return CascadeHubSource(name, settings, http)
-
-
 PLUGIN = SourcePlugin(
     kind="cascade_hub",
     description="Cascade Funding Hub (cascadefunding.eu): open FSTP calls embedded in the page",
     settings=CascadeHubSettings,
-    create=_create,
+    create=CascadeHubSource,
 )

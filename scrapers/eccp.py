@@ -32,13 +32,14 @@ from bs4 import Tag
 from pydantic import Field
 
 from scrapers._dates import ZoneName, names_relative_day, parse_date, zone_named
-from scrapers._pages import BotChallenge, absolute, fetch_page, same_site, soup_of
+from scrapers._pages import absolute, fetch_page, same_site, soup_of
 from scrapers._records import RecordBatch, own_identifier
+from scrapers._source import HttpSource, fetch_detail
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
-from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
 from tracker.text import normalize_space, one_line
 
@@ -158,15 +159,10 @@ def record_from_detail(markup: str, *, url: str, source: str, now: datetime, tim
     )
 
 
-class EccpSource:
+class EccpSource(HttpSource[EccpSettings]):
     """The ECCP call inventory."""
 
     expected_fields = ("title", "url", "deadline")
-
-    def __init__(self, name: str, settings: EccpSettings, http: HttpClient) -> None:
-        self.name = name
-        self.settings = settings
-        self.http = http
 
     async def _links(self, progress: Progress | None) -> list[str]:
         url: str | None = self.settings.list_url
@@ -189,34 +185,24 @@ class EccpSource:
         batch = RecordBatch(self.name)
         try:
             links = await self._links(progress)
+            for done, link in enumerate(links, 1):
+                markup = await fetch_detail(self.http, link, batch)
+                if markup is None:  # the call is lost to this run
+                    batch.invalid += 1
+                    continue
+                batch.add(link, functools.partial(
+                    record_from_detail, markup, url=link, source=self.name, now=now,
+                    timezone=self.settings.timezone))
+                if progress:
+                    progress(done, len(links))
         except CallwatchError as exc:
             return batch.failed(exc)
-        complete = True
-        for done, link in enumerate(links, 1):
-            try:
-                markup = await fetch_page(self.http, link)
-            except BotChallenge as exc:  # every further request would meet it too
-                return batch.failed(exc)
-            except CallwatchError as exc:
-                batch.invalid += 1
-                complete = False
-                batch.notes.append(f"detail page failed: {exc}")
-                continue
-            batch.add(link, functools.partial(
-                record_from_detail, markup, url=link, source=self.name, now=now,
-                timezone=self.settings.timezone))
-            if progress:
-                progress(done, len(links))
-        return batch.result(complete=complete)
-
-
-def _create(name: str, settings: Any, http: HttpClient) -> EccpSource:
-    return EccpSource(name, settings, http)
+        return batch.result()
 
 
 PLUGIN = SourcePlugin(
     kind="eccp",
     description="European Cluster Collaboration Platform call inventory (cluster and cascade calls)",
     settings=EccpSettings,
-    create=_create,
+    create=EccpSource,
 )

@@ -42,14 +42,15 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 
 from scrapers._dates import ZoneName, names_relative_day, parse_date, parse_iso, zone_named
-from scrapers._pages import BotChallenge, absolute, fetch_page, soup_of
+from scrapers._pages import absolute, fetch_page, soup_of
 from scrapers._records import RecordBatch, own_identifier, require
+from scrapers._source import HttpSource, fetch_detail
 from scrapers.rss import _programme
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, CallStatus, ScrapeResult
-from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
 from tracker.text import normalize_space, one_line
 
@@ -217,14 +218,13 @@ def record_from_card(card: Card, detail: str | None, *, source: str, settings: E
     )
 
 
-class EclSource:
+class EclSource(HttpSource[EclSettings]):
     """One agency site."""
 
-    def __init__(self, name: str, settings: EclSettings, http: HttpClient) -> None:
-        self.name = name
-        self.settings = settings
-        self.http = http
-        self.expected_fields = ("title", "url", "deadline") if settings.details else ("title", "url")
+    @property
+    def expected_fields(self) -> tuple[str, ...]:
+        """What drift detection expects of every item: the cards alone give no deadline."""
+        return ("title", "url", "deadline") if self.settings.details else ("title", "url")
 
     async def _cards(self, progress: Progress | None) -> list[Card]:
         cards: list[Card] = []
@@ -245,33 +245,23 @@ class EclSource:
         batch = RecordBatch(self.name)
         try:
             cards = await self._cards(progress)
+            for card in cards:
+                detail: str | None = None
+                if self.settings.details and card.link:
+                    detail = await fetch_detail(self.http, card.link, batch)
+                    if detail is None:  # the call is lost to this run
+                        batch.invalid += 1
+                        continue
+                batch.add(card.link or card.title, functools.partial(
+                    record_from_card, card, detail, source=self.name, settings=self.settings, now=now))
         except CallwatchError as exc:
             return batch.failed(exc)
-        complete = True
-        for card in cards:
-            detail: str | None = None
-            if self.settings.details and card.link:
-                try:
-                    detail = await fetch_page(self.http, card.link)
-                except BotChallenge as exc:
-                    return batch.failed(exc)
-                except CallwatchError as exc:
-                    batch.invalid += 1
-                    complete = False
-                    batch.notes.append(f"detail page failed: {exc}")
-                    continue
-            batch.add(card.link or card.title, functools.partial(
-                record_from_card, card, detail, source=self.name, settings=self.settings, now=now))
-        return batch.result(complete=complete)
-
-
-def _create(name: str, settings: Any, http: HttpClient) -> EclSource:
-    return EclSource(name, settings, http)
+        return batch.result()
 
 
 PLUGIN = SourcePlugin(
     kind="ecl_pages",
     description="Commission agency sites in ECL markup (EISMEA, HaDEA, EIC): one instance per site",
     settings=EclSettings,
-    create=_create,
+    create=EclSource,
 )

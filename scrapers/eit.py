@@ -28,12 +28,13 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_date, zone_named
-from scrapers._pages import BotChallenge, absolute, fetch_page, same_site, soup_of
+from scrapers._pages import absolute, fetch_page, same_site, soup_of
 from scrapers._records import RecordBatch, require
+from scrapers._source import HttpSource, fetch_detail
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
-from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
 from tracker.text import normalize_space, one_line
 
@@ -144,15 +145,10 @@ def record_from_row(row: Row, detail: Detail | None, *, source: str, now: dateti
     )
 
 
-class EitSource:
+class EitSource(HttpSource[EitSettings]):
     """The EIT opportunities page."""
 
     expected_fields = ("title", "url", "deadline")
-
-    def __init__(self, name: str, settings: EitSettings, http: HttpClient) -> None:
-        self.name = name
-        self.settings = settings
-        self.http = http
 
     async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
         batch = RecordBatch(self.name)
@@ -169,32 +165,22 @@ class EitSource:
                 url = page.next_url
                 if progress:
                     progress(len(seen), None)
+            for row in rows:
+                detail = None
+                if self.settings.details and row.link:
+                    markup = await fetch_detail(self.http, row.link, batch)
+                    detail = parse_detail(markup, url=row.link) if markup is not None else None
+                batch.add(row.link or row.title, functools.partial(  # without its page if need be
+                    record_from_row, row, detail, source=self.name, now=now,
+                    timezone=self.settings.timezone))
         except CallwatchError as exc:
             return batch.failed(exc)
-        complete = True
-        for row in rows:
-            detail = None
-            if self.settings.details and row.link:
-                try:
-                    detail = parse_detail(await fetch_page(self.http, row.link), url=row.link)
-                except BotChallenge as exc:
-                    return batch.failed(exc)
-                except CallwatchError as exc:
-                    complete = False
-                    batch.notes.append(f"detail page failed: {exc}")
-            batch.add(row.link or row.title, functools.partial(
-                record_from_row, row, detail, source=self.name, now=now,
-                timezone=self.settings.timezone))
-        return batch.result(complete=complete)
-
-
-def _create(name: str, settings: Any, http: HttpClient) -> EitSource:
-    return EitSource(name, settings, http)
+        return batch.result()
 
 
 PLUGIN = SourcePlugin(
     kind="eit",
     description="EIT Opportunities: open calls of every EIT community on one page",
     settings=EitSettings,
-    create=_create,
+    create=EitSource,
 )

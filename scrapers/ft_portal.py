@@ -73,6 +73,7 @@ import ijson
 from pydantic import Field, ValidationError, field_validator
 
 from scrapers._records import amount_eur, count_of, read_item
+from scrapers._source import HttpSource
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.dates import BRUSSELS, PORTAL_CUTOFF, local_to_utc
@@ -84,7 +85,7 @@ from tracker.errors import (
     TransientError,
 )
 from tracker.models import HTTP_URL, CallDocument, CallRecord, CallStatus, ScrapeResult
-from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.ports import Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
 from tracker.text import html_to_text, one_line
 
@@ -370,24 +371,22 @@ def _date_if_midnight(moment: datetime) -> datetime | date:
     return utc
 
 
+def _portal_moment(value: Any, time_of_day: time) -> datetime | None:
+    """A portal time in UTC; a date-only value means ``time_of_day`` in Brussels that day."""
+    parsed = parse_portal_time(value)
+    if parsed is None or isinstance(parsed, datetime):
+        return parsed
+    return local_to_utc(parsed, time_of_day, BRUSSELS)
+
+
 def deadline_utc(value: Any) -> datetime | None:
     """A cut-off in UTC; a date-only value means 17:00 Brussels time on that day."""
-    parsed = parse_portal_time(value)
-    if parsed is None:
-        return None
-    if isinstance(parsed, datetime):
-        return parsed
-    return local_to_utc(parsed, PORTAL_CUTOFF, BRUSSELS)
+    return _portal_moment(value, PORTAL_CUTOFF)
 
 
 def opening_utc(value: Any) -> datetime | None:
     """An opening date in UTC; a date-only value means the start of that day in Brussels."""
-    parsed = parse_portal_time(value)
-    if parsed is None:
-        return None
-    if isinstance(parsed, datetime):
-        return parsed
-    return local_to_utc(parsed, time(0, 0), BRUSSELS)
+    return _portal_moment(value, time(0, 0))
 
 
 _NO_BUDGET: dict[str, int | None] = {
@@ -885,13 +884,8 @@ def parse_bulk(path: Path, settings: FtPortalSettings) -> Iterator[dict[str, Any
 
 # -- the source --------------------------------------------------------------------------
 
-class FtPortalSource:
+class FtPortalSource(HttpSource[FtPortalSettings]):
     """One configured instance of the portal source: walk the search API, else the bulk file."""
-
-    def __init__(self, name: str, settings: FtPortalSettings, http: HttpClient) -> None:
-        self.name = name
-        self.settings = settings
-        self.http = http
 
     async def fetch_page(self, page: int) -> Any:
         """POST one search page and return its decoded JSON."""
@@ -968,14 +962,10 @@ class FtPortalSource:
         )
 
 
-def _create(name: str, settings: Any, http: HttpClient) -> FtPortalSource:
-    return FtPortalSource(name, settings, http)
-
-
 PLUGIN = SourcePlugin(
     kind="ft_portal",
     description="EU Funding & Tenders Portal search API (types 1 and 8, 2 when configured; "
                 "bulk-file fallback)",
     settings=FtPortalSettings,
-    create=_create,
+    create=FtPortalSource,
 )

@@ -24,7 +24,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import soupsieve
@@ -40,22 +39,19 @@ from scrapers._dates import (
     zone_named,
 )
 from scrapers._pages import absolute, fetch_page, soup_of
-from scrapers._records import IDENTIFIER, RecordBatch, require
+from scrapers._records import RecordBatch, configured_record, require
+from scrapers._source import HttpSource, must_compile
 from scrapers.rss import _country, _programme
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
-from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
-from tracker.status import status_for
+from tracker.ports import Progress, SourcePlugin, SourceSettings
 from tracker.text import html_to_text, one_line
 
 
 def _selector(value: str | None) -> str | None:
     if value:
-        try:
-            soupsieve.compile(value)
-        except soupsieve.SelectorSyntaxError as exc:
-            raise ValueError(f"not a CSS selector: {exc}") from exc
+        must_compile(value, soupsieve.compile, soupsieve.SelectorSyntaxError, "a CSS selector")
     return value or None
 
 
@@ -177,33 +173,18 @@ def record_from_item(item: ListItem, *, source: str, settings: HtmlListSettings,
         if deadline is None and not names_relative_day(item.deadline_text, language=settings.language):
             raise ValueError(f"{native_id}: unparseable deadline {item.deadline_text!r}")
         deadlines = (deadline,) if deadline else ()
-    identifiers = IDENTIFIER.findall(f"{item.title} {item.summary}")
-    return CallRecord(
-        source=source,
-        native_id=native_id,
-        title=require(item.title, "title", native_id),
-        status=status_for(opening, deadlines, now),
-        programme=settings.programme,
-        sub_programme=settings.sub_programme,
-        topic_identifier=identifiers[0] if len(set(identifiers)) == 1 else None,
-        summary=item.summary,
-        url=item.link,
-        opening_date=opening,
-        deadlines=deadlines,
-        countries=(settings.country,) if settings.country else (),
-        regions=(settings.region,) if settings.region else (),
-        language=settings.language,
-    )
+    return configured_record(settings, source=source, native_id=native_id,
+                             title=require(item.title, "title", native_id), summary=item.summary,
+                             url=item.link, opening=opening, deadlines=deadlines, now=now)
 
 
-class HtmlListSource:
+class HtmlListSource(HttpSource[HtmlListSettings]):
     """One configured list page."""
 
-    def __init__(self, name: str, settings: HtmlListSettings, http: HttpClient) -> None:
-        self.name = name
-        self.settings = settings
-        self.http = http
-        self.expected_fields = ("title", "url", "deadline") if settings.deadline else ("title", "url")
+    @property
+    def expected_fields(self) -> tuple[str, ...]:
+        """What drift detection expects of every item: a deadline only if one is configured."""
+        return ("title", "url", "deadline") if self.settings.deadline else ("title", "url")
 
     async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
         batch = RecordBatch(self.name)
@@ -231,13 +212,9 @@ class HtmlListSource:
         return batch.failed(error) if error else batch.result()
 
 
-def _create(name: str, settings: Any, http: HttpClient) -> HtmlListSource:
-    return HtmlListSource(name, settings, http)
-
-
 PLUGIN = SourcePlugin(
     kind="html_list",
     description="any HTML list of calls, described by CSS selectors in config",
     settings=HtmlListSettings,
-    create=_create,
+    create=HtmlListSource,
 )

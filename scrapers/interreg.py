@@ -31,10 +31,11 @@ from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_iso, zone_named
 from scrapers._records import RecordBatch, count_of, require
+from scrapers._source import HttpSource
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged, SourceRejected
 from tracker.models import CallRecord, ScrapeResult
-from tracker.ports import Duration, HttpClient, Progress, SourcePlugin, SourceSettings
+from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
 
 KEY_REJECTED = "interreg.eu rejected the search key; set sources.interreg.api_key"
@@ -144,15 +145,10 @@ def record_from_hit(hit: dict[str, Any], *, source: str, now: datetime, settings
     )
 
 
-class InterregSource:
+class InterregSource(HttpSource[InterregSettings]):
     """One configured instance of the interreg.eu call search."""
 
     expected_fields = ("title", "url", "deadline")
-
-    def __init__(self, name: str, settings: InterregSettings, http: HttpClient) -> None:
-        self.name = name
-        self.settings = settings
-        self.http = http
 
     async def _page(self, page: int) -> SearchPage:
         s = self.settings
@@ -201,13 +197,9 @@ class InterregSource:
         return batch.result()
 
 
-def _create(name: str, settings: Any, http: HttpClient) -> InterregSource:
-    return InterregSource(name, settings, http)
-
-
 PLUGIN = SourcePlugin(
     kind="interreg",
     description="interreg.eu call search (Algolia): open and forthcoming calls of all Interreg programmes",
     settings=InterregSettings,
-    create=_create,
+    create=InterregSource,
 )

@@ -39,13 +39,13 @@ from pydantic import Field, field_validator, model_validator
 
 from scrapers._dates import LanguageCode, ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, challenge_reason, fetch_response
-from scrapers._records import IDENTIFIER, RecordBatch, require
+from scrapers._records import RecordBatch, configured_record, require
+from scrapers._source import HttpSource, must_compile
 from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
-from tracker.ports import HttpClient, Progress, SourcePlugin, SourceSettings
-from tracker.status import status_for
+from tracker.ports import Progress, SourcePlugin, SourceSettings
 from tracker.text import html_to_text, one_line
 
 #: Labels after which items commonly give their deadline, in the EU's larger languages.
@@ -105,10 +105,7 @@ def _element_path(value: str | None) -> str | None:
 
 def _pattern(value: str | None) -> str | None:
     if value:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from exc
+        must_compile(value, re.compile, re.error, "a regular expression")
     return value
 
 
@@ -359,35 +356,17 @@ def record_from_item(item: FeedItem, *, source: str, settings: RssSettings, now:
             if deadline is None and not names_relative_day(raw, language=settings.language):
                 raise ValueError(f"{item.id}: unparseable deadline {raw.strip()!r}")
             deadlines = (deadline,) if deadline else ()
-    identifiers = IDENTIFIER.findall(f"{item.title} {item.text}")
-    return CallRecord(
-        source=source,
-        native_id=require(item.id, "id", item.id or "?"),
-        title=require(item.title, "title", item.id),
-        status=status_for(opening, deadlines, now),
-        programme=settings.programme,
-        sub_programme=settings.sub_programme,
-        topic_identifier=identifiers[0] if len(set(identifiers)) == 1 else None,
-        summary=item.text,
-        url=item.link,
-        opening_date=opening,
-        deadlines=deadlines,
-        countries=(settings.country,) if settings.country else (),
-        regions=(settings.region,) if settings.region else (),
-        language=settings.language,
-    )
+    native_id = require(item.id, "id", item.id or "?")
+    return configured_record(settings, source=source, native_id=native_id,
+                             title=require(item.title, "title", item.id), summary=item.text,
+                             url=item.link, opening=opening, deadlines=deadlines, now=now)
 
 
-class RssSource:
+class RssSource(HttpSource[RssSettings]):
     """One configured feed."""
 
     #: feeds give no deadlines as such: drift detection judges titles and links only
     expected_fields = ("title", "url")
-
-    def __init__(self, name: str, settings: RssSettings, http: HttpClient) -> None:
-        self.name = name
-        self.settings = settings
-        self.http = http
 
     async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
         batch = RecordBatch(self.name)
@@ -416,13 +395,9 @@ class RssSource:
                     record_from_item, item, source=self.name, settings=self.settings, now=now))
 
 
-def _create(name: str, settings: Any, http: HttpClient) -> RssSource:
-    return RssSource(name, settings, http)
-
-
 PLUGIN = SourcePlugin(
     kind="rss",
     description="any RSS or Atom feed of calls, with the programme, country and region you set",
     settings=RssSettings,
-    create=_create,
+    create=RssSource,
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     AfterValidator,
@@ -29,9 +29,16 @@ from pydantic import (
 )
 
 from tracker.models import CallStatus
-from tracker.programmes import lookup, unknown_programme_message
+from tracker.programmes import canonical
 from tracker.rules.query import Query, parse_query
-from tracker.yamlfiles import FilesError, Problem, parse_yaml, validate_mapping, yaml_files
+from tracker.yamlfiles import (
+    FilesError,
+    Problem,
+    parse_model_text,
+    read_models,
+    validate_mapping,
+    yaml_files,
+)
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -70,13 +77,6 @@ class ProfileError(FilesError):
 
 # -- the model -----------------------------------------------------------------------------
 
-def _canonical_programme(name: str) -> str:
-    programme = lookup(name)
-    if programme is None:
-        raise ValueError(unknown_programme_message(name))
-    return programme.name
-
-
 def _place(code: str) -> str:
     code = code.strip().upper()
     if not _PLACE.match(code) or code[:2] not in _COUNTRIES:
@@ -91,7 +91,7 @@ def _nonblank(text: str) -> str:
     return text
 
 
-ProgrammeName = Annotated[str, AfterValidator(_canonical_programme)]
+ProgrammeName = Annotated[str, AfterValidator(canonical)]
 PlaceCode = Annotated[str, AfterValidator(_place)]
 Label = Annotated[str, AfterValidator(_nonblank)]
 
@@ -100,31 +100,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DeadlineWindow(_Strict):
+class _Range(_Strict):
+    """Optional ends, both included; when both are given the low one may not be above the
+    high one. Each range names its ends after the YAML keys people write (``_ends``)."""
+
+    _ends: ClassVar[tuple[str, str]]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        low, high = self._ends
+        start, end = getattr(self, low), getattr(self, high)
+        if start is not None and end is not None and start > end:
+            raise ValueError(f"{low} {start} is above {high} {end}")
+        return self
+
+
+class DeadlineWindow(_Range):
     """Days from now to the call's next deadline, both ends included."""
 
+    _ends = ("min_days", "max_days")
     min_days: int | None = Field(None, ge=0)
     max_days: int | None = Field(None, ge=0)
 
-    @model_validator(mode="after")
-    def _ordered(self) -> DeadlineWindow:
-        if self.min_days is not None and self.max_days is not None and self.min_days > self.max_days:
-            raise ValueError(f"min_days {self.min_days} is above max_days {self.max_days}")
-        return self
 
-
-class BudgetRange(_Strict):
+class BudgetRange(_Range):
     """The topic's own budget in EUR (``CallRecord.budget_eur``, never a call total that
     several topics share), both ends included."""
 
+    _ends = ("min", "max")
     min: int | None = Field(None, ge=0)
     max: int | None = Field(None, ge=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BudgetRange:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is above max {self.max}")
-        return self
 
 
 class Profile(_Strict):
@@ -190,22 +195,21 @@ FIELDS = tuple(Profile.model_fields)
 
 # -- YAML files (tracker.yamlfiles reads them with line numbers) ------------------------------
 
+#: how a problem names what a profile file should hold ("expected a mapping of profile fields")
+_WHAT = "profile fields"
+
 def validate_profile(
     data: Any, origin: str, lines: Mapping[tuple[Any, ...], int] | None = None
 ) -> tuple[Profile | None, list[ProfileProblem]]:
     """Validate one profile mapping; return it (or None) and every problem found."""
-    profile, problems = validate_mapping(data, Profile, origin, lines, what="profile fields")
+    profile, problems = validate_mapping(data, Profile, origin, lines, what=_WHAT)
     return (profile.with_origin(origin) if profile is not None else None), problems
 
 
 def parse_profile_text(text: str, origin: str) -> tuple[Profile | None, list[ProfileProblem]]:
     """Parse one YAML document into a profile, reporting every problem with its line."""
-    data, lines, problems = parse_yaml(text, origin)
-    if problems and data is None:
-        return None, problems
-    profile, found = validate_profile(data, origin, lines)
-    problems += found
-    return (profile if not problems else None), problems
+    profile, problems = parse_model_text(text, Profile, origin, what=_WHAT)
+    return (profile.with_origin(origin) if profile is not None else None), problems
 
 
 def profile_files(paths: Iterable[Path]) -> tuple[list[Path], list[ProfileProblem]]:
@@ -227,18 +231,8 @@ def duplicate_names(profiles: Iterable[Profile]) -> list[ProfileProblem]:
 
 def read_profiles(paths: Iterable[Path]) -> tuple[list[Profile], list[ProfileProblem]]:
     """Read every profile file under ``paths``; return the valid profiles and all problems."""
-    files, problems = profile_files(paths)
-    profiles: list[Profile] = []
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(ProfileProblem(str(path), None, None, f"cannot read: {exc}"))
-            continue
-        profile, found = parse_profile_text(text, str(path))
-        problems.extend(found)
-        if profile is not None:
-            profiles.append(profile)
+    read, problems = read_models(paths, Profile, what=_WHAT)
+    profiles = [profile.with_origin(str(path)) for path, profile in read]
     problems.extend(duplicate_names(profiles))
     return profiles, problems
 
