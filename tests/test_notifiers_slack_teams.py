@@ -24,7 +24,8 @@ from notifiers.teams import teams_body
 from notifiers.webhook import webhook_body
 from tests.notifier_support import HOSTILE_TITLE, NOW, big_digest, every_kind
 from tracker.config import NotifierSettings
-from tracker.delivery import deliveries_table, subscribers_table, sync_subscribers
+from tracker.db import deliveries_table, subscribers_table
+from tracker.delivery import sync_subscribers
 from tracker.dispatch import dispatch
 from tracker.fakes.webhook_receiver import WebhookReceiver
 from tracker.ports import Message

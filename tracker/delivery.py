@@ -37,17 +37,19 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from tracker.db import (
-    CallChangeRow,
-    CursorRow,
-    DeliveryBodyRow,
-    DeliveryRow,
-    DigestEntryRow,
-    DismissalRow,
-    MatchRow,
-    SubscriberChannelRow,
-    SubscriberRow,
-    SubscriptionRow,
+    bodies_table,
+    calls_table,
+    changes_table,
+    channels_table,
+    cursors_table,
+    deliveries_table,
+    digest_entries_table,
+    dismissals_table,
+    insert_for,
+    matches_table,
     newest_digest_entry,
+    subscribers_table,
+    subscriptions_table,
 )
 from tracker.models import CallRecord, Change, ChangeKind
 from tracker.planning import (
@@ -70,21 +72,9 @@ from tracker.render import AlertItem, render_alert, render_digest, render_remind
 from tracker.rules.matcher import Match
 from tracker.rules.profiles import Profile
 from tracker.rules.store import RulesStore
-from tracker.store import _insert, calls_table
 from tracker.subscribers import Subscriber, quiet_until
 
 log = logging.getLogger(__name__)
-
-subscribers_table: sa.Table = SubscriberRow.__table__  # type: ignore[attr-defined]
-channels_table: sa.Table = SubscriberChannelRow.__table__  # type: ignore[attr-defined]
-subscriptions_table: sa.Table = SubscriptionRow.__table__  # type: ignore[attr-defined]
-deliveries_table: sa.Table = DeliveryRow.__table__  # type: ignore[attr-defined]
-bodies_table: sa.Table = DeliveryBodyRow.__table__  # type: ignore[attr-defined]
-digest_entries_table: sa.Table = DigestEntryRow.__table__  # type: ignore[attr-defined]
-cursors_table: sa.Table = CursorRow.__table__  # type: ignore[attr-defined]
-changes_table: sa.Table = CallChangeRow.__table__  # type: ignore[attr-defined]
-matches_table: sa.Table = MatchRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
-dismissals_table: sa.Table = DismissalRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it
 
 NOTIFY_CURSOR = "notify"
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
@@ -327,7 +317,7 @@ def _cursor(connection: Connection, name: str) -> int:
 
 
 def _set_cursor(connection: Connection, name: str, position: int) -> None:
-    statement = _insert(connection, cursors_table)
+    statement = insert_for(connection, cursors_table)
     connection.execute(statement.on_conflict_do_update(
         index_elements=[cursors_table.c.name], set_={"position": statement.excluded.position}),
         [{"name": name, "position": position}])
@@ -344,7 +334,7 @@ def _insert_ignoring_duplicates(connection: Connection, table: sa.Table,
         return _insert_ignoring_duplicates_pg(connection, table, rows)
     inserted = 0
     for chunk in _chunks(list(rows)):
-        statement = (_insert(connection, table).on_conflict_do_nothing(index_elements=["key"])
+        statement = (insert_for(connection, table).on_conflict_do_nothing(index_elements=["key"])
                      .returning(table.c.key))
         inserted += len(connection.execute(statement, [_plain(row) for row in chunk]).all())
     return inserted
@@ -750,7 +740,7 @@ class _DigestRound:
         """The ``delivery_bodies`` id of each form's digest, stored if new."""
         new = {form.digest: form.value for form in forms if form.digest not in self.bodies}
         if new:
-            statement = _insert(connection, bodies_table).on_conflict_do_nothing(
+            statement = insert_for(connection, bodies_table).on_conflict_do_nothing(
                 index_elements=["digest"])
             for chunk in _chunks(sorted(new)):
                 connection.execute(statement, [{"digest": d, "message": new[d], "created_at": self.now}

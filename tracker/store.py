@@ -42,8 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from tracker.dates import isoformat_utc
-from tracker.db import calls_table as calls_table  # re-exported for tracker.delivery (issue 14)
-from tracker.db import changes_table, chunks, insert_for
+from tracker.db import calls_table, changes_table, chunks, insert_for
 from tracker.db import source_runs_table as runs_table
 from tracker.diff import (
     DEGRADED_FILLABLE,
@@ -73,8 +72,6 @@ LEVEL_ACCEPTED = "level accepted by an operator"
 #: complete runs in a row without a call before it is marked not listed
 MISSING_RUNS_BEFORE_REMOVAL = 2
 
-#: the old name of ``tracker.db.insert_for``, until tracker.delivery imports that (issue 14)
-_insert = insert_for
 
 
 @dataclass(frozen=True)
