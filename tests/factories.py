@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tracker.models import CallRecord, CallStatus
+from tracker.models import CallRecord, CallStatus, RunOutcome
+from tracker.store import SourceRun
 
 
 def make_call(native_id: str = "HORIZON-CL5-2026-D3-01-01", **overrides: Any) -> CallRecord:
@@ -27,3 +29,13 @@ def make_call(native_id: str = "HORIZON-CL5-2026-D3-01-01", **overrides: Any) ->
     }
     values.update(overrides)
     return CallRecord(**values)
+
+
+def make_runs(source: str, outcomes: Sequence[RunOutcome], error: str | None = None,
+              newest: datetime = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)) -> list[SourceRun]:
+    """A source's run log, newest first, one run an hour; ``error`` on the newest run."""
+    return [SourceRun(id=len(outcomes) - n, source=source, started_at=newest - timedelta(hours=n),
+                      finished_at=newest - timedelta(hours=n) + timedelta(minutes=1), outcome=one,
+                      items_seen=0 if one is RunOutcome.FAILED else 40, new=0, changed=0, invalid=0,
+                      error=error if n == 0 else None, notes=None)
+            for n, one in enumerate(outcomes)]

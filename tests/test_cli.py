@@ -127,3 +127,23 @@ def test_sources_lists_configured_sources(tmp_path: Path) -> None:
 def test_version(tmp_path: Path) -> None:
     result = run("--version", cwd=tmp_path)
     assert result.returncode == 0 and "callwatch" in result.stdout
+
+
+def test_command_modules_import_only_the_shared_module() -> None:
+    """No import cycle in tracker/cli/: each command module takes App and the helpers from
+    tracker/cli/app.py, which imports none of them; only __init__.py imports the commands."""
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "tracker" / "cli"
+    modules = {path.stem for path in package.glob("*.py")} - {"__init__"}
+    assert {"app", "calls", "sources", "status"} <= modules
+    for path in sorted(package.glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+        inside = {m for m in imported if m == "tracker.cli" or m.startswith("tracker.cli.")}
+        assert inside <= ({"tracker.cli.app"} if path.stem != "app" else set()), path.name

@@ -5,7 +5,7 @@ database (SQLite opened ``mode=ro``, which holds as root too; PostgreSQL with
 ``default_transaction_read_only``), a file that is not a database, a path that cannot be
 created, PostgreSQL on a closed loopback port, a Latin-1 config file. The installed
 ``callwatch`` script runs in a subprocess, as a user runs it. Exit codes: 3 for the
-database, 2 for the configuration (tracker/cli.py).
+database, 2 for the configuration (tracker/cli/app.py).
 
 A locked or read-only database is found before anything is fetched: the portal replay
 server, the only source enabled, must see no request.

@@ -114,7 +114,7 @@ def test_status_without_and_with_a_running_scheduler(workdir: Path, database_url
     assert status["healthy"] is False
     assert status["reasons"] == ["the scheduler is not running"]
     ft = next(s for s in status["sources"] if s["name"] == "ft_portal")
-    assert ft["state"] == "ok" and ft["outcome"] == "ok" and ft["failed_in_a_row"] == 0
+    assert ft["state"] == "green" and ft["outcome"] == "ok" and ft["failed_in_a_row"] == 0
     assert status["last_runs"][0]["source"] == "ft_portal"
     assert status["outbox"] == {"pending": 0, "sending": 0, "sent": 0, "dead_letters": 0}
     table = cw(workdir, "status")
@@ -134,3 +134,32 @@ def test_status_without_and_with_a_running_scheduler(workdir: Path, database_url
     table = cw(workdir, "status").stdout
     assert "scheduler: running (box:4242" in table
     assert "next jobs" in table and "scrape:ft_portal" in table
+
+
+@pytest.mark.parametrize(("outcomes", "level"), [
+    ((False,), "amber"),                      # one failed run: not yet red
+    ((False, True), "amber"),                 # then a partial run: data arrives, still amber
+])
+def test_status_and_sources_report_the_same_level(workdir: Path, database_url: str,
+                                                  outcomes: tuple[bool, ...], level: str) -> None:
+    """`status` and `sources` read one SourceStatus: after a failed run both say amber (status
+    said ok while sources said amber). Green after an ok run: the test above; red: both
+    always agreed (tests/test_source_status.py has every level)."""
+    engine = db.make_engine(database_url)
+    store = Store(engine)
+    for n, partial in enumerate(outcomes):
+        at = NOW - timedelta(minutes=4 - n)
+        result = ScrapeResult(records=[make_call("H2-A", deadlines=DEADLINES)] if partial else [],
+                              complete=False, error="page 2: HTTP 503" if partial else "HTTP 503")
+        store.record_run("ft_portal", result, started_at=at, now=at)
+    engine.dispose()
+    status = cw(workdir, "status", "--format", "json")
+    sources = cw(workdir, "sources", "--format", "json")
+    assert status.returncode == 0 and sources.returncode == 0, status.stderr + sources.stderr
+    [by_status] = [s["state"] for s in json.loads(status.stdout)["sources"]
+                   if s["name"] == "ft_portal"]
+    [by_sources] = [s["health"] for s in json.loads(sources.stdout) if s["name"] == "ft_portal"]
+    assert (by_status, by_sources) == (level, level)
+    table = cw(workdir, "status").stdout
+    cells = [[cell.strip() for cell in line.split("│")[1:4]] for line in table.splitlines()]
+    assert ["ft_portal", "yes", level] in cells, table

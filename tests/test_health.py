@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from tests.factories import make_call
+from tests.factories import make_call, make_runs
 from tracker import feeds
 from tracker.config import Settings, load_config
 from tracker.db import deliveries_table, subscribers_table
@@ -34,6 +34,7 @@ from tracker.heartbeat import (
 from tracker.models import RunOutcome, ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
+from tracker.source_status import source_status
 from tracker.store import Store
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -53,7 +54,8 @@ OK, PARTIAL, FAILED, SUSPICIOUS = (RunOutcome.OK, RunOutcome.PARTIAL, RunOutcome
 ])
 def test_health_report(alive: bool, outcomes: dict[str, list[RunOutcome]], healthy: bool,
                        red: list[str]) -> None:
-    report = HealthReport(scheduler_alive=alive, outcomes=outcomes)
+    report = HealthReport(scheduler_alive=alive, sources=[
+        source_status(name, True, make_runs(name, runs)) for name, runs in outcomes.items()])
     assert report.healthy is healthy
     assert report.red_sources == red
     body = report.as_json()

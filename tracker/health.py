@@ -6,7 +6,8 @@
 - ``/healthz``: 200 when the scheduler is alive and no enabled source is red, else 503; a
   JSON body says which and why. A source is **red** after ``drift.RED_AFTER`` (3) failed or
   suspicious runs in a row (``tracker.drift.health_is_red``, the same rule as the operator
-  alert); a partial run breaks the streak, because data still arrives.
+  alert); a partial run breaks the streak, because data still arrives. Each source's state
+  is its ``tracker.source_status.SourceStatus``, as `callwatch status` and `sources` show it.
 - ``/metrics``: Prometheus text (prometheus-client). Every value is computed from the
   database at each scrape by a custom collector, not counted in process memory, so the
   daemon, a standby and a one-off `callwatch scrape` all agree, and a restart resets nothing.
@@ -23,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,17 +44,14 @@ from tracker.db import calls_table, changes_table, deliveries_table
 from tracker.db import source_runs_table as runs_table
 from tracker.delivery import DEAD, PENDING, SENDING
 from tracker.dispatch import backlog
-from tracker.drift import RED_AFTER, consecutive_bad, health_is_red
+from tracker.drift import RED_AFTER
 from tracker.errors import ConfigError, NotFoundError
 from tracker.heartbeat import read_heartbeat
 from tracker.models import RunOutcome
+from tracker.source_status import SourceStatus, read_statuses
 from tracker.store import Store
 
 log = logging.getLogger(__name__)
-
-#: Failed or suspicious runs in a row counted per source for /healthz and the metrics.
-_WINDOW = 20
-
 
 # -- health (pure) -------------------------------------------------------------------------
 
@@ -62,12 +60,12 @@ class HealthReport:
     """Whether callwatch is healthy, and every reason it is not."""
 
     scheduler_alive: bool
-    #: source → its latest outcomes, newest first (at most ``_WINDOW``)
-    outcomes: Mapping[str, Sequence[RunOutcome]] = field(default_factory=dict)
+    #: the watched (enabled) sources; a disabled one does not count
+    sources: Sequence[SourceStatus] = ()
 
     @property
     def red_sources(self) -> list[str]:
-        return sorted(name for name, runs in self.outcomes.items() if health_is_red(runs))
+        return sorted(status.name for status in self.sources if status.red)
 
     @property
     def healthy(self) -> bool:
@@ -76,21 +74,22 @@ class HealthReport:
     @property
     def reasons(self) -> list[str]:
         reasons = [] if self.scheduler_alive else ["the scheduler is not running"]
-        reasons += [f"source {name} is red: {consecutive_bad(self.outcomes[name])} failed or "
-                    "suspicious runs in a row" for name in self.red_sources]
+        reasons += [f"source {status.name} is red: {status.bad_in_a_row} failed or suspicious "
+                    "runs in a row" for status in sorted(self.sources, key=lambda s: s.name)
+                    if status.red]
         return reasons
 
     def as_json(self) -> dict[str, Any]:
-        """The body of /healthz."""
+        """The body of /healthz: a source is ``red`` or ``ok`` (amber is ok here)."""
         return {
             "status": "ok" if self.healthy else "unhealthy",
             "scheduler": "alive" if self.scheduler_alive else "down",
             "reasons": self.reasons,
             "sources": {
-                name: {"state": "red" if health_is_red(runs) else "ok",
-                       "failed_in_a_row": consecutive_bad(runs),
-                       "last_outcome": runs[0].value if runs else None}
-                for name, runs in sorted(self.outcomes.items())
+                status.name: {"state": "red" if status.red else "ok",
+                              "failed_in_a_row": status.bad_in_a_row,
+                              "last_outcome": status.last_outcome}
+                for status in sorted(self.sources, key=lambda s: s.name)
             },
         }
 
@@ -100,17 +99,11 @@ def enabled_sources(settings: Settings) -> list[str]:
     return sorted(name for name, source in settings.sources.items() if source.enabled)
 
 
-def recent_outcomes(engine: Engine, sources: Iterable[str],
-                    window: int = _WINDOW) -> dict[str, list[RunOutcome]]:
-    """Each source's latest run outcomes, newest first."""
-    store = Store(engine)
-    return {name: [run.outcome for run in store.runs(name, limit=window)] for name in sources}
-
-
 def check_health(settings: Settings, engine: Engine, scheduler_alive: bool) -> HealthReport:
     """The health report for the enabled sources of ``settings``."""
+    watched = dict.fromkeys(enabled_sources(settings), True)
     return HealthReport(scheduler_alive=scheduler_alive,
-                        outcomes=recent_outcomes(engine, enabled_sources(settings)))
+                        sources=read_statuses(Store(engine), watched))
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -191,14 +184,11 @@ class DatabaseCollector(Collector):
                     .group_by(deliveries_table.c.channel, deliveries_table.c.status)
                     .order_by(deliveries_table.c.channel, deliveries_table.c.status)):
                 deliveries.add_metric([channel, status], count)
-        store = Store(self.engine)
-        for source in self.sources:
-            health = store.health(source)
-            if health.last_success is not None:
-                last_success.add_metric([source], health.last_success.timestamp())
-            outcomes = [run.outcome for run in store.runs(source, limit=_WINDOW)]
-            in_a_row.add_metric([source], consecutive_bad(outcomes))
-            red.add_metric([source], 1 if health_is_red(outcomes) else 0)
+        for status in read_statuses(Store(self.engine), dict.fromkeys(self.sources, True)):
+            if status.last_success is not None:
+                last_success.add_metric([status.name], status.last_success.timestamp())
+            in_a_row.add_metric([status.name], status.bad_in_a_row)
+            red.add_metric([status.name], 1 if status.red else 0)
         by_status = backlog(self.engine)
         queued.add_metric([], by_status.get(PENDING, 0) + by_status.get(SENDING, 0))
         dead.add_metric([], by_status.get(DEAD, 0))

@@ -84,7 +84,8 @@ from tracker.render import (
     utf16_len,
 )
 from tracker.rules.store import RulesStore
-from tracker.store import SourceHealth, Store
+from tracker.source_status import SourceStatus, read_statuses
+from tracker.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -591,10 +592,10 @@ def list_subscribers(engine: Engine, now: datetime) -> str:
     return "\n".join(lines)
 
 
-def health_line(health: SourceHealth, enabled: bool) -> str:
+def health_line(health: SourceStatus) -> str:
     """One source's state for /sources: ok, failing (how long) or never run."""
-    name = f"<b>{tg_escape(health.source)}</b>"
-    if not enabled:
+    name = f"<b>{tg_escape(health.name)}</b>"
+    if not health.enabled:
         return f"⚪ {name}: disabled"
     if health.last_run is None:
         return f"⚪ {name}: never run"
@@ -610,12 +611,11 @@ def health_line(health: SourceHealth, enabled: bool) -> str:
 
 
 def source_health(engine: Engine, sources: Mapping[str, bool]) -> str:
-    """Every configured source (name → enabled) with its health from ``Store.health``."""
+    """Every configured source (name → enabled) with its ``SourceStatus``."""
     if not sources:
         return "No sources are configured."
-    store = Store(engine)
-    return "\n".join(["<b>Sources</b>"] + [health_line(store.health(name), enabled)
-                                           for name, enabled in sorted(sources.items())])
+    statuses = read_statuses(Store(engine), dict(sorted(sources.items())))
+    return "\n".join(["<b>Sources</b>"] + [health_line(status) for status in statuses])
 
 
 # -- operator alerts -------------------------------------------------------------------------

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    from tracker.cli import App
+from tracker.cli.app import App, fail, pass_app
 
 DEFAULT_OUT = Path("callwatch-demo")
 
@@ -18,7 +16,7 @@ DEFAULT_OUT = Path("callwatch-demo")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="folder for what was delivered (default: a new ./callwatch-demo, "
                    "./callwatch-demo-2…); must be empty if it exists")
-@click.pass_obj
+@pass_app
 def demo_command(app: App, out: Path | None) -> None:
     """Run one full cycle offline: bundled sample pages (a few real, most written in the
     sites' shape), example profiles and subscribers, local SMTP, Telegram and webhook
@@ -28,17 +26,14 @@ def demo_command(app: App, out: Path | None) -> None:
     in the output folder. Exit 1 if a source failed or a message was not delivered.
     """
     from tracker import logs
-    from tracker.demo import DemoError, fresh_folder, run_demo
+    from tracker.demo import DemoError, format_summary, fresh_folder, run_demo
 
     if app.database_url:
         raise click.UsageError("demo keeps its own database in --out; drop --db")
     logs.configure("DEBUG" if app.verbose else "ERROR")  # skipped items are in the summary
-    from tracker.demo import format_summary
-
     try:
         report = run_demo(out if out is not None else fresh_folder(DEFAULT_OUT))
     except DemoError as exc:
-        click.echo(f"callwatch: {exc}", err=True)
-        sys.exit(2)
+        fail(str(exc), 2)
     click.echo(format_summary(report))
     sys.exit(0 if report.ok else 1)

@@ -1,42 +1,20 @@
-"""Commands of the rules layer: ``profiles check|list|suggest``, ``match`` and ``dismiss``.
-
-They take the ``App`` from ``tracker.cli`` through ``click.pass_obj`` (importing
-``tracker.cli`` here would be circular) and are registered there with ``cli.add_command``.
-"""
+"""Commands of the rules layer: ``profiles check|list|suggest``, ``match`` and ``dismiss``."""
 
 from __future__ import annotations
 
-import json
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from tracker.cli.app import App, check_command, console, echo_json, exit_on_problems, pass_app, utc_minute
 from tracker.dates import isoformat_utc
 from tracker.rules.feedback import suggest_exclusions
 from tracker.rules.matcher import Match
 from tracker.rules.profiles import read_profiles
 from tracker.rules.runner import load_profiles, match_stored, select_profiles
 from tracker.rules.store import RulesStore
-
-if TYPE_CHECKING:
-    from tracker.cli import App
-
-
-def _console() -> Console:
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
-
-
-def _date(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 def match_as_json(match: Match) -> dict[str, Any]:
@@ -61,9 +39,7 @@ def profiles_group() -> None:
     """Check, list and improve matching profiles."""
 
 
-@profiles_group.command("check")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.pass_obj
+@check_command(profiles_group)
 def profiles_check(app: App, paths: tuple[Path, ...]) -> None:
     """Validate profile files (default: the profiles directory); exit 2 on any problem.
 
@@ -72,37 +48,34 @@ def profiles_check(app: App, paths: tuple[Path, ...]) -> None:
     """
     targets = list(paths) or [Path(app.settings.profiles.directory)]
     profiles, problems = read_profiles(targets)
-    for problem in problems:
-        click.echo(str(problem))
-    if problems:
-        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found", err=True)
-        sys.exit(2)
+    exit_on_problems(problems, f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found",
+                     listed_on_stderr=False)
     names = ", ".join(p.name for p in profiles) or "none"
     click.echo(f"{len(profiles)} profile{'s' if len(profiles) != 1 else ''} OK: {names}")
 
 
 @profiles_group.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_obj
+@pass_app
 def profiles_list(app: App, fmt: str) -> None:
     """Every profile, from the profiles directory and from the database."""
     app.store()  # the schema must be current before database profiles are read
     profiles = load_profiles(app.settings, app.engine)
     if fmt == "json":
-        _echo_json([{**p.as_mapping(), "origin": p.origin} for p in profiles])
+        echo_json([{**p.as_mapping(), "origin": p.origin} for p in profiles])
         return
     table = Table(title=f"{len(profiles)} profiles")
     for column in ("name", "origin", "description", "query"):
         table.add_column(column, overflow="fold")
     for p in profiles:
         table.add_row(p.name, p.origin, p.description, p.query or "")
-    _console().print(table)
+    console().print(table)
 
 
 @profiles_group.command("suggest")
 @click.argument("name")
 @click.option("--limit", default=10, show_default=True, help="how many words to propose")
-@click.pass_obj
+@pass_app
 def profiles_suggest(app: App, name: str, limit: int) -> None:
     """Propose exclusion words: frequent in calls dismissed for NAME, rare in kept ones."""
     app.store()
@@ -125,7 +98,7 @@ def profiles_suggest(app: App, name: str, limit: int) -> None:
         table.add_column(column)
     for s in suggestions:
         table.add_row(s.clause, f"{s.dismissed}/{s.dismissed_total}", f"{s.kept}/{s.kept_total}")
-    _console().print(table)
+    console().print(table)
 
 
 # -- match and dismiss ------------------------------------------------------------------------
@@ -135,7 +108,7 @@ def profiles_suggest(app: App, name: str, limit: int) -> None:
 @click.option("--all", "everything", is_flag=True,
               help="match every stored call, not only those changed since the last match run")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@click.pass_obj
+@pass_app
 def match_command(app: App, profile_name: str | None, everything: bool, fmt: str) -> None:
     """Rank calls against profiles, with the reasons for each match.
 
@@ -148,21 +121,21 @@ def match_command(app: App, profile_name: str | None, everything: bool, fmt: str
     matches = match_stored(app.engine, app.settings, app.now(), profile=profile_name,
                            everything=everything)
     if fmt == "json":
-        _echo_json([match_as_json(m) for m in matches])
+        echo_json([match_as_json(m) for m in matches])
         return
     table = Table(title=f"{len(matches)} matches")
     for column in ("profile", "score", "call", "status", "next deadline (UTC)", "title", "why"):
         table.add_column(column, overflow="fold")
     for m in matches:
         table.add_row(m.profile, str(m.score), m.call_id + (" (new)" if m.new else ""),
-                      m.call.status.value, _date(m.next_deadline), m.call.title, m.explanation)
-    _console().print(table)
+                      m.call.status.value, utc_minute(m.next_deadline), m.call.title, m.explanation)
+    console().print(table)
 
 
 @click.command("dismiss")
 @click.argument("profile_name", metavar="PROFILE")
 @click.argument("call_id")
-@click.pass_obj
+@pass_app
 def dismiss_command(app: App, profile_name: str, call_id: str) -> None:
     """Mark CALL_ID not relevant for PROFILE: it will never be matched for it again."""
     store = app.store()
