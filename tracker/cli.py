@@ -97,6 +97,14 @@ class App:
     def now(self) -> datetime:
         return self.clock()
 
+    def close(self) -> None:
+        """Dispose of the engine if a command made one: its pooled connections would
+        otherwise stay open until garbage collection (a program that embeds the CLI, or
+        runs commands one after another in one process, would collect open sockets)."""
+        engine = vars(self).get("engine")
+        if engine is not None:
+            engine.dispose()
+
 
 class _Group(click.Group):
     """Turns callwatch's own errors into one clear line and the documented exit code."""
@@ -153,6 +161,7 @@ def cli(ctx: click.Context, config_path: str | None, database_url: str | None,
     """callwatch: tracks EU funding calls and tells clusters and SMEs what matters to them."""
     clock = ctx.obj if callable(ctx.obj) else utc_now  # an embedding program's clock
     ctx.obj = App(config_path, database_url, verbose, clock=clock)
+    ctx.call_on_close(ctx.obj.close)
 
 
 pass_app = click.make_pass_decorator(App)
