@@ -36,6 +36,7 @@ def cli(ctx: click.Context, config_path: str | None, database_url: str | None,
     """callwatch: tracks EU funding calls and tells clusters and SMEs what matters to them."""
     clock = ctx.obj if callable(ctx.obj) else utc_now  # an embedding program's clock
     ctx.obj = App(config_path, database_url, verbose, clock=clock)
+    ctx.call_on_close(ctx.obj.close)
 
 
 for _command in (

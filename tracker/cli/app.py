@@ -93,6 +93,14 @@ class App:
     def now(self) -> datetime:
         return self.clock()
 
+    def close(self) -> None:
+        """Dispose of the engine if a command made one: its pooled connections would
+        otherwise stay open until garbage collection (a program that embeds the CLI, or
+        runs commands one after another in one process, would collect open sockets)."""
+        engine = vars(self).get("engine")
+        if engine is not None:
+            engine.dispose()
+
 
 pass_app = click.make_pass_decorator(App)
 

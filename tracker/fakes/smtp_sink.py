@@ -78,15 +78,44 @@ class _QuietSession(Session):
 
 
 class _Server(SMTP):
+    def __init__(self, *args: Any, sessions: set[_Server], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sessions = sessions
+
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._sessions.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._sessions.discard(self)
+        super().connection_lost(error)
 
 
 class _Controller(Controller):
     """aiosmtpd's Controller, bound to port 0 and told the port the system picked."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: set[_Server] = set()  # connections open now (touched on the loop's thread)
+
     def factory(self) -> SMTP:
-        return _Server(self.handler, **self.SMTP_kwargs)
+        return _Server(self.handler, sessions=self.sessions, **self.SMTP_kwargs)
+
+    def stop(self, no_assert: bool = False) -> None:
+        """Abort the connections still open first: aiosmtpd's stop only stops the loop and
+        closes the listening socket, so a session still open (a client that gave up in the
+        middle of STARTTLS, say) would keep its socket until garbage collection."""
+        def abort_sessions() -> None:
+            for session in list(self.sessions):
+                if isinstance(session.transport, asyncio.Transport):
+                    session.transport.abort()
+
+        if self._thread is not None:
+            self.loop.call_soon_threadsafe(abort_sessions)
+        super().stop(no_assert)
 
     def _trigger_server(self) -> None:
         if not isinstance(self.server, asyncio.Server):
