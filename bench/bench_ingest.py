@@ -178,7 +178,7 @@ def run_process(command: list[str]) -> Run:
     """Run ``command`` to its end; its own CPU time and peak RSS come from ``wait4``, so the
     replay server's work (in this process) is counted for neither side."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # noqa: S603 - our own script and python
                                text=True)
     stdout = process.stdout.read() if process.stdout else ""
     _pid, status, usage = os.wait4(process.pid, 0)
