@@ -61,7 +61,12 @@ FIXTURES = (ROOT / "tests" / "fixtures" / "ft_portal", ROOT / "tracker" / "fakes
 
 
 def real_descriptions() -> list[str]:
-    """Every distinct HTML description (``descriptionByte``) in the portal fixtures."""
+    """Every distinct whole HTML description (``descriptionByte``) in the portal fixtures.
+
+    Left out: the excerpts their recorders cut at 900 characters, mid-sentence and with
+    tags left open (the portal serves whole descriptions; stitched between others, a cut
+    one would leave a tag open across the rest).
+    """
     found: dict[str, None] = {}
     for folder in FIXTURES:
         for path in sorted(folder.glob("search*.json")):
@@ -70,7 +75,7 @@ def real_descriptions() -> list[str]:
             for result in results if isinstance(results, list) else []:
                 meta = result.get("metadata") if isinstance(result, dict) else None
                 for html in (meta or {}).get("descriptionByte") or []:
-                    if isinstance(html, str) and "<" in html:
+                    if isinstance(html, str) and "<" in html and html.rstrip().endswith(">"):
                         found[html] = None
     return list(found)
 
