@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import cProfile
 import io
 import json
@@ -44,14 +43,10 @@ if str(ROOT) not in sys.path:  # after PYTHONPATH: the checkout named there is m
 
 import httpx  # noqa: E402
 
+from bench import bench_portal  # noqa: E402
 from bench._machine import describe  # noqa: E402
 from tracker.fakes._server import Reply, Request  # noqa: E402
-from tracker.fakes.portal import (  # noqa: E402
-    RECORDED_SEARCHES,
-    SEARCH_PATH,
-    PortalReplayServer,
-    load_results,
-)
+from tracker.fakes.portal import SEARCH_PATH, PortalReplayServer  # noqa: E402
 
 PAGE_SIZE = 100
 #: about three printed pages of text per description
@@ -81,37 +76,23 @@ def real_descriptions() -> list[str]:
 
 
 def generate(count: int) -> list[bytes]:
-    """``count`` results as the portal's pages of 100: real-shaped rows cloned with new ids,
-    each with a description of about three pages stitched from the real descriptions."""
-    templates = [r for r in load_results(RECORDED_SEARCHES)
-                 if isinstance(r.get("metadata"), dict) and r["metadata"].get("type") == ["1"]
-                 and r["metadata"].get("DATASOURCE") == ["SEDIA"]
-                 and r["metadata"].get("status") and r["metadata"].get("deadlineDate")
-                 and "31/02" not in json.dumps(r["metadata"].get("deadlineDate"))]
+    """``count`` results as the portal's pages of 100: bench_portal's real-shaped rows with new
+    ids, each given a description of about three pages stitched from the real descriptions."""
     pieces = real_descriptions()
     pages: list[bytes] = []
-    page: list[dict[str, Any]] = []
-    for index in range(count):
-        row = copy.deepcopy(templates[index % len(templates)])
-        meta = row["metadata"]
-        old = meta["identifier"][0]
-        new = f"{old}-B{index:05d}"
-        meta["identifier"] = [new]
-        meta["budgetOverview"] = [s.replace(f"{old} ", f"{new} ")
-                                  for s in meta.get("budgetOverview", [])]
-        meta["title"] = [f"{meta['title'][0]} (lot {index})"]
-        description, step = [], index
-        while sum(map(len, description)) < DESCRIPTION_CHARS:
-            description.append(pieces[step % len(pieces)])
-            step += 7
-        meta["descriptionByte"] = [f"<p>Lot {index}.</p>" + "".join(description)]
-        row["reference"] = f"{9000000 + index}TOPICSen"
-        page.append(row)
-        if len(page) == PAGE_SIZE or index == count - 1:
-            pages.append(json.dumps({
-                "apiVersion": "2.151", "totalResults": count, "pageNumber": len(pages) + 1,
-                "pageSize": PAGE_SIZE, "results": page}).encode())
-            page = []
+    index = 0
+    for number, encoded in enumerate(bench_portal.generate(count), start=1):
+        rows = json.loads(encoded)["results"]
+        for row in rows:
+            description, step = [], index
+            while sum(map(len, description)) < DESCRIPTION_CHARS:
+                description.append(pieces[step % len(pieces)])
+                step += 7
+            row["metadata"]["descriptionByte"] = [f"<p>Lot {index}.</p>" + "".join(description)]
+            index += 1
+        pages.append(json.dumps({"apiVersion": "2.151", "totalResults": count,
+                                 "pageNumber": number, "pageSize": PAGE_SIZE,
+                                 "results": rows}).encode())
     return pages
 
 
