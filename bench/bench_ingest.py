@@ -1,0 +1,275 @@
+"""Benchmark: ``callwatch scrape ft_portal`` end to end, beside a minimal floor, in one run.
+
+What a user runs (issue 15): the installed ``callwatch`` console script as a process, with
+``http.delay = 0``, against a replay of the portal's search API on 127.0.0.1 that serves
+N records in the real shape (default 10,000) with multi-kilobyte (about three pages) HTML
+descriptions, paged as the portal pages them (POST, ``pageNumber``/``pageSize`` in the URL,
+``totalResults`` and the echoed ``pageNumber`` in every answer, 100 a page).
+
+Beside it, in the same run and against the same server, the floor: a minimal scraper that
+POSTs each page with httpx, ``json.loads`` it and stores id, title and the raw JSON with one
+bare sqlite3 ``executemany``. Printed: both times and their ratio, the peak RSS of the
+callwatch process, a second scrape of the unchanged data and its ratio to the floor, and
+the top five of a cProfile of the same scrape run in-process (source and store in the main
+thread, so the profile sees both).
+
+Targets (issue 15): within 2.5× the floor, the second scrape within 1.5×, peak RSS ≤ 250 MB.
+Run: ``PYTHONPATH=<checkout> python bench/bench_ingest.py [N]``; the checkout on PYTHONPATH
+is the code measured (the console script imports ``tracker`` from it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # after PYTHONPATH: the checkout named there is measured
+    sys.path.append(str(ROOT))
+
+import httpx  # noqa: E402
+
+from bench import bench_portal  # noqa: E402
+from bench._machine import describe  # noqa: E402
+from tracker.fakes._server import Reply, Request  # noqa: E402
+from tracker.fakes.portal import SEARCH_PATH, PortalReplayServer  # noqa: E402
+
+PAGE_SIZE = 100
+#: about three printed pages of text per description
+DESCRIPTION_CHARS = 7_500
+FIXTURES = (ROOT / "tests" / "fixtures" / "ft_portal", ROOT / "tracker" / "fakes" / "recordings"
+            / "ft_portal")
+
+
+def real_descriptions() -> list[str]:
+    """Every distinct whole HTML description (``descriptionByte``) in the portal fixtures.
+
+    Left out: the excerpts their recorders cut at 900 characters, mid-sentence and with
+    tags left open (the portal serves whole descriptions; stitched between others, a cut
+    one would leave a tag open across the rest).
+    """
+    found: dict[str, None] = {}
+    for folder in FIXTURES:
+        for path in sorted(folder.glob("search*.json")):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            results = data.get("results", []) if isinstance(data, dict) else data
+            for result in results if isinstance(results, list) else []:
+                meta = result.get("metadata") if isinstance(result, dict) else None
+                for html in (meta or {}).get("descriptionByte") or []:
+                    if isinstance(html, str) and "<" in html and html.rstrip().endswith(">"):
+                        found[html] = None
+    return list(found)
+
+
+def generate(count: int) -> list[bytes]:
+    """``count`` results as the portal's pages of 100: bench_portal's real-shaped rows with new
+    ids, each given a description of about three pages stitched from the real descriptions."""
+    pieces = real_descriptions()
+    pages: list[bytes] = []
+    index = 0
+    for number, encoded in enumerate(bench_portal.generate(count), start=1):
+        rows = json.loads(encoded)["results"]
+        for row in rows:
+            description, step = [], index
+            while sum(map(len, description)) < DESCRIPTION_CHARS:
+                description.append(pieces[step % len(pieces)])
+                step += 7
+            row["metadata"]["descriptionByte"] = [f"<p>Lot {index}.</p>" + "".join(description)]
+            index += 1
+        pages.append(json.dumps({"apiVersion": "2.151", "totalResults": count,
+                                 "pageNumber": number, "pageSize": PAGE_SIZE,
+                                 "results": rows}).encode())
+    return pages
+
+
+class PagesServer(PortalReplayServer):
+    """The portal's paging over pre-encoded pages, so the server costs both scrapers the
+    same little: POST only, ``pageNumber`` and ``pageSize`` from the URL."""
+
+    def __init__(self, pages: list[bytes]) -> None:
+        super().__init__(results=[])
+        self.pages = pages
+        self.empty = json.dumps({"totalResults": 0, "results": []}).encode()
+
+    def handle(self, request: Request) -> Reply:
+        if request.path != SEARCH_PATH or request.method != "POST":
+            return super().handle(request)
+        page = int(request.query.get("pageNumber", ["1"])[0])
+        body = self.pages[page - 1] if 0 < page <= len(self.pages) else self.empty
+        return Reply(200, body, {"Content-Type": "application/json"})
+
+
+def floor_scrape(url: str, database: Path) -> int:
+    """The least a scraper can do: POST each page, json.loads, one bare executemany."""
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TABLE IF NOT EXISTS calls (id TEXT PRIMARY KEY, title TEXT, "
+                       "raw TEXT)")
+    rows: list[tuple[str, str, str]] = []
+    with httpx.Client(timeout=60) as client:
+        page = 1
+        while True:
+            response = client.post(url, params={"apiKey": "SEDIA", "text": "***",
+                                                "pageSize": PAGE_SIZE, "pageNumber": page})
+            results = json.loads(response.content)["results"]
+            rows.extend((r["metadata"]["identifier"][0], r["metadata"]["title"][0],
+                         json.dumps(r)) for r in results)
+            if len(results) < PAGE_SIZE:
+                break
+            page += 1
+    with connection:
+        connection.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?, ?)", rows)
+    connection.close()
+    return len(rows)
+
+
+def write_config(directory: Path, url: str, database: Path) -> Path:
+    path = directory / "callwatch.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{database}"\n\n'
+        '[http]\ndelay = 0\n\n'
+        f'[sources.ft_portal]\nsearch_url = "{url}"\n'
+        f'bulk_url = "{url.rsplit("/search-api", 1)[0]}/bulk"\n', encoding="utf-8")
+    return path
+
+
+def callwatch_script() -> str:
+    found = Path(sys.executable).parent / "callwatch"
+    return str(found) if found.exists() else shutil.which("callwatch") or "callwatch"
+
+
+class Run(NamedTuple):
+    """One process: wall seconds, CPU seconds (user + system), peak RSS in MiB, output."""
+
+    wall: float
+    cpu: float
+    rss: float
+    output: str
+
+
+def run_process(command: list[str]) -> Run:
+    """Run ``command`` to its end; its own CPU time and peak RSS come from ``wait4``, so the
+    replay server's work (in this process) is counted for neither side."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # noqa: S603 - our own script and python
+                               text=True)
+    stdout = process.stdout.read() if process.stdout else ""
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{stdout}")
+    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout)
+
+
+def run_callwatch(config: Path, *args: str) -> Run:
+    return run_process([callwatch_script(), "--config", str(config), *args])
+
+
+def run_floor(url: str, database: Path) -> Run:
+    return run_process([sys.executable, __file__, "--floor", url, str(database)])
+
+
+def profile_in_process(config: Path, database: Path) -> str:
+    """The top of a cProfile of the same scrape in this process, fetching and storing in
+    the main thread (the CLI stores in a worker thread, which cProfile would not see)."""
+    from tracker import db
+    from tracker.config import load_config
+    from tracker.pipeline import PoliteClient, build_sources
+    from tracker.store import Store
+
+    settings = load_config(config, environ={})
+    engine = db.make_engine(f"sqlite:///{database}")
+    db.upgrade(engine)
+    store = Store(engine)
+    now = datetime.now(UTC)
+
+    async def fetch() -> Any:
+        async with PoliteClient(settings.http) as http:
+            return await build_sources(settings, http, ["ft_portal"])["ft_portal"].scrape(now)
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    result = asyncio.run(fetch())
+    store.record_run("ft_portal", result, started_at=now, now=now)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]  # pstats keeps its table untyped
+    out.write(f"profile total {total:.2f} s (under cProfile); top five by own time:\n")
+    stats.sort_stats("tottime").print_stats(5)
+    out.write("top five by cumulative time, callwatch's own functions:\n")
+    stats.sort_stats("cumulative").print_stats(r"(tracker|scrapers)/.*\.py.*\((?!<module>)", 5)
+    lines = [line for line in out.getvalue().splitlines()
+             if line.strip() and not line.startswith(("   Ordered by", "   List reduced"))]
+    return "\n".join(lines)
+
+
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text(encoding="utf-8").split(" ", 3)[:3].__str__()
+    except OSError:
+        return "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("count", type=int, nargs="?", default=10_000)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--floor", nargs=2, metavar=("URL", "DATABASE"),
+                        help=argparse.SUPPRESS)  # the floor's own process
+    args = parser.parse_args()
+    if args.floor:
+        floor_scrape(args.floor[0], Path(args.floor[1]))
+        return
+    print(f"machine: {describe()}")
+    print(f"load average before: {loadavg()}")
+    import tracker
+    print(f"code measured: {Path(tracker.__file__).resolve().parent.parent}")
+    pages = generate(args.count)
+    size = sum(map(len, pages)) / 2**20
+    print(f"input: {args.count} records, {len(pages)} pages of {PAGE_SIZE}, {size:.1f} MiB of "
+          f"JSON, descriptions of about {DESCRIPTION_CHARS} characters of HTML")
+    with PagesServer(pages) as server, tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        database = directory / "callwatch.db"
+        config = write_config(directory, server.search_url, database)
+        run_callwatch(config, "db", "upgrade")
+
+        floors = [run_floor(server.search_url, directory / f"floor{n}.db") for n in range(2)]
+        first = run_callwatch(config, "scrape", "ft_portal")
+        second = run_callwatch(config, "scrape", "ft_portal")
+        floors.append(run_floor(server.search_url, directory / "floor2.db"))
+        print(first.output.strip())
+        print(second.output.strip())
+        floor = min(floors, key=lambda run: run.wall)._replace(
+            cpu=min(run.cpu for run in floors))
+        print("                                    wall s  ×floor   CPU s  ×floor  peak RSS")
+        for label, run in (("floor (httpx, json.loads, sqlite3)", floor),
+                           ("callwatch scrape, first run", first),
+                           ("callwatch scrape, unchanged data", second)):
+            print(f"{label:35} {run.wall:6.2f}  {run.wall / floor.wall:5.2f}×  {run.cpu:6.2f}  "
+                  f"{run.cpu / floor.cpu:5.2f}×  {run.rss:5.0f} MiB")
+        print("floor: best of three processes (two before callwatch, one after); CPU is the "
+              "process's own user + system time. Targets: first ≤ 2.5×, unchanged ≤ 1.5×, "
+              "peak RSS ≤ 250 MB")
+        if not args.no_profile:
+            print(profile_in_process(config, directory / "profiled.db"))
+    print(f"load average after: {loadavg()}")
+
+
+if __name__ == "__main__":
+    main()
