@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from tracker import db
+from tracker.store import db
 
 
 @contextmanager

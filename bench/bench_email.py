@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # bench/ is not a package
 
 from notifiers.email import EmailNotifier, EmailSettings
-from tracker.fakes.smtp_sink import SmtpSink
+from tracker.delivery.render import AlertItem, render_alert, render_digest
+from tracker.demo.fakes.smtp_sink import SmtpSink
 from tracker.models import CallRecord, CallStatus
 from tracker.ports import Message, Recipient
-from tracker.render import AlertItem, render_alert, render_digest
 
 
 def current_rss_mib() -> float:

@@ -45,13 +45,13 @@ import httpx  # noqa: E402
 
 from bench import bench_portal  # noqa: E402
 from bench._machine import describe  # noqa: E402
-from tracker.fakes._server import Reply, Request  # noqa: E402
-from tracker.fakes.portal import SEARCH_PATH, PortalReplayServer  # noqa: E402
+from tracker.demo.fakes._server import Reply, Request  # noqa: E402
+from tracker.demo.fakes.portal import SEARCH_PATH, PortalReplayServer  # noqa: E402
 
 PAGE_SIZE = 100
 #: about three printed pages of text per description
 DESCRIPTION_CHARS = 7_500
-FIXTURES = (ROOT / "tests" / "fixtures" / "ft_portal", ROOT / "tracker" / "fakes" / "recordings"
+FIXTURES = (ROOT / "tests" / "fixtures" / "ft_portal", ROOT / "tracker" / "demo" / "fakes" / "recordings"
             / "ft_portal")
 
 
@@ -186,10 +186,10 @@ def run_floor(url: str, database: Path) -> Run:
 def profile_in_process(config: Path, database: Path) -> str:
     """The top of a cProfile of the same scrape in this process, fetching and storing in
     the main thread (the CLI stores in a worker thread, which cProfile would not see)."""
-    from tracker import db
     from tracker.config import load_config
     from tracker.pipeline import PoliteClient, build_sources
-    from tracker.store import Store
+    from tracker.store import db
+    from tracker.store.calls import Store
 
     settings = load_config(config, environ={})
     engine = db.make_engine(f"sqlite:///{database}")

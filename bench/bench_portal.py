@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._machine import describe, peak_rss_mib
 from scrapers.ft_portal import Collector
-from tracker import db
-from tracker.fakes.portal import RECORDED_SEARCHES, load_results
+from tracker.demo.fakes.portal import RECORDED_SEARCHES, load_results
 from tracker.models import ScrapeResult
-from tracker.store import Store
+from tracker.store import db
+from tracker.store.calls import Store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PORTAL = "https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/opportunities"

@@ -48,14 +48,14 @@ import sqlalchemy as sa
 from _machine import describe, peak_rss_mib
 from _postgres import scratch_schema
 
-from tracker import db
 from tracker.config import PACKAGED_DEFAULTS
-from tracker.db import channels_table, deliveries_table, subscribers_table, subscriptions_table
-from tracker.delivery import enqueue_digests, notify_changes
+from tracker.delivery.outbox import enqueue_digests, notify_changes
 from tracker.models import CallRecord, CallStatus, ScrapeResult
 from tracker.rules.profiles import Profile
 from tracker.rules.store import RulesStore
-from tracker.store import Store
+from tracker.store import db
+from tracker.store.calls import Store
+from tracker.store.db import channels_table, deliveries_table, subscribers_table, subscriptions_table
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 CHANNELS = ["email", "telegram"]
@@ -217,8 +217,8 @@ def _config(directory: Path, telegram_url: str, smtp_port: int) -> Path:
 
 def throughput(url: str, messages: int, worker_counts: list[int]) -> list[dict[str, Any]]:
     """Send the same ``messages`` digests with each number of workers; rates from sent_at."""
-    from tracker.fakes.smtp_sink import SmtpSink
-    from tracker.fakes.telegram_api import FakeTelegram
+    from tracker.demo.fakes.smtp_sink import SmtpSink
+    from tracker.demo.fakes.telegram_api import FakeTelegram
 
     engine = db.make_engine(url)
     with engine.begin() as connection:
@@ -282,7 +282,7 @@ def outbox_fingerprint(url: str) -> tuple[str, int]:
     sent compares this before and after (``--fingerprint``)."""
     import hashlib
 
-    from tracker.db import bodies_table
+    from tracker.store.db import bodies_table
 
     engine = db.make_engine(url)
     digest = hashlib.sha256()
@@ -306,8 +306,8 @@ def outbox_fingerprint(url: str) -> tuple[str, int]:
 
 def explain(url: str) -> None:
     """EXPLAIN ANALYZE of the queries that grow with the data, on the schema as the run left it."""
-    from tracker.db import calls_table, changes_table, digest_entries_table, subscriptions_table
-    from tracker.dispatch import due_queries
+    from tracker.delivery.dispatch import due_queries
+    from tracker.store.db import calls_table, changes_table, digest_entries_table, subscriptions_table
 
     engine = db.make_engine(url)
     now = datetime.now(UTC)

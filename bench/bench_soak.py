@@ -48,10 +48,10 @@ from _machine import describe  # bench/ is not a package
 from _postgres import scratch_schema
 
 from tests.notifier_support import queue_alerts
-from tracker import db
 from tracker.config import PACKAGED_DEFAULTS
-from tracker.db import deliveries_table
-from tracker.fakes.telegram_api import FakeTelegram
+from tracker.demo.fakes.telegram_api import FakeTelegram
+from tracker.store import db
+from tracker.store.db import deliveries_table
 
 TOKEN = "123456:SOAK"  # noqa: S105 - the fake server's fake token
 CALLWATCH = shutil.which("callwatch") or str(Path(sys.executable).with_name("callwatch"))

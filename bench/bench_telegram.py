@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # bench/ is not a package
 
 from notifiers.telegram import Pacer, TelegramNotifier, TelegramSettings
-from tracker.fakes.telegram_api import FakeTelegram
+from tracker.delivery.render import AlertItem, render_alert
+from tracker.demo.fakes.telegram_api import FakeTelegram
 from tracker.models import CallRecord, CallStatus
 from tracker.ports import Message, Recipient
-from tracker.render import AlertItem, render_alert
 
 TOKEN = "123456:BENCH"  # noqa: S105  # the fake server's fake token
 CAP = 30.0

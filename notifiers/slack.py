@@ -1,6 +1,6 @@
 """The Slack channel: a Slack incoming webhook, one URL per subscriber (``channels.slack``).
 
-The body is Slack Block Kit derived from the generic document (``tracker/render.py``), with
+The body is Slack Block Kit derived from the generic document (``tracker/delivery/render.py``), with
 ``text`` as the notification fallback. It is POSTed by the webhook channel's code (the same
 Standard Webhooks headers, destination checks and answers, ``notifiers/webhook.py``), and is
 the same body a ``webhook`` subscriber with ``webhook_format: slack`` receives.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from notifiers.webhook import service_hook_plugin
+from tracker.delivery.render import clip, document_item_lines
 from tracker.ports import Message
-from tracker.render import clip, document_item_lines
 
 
 def _slack_escape(text: str) -> str:

@@ -1,7 +1,7 @@
 """The Microsoft Teams channel: a Teams incoming webhook or Workflows URL per subscriber
 (``channels.teams``).
 
-The body carries one Adaptive Card derived from the generic document (``tracker/render.py``).
+The body carries one Adaptive Card derived from the generic document (``tracker/delivery/render.py``).
 It is POSTed by the webhook channel's code (``notifiers/webhook.py``), and is the same body a
 ``webhook`` subscriber with ``webhook_format: teams`` receives.
 """
@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from notifiers.webhook import service_hook_plugin
+from tracker.delivery.render import document_item_lines
 from tracker.ports import Message
-from tracker.render import document_item_lines
 
 
 def _teams_escape(text: str) -> str:

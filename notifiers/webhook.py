@@ -3,7 +3,7 @@
 Settings: ``[notifiers.webhook] secret_env`` (the name of the environment variable that
 holds the secret, default ``CALLWATCH_WEBHOOK_SECRET``), ``timeout`` and ``allow_private``. The body is
 picked per recipient (``Recipient.webhook_format``): ``generic`` is the
-``callwatch.message/1`` document described in ``tracker/render.py``; ``slack`` a Slack
+``callwatch.message/1`` document described in ``tracker/delivery/render.py``; ``slack`` a Slack
 incoming-webhook body (Block Kit); ``teams`` a Microsoft Teams body with an Adaptive Card.
 
 Signature (https://www.standardwebhooks.com/): three headers on every request,

@@ -13,7 +13,7 @@ Manifest
   page without the array is a changed layout (perhaps rendered by JS now), a challenge
   page fails the run. Portal cascade links in the links (``competitive-calls-cs/<id>``)
   let dedupe merge these with the portal's type-8 records. Recipe: other_sources.md §2F.
-- Fixtures: tracker/fakes/recordings/cascade_hub/ (the page, also served by the demo);
+- Fixtures: tracker/demo/fakes/recordings/cascade_hub/ (the page, also served by the demo);
   tests/fixtures/cascade_hub/ (a changed layout). Both written in the real shape: no
   recording of the site was found (tests/fixtures/README.md).
 """
@@ -35,9 +35,9 @@ from scrapers._source import HttpSource
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
+from tracker.plaintext import html_to_text
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
-from tracker.text import html_to_text
 
 ARRAYS = ("dataProposals", "dataEvaluators", "dataMentors")
 

@@ -13,7 +13,7 @@ Manifest
   site in Sep 2026, and such a page fails the run with that reason instead of "zero
   calls". A first page without cards is a changed layout. Links to ``/expertise`` are not
   calls. Recipe and evidence: shared/sources/other_sources.md §2B.
-- Fixtures: tracker/fakes/recordings/eccp/ (list and detail pages, also served by the demo,
+- Fixtures: tracker/demo/fakes/recordings/eccp/ (list and detail pages, also served by the demo,
   all written; four detail pages carry the real text of recorded extracts);
   tests/fixtures/eccp/ (those extracts, a changed layout). No raw HTML of the site was
   found (tests/fixtures/README.md).
@@ -39,9 +39,9 @@ from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
+from tracker.plaintext import normalize_space, one_line
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
-from tracker.text import normalize_space, one_line
 
 _NOT_TITLES = {"opportunity", "funding opportunity", "call", "calls", "details", "links"}
 _DEADLINE_DATE = re.compile(

@@ -24,7 +24,7 @@ Manifest
   A card's ``time[datetime]`` may be a date ("2024-09-26") or an instant
   ("2024-03-11T12:00:00Z").
   No RSS for these sites is verified (other_sources.md §2D).
-- Fixtures: tracker/fakes/recordings/ecl_pages/ (list and call pages, also served by the demo);
+- Fixtures: tracker/demo/fakes/recordings/ecl_pages/ (list and call pages, also served by the demo);
   tests/fixtures/ecl_pages/ (a redesigned list; the recorded news block of the Commission's
   home page, March 2024).
 """
@@ -50,9 +50,9 @@ from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, CallStatus, ScrapeResult
+from tracker.plaintext import normalize_space, one_line
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
-from tracker.text import normalize_space, one_line
 
 _WHEN = r"(\d{1,2}\s+[^\W\d_]+\s+\d{4}(?:,?\s*\d{1,2}:\d{2})?(?:\s*\((?:CET|CEST|Brussels time)\))?)"
 _DEADLINE = re.compile(r"Deadline dates?\s*:?\s*" + _WHEN)

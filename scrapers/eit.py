@@ -12,7 +12,7 @@ Manifest
   paces them when on. Rows whose end date has passed are kept as closed (absence is not
   closure). EIT has no RSS. Many KIC calls are also portal cascade calls: dedupe by url.
   Recipe: shared/sources/other_sources.md §2E.
-- Fixtures: tracker/fakes/recordings/eit/ (list pages, also served by the demo);
+- Fixtures: tracker/demo/fakes/recordings/eit/ (list pages, also served by the demo);
   tests/fixtures/eit/ (a detail page, a redesigned list). All written in the real shape: no
   recording of the site was found (tests/fixtures/README.md).
 """
@@ -34,9 +34,9 @@ from scrapers._source import HttpSource, fetch_detail
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
+from tracker.plaintext import normalize_space, one_line
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
-from tracker.text import normalize_space, one_line
 
 
 class EitSettings(SourceSettings):

@@ -16,7 +16,7 @@ Manifest
   also accepts every code of the EU External Action family (``tracker.programmes``); types
   1 and 8 stay limited to the configured programmes.
 - Changes: continuously; the portal re-indexes daily. Default interval 6h.
-- Fixtures: tracker/fakes/recordings/ft_portal/ (the replay server's and the demo's results: two
+- Fixtures: tracker/demo/fakes/recordings/ft_portal/ (the replay server's and the demo's results: two
   real samples and the authored quirk cases), tests/fixtures/ft_portal/ (more real samples:
   a Joint Undertaking row, a slice of a real bulk file; and type-2 rows, filled
   ``links``/``publicationDocuments`` and bulk/search counterparts written in the real shape).
@@ -85,9 +85,9 @@ from tracker.errors import (
     TransientError,
 )
 from tracker.models import HTTP_URL, CallDocument, CallRecord, CallStatus, ScrapeResult
+from tracker.plaintext import html_to_text, one_line
 from tracker.ports import Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
-from tracker.text import html_to_text, one_line
 
 log = logging.getLogger(__name__)
 

@@ -45,8 +45,8 @@ from scrapers.rss import _country, _programme
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
+from tracker.plaintext import html_to_text, one_line
 from tracker.ports import Progress, SourcePlugin, SourceSettings
-from tracker.text import html_to_text, one_line
 
 
 def _selector(value: str | None) -> str | None:

@@ -16,7 +16,7 @@ Manifest
   here as the end of that day in ``timezone``. NUTS "EL"/"UK" are ISO "GR"/"GB".
   Recipe and evidence: shared/sources/other_sources.md §2A.
 - Fixtures: tests/fixtures/interreg/ (the real abridged response, a changed shape, invalid items);
-  paging in tracker/fakes/recordings/interreg/ (also served by the demo).
+  paging in tracker/demo/fakes/recordings/interreg/ (also served by the demo).
 """
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ from tracker import programmes
 from tracker.config import WebUrl
 from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import CallRecord, ScrapeResult
+from tracker.plaintext import html_to_text, one_line
 from tracker.ports import Progress, SourcePlugin, SourceSettings
-from tracker.text import html_to_text, one_line
 
 #: Labels after which items commonly give their deadline, in the EU's larger languages.
 DEADLINE_LABELS = (

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tracker import db
-from tracker.store import Store
+from tracker.store import db
+from tracker.store.calls import Store
 
 PG_URL = os.environ.get("CALLWATCH_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracker.models import CallRecord, CallStatus, RunOutcome
-from tracker.store import SourceRun
+from tracker.store.calls import SourceRun
 
 
 def make_call(native_id: str = "HORIZON-CL5-2026-D3-01-01", **overrides: Any) -> CallRecord:

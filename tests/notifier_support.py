@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
-from tracker.db import channels_table, deliveries_table, subscribers_table
-from tracker.delivery import sync_subscribers
-from tracker.dispatch import dispatch
+from tracker.delivery.dispatch import dispatch
+from tracker.delivery.outbox import sync_subscribers
+from tracker.delivery.render import AlertItem, render_alert, render_digest, render_reminder
+from tracker.delivery.subscribers import Subscriber
 from tracker.models import CallRecord, Change, ChangeKind
 from tracker.ports import Message, Notifier
-from tracker.render import AlertItem, render_alert, render_digest, render_reminder
-from tracker.subscribers import Subscriber
+from tracker.store.db import channels_table, deliveries_table, subscribers_table
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 HOSTILE_TITLE = (

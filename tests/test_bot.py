@@ -1,7 +1,7 @@
 """The Telegram bot: its database functions alone, then end to end through the fake Bot API.
 
 End to end means what production does: python-telegram-bot's Application polls getUpdates
-from ``tracker.fakes.telegram_api``, the handlers run, replies come back as sendMessage
+from ``tracker.demo.fakes.telegram_api``, the handlers run, replies come back as sendMessage
 calls the fake records, and the database changed. Every test runs on SQLite and, when
 CALLWATCH_TEST_DATABASE_URL is set, on PostgreSQL.
 """
@@ -24,23 +24,23 @@ from sqlalchemy.engine import Engine
 
 from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier, bot
 from tests.factories import make_call
-from tracker import operator_alerts
 from tracker.config import Settings, load_config
-from tracker.db import (
+from tracker.delivery import operator_alerts
+from tracker.delivery.outbox import sync_subscribers
+from tracker.delivery.subscribers import Subscriber
+from tracker.demo.fakes.telegram_api import FakeTelegram, SentMessage, parse_telegram_html
+from tracker.models import CallRecord, CallStatus, ScrapeResult
+from tracker.ports import Notifier
+from tracker.rules.matcher import Match
+from tracker.rules.store import RulesStore
+from tracker.store.calls import Store
+from tracker.store.db import (
     channels_table,
     deliveries_table,
     digest_entries_table,
     subscribers_table,
     subscriptions_table,
 )
-from tracker.delivery import sync_subscribers
-from tracker.fakes.telegram_api import FakeTelegram, SentMessage, parse_telegram_html
-from tracker.models import CallRecord, CallStatus, ScrapeResult
-from tracker.ports import Notifier
-from tracker.rules.matcher import Match
-from tracker.rules.store import RulesStore
-from tracker.store import Store
-from tracker.subscribers import Subscriber
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-TOKEN"
@@ -505,7 +505,7 @@ def test_start_bot_needs_the_token_and_the_channel(settings: Settings, engine: E
 
 def test_the_daemon_runs_the_bot_alerts_admins_of_dead_letters_and_stops(
         engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracker.daemon import Daemon
+    from tracker.service.daemon import Daemon
 
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     past = datetime(2020, 1, 1, tzinfo=UTC)

@@ -18,9 +18,9 @@ import pytest
 from notifiers.email import EmailNotifier, EmailSettings
 from notifiers.telegram import TelegramNotifier, TelegramSettings
 from notifiers.webhook import WebhookNotifier, WebhookSettings
+from tracker.demo.fakes.smtp_sink import SmtpSink
+from tracker.demo.fakes.telegram_api import FakeTelegram
 from tracker.errors import ChannelUnavailable, ConfigError
-from tracker.fakes.smtp_sink import SmtpSink
-from tracker.fakes.telegram_api import FakeTelegram
 from tracker.pipeline import check_notifiers, close_notifiers
 from tracker.ports import Notifier
 

@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.test_cli import run
-from tracker import db
 from tracker.config import PACKAGED_DEFAULTS
-from tracker.fakes.portal import PortalReplayServer
+from tracker.demo.fakes.portal import PortalReplayServer
+from tracker.store import db
 
 DATABASE_EXIT = 3
 CONFIG_EXIT = 2

@@ -24,11 +24,11 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
 from tracker.cli import App, cli
-from tracker.db import channels_table, deliveries_table
-from tracker.delivery import enqueue_reminders
-from tracker.fakes.portal import PortalReplayServer
-from tracker.fakes.smtp_sink import SmtpSink
-from tracker.fakes.telegram_api import FakeTelegram
+from tracker.delivery.outbox import enqueue_reminders
+from tracker.demo.fakes.portal import PortalReplayServer
+from tracker.demo.fakes.smtp_sink import SmtpSink
+from tracker.demo.fakes.telegram_api import FakeTelegram
+from tracker.store.db import channels_table, deliveries_table
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-TOKEN"

@@ -17,12 +17,12 @@ import icalendar
 import pytest
 
 from tests.factories import make_call
-from tracker import db
-from tracker.heartbeat import write_heartbeat
 from tracker.models import ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
-from tracker.store import Store
+from tracker.store import db
+from tracker.store.calls import Store
+from tracker.store.heartbeat import write_heartbeat
 
 CALLWATCH = shutil.which("callwatch") or str(Path(sys.executable).with_name("callwatch"))
 NOW = datetime.now(UTC)  # the CLI reads the real clock

@@ -2,7 +2,7 @@
 shows each one's health, including interreg.eu refusing a search key that rotated.
 
 The sources read the recorded pages bundled for the demo, served by the same replay
-servers (`tracker.demo.local_world`); the installed `callwatch` script runs as a user runs it.
+servers (`tracker.demo.run.local_world`); the installed `callwatch` script runs as a user runs it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from scrapers.interreg import KEY_REJECTED
 from tests.test_cli import run
-from tracker.demo import demo_config, local_world
+from tracker.demo.run import demo_config, local_world
 
 REPLAYED = ("ft_portal", "interreg", "eccp", "eismea", "eit", "cascade_hub")
 

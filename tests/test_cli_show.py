@@ -8,10 +8,10 @@ from pathlib import Path
 
 from tests.factories import make_call
 from tests.test_cli import run
-from tracker import db
+from tracker.exports.rows import NewsItem, news_items
 from tracker.models import CallDocument, CallRecord, ScrapeResult
-from tracker.store import Store
-from tracker.views import NewsItem, news_items
+from tracker.store import db
+from tracker.store.calls import Store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 #: the portal's news lines as `updates_of` writes them from a recorded search response

@@ -35,13 +35,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.conftest import PG_URL, postgres_url_with_schema
-from tracker import db
-from tracker.daemon import SchedulerLock
-from tracker.db import deliveries_table
-from tracker.fakes.portal import PortalReplayServer
-from tracker.fakes.smtp_sink import SmtpSink
-from tracker.fakes.telegram_api import FakeTelegram
-from tracker.heartbeat import read_heartbeat, scheduler_state
+from tracker.demo.fakes.portal import PortalReplayServer
+from tracker.demo.fakes.smtp_sink import SmtpSink
+from tracker.demo.fakes.telegram_api import FakeTelegram
+from tracker.service.daemon import SchedulerLock
+from tracker.store import db
+from tracker.store.db import deliveries_table
+from tracker.store.heartbeat import read_heartbeat, scheduler_state
 
 REPO = Path(__file__).resolve().parent.parent
 CALLWATCH = shutil.which("callwatch") or str(Path(sys.executable).with_name("callwatch"))
@@ -293,7 +293,7 @@ def test_alerts_a_graceful_stop_a_restart_and_a_standby_that_takes_over(world: W
     # the scrape in flight was allowed to finish and its change was stored before the exit
     assert first.count("scraped source=ft_portal") == scraped_before + 1, log
     assert "changed=1" in log[stopping:], log
-    assert "tracker.daemon: stopped" in log[stopping:], log
+    assert "tracker.service.daemon: stopped" in log[stopping:], log
     # its alerts are in the outbox, once per channel, and nothing is left leased
     moved_rows = [r for r in world.rows() if r.key not in first_keys]
     assert sorted(r.channel for r in moved_rows) == ["email", "telegram"], moved_rows

@@ -16,10 +16,10 @@ from sqlalchemy.engine import Engine
 
 from tests.sources_support import EFRE_AT_SELECTORS, FIXTURES
 from tracker.config import Settings, load_config
-from tracker.daemon import FIRST_RETRY, Daemon
-from tracker.fakes._server import Reply
-from tracker.fakes.sites import FixtureSite
-from tracker.store import Store
+from tracker.demo.fakes._server import Reply
+from tracker.demo.fakes.sites import FixtureSite
+from tracker.service.daemon import FIRST_RETRY, Daemon
+from tracker.store.calls import Store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 HTML = FIXTURES / "html_list"

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from tests.factories import make_call
 from tracker.dedupe import duplicates_of, group_duplicates, identity_keys, normalize_url
+from tracker.exports.rows import deduplicated, listed_call_as_json
 from tracker.models import CallRecord
-from tracker.store import StoredCall
-from tracker.views import deduplicated, listed_call_as_json
+from tracker.store.calls import StoredCall
 
 
 def test_normalize_url_ignores_what_does_not_identify_a_page() -> None:

@@ -21,18 +21,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from tracker import dispatch as dispatch_module
 from tracker.compose import build_notifiers
 from tracker.config import Settings, load_config
-from tracker.daemon import Daemon
-from tracker.db import deliveries_table
-from tracker.delivery import enqueue_digests, enqueue_reminders
-from tracker.dispatch import dispatch, list_deliveries
-from tracker.fakes.portal import PortalReplayServer
-from tracker.fakes.smtp_sink import SmtpSink
-from tracker.fakes.telegram_api import FakeTelegram
-from tracker.fakes.webhook_receiver import WebhookReceiver
+from tracker.delivery import dispatch as dispatch_module
+from tracker.delivery.dispatch import dispatch, list_deliveries
+from tracker.delivery.outbox import enqueue_digests, enqueue_reminders
+from tracker.demo.fakes.portal import PortalReplayServer
+from tracker.demo.fakes.smtp_sink import SmtpSink
+from tracker.demo.fakes.telegram_api import FakeTelegram
+from tracker.demo.fakes.webhook_receiver import WebhookReceiver
 from tracker.pipeline import CycleReport, close_notifiers, run_once
+from tracker.service.daemon import Daemon
+from tracker.store.db import deliveries_table
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTAxMjM0NTY3ODk="
@@ -99,7 +99,7 @@ class World:
     def enqueue_only(self) -> None:
         """Scrape, match and enqueue, as a cycle does, but send nothing."""
         from tracker.pipeline import notify_step, scrape_sources, select_sources
-        from tracker.store import Store
+        from tracker.store.calls import Store
 
         asyncio.run(scrape_sources(self.settings, Store(self.engine),
                                    select_sources(self.settings), self.clock))

@@ -11,7 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
-from tracker.db import (
+from tracker.delivery.dispatch import list_deliveries
+from tracker.delivery.outbox import enqueue_digests, mode_change, preview_digests
+from tracker.delivery.planning import DigestSchedule
+from tracker.models import ScrapeResult
+from tracker.store.calls import Store
+from tracker.store.db import (
     bodies_table,
     channels_table,
     deliveries_table,
@@ -19,11 +24,6 @@ from tracker.db import (
     subscribers_table,
     subscriptions_table,
 )
-from tracker.delivery import enqueue_digests, mode_change, preview_digests
-from tracker.dispatch import list_deliveries
-from tracker.models import ScrapeResult
-from tracker.planning import DigestSchedule
-from tracker.store import Store
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 10:00 in Brussels: daily digests are due
 CALLS = [make_call(f"HORIZON-BATCH-{n}", title=f"Batch call {n}") for n in range(5)]

@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from tracker import db
 from tracker.cli import cli
-from tracker.db import deliveries_table
-from tracker.demo import DATABASE_NAME, PAGES_NOTE, bundled_config_dir
-from tracker.fakes import RECORDINGS
+from tracker.demo.fakes import RECORDINGS
+from tracker.demo.run import DATABASE_NAME, PAGES_NOTE, bundled_config_dir
+from tracker.store import db
+from tracker.store.db import deliveries_table
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"

@@ -24,12 +24,12 @@ from notifiers.email import EmailNotifier, EmailSettings
 from notifiers.telegram import TelegramNotifier, TelegramSettings
 from notifiers.telegram.pacing import pacer_for
 from tests.notifier_support import FakeEmailChannel, queue_alerts
-from tracker import db
-from tracker.db import deliveries_table
-from tracker.dispatch import DispatchReport, dispatch
-from tracker.fakes.smtp_sink import SmtpSink
-from tracker.fakes.telegram_api import FakeTelegram
+from tracker.delivery.dispatch import DispatchReport, dispatch
+from tracker.demo.fakes.smtp_sink import SmtpSink
+from tracker.demo.fakes.telegram_api import FakeTelegram
 from tracker.ports import Message, Notifier, Recipient, SendResult
+from tracker.store import db
+from tracker.store.db import deliveries_table
 
 TOKEN = "123456:LEASES"
 LEASE = timedelta(seconds=2)

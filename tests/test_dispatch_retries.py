@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.notifier_support import FakeEmailChannel, outbox_row, queue_alerts, queue_one_email_alert
-from tracker.db import deliveries_table
-from tracker.dispatch import BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, backoff, dispatch, list_deliveries
+from tracker.delivery.dispatch import BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, backoff, dispatch, list_deliveries
 from tracker.errors import ChannelUnavailable
 from tracker.ports import Message, Recipient, SendResult
+from tracker.store.db import deliveries_table
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -124,7 +124,7 @@ def test_an_unexpected_exception_from_a_channel_is_a_failed_attempt_and_the_pass
     queue_alerts(engine, "email", ["a@example.org", "b@example.org", "c@example.org"], NOW)
     channel = Refusing("a@example.org", OverflowError("cannot convert float infinity to integer"))
     clock = [NOW]
-    with caplog.at_level(logging.INFO, logger="tracker.dispatch"):
+    with caplog.at_level(logging.INFO, logger="tracker.delivery.dispatch"):
         report = asyncio.run(dispatch(engine, {"email": channel}, lambda: clock[0]))
     assert (report.count("retry"), report.count("sent")) == (1, 2)
     assert channel.accepted == ["b@example.org", "c@example.org"]  # the rest went out

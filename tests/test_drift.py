@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.factories import make_call
-from tracker.drift import (
+from tracker.models import RunOutcome, ScrapeResult
+from tracker.store.drift import (
     FALL_WINDOW,
     RED_AFTER,
     HealthState,
@@ -15,7 +16,6 @@ from tracker.drift import (
     sharp_fall,
     source_health,
 )
-from tracker.models import RunOutcome, ScrapeResult
 
 
 def test_a_normal_run_is_not_suspicious() -> None:

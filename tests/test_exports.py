@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
-from tracker import exports, feeds
-from tracker.exports import FeedItem
+from tracker.exports import formats, reading
+from tracker.exports.formats import FeedItem
+from tracker.exports.rows import CSV_COLUMNS
 from tracker.models import CallRecord, ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
-from tracker.store import Store, StoredCall
-from tracker.views import CSV_COLUMNS
+from tracker.store.calls import Store, StoredCall
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 CUT_1 = datetime(2027, 2, 10, 16, 0, tzinfo=UTC)
@@ -61,7 +61,7 @@ def two_cutoffs(store: Store, engine: Engine) -> CallRecord:
 
 def test_ical_has_one_event_per_cutoff_in_utc_with_an_alarm(engine: Engine,
                                                             two_cutoffs: CallRecord) -> None:
-    data = exports.to_ical(feeds.profile_items(engine, "h2"), name="callwatch: h2")
+    data = formats.to_ical(reading.profile_items(engine, "h2"), name="callwatch: h2")
     calendar = icalendar.Calendar.from_ical(data)
     assert str(calendar["VERSION"]) == "2.0"
     assert "callwatch" in str(calendar["PRODID"])
@@ -92,21 +92,21 @@ def test_ical_has_one_event_per_cutoff_in_utc_with_an_alarm(engine: Engine,
 
 def test_ical_leaves_out_dismissed_and_other_profiles_calls(engine: Engine,
                                                             two_cutoffs: CallRecord) -> None:
-    uids = _events(exports.to_ical(feeds.profile_items(engine, "h2"), name="h2"))
+    uids = _events(formats.to_ical(reading.profile_items(engine, "h2"), name="h2"))
     assert sorted(uids) == ["ft_portal:H2-A/0@callwatch", "ft_portal:H2-A/1@callwatch"]
     # the left-out calls are there to leave out: each is in its own profile's export
-    others = _events(exports.to_ical(feeds.profile_items(engine, "other"), name="other"))
+    others = _events(formats.to_ical(reading.profile_items(engine, "other"), name="other"))
     assert sorted(others) == ["ft_portal:OTHER/0@callwatch"]
 
 
 def test_ical_uids_are_stable_and_sequence_rises_when_a_deadline_moves(
         store: Store, engine: Engine, two_cutoffs: CallRecord) -> None:
-    before = _events(exports.to_ical(feeds.profile_items(engine, "h2"), name="h2"))
+    before = _events(formats.to_ical(reading.profile_items(engine, "h2"), name="h2"))
     moved = two_cutoffs.model_copy(update={"deadlines": (CUT_1, CUT_2 + timedelta(days=14))})
     _store_run(store, [moved], T0 + timedelta(days=1))
     assert [c.kind.value for c in store.history(moved.id)][-1] == "deadline_changed"
 
-    after = _events(exports.to_ical(feeds.profile_items(engine, "h2"), name="h2"))
+    after = _events(formats.to_ical(reading.profile_items(engine, "h2"), name="h2"))
     assert sorted(after) == sorted(before)
     moved_event = after["ft_portal:H2-A/1@callwatch"]
     assert moved_event.decoded("DTSTART") == CUT_2 + timedelta(days=14)
@@ -115,14 +115,14 @@ def test_ical_uids_are_stable_and_sequence_rises_when_a_deadline_moves(
 
     moved_again = moved.model_copy(update={"deadlines": (CUT_1, CUT_2 + timedelta(days=21))})
     _store_run(store, [moved_again], T0 + timedelta(days=2))
-    again = _events(exports.to_ical(feeds.profile_items(engine, "h2"), name="h2"))
+    again = _events(formats.to_ical(reading.profile_items(engine, "h2"), name="h2"))
     assert int(again["ft_portal:H2-A/1@callwatch"]["SEQUENCE"]) == 2
 
 
 def test_ical_of_unchanged_data_is_byte_identical(engine: Engine, two_cutoffs: CallRecord) -> None:
-    first = exports.to_ical(feeds.profile_items(engine, "h2"), name="h2")
+    first = formats.to_ical(reading.profile_items(engine, "h2"), name="h2")
     assert len(_events(first)) == 2  # both cut-offs: an empty calendar would match itself
-    assert exports.to_ical(feeds.profile_items(engine, "h2"), name="h2") == first
+    assert formats.to_ical(reading.profile_items(engine, "h2"), name="h2") == first
 
 
 def _stored(record: CallRecord, changed: datetime = T0) -> StoredCall:
@@ -133,7 +133,7 @@ def _stored(record: CallRecord, changed: datetime = T0) -> StoredCall:
 def test_ical_of_a_call_without_deadline_has_no_event_and_escapes_text() -> None:
     items = [FeedItem(call=_stored(make_call("NONE", deadlines=()))),
              FeedItem(call=_stored(make_call("ODD", title="Commas, semicolons; and\nnewlines")))]
-    data = exports.to_ical(items, name="odd")
+    data = formats.to_ical(items, name="odd")
     events = _events(data)
     assert list(events) == ["ft_portal:ODD/0@callwatch"]
     assert str(events["ft_portal:ODD/0@callwatch"]["SUMMARY"]) == \
@@ -144,7 +144,7 @@ def test_ical_of_a_call_without_deadline_has_no_event_and_escapes_text() -> None
 # -- CSV and JSON -------------------------------------------------------------------------
 
 def test_csv_has_the_calls_list_columns(now: datetime) -> None:
-    text = exports.to_csv([_stored(make_call("A", deadlines=(CUT_1, CUT_2)))], now)
+    text = formats.to_csv([_stored(make_call("A", deadlines=(CUT_1, CUT_2)))], now)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[0]["id"] == "ft_portal:A"
@@ -154,12 +154,12 @@ def test_csv_has_the_calls_list_columns(now: datetime) -> None:
 
 def test_json_adds_reasons_only_for_a_profile(engine: Engine, two_cutoffs: CallRecord,
                                               now: datetime) -> None:
-    items = feeds.profile_items(engine, "h2")
-    with_reasons = json.loads(exports.to_json(items, now, with_reasons=True))
+    items = reading.profile_items(engine, "h2")
+    with_reasons = json.loads(formats.to_json(items, now, with_reasons=True))
     assert [c["id"] for c in with_reasons] == ["ft_portal:H2-A"]
     assert with_reasons[0]["reasons"] == ['keyword "hydrogen" in title']
     assert with_reasons[0]["deadlines"] == ["2027-02-10T16:00:00Z", "2027-04-16T15:00:00Z"]
-    plain = json.loads(exports.to_json(items, now, with_reasons=False))
+    plain = json.loads(formats.to_json(items, now, with_reasons=False))
     assert "reasons" not in plain[0]
 
 
@@ -167,7 +167,7 @@ def test_json_adds_reasons_only_for_a_profile(engine: Engine, two_cutoffs: CallR
 
 def test_atom_parses_with_one_entry_per_matched_call(engine: Engine, two_cutoffs: CallRecord,
                                                      now: datetime) -> None:
-    data = exports.to_atom(feeds.profile_items(engine, "h2"), now, profile="h2")
+    data = formats.to_atom(reading.profile_items(engine, "h2"), now, profile="h2")
     parsed = feedparser.parse(data)
     assert not parsed.bozo, parsed.get("bozo_exception")
     assert parsed.version == "atom10"
@@ -186,24 +186,24 @@ def test_atom_parses_with_one_entry_per_matched_call(engine: Engine, two_cutoffs
 def test_atom_entries_newest_change_first_and_ids_stable(now: datetime) -> None:
     old = FeedItem(call=_stored(make_call("OLD"), T0))
     fresh = FeedItem(call=_stored(make_call("NEW"), T0 + timedelta(days=3)))
-    first = feedparser.parse(exports.to_atom([old, fresh], now, profile="p"))
+    first = feedparser.parse(formats.to_atom([old, fresh], now, profile="p"))
     assert [e.title for e in first.entries] == [fresh.call.record.title, old.call.record.title]
     assert first.feed.updated == "2026-11-04T09:00:00Z"
-    second = feedparser.parse(exports.to_atom([fresh, old], now, profile="p"))
+    second = feedparser.parse(formats.to_atom([fresh, old], now, profile="p"))
     assert [e.id for e in second.entries] == [e.id for e in first.entries]
     assert first.feed.id == second.feed.id
 
 
 def test_atom_survives_hostile_text(now: datetime) -> None:
     call = make_call("X", title="<b>Bold</b> & \x0bvertical tab", summary="a ]]> b \x00 c")
-    parsed = feedparser.parse(exports.to_atom([FeedItem(call=_stored(call))], now, profile="p"))
+    parsed = feedparser.parse(formats.to_atom([FeedItem(call=_stored(call))], now, profile="p"))
     assert not parsed.bozo, parsed.get("bozo_exception")
     assert parsed.entries[0].title == "<b>Bold</b> & vertical tab"
     assert "a ]]> b  c" in parsed.entries[0].content[0].value
 
 
 def test_empty_atom_feed_is_valid(now: datetime) -> None:
-    parsed = feedparser.parse(exports.to_atom([], now, profile="empty"))
+    parsed = feedparser.parse(formats.to_atom([], now, profile="empty"))
     assert not parsed.bozo
     assert parsed.entries == []
     assert parsed.feed.updated == "2026-11-25T12:00:00Z"
@@ -212,16 +212,16 @@ def test_empty_atom_feed_is_valid(now: datetime) -> None:
 # -- feed tokens --------------------------------------------------------------------------
 
 def test_feed_token_is_made_once_and_checked(engine: Engine, now: datetime) -> None:
-    assert not feeds.token_is_valid(engine, "h2", "anything")
-    token = feeds.feed_token(engine, "h2", now)
+    assert not reading.token_is_valid(engine, "h2", "anything")
+    token = reading.feed_token(engine, "h2", now)
     assert len(token) >= 40
-    assert feeds.feed_token(engine, "h2", now) == token
-    assert feeds.token_is_valid(engine, "h2", token)
-    assert not feeds.token_is_valid(engine, "h2", token[:-1])
-    assert not feeds.token_is_valid(engine, "h2", None)
-    assert not feeds.token_is_valid(engine, "other", token)
-    assert feeds.feed_token(engine, "other", now) != token
-    rotated = feeds.feed_token(engine, "h2", now, rotate=True)
+    assert reading.feed_token(engine, "h2", now) == token
+    assert reading.token_is_valid(engine, "h2", token)
+    assert not reading.token_is_valid(engine, "h2", token[:-1])
+    assert not reading.token_is_valid(engine, "h2", None)
+    assert not reading.token_is_valid(engine, "other", token)
+    assert reading.feed_token(engine, "other", now) != token
+    rotated = reading.feed_token(engine, "h2", now, rotate=True)
     assert rotated != token
-    assert not feeds.token_is_valid(engine, "h2", token)
-    assert feeds.token_is_valid(engine, "h2", rotated)
+    assert not reading.token_is_valid(engine, "h2", token)
+    assert reading.token_is_valid(engine, "h2", rotated)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tracker.fakes._server import FakeServer, Reply, Request
+from tracker.demo.fakes._server import FakeServer, Reply, Request
 
 
 class SlowServer(FakeServer):

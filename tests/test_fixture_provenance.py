@@ -1,7 +1,7 @@
 """Every fixture and every page the demo serves is listed as recorded (with its origin) or written.
 
 "Recorded" means a real response of the site. tests/fixtures/README.md holds one table of
-every file under tests/fixtures/ and tracker/fakes/recordings/; this test keeps it complete
+every file under tests/fixtures/ and tracker/demo/fakes/recordings/; this test keeps it complete
 and true to the folders, so a page written for the tests is never passed off as a recording
 and a new fixture cannot be added without saying which it is.
 """
@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from tracker.fakes import RECORDINGS
+from tracker.demo.fakes import RECORDINGS
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -65,7 +65,7 @@ def test_a_recorded_fixture_names_its_origin_and_date_and_a_written_one_none() -
 
 def test_the_demo_serves_pages_of_both_kinds_and_says_so() -> None:
     """The bundled pages are listed, and their own README does not call them all recordings."""
-    kinds = {kind for path, kind, _ in table_rows() if path.startswith("tracker/fakes/recordings/")}
+    kinds = {kind for path, kind, _ in table_rows() if path.startswith("tracker/demo/fakes/recordings/")}
     assert kinds == KINDS
     bundled_readme = (RECORDINGS / "README.md").read_text(encoding="utf-8")
     assert "written" in bundled_readme and "tests/fixtures/README.md" in bundled_readme

@@ -33,12 +33,12 @@ from tests.rules_oracle import match_naive
 from tests.sources_support import scrape
 from tests.test_cli import run
 from tests.test_ft_portal_parse import SAMPLE_2025, SAMPLE_2026, by_identifier
-from tracker.fakes.portal import PortalReplayServer, load_results
+from tracker.delivery.render import AlertItem, describe_change, render_alert
+from tracker.demo.fakes.portal import PortalReplayServer, load_results
 from tracker.models import CallRecord, ChangeKind, ScrapeResult
-from tracker.render import AlertItem, describe_change, render_alert
 from tracker.rules.matcher import match_calls
 from tracker.rules.profiles import Profile
-from tracker.store import Store
+from tracker.store.calls import Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ft_portal"
 PORTAL = "https://ec.europa.eu/info/funding-tenders/opportunities/portal/screen/opportunities"

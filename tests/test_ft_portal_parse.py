@@ -26,8 +26,8 @@ from scrapers.ft_portal import (
     sub_programme_of,
     topic_budget,
 )
+from tracker.demo.fakes.portal import RECORDINGS
 from tracker.errors import InvalidRecord, LayoutChanged
-from tracker.fakes.portal import RECORDINGS
 from tracker.models import CallStatus
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ft_portal"

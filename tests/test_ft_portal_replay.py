@@ -1,4 +1,4 @@
-"""The real portal scraper against the local replay server (tracker/fakes/portal.py)."""
+"""The real portal scraper against the local replay server (tracker/demo/fakes/portal.py)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from scrapers._http import PoliteClient
 from scrapers.ft_portal import FtPortalSettings, FtPortalSource
 from tests.test_cli import CALLWATCH
 from tracker.config import HttpSettings, load_config
-from tracker.fakes.portal import RECORDED_SEARCHES, RECORDINGS, PortalReplayServer, load_results
+from tracker.demo.fakes.portal import RECORDED_SEARCHES, RECORDINGS, PortalReplayServer, load_results
+from tracker.exports.rows import call_as_json
 from tracker.models import ChangeKind, RunOutcome, ScrapeResult
 from tracker.pipeline import scrape_sources
-from tracker.store import Store
-from tracker.views import call_as_json
+from tracker.store.calls import Store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FAST = HttpSettings(delay=0, backoff=0.01, max_backoff=0.05, retries=2, timeout=5)

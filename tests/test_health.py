@@ -17,13 +17,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call, make_runs
-from tracker import feeds
 from tracker.config import Settings, load_config
-from tracker.db import deliveries_table, subscribers_table
-from tracker.db import source_runs_table as runs_table
 from tracker.errors import ConfigError
-from tracker.health import HealthReport, HealthServer, start_health_server
-from tracker.heartbeat import (
+from tracker.exports import reading
+from tracker.models import RunOutcome, ScrapeResult
+from tracker.rules.matcher import Match
+from tracker.rules.store import RulesStore
+from tracker.service.health import HealthReport, HealthServer, start_health_server
+from tracker.source_status import source_status
+from tracker.store.calls import Store
+from tracker.store.db import deliveries_table, subscribers_table
+from tracker.store.db import source_runs_table as runs_table
+from tracker.store.heartbeat import (
     STALE_AFTER,
     heartbeat_summary,
     mark_stopped,
@@ -31,11 +36,6 @@ from tracker.heartbeat import (
     scheduler_state,
     write_heartbeat,
 )
-from tracker.models import RunOutcome, ScrapeResult
-from tracker.rules.matcher import Match
-from tracker.rules.store import RulesStore
-from tracker.source_status import source_status
-from tracker.store import Store
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 OK, PARTIAL, FAILED, SUSPICIOUS = (RunOutcome.OK, RunOutcome.PARTIAL, RunOutcome.FAILED,
@@ -214,8 +214,8 @@ def _match_h2(store: Store, engine: Engine) -> None:
 
 def test_feeds_need_the_profiles_token(settings: Settings, engine: Engine, store: Store) -> None:
     _match_h2(store, engine)
-    token = feeds.feed_token(engine, "h2", T0)
-    ghost = feeds.feed_token(engine, "ghost", T0)  # a token for a profile that does not exist
+    token = reading.feed_token(engine, "h2", T0)
+    ghost = reading.feed_token(engine, "ghost", T0)  # a token for a profile that does not exist
 
     async def work(client: httpx.AsyncClient) -> dict[str, httpx.Response]:
         paths = {
@@ -315,7 +315,7 @@ def test_heartbeat_round_trip_and_states(engine: Engine) -> None:
 
 def test_the_daemon_refuses_a_busy_port_before_any_scrape(tmp_path: Path, engine: Engine) -> None:
     """A bad health.listen must stop `callwatch run` at once, not after a first scrape."""
-    from tracker.daemon import Daemon, SchedulerLock
+    from tracker.service.daemon import Daemon, SchedulerLock
 
     with socket.socket() as taken, socket.socket() as closed:
         taken.bind(("127.0.0.1", 0))

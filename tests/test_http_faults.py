@@ -27,13 +27,13 @@ from sqlalchemy.engine import Engine
 from scrapers._http import MAX_REDIRECTS, PoliteClient, redirect_refusal
 from tests.sources_support import FIXTURES, NOW
 from tracker.config import HttpSettings, Settings, load_config
-from tracker.daemon import Daemon
+from tracker.demo.fakes._server import Reply
+from tracker.demo.fakes.sites import FixtureSite
 from tracker.errors import SourceRejected, SourceUnavailable
-from tracker.fakes._server import Reply
-from tracker.fakes.sites import FixtureSite
 from tracker.models import RunOutcome
 from tracker.pipeline import scrape_sources
-from tracker.store import Store
+from tracker.service.daemon import Daemon
+from tracker.store.calls import Store
 
 FEED = FIXTURES / "rss" / "dotaceeu_vyzvy_drupal_debug.xml"
 

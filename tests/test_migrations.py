@@ -10,12 +10,12 @@ from alembic import command
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
-from tracker import db
-from tracker.db import digest_entries_table, subscriptions_table
-from tracker.delivery import enqueue_digests
-from tracker.dispatch import list_deliveries
+from tracker.delivery.dispatch import list_deliveries
+from tracker.delivery.outbox import enqueue_digests
 from tracker.models import ScrapeResult
-from tracker.store import Store
+from tracker.store import db
+from tracker.store.calls import Store
+from tracker.store.db import digest_entries_table, subscriptions_table
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 10:00 in Brussels: daily digests are due
 

@@ -16,14 +16,14 @@ from notifiers import create_notifiers
 from notifiers.apprise import EXTRA, AppriseNotifier, scrub, url_problem
 from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, NOW, every_kind
 from tracker.config import NotifierSettings
-from tracker.db import channels_table, deliveries_table
-from tracker.delivery import sync_subscribers
-from tracker.dispatch import dispatch
+from tracker.delivery.dispatch import dispatch
+from tracker.delivery.outbox import sync_subscribers
+from tracker.delivery.subscribers import Subscriber, read_subscribers
+from tracker.demo.fakes.webhook_receiver import WebhookReceiver
 from tracker.errors import ChannelRejected, ChannelUnavailable, ConfigError
-from tracker.fakes.webhook_receiver import WebhookReceiver
 from tracker.plugins import channel_plugins
 from tracker.ports import Message, Recipient, SendResult
-from tracker.subscribers import Subscriber, read_subscribers
+from tracker.store.db import channels_table, deliveries_table
 
 # a user and password in the URL stand for the tokens real services carry in theirs
 USER, PASSWORD = "cw-user", "s3cret-token-4711"

@@ -32,8 +32,8 @@ from tests.notifier_support import (
 )
 from tests.tls_support import Authority
 from tracker.cli import cli
+from tracker.demo.fakes.smtp_sink import SmtpSink
 from tracker.errors import ChannelGone, ChannelUnavailable, ConfigError, TransientError
-from tracker.fakes.smtp_sink import SmtpSink
 from tracker.pipeline import check_notifiers
 from tracker.ports import Message, Recipient, SendResult
 

@@ -4,7 +4,7 @@ delivered end to end to the local webhook receiver, and the bodies they render.
 Both forms of a Slack or Teams subscriber must send the same bytes: the channel, and the
 older ``webhook`` + ``webhook_format`` that stored subscribers and outbox rows still use.
 The pinned digests are the bytes the webhook channel sent for these messages before the
-Slack and Teams bodies moved out of ``tracker/render.py``.
+Slack and Teams bodies moved out of ``tracker/delivery/render.py``.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from notifiers.teams import teams_body
 from notifiers.webhook import webhook_body
 from tests.notifier_support import HOSTILE_TITLE, NOW, big_digest, every_kind
 from tracker.config import NotifierSettings
-from tracker.db import deliveries_table, subscribers_table
-from tracker.delivery import sync_subscribers
-from tracker.dispatch import dispatch
-from tracker.fakes.webhook_receiver import WebhookReceiver
+from tracker.delivery.dispatch import dispatch
+from tracker.delivery.outbox import sync_subscribers
+from tracker.delivery.subscribers import FilesError, load_directory
+from tracker.demo.fakes.webhook_receiver import WebhookReceiver
 from tracker.ports import Message
-from tracker.subscribers import FilesError, load_directory
+from tracker.store.db import deliveries_table, subscribers_table
 
 #: sha256 of the bytes the webhook channel POSTed with ``webhook_format`` slack / teams
-#: before this change (computed with the previous tracker/render.py)
+#: before this change (computed with the previous tracker/delivery/render.py)
 BEFORE = {
     ("digest", "slack"): "2ab1760adb56444d5d858c3e682e43d2b40da291172c2e185a33b9130ea944ac",
     ("digest", "teams"): "aa55023848249699e72188d7d38650afff8d46760aa1e23ded3050742c26a3ae",

@@ -12,8 +12,8 @@ import telegram
 
 from notifiers.telegram import Pacer, TelegramNotifier, TelegramSettings
 from tests.notifier_support import HOSTILE_TITLE, LONG_TITLE, big_digest, every_kind
+from tracker.demo.fakes.telegram_api import FakeTelegram, parse_telegram_html
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
-from tracker.fakes.telegram_api import FakeTelegram, parse_telegram_html
 from tracker.ports import Message, Recipient, SendResult
 
 T = TypeVar("T")

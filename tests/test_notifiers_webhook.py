@@ -24,11 +24,11 @@ from tests.notifier_support import (
     outbox_row,
     queue_one_alert,
 )
+from tracker.delivery.render import render_alert
+from tracker.demo.fakes.webhook_receiver import WebhookReceiver, verify
 from tracker.destinations import Address
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
-from tracker.fakes.webhook_receiver import WebhookReceiver, verify
 from tracker.ports import Message, Recipient, SendResult, WebhookFormat
-from tracker.render import render_alert
 from tracker.retry_after import MAX_RETRY_AFTER
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from notifiers.telegram import Pacer, TelegramSettings
 from notifiers.telegram.pacing import GLOBAL, SharedPacer, pacer_for
-from tracker.db import pacing_table
+from tracker.store.db import pacing_table
 
 
 def _slots(engine: Engine, spacing: float = 1.0) -> dict[str, float]:

@@ -15,13 +15,13 @@ from click.testing import CliRunner, Result
 from notifiers.telegram import TOKEN_ENV
 from tests.sources_support import FIXTURES
 from tests.test_store_drift import daemon_settings
-from tracker import db
 from tracker.cli import cli
-from tracker.drift import RED_AFTER
-from tracker.fakes.sites import FixtureSite
-from tracker.fakes.telegram_api import FakeTelegram
+from tracker.demo.fakes.sites import FixtureSite
+from tracker.demo.fakes.telegram_api import FakeTelegram
 from tracker.models import ScrapeResult
-from tracker.store import Store
+from tracker.store import db
+from tracker.store.calls import Store
+from tracker.store.drift import RED_AFTER
 
 TOKEN = "123456:TEST-TOKEN"  # the fake Bot API's token
 ADMIN = "42"  # daemon_settings' admin chat

@@ -11,9 +11,7 @@ import pytest
 
 from tests.factories import make_call
 from tracker.config import load_config
-from tracker.errors import ConfigError
-from tracker.models import CallRecord, Change, ChangeKind
-from tracker.planning import (
+from tracker.delivery.planning import (
     Audience,
     ChangedCalls,
     DigestSchedule,
@@ -21,6 +19,8 @@ from tracker.planning import (
     match_changes,
     plan_notify,
 )
+from tracker.errors import ConfigError
+from tracker.models import CallRecord, Change, ChangeKind
 from tracker.rules.profiles import Profile
 
 MONDAY = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # 13:00 in Brussels, 21:00 in Tokyo

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from tests.conftest import PG_URL
-from tracker.db import calls_table, changes_table, digest_entries_table
-from tracker.dispatch import due_queries
+from tracker.delivery.dispatch import due_queries
+from tracker.store.db import calls_table, changes_table, digest_entries_table
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="needs CALLWATCH_TEST_DATABASE_URL (PostgreSQL)")
 

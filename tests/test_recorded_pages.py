@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from scrapers.ecl_pages import Card, EclSettings, page_url, parse_cards, record_from_card
 from scrapers.html_list import HtmlListSettings, HtmlListSource, parse_list, record_from_item
 from tests.sources_support import FIXTURES, scrape
-from tracker.fakes.sites import FixtureSite
+from tracker.demo.fakes.sites import FixtureSite
 from tracker.models import CallStatus, RunOutcome
 
 #: a day both pages' content is current on: after the capture, before the Czech call closes

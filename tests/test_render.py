@@ -22,10 +22,7 @@ from tests.notifier_support import (
     every_kind,
     item,
 )
-from tracker.fakes.telegram_api import HtmlError, parse_telegram_html
-from tracker.models import CallStatus, ChangeKind
-from tracker.ports import Message
-from tracker.render import (
+from tracker.delivery.render import (
     TELEGRAM_LIMIT,
     AlertItem,
     describe_change,
@@ -36,6 +33,9 @@ from tracker.render import (
     truncate_html,
     utf16_len,
 )
+from tracker.demo.fakes.telegram_api import HtmlError, parse_telegram_html
+from tracker.models import CallStatus, ChangeKind
+from tracker.ports import Message
 
 MADRID = ZoneInfo("Europe/Madrid")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.factories import make_call
-from tracker import db
 from tracker.models import ScrapeResult
-from tracker.store import Store
+from tracker.store import db
+from tracker.store.calls import Store
 
 CALLWATCH = shutil.which("callwatch") or str(Path(sys.executable).with_name("callwatch"))
 REPO = Path(__file__).resolve().parent.parent

@@ -10,13 +10,13 @@ from sqlalchemy.engine import Engine
 
 from tests.factories import make_call
 from tracker.config import Settings, load_config
-from tracker.delivery import notify_changes
+from tracker.delivery.outbox import notify_changes
 from tracker.errors import NotFoundError
 from tracker.models import ScrapeResult
 from tracker.rules.profiles import Profile, ProfileError
-from tracker.rules.runner import load_profiles, match_stored
+from tracker.rules.service import load_profiles, match_stored
 from tracker.rules.store import RulesStore
-from tracker.store import Store
+from tracker.store.calls import Store
 
 
 @pytest.fixture

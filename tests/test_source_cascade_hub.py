@@ -10,10 +10,10 @@ import pytest
 from scrapers.cascade_hub import CascadeHubSettings, CascadeHubSource, parse_page, record_from_item
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.dedupe import group_duplicates
+from tracker.demo.fakes import RECORDINGS
+from tracker.demo.fakes._server import Reply
+from tracker.demo.fakes.sites import FixtureSite
 from tracker.errors import InvalidRecord, LayoutChanged
-from tracker.fakes import RECORDINGS
-from tracker.fakes._server import Reply
-from tracker.fakes.sites import FixtureSite
 from tracker.models import CallRecord, CallStatus, RunOutcome
 from tracker.ports import HttpClient
 

@@ -11,10 +11,10 @@ import pytest
 from scrapers.eccp import EccpSettings, EccpSource, parse_list, record_from_detail
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.dedupe import group_duplicates
+from tracker.demo.fakes import RECORDINGS
+from tracker.demo.fakes._server import Reply
+from tracker.demo.fakes.eccp import EccpSite
 from tracker.errors import InvalidRecord, LayoutChanged
-from tracker.fakes import RECORDINGS
-from tracker.fakes._server import Reply
-from tracker.fakes.eccp import EccpSite
 from tracker.models import CallRecord, CallStatus, RunOutcome
 from tracker.ports import HttpClient
 

@@ -13,11 +13,11 @@ from scrapers.ecl_pages import EclSettings, EclSource, page_url, parse_cards, re
 from tests.sources_support import FIXTURES, NOW, scrape
 from tests.test_cli import run
 from tracker.config import load_config
+from tracker.demo.fakes import RECORDINGS
+from tracker.demo.fakes._server import Reply
+from tracker.demo.fakes.agency import EclSite
+from tracker.demo.fakes.sites import FixtureSite
 from tracker.errors import InvalidRecord, LayoutChanged
-from tracker.fakes import RECORDINGS
-from tracker.fakes._server import Reply
-from tracker.fakes.agency import EclSite
-from tracker.fakes.sites import FixtureSite
 from tracker.models import CallStatus, RunOutcome
 from tracker.ports import HttpClient
 

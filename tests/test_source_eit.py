@@ -9,10 +9,10 @@ import pytest
 
 from scrapers.eit import EitSettings, EitSource, parse_detail, parse_list, record_from_row
 from tests.sources_support import FIXTURES, NOW, scrape
+from tracker.demo.fakes import RECORDINGS
+from tracker.demo.fakes._server import Reply
+from tracker.demo.fakes.sites import FixtureSite
 from tracker.errors import InvalidRecord, LayoutChanged
-from tracker.fakes import RECORDINGS
-from tracker.fakes._server import Reply
-from tracker.fakes.sites import FixtureSite
 from tracker.models import CallStatus, RunOutcome
 from tracker.ports import HttpClient
 

@@ -14,12 +14,12 @@ from scrapers.html_list import (
     record_from_item,
 )
 from tests.sources_support import FIXTURES, NOW, scrape
-from tracker.drift import assess_run
+from tracker.demo.fakes._server import Reply
+from tracker.demo.fakes.sites import FixtureSite
 from tracker.errors import LayoutChanged
-from tracker.fakes._server import Reply
-from tracker.fakes.sites import FixtureSite
 from tracker.models import CallStatus, ChangeKind, RunOutcome
-from tracker.store import Store
+from tracker.store.calls import Store
+from tracker.store.drift import assess_run
 
 DIR = FIXTURES / "html_list"
 ROUTES = {"/calls": DIR / "efre_calls_page1.html", "/calls?page=2": DIR / "efre_calls_page2.html"}

@@ -17,9 +17,9 @@ from scrapers.interreg import (
     record_from_hit,
 )
 from tests.sources_support import FIXTURES, NOW, scrape
+from tracker.demo.fakes import RECORDINGS
+from tracker.demo.fakes.sites import InterregSearch
 from tracker.errors import LayoutChanged
-from tracker.fakes import RECORDINGS
-from tracker.fakes.sites import InterregSearch
 from tracker.models import CallStatus, RunOutcome
 from tracker.ports import HttpClient
 

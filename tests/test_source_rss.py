@@ -11,12 +11,12 @@ import pytest
 from scrapers.rss import FeedItem, RssSettings, RssSource, parse_feed, record_from_item, strip_junk
 from tests.sources_support import FIXTURES, NOW, scrape
 from tracker.config import load_config
+from tracker.demo.fakes._server import Reply
+from tracker.demo.fakes.sites import FixtureSite
 from tracker.errors import LayoutChanged, SourceRejected
-from tracker.fakes._server import Reply
-from tracker.fakes.sites import FixtureSite
 from tracker.models import CallStatus, RunOutcome
 from tracker.ports import HttpClient
-from tracker.store import Store
+from tracker.store.calls import Store
 
 DIR = FIXTURES / "rss"
 CZ_FEED = DIR / "dotaceeu_vyzvy_drupal_debug.xml"

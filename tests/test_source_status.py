@@ -9,7 +9,7 @@ import pytest
 from tests.factories import make_call, make_runs
 from tracker.models import RunOutcome, ScrapeResult
 from tracker.source_status import WINDOW, Level, read_statuses, source_status
-from tracker.store import Store
+from tracker.store.calls import Store
 
 OK, PARTIAL, FAILED, SUSPICIOUS = (RunOutcome.OK, RunOutcome.PARTIAL, RunOutcome.FAILED,
                                    RunOutcome.SUSPICIOUS)

@@ -29,14 +29,14 @@ from scrapers.ft_portal import FtPortalSettings, FtPortalSource
 from tracker.cli import cli
 from tracker.compose import build_notifiers
 from tracker.config import HttpSettings, Settings, load_config
-from tracker.daemon import Daemon
-from tracker.db import deliveries_table
-from tracker.fakes.portal import PortalReplayServer
-from tracker.fakes.telegram_api import FakeTelegram
+from tracker.demo.fakes.portal import PortalReplayServer
+from tracker.demo.fakes.telegram_api import FakeTelegram
 from tracker.models import CallStatus, ChangeKind
 from tracker.pipeline import close_notifiers, load_audience, scrape_sources
+from tracker.service.daemon import Daemon
 from tracker.status import status_for
-from tracker.store import Store
+from tracker.store.calls import Store
+from tracker.store.db import deliveries_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ft_portal"
 #: recorded: one object of a real grantsTenders.json sample (see the fixtures README)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from tests.factories import make_call
 from tracker.errors import NotFoundError
 from tracker.models import CallStatus, ChangeKind, RunOutcome, ScrapeResult
-from tracker.store import Store
+from tracker.store.calls import Store
 
 
 def save(store: Store, now: datetime, *records, complete: bool = True, source: str = "ft_portal"):

@@ -18,13 +18,13 @@ from tests.factories import make_call
 from tests.sources_support import EFRE_AT_SELECTORS, FIXTURES
 from tests.test_cli import run
 from tracker.config import Settings, load_config
-from tracker.daemon import Daemon
-from tracker.drift import RED_AFTER
-from tracker.fakes.sites import FixtureSite
+from tracker.demo.fakes.sites import FixtureSite
 from tracker.models import CallRecord, ChangeKind, RunOutcome, ScrapeResult
 from tracker.pipeline import scrape_one
 from tracker.ports import Message, Progress, Recipient, SendResult
-from tracker.store import RunReport, Store
+from tracker.service.daemon import Daemon
+from tracker.store.calls import RunReport, Store
+from tracker.store.drift import RED_AFTER
 
 FOUR = ("A", "B", "C", "D")
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tracker.cli import cli
-from tracker.subscribers import Subscriber, load_directory, read_subscribers
+from tracker.delivery.subscribers import Subscriber, load_directory, read_subscribers
 from tracker.yamlfiles import FilesError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -29,10 +29,10 @@ REPO = Path(__file__).resolve().parent.parent
 if __name__ == "__main__":  # run as a script: import tracker from PYTHONPATH, not tests/
     sys.path.remove(str(Path(__file__).resolve().parent))
 
-from tracker.text import html_to_text  # noqa: E402
+from tracker.plaintext import html_to_text  # noqa: E402
 
 GOLDEN = REPO / "tests" / "golden" / "html_to_text.json"
-FOLDERS = (REPO / "tests" / "fixtures", REPO / "tracker" / "fakes" / "recordings")
+FOLDERS = (REPO / "tests" / "fixtures", REPO / "tracker" / "demo" / "fakes" / "recordings")
 #: block elements whose markup becomes a case of its own (what a CSS selector picks)
 FRAGMENT_TAGS = ("p", "li", "div", "td", "article", "section", "dd", "span", "a", "h2", "h3")
 FRAGMENT_LIMIT = 20_000

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tracker.text import _TextExtractor, _tree_keeps_tags, html_to_text, normalize_space
+from tracker.plaintext import _TextExtractor, _tree_keeps_tags, html_to_text, normalize_space
 
 PIECES = [
     "<p>", "</p>", "<div>", "</div>", "<ul>", "</ul>", "<ol>", "</ol>", "<li>", "</li>",

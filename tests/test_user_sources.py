@@ -9,13 +9,13 @@ from pathlib import Path
 
 from tests.sources_support import EFRE_AT_SELECTORS, FIXTURES, NOW, fast_http
 from tests.test_cli import run
-from tracker import db
 from tracker.config import Settings, load_config
-from tracker.drift import RED_AFTER
-from tracker.fakes.sites import FixtureSite
+from tracker.demo.fakes.sites import FixtureSite
 from tracker.models import CallStatus, RunOutcome, ScrapeResult
 from tracker.plugins import source_plugins
-from tracker.store import Store
+from tracker.store import db
+from tracker.store.calls import Store
+from tracker.store.drift import RED_AFTER
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "sources.example.toml"

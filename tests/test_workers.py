@@ -32,12 +32,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.conftest import PG_URL, postgres_url_with_schema
-from tracker import db
 from tracker.config import PACKAGED_DEFAULTS
-from tracker.db import channels_table, deliveries_table, subscribers_table
-from tracker.fakes.smtp_sink import SmtpSink
-from tracker.fakes.telegram_api import FakeTelegram
+from tracker.demo.fakes.smtp_sink import SmtpSink
+from tracker.demo.fakes.telegram_api import FakeTelegram
 from tracker.ports import Message
+from tracker.store import db
+from tracker.store.db import channels_table, deliveries_table, subscribers_table
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="needs CALLWATCH_TEST_DATABASE_URL (PostgreSQL)")
 

@@ -42,8 +42,8 @@ from pydantic import (
     model_validator,
 )
 
+from tracker.delivery.planning import WEEKDAYS, DigestSchedule
 from tracker.errors import ConfigError
-from tracker.planning import WEEKDAYS, DigestSchedule
 from tracker.plugins import channel_plugins, source_plugins
 from tracker.ports import ChannelSettings, Delay, Duration, SourceSettings
 

@@ -48,7 +48,7 @@ class SchemaError(CallwatchError):
 class DatabaseUnavailable(CallwatchError):
     """The database cannot be used: unreachable, locked, read-only, or not a database.
 
-    Raised when a command opens the database (``tracker.db``), before it fetches or sends
+    Raised when a command opens the database (``tracker.store.db``), before it fetches or sends
     anything; the message names the database URL (password masked) and what to do. The
     CLI exits with 3: unlike a configuration error (2), a restart may succeed once the
     server is up or the other process is done.

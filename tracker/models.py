@@ -51,7 +51,7 @@ class RunOutcome(StrEnum):
     OK = "ok"  # every page walked
     PARTIAL = "partial"  # some pages or items missing: never marks calls removed
     FAILED = "failed"  # nothing usable
-    SUSPICIOUS = "suspicious"  # ran, but drift detection (tracker/drift.py) says it looks wrong
+    SUSPICIOUS = "suspicious"  # ran, but drift detection (tracker/store/drift.py) says it looks wrong
 
 
 def _strings(values: Iterable[Any]) -> tuple[str, ...]:

@@ -5,7 +5,7 @@
 ``dispatch_step``); the daemon's jobs and ``callwatch worker`` run the same steps on their
 own schedules, so there is one code path for each. Each step holds no business rule of its
 own: scrapers parse and normalize, the store diffs and records, the matcher decides what
-matches, ``tracker.planning`` decides who is told what, the notifiers send. A failing
+matches, ``tracker.delivery.planning`` decides who is told what, the notifiers send. A failing
 source is isolated: its error becomes a failed run in the log and the others go on; a
 failing channel only delays its own messages.
 """
@@ -24,15 +24,17 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from tracker.config import Settings
-from tracker.delivery import (
+from tracker.delivery.dispatch import DispatchReport, send_due
+from tracker.delivery.operator_alerts import alert_dispatch, alert_red_source
+from tracker.delivery.outbox import (
     NotifyReport,
     enqueue_digests,
     enqueue_reminders,
     notify_changes,
     sync_subscribers,
 )
-from tracker.dispatch import DispatchReport, send_due
-from tracker.drift import DEFAULT_EXPECTED
+from tracker.delivery.subscribers import Subscriber
+from tracker.delivery.subscribers import load_directory as load_subscriber_files
 from tracker.errors import (
     CallwatchError,
     ChannelRejected,
@@ -41,14 +43,12 @@ from tracker.errors import (
     SourceUnavailable,
 )
 from tracker.models import ScrapeResult
-from tracker.operator_alerts import alert_dispatch, alert_red_source
 from tracker.plugins import source_plugins
 from tracker.ports import HttpClient, Notifier, Progress, Source
 from tracker.rules.profiles import Profile
-from tracker.rules.runner import load_profiles
-from tracker.store import RunReport, Store
-from tracker.subscribers import Subscriber
-from tracker.subscribers import load_directory as load_subscriber_files
+from tracker.rules.service import load_profiles
+from tracker.store.calls import RunReport, Store
+from tracker.store.drift import DEFAULT_EXPECTED
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ async def close_notifiers(notifiers: Mapping[str, Notifier]) -> None:
 async def report_health(settings: Settings, engine: Engine, notifiers: Mapping[str, Notifier],
                         sources: Iterable[str]) -> int:
     """After the runs of ``sources`` are stored: tell the admins of each one that turned red
-    with its latest run (once per streak, ``tracker.operator_alerts``). Returns how many
+    with its latest run (once per streak, ``tracker.delivery.operator_alerts``). Returns how many
     chats were told."""
     told = 0
     for name in sources:
@@ -230,7 +230,7 @@ async def report_health(settings: Settings, engine: Engine, notifiers: Mapping[s
 def notify_step(settings: Settings, engine: Engine, now: datetime,
                 channels: Iterable[str]) -> NotifyReport:
     """Bring the subscribers in from their files, then match what changed since the last
-    step and enqueue what that causes (``tracker.delivery.notify_changes``).
+    step and enqueue what that causes (``tracker.delivery.outbox.notify_changes``).
 
     The audience is read at every step, so an edited profile or subscriber file counts
     from the next step on, without a restart; an invalid one is a ConfigError.

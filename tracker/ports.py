@@ -112,7 +112,7 @@ class SourcePlugin:
 
 
 # --- Delivery channels --------------------------------------------------------------------
-# tracker/render.py turns what to say into a ``Message`` holding every channel's form of it
+# tracker/delivery/render.py turns what to say into a ``Message`` holding every channel's form of it
 # (pure, no I/O); the outbox stores it as JSON; a dispatcher hands it to a ``Notifier``.
 
 

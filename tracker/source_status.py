@@ -3,7 +3,7 @@
 
 They used to compute it four ways, and disagreed: after one failed run `status` said ``ok``
 while `sources` said ``amber``. ``source_status`` is now the one place that turns a source's
-stored runs into its status; the rules it applies stay in ``tracker.drift`` (``source_health``
+stored runs into its status; the rules it applies stay in ``tracker.store.drift`` (``source_health``
 names the level, ``consecutive_bad`` counts the streak that turns it red), and each reader only
 chooses how to print the result. ``read_statuses`` is the I/O edge that feeds it from the store.
 
@@ -21,17 +21,17 @@ from enum import StrEnum
 import sqlalchemy as sa
 
 from tracker.config import Settings
-from tracker.db import source_runs_table as runs_table
-from tracker.drift import consecutive_bad, source_health
 from tracker.models import RunOutcome
-from tracker.store import SourceRun, Store
+from tracker.store.calls import SourceRun, Store
+from tracker.store.db import source_runs_table as runs_table
+from tracker.store.drift import consecutive_bad, source_health
 
 #: How many of a source's latest runs are read: streaks are counted up to this length.
 WINDOW = 50
 
 
 class Level(StrEnum):
-    """A source's health in one word (``tracker.drift.source_health`` says which)."""
+    """A source's health in one word (``tracker.store.drift.source_health`` says which)."""
 
     GREEN = "green"  # the last run was ok
     AMBER = "amber"  # the last run was partial, or a bad streak not yet red

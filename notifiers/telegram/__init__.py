@@ -1,7 +1,7 @@
 """The Telegram channel: python-telegram-bot 22 against the Bot API at ``notifiers.telegram.base_url``.
 
 Settings: ``[notifiers.telegram] base_url`` (default ``https://api.telegram.org/bot``; a
-self-hosted Bot API server or the fake in ``tracker.fakes.telegram_api``), ``admin_chats``.
+self-hosted Bot API server or the fake in ``tracker.demo.fakes.telegram_api``), ``admin_chats``.
 Secret: ``CALLWATCH_TELEGRAM_TOKEN``, read from the environment only.
 
 A message goes out as its Telegram HTML parts (``Message.telegram``, each ≤4096
@@ -64,9 +64,9 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from tracker.delivery.render import TELEGRAM_LIMIT, tg_escape, truncate_html
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ChatMigrated, ConfigError
 from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
-from tracker.render import TELEGRAM_LIMIT, tg_escape, truncate_html
 
 logger = logging.getLogger(__name__)
 

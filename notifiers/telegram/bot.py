@@ -36,7 +36,7 @@ muted: alerts for that time are not queued for later.
 Operator alerts: ``notify_admins`` sends a short notice to every admin chat through a
 ``TelegramNotifier`` (paced with every other message) or a bare ``telegram.Bot``. What the
 admins are told, and when (a source turned red, a dispatch pass's dead letters), is core
-logic in ``tracker.operator_alerts``.
+logic in ``tracker.delivery.operator_alerts``.
 """
 
 from __future__ import annotations
@@ -64,15 +64,11 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from notifiers.telegram import TOKEN_ENV
 from tracker.config import Settings
-from tracker.db import calls_table, channels_table, deliveries_table, subscribers_table, subscriptions_table
-from tracker.delivery import enqueue_digests, mode_change
-from tracker.dispatch import send_due
-from tracker.errors import CallwatchError
-from tracker.models import CallStatus
-from tracker.operator_alerts import notice
-from tracker.planning import DEFAULT_SCHEDULE, DigestSchedule
-from tracker.ports import Notifier, Recipient
-from tracker.render import (
+from tracker.delivery.dispatch import send_due
+from tracker.delivery.operator_alerts import notice
+from tracker.delivery.outbox import enqueue_digests, mode_change
+from tracker.delivery.planning import DEFAULT_SCHEDULE, DigestSchedule
+from tracker.delivery.render import (
     TELEGRAM_LIMIT,
     clip,
     days_left,
@@ -83,9 +79,19 @@ from tracker.render import (
     truncate_html,
     utf16_len,
 )
+from tracker.errors import CallwatchError
+from tracker.models import CallStatus
+from tracker.ports import Notifier, Recipient
 from tracker.rules.store import RulesStore
 from tracker.source_status import SourceStatus, read_statuses
-from tracker.store import Store
+from tracker.store.calls import Store
+from tracker.store.db import (
+    calls_table,
+    channels_table,
+    deliveries_table,
+    subscribers_table,
+    subscriptions_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +99,7 @@ MODES = ("instant", "daily", "weekly")
 BOT_ORIGIN = "bot"
 BOT_TIMEZONE = "Europe/Brussels"
 BOT_LANGUAGE = "en"
-BOT_REMINDERS = [30, 7, 1]  # the YAML default (tracker.subscribers.Subscriber.reminders)
+BOT_REMINDERS = [30, 7, 1]  # the YAML default (tracker.delivery.subscribers.Subscriber.reminders)
 MAX_MUTE_HOURS = 24 * 365
 DEADLINES_SHOWN = 10
 
@@ -704,7 +710,7 @@ class TelegramBot:
     # -- work that needs the configuration
 
     def _profile_descriptions(self) -> dict[str, str]:
-        from tracker.rules.runner import load_profiles
+        from tracker.rules.service import load_profiles
 
         return {p.name: p.description for p in load_profiles(self.settings, self.engine)}
 

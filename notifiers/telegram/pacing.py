@@ -36,9 +36,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from notifiers.telegram import Pacer, TelegramSettings
-from tracker.db import insert_for as _insert
-from tracker.db import pacing_table
 from tracker.errors import ConfigError
+from tracker.store.db import insert_for as _insert
+from tracker.store.db import pacing_table
 
 log = logging.getLogger(__name__)
 

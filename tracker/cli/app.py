@@ -24,7 +24,7 @@ import click
 import sqlalchemy as sa
 from rich.console import Console
 
-from tracker import db, logs
+from tracker import logs
 from tracker.config import Settings, load_config
 from tracker.errors import (
     CallwatchError,
@@ -33,7 +33,8 @@ from tracker.errors import (
     NotFoundError,
     SchemaError,
 )
-from tracker.store import Store
+from tracker.store import db
+from tracker.store.calls import Store
 
 if TYPE_CHECKING:
     from tracker.ports import Notifier

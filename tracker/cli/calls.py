@@ -11,17 +11,17 @@ import click
 from rich.table import Table
 
 from tracker.cli.app import App, console, echo_json, pass_app, utc_minute
-from tracker.models import CallStatus
-from tracker.views import (
+from tracker.exports.rows import (
     CSV_COLUMNS,
     call_as_json,
     call_as_row,
     call_total_text,
     deduplicated,
-    format_eur,
     listed_call_as_json,
     news_items,
 )
+from tracker.models import CallStatus
+from tracker.money import format_eur
 
 STATUS_CHOICES = ("open", "forthcoming", "closed", "all")
 

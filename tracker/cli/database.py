@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from tracker import db
 from tracker.cli.app import App, pass_app
+from tracker.store import db
 
 
 @click.group("db")

@@ -12,7 +12,7 @@ from rich.table import Table
 from tracker.cli.app import App, check_command, console, echo_json, exit_on_problems, pass_app, run_closing
 
 if TYPE_CHECKING:
-    from tracker.dispatch import DispatchReport
+    from tracker.delivery.dispatch import DispatchReport
 
 
 @click.group("subscribers")
@@ -23,8 +23,8 @@ def subscribers_group() -> None:
 @check_command(subscribers_group)
 def subscribers_check(app: App, paths: tuple[Path, ...]) -> None:
     """Validate subscriber files (default: the subscribers directory); exit 2 on any error."""
-    from tracker.rules.runner import load_profiles
-    from tracker.subscribers import read_subscribers
+    from tracker.delivery.subscribers import read_subscribers
+    from tracker.rules.service import load_profiles
 
     targets = list(paths) or [Path(app.settings.subscribers.directory)]
     names = [p.name for p in load_profiles(app.settings, app.store().engine)]
@@ -38,7 +38,7 @@ def subscribers_check(app: App, paths: tuple[Path, ...]) -> None:
 @pass_app
 def notify_command(app: App) -> None:
     """One dispatch pass: send every due message in the outbox."""
-    from tracker.dispatch import send_due
+    from tracker.delivery.dispatch import send_due
 
     engine = app.writable_store().engine
     notifiers = app.notifiers()
@@ -60,8 +60,8 @@ def _print_dispatch(report: DispatchReport) -> None:
 @pass_app
 def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
     """Build digests now (also outside their usual hour) and send them; --preview only prints."""
-    from tracker.delivery import enqueue_digests, preview_digests
-    from tracker.dispatch import send_due
+    from tracker.delivery.dispatch import send_due
+    from tracker.delivery.outbox import enqueue_digests, preview_digests
     from tracker.pipeline import close_notifiers, sync_audience
 
     engine = app.writable_store().engine
@@ -89,7 +89,7 @@ def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
 def deliveries_command(app: App, failed: bool, limit: int, fmt: str) -> None:
     """The latest deliveries from the outbox, newest first."""
     from tracker.dates import isoformat_utc
-    from tracker.dispatch import list_deliveries
+    from tracker.delivery.dispatch import list_deliveries
 
     rows = list_deliveries(app.store().engine, failed=failed, limit=limit)
     data = [{"id": r.id, "key": r.key, "subscriber": r.subscriber_name, "channel": r.channel,

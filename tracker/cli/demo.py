@@ -26,7 +26,7 @@ def demo_command(app: App, out: Path | None) -> None:
     in the output folder. Exit 1 if a source failed or a message was not delivered.
     """
     from tracker import logs
-    from tracker.demo import DemoError, format_summary, fresh_folder, run_demo
+    from tracker.demo.run import DemoError, format_summary, fresh_folder, run_demo
 
     if app.database_url:
         raise click.UsageError("demo keeps its own database in --out; drop --db")

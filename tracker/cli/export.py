@@ -47,28 +47,28 @@ def export_group() -> None:
 
 
 def _profile_items(app: App, profile: str) -> list[Any]:
-    from tracker import feeds
+    from tracker.exports import reading
 
     engine = app.store().engine
-    feeds.check_profile(app.settings, engine, profile)
-    return feeds.profile_items(engine, profile)
+    reading.check_profile(app.settings, engine, profile)
+    return reading.profile_items(engine, profile)
 
 
 def _items(app: App, profile: str | None) -> list[Any]:
     """A profile's calls, or every stored call (soonest final deadline first)."""
-    from tracker import feeds
+    from tracker.exports import reading
 
     if profile is not None:
         return _profile_items(app, profile)
     store = app.store()
-    return feeds.all_items(store.engine, store.list_calls(now=app.now()))
+    return reading.all_items(store.engine, store.list_calls(now=app.now()))
 
 
 @export_group.command("ical")
 @_options("the profile whose calls' cut-offs become events")
 def export_ical(app: App, profile: str, output: Path | None) -> None:
     """An iCalendar file: one event per cut-off, a reminder 7 days before."""
-    from tracker.exports import to_ical
+    from tracker.exports.formats import to_ical
 
     _write(to_ical(_profile_items(app, profile), name=f"callwatch: {profile}", now=app.now()),
            output)
@@ -78,7 +78,7 @@ def export_ical(app: App, profile: str, output: Path | None) -> None:
 @_options("a profile's matched calls", required=False)
 def export_csv(app: App, profile: str | None, output: Path | None) -> None:
     """CSV, one call a row (every stored call without --profile)."""
-    from tracker.exports import to_csv
+    from tracker.exports.formats import to_csv
 
     _write(to_csv([i.call for i in _items(app, profile)], app.now()).encode(), output)
 
@@ -87,7 +87,7 @@ def export_csv(app: App, profile: str | None, output: Path | None) -> None:
 @_options("a profile's matched calls", required=False)
 def export_json(app: App, profile: str | None, output: Path | None) -> None:
     """JSON, an array of calls (with each call's match reasons for a profile)."""
-    from tracker.exports import to_json
+    from tracker.exports.formats import to_json
 
     _write(to_json(_items(app, profile), app.now(), with_reasons=profile is not None).encode(),
            output)
@@ -97,7 +97,7 @@ def export_json(app: App, profile: str | None, output: Path | None) -> None:
 @_options("the profile whose calls become entries")
 def export_atom(app: App, profile: str, output: Path | None) -> None:
     """An Atom feed of a profile's calls, latest change first."""
-    from tracker.exports import to_atom
+    from tracker.exports.formats import to_atom
 
     _write(to_atom(_profile_items(app, profile), app.now(), profile=profile), output)
 
@@ -108,11 +108,11 @@ def export_atom(app: App, profile: str, output: Path | None) -> None:
 @pass_app
 def export_token(app: App, profile: str, rotate: bool) -> None:
     """The secret token of a profile's feed URLs on the health server (made on first use)."""
-    from tracker import feeds
+    from tracker.exports import reading
 
     engine = app.store().engine
-    feeds.check_profile(app.settings, engine, profile)
-    token = feeds.feed_token(engine, profile, app.now(), rotate=rotate)
+    reading.check_profile(app.settings, engine, profile)
+    token = reading.feed_token(engine, profile, app.now(), rotate=rotate)
     click.echo(token)
     listen = app.settings.health.listen
     base = f"http://{listen}" if listen else ""

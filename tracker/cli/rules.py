@@ -13,7 +13,7 @@ from tracker.dates import isoformat_utc
 from tracker.rules.feedback import suggest_exclusions
 from tracker.rules.matcher import Match
 from tracker.rules.profiles import read_profiles
-from tracker.rules.runner import load_profiles, match_stored, select_profiles
+from tracker.rules.service import load_profiles, match_stored, select_profiles
 from tracker.rules.store import RulesStore
 
 

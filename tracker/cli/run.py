@@ -23,7 +23,7 @@ def run_command(app: App, once: bool) -> None:
     from tracker.pipeline import run_once
 
     if not once:
-        from tracker.daemon import run_forever
+        from tracker.service.daemon import run_forever
 
         sys.exit(run_forever(app.settings, app.writable_store().engine))
     engine = app.writable_store().engine
@@ -59,6 +59,6 @@ def _cycle_table(report: CycleReport) -> Table:
 @pass_app
 def worker_command(app: App, scheduler: bool) -> None:
     """Dispatch deliveries until stopped; run N of these on one PostgreSQL database."""
-    from tracker.worker import run_worker
+    from tracker.service.worker import run_worker
 
     sys.exit(run_worker(app.settings, app.writable_store().engine, scheduler=scheduler))

@@ -17,12 +17,12 @@ from rich.table import Table
 
 from tracker.cli.app import App, console, echo_json, pass_app, utc_minute
 from tracker.dates import isoformat_utc
-from tracker.heartbeat import Heartbeat
 from tracker.source_status import SourceStatus
-from tracker.store import SourceRun
+from tracker.store.calls import SourceRun
+from tracker.store.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
-    from tracker.health import HealthReport  # imported when used: it loads aiohttp
+    from tracker.service.health import HealthReport  # imported when used: it loads aiohttp
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Status:
     """What `callwatch status` shows."""
 
     heartbeat: Heartbeat | None
-    #: ``tracker.heartbeat.heartbeat_summary``: the scheduler's state and its next jobs in order
+    #: ``tracker.store.heartbeat.heartbeat_summary``: the scheduler's state and its next jobs in order
     scheduler: dict[str, Any]
     #: every configured source, by name
     sources: list[SourceStatus]
@@ -84,10 +84,10 @@ def _finished(run: SourceRun | None) -> datetime | None:
 
 def read_status(app: App) -> Status:
     """Everything `callwatch status` shows, read once."""
-    from tracker.dispatch import backlog
-    from tracker.health import HealthReport
-    from tracker.heartbeat import heartbeat_summary, read_heartbeat
+    from tracker.delivery.dispatch import backlog
+    from tracker.service.health import HealthReport
     from tracker.source_status import read_statuses
+    from tracker.store.heartbeat import heartbeat_summary, read_heartbeat
 
     store = app.store()
     heartbeat = read_heartbeat(store.engine)

@@ -51,6 +51,7 @@ from functools import reduce
 from typing import Any, NamedTuple
 
 from tracker.models import CallRecord
+from tracker.money import format_eur
 from tracker.programmes import lookup
 from tracker.rules.gc_pause import cycle_collection_paused
 from tracker.rules.profiles import Profile
@@ -65,7 +66,6 @@ from tracker.rules.query import (
     Word,
     tokenize,
 )
-from tracker.views import format_eur
 
 _DAY = timedelta(days=1)
 #: NUTS writes Greece EL where ISO 3166 writes GR; the UK is GB in ISO 3166.

@@ -16,12 +16,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tracker.db import calls_table, chunks, dismissals_table, insert_for, matches_table, profiles_table
-from tracker.db import profile_runs_table as runs_table
 from tracker.models import CallRecord
 from tracker.rules.matcher import Match
 from tracker.rules.profiles import Profile, ProfileError, ProfileProblem, validate_profile
-from tracker.store import StoredCall
+from tracker.store.calls import StoredCall
+from tracker.store.db import calls_table, chunks, dismissals_table, insert_for, matches_table, profiles_table
+from tracker.store.db import profile_runs_table as runs_table
 
 DATABASE_ORIGIN = "database"
 

@@ -1,0 +1,3 @@
+"""Delivery: who is told what and when. Subscribers (``subscribers``), pure planning
+(``planning``) and rendering (``render``, ``templates/``), the outbox (``outbox``), the
+dispatcher that sends it exactly once (``dispatch``), and the operator alerts."""
