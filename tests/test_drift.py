@@ -10,7 +10,6 @@ from tracker.store.drift import (
     HealthState,
     assess_run,
     consecutive_bad,
-    health_is_red,
     last_good_count,
     outcome,
     sharp_fall,
@@ -73,9 +72,9 @@ def test_health_turns_red_after_three_bad_runs_in_a_row() -> None:
     bad, ok = RunOutcome.SUSPICIOUS, RunOutcome.OK
     assert RED_AFTER == 3
     assert consecutive_bad([bad, RunOutcome.FAILED, ok, bad]) == 2
-    assert not health_is_red([bad, RunOutcome.FAILED, ok])
-    assert health_is_red([bad, RunOutcome.FAILED, bad, ok])
-    assert not health_is_red([RunOutcome.PARTIAL, bad, bad, bad])
+    assert source_health([bad, RunOutcome.FAILED, ok]).state == "amber"
+    assert source_health([bad, RunOutcome.FAILED, bad, ok]).state == "red"
+    assert source_health([RunOutcome.PARTIAL, bad, bad, bad]).state == "amber"
 
 
 def test_last_good_count_skips_bad_runs() -> None:

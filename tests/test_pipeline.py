@@ -19,6 +19,7 @@ from tracker.cli import cli
 from tracker.demo.fakes.sites import FixtureSite
 from tracker.demo.fakes.telegram_api import FakeTelegram
 from tracker.models import ScrapeResult
+from tracker.source_status import status_of
 from tracker.store import db
 from tracker.store.calls import Store
 from tracker.store.drift import RED_AFTER
@@ -40,7 +41,7 @@ def test_run_once_tells_the_admins_once_when_a_source_turns_red(tmp_path: Path, 
         at = now - timedelta(hours=hours)
         store.record_run("efre_at", ScrapeResult(complete=False, error="HTTP 503"),
                          started_at=at, now=at)
-    assert store.health("efre_at").bad_in_a_row == RED_AFTER - 1
+    assert status_of(store, "efre_at").bad_in_a_row == RED_AFTER - 1
     with FixtureSite({"/calls": html / "efre_calls_titles_moved.html",
                       "/calls?page=2": html / "efre_calls_page2.html"}) as site, \
             FakeTelegram(TOKEN) as bot_api:
@@ -54,13 +55,13 @@ def test_run_once_tells_the_admins_once_when_a_source_turns_red(tmp_path: Path, 
 
         turned_red = run_once()
         assert turned_red.exit_code == 1, turned_red.output  # a source that is not ok
-        assert store.health("efre_at").state == "red"
+        assert status_of(store, "efre_at").level == "red"
         assert [m.chat_id for m in bot_api.sent] == [ADMIN]
         text = bot_api.sent[0].text
         assert f"source efre_at failed {RED_AFTER} time(s) in a row" in text
         assert "suspicious:" in text and "lack a title" in text
         still_red = run_once()
         assert still_red.exit_code == 1, still_red.output
-        assert store.health("efre_at").bad_in_a_row == RED_AFTER + 1
+        assert status_of(store, "efre_at").bad_in_a_row == RED_AFTER + 1
     assert len(bot_api.sent) == 1
     engine.dispose()

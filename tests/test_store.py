@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from tests.factories import make_call
 from tracker.errors import NotFoundError
 from tracker.models import CallStatus, ChangeKind, RunOutcome, ScrapeResult
+from tracker.source_status import status_of
 from tracker.store.calls import Store
 
 
@@ -159,7 +160,7 @@ def test_run_log_and_health(store: Store, now: datetime) -> None:
     assert [r.outcome for r in runs] == [RunOutcome.FAILED, RunOutcome.FAILED, RunOutcome.OK]
     assert runs[0].error == "HTTP 500 from search API"
     assert runs[2].items_seen == 1 and runs[2].new == 1
-    health = store.health("ft_portal")
+    health = status_of(store, "ft_portal")
     assert health.consecutive_failures == 2
     assert health.last_success == now
     assert store.get_call("ft_portal:A").still_listed

@@ -23,6 +23,7 @@ from tracker.models import CallRecord, ChangeKind, RunOutcome, ScrapeResult
 from tracker.pipeline import scrape_one
 from tracker.ports import Message, Progress, Recipient, SendResult
 from tracker.service.daemon import Daemon
+from tracker.source_status import status_of
 from tracker.store.calls import RunReport, Store
 from tracker.store.drift import RED_AFTER
 
@@ -120,8 +121,8 @@ def test_a_fall_from_40_to_1_is_suspicious_and_removes_nothing(
         assert report.error == ("suspicious: fell to 1 calls from 40, the median of the last "
                                 "1 ok run(s)")
     assert store.runs("ft_portal")[0].outcome is RunOutcome.SUSPICIOUS
-    health = store.health("ft_portal")
-    assert (health.state, health.bad_in_a_row) == ("amber", 2)
+    health = status_of(store, "ft_portal")
+    assert (health.level, health.bad_in_a_row) == ("amber", 2)
     assert health.reason == ("2 failed or suspicious run(s) in a row: suspicious: fell to 1 calls "
                              "from 40, the median of the last 1 ok run(s)")
     listed = store.list_calls(listed_only=True)
@@ -150,7 +151,7 @@ def test_the_next_normal_run_after_a_fall_is_ordinary(store: Store, now: datetim
     assert save(store, now + timedelta(hours=1), make_call("T-00")).outcome is RunOutcome.SUSPICIOUS
     back = save(store, now + timedelta(hours=2), *forty())
     assert (back.outcome, back.changes, back.error) == (RunOutcome.OK, [], None)
-    assert store.health("ft_portal").state == "green"
+    assert status_of(store, "ft_portal").level == "green"
     assert save(store, now + timedelta(hours=3), make_call("T-00")).outcome is RunOutcome.SUSPICIOUS
     save(store, now + timedelta(hours=4), *forty(35))
     report = save(store, now + timedelta(hours=5), *forty(35))
@@ -160,22 +161,22 @@ def test_the_next_normal_run_after_a_fall_is_ordinary(store: Store, now: datetim
 
 def test_health_turns_red_after_three_suspicious_or_failed_runs(store: Store, now: datetime) -> None:
     """Red follows the stored run log: suspicious and failed runs count, partial ones break it."""
-    assert (store.health("ft_portal").state, store.health("ft_portal").reason) == ("unknown",
+    assert (status_of(store, "ft_portal").level, status_of(store, "ft_portal").reason) == ("unknown",
                                                                                   "never run")
     save(store, now, *(make_call(n) for n in FOUR))
-    assert store.health("ft_portal").state == "green"
+    assert status_of(store, "ft_portal").level == "green"
     save(store, now + timedelta(hours=1))  # suspicious
     save(store, now + timedelta(hours=2), complete=False, error="HTTP 503")  # failed
-    health = store.health("ft_portal")
-    assert (health.state, health.bad_in_a_row) == ("amber", 2)
+    health = status_of(store, "ft_portal")
+    assert (health.level, health.bad_in_a_row) == ("amber", 2)
     assert health.reason == "2 failed or suspicious run(s) in a row: HTTP 503"
     save(store, now + timedelta(hours=3))  # suspicious again
-    health = store.health("ft_portal")
-    assert (health.state, health.bad_in_a_row) == ("red", RED_AFTER)
+    health = status_of(store, "ft_portal")
+    assert (health.level, health.bad_in_a_row) == ("red", RED_AFTER)
     assert health.reason.endswith("suspicious: parsed zero items; the last good run had 4")
     save(store, now + timedelta(hours=4), make_call("A"), complete=False, error="page 2 failed")
-    partial = store.health("ft_portal")
-    assert (partial.state, partial.bad_in_a_row, partial.consecutive_failures) == ("amber", 0, 4)
+    partial = status_of(store, "ft_portal")
+    assert (partial.level, partial.bad_in_a_row, partial.consecutive_failures) == ("amber", 0, 4)
 
 
 class ScriptedSource:
@@ -264,15 +265,15 @@ def test_the_daemon_alerts_once_when_the_stored_streak_turns_red(
             return daemon
 
         asyncio.run(new_daemon().scrape("efre_at"))
-        assert store.health("efre_at").state == "green"
+        assert status_of(store, "efre_at").level == "green"
         site.set_route("/calls", html / "efre_calls_titles_moved.html")
         before_restart = new_daemon()
         for _ in range(RED_AFTER - 1):
             asyncio.run(before_restart.scrape("efre_at"))
-        assert telegram.sent == [] and store.health("efre_at").state == "amber"
+        assert telegram.sent == [] and status_of(store, "efre_at").level == "amber"
         after_restart = new_daemon()
         asyncio.run(after_restart.scrape("efre_at"))
-        assert store.health("efre_at").state == "red"
+        assert status_of(store, "efre_at").level == "red"
         asyncio.run(after_restart.scrape("efre_at"))
     assert len(telegram.sent) == 1
     chat, text = telegram.sent[0]
@@ -299,7 +300,7 @@ def test_an_accepted_level_ends_the_fall_and_the_missing_calls_are_removed(
     assert removed(first) == []  # the first strike
     assert sorted(removed(second)) == sorted(f"ft_portal:T-{n:02d}" for n in range(1, 40))
     assert [c.record.native_id for c in store.list_calls(listed_only=True)] == ["T-00"]
-    assert store.health("ft_portal").state == "green"
+    assert status_of(store, "ft_portal").level == "green"
     # a later fall is judged against the new level's ok runs, not the old forty
     assert save(store, now + timedelta(hours=30)).outcome is RunOutcome.SUSPICIOUS  # zero items
 

@@ -227,15 +227,19 @@ async def report_health(settings: Settings, engine: Engine, notifiers: Mapping[s
     return told
 
 
-def notify_step(settings: Settings, engine: Engine, now: datetime,
-                channels: Iterable[str]) -> NotifyReport:
+def notify_step(settings: Settings, engine: Engine, now: datetime, channels: Iterable[str],
+                audience: tuple[list[Profile], list[Subscriber]] | None = None) -> NotifyReport:
     """Bring the subscribers in from their files, then match what changed since the last
     step and enqueue what that causes (``tracker.delivery.outbox.notify_changes``).
 
-    The audience is read at every step, so an edited profile or subscriber file counts
-    from the next step on, without a restart; an invalid one is a ConfigError.
+    The audience is read at every step (unless the caller has just read it: ``run_once``
+    reads it before scraping, to stop on an invalid file), so an edited profile or
+    subscriber file counts from the next step on, without a restart; an invalid one is a
+    ConfigError.
     """
-    return notify_changes(engine, sync_audience(settings, engine, now), now, channels)
+    profiles, subscribers = audience if audience is not None else load_audience(settings, engine)
+    sync_subscribers(engine, subscribers, now)
+    return notify_changes(engine, profiles, now, channels)
 
 
 def digests_step(settings: Settings, engine: Engine, now: datetime, channels: Iterable[str]) -> int:
@@ -261,12 +265,13 @@ async def run_once(settings: Settings, engine: Engine, clock: Clock,
     red, bring every stored status to now, match what changed, enqueue, dispatch."""
     channels = list(notifiers)
     # invalid profiles or subscribers stop the cycle before anything is scraped (exit 2)
-    await asyncio.to_thread(load_audience, settings, engine)
+    audience = await asyncio.to_thread(load_audience, settings, engine)
     scrapes = await scrape_sources(settings, Store(engine), select_sources(settings), clock,
                                    progress_for)
     await report_health(settings, engine, notifiers, (o.report.source for o in scrapes))
     moved = await asyncio.to_thread(Store(engine).refresh_statuses, clock())
-    notified = await asyncio.to_thread(notify_step, settings, engine, clock(), channels)
+    notified = await asyncio.to_thread(notify_step, settings, engine, clock(), channels,
+                                       audience)
     reminders = await asyncio.to_thread(enqueue_reminders, engine, clock(), channels)
     digests = await asyncio.to_thread(digests_step, settings, engine, clock(), channels)
     sent = await dispatch_step(settings, engine, notifiers, clock)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import functools
-import importlib
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from tracker.errors import ConfigError
 from tracker.ports import ChannelPlugin, SourcePlugin
@@ -41,17 +40,12 @@ def source_plugins() -> dict[str, SourcePlugin]:
     return plugins
 
 
-def _load(target: str) -> object:
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
 @functools.cache
 def channel_plugins() -> dict[str, ChannelPlugin]:
     """Every channel by name: the built-ins in their order, then installed ones by name.
 
-    Two plugins with one name is an error, unless both are the same object (a built-in
-    found through its entry point too).
+    Two plugins with one name is an error, unless both name the same ``module:attribute``
+    (a built-in found through its entry point too).
     """
     targets = dict(BUILTIN_CHANNELS)
     for entry in sorted(entry_points(group=CHANNEL_GROUP), key=lambda e: e.name):
@@ -60,7 +54,7 @@ def channel_plugins() -> dict[str, ChannelPlugin]:
         targets.setdefault(entry.name, entry.value)
     plugins: dict[str, ChannelPlugin] = {}
     for name, target in targets.items():
-        plugin = _load(target)
+        plugin = EntryPoint(name=name, value=target, group=CHANNEL_GROUP).load()
         if not isinstance(plugin, ChannelPlugin) or plugin.name != name:
             raise ConfigError(f"{target} is not the ChannelPlugin {name!r}", key=CHANNEL_GROUP)
         plugins[name] = plugin

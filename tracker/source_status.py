@@ -105,6 +105,12 @@ def read_statuses(store: Store, enabled_by_name: Mapping[str, bool]) -> list[Sou
     return statuses
 
 
+def status_of(store: Store, source: str, *, enabled: bool = True) -> SourceStatus:
+    """The status of one source (the admins' red-source alert, the tests)."""
+    [status] = read_statuses(store, {source: enabled})
+    return status
+
+
 def _last_success(store: Store, source: str) -> datetime | None:
     ok = sa.and_(runs_table.c.source == source, runs_table.c.outcome == RunOutcome.OK.value)
     with store.engine.connect() as connection:

@@ -26,6 +26,7 @@ from tracker.delivery.dispatch import DispatchReport
 from tracker.delivery.render import TELEGRAM_LIMIT, clip, tg_escape, truncate_html
 from tracker.errors import CallwatchError
 from tracker.ports import Message, Notifier, Recipient
+from tracker.source_status import status_of
 from tracker.store import drift
 from tracker.store.calls import Store
 
@@ -75,12 +76,11 @@ async def alert_red_source(settings: Settings, engine: Engine, notifiers: Mappin
                            source: str) -> int:
     """After a run of ``source`` is stored: if that run turned it red, its streak and last
     error to the admins. Returns how many chats were told (0 when it did not turn red)."""
-    health = await asyncio.to_thread(Store(engine).health, source)
+    health = await asyncio.to_thread(status_of, Store(engine), source)
     if not turned_red(health.bad_in_a_row):
         return 0
-    error = health.last_run.error if health.last_run is not None else None
     return await alert_admins(settings, notifiers,
-                              red_source_text(source, health.bad_in_a_row, error))
+                              red_source_text(source, health.bad_in_a_row, health.last_error))
 
 
 async def alert_dispatch(settings: Settings, notifiers: Mapping[str, Notifier],

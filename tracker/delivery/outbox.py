@@ -30,6 +30,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -110,27 +111,19 @@ class SharedJson:
     recognise the value again (an ``id()``-keyed one could, once the value is gone, take
     another object for it)."""
 
-    __slots__ = ("_digest", "_text", "value")
-
     def __init__(self, value: Any) -> None:
         self.value = value
-        self._text: str | None = None
-        self._digest: str | None = None
 
-    @property
+    @cached_property
     def text(self) -> str:
         """The value as the COPY path writes it."""
-        if self._text is None:
-            self._text = json.dumps(self.value)
-        return self._text
+        return json.dumps(self.value)
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """SHA-256 of the value's canonical JSON: a stored body's key."""
-        if self._digest is None:
-            canonical = json.dumps(self.value, sort_keys=True, separators=(",", ":"))
-            self._digest = hashlib.sha256(canonical.encode()).hexdigest()
-        return self._digest
+        canonical = json.dumps(self.value, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

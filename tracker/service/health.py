@@ -5,7 +5,7 @@
 
 - ``/healthz``: 200 when the scheduler is alive and no enabled source is red, else 503; a
   JSON body says which and why. A source is **red** after ``drift.RED_AFTER`` (3) failed or
-  suspicious runs in a row (``tracker.store.drift.health_is_red``, the same rule as the operator
+  suspicious runs in a row (``tracker.store.drift.source_health``, the same rule as the operator
   alert); a partial run breaks the streak, because data still arrives. Each source's state
   is its ``tracker.source_status.SourceStatus``, as `callwatch status` and `sources` show it.
 - ``/metrics``: Prometheus text (prometheus-client). Every value is computed from the

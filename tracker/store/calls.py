@@ -58,9 +58,7 @@ from tracker.store.drift import (
     DEFAULT_EXPECTED,
     FALL_WINDOW,
     assess_run,
-    consecutive_bad,
     last_good_count,
-    source_health,
 )
 from tracker.store.drift import outcome as judged_outcome
 
@@ -124,22 +122,6 @@ class SourceRun:
     invalid: int
     error: str | None
     notes: str | None
-
-
-@dataclass(frozen=True)
-class SourceHealth:
-    """A source's recent record, as `callwatch sources` shows it."""
-
-    source: str
-    last_run: SourceRun | None
-    last_success: datetime | None
-    #: runs in a row that were not ok (partial ones included)
-    consecutive_failures: int
-    #: suspicious or failed runs in a row (partial ones break the streak): red at RED_AFTER
-    bad_in_a_row: int = 0
-    #: green, amber, red or unknown (``tracker.store.drift.source_health``)
-    state: str = "unknown"
-    reason: str = "never run"
 
 
 def _insert_changes(connection: Connection, changes: Sequence[Change], run_id: int | None) -> None:
@@ -489,26 +471,3 @@ class Store:
             query = query.where(runs_table.c.source == source)
         with self.engine.connect() as connection:
             return [_run(row) for row in connection.execute(query)]
-
-    def health(self, source: str, window: int = 50) -> SourceHealth:
-        """Last run, last success, the current streaks and the state `callwatch sources` shows."""
-        recent = self.runs(source, limit=window)
-        failures = 0
-        for run in recent:
-            if run.outcome is RunOutcome.OK:
-                break
-            failures += 1
-        last_success = next((r.finished_at for r in recent if r.outcome is RunOutcome.OK), None)
-        if last_success is None and len(recent) == window:
-            with self.engine.connect() as connection:
-                last_success = connection.execute(
-                    sa.select(sa.func.max(runs_table.c.finished_at)).where(
-                        runs_table.c.source == source, runs_table.c.outcome == RunOutcome.OK.value
-                    )
-                ).scalar()
-        outcomes = [run.outcome for run in recent]
-        shown = source_health(outcomes, recent[0].error if recent else None)
-        return SourceHealth(source=source, last_run=recent[0] if recent else None,
-                            last_success=last_success, consecutive_failures=failures,
-                            bad_in_a_row=consecutive_bad(outcomes), state=shown.state,
-                            reason=shown.reason)

@@ -28,7 +28,7 @@ suspicious, and red after ``RED_AFTER`` runs with one alert to the admins, until
 is back above the threshold, or until a person who checked the site accepts the new level
 (``callwatch sources --accept``, ``Store.accept_level``): no automatic rule can tell a real
 fall from a broken page. After ``RED_AFTER`` suspicious or failed
-runs in a row a source's health is red (``health_is_red``), and an operator alert is due.
+runs in a row a source's health is red (``source_health``), and an operator alert is due.
 ``source_health`` names the state `callwatch sources` shows: green (the last run was ok),
 amber (the last run was partial, or a bad streak not yet red), red, or unknown (never run).
 """
@@ -130,11 +130,6 @@ def consecutive_bad(outcomes_newest_first: Iterable[RunOutcome]) -> int:
             break
         count += 1
     return count
-
-
-def health_is_red(outcomes_newest_first: Iterable[RunOutcome], red_after: int = RED_AFTER) -> bool:
-    """Whether the source's health is red: ``red_after`` bad runs in a row, newest first."""
-    return consecutive_bad(outcomes_newest_first) >= red_after
 
 
 def last_good_count(runs_newest_first: Iterable[tuple[RunOutcome, int]]) -> int | None:
