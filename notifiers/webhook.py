@@ -37,7 +37,6 @@ import hmac
 import ipaddress
 import json
 import os
-import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -234,8 +233,8 @@ def url_address(value: str | None, *, allow_private: bool = True) -> str | None:
     """
     if value is None:
         return None
-    if not re.match(r"^https?://[^\s/]+", value.strip()):
-        raise ValueError(f"{value!r} is not an http(s) URL")
+    # webhook_url_problem reads the URL as the client will and never quotes it: a Slack or
+    # Teams URL, with or without its scheme, is the secret itself
     problem = webhook_url_problem(value, allow_private=allow_private)
     if problem:
         raise ValueError(problem)

@@ -113,8 +113,9 @@ def test_a_slack_or_teams_address_must_be_a_public_or_loopback_url(tmp_path: Pat
     assert f"channels.{fmt}" in str(caught.value)
     (tmp_path / "intranet.yaml").unlink()
     write_subscriber(tmp_path, "typo", f"  {fmt}: hooks.slack.com/services/T0/B0/x")
-    with pytest.raises(FilesError, match="not an http"):
+    with pytest.raises(FilesError, match="not an http") as caught:
         load_directory(tmp_path)
+    assert "T0/B0/x" not in str(caught.value)  # the URL is the secret: never quoted
 
 
 def test_slack_body_escapes_and_keeps_within_block_limits() -> None:
