@@ -19,6 +19,7 @@ from tracker.config import Settings, load_config
 from tracker.demo.fakes._server import Reply
 from tracker.demo.fakes.sites import FixtureSite
 from tracker.service.daemon import FIRST_RETRY, Daemon
+from tracker.source_status import status_of
 from tracker.store.calls import Store
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -110,17 +111,17 @@ def test_a_failing_source_backs_off_capped_never_holds_up_the_others_and_recover
                 # sooner than usual at first, doubling, never later than its own interval
                 assert waits == [FIRST_RETRY, 2 * FIRST_RETRY, timedelta(minutes=20),
                                  timedelta(minutes=20)]
-                assert store.health("flaky").state == "red"
+                assert status_of(store, "flaky").level == "red"
 
                 before = next_run("good")
                 await daemon.scrape("good")  # the other source is not held up
-                assert store.health("good").state == "green"
+                assert status_of(store, "good").level == "green"
                 assert next_run("good") == before  # nor rescheduled by the other's failures
 
                 site.set_route("/flaky", HTML / "efre_calls_page1.html")  # the site is back
                 await daemon.scrape("flaky")
                 assert daemon.failures == {}
-                assert store.health("flaky").state == "green"
+                assert status_of(store, "flaky").level == "green"
                 # the streak is over: a new failure starts the back-off from the beginning
                 site.set_route("/flaky", Reply.text("busy", 503))
                 await daemon.scrape("flaky")
