@@ -39,7 +39,7 @@ HEAVY = {"sqlalchemy", "sqlmodel", "alembic", "telegram", "aiohttp", "httpx", "a
 
 #: Not needed to list calls: no channel, no source, no migration tool.
 NOT_FOR_LISTING = {"alembic", "telegram", "aiohttp", "httpx", "apscheduler", "dateparser",
-                   "jinja2", "bs4", "feedparser", "aiosmtplib", "selectolax", "mako"}
+                   "jinja2", "bs4", "feedparser", "aiosmtplib", "mako"}
 
 
 def loaded(*args: str, cwd: Path) -> set[str]:
@@ -68,3 +68,30 @@ def test_listing_calls_loads_no_channel_source_or_migration_tool(tmp_path: Path)
     modules = loaded("--db", database, "calls", "list", "--format", "json", cwd=tmp_path)
     assert "sqlalchemy" in modules
     assert modules & NOT_FOR_LISTING == set()
+
+
+def test_the_schema_check_finds_alembics_head_without_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from tracker.store import db
+
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    assert db.head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_the_schema_check_reads_the_revision_alembic_wrote(tmp_path: Path) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    from tracker.store import db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'calls.db'}")
+    try:
+        assert db.current_revision(engine) is None
+        db.ensure_schema(engine)
+        with engine.connect() as connection:
+            written = MigrationContext.configure(connection).get_current_revision()
+        assert db.current_revision(engine) == written == db.head_revision()
+    finally:
+        engine.dispose()
