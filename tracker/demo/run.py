@@ -452,16 +452,15 @@ def later_portal_results() -> list[dict[str, Any]]:
 
 async def _two_cycles(settings: Settings, engine: Engine, world: LocalWorld,
                       now: datetime, later: datetime) -> tuple[list[ScrapeOutcome], dict[str, int]]:
-    """The first cycle at ``now``, then the portal's later state at ``later``; the first
-    cycle's runs and what it sent per channel."""
+    """The first cycle at ``now``, then the portal's later state at ``later``; the second
+    cycle's runs (what is stored now) and what the first sent per channel."""
     notifiers = _demo_notifiers(settings)
     routes = world.routes(settings)
     try:
-        first = await _cycle(settings, engine, notifiers, routes, now)
+        await _cycle(settings, engine, notifiers, routes, now)
         sent_first = _sent(world)
         world.portal.results = later_portal_results()
-        await _cycle(settings, engine, notifiers, routes, later)
-        return first, sent_first
+        return await _cycle(settings, engine, notifiers, routes, later), sent_first
     finally:
         await close_notifiers(notifiers)
 
@@ -537,8 +536,8 @@ def callwatch_command() -> str:
 def format_summary(report: DemoReport, command: str = "callwatch") -> str:
     """The demo's printed summary; README shows one, and a test keeps the two alike.
     ``command`` is how the hints run callwatch (``callwatch_command()``)."""
-    lines = [f"callwatch demo: two cycles over bundled pages, as of {report.now:%Y-%m-%d %H:%M} UTC "
-             f"and two months later ({report.later:%Y-%m-%d %H:%M} UTC), no network", PAGES_NOTE, ""]
+    lines = [f"callwatch demo: two cycles over bundled pages, {report.now:%Y-%m-%d %H:%M} and "
+             f"{report.later:%Y-%m-%d %H:%M} UTC, no network", PAGES_NOTE, ""]
     lines.append(f"{'calls per source':<24}{'calls':>7}{'skipped':>9}")
     for source in report.sources:
         note = "" if source.outcome == "ok" else f"  {source.outcome}: {source.error or ''}".rstrip()
