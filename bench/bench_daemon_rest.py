@@ -66,19 +66,9 @@ def main() -> None:
         work = Path(scratch)
         database = work / "daemon.db"
         local_subscribers(config_dir / "subscribers", work / "subscribers", world)
-        replayed = {
-            "ft_portal": {"search_url": world.portal.search_url, "bulk_url": world.portal.bulk_url},
-            "interreg": {"search_url": world.interreg.search_url},
-            "eccp": {"list_url": world.eccp.list_url},
-            "eismea": {"list_url": world.eismea.list_url},
-            "eit": {"list_url": world.eit.url + "/our-activities/opportunities"},
-            "cascade_hub": {"url": world.cascade_hub.url + "/open-calls/"},
-        }
+        replayed = world.source_settings()
         text = demo_config(world, f"sqlite:///{database}", config_dir / "profiles", work / "subscribers")
-        for name, values in replayed.items():  # the daemon fetches the replays directly
-            text += f"[sources.{name}]\n" + "".join(f'{k} = "{v}"\n' for k, v in values.items())
-        text += '[scheduler]\njitter = "0s"\n'
-        (work / "callwatch.toml").write_text(_merged(text), encoding="utf-8")
+        (work / "callwatch.toml").write_text(text + '[scheduler]\njitter = "0s"\n', encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALLWATCH_")}
         env.update({"CALLWATCH_TELEGRAM_TOKEN": DEMO_TOKEN, "CALLWATCH_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET})
         print(f"machine: {describe()}; load: {_load()}")
@@ -133,22 +123,6 @@ def _stored(database: Path, statement: str) -> dict[str, str]:
             return {str(k): str(v) for k, v in connection.execute(statement).fetchall()}
     except sqlite3.OperationalError:
         return {}
-
-
-def _merged(text: str) -> str:
-    """The config with each repeated ``[section]`` folded into its first occurrence."""
-    sections: dict[str, list[str]] = {}
-    current = ""
-    for line in text.splitlines():
-        if line.startswith("["):
-            current = line
-            sections.setdefault(current, [])
-        elif line.strip():
-            key = line.split("=", 1)[0].strip()
-            sections[current] = [kept for kept in sections[current] if kept.split("=", 1)[0].strip() != key]
-            sections[current].append(line)
-    return "".join(f"{section}\n" + "".join(f"{line}\n" for line in lines) + "\n"
-                   for section, lines in sections.items())
 
 
 def _load() -> str:

@@ -118,7 +118,7 @@ def test_demo_runs_a_full_cycle_and_writes_every_delivered_message(demo: DemoRun
 
 def test_demo_is_fast_and_leaves_the_users_own_files_alone(demo: DemoRun) -> None:
     seconds = float(re.search(r"finished in ([\d.]+) s", demo.output).group(1))  # type: ignore[union-attr]
-    assert seconds < 60
+    assert seconds < 300  # a sanity bound for a loaded CI machine; bench/bench_start.py times it
     assert (demo.out / DATABASE_NAME).is_file()
     # the only things written in the working directory are the demo folder
     assert [p.name for p in demo.cwd.iterdir()] == ["callwatch-demo"]

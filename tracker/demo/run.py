@@ -140,12 +140,24 @@ class LocalWorld:
     smtp: SmtpSink
     webhooks: WebhookReceiver
 
-    def source_settings(self) -> dict[str, dict[str, Any]]:
-        """``[sources.<name>]`` of each replayed source: its public addresses stay as packaged
-        (``routes`` sends them here); interreg needs the replay's search key, and pages of two
-        hits so that its paging is walked."""
-        return {"ft_portal": {}, "interreg": {"api_key": self.interreg.api_key, "hits_per_page": 2},
-                "eccp": {}, "eismea": {}, "eit": {}, "cascade_hub": {}}
+    def source_settings(self, *, routed: bool = False) -> dict[str, dict[str, Any]]:
+        """``[sources.<name>]`` of each replayed source. By default each points at its
+        replay server (for a callwatch process run against the replays: the tests, the
+        daemon benchmark). ``routed``: the public addresses stay as packaged, for a client
+        that sends them to the replays (``routes``, the demo's own cycles). Interreg needs
+        the replay's search key either way, and pages of two hits so its paging is walked."""
+        interreg = {"api_key": self.interreg.api_key, "hits_per_page": 2}
+        if routed:
+            return {"ft_portal": {}, "interreg": interreg, "eccp": {}, "eismea": {}, "eit": {},
+                    "cascade_hub": {}}
+        return {
+            "ft_portal": {"search_url": self.portal.search_url, "bulk_url": self.portal.bulk_url},
+            "interreg": {"search_url": self.interreg.search_url, **interreg},
+            "eccp": {"list_url": self.eccp.list_url},
+            "eismea": {"list_url": self.eismea.list_url},
+            "eit": {"list_url": self.eit.url + "/our-activities/opportunities"},
+            "cascade_hub": {"url": self.cascade_hub.url + "/open-calls/"},
+        }
 
     def routes(self, settings: Settings) -> dict[str, str]:
         """Public address → replay server, for ``RoutedClient``: the portal's two endpoints
@@ -247,15 +259,19 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def demo_config(world: LocalWorld, database_url: str, profiles: Path, subscribers: Path) -> str:
-    """The demo's config file: local channels, no politeness delays, unreplayed sources off."""
+def demo_config(world: LocalWorld, database_url: str, profiles: Path, subscribers: Path, *,
+                routed: bool = False) -> str:
+    """The demo's config file: local channels, no politeness delays, unreplayed sources off;
+    the replayed sources at their replays, or at their public addresses when ``routed``
+    (``LocalWorld.source_settings``)."""
     with PACKAGED_DEFAULTS.open("rb") as handle:
         packaged_sources = tomllib.load(handle).get("sources", {})
-    replayed = world.source_settings()
+    replayed = world.source_settings(routed=routed)
     sections: dict[str, dict[str, Any]] = {
         "database": {"url": database_url},
         # local servers: no delay between requests, fail fast instead of retrying for minutes
-        "http": {"delay": 0.0, "retries": 1, "backoff": 0.1, "max_backoff": 1.0, "timeout": 10.0},
+        # (a generous timeout: the replays share this process, and a busy machine slows both)
+        "http": {"delay": 0.0, "retries": 1, "backoff": 0.1, "max_backoff": 1.0, "timeout": 60.0},
         "profiles": {"directory": str(profiles)},
         "subscribers": {"directory": str(subscribers)},
         "notifiers.console": {"enabled": False},
@@ -382,11 +398,15 @@ class DemoReport:
     changes: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: messages per channel sent by each cycle (first, second)
     per_cycle: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: the sources whose first run failed (``sources`` are the second cycle's runs)
+    failed_first: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """Every source read its bundled pages and every message reached its stand-in."""
-        return self.undelivered == 0 and all(s.outcome == "ok" for s in self.sources)
+        """Every source read its bundled pages in both cycles and every message reached its
+        stand-in."""
+        return (self.undelivered == 0 and not self.failed_first
+                and all(s.outcome == "ok" for s in self.sources))
 
 
 def _matches_per_profile(engine: Engine, profiles: list[str]) -> dict[str, int]:
@@ -451,16 +471,19 @@ def later_portal_results() -> list[dict[str, Any]]:
 
 
 async def _two_cycles(settings: Settings, engine: Engine, world: LocalWorld,
-                      now: datetime, later: datetime) -> tuple[list[ScrapeOutcome], dict[str, int]]:
+                      now: datetime, later: datetime
+                      ) -> tuple[list[ScrapeOutcome], list[str], dict[str, int]]:
     """The first cycle at ``now``, then the portal's later state at ``later``; the second
-    cycle's runs (what is stored now) and what the first sent per channel."""
+    cycle's runs (what is stored now), the sources that failed in the first, and what the
+    first sent per channel."""
     notifiers = _demo_notifiers(settings)
     routes = world.routes(settings)
     try:
-        await _cycle(settings, engine, notifiers, routes, now)
+        first = await _cycle(settings, engine, notifiers, routes, now)
+        failed = sorted(o.report.source for o in first if o.report.outcome.value != "ok")
         sent_first = _sent(world)
         world.portal.results = later_portal_results()
-        return await _cycle(settings, engine, notifiers, routes, later), sent_first
+        return await _cycle(settings, engine, notifiers, routes, later), failed, sent_first
     finally:
         await close_notifiers(notifiers)
 
@@ -486,13 +509,15 @@ def run_demo(out: Path, *, now: datetime = DEMO_NOW, later: datetime = LATER_NOW
                                         world)
         config_file = Path(scratch) / "callwatch-demo.toml"
         config_file.write_text(demo_config(world, f"sqlite:///{database.resolve()}",
-                                           config_dir / "profiles", Path(scratch) / "subscribers"),
+                                           config_dir / "profiles", Path(scratch) / "subscribers",
+                                           routed=True),
                                encoding="utf-8")
         settings = load_config(config_file, environ={})  # never the user's overrides
         engine = db.make_engine(settings.database.resolved_url())
         try:
             db.upgrade(engine)
-            scrapes, sent_first = asyncio.run(_two_cycles(settings, engine, world, now, later))
+            scrapes, failed_first, sent_first = asyncio.run(
+                _two_cycles(settings, engine, world, now, later))
             profiles = sorted(p.stem for p in (config_dir / "profiles").glob("*.y*ml"))
             matches = _matches_per_profile(engine, profiles)
             undelivered = _undelivered(engine)
@@ -511,7 +536,7 @@ def run_demo(out: Path, *, now: datetime = DEMO_NOW, later: datetime = LATER_NOW
     return DemoReport(out=out, database=database, now=now, sources=sources, matches=matches,
                       messages=messages, files=files, undelivered=undelivered,
                       seconds=time.perf_counter() - began, subscribers=subscribers, later=later,
-                      changes=changes, per_cycle=per_cycle)
+                      changes=changes, per_cycle=per_cycle, failed_first=failed_first)
 
 
 def callwatch_command() -> str:
@@ -542,6 +567,8 @@ def format_summary(report: DemoReport, command: str = "callwatch") -> str:
     for source in report.sources:
         note = "" if source.outcome == "ok" else f"  {source.outcome}: {source.error or ''}".rstrip()
         lines.append(f"  {source.name:<22}{source.calls:>7}{source.skipped:>9}{note}")
+    if report.failed_first:
+        lines.append(f"  failed in the first cycle: {', '.join(report.failed_first)}")
     lines += ["", f"{'what the cycles stored':<24}{'first':>7}{'second':>9}"]
     lines += [f"  {kind:<22}{first:>7}{second:>9}" for kind, (first, second) in report.changes.items()]
     lines += ["", f"{'matches per profile':<24}{'calls':>7}"]
