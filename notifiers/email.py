@@ -42,15 +42,17 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
-import aiosmtplib
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from tracker.destinations import is_loopback_host
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
+
+if TYPE_CHECKING:
+    import aiosmtplib
 
 log = logging.getLogger(__name__)
 USERNAME_ENV = "CALLWATCH_SMTP_USERNAME"
@@ -249,6 +251,8 @@ class EmailNotifier:
         return cls(settings, username=env.get(USERNAME_ENV), password=env.get(PASSWORD_ENV))
 
     async def _connection(self) -> aiosmtplib.SMTP:
+        import aiosmtplib  # here, not at the top: loading the channel's settings stays cheap
+
         if self._smtp is not None and self._smtp.is_connected:
             return self._smtp
         security = self.settings.security
@@ -282,6 +286,8 @@ class EmailNotifier:
 
     async def send(self, recipient: Recipient, message: Message) -> SendResult:
         """Send one message; see the module docstring for what each error means."""
+        import aiosmtplib
+
         mime = build_email(message, sender=self.settings.sender, to=recipient.address,
                            unsubscribe_token=recipient.unsubscribe_token,
                            unsubscribe_url=self.settings.unsubscribe_url)
@@ -323,6 +329,8 @@ class EmailNotifier:
 
     async def _reset(self, smtp: aiosmtplib.SMTP) -> None:
         """After a refused message the session may be mid-transaction: RSET, or start over."""
+        import aiosmtplib
+
         try:
             await smtp.rset()
         except (aiosmtplib.SMTPException, OSError):
@@ -339,6 +347,8 @@ class EmailNotifier:
             await self._connection()
 
     async def aclose(self) -> None:
+        import aiosmtplib
+
         if self._smtp is not None and self._smtp.is_connected:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await self._smtp.quit()

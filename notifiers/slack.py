@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from notifiers.webhook import service_hook_plugin
-from tracker.delivery.render import clip, document_item_lines
 from tracker.ports import Message
 
 
@@ -36,6 +35,8 @@ def slack_body(document: dict[str, Any]) -> dict[str, Any]:
     Every mrkdwn string is escaped, ``text`` too (Slack parses it for mentions and links);
     the header is ``plain_text``, which Slack shows as it is.
     """
+    from tracker.delivery.render import clip, document_item_lines  # Jinja: only to render
+
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": clip(document["subject"], 150)}}
     ]

@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 from notifiers.webhook import service_hook_plugin
-from tracker.delivery.render import document_item_lines
 from tracker.ports import Message
 
 
@@ -23,6 +22,8 @@ def _teams_escape(text: str) -> str:
 
 def teams_body(document: dict[str, Any]) -> dict[str, Any]:
     """A Microsoft Teams (Workflows / incoming webhook) body carrying one Adaptive Card."""
+    from tracker.delivery.render import document_item_lines  # Jinja: only to render
+
     body: list[dict[str, Any]] = [{
         "type": "TextBlock", "text": _teams_escape(document["subject"]), "weight": "Bolder",
         "size": "Medium", "wrap": True}]

@@ -41,9 +41,8 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 from pydantic import AfterValidator, Field
 
 from tracker.destinations import (
@@ -57,6 +56,9 @@ from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, Con
 from tracker.plugins import channel_plugins
 from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
 from tracker.retry_after import retry_after_seconds
+
+if TYPE_CHECKING:
+    import httpx
 
 USER_AGENT = "callwatch-webhook/1 (+https://github.com/callwatch/callwatch)"
 #: looks a host name up: every address it has, for the port the request goes to
@@ -130,6 +132,8 @@ class WebhookNotifier:
                  clock: Callable[[], float] = time.time, allow_private: bool = False,
                  resolve: Resolver = resolve_host, fmt: str | None = None,
                  channel: str = "webhook") -> None:
+        import httpx  # here, not at the top: loading the channel's settings stays cheap
+
         if secret:
             signing_key(secret)  # a malformed secret is a start-up error, not a send error
         self._secret = secret or None
@@ -162,6 +166,8 @@ class WebhookNotifier:
 
     async def send(self, recipient: Recipient, message: Message) -> SendResult:
         """POST once; see the module docstring for what each answer means."""
+        import httpx
+
         url = recipient.address
         if not url.startswith(("https://", "http://")):
             raise ChannelRejected(f"{self.channel}: not an http(s) URL: {url[:80]!r}")
@@ -198,6 +204,8 @@ class WebhookNotifier:
         way, or a proxy resolves it). The client looks the name up again when it connects,
         so a DNS server that changes its answer within that moment is not caught.
         """
+        import httpx
+
         problem = webhook_url_problem(url, allow_private=self._allow_private)
         if problem:
             return problem

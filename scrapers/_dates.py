@@ -24,15 +24,17 @@ import functools
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateparser.date import DateDataParser
-from dateparser.languages.loader import default_loader
-from dateparser.search import search_dates
 from pydantic import AfterValidator
 
 from tracker.dates import BRUSSELS, end_of_day_utc, local_to_utc
+
+# dateparser (0.5 s to import) is imported where a date is read, not here: every command that
+# loads the configuration loads the source plugins, and so this module.
+if TYPE_CHECKING:
+    from dateparser.date import DateDataParser
 
 #: A clock time in the text ("17:00", "14:00:00", "12h00"); "16.01.2025" is not one.
 _HAS_TIME = re.compile(r"(?<!\d)(?:[01]?\d|2[0-3])\s?(?::|h\s?)[0-5]\d(?!\d)", re.IGNORECASE)
@@ -58,6 +60,8 @@ def zone_named(name: str) -> ZoneInfo:
 
 def check_language(code: str) -> str:
     """``code`` if dateparser knows the language (settings validation), else ValueError."""
+    from dateparser.languages.loader import default_loader  # dateparser: only when used
+
     try:
         default_loader.get_locale_map(languages=[code])
     except ValueError as exc:
@@ -76,6 +80,8 @@ ABSOLUTE_PARSERS = ["timestamp", "custom-formats", "absolute-time"]
 
 @functools.lru_cache(maxsize=64)
 def _parser(zone_key: str, languages: tuple[str, ...] | None) -> DateDataParser:
+    from dateparser.date import DateDataParser
+
     return DateDataParser(
         languages=list(languages) if languages else None,
         settings={
@@ -154,6 +160,8 @@ def names_relative_day(text: str | None, *, language: str | Sequence[str] | None
     text with a language, 6-30 ms over the 24 (0.6-0.8 s once per process to load them),
     50-110 ms guessing among all of dateparser's ~200 (2 s to load them).
     """
+    from dateparser.search import search_dates
+
     if not text or not text.strip():
         return False
     languages = _languages(language) or EU_LANGUAGES

@@ -9,14 +9,16 @@ body is seen, so a 403 is reported as "blocked (HTTP 403, often a bot challenge)
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
-
 from tracker.errors import SourceRejected
-from tracker.ports import HttpClient
+
+if TYPE_CHECKING:  # BeautifulSoup and httpx load where a page is parsed and fetched
+    import httpx
+    from bs4 import BeautifulSoup
+
+    from tracker.ports import HttpClient
 
 #: Phrases that only bot-challenge and block pages carry (checked case-insensitively).
 CHALLENGE_MARKERS = (
@@ -69,6 +71,8 @@ async def fetch_response(http: HttpClient, url: str, method: str = "GET", **kwar
 
 def soup_of(markup: str) -> BeautifulSoup:
     """A parsed page (the standard-library parser: no native dependency)."""
+    from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning  # only to parse a page
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
         return BeautifulSoup(markup, "html.parser")

@@ -103,7 +103,10 @@ def record_from_item(item: dict[str, Any], *, source: str, now: datetime,
     if closes_object and not closes_object.endswith("00:00:00"):
         deadline = parse_with_format(closes_object, "%Y-%m-%d %H:%M:%S", zone=zone)
     if deadline is None:
-        deadline = parse_date(str(item.get("closes") or closes_object[:10]), zone=zone)
+        # the hub is in English: without a language, dateparser tries each of its ~200
+        # locales on a text like "rolling" (2 s, most of `callwatch demo`)
+        deadline = parse_date(str(item.get("closes") or closes_object[:10]), zone=zone,
+                              language="en")
     if deadline is None:
         raise InvalidRecord(f"unparseable closing date {item.get('closes')!r}", native_id=native_id)
     funding = item.get("funding_per_project")

@@ -25,10 +25,9 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from bs4 import Tag
 from pydantic import Field
 
 from scrapers._dates import ZoneName, names_relative_day, parse_date, zone_named
@@ -42,6 +41,9 @@ from tracker.models import CallRecord, ScrapeResult
 from tracker.plaintext import normalize_space, one_line
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
+
+if TYPE_CHECKING:  # BeautifulSoup loads where a page is parsed
+    from bs4 import Tag
 
 _NOT_TITLES = {"opportunity", "funding opportunity", "call", "calls", "details", "links"}
 _DEADLINE_DATE = re.compile(

@@ -24,10 +24,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import soupsieve
-from bs4 import Tag
 from pydantic import Field, field_validator
 
 from scrapers._dates import (
@@ -48,9 +47,14 @@ from tracker.models import CallRecord, ScrapeResult
 from tracker.plaintext import html_to_text, one_line
 from tracker.ports import Progress, SourcePlugin, SourceSettings
 
+if TYPE_CHECKING:  # BeautifulSoup loads where a page is parsed
+    from bs4 import Tag
+
 
 def _selector(value: str | None) -> str | None:
     if value:
+        import soupsieve  # with BeautifulSoup: only when an html_list source sets a selector
+
         must_compile(value, soupsieve.compile, soupsieve.SelectorSyntaxError, "a CSS selector")
     return value or None
 

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import feedparser
 from pydantic import Field, field_validator, model_validator
 
 from scrapers._dates import LanguageCode, ZoneName, names_relative_day, parse_date, zone_named
@@ -293,6 +292,8 @@ def parse_feed(body: bytes, *, url: str, elements: ElementPaths | None = None) -
 
     With ``elements``, each item also carries the values those elements hold in its entry.
     """
+    import feedparser  # here: loading the source's settings stays cheap
+
     text_head = body[:20000].decode("utf-8", "replace")
     reason = challenge_reason(text_head)
     if reason is not None:

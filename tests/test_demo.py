@@ -1,12 +1,17 @@
 """``callwatch demo``: it runs offline, writes what each channel got, and README shows its output.
 
-The demo runs once per module (about five seconds) in a temporary working directory, with
-the default output folder, exactly as README tells a new user to run it.
+The demo runs once per module (two cycles, a few seconds) in a temporary working directory,
+with the default output folder, exactly as README tells a new user to run it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -18,7 +23,7 @@ from click.testing import CliRunner
 
 from tracker.cli import cli
 from tracker.demo.fakes import RECORDINGS
-from tracker.demo.run import DATABASE_NAME, PAGES_NOTE, bundled_config_dir
+from tracker.demo.run import DATABASE_NAME, PAGES_NOTE, bundled_config_dir, callwatch_command
 from tracker.store import db
 from tracker.store.db import deliveries_table
 
@@ -50,11 +55,13 @@ def sections(output: str) -> dict[str, dict[str, list[int]]]:
     tables: dict[str, dict[str, list[int]]] = {}
     current: dict[str, list[int]] | None = None
     for line in output.splitlines():
-        heading = re.match(r"^(calls per source|matches per profile|messages per channel)\b", line)
+        heading = re.match(r"^(calls per source|what the cycles stored|matches per profile|"
+                           r"messages per channel)\b", line)
         if heading:
             current = tables.setdefault(heading.group(1), {})
-        elif current is not None and (row := re.match(r"^  (\S+)\s+(\d+)(?:\s+(\d+))?$", line)):
-            current[row.group(1)] = [int(n) for n in row.groups()[1:] if n is not None]
+        elif current is not None and (row := re.match(r"^  (\S+(?: \S+)?)\s+(\d+)(?:\s+(\d+))?$",
+                                                          line)):
+            current[row.group(1).rstrip(":")] = [int(n) for n in row.groups()[1:] if n is not None]
         elif not line.strip():
             current = None
     return tables
@@ -63,7 +70,8 @@ def sections(output: str) -> dict[str, dict[str, list[int]]]:
 def test_demo_runs_a_full_cycle_and_writes_every_delivered_message(demo: DemoRun) -> None:
     assert demo.exit_code == 0, demo.output
     summary = sections(demo.output)
-    messages = {channel: row[0] for channel, row in summary["messages per channel"].items()}
+    first = {channel: row[0] for channel, row in summary["messages per channel"].items()}
+    messages = {channel: sum(row) for channel, row in summary["messages per channel"].items()}
     emails = sorted((demo.out / "email").glob("*.eml"))
     assert len(emails) == messages["email"] > 0
     assert all(e.with_suffix(".html").read_text(encoding="utf-8").lstrip().startswith("<")
@@ -95,22 +103,22 @@ def test_demo_runs_a_full_cycle_and_writes_every_delivered_message(demo: DemoRun
     assert calls == stored
     assert {"ft_portal", "interreg", "eccp", "eismea", "eit", "cascade_hub"} <= set(calls)
 
-    # the example subscribers: Ana gets each hydrogen match on Telegram and by email, the
-    # Alentejo team each of theirs on the webhook, Lars one daily digest email
+    # the first cycle: Ana gets each hydrogen match on Telegram and by email, the Alentejo
+    # team each of theirs on the webhook, Lars one daily digest email
     matches = {name: row[0] for name, row in summary["matches per profile"].items()}
     profiles = {p.stem for p in (bundled_config_dir() / "profiles").glob("*.yaml")}
     assert set(matches) == profiles
-    assert messages["telegram"] == matches["hydrogen-valley"] > 0
-    assert messages["webhook"] == matches["alentejo-agrifood"] > 0
+    assert first["telegram"] == matches["hydrogen-valley"] > 0
+    assert first["webhook"] == matches["alentejo-agrifood"] > 0
     addressed = [(str(m["To"]), str(m["Subject"])) for m in parsed]
-    assert [to for to, _ in addressed].count("ana@hydrogen-valley.example.org") == \
+    assert [to for to, _ in addressed[:first["email"]]].count("ana@hydrogen-valley.example.org") == \
         matches["hydrogen-valley"]
-    [lars] = [subject for to, subject in addressed if to == "lars@nordic-vision.example.com"]
-    assert "daily digest" in lars
+    lars = [subject for to, subject in addressed if to == "lars@nordic-vision.example.com"]
+    assert "daily digest" in lars[0] and "daily digest" in lars[-1] and len(lars) == 3
 
 def test_demo_is_fast_and_leaves_the_users_own_files_alone(demo: DemoRun) -> None:
     seconds = float(re.search(r"finished in ([\d.]+) s", demo.output).group(1))  # type: ignore[union-attr]
-    assert seconds < 60
+    assert seconds < 300  # a sanity bound for a loaded CI machine; bench/bench_start.py times it
     assert (demo.out / DATABASE_NAME).is_file()
     # the only things written in the working directory are the demo folder
     assert [p.name for p in demo.cwd.iterdir()] == ["callwatch-demo"]
@@ -125,7 +133,10 @@ def readme_demo_output() -> str:
 
 
 def normalized(output: str) -> str:
-    return re.sub(r"finished in [\d.]+ s", "finished in N s", output).strip()
+    """The output without what depends on the machine: the time taken, and how callwatch is
+    run from here (README shows `.venv/bin/callwatch`, as its install line leaves it)."""
+    output = re.sub(r"finished in [\d.]+ s", "finished in N s", output)
+    return re.sub(r"browse the calls: .+? --db", "browse the calls: CALLWATCH --db", output).strip()
 
 
 def test_readme_shows_the_demos_actual_output(demo: DemoRun) -> None:
@@ -184,6 +195,78 @@ def test_the_demo_does_not_pass_written_pages_off_as_recorded(demo: DemoRun) -> 
     """Most bundled pages are written in the real shape (tests/fixtures/README.md lists
     them); the summary says so instead of calling every page recorded."""
     first, second = demo.output.splitlines()[:2]
-    assert first.startswith("callwatch demo: one cycle over bundled pages as of ")
+    assert first.startswith("callwatch demo: two cycles over bundled pages, 2026-11-25 09:00 and ")
     assert second == PAGES_NOTE
     assert "recorded pages" not in demo.output
+
+
+def stored(demo: DemoRun, statement: str, **values: str) -> list[tuple[object, ...]]:
+    """Rows of ``statement`` (with its bound ``values``) over the demo's own database."""
+    engine = db.make_engine(f"sqlite:///{demo.out / DATABASE_NAME}")
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(sa.text(statement), values)]
+    finally:
+        engine.dispose()
+
+
+def test_every_demo_call_links_to_its_public_site(demo: DemoRun) -> None:
+    """The sources read public addresses through the replays, so a call's link is the one a
+    user would click; before, the ECCP, EISMEA and EIT calls linked to 127.0.0.1:PORT."""
+    urls = [str(url) for (url,) in stored(demo, "SELECT json_extract(record, '$.url') FROM calls")]
+    assert len(urls) >= 38
+    assert [url for url in urls if "127.0.0.1" in url or "localhost" in url] == []
+    assert all(url.startswith("https://") for url in urls)
+    hosts = {url.split("/")[2] for url in urls}
+    assert {"www.eit.europa.eu", "www.clustercollaboration.eu", "eismea.ec.europa.eu",
+            "ec.europa.eu"} <= hosts
+    written = "\n".join(path.read_text(encoding="utf-8") for path in demo.out.rglob("*")
+                        if path.suffix in (".txt", ".json", ".html"))
+    assert "127.0.0.1" not in written.replace(json.dumps(str(demo.out))[1:-1], "")
+
+
+def test_the_second_cycle_delivers_a_moved_deadline_an_opening_and_a_digest_of_changes(
+        demo: DemoRun) -> None:
+    moved = "ft_portal:HORIZON-CL5-2027-D3-01-05"
+    changes = stored(demo, "SELECT call_id, kind, old, new FROM call_changes WHERE kind != 'new'")
+    kinds = {(call, kind) for call, kind, _, _ in changes}
+    assert (moved, "deadline_changed") in kinds
+    assert ("ft_portal:HORIZON-JU-CLEANH2-2027-02-01", "opened") in kinds
+    assert ("ft_portal:DIGITAL-2026-AI-08-TESTEF", "budget_changed") in kinds
+    # Ana is told at once, on both her channels, that the deadline moved
+    alerts = stored(demo, "SELECT channel, status, message FROM deliveries "
+                          "WHERE kind = 'alert' AND call_id = :call ORDER BY id", call=moved)
+    later = [(channel, status) for channel, status, message in alerts if "moved" in str(message).lower()]
+    assert sorted(later) == [("email", "sent"), ("telegram", "sent")]
+    # Lars's second digest email holds the budget change and the new topic
+    digests = sorted((demo.out / "email").glob("*-lars-*digest*.eml"))
+    assert len(digests) == 2
+    last = message_from_bytes(digests[-1].read_bytes(), policy=policy.default)
+    text = last.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "DIGITAL-2027-AI-09-EDGEVISION" in text and "DIGITAL-2026-AI-08-TESTEF" in text
+    assert "24.0 M" in text  # the raised budget
+    reminders = stored(demo, "SELECT call_id FROM deliveries WHERE kind = 'reminder'")
+    assert ("ft_portal:DIGITAL-2026-AI-08-TESTEF",) in reminders
+    summary = sections(demo.output)
+    assert summary["what the cycles stored"]["deadline_changed"] == [0, 1]
+    assert all(second > 0 for _, second in summary["messages per channel"].values())
+
+
+def test_the_printed_hint_runs_as_printed(demo: DemoRun) -> None:
+    [hint] = [line for line in demo.output.splitlines() if line.startswith("browse the calls: ")]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CALLWATCH_")}
+    result = subprocess.run(  # noqa: S603 - the command the demo printed, our own script
+        [*shlex.split(hint.removeprefix("browse the calls: ")), "--format", "json"], cwd=demo.cwd,
+        env=environment, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) > 0
+
+
+def test_the_hint_names_the_script_beside_python_when_callwatch_is_not_on_path(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a venv that is not activated
+    monkeypatch.chdir(tmp_path)
+    command = callwatch_command()
+    beside = Path(sys.executable).with_name("callwatch")
+    assert command == (str(beside) if beside.is_file() else f"{sys.executable} -m tracker")
+    assert command != "callwatch"

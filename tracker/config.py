@@ -42,10 +42,12 @@ from pydantic import (
     model_validator,
 )
 
-from tracker.delivery.planning import WEEKDAYS, DigestSchedule
 from tracker.errors import ConfigError
 from tracker.plugins import channel_plugins, source_plugins
 from tracker.ports import ChannelSettings, Delay, Duration, SourceSettings
+
+if TYPE_CHECKING:
+    from tracker.delivery.planning import DigestSchedule
 
 PACKAGED_DEFAULTS = Path(__file__).with_name("defaults.toml")
 LOCAL_CONFIG = Path("config/callwatch.toml")
@@ -226,6 +228,8 @@ class DigestSettings(_Section):
         return value.lower() if isinstance(value, str) else value
 
     def schedule(self) -> DigestSchedule:
+        from tracker.delivery.planning import WEEKDAYS, DigestSchedule  # the matcher: not at start
+
         return DigestSchedule(hour=self.hour, weekday=WEEKDAYS.index(self.weekday))
 
 

@@ -38,8 +38,6 @@ import re
 import socket
 from ipaddress import IPv4Address, IPv6Address
 
-import httpx
-
 Address = IPv4Address | IPv6Address
 
 ALLOW_PRIVATE = "notifiers.webhook.allow_private"
@@ -131,6 +129,8 @@ def webhook_url_problem(url: str, *, allow_private: bool) -> str | None:
 
     Never quotes the URL (a Slack or Teams webhook URL is a secret): at most its host.
     """
+    import httpx  # here: loading a subscriber's channel settings must stay cheap
+
     try:
         parsed = httpx.URL(url.strip())  # as the client will read it, so both agree on the host
     except (httpx.InvalidURL, ValueError):

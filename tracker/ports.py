@@ -16,13 +16,16 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-import httpx
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from tracker.dates import format_duration, parse_duration
-from tracker.models import ScrapeResult
+
+if TYPE_CHECKING:  # for annotations only: loading the plugins' settings must stay cheap
+    import httpx
+
+    from tracker.models import ScrapeResult
 
 
 def _duration(value: Any) -> Any:

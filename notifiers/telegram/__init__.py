@@ -46,27 +46,18 @@ import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import telegram
 from pydantic import BeforeValidator, Field
-from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    Forbidden,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-)
-from telegram.error import (
-    ChatMigrated as TgChatMigrated,
-)
-from telegram.request import HTTPXRequest
 
-from tracker.delivery.render import TELEGRAM_LIMIT, tg_escape, truncate_html
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ChatMigrated, ConfigError
 from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
+
+# python-telegram-bot and the renderer are imported where a message is sent: the settings
+# and the plugin below are read by every command that loads the configuration.
+if TYPE_CHECKING:
+    import telegram
+    from telegram.error import RetryAfter
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +206,9 @@ class TelegramNotifier:
     def from_settings(cls, settings: TelegramSettings, environ: Mapping[str, str] | None = None,
                       *, pacer: Pacer | None = None) -> TelegramNotifier:
         """Build from ``[notifiers.telegram]`` and the token in ``CALLWATCH_TELEGRAM_TOKEN``."""
+        import telegram
+        from telegram.request import HTTPXRequest
+
         token = (os.environ if environ is None else environ).get(TOKEN_ENV, "").strip()
         if not token:
             raise ConfigError(f"{TOKEN_ENV} is not set", key="notifiers.telegram")
@@ -223,6 +217,8 @@ class TelegramNotifier:
         return cls(bot, pacer=pacer)
 
     async def _start(self) -> None:
+        from telegram.error import InvalidToken, TelegramError
+
         if self._ready:
             return
         try:
@@ -235,6 +231,8 @@ class TelegramNotifier:
 
     @staticmethod
     def _markup(message: Message) -> telegram.InlineKeyboardMarkup | None:
+        import telegram
+
         if not message.buttons:
             return None
         return telegram.InlineKeyboardMarkup([[
@@ -243,6 +241,20 @@ class TelegramNotifier:
 
     async def send(self, recipient: Recipient, message: Message) -> SendResult:
         """Send every part in order; see the module docstring for what each error means."""
+        import telegram
+        from telegram.constants import ParseMode
+        from telegram.error import (
+            BadRequest,
+            Forbidden,
+            InvalidToken,
+            NetworkError,
+            RetryAfter,
+            TelegramError,
+        )
+        from telegram.error import ChatMigrated as TgChatMigrated
+
+        from tracker.delivery.render import TELEGRAM_LIMIT, tg_escape, truncate_html
+
         await self._start()
         chat = recipient.address
         parts = message.telegram or (truncate_html(tg_escape(message.text), TELEGRAM_LIMIT),)

@@ -9,7 +9,6 @@ commands of each module to it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -18,14 +17,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
-import sqlalchemy as sa
-from rich.console import Console
 
-from tracker import logs
-from tracker.config import Settings, load_config
 from tracker.errors import (
     CallwatchError,
     ConfigError,
@@ -33,11 +28,17 @@ from tracker.errors import (
     NotFoundError,
     SchemaError,
 )
-from tracker.store import db
-from tracker.store.calls import Store
 
+# What a command needs is imported where it is used, not here: every command module imports
+# this one, and `callwatch --version` or `--help` must not pay for SQLAlchemy, pydantic or
+# rich (tests/test_startup.py checks which modules they load).
 if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy.exc import DBAPIError
+
+    from tracker.config import Settings
     from tracker.ports import Notifier
+    from tracker.store.calls import Store
 
 T = TypeVar("T")
 log = logging.getLogger("tracker.cli")
@@ -64,6 +65,9 @@ class App:
 
     @cached_property
     def settings(self) -> Settings:
+        from tracker import logs
+        from tracker.config import load_config
+
         settings = load_config(self.config_path, database_url=self.database_url)
         webhook_secret = os.environ.get(settings.notifiers.webhook.secret_env, "")
         logs.configure("DEBUG" if self.verbose else settings.log.level, settings.log.format,
@@ -72,15 +76,22 @@ class App:
 
     @cached_property
     def engine(self) -> Any:
+        from tracker.store import db
+
         return db.make_engine(self.settings.database.resolved_url())
 
     def store(self) -> Store:
         """The store, with the schema checked (and upgraded in place on SQLite)."""
+        from tracker.store import db
+        from tracker.store.calls import Store
+
         db.ensure_schema(self.engine)
         return Store(self.engine)
 
     def writable_store(self) -> Store:
         """The store, checked to take writes now: for commands that fetch or send first."""
+        from tracker.store import db
+
         store = self.store()
         db.check_writable(self.engine)
         return store
@@ -119,7 +130,9 @@ class CallwatchGroup(click.Group):
         except DatabaseUnavailable as exc:
             log.debug("database unavailable", exc_info=exc)
             fail(str(exc), 3)
-        except sa.exc.DBAPIError as exc:  # SQLAlchemy's, met anywhere in the command
+        except _dbapi_error() as exc:  # SQLAlchemy's, met anywhere in the command
+            from tracker.store import db
+
             engine = vars(ctx.obj).get("engine") if isinstance(ctx.obj, App) else None
             problem = db.database_problem(exc, engine.url) if engine is not None else None
             if problem is None:  # not about the database being usable: a bug, keep its traceback
@@ -130,6 +143,17 @@ class CallwatchGroup(click.Group):
             fail(str(exc), 1)
         except CallwatchError as exc:
             fail(str(exc), 1)
+
+
+class _NeverRaised(Exception):
+    """Stands for SQLAlchemy's DBAPIError while SQLAlchemy is not loaded (nothing raised it)."""
+
+
+def _dbapi_error() -> type[DBAPIError]:
+    """SQLAlchemy's ``DBAPIError``, without importing SQLAlchemy for a command that did not
+    (``--help``, ``profiles check``): an ``except`` clause is evaluated only when reached."""
+    loaded = sys.modules.get("sqlalchemy.exc")
+    return cast("type[DBAPIError]", loaded.DBAPIError if loaded is not None else _NeverRaised)
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -161,6 +185,8 @@ def exit_on_problems(problems: Sequence[object], summary: str, *, listed_on_stde
 
 def run_closing(notifiers: dict[str, Notifier], work: Awaitable[T]) -> T:
     """Run ``work`` in a new event loop, then close the channels it used, also on an error."""
+    import asyncio
+
     from tracker.pipeline import close_notifiers
 
     async def go() -> T:
@@ -174,6 +200,8 @@ def run_closing(notifiers: dict[str, Notifier], work: Awaitable[T]) -> T:
 
 def console() -> Console:
     """Standard output for tables: 200 columns when it is not a terminal, so pipes get whole rows."""
+    from rich.console import Console
+
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 

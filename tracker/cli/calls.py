@@ -5,23 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from tracker.cli.app import App, console, echo_json, pass_app, utc_minute
-from tracker.exports.rows import (
-    CSV_COLUMNS,
-    call_as_json,
-    call_as_row,
-    call_total_text,
-    deduplicated,
-    listed_call_as_json,
-    news_items,
-)
-from tracker.models import CallStatus
-from tracker.money import format_eur
+
+if TYPE_CHECKING:
+    from tracker.models import CallStatus
 
 STATUS_CHOICES = ("open", "forthcoming", "closed", "all")
 
@@ -45,6 +36,18 @@ def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, sourc
 
     Each call's status is the one it has now by its dates, even before the cycle stores it.
     """
+    from rich.table import Table
+
+    from tracker.exports.rows import (
+        CSV_COLUMNS,
+        call_as_row,
+        call_total_text,
+        deduplicated,
+        listed_call_as_json,
+    )
+    from tracker.models import CallStatus
+    from tracker.money import format_eur
+
     wanted: list[CallStatus] | None
     if "all" in statuses:
         wanted = None
@@ -84,6 +87,10 @@ def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, sourc
 @pass_app
 def calls_show(app: App, call_id: str, fmt: str) -> None:
     """Show every field of one call; its news items as a dated list, newest first."""
+    from rich.table import Table
+
+    from tracker.exports.rows import call_as_json, news_items
+
     now = app.now()
     call = app.store().get_call(call_id, now=now)
     data = call_as_json(call, now)
@@ -131,6 +138,8 @@ def _cell(value: Any) -> str:
 @pass_app
 def calls_history(app: App, call_id: str, fmt: str) -> None:
     """The change history of one call, oldest first."""
+    from rich.table import Table
+
     changes = app.store().history(call_id)
     if fmt == "json":
         echo_json([c.as_json() for c in changes])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from tracker.cli.app import App, pass_app
-from tracker.store import db
 
 
 @click.group("db")
@@ -17,6 +16,8 @@ def db_group() -> None:
 @pass_app
 def db_upgrade(app: App) -> None:
     """Apply pending schema migrations (needed once per release on PostgreSQL)."""
+    from tracker.store import db
+
     before, after = db.upgrade(app.engine)
     if before == after:
         click.echo(f"database already at revision {after}")

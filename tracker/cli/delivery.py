@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from tracker.cli.app import App, check_command, console, echo_json, exit_on_problems, pass_app, run_closing
 
@@ -46,6 +44,8 @@ def notify_command(app: App) -> None:
 
 
 def _print_dispatch(report: DispatchReport) -> None:
+    from rich.table import Table
+
     table = Table(title="deliveries")
     for column in ("channel", "outcome", "count"):
         table.add_column(column)
@@ -60,6 +60,8 @@ def _print_dispatch(report: DispatchReport) -> None:
 @pass_app
 def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
     """Build digests now (also outside their usual hour) and send them; --preview only prints."""
+    import asyncio
+
     from tracker.delivery.dispatch import send_due
     from tracker.delivery.outbox import enqueue_digests, preview_digests
     from tracker.pipeline import close_notifiers, sync_audience
@@ -88,6 +90,8 @@ def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
 @pass_app
 def deliveries_command(app: App, failed: bool, limit: int, fmt: str) -> None:
     """The latest deliveries from the outbox, newest first."""
+    from rich.table import Table
+
     from tracker.dates import isoformat_utc
     from tracker.delivery.dispatch import list_deliveries
 

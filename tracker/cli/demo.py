@@ -1,4 +1,4 @@
-"""CLI command ``demo``: one offline cycle over bundled sample pages into a folder you can open."""
+"""CLI command ``demo``: two offline cycles over bundled sample pages into a folder you can open."""
 
 from __future__ import annotations
 
@@ -18,15 +18,16 @@ DEFAULT_OUT = Path("callwatch-demo")
                    "./callwatch-demo-2…); must be empty if it exists")
 @pass_app
 def demo_command(app: App, out: Path | None) -> None:
-    """Run one full cycle offline: bundled sample pages (a few real, most written in the
-    sites' shape), example profiles and subscribers, local SMTP, Telegram and webhook
-    stand-ins; write what they received to a folder.
+    """Run two full cycles offline, two months apart: bundled sample pages (a few real,
+    most written in the sites' shape; in the second, a deadline moved, a topic opened, a
+    budget raised, a new topic), example profiles and subscribers, local SMTP, Telegram and
+    webhook stand-ins; write what they received to a folder.
 
     Never reads your configuration or database: the demo's database is a new SQLite file
     in the output folder. Exit 1 if a source failed or a message was not delivered.
     """
     from tracker import logs
-    from tracker.demo.run import DemoError, format_summary, fresh_folder, run_demo
+    from tracker.demo.run import DemoError, callwatch_command, format_summary, fresh_folder, run_demo
 
     if app.database_url:
         raise click.UsageError("demo keeps its own database in --out; drop --db")
@@ -35,5 +36,5 @@ def demo_command(app: App, out: Path | None) -> None:
         report = run_demo(out if out is not None else fresh_folder(DEFAULT_OUT))
     except DemoError as exc:
         fail(str(exc), 2)
-    click.echo(format_summary(report))
+    click.echo(format_summary(report, callwatch_command()))
     sys.exit(0 if report.ok else 1)

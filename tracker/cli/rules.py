@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from tracker.cli.app import App, check_command, console, echo_json, exit_on_problems, pass_app, utc_minute
-from tracker.dates import isoformat_utc
-from tracker.rules.feedback import suggest_exclusions
-from tracker.rules.matcher import Match
-from tracker.rules.profiles import read_profiles
-from tracker.rules.service import load_profiles, match_stored, select_profiles
-from tracker.rules.store import RulesStore
+
+if TYPE_CHECKING:
+    from tracker.rules.matcher import Match
 
 
 def match_as_json(match: Match) -> dict[str, Any]:
     """The object `callwatch match --format json` prints for one match."""
+    from tracker.dates import isoformat_utc
+
     return {
         "profile": match.profile,
         "call_id": match.call_id,
@@ -46,6 +44,8 @@ def profiles_check(app: App, paths: tuple[Path, ...]) -> None:
     PATH may be a YAML file or a directory of them. Every problem is listed with its file,
     line and field.
     """
+    from tracker.rules.profiles import read_profiles
+
     targets = list(paths) or [Path(app.settings.profiles.directory)]
     profiles, problems = read_profiles(targets)
     exit_on_problems(problems, f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found",
@@ -59,6 +59,10 @@ def profiles_check(app: App, paths: tuple[Path, ...]) -> None:
 @pass_app
 def profiles_list(app: App, fmt: str) -> None:
     """Every profile, from the profiles directory and from the database."""
+    from rich.table import Table
+
+    from tracker.rules.service import load_profiles
+
     app.store()  # the schema must be current before database profiles are read
     profiles = load_profiles(app.settings, app.engine)
     if fmt == "json":
@@ -78,6 +82,12 @@ def profiles_list(app: App, fmt: str) -> None:
 @pass_app
 def profiles_suggest(app: App, name: str, limit: int) -> None:
     """Propose exclusion words: frequent in calls dismissed for NAME, rare in kept ones."""
+    from rich.table import Table
+
+    from tracker.rules.feedback import suggest_exclusions
+    from tracker.rules.service import load_profiles, select_profiles
+    from tracker.rules.store import RulesStore
+
     app.store()
     [profile] = select_profiles(load_profiles(app.settings, app.engine), name)
     rules = RulesStore(app.engine)
@@ -117,6 +127,10 @@ def match_command(app: App, profile_name: str | None, everything: bool, fmt: str
     "(new)" marks a match not announced yet. Looking changes no alert: the matches are
     not recorded, so the next run alerts them as if this command had never run.
     """
+    from rich.table import Table
+
+    from tracker.rules.service import match_stored
+
     app.store()
     matches = match_stored(app.engine, app.settings, app.now(), profile=profile_name,
                            everything=everything)
@@ -138,6 +152,9 @@ def match_command(app: App, profile_name: str | None, everything: bool, fmt: str
 @pass_app
 def dismiss_command(app: App, profile_name: str, call_id: str) -> None:
     """Mark CALL_ID not relevant for PROFILE: it will never be matched for it again."""
+    from tracker.rules.service import load_profiles, select_profiles
+    from tracker.rules.store import RulesStore
+
     store = app.store()
     select_profiles(load_profiles(app.settings, app.engine), profile_name)
     store.get_call(call_id)

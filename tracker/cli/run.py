@@ -6,12 +6,12 @@ import sys
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from tracker.cli.app import App, pass_app, run_closing
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from tracker.pipeline import CycleReport
 
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 @pass_app
 def run_command(app: App, once: bool) -> None:
     """Run callwatch: with --once, one cycle (scrape, match, enqueue, dispatch) and exit."""
+    from rich.console import Console
+
     from tracker.pipeline import run_once
 
     if not once:
@@ -36,6 +38,8 @@ def run_command(app: App, once: bool) -> None:
 
 def _cycle_table(report: CycleReport) -> Table:
     """What one cycle did, step by step."""
+    from rich.table import Table
+
     table = Table(title="cycle")
     for column in ("step", "result"):
         table.add_column(column)

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from tracker.cli.app import App, console, echo_json, pass_app
-from tracker.dates import format_duration
-from tracker.models import RunOutcome
-from tracker.source_status import configured, read_statuses
 
 
 @click.command("sources")
@@ -25,7 +19,11 @@ from tracker.source_status import configured, read_statuses
 @pass_app
 def sources_command(app: App, fmt: str, accept: str | None) -> None:
     """Every configured source with its schedule and health."""
+    from rich.table import Table
+
+    from tracker.dates import format_duration
     from tracker.plugins import source_plugins
+    from tracker.source_status import configured, read_statuses
 
     store = app.store()
     if accept is not None:
@@ -84,8 +82,13 @@ def scrape_command(app: App, names: tuple[str, ...]) -> None:
     Exit code 0 when every source succeeded, 1 when any failed or was partial; the results
     of the others are stored either way.
     """
-    from rich.progress import Progress as Bar
+    import asyncio
 
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+    from rich.table import Table
+
+    from tracker.models import RunOutcome
     from tracker.pipeline import scrape_sources, select_sources
 
     selected = select_sources(app.settings, names)

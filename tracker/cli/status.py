@@ -13,16 +13,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from tracker.cli.app import App, console, echo_json, pass_app, utc_minute
 from tracker.dates import isoformat_utc
-from tracker.source_status import SourceStatus
-from tracker.store.calls import SourceRun
-from tracker.store.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
     from tracker.service.health import HealthReport  # imported when used: it loads aiohttp
+    from tracker.source_status import SourceStatus
+    from tracker.store.calls import SourceRun
+    from tracker.store.heartbeat import Heartbeat
 
 
 @dataclass(frozen=True)
@@ -130,6 +129,8 @@ def _scheduler_line(state: str, heartbeat: Heartbeat | None, now: datetime) -> s
 @pass_app
 def status_command(app: App, fmt: str) -> None:
     """The scheduler, each source's health, the last runs, the outbox and the next jobs."""
+    from rich.table import Table
+
     status = read_status(app)
     if fmt == "json":
         echo_json(status.as_json())

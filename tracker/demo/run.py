@@ -1,12 +1,20 @@
-"""``callwatch demo``: one full cycle over bundled sample pages, with no network and no setup.
+"""``callwatch demo``: two cycles over bundled sample pages, with no network and no setup.
 
 The demo starts the replay servers of ``tracker/fakes`` over the pages bundled in
 ``tracker/demo/fakes/recordings`` (the portal, interreg.eu, the ECCP, EISMEA, EIT and the
 Cascade Funding Hub), a local SMTP sink, the fake Telegram Bot API and a webhook receiver;
-writes a config that points every source and channel at them; runs ``run_once`` with the
-example profiles and subscribers bundled with callwatch; forces the digests; and writes what
-each channel delivered to a folder a person can open (emails as ``.eml`` and ``.html``,
-Telegram messages as ``.txt``, webhook bodies as ``.json``).
+writes a config that points every channel at them and keeps every source at its public
+address; runs the cycle's steps (as ``run_once`` does) with the example profiles and
+subscribers bundled with callwatch, forcing the digests; then moves the clock two months on
+(``LATER_NOW``), serves the portal's later state (a deadline moved, a topic opened, a budget
+raised, a new topic; ``recordings/ft_portal_later``) and runs the cycle again, so the
+channels get what changed, not only what is new. What each channel delivered is written to
+a folder a person can open (emails as ``.eml`` and ``.html``, Telegram messages as ``.txt``,
+webhook bodies as ``.json``).
+
+The sources fetch through the shared client with each public site's address sent to its
+replay server (``RoutedClient``), so the calls keep the links a user would click (the
+portal's, eit.europa.eu's …), never ``127.0.0.1:PORT``.
 
 Despite the folder's name only a few bundled pages are real recorded responses (portal
 search results and one interreg.eu call); the rest are written in the sites' real shape.
@@ -37,36 +45,50 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Engine
 
-from tracker.compose import TELEGRAM_TOKEN_ENV, build_notifiers
+from tracker.compose import TELEGRAM_TOKEN_ENV, build_notifiers, http_client
 from tracker.config import PACKAGED_DEFAULTS, Settings, load_config
-from tracker.delivery.outbox import enqueue_digests
+from tracker.delivery.outbox import enqueue_digests, enqueue_reminders
 from tracker.demo.fakes import RECORDINGS
 from tracker.demo.fakes.agency import EclSite
 from tracker.demo.fakes.eccp import EccpSite
-from tracker.demo.fakes.portal import PortalReplayServer
+from tracker.demo.fakes.portal import RECORDED_SEARCHES, PortalReplayServer, load_results
 from tracker.demo.fakes.sites import FixtureSite, InterregSearch
 from tracker.demo.fakes.smtp_sink import SmtpSink
 from tracker.demo.fakes.telegram_api import FakeTelegram, HtmlError, parse_telegram_html
 from tracker.demo.fakes.webhook_receiver import WebhookReceiver
+from tracker.errors import SourceRejected
 from tracker.pipeline import (
-    CycleReport,
+    ScrapeOutcome,
+    build_sources,
     close_notifiers,
     dispatch_step,
-    run_once,
+    load_audience,
+    notify_step,
+    report_health,
+    scrape_one,
+    select_sources,
 )
-from tracker.ports import Notifier
+from tracker.ports import HttpClient, Notifier
 from tracker.store import db
-from tracker.store.db import deliveries_table, matches_table
+from tracker.store.calls import Store
+from tracker.store.db import changes_table, deliveries_table, matches_table
 
 log = logging.getLogger(__name__)
 
 #: The demo's clock: the week the bundled pages are dated, 10:00 in Madrid (outside quiet hours).
 DEMO_NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+#: The second cycle: two months on, the day the portal's later state is dated. The hydrogen
+#: topic that opened on 15 January is open by then, and the AI testing facilities close in
+#: 14 days (Lars's first reminder day).
+LATER_NOW = datetime(2027, 1, 28, 9, 0, tzinfo=UTC)
+#: The portal's results that differ in the later state (the others are served as before).
+LATER_PORTAL = RECORDINGS / "ft_portal_later" / "search_written_2027-01.json"
 DATABASE_NAME = "callwatch-demo.db"
 #: Fake secrets shared by the demo's channels and its local servers; they protect nothing.
 DEMO_TOKEN = "123456:DEMO-TOKEN"  # noqa: S105  # the fake Bot API's token, not a secret
@@ -118,17 +140,69 @@ class LocalWorld:
     smtp: SmtpSink
     webhooks: WebhookReceiver
 
-    def source_settings(self) -> dict[str, dict[str, Any]]:
-        """``[sources.<name>]`` overrides that point each replayed source at its server."""
+    def source_settings(self, *, routed: bool = False) -> dict[str, dict[str, Any]]:
+        """``[sources.<name>]`` of each replayed source. By default each points at its
+        replay server (for a callwatch process run against the replays: the tests, the
+        daemon benchmark). ``routed``: the public addresses stay as packaged, for a client
+        that sends them to the replays (``routes``, the demo's own cycles). Interreg needs
+        the replay's search key either way, and pages of two hits so its paging is walked."""
+        interreg = {"api_key": self.interreg.api_key, "hits_per_page": 2}
+        if routed:
+            return {"ft_portal": {}, "interreg": interreg, "eccp": {}, "eismea": {}, "eit": {},
+                    "cascade_hub": {}}
         return {
             "ft_portal": {"search_url": self.portal.search_url, "bulk_url": self.portal.bulk_url},
-            "interreg": {"enabled": True, "search_url": self.interreg.search_url,
-                         "api_key": self.interreg.api_key, "hits_per_page": 2},
+            "interreg": {"search_url": self.interreg.search_url, **interreg},
             "eccp": {"list_url": self.eccp.list_url},
             "eismea": {"list_url": self.eismea.list_url},
             "eit": {"list_url": self.eit.url + "/our-activities/opportunities"},
             "cascade_hub": {"url": self.cascade_hub.url + "/open-calls/"},
         }
+
+    def routes(self, settings: Settings) -> dict[str, str]:
+        """Public address → replay server, for ``RoutedClient``: the portal's two endpoints
+        by their whole URL (the replay serves them at other paths), every other site by its
+        origin (the replays serve the sites' own paths)."""
+        portal = settings.sources["ft_portal"].model_dump()
+        routes = {portal["search_url"]: self.portal.search_url,
+                  portal["bulk_url"]: self.portal.bulk_url}
+        servers = {"interreg": (self.interreg, "search_url"), "eccp": (self.eccp, "list_url"),
+                   "eismea": (self.eismea, "list_url"), "eit": (self.eit, "list_url"),
+                   "cascade_hub": (self.cascade_hub, "url")}
+        for name, (server, key) in servers.items():
+            routes[_origin(getattr(settings.sources[name], key))] = server.url
+        return routes
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class RoutedClient:
+    """The shared HTTP client with each public address sent to its replay server.
+
+    The sources ask for the public sites' URLs and resolve the links they find against
+    them, as they do live, so stored calls carry public links; only the request goes to
+    127.0.0.1. An address with no replay is refused, so the demo never goes online.
+    """
+
+    def __init__(self, client: HttpClient, routes: Mapping[str, str]) -> None:
+        self._client = client
+        self._routes = sorted(routes.items(), key=lambda route: -len(route[0]))  # longest first
+
+    def local(self, url: str) -> str:
+        """The replay's URL for ``url``: a whole-URL route first, else its origin's."""
+        for public, local in self._routes:
+            if url.startswith(public) and (public.count("/") > 2 or _origin(url) == public):
+                return local + url[len(public):]
+        raise SourceRejected(f"the demo has no replay of {_origin(url)}; it never goes online")
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        return await self._client.request(method, self.local(url), **kwargs)
+
+    def stream(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self._client.stream(method, self.local(url), **kwargs)
 
 
 class _Server(Protocol):
@@ -145,6 +219,12 @@ def _started(stack: ExitStack, server: S) -> S:
     return server
 
 
+def _public(site: FixtureSite, base: str) -> FixtureSite:
+    """``site`` writing the public ``base`` into the absolute links of its pages."""
+    site.base = base
+    return site
+
+
 @contextmanager
 def local_world() -> Iterator[LocalWorld]:
     """Start every replay server and channel stand-in; stop them all on exit."""
@@ -159,8 +239,9 @@ def local_world() -> Iterator[LocalWorld]:
             eit=_started(stack, FixtureSite({
                 "/our-activities/opportunities": eit / "opportunities_page0.html",
                 "/our-activities/opportunities?page=1": eit / "opportunities_page1.html"})),
-            cascade_hub=_started(stack, FixtureSite({
-                "/open-calls/": RECORDINGS / "cascade_hub" / "open_calls.html"})),
+            cascade_hub=_started(stack, _public(FixtureSite({
+                "/open-calls/": RECORDINGS / "cascade_hub" / "open_calls.html"}),
+                "https://cascadefunding.eu")),
             telegram=_started(stack, FakeTelegram(DEMO_TOKEN)),
             smtp=_started(stack, SmtpSink()),
             webhooks=_started(stack, WebhookReceiver(DEMO_WEBHOOK_SECRET)),
@@ -178,15 +259,19 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def demo_config(world: LocalWorld, database_url: str, profiles: Path, subscribers: Path) -> str:
-    """The demo's config file: local servers, no politeness delays, unreplayed sources off."""
+def demo_config(world: LocalWorld, database_url: str, profiles: Path, subscribers: Path, *,
+                routed: bool = False) -> str:
+    """The demo's config file: local channels, no politeness delays, unreplayed sources off;
+    the replayed sources at their replays, or at their public addresses when ``routed``
+    (``LocalWorld.source_settings``)."""
     with PACKAGED_DEFAULTS.open("rb") as handle:
         packaged_sources = tomllib.load(handle).get("sources", {})
-    replayed = world.source_settings()
+    replayed = world.source_settings(routed=routed)
     sections: dict[str, dict[str, Any]] = {
         "database": {"url": database_url},
         # local servers: no delay between requests, fail fast instead of retrying for minutes
-        "http": {"delay": 0.0, "retries": 1, "backoff": 0.1, "max_backoff": 1.0, "timeout": 10.0},
+        # (a generous timeout: the replays share this process, and a busy machine slows both)
+        "http": {"delay": 0.0, "retries": 1, "backoff": 0.1, "max_backoff": 1.0, "timeout": 60.0},
         "profiles": {"directory": str(profiles)},
         "subscribers": {"directory": str(subscribers)},
         "notifiers.console": {"enabled": False},
@@ -307,11 +392,21 @@ class DemoReport:
     undelivered: int
     seconds: float
     subscribers: list[str] = field(default_factory=list)
+    #: the second cycle's clock
+    later: datetime = LATER_NOW
+    #: what each cycle stored: change kind → events (first cycle, second cycle)
+    changes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: messages per channel sent by each cycle (first, second)
+    per_cycle: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: the sources whose first run failed (``sources`` are the second cycle's runs)
+    failed_first: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """Every source read its bundled pages and every message reached its stand-in."""
-        return self.undelivered == 0 and all(s.outcome == "ok" for s in self.sources)
+        """Every source read its bundled pages in both cycles and every message reached its
+        stand-in."""
+        return (self.undelivered == 0 and not self.failed_first
+                and all(s.outcome == "ok" for s in self.sources))
 
 
 def _matches_per_profile(engine: Engine, profiles: list[str]) -> dict[str, int]:
@@ -327,17 +422,68 @@ def _undelivered(engine: Engine) -> int:
                                       .where(deliveries_table.c.status != "sent")).scalar_one())
 
 
+def _changes_since(engine: Engine, since: datetime) -> Counter[str]:
+    """The change events stored at or after ``since``, by kind (``changed`` by its field)."""
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(changes_table.c.kind, changes_table.c.field)
+                                  .where(changes_table.c.at >= since))
+        return Counter(kind if kind != "changed" or not field else f"{kind}: {field}"
+                       for kind, field in rows)
+
+
+def _sent(world: LocalWorld) -> dict[str, int]:
+    return {"email": len(world.smtp.messages), "telegram": len(world.telegram.sent),
+            "webhook": len(world.webhooks.received)}
+
+
 async def _cycle(settings: Settings, engine: Engine, notifiers: Mapping[str, Notifier],
-                 now: datetime) -> CycleReport:
-    """One cycle as ``callwatch run --once`` runs it, then every digest now (not at 08:00)."""
+                 routes: Mapping[str, str], now: datetime) -> list[ScrapeOutcome]:
+    """One cycle composed of the steps ``run_once`` composes, with two differences: the
+    sources fetch through ``RoutedClient`` (public addresses, local replays), and every
+    digest is sent now rather than at 08:00 in each subscriber's zone."""
     def clock() -> datetime:
         return now
 
+    channels = list(notifiers)
+    audience = await asyncio.to_thread(load_audience, settings, engine)
+    store = Store(engine)
+    async with http_client(settings.http) as shared:
+        http = RoutedClient(shared, routes)
+        sources = build_sources(settings, http, select_sources(settings))
+        scrapes = list(await asyncio.gather(*(
+            scrape_one(name, source, store, clock, ceiling=settings.http.source_timeout)
+            for name, source in sources.items())))
+    await report_health(settings, engine, notifiers, sources)
+    await asyncio.to_thread(store.refresh_statuses, now)
+    await asyncio.to_thread(notify_step, settings, engine, now, channels, audience)
+    await asyncio.to_thread(enqueue_reminders, engine, now, channels)
+    await asyncio.to_thread(enqueue_digests, engine, now, channels, force=True)
+    await dispatch_step(settings, engine, notifiers, clock)
+    return scrapes
+
+
+def later_portal_results() -> list[dict[str, Any]]:
+    """The portal's results two months on: the bundled ones, with each result of the later
+    file (``LATER_PORTAL``) in place of the one with its ``reference``, new ones last."""
+    later = {result["reference"]: result for result in load_results([LATER_PORTAL])}
+    results = [later.pop(result["reference"], result) for result in load_results(RECORDED_SEARCHES)]
+    return results + list(later.values())
+
+
+async def _two_cycles(settings: Settings, engine: Engine, world: LocalWorld,
+                      now: datetime, later: datetime
+                      ) -> tuple[list[ScrapeOutcome], list[str], dict[str, int]]:
+    """The first cycle at ``now``, then the portal's later state at ``later``; the second
+    cycle's runs (what is stored now), the sources that failed in the first, and what the
+    first sent per channel."""
+    notifiers = _demo_notifiers(settings)
+    routes = world.routes(settings)
     try:
-        report = await run_once(settings, engine, clock, notifiers)
-        await asyncio.to_thread(enqueue_digests, engine, now, list(notifiers), force=True)
-        await dispatch_step(settings, engine, notifiers, clock)
-        return report
+        first = await _cycle(settings, engine, notifiers, routes, now)
+        failed = sorted(o.report.source for o in first if o.report.outcome.value != "ok")
+        sent_first = _sent(world)
+        world.portal.results = later_portal_results()
+        return await _cycle(settings, engine, notifiers, routes, later), failed, sent_first
     finally:
         await close_notifiers(notifiers)
 
@@ -350,7 +496,7 @@ def _demo_notifiers(settings: Settings) -> dict[str, Notifier]:
     return build_notifiers(settings, environ, paced=False)
 
 
-def run_demo(out: Path, *, now: datetime = DEMO_NOW) -> DemoReport:
+def run_demo(out: Path, *, now: datetime = DEMO_NOW, later: datetime = LATER_NOW) -> DemoReport:
     """Run the demo into ``out`` (created; must not hold an earlier demo) and report."""
     began = time.perf_counter()
     if out.exists() and any(out.iterdir()):
@@ -363,44 +509,75 @@ def run_demo(out: Path, *, now: datetime = DEMO_NOW) -> DemoReport:
                                         world)
         config_file = Path(scratch) / "callwatch-demo.toml"
         config_file.write_text(demo_config(world, f"sqlite:///{database.resolve()}",
-                                           config_dir / "profiles", Path(scratch) / "subscribers"),
+                                           config_dir / "profiles", Path(scratch) / "subscribers",
+                                           routed=True),
                                encoding="utf-8")
         settings = load_config(config_file, environ={})  # never the user's overrides
         engine = db.make_engine(settings.database.resolved_url())
         try:
             db.upgrade(engine)
-            cycle = asyncio.run(_cycle(settings, engine, _demo_notifiers(settings), now))
+            scrapes, failed_first, sent_first = asyncio.run(
+                _two_cycles(settings, engine, world, now, later))
             profiles = sorted(p.stem for p in (config_dir / "profiles").glob("*.y*ml"))
             matches = _matches_per_profile(engine, profiles)
             undelivered = _undelivered(engine)
+            second = _changes_since(engine, later)
+            total = _changes_since(engine, now)
         finally:
             engine.dispose()
         files = write_deliveries(world, out)
-        messages = {"email": len(world.smtp.messages), "telegram": len(world.telegram.sent),
-                    "webhook": len(world.webhooks.received)}
+        messages = _sent(world)
     sources = [SourceLine(o.report.source, o.report.items_seen, o.report.invalid,
                           o.report.outcome.value, o.report.error)
-               for o in sorted(cycle.scrapes, key=lambda o: o.report.source)]
+               for o in sorted(scrapes, key=lambda o: o.report.source)]
+    changes = {kind: (total[kind] - second[kind], second[kind]) for kind in sorted(total)}
+    per_cycle = {channel: (sent_first[channel], count - sent_first[channel])
+                 for channel, count in messages.items()}
     return DemoReport(out=out, database=database, now=now, sources=sources, matches=matches,
                       messages=messages, files=files, undelivered=undelivered,
-                      seconds=time.perf_counter() - began, subscribers=subscribers)
+                      seconds=time.perf_counter() - began, subscribers=subscribers, later=later,
+                      changes=changes, per_cycle=per_cycle, failed_first=failed_first)
 
 
-def format_summary(report: DemoReport) -> str:
-    """The demo's printed summary; README shows one, and a test keeps the two alike."""
-    lines = [f"callwatch demo: one cycle over bundled pages as of {report.now:%Y-%m-%d %H:%M} UTC, "
-             "no network", PAGES_NOTE, ""]
+def callwatch_command() -> str:
+    """How to run callwatch again from where the user is: ``callwatch`` when it is on PATH
+    (an activated venv, pipx), else the path of the console script beside this Python
+    (``.venv/bin/callwatch`` after the README's install), else ``python -m tracker``."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).with_name("callwatch")
+    on_path = shutil.which("callwatch")
+    if on_path and Path(on_path).resolve() == beside.resolve():
+        return "callwatch"
+    if beside.is_file():
+        try:
+            return str(beside.relative_to(Path.cwd()))
+        except ValueError:
+            return str(beside)
+    return f"{sys.executable} -m tracker"
+
+
+def format_summary(report: DemoReport, command: str = "callwatch") -> str:
+    """The demo's printed summary; README shows one, and a test keeps the two alike.
+    ``command`` is how the hints run callwatch (``callwatch_command()``)."""
+    lines = [f"callwatch demo: two cycles over bundled pages, {report.now:%Y-%m-%d %H:%M} and "
+             f"{report.later:%Y-%m-%d %H:%M} UTC, no network", PAGES_NOTE, ""]
     lines.append(f"{'calls per source':<24}{'calls':>7}{'skipped':>9}")
     for source in report.sources:
         note = "" if source.outcome == "ok" else f"  {source.outcome}: {source.error or ''}".rstrip()
         lines.append(f"  {source.name:<22}{source.calls:>7}{source.skipped:>9}{note}")
+    if report.failed_first:
+        lines.append(f"  failed in the first cycle: {', '.join(report.failed_first)}")
+    lines += ["", f"{'what the cycles stored':<24}{'first':>7}{'second':>9}"]
+    lines += [f"  {kind:<22}{first:>7}{second:>9}" for kind, (first, second) in report.changes.items()]
     lines += ["", f"{'matches per profile':<24}{'calls':>7}"]
     lines += [f"  {name:<22}{count:>7}" for name, count in report.matches.items()]
-    lines += ["", f"{'messages per channel':<24}{'sent':>7}"]
-    lines += [f"  {name:<22}{count:>7}" for name, count in report.messages.items()]
+    lines += ["", f"{'messages per channel':<24}{'first':>7}{'second':>9}"]
+    lines += [f"  {name:<22}{first:>7}{second:>9}" for name, (first, second) in report.per_cycle.items()]
     if report.undelivered:
         lines.append(f"  {report.undelivered} message(s) not delivered: "
-                     f"callwatch --db sqlite:///{report.database} deliveries --failed")
+                     f"{command} --db sqlite:///{report.database} deliveries --failed")
     counts = Counter({channel: len(paths) for channel, paths in report.files.items()})
     lines += [
         "",
@@ -408,8 +585,7 @@ def format_summary(report: DemoReport) -> str:
         f"  email/     {counts['email']} .eml files, each with an .html beside it to open in a browser",
         f"  telegram/  {counts['telegram']} .txt files (the text each chat received)",
         f"  webhook/   {counts['webhook']} .json files (the signed JSON bodies)",
-        f"browse the calls: callwatch --db sqlite:///{report.database} calls list",
+        f"browse the calls: {command} --db sqlite:///{report.database} calls list",
         f"finished in {report.seconds:.1f} s",
     ]
     return "\n".join(lines)
-

@@ -2,7 +2,8 @@
 
 ``FixtureSite`` serves files (HTML pages, feeds, JSON) by path and query string, so an HTML
 list with paging and detail pages, or an RSS feed, replays exactly as stored; ``{{BASE}}``
-in a served text file becomes the server's own URL (for absolute links in the pages).
+in a served text file becomes ``base`` (the public site's address when set, as in the
+demo, else the server's own URL), for absolute links in the pages.
 ``InterregSearch`` answers interreg.eu's Algolia queries page by page and refuses any key
 but its own, as the real index does when the public key rotates.
 
@@ -48,6 +49,8 @@ class FixtureSite(FakeServer):
     def __init__(self, routes: Mapping[str, Path | Reply]) -> None:
         super().__init__()
         self.routes = {route_key(k): v for k, v in routes.items()}
+        #: what ``{{BASE}}`` becomes: None for this server's own URL
+        self.base: str | None = None
 
     def __enter__(self) -> Self:
         self.start()
@@ -67,7 +70,7 @@ class FixtureSite(FakeServer):
         body = target.read_bytes()
         content_type = _TYPES.get(target.suffix.lower(), "application/octet-stream")
         if content_type.startswith(("text/", "application/rss", "application/atom")):
-            body = body.replace(b"{{BASE}}", self.url.encode())
+            body = body.replace(b"{{BASE}}", (self.base or self.url).encode())
         return Reply(200, body, {"Content-Type": content_type})
 
 

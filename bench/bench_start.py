@@ -1,0 +1,90 @@
+"""How long `callwatch` takes to start: the real commands as processes, beside a floor.
+
+    python bench/bench_start.py [--repeat 10] [--demo-repeat 3] [--callwatch PATH]
+
+Runs, each ``--repeat`` times, in this order round-robin (so a change of load hits every
+command alike): the floor ``python -c pass`` and ``python -c "import sqlite3"`` (the least a
+Python program that reads a SQLite file pays), ``callwatch --version``, ``callwatch --help``
+and ``callwatch calls list`` on an empty SQLite store (migrated once before the timed runs);
+then ``callwatch demo`` ``--demo-repeat`` times into fresh folders. Prints min / median / max
+wall time, each command's median CPU time (user + system, from ``wait4``, so it does not
+count waiting for a core), and the ratio of each median to the ``import sqlite3`` floor.
+The console script is the one beside this interpreter unless ``--callwatch`` names
+another; targets (issue 15): --version and --help ≤ 0.3 s, calls list ≤ 0.6 s, demo ≤ 4 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench._machine import describe
+
+TARGETS = {"--version": 0.3, "--help": 0.3, "calls list (empty store)": 0.6, "demo": 4.0}
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child) for one run; fails loudly on a non-zero exit."""
+    began = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=cwd, env=env,  # noqa: S603 - our own commands
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - began
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{stderr}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--demo-repeat", type=int, default=3)
+    parser.add_argument("--callwatch", default=str(Path(sys.executable).with_name("callwatch")))
+    args = parser.parse_args()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLWATCH_")}
+    with tempfile.TemporaryDirectory(prefix="bench-start-") as scratch:
+        work = Path(scratch)
+        store = f"sqlite:///{work / 'empty.db'}"
+        timed([args.callwatch, "--db", store, "db", "upgrade"], work, env)
+        commands = {
+            "python -c pass (floor)": [sys.executable, "-c", "pass"],
+            "python -c 'import sqlite3' (floor)": [sys.executable, "-c", "import sqlite3"],
+            "--version": [args.callwatch, "--version"],
+            "--help": [args.callwatch, "--help"],
+            "calls list (empty store)": [args.callwatch, "--db", store, "calls", "list"],
+        }
+        print(f"machine: {describe()}; load before: {loadavg()}")
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        for _ in range(args.repeat):
+            for name, argv in commands.items():
+                runs[name].append(timed(argv, work, env))
+        runs["demo"] = [timed([args.callwatch, "demo", "--out", str(work / f"demo-{n}")], work, env)
+                        for n in range(args.demo_repeat)]
+        print(f"load after: {loadavg()}")
+
+    floor = statistics.median(wall for wall, _ in runs["python -c 'import sqlite3' (floor)"])
+    print(f"\n{'command':<38}{'min':>8}{'median':>8}{'max':>8}{'CPU med':>9}{'×floor':>8}"
+          f"{'target':>8}")
+    for name, samples in runs.items():
+        walls = [wall for wall, _ in samples]
+        cpu = statistics.median(c for _, c in samples)
+        target = f"{TARGETS[name]:.1f}" if name in TARGETS else ""
+        print(f"{name:<38}{min(walls):>8.3f}{statistics.median(walls):>8.3f}{max(walls):>8.3f}"
+              f"{cpu:>9.3f}{statistics.median(walls) / floor:>7.1f}×{target:>8}")
+    print(f"\nruns: {args.repeat} each, demo {args.demo_repeat}; wall seconds")
+
+
+if __name__ == "__main__":
+    main()

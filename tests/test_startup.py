@@ -1,0 +1,97 @@
+"""A fast start: which modules a command loads, checked in a fresh interpreter.
+
+`callwatch --version` took 1.5 s because `tracker.cli` imported SQLAlchemy and Alembic at
+once (issue 15). Times are measured by ``bench/bench_start.py``, not here: these tests look
+at ``sys.modules`` after a command, which does not depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: Runs the command line in this interpreter with the given arguments, then prints the
+#: top-level names of every module it loaded.
+PROBE = """
+import json, sys
+sys.argv = ["callwatch", *json.loads(sys.argv[1])]
+from tracker.cli import main
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+else:
+    code = 0
+print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+#: Never needed to print the version or the help.
+HEAVY = {"sqlalchemy", "sqlmodel", "alembic", "telegram", "aiohttp", "httpx", "apscheduler",
+         "dateparser", "jinja2", "pydantic", "rich", "bs4", "feedparser", "aiosmtplib", "yaml",
+         "selectolax", "scrapers", "notifiers"}
+
+#: Not needed to list calls: no channel, no source, no migration tool.
+NOT_FOR_LISTING = {"alembic", "telegram", "aiohttp", "httpx", "apscheduler", "dateparser",
+                   "jinja2", "bs4", "feedparser", "aiosmtplib", "mako"}
+
+
+def loaded(*args: str, cwd: Path) -> set[str]:
+    """The top-level modules ``callwatch ARGS`` loads, run in a fresh interpreter."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CALLWATCH_")}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environment.get("PYTHONPATH")]))
+    result = subprocess.run(  # noqa: S603 - this interpreter, our own code
+        [sys.executable, "-c", PROBE, json.dumps(list(args))], cwd=cwd, env=environment,
+        capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["code"] in (0, None), result.stdout + result.stderr
+    return set(report["modules"])
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["calls", "--help"]])
+def test_version_and_help_load_no_database_channel_or_source(tmp_path: Path, args: list[str]) -> None:
+    assert "tracker" in loaded(*args, cwd=tmp_path)  # the probe ran our code
+    assert loaded(*args, cwd=tmp_path) & HEAVY == set()
+
+
+def test_listing_calls_loads_no_channel_source_or_migration_tool(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'calls.db'}"
+    upgraded = loaded("--db", database, "db", "upgrade", cwd=tmp_path)
+    assert "alembic" in upgraded  # migrating needs it, so the check below means something
+    modules = loaded("--db", database, "calls", "list", "--format", "json", cwd=tmp_path)
+    assert "sqlalchemy" in modules
+    assert modules & NOT_FOR_LISTING == set()
+
+
+def test_the_schema_check_finds_alembics_head_without_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from tracker.store import db
+
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    assert db.head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_the_schema_check_reads_the_revision_alembic_wrote(tmp_path: Path) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    from tracker.store import db
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'calls.db'}")
+    try:
+        assert db.current_revision(engine) is None
+        db.ensure_schema(engine)
+        with engine.connect() as connection:
+            written = MigrationContext.configure(connection).get_current_revision()
+        assert db.current_revision(engine) == written == db.head_revision()
+    finally:
+        engine.dispose()
