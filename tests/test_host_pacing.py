@@ -14,8 +14,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from tests.sources_support import EFRE_AT_SELECTORS, FIXTURES
-from tracker.config import load_config
+from tests.sources_support import FIXTURES
+from tests.test_daemon_schedule import settings_for
 from tracker.demo.fakes._server import Reply, Request
 from tracker.demo.fakes.sites import FixtureSite
 from tracker.models import RunOutcome
@@ -40,36 +40,20 @@ class TimedSite(FixtureSite):
 
 def test_two_sources_on_one_host_are_paced_together_across_daemon_jobs(
         tmp_path: Path, engine: Engine) -> None:
-    routes: dict[str, Path | Reply] = {"/a": HTML / "efre_calls_page1.html",
-                                       "/b": HTML / "efre_calls_page1.html",
-                                       "/calls?page=2": HTML / "efre_calls_page2.html"}
-    with TimedSite(routes) as site:
-        (tmp_path / "profiles").mkdir()
-        (tmp_path / "subscribers").mkdir()
-        sources = "".join(f'\n[sources.{name}]\nkind = "html_list"\nurl = "{site.url}/{name}"\n'
-                          + EFRE_AT_SELECTORS for name in ("a", "b"))
-        config = tmp_path / "callwatch.toml"
-        config.write_text(f"""
-[http]
-delay = {DELAY}
-retries = 0
-[profiles]
-directory = "profiles"
-[subscribers]
-directory = "subscribers"
-[notifiers.console]
-enabled = false
-""" + sources, encoding="utf-8")
-        settings = load_config(config, environ={})
+    page1, page2 = HTML / "efre_calls_page1.html", HTML / "efre_calls_page2.html"
+    with TimedSite({"/calls": page1, "/calls?page=2": page2, "/flaky": page1}) as site:
+        two_on_one_site = settings_for(tmp_path, site)  # sources `good` and `flaky`
+        settings = two_on_one_site.model_copy(update={
+            "http": two_on_one_site.http.model_copy(update={"delay": DELAY})})
 
         async def both_jobs_at_once() -> None:
             daemon = Daemon(settings, engine)
-            await asyncio.gather(daemon.scrape("a"), daemon.scrape("b"))
+            await asyncio.gather(daemon.scrape("good"), daemon.scrape("flaky"))
 
         asyncio.run(both_jobs_at_once())
         arrivals = sorted(site.arrivals)
     runs = {run.source: run for run in Store(engine).runs()}
-    assert runs["a"].outcome is RunOutcome.OK and runs["b"].outcome is RunOutcome.OK
+    assert runs["good"].outcome is RunOutcome.OK and runs["flaky"].outcome is RunOutcome.OK
     assert len(arrivals) == 4  # two pages for each source
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert min(gaps) >= DELAY - 0.005, gaps  # 5 ms: the event loop's timer granularity
