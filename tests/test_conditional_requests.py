@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +24,9 @@ from sqlalchemy.engine import Engine
 from scrapers._http import PoliteClient
 from tests.sources_support import FIXTURES, NOW
 from tracker.config import HttpSettings, Settings, load_config
+from tracker.demo.fakes import RECORDINGS
 from tracker.demo.fakes._server import Reply, Request
+from tracker.demo.fakes.eccp import EccpSite
 from tracker.demo.fakes.sites import FixtureSite
 from tracker.models import RunOutcome
 from tracker.pipeline import ScrapeOutcome, scrape_sources
@@ -49,8 +51,8 @@ class ConditionalSite(FixtureSite):
     (or, without If-None-Match, whose If-Modified-Since is the Last-Modified) gets a 304
     without a body. ``arrivals``: when each request came in (``time.monotonic``)."""
 
-    def __init__(self, routes: Mapping[str, Path | Reply], *, etag: bool = True) -> None:
-        super().__init__(routes)
+    def __init__(self, *site: Any, etag: bool = True) -> None:
+        super().__init__(*site)  # the routes, or what a FixtureSite subclass takes
         self.etag = etag
         self.arrivals: list[float] = []
 
@@ -70,6 +72,10 @@ class ConditionalSite(FixtureSite):
         if fresh:
             return Reply(304, b"", validators)
         return Reply(200, reply.body, {**reply.headers, **validators})
+
+
+class ConditionalEccp(ConditionalSite, EccpSite):
+    """The ECCP inventory replay (list pages, then each call's page), with validators."""
 
 
 def conditional_headers(request: Request) -> dict[str, str]:
@@ -181,6 +187,30 @@ def test_a_later_page_that_changed_means_a_full_fetch_even_when_the_first_is_304
     titles = {c.record.title for c in store.list_calls(source="occitanie")}
     assert "FEDER – Appel à projets « Tiers-lieux, clusters et fablabs »" in titles
     assert len(stored(store.engine, "occitanie")) == 2  # the new pages' validators kept
+
+
+def test_a_call_page_that_changed_under_an_unchanged_list_is_found(
+        tmp_path: Path, store: Store) -> None:
+    """ECCP lists links; the deadline is on each call's own page. An extended deadline
+    changes that page only: every list page answers 304, and the run still sees it."""
+    slug = "grappa-open-call-valorisation-agri-food-biomass-side-streams-cut-2"
+    extended = tmp_path / f"detail_{slug}.html"
+    extended.write_text((RECORDINGS / "eccp" / f"detail_{slug}.html").read_text(
+        encoding="utf-8").replace("20 October 2026", "27 October 2026"), encoding="utf-8")
+    with ConditionalEccp(RECORDINGS / "eccp") as site:
+        settings = settings_for(tmp_path, f'[sources.eccp]\nlist_url = "{site.list_url}"\n')
+        first = scrape(settings, store, "eccp", NOW)
+        assert first.report.outcome is RunOutcome.OK and first.report.new == 5
+        assert len(stored(store.engine, "eccp")) == 9  # 3 list pages, 6 call pages
+        site.set_route(f"/content/{slug}", extended)
+        second = scrape(settings, store, "eccp", NOW + timedelta(hours=6))
+        third = scrape(settings, store, "eccp", NOW + timedelta(hours=12))
+    assert second.report.changed == 1
+    [grappa] = [c.record for c in store.list_calls(source="eccp") if (c.record.url or "").endswith(slug)]
+    [deadline] = grappa.deadlines
+    assert deadline.date().isoformat() == "2026-10-27"
+    assert [run.notes for run in store.runs("eccp", limit=3)] == [NOT_MODIFIED, None, None]
+    assert third.report.items_seen == 5
 
 
 def test_a_run_that_fails_keeps_no_validators_and_the_next_fetches_in_full(
