@@ -13,9 +13,19 @@ callwatch process, a second scrape of the unchanged data and its ratio to the fl
 the top five of a cProfile of the same scrape run in-process (source and store in the main
 thread, so the profile sees both).
 
+The portal's search API is a POST (GET gives HTTP 405, /work/shared/sources/ft_portal.md
+§1.1) and the notes record no ``ETag`` or ``Last-Modified`` on it, so its second scrape is a
+full one: nothing can be asked conditionally (tracker/conditional.py). The second scrape of
+unchanged data through a 304 is measured on a GET source instead (``--only feed``): one RSS
+feed of N items with the same real descriptions, served with an ``ETag`` and a 304 when
+asked with it; ``callwatch scrape`` first, then again (one 304), then again with
+``http.conditional_requests = false`` (what every second scrape cost before), beside a floor
+that GETs the feed with httpx, parses it with feedparser and stores id, title and summary
+with one executemany.
+
 Targets (issue 15): within 2.5× the floor, the second scrape within 1.5×, peak RSS ≤ 250 MB.
-Run: ``PYTHONPATH=<checkout> python bench/bench_ingest.py [N]``; the checkout on PYTHONPATH
-is the code measured (the console script imports ``tracker`` from it).
+Run: ``PYTHONPATH=<checkout> python bench/bench_ingest.py [N] [--only portal|feed]``; the
+checkout on PYTHONPATH is the code measured (the console script imports ``tracker`` from it).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import hashlib
 import io
 import json
 import os
@@ -34,6 +45,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from html import escape as escape_html
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,7 +57,7 @@ import httpx  # noqa: E402
 
 from bench import bench_portal  # noqa: E402
 from bench._machine import describe  # noqa: E402
-from tracker.demo.fakes._server import Reply, Request  # noqa: E402
+from tracker.demo.fakes._server import FakeServer, Reply, Request  # noqa: E402
 from tracker.demo.fakes.portal import SEARCH_PATH, PortalReplayServer  # noqa: E402
 
 PAGE_SIZE = 100
@@ -186,8 +198,9 @@ def run_floor(url: str, database: Path) -> Run:
 def profile_in_process(config: Path, database: Path) -> str:
     """The top of a cProfile of the same scrape in this process, fetching and storing in
     the main thread (the CLI stores in a worker thread, which cProfile would not see)."""
+    from tracker.compose import http_client
     from tracker.config import load_config
-    from tracker.pipeline import PoliteClient, build_sources
+    from tracker.pipeline import build_sources
     from tracker.store import db
     from tracker.store.calls import Store
 
@@ -198,7 +211,7 @@ def profile_in_process(config: Path, database: Path) -> str:
     now = datetime.now(UTC)
 
     async def fetch() -> Any:
-        async with PoliteClient(settings.http) as http:
+        async with http_client(settings.http) as http:
             return await build_sources(settings, http, ["ft_portal"])["ft_portal"].scrape(now)
 
     profiler = cProfile.Profile()
@@ -217,6 +230,101 @@ def profile_in_process(config: Path, database: Path) -> str:
              if line.strip() and not line.startswith(("   Ordered by", "   List reduced"))]
     return "\n".join(lines)
 
+# -- a GET source: one RSS feed, and its second scrape through a 304 ----------------------
+
+FEED_PATH = "/calls.rss"
+
+
+def generate_feed(count: int) -> bytes:
+    """An RSS 2.0 feed of ``count`` calls, each described by one of the real descriptions
+    after a deadline the rss source's default pattern reads (first, so the pattern finds
+    it before any "deadline" inside the description)."""
+    pieces = real_descriptions()
+    items = []
+    for n in range(count):
+        description = f"<p>Deadline: 16 January 2027</p>{pieces[n % len(pieces)]}"
+        items.append(f"<item><title>Call for proposals {n}</title>"
+                     f"<link>https://calls.example.invalid/calls/{n}</link>"
+                     f"<guid>https://calls.example.invalid/calls/{n}</guid>"
+                     f"<pubDate>Tue, 01 Sep 2026 08:00:00 GMT</pubDate>"
+                     f"<description>{escape_html(description)}</description></item>")
+    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            "<title>Calls</title><link>https://calls.example.invalid/</link>"
+            f"<description>Calls</description>{''.join(items)}</channel></rss>").encode()
+
+
+class FeedServer(FakeServer):
+    """One feed with an ETag; a GET whose If-None-Match names it gets a 304 without a body."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+        self.etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        self.statuses: list[int] = []
+
+    def handle(self, request: Request) -> Reply:
+        if request.path != FEED_PATH:
+            return Reply.text("not found", 404)
+        status = 304 if request.headers.get("if-none-match") == self.etag else 200
+        self.statuses.append(status)
+        return Reply(status, self.body if status == 200 else b"",
+                     {"Content-Type": "application/rss+xml", "ETag": self.etag})
+
+
+def feed_floor(url: str, database: Path) -> int:
+    """The least a feed scraper can do: GET, feedparser, one bare executemany."""
+    import feedparser
+
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TABLE IF NOT EXISTS calls (id TEXT PRIMARY KEY, title TEXT, "
+                       "raw TEXT)")
+    with httpx.Client(timeout=60) as client:
+        parsed = feedparser.parse(client.get(url).content)
+    rows = [(e.get("id", ""), e.get("title", ""), e.get("summary", "")) for e in parsed.entries]
+    with connection:
+        connection.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?, ?)", rows)
+    connection.close()
+    return len(rows)
+
+
+def write_feed_config(directory: Path, url: str, database: Path, *, conditional: bool) -> Path:
+    path = directory / ("feed.toml" if conditional else "feed-unconditional.toml")
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{database}"\n\n'
+        f'[http]\ndelay = 0\nconditional_requests = {str(conditional).lower()}\n\n'
+        f'[sources.feed]\nkind = "rss"\nurl = "{url}"\n', encoding="utf-8")
+    return path
+
+
+def bench_feed(count: int) -> None:
+    body = generate_feed(count)
+    print(f"input: one RSS feed of {count} items, {len(body) / 2**20:.1f} MiB, the real "
+          "descriptions; the server sends an ETag and answers a matching If-None-Match with 304")
+    with FeedServer(body) as server, tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        database = directory / "feed.db"
+        url = server.url + FEED_PATH
+        config = write_feed_config(directory, url, database, conditional=True)
+        unconditional = write_feed_config(directory, url, database, conditional=False)
+        run_callwatch(config, "db", "upgrade")
+        floors = [run_process([sys.executable, __file__, "--feed-floor", url,
+                               str(directory / f"floor{n}.db")]) for n in range(3)]
+        first = run_callwatch(config, "scrape", "feed")
+        second = run_callwatch(config, "scrape", "feed")
+        full = run_callwatch(unconditional, "scrape", "feed")
+        print(second.output.strip())
+        print(f"answers to callwatch: {server.statuses[3:]} (the floor's three first)")
+        floor = min(floors, key=lambda run: run.wall)._replace(
+            cpu=min(run.cpu for run in floors))
+        print("                                    wall s  ×floor   CPU s  ×floor  peak RSS")
+        for label, run in (("floor (httpx, feedparser, sqlite3)", floor),
+                           ("callwatch scrape feed, first run", first),
+                           ("unchanged: one 304", second),
+                           ("unchanged, conditional off", full)):
+            print(f"{label:35} {run.wall:6.2f}  {run.wall / floor.wall:5.2f}×  {run.cpu:6.2f}  "
+                  f"{run.cpu / floor.cpu:5.2f}×  {run.rss:5.0f} MiB")
+        print("floor: best of three processes; target for the unchanged scrape: ≤ 1.5×")
+
 
 def loadavg() -> str:
     try:
@@ -229,16 +337,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("count", type=int, nargs="?", default=10_000)
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--only", choices=("portal", "feed"),
+                        help="the portal's search API (POST) or an RSS feed (GET, 304s)")
     parser.add_argument("--floor", nargs=2, metavar=("URL", "DATABASE"),
                         help=argparse.SUPPRESS)  # the floor's own process
+    parser.add_argument("--feed-floor", nargs=2, metavar=("URL", "DATABASE"),
+                        help=argparse.SUPPRESS)  # the feed floor's own process
     args = parser.parse_args()
     if args.floor:
         floor_scrape(args.floor[0], Path(args.floor[1]))
+        return
+    if args.feed_floor:
+        feed_floor(args.feed_floor[0], Path(args.feed_floor[1]))
         return
     print(f"machine: {describe()}")
     print(f"load average before: {loadavg()}")
     import tracker
     print(f"code measured: {Path(tracker.__file__).resolve().parent.parent}")
+    if args.only != "feed":
+        bench_portal_ingest(args)
+    if args.only != "portal":
+        bench_feed(args.count)
+    print(f"load average after: {loadavg()}")
+
+
+def bench_portal_ingest(args: argparse.Namespace) -> None:
     pages = generate(args.count)
     size = sum(map(len, pages)) / 2**20
     print(f"input: {args.count} records, {len(pages)} pages of {PAGE_SIZE}, {size:.1f} MiB of "
@@ -268,7 +391,6 @@ def main() -> None:
               "peak RSS ≤ 250 MB")
         if not args.no_profile:
             print(profile_in_process(config, directory / "profiled.db"))
-    print(f"load average after: {loadavg()}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,16 @@ User-Agent, one request at a time per host with ``http.delay`` seconds between t
 to the same host, retries with exponential backoff and jitter on timeouts, connection
 errors, 5xx and 429 (honouring Retry-After), and a cap on response size.
 
+Pacing is a ``HostPacer`` of its own for a client alone (``run --once``, ``scrape``), and one
+``HostPacer`` shared by every client of the process in the daemon, whose scrape jobs each
+open their own client: two sources on one host are then paced together, not each on its own
+(tracker/compose.py builds it once).
+
+Each source run sees the client as a ``RunClient``: it notes the validators (``ETag``,
+``Last-Modified``) of every GET the run makes, and asks a past run's pages again with
+``If-None-Match`` / ``If-Modified-Since``. When that pays, and why a 304 on the first page
+alone is not taken as "unchanged", is in tracker/conditional.py.
+
 A timeout is a deadline. ``http.timeout`` bounds the whole of one attempt (connect,
 redirects, headers and body), not each read: a server that trickles a byte a second cannot
 hold a request longer than that, and a missed deadline is retried like any timeout. The
@@ -40,17 +50,18 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from tracker.conditional import Validator, validator_of
 from tracker.config import HttpSettings
 from tracker.destinations import is_internal_host
-from tracker.errors import ResponseTooLarge, SourceRejected, SourceUnavailable
+from tracker.errors import CallwatchError, ResponseTooLarge, SourceRejected, SourceUnavailable
 from tracker.retry_after import retry_after_seconds  # one parser for sources and channels
 
 log = logging.getLogger(__name__)
@@ -70,9 +81,41 @@ def redirect_refusal(start: httpx.URL, target: httpx.URL) -> str | None:
     return None
 
 
+class HostPacer:
+    """One request at a time per host, ``delay`` seconds from the end of one to the start of
+    the next; shared by every client that is given it."""
+
+    def __init__(self, delay: float,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.delay = delay
+        self._sleep = sleep
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_request: dict[str, float] = {}
+
+    @asynccontextmanager
+    async def slot(self, url: str) -> AsyncIterator[None]:
+        """Hold the host's lock for one request, after waiting out the delay since the last."""
+        host = urlsplit(url).netloc
+        lock = self._locks.setdefault(host, asyncio.Lock())
+        async with lock:
+            last = self._last_request.get(host)
+            if last is not None:
+                remaining = self.delay - (time.monotonic() - last)
+                if remaining > 0:
+                    await self._sleep(remaining)
+            try:
+                yield
+            finally:
+                self._last_request[host] = time.monotonic()
+
+
 class PoliteClient:
     """An ``httpx.AsyncClient`` with per-host pacing, deadlines, checked redirects, retries
-    and a size cap."""
+    and a size cap.
+
+    ``pacer``: the process's shared ``HostPacer`` (the daemon's); without it the client
+    paces its own requests only.
+    """
 
     def __init__(
         self,
@@ -80,17 +123,17 @@ class PoliteClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        pacer: HostPacer | None = None,
     ) -> None:
         self.settings = settings
         self._sleep = sleep
+        self.pacer = pacer if pacer is not None else HostPacer(settings.delay, sleep)
         self._client = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(settings.timeout),
             follow_redirects=False,  # followed by _open, hop by hop, under the policy
             transport=transport,
         )
-        self._host_locks: dict[str, asyncio.Lock] = {}
-        self._last_request: dict[str, float] = {}
         self._moves_logged: set[tuple[str, str]] = set()
 
     async def __aenter__(self) -> PoliteClient:
@@ -122,22 +165,6 @@ class PoliteClient:
                 "retrying attempt=%d error=%s", s.attempt_number,
                 s.outcome.exception() if s.outcome else None),
         )
-
-    @asynccontextmanager
-    async def _paced(self, url: str) -> AsyncIterator[None]:
-        """Hold the host's lock for the request and keep ``delay`` seconds between requests."""
-        host = urlsplit(url).netloc
-        lock = self._host_locks.setdefault(host, asyncio.Lock())
-        async with lock:
-            last = self._last_request.get(host)
-            if last is not None:
-                remaining = self.settings.delay - (time.monotonic() - last)
-                if remaining > 0:
-                    await self._sleep(remaining)
-            try:
-                yield
-            finally:
-                self._last_request[host] = time.monotonic()
 
     @contextmanager
     def _converted(self, url: str, *, reading: bool = False) -> Iterator[None]:
@@ -198,7 +225,7 @@ class PoliteClient:
                              f"(last to {request.url})")
 
     async def _once(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async with self._paced(url):
+        async with self.pacer.slot(url):
             with self._converted(url):
                 async with asyncio.timeout(self.settings.timeout):  # the whole attempt
                     response = await self._open(method, url, **kwargs)
@@ -226,6 +253,15 @@ class PoliteClient:
                 return await self._once(method, url, **kwargs)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def request_once(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """``request`` without retries: for a question whose failure has a fallback (a
+        conditional request: on any failure the run fetches in full, with retries)."""
+        return await self._once(method, url, **kwargs)
+
+    def for_run(self) -> RunClient:
+        """This client as one source run uses it (noting what it fetches)."""
+        return RunClient(self)
+
     @asynccontextmanager
     async def stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
         """An open streaming response (bulk files): paced and retried until headers arrive,
@@ -236,7 +272,7 @@ class PoliteClient:
         """
         async for attempt in self._retrying():
             with attempt:
-                async with self._paced(url):
+                async with self.pacer.slot(url):
                     with self._converted(url):
                         async with asyncio.timeout(self.settings.timeout):
                             response = await self._open(method, url, **kwargs)
@@ -250,3 +286,63 @@ class PoliteClient:
                 yield response
         finally:
             await response.aclose()
+
+
+class RunClient:
+    """The shared client as one source run sees it: it passes every request on, notes the
+    validators of each GET (in order, once per URL), and can ask a past run's pages again
+    conditionally (the rule: tracker/conditional.py)."""
+
+    def __init__(self, client: PoliteClient) -> None:
+        self._client = client
+        self._fetched: list[Validator] = []
+        self._urls: set[str] = set()
+        #: every request so far a plain GET whose answer carried a validator
+        self._replayable = True
+        #: a full answer that ``unchanged`` got, for the source's first GET of that URL
+        self._ready: dict[str, httpx.Response] = {}
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        plain_get = method.upper() == "GET" and not kwargs
+        ready = self._ready.pop(url, None) if plain_get else None
+        response = ready if ready is not None else await self._client.request(method, url, **kwargs)
+        if not plain_get:
+            self._replayable = False  # a POST, or a GET with parameters of its own
+        elif url not in self._urls:
+            validator = validator_of(url, response.headers)
+            if validator is None:
+                self._replayable = False
+            else:
+                self._urls.add(url)
+                self._fetched.append(validator)
+        return response
+
+    def stream(self, method: str, url: str, **kwargs: Any
+               ) -> AbstractAsyncContextManager[httpx.Response]:
+        self._replayable = False  # a bulk file is not asked for again conditionally
+        return self._client.stream(method, url, **kwargs)
+
+    def fetched(self) -> list[Validator] | None:
+        """What this run fetched, to ask again next time; None when it cannot be asked
+        (no GET, a request that was not a plain GET, an answer without a validator)."""
+        return list(self._fetched) if self._replayable and self._fetched else None
+
+    async def unchanged(self, previous: Sequence[Validator]) -> bool:
+        """Whether every page in ``previous`` answers 304 now: one conditional GET each, in
+        order, without retries, stopping at the first other answer (a 200 is kept for the
+        source's own request of that page). Nothing stored: never unchanged."""
+        if not previous:
+            return False
+        for validator in previous:
+            try:
+                response = await self._client.request_once(
+                    "GET", validator.url, headers=validator.headers())
+            except CallwatchError as exc:
+                log.info("conditional request failed, fetching in full url=%s error=%s",
+                         validator.url, exc)
+                return False
+            if response.status_code != 304:
+                if response.status_code == 200:
+                    self._ready[validator.url] = response
+                return False
+        return True

@@ -2,7 +2,8 @@
 
 Everything else in ``tracker`` knows sources and channels only through ``tracker.ports``
 and the plugin registry (``tracker.plugins``). What cannot be said through a plugin is
-wired here: the shared HTTP client the sources use, the channels with their console stream
+wired here: the shared HTTP client the sources use (and the per-host pacing every client
+of a process shares), the channels with their console stream
 and Telegram's pacing (which needs the database), and the Telegram bot the daemon runs.
 ``tests/test_dependencies.py`` lists this module as the exception, and fails on any other
 core module that imports ``scrapers`` or ``notifiers``.
@@ -20,19 +21,27 @@ from notifiers.console import ConsoleNotifier
 from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier
 from notifiers.telegram.bot import start_bot
 from notifiers.telegram.pacing import pacer_for
-from scrapers._http import PoliteClient
+from scrapers._http import HostPacer, PoliteClient
 from tracker.config import HttpSettings, Settings
 from tracker.ports import Notifier
 
-__all__ = ["TELEGRAM_TOKEN_ENV", "build_notifiers", "http_client", "start_bot"]
+__all__ = ["TELEGRAM_TOKEN_ENV", "HostPacer", "build_notifiers", "host_pacer", "http_client", "start_bot"]
 
 #: the variable holding the Telegram token (the demo sets it for its fake Bot API)
 TELEGRAM_TOKEN_ENV = TOKEN_ENV
 
 
-def http_client(settings: HttpSettings) -> PoliteClient:
-    """The shared polite HTTP client the sources fetch with (an async context manager)."""
-    return PoliteClient(settings)
+def host_pacer(settings: HttpSettings) -> HostPacer:
+    """The per-host pacing (``http.delay``) to share between every client of a process: the
+    daemon builds it once, so its scrape jobs, each with a client of its own, pace two
+    sources on one host together."""
+    return HostPacer(settings.delay)
+
+
+def http_client(settings: HttpSettings, pacer: HostPacer | None = None) -> PoliteClient:
+    """The shared polite HTTP client the sources fetch with (an async context manager);
+    paced by ``pacer`` when given, else by its own."""
+    return PoliteClient(settings, pacer=pacer)
 
 
 def build_notifiers(settings: Settings, environ: Mapping[str, str] | None = None,

@@ -119,6 +119,12 @@ class HttpSettings(_Section):
     max_response_bytes: int = Field(
         50_000_000, gt=0, description="larger responses are refused; bulk files are streamed"
     )
+    conditional_requests: bool = Field(
+        True, description="ask the pages a source's last good run read with If-None-Match / "
+        "If-Modified-Since first; when all answer 304 the run is ok and its calls are left as "
+        "they were (only sources read by plain GETs whose answers carry an ETag or "
+        "Last-Modified)"
+    )
 
 
 class DirectorySettings(_Section):

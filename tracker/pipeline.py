@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from tracker.conditional import Validator, fetch_key
 from tracker.config import Settings
 from tracker.delivery.dispatch import DispatchReport, send_due
 from tracker.delivery.operator_alerts import alert_dispatch, alert_red_source
@@ -42,13 +44,17 @@ from tracker.errors import (
     ConfigError,
     SourceUnavailable,
 )
-from tracker.models import ScrapeResult
+from tracker.models import RunOutcome, ScrapeResult
 from tracker.plugins import source_plugins
-from tracker.ports import HttpClient, Notifier, Progress, Source
+from tracker.ports import HttpClient, Notifier, Progress, RunClient, Source
 from tracker.rules.profiles import Profile
 from tracker.rules.service import load_profiles
 from tracker.store.calls import RunReport, Store
 from tracker.store.drift import DEFAULT_EXPECTED
+from tracker.store.revalidation import keep_validators, record_unchanged, stored_validators
+
+if TYPE_CHECKING:
+    from tracker.compose import HostPacer
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +81,33 @@ def select_sources(settings: Settings, names: Iterable[str] = ()) -> list[str]:
     return wanted or [n for n, s in settings.sources.items() if s.enabled]
 
 
+def build_source(settings: Settings, name: str, http: HttpClient) -> Source:
+    """The composition root for sources: the Source of one configured instance."""
+    source_settings = settings.sources[name]
+    return source_plugins()[source_settings.kind or name].create(name, source_settings, http)
+
+
 def build_sources(settings: Settings, http: HttpClient, names: Iterable[str]) -> dict[str, Source]:
-    """The composition root for sources: one Source per configured instance."""
-    plugins = source_plugins()
-    sources: dict[str, Source] = {}
-    for name in names:
-        source_settings = settings.sources[name]
-        plugin = plugins[source_settings.kind or name]
-        sources[name] = plugin.create(name, source_settings, http)
-    return sources
+    """One Source per configured instance named, all fetching through ``http``."""
+    return {name: build_source(settings, name, http) for name in names}
+
+
+@dataclass(frozen=True)
+class Revalidation:
+    """How one source run asks first whether the pages of the last good run changed
+    (the rule: tracker/conditional.py)."""
+
+    #: the client the source fetches through: it notes what this run fetches
+    client: RunClient
+    #: ``tracker.conditional.fetch_key`` of the source's settings and callwatch's version
+    key: str
+    #: ``http.conditional_requests``: off, nothing is asked (what the run fetched is still kept)
+    ask: bool = True
 
 
 async def scrape_one(
     name: str, source: Source, store: Store, clock: Clock, progress: Progress | None = None,
-    *, ceiling: timedelta | None = None,
+    *, ceiling: timedelta | None = None, revalidation: Revalidation | None = None,
 ) -> ScrapeOutcome:
     """Scrape one source and store its run; any failure becomes a failed run, never a crash.
 
@@ -97,30 +116,53 @@ async def scrape_one(
     failed run, and the other sources go on. The store judges the run for drift by the
     fields the source says every item has (``expected_fields``, default title, url and
     deadline): a run that looks wrong is recorded as suspicious.
+
+    With ``revalidation``, the pages the source's last good run read are asked for again
+    conditionally first: all 304, and the run is logged ok with the calls left as they were
+    (no scrape, no diff, nothing missing). After a scrape is stored, what it fetched is kept
+    for the next run when it was ok, and the kept list cleared otherwise; never before the
+    store has committed, so a run that breaks off leaves the next one to fetch in full.
     """
     started = clock()
     began = time.perf_counter()
+    previous: list[Validator] = []
+    if revalidation is not None and revalidation.ask:
+        previous = await asyncio.to_thread(stored_validators, store.engine, name, revalidation.key)
     try:
-        result = await _scrape_within(name, source, started, progress, ceiling)
+        result = await _scrape_within(name, source, started, progress, ceiling,
+                                      revalidation, previous)
     except CallwatchError as exc:
         log.warning("source failed source=%s error=%s", name, exc)
         result = ScrapeResult(complete=False, error=str(exc))
     except Exception as exc:  # a bug in one scraper must not stop the others
         log.exception("source crashed source=%s", name)
         result = ScrapeResult(complete=False, error=f"unexpected {type(exc).__name__}: {exc}")
+    if result is None:
+        log.info("not modified source=%s pages=%d", name, len(previous))
+        report = await asyncio.to_thread(record_unchanged, store.engine, name,
+                                         started_at=started, now=clock())
+        return ScrapeOutcome(report=report, seconds=time.perf_counter() - began)
     expected = getattr(source, "expected_fields", DEFAULT_EXPECTED)
     report = await asyncio.to_thread(store.record_run, name, result, started_at=started,
                                      now=clock(), expected_fields=expected)
+    if revalidation is not None:
+        fetched = revalidation.client.fetched() if report.outcome is RunOutcome.OK else None
+        await asyncio.to_thread(keep_validators, store.engine, name, revalidation.key, fetched,
+                                clock())
     return ScrapeOutcome(report=report, seconds=time.perf_counter() - began)
 
 
 async def _scrape_within(name: str, source: Source, now: datetime, progress: Progress | None,
-                         ceiling: timedelta | None) -> ScrapeResult:
-    """The source's result, or SourceUnavailable when it has none within ``ceiling``."""
+                         ceiling: timedelta | None, revalidation: Revalidation | None,
+                         previous: list[Validator]) -> ScrapeResult | None:
+    """The source's result; None when every page in ``previous`` answered 304 (not
+    modified); SourceUnavailable when there is neither within ``ceiling``."""
     seconds = None if ceiling is None else ceiling.total_seconds()
     deadline = asyncio.timeout(seconds)
     try:
         async with deadline:
+            if revalidation is not None and await revalidation.client.unchanged(previous):
+                return None
             return await source.scrape(now, progress)
     except TimeoutError as exc:
         if not deadline.expired():  # the source's own TimeoutError: a bug, reported as a crash
@@ -135,16 +177,27 @@ async def scrape_sources(
     names: Iterable[str],
     clock: Clock,
     progress_for: ProgressFactory = lambda _name: None,
+    *,
+    pacer: HostPacer | None = None,
 ) -> list[ScrapeOutcome]:
-    """Scrape the named sources concurrently (pacing is per host) and store every run."""
+    """Scrape the named sources concurrently and store every run, each first asking whether
+    its pages changed (``Revalidation``).
+
+    Pacing is per host: by the client's own pacer, or by ``pacer``, the one the process
+    shares between its clients (the daemon's scrape jobs each open a client).
+    """
+    from tracker import __version__
     from tracker.compose import http_client
 
-    async with http_client(settings.http) as http:
-        sources = build_sources(settings, http, names)
+    async with http_client(settings.http, pacer) as http:
+        runs = {name: http.for_run() for name in names}
         return list(await asyncio.gather(*(
-            scrape_one(name, source, store, clock, progress_for(name),
-                       ceiling=settings.http.source_timeout)
-            for name, source in sources.items()
+            scrape_one(name, build_source(settings, name, run), store, clock, progress_for(name),
+                       ceiling=settings.http.source_timeout,
+                       revalidation=Revalidation(
+                           run, fetch_key(settings.sources[name].model_dump_json(), __version__),
+                           ask=settings.http.conditional_requests))
+            for name, run in runs.items()
         )))
 
 

@@ -11,7 +11,7 @@ it reads, and builds its ``Notifier``; the core then only calls ``send``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from tracker.conditional import Validator
 from tracker.dates import format_duration, parse_duration
 
 if TYPE_CHECKING:  # for annotations only: loading the plugins' settings must stay cheap
@@ -92,6 +93,19 @@ class HttpClient(Protocol):
     def stream(
         self, method: str, url: str, **kwargs: Any
     ) -> AbstractAsyncContextManager[httpx.Response]: ...
+
+
+class RunClient(HttpClient, Protocol):
+    """The shared client as one source run sees it (scrapers/_http.py): it notes what the run
+    fetched, so that the next run can ask whether any of it changed (tracker/conditional.py)."""
+
+    def fetched(self) -> list[Validator] | None:
+        """Every GET of this run with its validators; None when the run cannot be asked again."""
+        ...
+
+    async def unchanged(self, previous: Sequence[Validator]) -> bool:
+        """Whether every page of ``previous`` answers 304 now."""
+        ...
 
 
 class Source(Protocol):

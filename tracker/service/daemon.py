@@ -15,6 +15,9 @@
   hour (each is due on its
   local day, and its idempotency key makes repeats harmless). Coalescing is on, one
   instance per job, and a misfire grace of five minutes.
+- **One pacer per host for the whole process**: each scrape job opens its own HTTP client,
+  and all of them are paced by the one ``HostPacer`` built with the daemon, so two sources
+  on one host are ``http.delay`` apart from each other too, not only from themselves.
 - **The leader tells others it lives**: a heartbeat row every minute with each job's next
   run (``callwatch status``), and the health server on ``health.listen`` when it is set.
 - **All durable state is in callwatch's own tables** (runs, changes, the notify cursor, the
@@ -43,7 +46,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import Connection, Engine
 
-from tracker.compose import build_notifiers, start_bot
+from tracker.compose import build_notifiers, host_pacer, start_bot
 from tracker.config import Settings
 from tracker.delivery.outbox import enqueue_reminders
 from tracker.errors import CallwatchError
@@ -141,6 +144,8 @@ class Daemon:
         self.failures: dict[str, int] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self.notifiers: dict[str, Any] = {}
+        #: every scrape job's client is paced by this one (per host, ``http.delay``)
+        self.pacer = host_pacer(settings.http)
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -164,7 +169,8 @@ class Daemon:
 
     async def scrape(self, name: str) -> None:
         """One source's job: the same steps as ``run_once``, for this source alone."""
-        [outcome] = await scrape_sources(self.settings, Store(self.engine), [name], self.clock)
+        [outcome] = await scrape_sources(self.settings, Store(self.engine), [name], self.clock,
+                                         pacer=self.pacer)
         report = outcome.report
         log.info("scraped source=%s outcome=%s items=%d new=%d changed=%d", name,
                  report.outcome.value, report.items_seen, report.new, report.changed)

@@ -684,3 +684,24 @@ class DeliveryBodyRow(SQLModel, table=True):
     created_at: datetime = _utc_column()
 
 bodies_table = SQLModel.metadata.tables[DeliveryBodyRow.__tablename__]
+
+
+# -- conditional requests: what a source's last good run fetched (migration 0009) ----------
+
+class HttpValidatorRow(SQLModel, table=True):
+    """One GET of a source's last good run and the validators its answer carried, in the
+    order the run made them, so the next run can ask each page "changed since?" first
+    (``tracker.conditional`` has the rule; ``tracker.store.revalidation`` reads and writes)."""
+
+    __tablename__ = "http_validators"
+
+    source: str = Field(primary_key=True, max_length=100)
+    position: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    url: str
+    etag: str | None = None
+    last_modified: str | None = Field(default=None, max_length=100)
+    #: ``tracker.conditional.fetch_key``: the settings and version the pages were parsed with
+    fetch_key: str = Field(max_length=64)
+    stored_at: datetime = _utc_column()
+
+http_validators_table = SQLModel.metadata.tables[HttpValidatorRow.__tablename__]
