@@ -368,7 +368,11 @@ def main() -> int:
         return 0
 
     with scratch_schema(args.db, "cw_bench", keep=args.keep) as url:
-        db.upgrade(db.make_engine(url))
+        schema_engine = db.make_engine(url)
+        try:
+            db.upgrade(schema_engine)
+        finally:
+            schema_engine.dispose()  # its pooled connection would outlive the bench (unclosed)
         began = time.perf_counter()
         counts = generate(url, args.subscribers, args.clusters, args.calls)
         print(f"machine:            {describe()}")

@@ -260,11 +260,10 @@ class EmailNotifier:
             self._tls = await asyncio.to_thread(tls_context, self.settings)
         smtp = aiosmtplib.SMTP(
             hostname=self.settings.host, port=self.settings.port, timeout=self.settings.timeout,
-            use_tls=security == "ssl", start_tls=security == "starttls", tls_context=self._tls,
-            username=self._username, password=self._password,
+            use_tls=security == "ssl", start_tls=False, tls_context=self._tls,
         )
         try:
-            await smtp.connect()
+            await self._open(smtp)
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise ConfigError(f"the SMTP server rejected {USERNAME_ENV}/{PASSWORD_ENV}",
                               key="notifiers.email") from exc
@@ -283,6 +282,19 @@ class EmailNotifier:
                                      f"{self.settings.port}: {exc}") from exc
         self._smtp = smtp
         return smtp
+
+    async def _open(self, smtp: aiosmtplib.SMTP) -> None:
+        """Connect, upgrade to TLS (``starttls``) and log in, one step at a time, so that a
+        failure at any step ends the connection at once (``_abort``)."""
+        try:
+            await smtp.connect()
+            if self.settings.security == "starttls":
+                await smtp.starttls()
+            if self._username is not None:
+                await smtp.login(self._username, self._password or "")
+        except BaseException:
+            _abort(smtp)
+            raise
 
     async def send(self, recipient: Recipient, message: Message) -> SendResult:
         """Send one message; see the module docstring for what each error means."""
@@ -337,8 +349,9 @@ class EmailNotifier:
             self._drop()
 
     def _drop(self) -> None:
+        """Forget a connection that failed (or was quit): ended at once, never reused."""
         if self._smtp is not None:
-            self._smtp.close()
+            _abort(self._smtp)
             self._smtp = None
 
     async def check(self) -> None:
@@ -353,6 +366,22 @@ class EmailNotifier:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await self._smtp.quit()
         self._drop()
+
+
+def _abort(smtp: aiosmtplib.SMTP) -> None:
+    """End a connection we give up on without a TLS goodbye.
+
+    aiosmtplib's ``close`` closes a TLS transport gracefully: it sends close_notify and
+    closes the socket only when the server has answered, on a later turn of the event
+    loop. After a failure (a rejected login, a lost or stuck session) there is nothing left
+    to say to that server, and a loop that ends first (a one-off ``callwatch notify``, a
+    check at start) leaves the socket open, found unclosed only when it is collected.
+    ``abort`` closes it on the loop's next turn.
+    """
+    transport = smtp.transport
+    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        transport.abort()
+    smtp.close()
 
 
 def _address(value: str | None) -> str | None:

@@ -20,16 +20,21 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
 
+from scrapers._dates import names_relative_day, parse_date
+from tracker import programmes
 from tracker.dedupe import OFFICIAL_ID_IN_TEXT
 from tracker.errors import CallwatchError, InvalidRecord
 from tracker.models import CallRecord, ScrapeResult
+from tracker.ports import SourceSettings
 from tracker.status import status_for
 
 log = logging.getLogger(__name__)
@@ -107,6 +112,49 @@ def require(value: str | None, what: str, item_id: str) -> str:
     if value is None or not value.strip():
         raise InvalidRecord(f"no {what}", native_id=item_id)
     return value.strip()
+
+
+def stated_deadline(found: re.Match[str] | None, *, zone: ZoneInfo,
+                    native_id: str) -> tuple[datetime, ...]:
+    """The deadline an English page states in ``found``'s first group (the match of a
+    "Deadline: …" pattern). () when nothing was found, or when it names a day relative to
+    the reading ("tomorrow": the page no longer says which day, so the deadline is
+    unknown); InvalidRecord when it is no date at all."""
+    if found is None:
+        return ()
+    deadline = parse_date(found.group(1), zone=zone, language="en")
+    if deadline is None and not names_relative_day(found.group(1), language="en"):
+        raise InvalidRecord(f"unparseable deadline {found.group(1)!r}", native_id=native_id)
+    return (deadline,) if deadline else ()
+
+
+def country_code(value: str | None) -> str | None:
+    """A setting's ISO 3166 alpha-2 country code, upper case; ValueError for anything else."""
+    if value is None:
+        return None
+    code = value.strip().upper()
+    if not re.fullmatch(r"[A-Z]{2}", code):
+        raise ValueError(f"expected an ISO 3166 alpha-2 country code like CZ, got {value!r}")
+    return code
+
+
+def canonical_programme(value: str | None) -> str | None:
+    """A setting's programme under its canonical name (``tracker.programmes``)."""
+    return None if value is None else programmes.canonical(value)
+
+
+class PlacedSettings(SourceSettings):
+    """Settings of a source the user configures (a feed, an HTML list): the programme,
+    country and region of every call it lists, since such pages rarely say them. Each
+    source adds its own ``language`` (of its dates) and reads ``region`` its own way."""
+
+    programme: str | None = Field(None, description="canonical programme, e.g. Cohesion Policy")
+    sub_programme: str | None = Field(None, description="the operational programme's name")
+    country: str | None = Field(None, description="ISO country code the calls are for, e.g. AT")
+    region: str | None = Field(None, description="NUTS code of the region, e.g. AT3")
+
+    _check_country = field_validator("country")(country_code)
+    _check_programme = field_validator("programme")(canonical_programme)
 
 
 class Placement(Protocol):

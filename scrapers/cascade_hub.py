@@ -33,8 +33,8 @@ from scrapers._pages import fetch_page
 from scrapers._records import RecordBatch, amount_eur, require
 from scrapers._source import HttpSource
 from tracker.config import WebUrl
-from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
-from tracker.models import CallRecord, ScrapeResult
+from tracker.errors import InvalidRecord, LayoutChanged
+from tracker.models import CallRecord
 from tracker.plaintext import html_to_text
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
@@ -141,25 +141,14 @@ def record_from_item(item: dict[str, Any], *, source: str, now: datetime,
 class CascadeHubSource(HttpSource[CascadeHubSettings]):
     """The Cascade Funding Hub's open-calls page."""
 
-    expected_fields = ("title", "url", "deadline")
-
-    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
-        batch = RecordBatch(self.name)
-        try:
-            items = parse_page(await fetch_page(self.http, self.settings.url), self.settings.arrays)
-        except CallwatchError as exc:
-            return batch.failed(exc)
+    async def read(self, batch: RecordBatch, now: datetime, progress: Progress | None) -> None:
+        items = parse_page(await fetch_page(self.http, self.settings.url), self.settings.arrays)
         for item in items:
             batch.add(str(item.get("id") or item.get("permalink") or "?"), functools.partial(
                 record_from_item, item, source=self.name, now=now, timezone=self.settings.timezone))
         if progress:
             progress(1, 1)
-        return batch.result()
 
 
-PLUGIN = SourcePlugin(
-    kind="cascade_hub",
-    description="Cascade Funding Hub (cascadefunding.eu): open FSTP calls embedded in the page",
-    settings=CascadeHubSettings,
-    create=CascadeHubSource,
-)
+PLUGIN = SourcePlugin(kind="cascade_hub", settings=CascadeHubSettings, create=CascadeHubSource, description=(
+    "Cascade Funding Hub (cascadefunding.eu): open FSTP calls embedded in the page"))

@@ -23,21 +23,20 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from scrapers._dates import ZoneName, names_relative_day, parse_date, zone_named
-from scrapers._pages import absolute, fetch_page, same_site, soup_of
-from scrapers._records import RecordBatch, own_identifier
-from scrapers._source import HttpSource, fetch_detail
+from scrapers._dates import ZoneName, parse_date, zone_named
+from scrapers._pages import soup_of
+from scrapers._records import RecordBatch, own_identifier, stated_deadline
+from scrapers._source import HttpSource, ListPage, all_listed, fetch_detail, items_of, link_of, outbound_links
 from tracker import programmes
 from tracker.config import WebUrl
-from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
-from tracker.models import CallRecord, ScrapeResult
+from tracker.errors import InvalidRecord, LayoutChanged
+from tracker.models import CallRecord
 from tracker.plaintext import normalize_space, one_line
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
@@ -65,25 +64,16 @@ class EccpSettings(SourceSettings):
     timezone: ZoneName = Field("Europe/Brussels", description="zone of deadlines without one")
 
 
-@dataclass(frozen=True)
-class ListPage:
-    """Detail links of one inventory page and the next page's URL."""
-
-    links: list[str]
-    next_url: str | None
-
-
-def parse_list(markup: str, *, url: str, first: bool) -> ListPage:
-    """Detail links and the next page; LayoutChanged when a first page has no cards."""
+def parse_list(markup: str, *, url: str, first: bool) -> ListPage[str]:
+    """The detail links of one inventory page and the next page; LayoutChanged when a first
+    page has no cards."""
     soup = soup_of(markup)
-    cards = soup.select(".search-result-item")
-    if first and not cards:
-        raise LayoutChanged(f"no .search-result-item cards on the first inventory page {url}")
+    cards = items_of(soup, ".search-result-item", required=first,
+                       missing=f"no .search-result-item cards on the first inventory page {url}")
     links: list[str] = []
     for card in cards:
         for anchor in card.select("a[href]"):
-            href = anchor.get("href")
-            link = absolute(url, href if isinstance(href, str) else None)
+            link = link_of(anchor, url)
             if link and "/content/" in link and not link.rstrip("/").endswith("/expertise"):
                 if link not in links:
                     links.append(link)
@@ -92,8 +82,7 @@ def parse_list(markup: str, *, url: str, first: bool) -> ListPage:
         raise LayoutChanged(f"inventory cards at {url} hold no /content/ links")
     next_node = (soup.select_one("a[rel=next]") or soup.select_one('.pager a[aria-label="Next page"]')
                  or soup.select_one(".pager__item--next a"))
-    href = next_node.get("href") if next_node is not None else None
-    next_url = absolute(url, href if isinstance(href, str) else None) if links else None
+    next_url = link_of(next_node, url) if links else None
     return ListPage(links, next_url)
 
 
@@ -123,23 +112,13 @@ def record_from_detail(markup: str, *, url: str, source: str, now: datetime, tim
     if not title:
         raise InvalidRecord("no title", native_id=native_id)
     zone = zone_named(timezone)
-    deadlines: tuple[datetime, ...] = ()
     found = _DEADLINE_DATE.search(flat) or _DEADLINE_LINE.search(flat) or _DEADLINE_ANY.search(flat)
-    if found:
-        deadline = parse_date(found.group(1), zone=zone, language="en")
-        if deadline is None and not names_relative_day(found.group(1), language="en"):
-            raise InvalidRecord(f"unparseable deadline {found.group(1)!r}", native_id=native_id)
-        deadlines = (deadline,) if deadline else ()  # "tomorrow" is no deadline: unknown
+    deadlines = stated_deadline(found, zone=zone, native_id=native_id)
     mirrored = _STATUS.search(flat)
     opening_match = _OPENING.search(flat)
     opening = parse_date(opening_match.group(1), zone=zone, end_of_day=False) if opening_match else None
     model = _MODEL.search(flat)
-    outbound = []
-    for anchor in main.select("a[href]"):
-        href = anchor.get("href")
-        link = absolute(url, href if isinstance(href, str) else None)
-        if link and link.startswith("http") and not same_site(link, url) and link not in outbound:
-            outbound.append(link)
+    outbound = outbound_links(main, url)
     identifier = own_identifier(flat) if mirrored else None
     programme = programmes.lookup(identifier.split("-")[0]) if identifier else None
     body = flat.split(title, 1)[-1].strip() if title in flat else flat
@@ -164,47 +143,20 @@ def record_from_detail(markup: str, *, url: str, source: str, now: datetime, tim
 class EccpSource(HttpSource[EccpSettings]):
     """The ECCP call inventory."""
 
-    expected_fields = ("title", "url", "deadline")
-
-    async def _links(self, progress: Progress | None) -> list[str]:
-        url: str | None = self.settings.list_url
-        seen: set[str] = set()
-        links: list[str] = []
-        pages = 0
-        while url and url not in seen and pages < self.settings.max_pages:
-            seen.add(url)
-            page = parse_list(await fetch_page(self.http, url), url=url, first=pages == 0)
-            pages += 1
-            if not page.links:
-                break
-            links.extend(link for link in page.links if link not in links)
-            url = page.next_url
+    async def read(self, batch: RecordBatch, now: datetime, progress: Progress | None) -> None:
+        listed = await all_listed(self.http, parse_list, self.settings, progress)
+        links = list(dict.fromkeys(listed))  # a call on two inventory pages is read once
+        for done, link in enumerate(links, 1):
+            markup = await fetch_detail(self.http, link, batch)
+            if markup is None:  # the call is lost to this run
+                batch.invalid += 1
+                continue
+            batch.add(link, functools.partial(
+                record_from_detail, markup, url=link, source=self.name, now=now,
+                timezone=self.settings.timezone))
             if progress:
-                progress(pages, None)
-        return links
-
-    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
-        batch = RecordBatch(self.name)
-        try:
-            links = await self._links(progress)
-            for done, link in enumerate(links, 1):
-                markup = await fetch_detail(self.http, link, batch)
-                if markup is None:  # the call is lost to this run
-                    batch.invalid += 1
-                    continue
-                batch.add(link, functools.partial(
-                    record_from_detail, markup, url=link, source=self.name, now=now,
-                    timezone=self.settings.timezone))
-                if progress:
-                    progress(done, len(links))
-        except CallwatchError as exc:
-            return batch.failed(exc)
-        return batch.result()
+                progress(done, len(links))
 
 
-PLUGIN = SourcePlugin(
-    kind="eccp",
-    description="European Cluster Collaboration Platform call inventory (cluster and cascade calls)",
-    settings=EccpSettings,
-    create=EccpSource,
-)
+PLUGIN = SourcePlugin(kind="eccp", settings=EccpSettings, create=EccpSource, description=(
+    "European Cluster Collaboration Platform call inventory (cluster and cascade calls)"))

@@ -41,15 +41,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from scrapers._dates import ZoneName, names_relative_day, parse_date, parse_iso, zone_named
-from scrapers._pages import absolute, fetch_page, soup_of
-from scrapers._records import RecordBatch, own_identifier, require
-from scrapers._source import HttpSource, fetch_detail
-from scrapers.rss import _programme
+from scrapers._dates import ZoneName, parse_date, parse_iso, zone_named
+from scrapers._pages import fetch_page, soup_of
+from scrapers._records import RecordBatch, canonical_programme, own_identifier, require, stated_deadline
+from scrapers._source import HttpSource, fetch_detail, items_of, link_of
 from tracker import programmes
 from tracker.config import WebUrl
-from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
-from tracker.models import CallRecord, CallStatus, ScrapeResult
+from tracker.models import CallRecord, CallStatus
 from tracker.plaintext import normalize_space, one_line
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
@@ -75,7 +73,7 @@ class EclSettings(SourceSettings):
     max_pages: int = Field(10, ge=1, le=100, description="list pages to walk at most")
     timezone: ZoneName = Field("Europe/Brussels", description="zone of deadlines without one")
 
-    _check_programme = field_validator("programme")(_programme)
+    _check_programme = field_validator("programme")(canonical_programme)
 
 
 @dataclass(frozen=True)
@@ -100,24 +98,22 @@ def page_url(list_url: str, number: int) -> str:
 
 def parse_cards(markup: str, *, url: str, first: bool) -> list[Card]:
     """The cards of one list page; LayoutChanged when a first page has none."""
-    soup = soup_of(markup)
-    nodes = soup.select(".ecl-content-item")
-    if first and not nodes:
-        raise LayoutChanged(f"no .ecl-content-item cards on {url}")
-    cards = []
-    for node in nodes:
-        anchor = node.select_one(".ecl-content-block__title a[href]") or node.select_one("a[href]")
-        href = anchor.get("href") if anchor is not None else None
-        description = node.select_one(".ecl-content-block__description")
-        label = node.select_one(".ecl-content-block__primary-meta-item")
-        cards.append(Card(
-            title=one_line(anchor.get_text(" ")) if anchor is not None else "",
-            link=absolute(url, href if isinstance(href, str) else None),
-            date=_card_date(node),
-            description=one_line(description.get_text(" ")) if description is not None else "",
-            label=one_line(label.get_text(" ")) if label is not None else "",
-        ))
-    return cards
+    nodes = items_of(soup_of(markup), ".ecl-content-item", required=first,
+                       missing=f"no .ecl-content-item cards on {url}")
+    return [_card(node, url) for node in nodes]
+
+
+def _card(node: Any, url: str) -> Card:
+    anchor = node.select_one(".ecl-content-block__title a[href]") or node.select_one("a[href]")
+    description = node.select_one(".ecl-content-block__description")
+    label = node.select_one(".ecl-content-block__primary-meta-item")
+    return Card(
+        title=one_line(anchor.get_text(" ")) if anchor is not None else "",
+        link=link_of(anchor, url),
+        date=_card_date(node),
+        description=one_line(description.get_text(" ")) if description is not None else "",
+        label=one_line(label.get_text(" ")) if label is not None else "",
+    )
 
 
 def _card_date(node: Any) -> str | None:
@@ -170,13 +166,8 @@ def record_from_card(card: Card, detail: str | None, *, source: str, settings: E
         soup = soup_of(detail)
         main = soup.select_one("main") or soup.body
         flat = " ".join(normalize_space(main.get_text(" ")).split()) if main is not None else ""
-    deadlines: tuple[datetime, ...] = ()
     found = _DEADLINE.search(flat) or _DEADLINE_RAW.search(flat)
-    if found:
-        deadline = parse_date(found.group(1), zone=zone, language="en")
-        if deadline is None and not names_relative_day(found.group(1), language="en"):
-            raise InvalidRecord(f"unparseable deadline {found.group(1)!r}", native_id=native_id)
-        deadlines = (deadline,) if deadline else ()  # "tomorrow" is no deadline: unknown
+    deadlines = stated_deadline(found, zone=zone, native_id=native_id)
     opening_match = _OPENING.search(flat)
     opening = parse_date(opening_match.group(1), zone=zone, end_of_day=False) if opening_match else None
     badge = _BADGE.search(flat)
@@ -241,27 +232,17 @@ class EclSource(HttpSource[EclSettings]):
                 progress(number + 1, None)
         return cards
 
-    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
-        batch = RecordBatch(self.name)
-        try:
-            cards = await self._cards(progress)
-            for card in cards:
-                detail: str | None = None
-                if self.settings.details and card.link:
-                    detail = await fetch_detail(self.http, card.link, batch)
-                    if detail is None:  # the call is lost to this run
-                        batch.invalid += 1
-                        continue
-                batch.add(card.link or card.title, functools.partial(
-                    record_from_card, card, detail, source=self.name, settings=self.settings, now=now))
-        except CallwatchError as exc:
-            return batch.failed(exc)
-        return batch.result()
+    async def read(self, batch: RecordBatch, now: datetime, progress: Progress | None) -> None:
+        for card in await self._cards(progress):
+            detail: str | None = None
+            if self.settings.details and card.link:
+                detail = await fetch_detail(self.http, card.link, batch)
+                if detail is None:  # the call is lost to this run
+                    batch.invalid += 1
+                    continue
+            batch.add(card.link or card.title, functools.partial(
+                record_from_card, card, detail, source=self.name, settings=self.settings, now=now))
 
 
-PLUGIN = SourcePlugin(
-    kind="ecl_pages",
-    description="Commission agency sites in ECL markup (EISMEA, HaDEA, EIC): one instance per site",
-    settings=EclSettings,
-    create=EclSource,
-)
+PLUGIN = SourcePlugin(kind="ecl_pages", settings=EclSettings, create=EclSource, description=(
+    "Commission agency sites in ECL markup (EISMEA, HaDEA, EIC): one instance per site"))

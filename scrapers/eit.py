@@ -28,12 +28,12 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from scrapers._dates import ZoneName, parse_date, zone_named
-from scrapers._pages import absolute, fetch_page, same_site, soup_of
+from scrapers._pages import soup_of
 from scrapers._records import RecordBatch, require
-from scrapers._source import HttpSource, fetch_detail
+from scrapers._source import HttpSource, ListPage, all_listed, fetch_detail, items_of, link_of, outbound_links
 from tracker.config import WebUrl
-from tracker.errors import CallwatchError, InvalidRecord, LayoutChanged
-from tracker.models import CallRecord, ScrapeResult
+from tracker.errors import InvalidRecord, LayoutChanged
+from tracker.models import CallRecord
 from tracker.plaintext import normalize_space, one_line
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
@@ -61,29 +61,21 @@ class Row:
     community: str
 
 
-@dataclass(frozen=True)
-class ListPage:
-    rows: list[Row]
-    next_url: str | None
-
-
 def _text(node: Any) -> str:
     return one_line(node.get_text(" ")) if node is not None else ""
 
 
-def parse_list(markup: str, *, url: str, first: bool) -> ListPage:
+def parse_list(markup: str, *, url: str, first: bool) -> ListPage[Row]:
     """Rows and next page; LayoutChanged when a first page has no ``.views-row``."""
     soup = soup_of(markup)
-    nodes = soup.select(".views-row")
-    if first and not nodes:
-        raise LayoutChanged(f"no .views-row on the EIT opportunities page {url}")
+    nodes = items_of(soup, ".views-row", required=first,
+                       missing=f"no .views-row on the EIT opportunities page {url}")
     rows = []
     for node in nodes:
         anchor = node.select_one(".teaser-title a")
-        href = anchor.get("href") if anchor is not None else None
         rows.append(Row(
             title=_text(anchor),
-            link=absolute(url, href if isinstance(href, str) else None),
+            link=link_of(anchor, url),
             start=_text(node.select_one(".start-date")),
             end=_text(node.select_one(".end-date")),
             community=_text(node.select_one(".opportunity-kics")),
@@ -91,8 +83,7 @@ def parse_list(markup: str, *, url: str, first: bool) -> ListPage:
     if first and rows and not any(r.title for r in rows):
         raise LayoutChanged(f"EIT rows at {url} have no .teaser-title a")
     next_node = soup.select_one("a[rel=next]") or soup.select_one(".pager__item--next a")
-    href = next_node.get("href") if next_node is not None else None
-    return ListPage(rows, absolute(url, href if isinstance(href, str) else None))
+    return ListPage(rows, link_of(next_node, url))
 
 
 @dataclass(frozen=True)
@@ -107,13 +98,7 @@ def parse_detail(markup: str, *, url: str) -> Detail:
     main = soup.select_one("main article") or soup.select_one("main") or soup.body
     if main is None:
         return Detail("", [])
-    links = []
-    for anchor in main.select("a[href]"):
-        href = anchor.get("href")
-        link = absolute(url, href if isinstance(href, str) else None)
-        if link and link.startswith("http") and not same_site(link, url) and link not in links:
-            links.append(link)
-    return Detail(" ".join(normalize_space(main.get_text(" ")).split()), links)
+    return Detail(" ".join(normalize_space(main.get_text(" ")).split()), outbound_links(main, url))
 
 
 def record_from_row(row: Row, detail: Detail | None, *, source: str, now: datetime,
@@ -148,39 +133,17 @@ def record_from_row(row: Row, detail: Detail | None, *, source: str, now: dateti
 class EitSource(HttpSource[EitSettings]):
     """The EIT opportunities page."""
 
-    expected_fields = ("title", "url", "deadline")
-
-    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
-        batch = RecordBatch(self.name)
-        rows: list[Row] = []
-        url: str | None = self.settings.list_url
-        seen: set[str] = set()
-        try:
-            while url and url not in seen and len(seen) < self.settings.max_pages:
-                seen.add(url)
-                page = parse_list(await fetch_page(self.http, url), url=url, first=not rows)
-                if not page.rows:
-                    break
-                rows.extend(page.rows)
-                url = page.next_url
-                if progress:
-                    progress(len(seen), None)
-            for row in rows:
-                detail = None
-                if self.settings.details and row.link:
-                    markup = await fetch_detail(self.http, row.link, batch)
-                    detail = parse_detail(markup, url=row.link) if markup is not None else None
-                batch.add(row.link or row.title, functools.partial(  # without its page if need be
-                    record_from_row, row, detail, source=self.name, now=now,
-                    timezone=self.settings.timezone))
-        except CallwatchError as exc:
-            return batch.failed(exc)
-        return batch.result()
+    async def read(self, batch: RecordBatch, now: datetime, progress: Progress | None) -> None:
+        rows = await all_listed(self.http, parse_list, self.settings, progress)
+        for row in rows:
+            detail = None
+            if self.settings.details and row.link:
+                markup = await fetch_detail(self.http, row.link, batch)
+                detail = parse_detail(markup, url=row.link) if markup is not None else None
+            batch.add(row.link or row.title, functools.partial(  # without its page if need be
+                record_from_row, row, detail, source=self.name, now=now,
+                timezone=self.settings.timezone))
 
 
-PLUGIN = SourcePlugin(
-    kind="eit",
-    description="EIT Opportunities: open calls of every EIT community on one page",
-    settings=EitSettings,
-    create=EitSource,
-)
+PLUGIN = SourcePlugin(kind="eit", settings=EitSettings, create=EitSource, description=(
+    "EIT Opportunities: open calls of every EIT community on one page"))

@@ -962,10 +962,6 @@ class FtPortalSource(HttpSource[FtPortalSettings]):
         )
 
 
-PLUGIN = SourcePlugin(
-    kind="ft_portal",
-    description="EU Funding & Tenders Portal search API (types 1 and 8, 2 when configured; "
-                "bulk-file fallback)",
-    settings=FtPortalSettings,
-    create=FtPortalSource,
-)
+PLUGIN = SourcePlugin(kind="ft_portal", settings=FtPortalSettings, create=FtPortalSource, description=(
+    "EU Funding & Tenders Portal search API (types 1 and 8, 2 when configured; "
+    "bulk-file fallback)"))

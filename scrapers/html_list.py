@@ -37,15 +37,13 @@ from scrapers._dates import (
     parse_with_format,
     zone_named,
 )
-from scrapers._pages import absolute, fetch_page, soup_of
-from scrapers._records import RecordBatch, configured_record, require
-from scrapers._source import HttpSource, must_compile
-from scrapers.rss import _country, _programme
+from scrapers._pages import fetch_page, soup_of
+from scrapers._records import PlacedSettings, RecordBatch, configured_record, require
+from scrapers._source import HttpSource, Pager, items_of, link_of, must_compile
 from tracker.config import WebUrl
-from tracker.errors import CallwatchError, LayoutChanged
-from tracker.models import CallRecord, ScrapeResult
+from tracker.models import CallRecord
 from tracker.plaintext import html_to_text, one_line
-from tracker.ports import Progress, SourcePlugin, SourceSettings
+from tracker.ports import Progress, SourcePlugin
 
 if TYPE_CHECKING:  # BeautifulSoup loads where a page is parsed
     from bs4 import Tag
@@ -59,7 +57,7 @@ def _selector(value: str | None) -> str | None:
     return value or None
 
 
-class HtmlListSettings(SourceSettings):
+class HtmlListSettings(PlacedSettings):
     """Settings of one ``kind = "html_list"`` instance."""
 
     url: WebUrl = Field(description="the first page of the list")
@@ -72,17 +70,11 @@ class HtmlListSettings(SourceSettings):
     date_format: str | None = Field(None, description="strptime format of the deadline, e.g. %d.%m.%Y")
     language: LanguageCode = Field(None, description="language of the dates when no format is set")
     timezone: ZoneName = Field("Europe/Brussels", description="zone of dates written without one")
-    programme: str | None = Field(None, description="canonical programme, e.g. Cohesion Policy")
-    sub_programme: str | None = Field(None, description="the operational programme's name")
-    country: str | None = Field(None, description="ISO country code, e.g. AT")
-    region: str | None = Field(None, description="NUTS code of the region, e.g. AT3")
     max_pages: int = Field(10, ge=1, le=100, description="pages to follow at most")
     allow_empty: bool = Field(False, description="an empty list is normal, not a changed layout")
 
     _check_selectors = field_validator("item", "title", "link", "deadline", "summary",
                                        "next_page")(_selector)
-    _check_country = field_validator("country")(_country)
-    _check_programme = field_validator("programme")(_programme)
 
     @field_validator("region")
     @classmethod
@@ -113,27 +105,23 @@ def _text(node: Tag | None) -> str:
 def parse_list(markup: str, *, url: str, settings: HtmlListSettings, first: bool = True) -> ListPage:
     """The items and next page of one list page; LayoutChanged when a first page has no item."""
     soup = soup_of(markup)
-    nodes = soup.select(settings.item)
-    if not nodes and first and not settings.allow_empty:
-        raise LayoutChanged(f"no element matches the item selector {settings.item!r} at {url}")
+    nodes = items_of(soup, settings.item, required=first and not settings.allow_empty,
+                       missing=f"no element matches the item selector {settings.item!r} at {url}")
     items = []
     for node in nodes:
         title_node = node.select_one(settings.title)
         link_node = node.select_one(settings.link)
-        href = link_node.get("href") if link_node is not None else None
         deadline_node = node.select_one(settings.deadline) if settings.deadline else None
         summary_node = node.select_one(settings.summary) if settings.summary else None
         items.append(ListItem(
             title=_text(title_node),
-            link=absolute(url, href if isinstance(href, str) else None),
+            link=link_of(link_node, url),
             deadline_text=_text(deadline_node) or None,
             summary=html_to_text(str(summary_node)) if summary_node is not None else "",
         ))
     next_url = None
     if settings.next_page:
-        next_node = soup.select_one(settings.next_page)
-        href = next_node.get("href") if next_node is not None else None
-        next_url = absolute(url, href if isinstance(href, str) else None)
+        next_url = link_of(soup.select_one(settings.next_page), url)
     return ListPage(items, next_url)
 
 
@@ -190,35 +178,18 @@ class HtmlListSource(HttpSource[HtmlListSettings]):
         """What drift detection expects of every item: a deadline only if one is configured."""
         return ("title", "url", "deadline") if self.settings.deadline else ("title", "url")
 
-    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
-        batch = RecordBatch(self.name)
-        url: str | None = self.settings.url
-        seen: set[str] = set()
-        pages: list[ListPage] = []
-        error: CallwatchError | None = None
-        try:
-            while url and url not in seen and len(pages) < self.settings.max_pages:
-                seen.add(url)
-                markup = await fetch_page(self.http, url)
-                page = parse_list(markup, url=url, settings=self.settings, first=not pages)
-                if not page.items and pages:
-                    break
-                pages.append(page)
-                url = page.next_url
-                if progress:
-                    progress(len(pages), None)
-        except CallwatchError as exc:
-            error = exc
-        for one in pages:
-            for item in one.items:
+    async def read(self, batch: RecordBatch, now: datetime, progress: Progress | None) -> None:
+        pager = Pager(self.settings.url, self.settings.max_pages, progress)
+        for url in pager:
+            page = parse_list(await fetch_page(self.http, url), url=url, settings=self.settings,
+                              first=pager.first)
+            if not page.items and not pager.first:
+                break
+            for item in page.items:  # a failure on a later page keeps this one's calls
                 batch.add(item.link or item.title, functools.partial(
                     record_from_item, item, source=self.name, settings=self.settings, now=now))
-        return batch.failed(error) if error else batch.result()
+            pager.follow(page.next_url)
 
 
-PLUGIN = SourcePlugin(
-    kind="html_list",
-    description="any HTML list of calls, described by CSS selectors in config",
-    settings=HtmlListSettings,
-    create=HtmlListSource,
-)
+PLUGIN = SourcePlugin(kind="html_list", settings=HtmlListSettings, create=HtmlListSource, description=(
+    "any HTML list of calls, described by CSS selectors in config"))

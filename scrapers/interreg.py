@@ -33,7 +33,7 @@ from scrapers._dates import ZoneName, parse_iso, zone_named
 from scrapers._records import RecordBatch, count_of, require
 from scrapers._source import HttpSource
 from tracker.config import WebUrl
-from tracker.errors import CallwatchError, LayoutChanged, SourceRejected
+from tracker.errors import LayoutChanged, SourceRejected
 from tracker.models import CallRecord, ScrapeResult
 from tracker.ports import Duration, Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
@@ -148,8 +148,6 @@ def record_from_hit(hit: dict[str, Any], *, source: str, now: datetime, settings
 class InterregSource(HttpSource[InterregSettings]):
     """One configured instance of the interreg.eu call search."""
 
-    expected_fields = ("title", "url", "deadline")
-
     async def _page(self, page: int) -> SearchPage:
         s = self.settings
         try:
@@ -169,20 +167,21 @@ class InterregSource(HttpSource[InterregSettings]):
         return parse_response(payload)
 
     async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
-        batch = RecordBatch(self.name)
+        """Without a key, no request: the run fails as a rejected key's would, unlogged."""
         if not self.settings.api_key:
+            batch = RecordBatch(self.name)
             batch.notes.append("error type: SourceRejected")
             return batch.result(complete=False, error=KEY_MISSING)
+        return await super().scrape(now, progress)
+
+    async def read(self, batch: RecordBatch, now: datetime, progress: Progress | None) -> None:
         received = 0
-        try:
-            page = await self._page(0)
-            pages = [page]
-            while len(pages) < min(page.nb_pages, self.settings.max_pages) and page.hits:
-                if progress:
-                    progress(len(pages), page.nb_pages)
-                pages.append(await self._page(len(pages)))
-        except CallwatchError as exc:
-            return batch.failed(exc)
+        page = await self._page(0)
+        pages = [page]
+        while len(pages) < min(page.nb_pages, self.settings.max_pages) and page.hits:
+            if progress:
+                progress(len(pages), page.nb_pages)
+            pages.append(await self._page(len(pages)))
         nb_hits = pages[0].nb_hits
         for one in pages:
             for hit in one.hits:
@@ -193,13 +192,8 @@ class InterregSource(HttpSource[InterregSettings]):
             progress(len(pages), len(pages))
         if nb_hits > received:
             batch.notes.append(f"interreg.eu reports {nb_hits} calls but returned {received}")
-            return batch.result(complete=False)
-        return batch.result()
+            batch.complete = False
 
 
-PLUGIN = SourcePlugin(
-    kind="interreg",
-    description="interreg.eu call search (Algolia): open and forthcoming calls of all Interreg programmes",
-    settings=InterregSettings,
-    create=InterregSource,
-)
+PLUGIN = SourcePlugin(kind="interreg", settings=InterregSettings, create=InterregSource, description=(
+    "interreg.eu call search (Algolia): open and forthcoming calls of all Interreg programmes"))

@@ -38,14 +38,13 @@ from pydantic import Field, field_validator, model_validator
 
 from scrapers._dates import LanguageCode, ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, challenge_reason, fetch_response
-from scrapers._records import RecordBatch, configured_record, require
-from scrapers._source import HttpSource, must_compile
-from tracker import programmes
+from scrapers._records import PlacedSettings, RecordBatch, configured_record, require
+from scrapers._source import HttpSource, Pager, must_compile
 from tracker.config import WebUrl
-from tracker.errors import CallwatchError, LayoutChanged
-from tracker.models import CallRecord, ScrapeResult
+from tracker.errors import LayoutChanged
+from tracker.models import CallRecord
 from tracker.plaintext import html_to_text, one_line
-from tracker.ports import Progress, SourcePlugin, SourceSettings
+from tracker.ports import Progress, SourcePlugin
 
 #: Labels after which items commonly give their deadline, in the EU's larger languages.
 DEADLINE_LABELS = (
@@ -78,19 +77,6 @@ _ENTRY_TAGS = frozenset({
 })
 
 
-def _country(value: str | None) -> str | None:
-    if value is None:
-        return None
-    code = value.strip().upper()
-    if not re.fullmatch(r"[A-Z]{2}", code):
-        raise ValueError(f"expected an ISO 3166 alpha-2 country code like CZ, got {value!r}")
-    return code
-
-
-def _programme(value: str | None) -> str | None:
-    return None if value is None else programmes.canonical(value)
-
-
 def _element_path(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
@@ -108,14 +94,10 @@ def _pattern(value: str | None) -> str | None:
     return value
 
 
-class RssSettings(SourceSettings):
+class RssSettings(PlacedSettings):
     """Settings of one ``kind = "rss"`` instance."""
 
     url: WebUrl = Field(description="the feed's URL")
-    programme: str | None = Field(None, description="canonical programme, e.g. Cohesion Policy")
-    sub_programme: str | None = Field(None, description="the operational programme's name")
-    country: str | None = Field(None, description="ISO country code the calls are for, e.g. CZ")
-    region: str | None = Field(None, description="NUTS code of the region, e.g. CZ01")
     language: LanguageCode = Field(None, description="language of the feed's dates, e.g. cs")
     timezone: ZoneName = Field("Europe/Brussels", description="zone of dates without one")
     deadline_pattern: str | None = Field(
@@ -138,8 +120,6 @@ class RssSettings(SourceSettings):
         "opening date")
     max_pages: int = Field(3, ge=1, le=50, description="feed pages to follow (rel=next)")
 
-    _check_country = field_validator("country")(_country)
-    _check_programme = field_validator("programme")(_programme)
     _check_pattern = field_validator("deadline_pattern")(_pattern)
     _check_paths = field_validator(
         "deadline_element", "deadline_time_element", "opening_element")(_element_path)
@@ -369,36 +349,16 @@ class RssSource(HttpSource[RssSettings]):
     #: feeds give no deadlines as such: drift detection judges titles and links only
     expected_fields = ("title", "url")
 
-    async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
-        batch = RecordBatch(self.name)
-        url: str | None = self.settings.url
-        seen: set[str] = set()
-        pages: list[FeedPage] = []
-        try:
-            while url and url not in seen and len(pages) < self.settings.max_pages:
-                seen.add(url)
-                response = await fetch_response(self.http, url)
-                pages.append(parse_feed(response.content, url=url,
-                                        elements=self.settings.element_paths()))
-                url = pages[-1].next_url
-                if progress:
-                    progress(len(pages), None)
-        except CallwatchError as exc:
-            self._add(batch, pages, now)
-            return batch.failed(exc)
-        self._add(batch, pages, now)
-        return batch.result()
-
-    def _add(self, batch: RecordBatch, pages: list[FeedPage], now: datetime) -> None:
-        for page in pages:
-            for item in page.items:
+    async def read(self, batch: RecordBatch, now: datetime, progress: Progress | None) -> None:
+        pager = Pager(self.settings.url, self.settings.max_pages, progress)
+        for url in pager:
+            response = await fetch_response(self.http, url)
+            page = parse_feed(response.content, url=url, elements=self.settings.element_paths())
+            for item in page.items:  # a failure on a later page keeps this one's calls
                 batch.add(item.id, functools.partial(
                     record_from_item, item, source=self.name, settings=self.settings, now=now))
+            pager.follow(page.next_url)
 
 
-PLUGIN = SourcePlugin(
-    kind="rss",
-    description="any RSS or Atom feed of calls, with the programme, country and region you set",
-    settings=RssSettings,
-    create=RssSource,
-)
+PLUGIN = SourcePlugin(kind="rss", settings=RssSettings, create=RssSource, description=(
+    "any RSS or Atom feed of calls, with the programme, country and region you set"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import logging
 import socket
 import ssl
@@ -235,6 +236,42 @@ def test_login_with_the_environment_credentials_happens_over_tls(
                 email_settings, {**SMTP_ENV, "CALLWATCH_SMTP_PASSWORD": "wrong-password"}))
     assert sink.logins == [(USERNAME, True)]
     assert [m.tls for m in sink.messages] == [True]
+
+
+@pytest.mark.parametrize(("security", "implicit"), TLS_MODES)
+def test_a_rejected_login_over_tls_leaves_no_socket_open(
+    authority: Authority, relay_tls: ssl.SSLContext, security: str, implicit: bool
+) -> None:
+    """The connection is ended at once (aborted), its socket closed on the loop's next
+    turn. A TLS close waits for the server's answer on later turns, and the loop of a
+    one-off run (`callwatch notify`, the start-up check) may end first: the socket then
+    stayed open until collected (a ResourceWarning: unclosed transport)."""
+    with SmtpSink(tls=relay_tls, implicit_tls=implicit, credentials=(USERNAME, PASSWORD)) as sink:
+        email_settings = settings(sink, security=security, ca_file=str(authority.ca_file))
+        wrong = {**SMTP_ENV, "CALLWATCH_SMTP_PASSWORD": "wrong-password"}
+
+        async def check() -> list[asyncio.BaseTransport]:
+            with pytest.raises(ConfigError, match="rejected CALLWATCH_SMTP_USERNAME"):
+                await EmailNotifier.from_settings(email_settings, wrong).check()
+            await asyncio.sleep(0)  # one turn of the loop
+            return open_transports_to(sink.port)
+
+        assert asyncio.run(check()) == []
+
+
+def open_transports_to(port: int) -> list[asyncio.BaseTransport]:
+    """This process's transports to ``port`` whose socket is still open."""
+    return [o for o in gc.get_objects()
+            if isinstance(o, asyncio.BaseTransport) and _open_socket_to(o, port)]
+
+
+def _open_socket_to(transport: asyncio.BaseTransport, port: int) -> bool:
+    try:
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+    except AttributeError:  # a closed TLS transport; the socket transport below it is checked
+        return False
+    return bool(peer) and peer[1] == port and sock is not None and sock.fileno() != -1
 
 
 @pytest.mark.parametrize(("security", "implicit"), TLS_MODES)

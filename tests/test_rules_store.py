@@ -62,11 +62,13 @@ def test_recorded_matches_know_which_are_new(store: Store, rules: RulesStore, no
     profile = Profile.model_validate({"name": "p", "query": "hydrogen"})
     from tracker.rules.matcher import match_calls
 
-    first = rules.record_matches(match_calls(calls[:1], [profile], now), now)
+    first = rules.flag_new(match_calls(calls[:1], [profile], now))
     assert [(m.call_id, m.new) for m in first] == [("ft_portal:A", True)]
+    rules.record_matches(first, now)
     later = now + timedelta(hours=6)
-    second = rules.record_matches(match_calls(calls, [profile], later), later)
+    second = rules.flag_new(match_calls(calls, [profile], later))
     assert sorted((m.call_id, m.new) for m in second) == [("ft_portal:A", False), ("ft_portal:B", True)]
+    rules.record_matches(second, later)
     assert rules.matched_calls("p") == {"ft_portal:A", "ft_portal:B"}
 
 

@@ -37,7 +37,7 @@ def detail(slug: str) -> CallRecord:
 def test_list_page_gives_detail_links_and_the_next_page() -> None:
     page = parse_list((RECORDED / "list_page0.html").read_text(encoding="utf-8"),
                       url=f"{BASE}/search-results?type=eccp_calls&page=0", first=True)
-    assert page.links == [
+    assert page.items == [
         f"{BASE}/content/rivcircular-project-open-call-interregional-circular-economy-innovation",
         f"{BASE}/content/futureproof-textiles-eurocluster-1st-open-call-round-supporting-smes-textile",
         f"{BASE}/content/powerup-netzero-open-call-innovation-projects",
@@ -45,7 +45,7 @@ def test_list_page_gives_detail_links_and_the_next_page() -> None:
     assert page.next_url == f"{BASE}/search-results?type=eccp_calls&page=1"
     empty = parse_list((RECORDED / "list_page2_empty.html").read_text(encoding="utf-8"),
                        url=BASE, first=False)
-    assert empty.links == [] and empty.next_url is None
+    assert empty.items == [] and empty.next_url is None
 
 
 def test_details_read_as_the_real_pages_say() -> None:

@@ -37,7 +37,7 @@ def test_rows_parse_into_calls_with_their_community() -> None:
     page = parse_list((RECORDED / "opportunities_page0.html").read_text(encoding="utf-8"),
                       url=LIST, first=True)
     assert page.next_url == LIST + "?page=1"
-    records = [record_from_row(r, None, source="eit", now=NOW) for r in page.rows]
+    records = [record_from_row(r, None, source="eit", now=NOW) for r in page.items]
     mobility = records[0]
     assert mobility.native_id == SLUG and mobility.sub_programme == "EIT Urban Mobility"
     assert mobility.deadlines == (datetime(2026, 9, 30, 21, 59, 59, tzinfo=UTC),)
@@ -67,7 +67,7 @@ def test_unreadable_end_date_is_invalid() -> None:
     page = parse_list((RECORDED / "opportunities_page1.html").read_text(encoding="utf-8"),
                       url=LIST, first=False)
     with pytest.raises(InvalidRecord, match="tbc"):
-        record_from_row(page.rows[1], None, source="eit", now=NOW)
+        record_from_row(page.items[1], None, source="eit", now=NOW)
 
 
 def test_a_redesigned_page_and_a_challenge_fail_the_run() -> None:

@@ -25,7 +25,22 @@ from __future__ import annotations
 
 
 class CallwatchError(Exception):
-    """Base class of every error callwatch raises on purpose."""
+    """Base class of every error callwatch raises on purpose.
+
+    What the other side answered, when it matters to the caller, travels with the error:
+    ``status``, the answer's code (an HTTP status, an SMTP reply code); ``retry_after``, the
+    seconds it asked us to wait (HTTP 429, Telegram's RetryAfter); ``sent_parts``, for a
+    message sent in several parts (a long Telegram digest), how many leading parts went
+    out before the failure, so a retry sends only the rest. One constructor takes them
+    for every class, rather than one per class that carries one of them.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None, sent_parts: int = 0) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        self.sent_parts = sent_parts
+        super().__init__(message)
 
 
 class ConfigError(CallwatchError):
@@ -60,11 +75,8 @@ class NotFoundError(CallwatchError):
 
 
 class TransientError(CallwatchError):
-    """A failure that may go away on its own: retry with backoff and jitter."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        self.retry_after = retry_after
-        super().__init__(message)
+    """A failure that may go away on its own: retry with backoff and jitter (honouring
+    ``retry_after`` when the other side set it)."""
 
 
 class SourceUnavailable(TransientError):
@@ -76,11 +88,8 @@ class PermanentError(CallwatchError):
 
 
 class SourceRejected(PermanentError):
-    """The source refused the request (a rejected key, a bot challenge, a 4xx answer)."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        self.status = status
-        super().__init__(message)
+    """The source refused the request (a rejected key, a bot challenge, a 4xx answer:
+    ``status``)."""
 
 
 class ResponseTooLarge(PermanentError):
@@ -111,24 +120,13 @@ class InvalidRecord(PermanentError):
 
 
 class ChannelUnavailable(TransientError):
-    """A channel could not take the message right now; retry with backoff.
-
-    ``sent_parts`` counts the leading parts of a multi-part message (a long Telegram digest)
-    that were delivered before the failure, so a retry can send only the rest.
-    """
-
-    def __init__(self, message: str, *, retry_after: float | None = None, sent_parts: int = 0) -> None:
-        self.sent_parts = sent_parts
-        super().__init__(message, retry_after=retry_after)
+    """A channel could not take the message right now; retry with backoff (the parts of a
+    long message already sent, ``sent_parts``, are not sent again)."""
 
 
 class ChannelRejected(PermanentError):
-    """The channel refused this message or address (a 4xx answer, a rejected recipient)."""
-
-    def __init__(self, message: str, *, status: int | None = None, sent_parts: int = 0) -> None:
-        self.status = status
-        self.sent_parts = sent_parts
-        super().__init__(message)
+    """The channel refused this message or address (a 4xx or 5xx answer, a rejected
+    recipient)."""
 
 
 class ChannelGone(ChannelRejected):

@@ -85,7 +85,8 @@ class Match(NamedTuple):
     reasons: tuple[str, ...]
     call: CallRecord
     next_deadline: datetime | None
-    #: set by RulesStore.record_matches: the first time this profile matched this call
+    #: set from the recorded matches (``planning.match_changes``, ``RulesStore.flag_new``):
+    #: the first time this profile matched this call
     new: bool = False
 
     @property

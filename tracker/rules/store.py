@@ -97,18 +97,22 @@ class RulesStore:
     # -- recorded matches and match runs
 
     def record_matches(self, matches: Sequence[Match], now: datetime,
-                       connection: Connection | None = None) -> list[Match]:
-        """Upsert ``matches``; return them with ``new`` set for pairs never matched before.
+                       connection: Connection | None = None) -> None:
+        """Upsert ``matches`` (score, reasons, when first and last matched); writes only.
+
+        Which of them are new is decided before, by whoever read the recorded pairs: the
+        notify step reads them with the changed calls, in the transaction this joins
+        (``planning.match_changes``); ``flag_new`` reads them for anyone else. Reading them
+        again here, after that, would only repeat a query whose answer is known.
 
         With ``connection`` the upsert joins the caller's transaction (the notifier records
         matches and enqueues the alerts they cause in one transaction).
         """
         if connection is None:
             with self.engine.begin() as own:
-                return self.record_matches(matches, now, own)
-        recorded: list[Match] = []
+                self.record_matches(matches, now, own)
+            return
         for chunk in chunks(matches):
-            flagged = _flagged(connection, chunk)  # before the upsert records the new pairs
             rows = [
                 {"profile": m.profile, "call_id": m.call_id, "score": m.score,
                  "reasons": list(m.reasons), "first_matched": now, "last_matched": now}
@@ -120,8 +124,6 @@ class RulesStore:
                 set_={"score": statement.excluded.score, "reasons": statement.excluded.reasons,
                       "last_matched": statement.excluded.last_matched},
             ), rows)
-            recorded.extend(flagged)
-        return recorded
 
     def flag_new(self, matches: Sequence[Match]) -> list[Match]:
         """``matches`` with ``new`` set for pairs never recorded, recording nothing.
