@@ -87,7 +87,8 @@ def test_a_subscription_channel_without_an_address(tmp_path: Path) -> None:
         "channels: [telegram]", "channels: [webhook]")
     write(tmp_path, text)
     _, problems = read_subscribers([tmp_path])
-    assert "subscriptions[0] uses webhook" in problems[0].message
+    assert [(p.field, p.line) for p in problems] == [("subscriptions[0].channels", 11)]
+    assert "uses webhook but the subscriber has no address there" in problems[0].message
 
 
 def test_every_problem_is_reported_and_loading_refuses(tmp_path: Path) -> None:
