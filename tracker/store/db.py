@@ -195,6 +195,21 @@ def display_url(url: str | sa.URL) -> str:
     return unquote(shown)  # sqlite:///file:x.db, not sqlite:///file%3Ax.db
 
 
+def database_exists(url: str) -> bool:
+    """Whether the database at ``url`` may already hold something, without creating it:
+    a SQLite file that exists (never one in memory), or any server database (connecting
+    to one creates nothing)."""
+    parsed = sa.engine.make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    database = parsed.database or ""
+    if not database or database == ":memory:":
+        return False
+    if parsed.query.get("uri") in ("true", "1"):
+        database = database.removeprefix("file:").split("?")[0]
+    return Path(database).expanduser().is_file()
+
+
 #: seconds a PostgreSQL connection may take to open before it is "unreachable"
 CONNECT_TIMEOUT = 10
 
