@@ -9,12 +9,10 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,10 +21,10 @@ from sqlalchemy.engine import Engine
 
 from tests.test_delivery import World, _move_h2_deadline
 from tests.test_delivery import world as delivery_world  # noqa: F401 - the fixture `world` takes
+from tests.test_health import serve
 from tracker.config import load_config
 from tracker.delivery.outbox import enqueue_digests
 from tracker.delivery.unsubscribe import links
-from tracker.service.health import start_health_server
 from tracker.store.db import opt_outs_table, subscribers_table, subscriptions_table
 
 H2_TITLE = "PEM and solid-oxide electrolysers"
@@ -53,16 +51,10 @@ def test_one_profile_instant_on_telegram_and_a_daily_digest_by_email(world: Worl
     _subscribers(world, """\
 name: ana
 timezone: Europe/Madrid
-channels:
-  telegram: "1001"
-  email: ana@example.org
+channels: {telegram: "1001", email: ana@example.org}
 subscriptions:
-  - profile: hydrogen-valley
-    mode: instant
-    channels: [telegram]
-  - profile: hydrogen-valley
-    mode: daily
-    channels: [email]
+  - {profile: hydrogen-valley, mode: instant, channels: [telegram]}
+  - {profile: hydrogen-valley, mode: daily, channels: [email]}
 """)
     world.cycle()
     alerts = [m for m in world.telegram.sent if H2_TITLE in m.text]
@@ -98,18 +90,6 @@ def _tokens(world: World) -> dict[tuple[str, str], str]:
             sa.select(subscribers_table.c.name, subscriptions_table.c.profile,
                       subscriptions_table.c.token)
             .join(subscribers_table, subscribers_table.c.id == subscriptions_table.c.subscriber_id))}
-
-
-def _serve(world: World, work: Any) -> Any:
-    async def go() -> Any:
-        server = await start_health_server(world.settings, world.engine, lambda: True)
-        try:
-            assert server.url is not None
-            async with httpx.AsyncClient(base_url=server.url) as client:
-                return await work(client)
-        finally:
-            await server.close()
-    return asyncio.run(go())
 
 
 def test_a_post_to_an_emails_list_unsubscribe_url_ends_exactly_that_subscription(
@@ -168,7 +148,7 @@ subscriptions:
         answers["manage"] = await client.get(f"/manage/{token}")
         return answers
 
-    answers = _serve(world, work)
+    answers = serve(world.settings, world.engine, lambda: True, work)
     confirm = answers["confirm"]
     assert confirm.status_code == 200
     assert '<form method="post" action="">' in confirm.text and "hydrogen-valley" in confirm.text
