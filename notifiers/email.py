@@ -1,15 +1,18 @@
 """The email channel: multipart plain text and HTML over SMTP (aiosmtplib), one kept connection.
 
 Settings: ``[notifiers.email] host, port, security (none | starttls | ssl), sender,
-unsubscribe_url, timeout, ca_file, allow_plaintext_login``. Secrets: ``CALLWATCH_SMTP_USERNAME``
+public_url, unsubscribe_url, timeout, ca_file, allow_plaintext_login``. Secrets: ``CALLWATCH_SMTP_USERNAME``
 and ``CALLWATCH_SMTP_PASSWORD`` from the environment (no login when the username is unset).
 A login with ``security = "none"`` is refused at start (``check_plaintext_login``) unless the
 host is this machine or ``allow_plaintext_login`` is set.
 
-Every message carries ``List-Unsubscribe`` with the subscription's token (RFC 2369): the
-configured ``unsubscribe_url`` with ``{token}`` filled in, plus ``List-Unsubscribe-Post:
+Every message carries ``List-Unsubscribe`` with the token of the subscription it was sent
+for (RFC 2369): callwatch's own ``<public_url>/unsubscribe/<token>`` (or the configured
+``unsubscribe_url`` with ``{token}`` filled in), plus ``List-Unsubscribe-Post:
 List-Unsubscribe=One-Click`` (RFC 8058, which requires an https URL); without a URL, a
-``mailto:`` to the sender whose subject carries the token. ``Auto-Submitted:
+``mailto:`` to the sender whose subject carries the token. Its footer shows the same
+subscription's "Manage your alerts · Unsubscribe" links (``tracker.delivery.unsubscribe``:
+the URL shapes, the footer, and ending a subscription). ``Auto-Submitted:
 auto-generated`` keeps vacation responders quiet.
 
 TLS (``starttls`` or ``ssl``) always verifies the server's certificate and name. The CAs
@@ -43,10 +46,11 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
+from tracker.delivery.unsubscribe import links, with_footer
 from tracker.destinations import is_loopback_host
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
@@ -73,11 +77,31 @@ class EmailSettings(ChannelSettings):
         "none", description="`none`, `starttls` or `ssl`"
     )
     sender: str = Field("callwatch@localhost", description="the From address")
-    unsubscribe_url: str = Field(
-        "", description="List-Unsubscribe target: an https URL containing `{token}` (also "
-        "enables one-click List-Unsubscribe-Post), or empty for a mailto: to the sender with "
-        "the token as subject"
+    public_url: str = Field(
+        "", description="the base URL at which people reach callwatch's pages (the health "
+        "server, `health.listen`, behind your https proxy; later the web app), e.g. "
+        "`https://alerts.example.org`: every email links `<public_url>/manage/<token>` and "
+        "`<public_url>/unsubscribe/<token>` in its footer and List-Unsubscribe (one-click, "
+        "RFC 8058, when https). Empty: no links, and List-Unsubscribe is a mailto: to the sender",
+        json_schema_extra={"shown_default": "empty (no links)"},
     )
+    unsubscribe_url: str = Field(
+        "", description="overrides the List-Unsubscribe target: an https URL containing "
+        "`{token}` (also enables one-click List-Unsubscribe-Post). Empty: "
+        "`<public_url>/unsubscribe/<token>`"
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                    or parts.fragment or any(c.isspace() for c in value):
+                raise ValueError("expected an http:// or https:// base URL such as "
+                                 "https://alerts.example.org (no query)")
+        return value.rstrip("/")
     timeout: float = Field(30.0, gt=0, description="seconds to wait for the SMTP server")
     ca_file: Path | None = Field(
         None, description="PEM file of CA certificates trusted for the SMTP server's "
@@ -197,22 +221,29 @@ def check_plaintext_login(settings: EmailSettings, username: str | None) -> None
                 where)
 
 
-def unsubscribe_headers(sender: str, token: str | None, url_template: str) -> dict[str, str]:
-    """List-Unsubscribe (and, for an https URL, List-Unsubscribe-Post) for one subscription."""
+def unsubscribe_headers(sender: str, token: str | None, url_template: str,
+                        public_url: str = "") -> dict[str, str]:
+    """List-Unsubscribe (and, for an https URL, List-Unsubscribe-Post) for one subscription:
+    ``url_template`` with the token, else callwatch's own ``<public_url>/unsubscribe/<token>``
+    (``tracker.delivery.unsubscribe``), else a mailto: to the sender."""
     if not token:
         return {}
     safe_token = quote(token, safe="")
-    if url_template.startswith("https://"):
-        url = url_template.replace("{token}", safe_token)
+    own = links(public_url, safe_token)
+    url = url_template.replace("{token}", safe_token) if url_template else (
+        own.unsubscribe if own is not None else "")
+    if url.startswith("https://"):
         return {"List-Unsubscribe": f"<{url}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
     address = sender.split("<")[-1].rstrip(">").strip()
-    return {"List-Unsubscribe": f"<mailto:{address}?subject=unsubscribe%20{safe_token}>"}
+    mailto = f"<mailto:{address}?subject=unsubscribe%20{safe_token}>"
+    return {"List-Unsubscribe": f"<{url}>, {mailto}" if url.startswith("http://") else mailto}
 
 
 def build_email(message: Message, *, sender: str, to: str, unsubscribe_token: str | None = None,
-                unsubscribe_url: str = "") -> EmailMessage:
-    """The MIME message: plain text first, HTML as the alternative, and the list headers."""
+                unsubscribe_url: str = "", public_url: str = "") -> EmailMessage:
+    """The MIME message: plain text first, HTML as the alternative, and the list headers;
+    the footer carries the recipient's manage and unsubscribe links."""
     mime = EmailMessage(policy=_POLICY)
     mime["From"] = sender
     mime["To"] = to
@@ -221,10 +252,13 @@ def build_email(message: Message, *, sender: str, to: str, unsubscribe_token: st
     domain = sender.split("@")[-1].rstrip(">").strip() or "localhost"
     mime["Message-ID"] = make_msgid(domain=domain)
     mime["Auto-Submitted"] = "auto-generated"
-    for name, value in unsubscribe_headers(sender, unsubscribe_token, unsubscribe_url).items():
+    for name, value in unsubscribe_headers(sender, unsubscribe_token, unsubscribe_url,
+                                           public_url).items():
         mime[name] = value
-    mime.set_content(message.text)
-    mime.add_alternative(message.html, subtype="html")
+    token = quote(unsubscribe_token, safe="") if unsubscribe_token else ""
+    text, html = with_footer(message.text, message.html, links(public_url, token))
+    mime.set_content(text)
+    mime.add_alternative(html, subtype="html")
     return mime
 
 
@@ -302,7 +336,8 @@ class EmailNotifier:
 
         mime = build_email(message, sender=self.settings.sender, to=recipient.address,
                            unsubscribe_token=recipient.unsubscribe_token,
-                           unsubscribe_url=self.settings.unsubscribe_url)
+                           unsubscribe_url=self.settings.unsubscribe_url,
+                           public_url=self.settings.public_url)
         envelope_from = parseaddr(self.settings.sender)[1] or self.settings.sender
         async with self._lock:
             for attempt in (1, 2):

@@ -272,6 +272,14 @@ def test_help_shows_admin_commands_only_to_admins() -> None:
     parse_telegram_html(bot.help_text(admin=True))
 
 
+def test_help_says_how_to_stop() -> None:
+    text = bot.help_text()
+    assert "<b>How to stop</b>" in text
+    assert "/unsubscribe NAME stops one profile" in text
+    assert "/stop ends every message to this chat" in text
+    parse_telegram_html(text)
+
+
 # -- end to end through the fake Bot API ----------------------------------------------------
 
 @dataclass

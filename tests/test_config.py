@@ -162,3 +162,28 @@ def test_email_ca_file_is_read_beside_the_config_file_and_checked_at_start(tmp_p
     assert caught.value.key == "notifiers.email.ca_file"
     assert caught.value.path == "CALLWATCH_NOTIFIERS__EMAIL__CA_FILE"
     assert "No such file or directory" in str(caught.value)
+
+
+@pytest.mark.parametrize(("written", "expected"), [
+    ("sqlite:///live.db", "sqlite:///{conf}/live.db"),
+    ("sqlite:///data/live.db", "sqlite:///{conf}/data/live.db"),
+    ("sqlite:////srv/callwatch/live.db", "sqlite:////srv/callwatch/live.db"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+    ("sqlite:///~/live.db", "sqlite:///~/live.db"),
+    ("sqlite:///file:live.db?mode=ro&uri=true", "sqlite:///file:live.db?mode=ro&uri=true"),
+    ("postgresql://cw@db.example/callwatch", "postgresql://cw@db.example/callwatch"),
+])
+def test_a_relative_sqlite_file_in_a_config_file_is_beside_that_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: str, expected: str) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = conf / "callwatch.toml"
+    config.write_text(f'[database]\nurl = "{written}"\n', encoding="utf-8")
+    assert load_config(config, environ={}).database.url == expected.format(conf=conf)
+    # the environment and --db are read from where the command runs, as before
+    overridden = load_config(config, environ={"CALLWATCH_DATABASE__URL": "sqlite:///x.db"})
+    assert overridden.database.url == "sqlite:///x.db"
+    assert load_config(config, environ={}, database_url="sqlite:///y.db").database.url == \
+        "sqlite:///y.db"

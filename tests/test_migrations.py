@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Engine
@@ -76,5 +77,36 @@ def test_0008_carries_waiting_digest_items_over_as_entries(database_url: str) ->
         texts = {row.subscriber_id: row.message["text"] for row in list_deliveries(engine)}
         assert "Migrated call 1" in texts[1] and "Migrated call 0" not in texts[1]
         assert "Migrated call 1" in texts[2] and "Migrated call 2" in texts[2]
+    finally:
+        engine.dispose()
+
+
+def test_0009_lets_a_profile_be_followed_once_per_channel_set_and_goes_back(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    try:
+        _at(engine, "0008")
+        insert = sa.text("INSERT INTO subscriptions (subscriber_id, profile, mode, channels, token) "
+                         "VALUES (1, 'h2', :mode, :channels, :token)")
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO subscribers (id, name, timezone, language, reminders, origin, "
+                "created_at, updated_at) VALUES (1, 'ana', 'Europe/Brussels', 'en', '[]', "
+                "'file', :now, :now)"), {"now": NOW})
+            connection.execute(insert, {"mode": "instant", "channels": '["telegram"]', "token": "t1"})
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:  # before 0009
+            connection.execute(insert, {"mode": "daily", "channels": '["email"]', "token": "t2"})
+        _at(engine, db.head_revision())
+        with engine.begin() as connection:
+            connection.execute(insert, {"mode": "daily", "channels": '["email"]', "token": "t2"})
+            rows = connection.execute(sa.select(subscriptions_table.c.token, subscriptions_table.c.mode,
+                                                subscriptions_table.c.channels)
+                                      .order_by(subscriptions_table.c.id)).all()
+            assert "opt_outs" in sa.inspect(connection).get_table_names()
+        assert [tuple(r) for r in rows] == [("t1", "instant", ["telegram"]), ("t2", "daily", ["email"])]
+        with engine.begin() as connection:  # back to 0008: the oldest of the two stays
+            command.downgrade(db._alembic_config(connection), "0008")
+        with engine.connect() as connection:
+            assert [r.token for r in connection.execute(sa.select(subscriptions_table.c.token))] == ["t1"]
+            assert "opt_outs" not in sa.inspect(connection).get_table_names()
     finally:
         engine.dispose()

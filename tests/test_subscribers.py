@@ -10,7 +10,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tracker.cli import cli
-from tracker.delivery.subscribers import Subscriber, load_directory, read_subscribers
+from tracker.delivery.subscribers import (
+    StoredSubscription,
+    Subscriber,
+    SubscriptionSync,
+    load_directory,
+    plan_subscription_sync,
+    read_subscribers,
+    without_opt_outs,
+)
 from tracker.yamlfiles import FilesError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,7 +95,8 @@ def test_a_subscription_channel_without_an_address(tmp_path: Path) -> None:
         "channels: [telegram]", "channels: [webhook]")
     write(tmp_path, text)
     _, problems = read_subscribers([tmp_path])
-    assert "subscriptions[0] uses webhook" in problems[0].message
+    assert [(p.field, p.line) for p in problems] == [("subscriptions[0].channels", 11)]
+    assert "uses webhook but the subscriber has no address there" in problems[0].message
 
 
 def test_every_problem_is_reported_and_loading_refuses(tmp_path: Path) -> None:
@@ -213,3 +222,143 @@ def test_subscribers_check_and_run_refuse_a_private_webhook_unless_allowed(tmp_p
     metadata = callwatch("subscribers", "check")
     assert metadata.exit_code == 2
     assert "channels.webhook: 169.254.169.254 is a cloud metadata address" in metadata.stderr
+
+
+# -- one profile, a different mode per channel -----------------------------------------------
+
+PER_CHANNEL = """\
+name: ana
+channels:
+  telegram: "123456789"
+  email: ana@example.org
+subscriptions:
+  - profile: digital-ai-sme
+  - profile: hydrogen-valley
+    mode: instant
+    channels: [telegram]
+  - profile: hydrogen-valley
+    mode: daily
+    channels: [email]
+"""
+
+
+def test_one_profile_may_have_a_mode_per_channel(tmp_path: Path) -> None:
+    write(tmp_path, PER_CHANNEL)
+    (subscriber,) = load_directory(tmp_path, ["hydrogen-valley", "digital-ai-sme"])
+    _, instant, daily = subscriber.subscriptions
+    assert (instant.profile, instant.mode, subscriber.channels_for(instant)) == (
+        "hydrogen-valley", "instant", ("telegram",))
+    assert (daily.profile, daily.mode, subscriber.channels_for(daily)) == (
+        "hydrogen-valley", "daily", ("email",))
+
+
+@pytest.mark.parametrize(("third", "line", "where"), [
+    # all the subscriber's channels (none named) overlap both earlier ones
+    ("  - profile: hydrogen-valley\n    mode: weekly\n", 13,
+     "on telegram by subscriptions[1] and on email by subscriptions[2]"),
+    ("  - profile: hydrogen-valley\n    channels: [email, telegram]\n", 13,
+     "on email by subscriptions[2] and on telegram by subscriptions[1]"),
+    ("  - profile: hydrogen-valley\n    mode: weekly\n    channels: [email]\n", 13,
+     "on email by subscriptions[2]"),
+])
+def test_overlapping_channels_of_one_profile_name_the_line_and_the_profile(
+        tmp_path: Path, third: str, line: int, where: str) -> None:
+    path = write(tmp_path, PER_CHANNEL + third)
+    _, problems = read_subscribers([tmp_path])
+    assert [(p.origin, p.line, p.field) for p in problems] == [(str(path), line, "subscriptions[3]")]
+    assert f"profile 'hydrogen-valley' is already followed {where}" in problems[0].message
+
+
+def test_the_same_profile_twice_without_channels_points_at_the_second(tmp_path: Path) -> None:
+    write(tmp_path, "name: bo\nchannels:\n  email: bo@example.org\nsubscriptions:\n"
+                    "  - profile: h2\n  - profile: solar\n  - profile: h2\n    mode: daily\n")
+    _, problems = read_subscribers([tmp_path])
+    assert [(p.line, p.field) for p in problems] == [(7, "subscriptions[2]")]
+    assert "profile 'h2' is already followed on email by subscriptions[0]" in problems[0].message
+
+
+def test_an_empty_channel_list_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, PER_CHANNEL.replace("channels: [email]", "channels: []"))
+    _, problems = read_subscribers([tmp_path])
+    assert [(p.line, p.field) for p in problems] == [(12, "subscriptions[2].channels")]
+
+
+def _subscriber(text: str = PER_CHANNEL) -> Subscriber:
+    from tracker.yamlfiles import parse_model_text
+
+    subscriber, problems = parse_model_text(text, Subscriber, "test")
+    assert subscriber is not None, problems
+    return subscriber
+
+
+def test_an_opt_out_removes_only_its_channels() -> None:
+    ana = _subscriber()
+    assert without_opt_outs(ana, {}) == list(ana.subscriptions)
+    kept = without_opt_outs(ana, {"hydrogen-valley": {"email"}, "digital-ai-sme": {"telegram"}})
+    assert [(s.profile, s.mode, s.channels) for s in kept] == [
+        ("digital-ai-sme", "instant", ("email",)),  # all channels, less the one ended
+        ("hydrogen-valley", "instant", ("telegram",)),
+    ]
+
+
+def test_the_file_sync_keeps_rows_by_profile_and_channels() -> None:
+    ana = _subscriber()
+    stored = [StoredSubscription(1, "hydrogen-valley", "instant", None),
+              StoredSubscription(2, "digital-ai-sme", "daily", None),
+              StoredSubscription(3, "solar", "daily", None)]
+    plan = plan_subscription_sync(stored, ana.subscriptions)
+    # digital-ai-sme keeps its row with a new mode; hydrogen-valley's row becomes the
+    # telegram one (its link keeps working), the email one is new; solar is gone
+    assert [(row.id, s.mode, s.channels) for row, s in plan.update] == [
+        (2, "instant", None), (1, "instant", ("telegram",))]
+    assert [(s.profile, s.mode, s.channels) for s in plan.insert] == [
+        ("hydrogen-valley", "daily", ("email",))]
+    assert plan.delete == (3,)
+    synced = [StoredSubscription(2, "digital-ai-sme", "instant", None),
+              StoredSubscription(1, "hydrogen-valley", "instant", ("telegram",)),
+              StoredSubscription(4, "hydrogen-valley", "daily", ("email",))]
+    assert plan_subscription_sync(synced, ana.subscriptions) == SubscriptionSync()
+
+
+def test_subscribers_check_creates_no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "conf"
+    (conf / "profiles").mkdir(parents=True)
+    shutil.copy(REPO / "config" / "profiles" / "hydrogen-valley.yaml", conf / "profiles")
+    (conf / "subscribers").mkdir()
+    (conf / "subscribers" / "ana.yaml").write_text(
+        "name: ana\nchannels:\n  email: ana@example.org\nsubscriptions:\n"
+        "  - profile: hydrogen-valley\n", encoding="utf-8")
+    config = conf / "callwatch.toml"
+    config.write_text('[database]\nurl = "sqlite:///data/live.db"\n[profiles]\n'
+                      'directory = "profiles"\n[subscribers]\ndirectory = "subscribers"\n',
+                      encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
+    def callwatch(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config), *args])
+
+    checked = callwatch("subscribers", "check")
+    assert checked.exit_code == 0, checked.output
+    assert "1 subscriber(s) OK" in checked.stdout
+    assert list(tmp_path.rglob("*.db")) == [] and not (conf / "data").exists()
+    # the database, once made, is beside the config file (not where the command ran), and a
+    # profile stored in it counts
+    assert callwatch("db", "upgrade").exit_code == 0
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.db")] == [
+        Path("conf/data/live.db")]
+    from tracker.rules.profiles import Profile
+    from tracker.rules.store import RulesStore
+    from tracker.store import db
+
+    engine = db.make_engine(f"sqlite:///{conf / 'data' / 'live.db'}")
+    RulesStore(engine).save_profile(Profile.model_validate({"name": "solar", "query": "solar"}),
+                                    datetime(2026, 11, 25, tzinfo=UTC))
+    engine.dispose()
+    (conf / "subscribers" / "bo.yaml").write_text(
+        "name: bo\nchannels:\n  email: bo@example.org\nsubscriptions:\n  - profile: solar\n",
+        encoding="utf-8")
+    rechecked = callwatch("subscribers", "check")
+    assert rechecked.exit_code == 0, rechecked.output
+    assert "2 subscriber(s) OK" in rechecked.stdout

@@ -41,6 +41,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import url as sa_url
+from sqlalchemy.exc import ArgumentError
 
 from tracker.errors import ConfigError
 from tracker.plugins import channel_plugins, source_plugins
@@ -81,7 +83,8 @@ class _Section(BaseModel):
 class DatabaseSettings(_Section):
     url: str = Field(
         "", description="SQLAlchemy URL. Empty: a SQLite file in the user data directory "
-        "(~/.local/share/callwatch/callwatch.db on Linux). Production: postgresql://user@host/db",
+        "(~/.local/share/callwatch/callwatch.db on Linux). A relative SQLite file in your own "
+        "file (`sqlite:///live.db`) is relative to it. Production: postgresql://user@host/db",
         json_schema_extra={"shown_default": "empty (SQLite in the user data dir)"},
     )
 
@@ -392,6 +395,24 @@ def _resolve_dir(value: Any, base: Path) -> Any:
     return value
 
 
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """A SQLite URL with a relative file (``sqlite:///live.db``) made relative to ``base``,
+    the config file's directory, like the profile and subscriber directories; any other URL
+    (absolute, ``~``, in memory, a ``file:`` URI, another database) as it is."""
+    try:
+        parsed = sa_url.make_url(url)
+    except (ArgumentError, ValueError):  # not a URL: refused, with its message, when used
+        return url
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or parsed.query.get("uri") in ("true", "1") or database.startswith(("~", "file:")):
+        return url
+    path = Path(database)
+    if path.is_absolute():
+        return url
+    return parsed.set(database=str(base / path)).render_as_string(hide_password=False)
+
+
 def _path_keys(channel: str) -> list[str]:
     """The keys of ``[notifiers.<channel>]`` that hold a file's path (email's ``ca_file``)."""
     plugin = channel_plugins().get(channel)
@@ -423,6 +444,9 @@ def load_config(
             block = from_file.get(section)
             if isinstance(block, dict) and "directory" in block:
                 block["directory"] = _resolve_dir(block["directory"], base)
+        database = from_file.get("database")
+        if isinstance(database, dict) and isinstance(database.get("url"), str):
+            database["url"] = resolve_sqlite_url(database["url"], base)
         notifiers = from_file.get("notifiers")
         for channel, block in (notifiers.items() if isinstance(notifiers, dict) else ()):
             for key in _path_keys(channel):  # beside the file, like directories

@@ -227,6 +227,11 @@ def help_text(admin: bool = False) -> str:
     """What every command does; admin commands only for admin chats."""
     lines = ["<b>callwatch</b> tells you about EU funding calls that match your profiles.", ""]
     lines += [f"/{name} — {tg_escape(text)}" for name, text in PUBLIC_COMMANDS]
+    lines += ["", "<b>How to stop</b>",
+              "/unsubscribe NAME stops one profile, /mute HOURS pauses alerts, and /stop ends "
+              "every message to this chat at once (/start turns them back on). If this chat "
+              "was set up in a subscriber file, /stop works here too; ask whoever keeps the "
+              "file to change its profiles. Emails have their own Unsubscribe link."]
     if admin:
         lines += ["", "<b>Admin</b>"] + [f"/{name} — {tg_escape(text)}" for name, text in ADMIN_COMMANDS]
     return "\n".join(lines)

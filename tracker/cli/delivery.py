@@ -20,12 +20,21 @@ def subscribers_group() -> None:
 
 @check_command(subscribers_group)
 def subscribers_check(app: App, paths: tuple[Path, ...]) -> None:
-    """Validate subscriber files (default: the subscribers directory); exit 2 on any error."""
+    """Validate subscriber files (default: the subscribers directory); exit 2 on any error.
+
+    Profiles come from the profile files and, when the database already exists, from it
+    too; a check never creates a database (nor upgrades one).
+    """
     from tracker.delivery.subscribers import read_subscribers
     from tracker.rules.service import load_profiles
+    from tracker.store import db
 
     targets = list(paths) or [Path(app.settings.subscribers.directory)]
-    names = [p.name for p in load_profiles(app.settings, app.store().engine)]
+    existing = db.database_exists(app.settings.database.resolved_url())
+    if existing and db.current_revision(app.engine) is None:
+        existing = False  # a file or database without callwatch's tables: nothing stored
+    profiles = load_profiles(app.settings, app.engine if existing else None)
+    names = [p.name for p in profiles]
     subscribers, problems = read_subscribers(
         targets, names, allow_private=app.settings.notifiers.webhook.allow_private)
     exit_on_problems(problems, f"{len(problems)} problem(s) in subscribers", listed_on_stderr=True)

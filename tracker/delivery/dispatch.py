@@ -65,6 +65,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tracker.delivery.outbox import DEAD, PENDING, SENDING, SENT
+from tracker.delivery.unsubscribe import token_for_delivery
 from tracker.errors import (
     ChannelGone,
     ChannelRejected,
@@ -78,7 +79,6 @@ from tracker.store.db import (
     channels_table,
     deliveries_table,
     subscribers_table,
-    subscriptions_table,
 )
 
 if TYPE_CHECKING:
@@ -242,12 +242,11 @@ def _update(engine: Engine, row_id: int, *, held_by: str | None = None, **values
         return bool(connection.execute(statement.values(**values)).rowcount)
 
 
-def _token(engine: Engine, subscriber_id: int) -> str | None:
+def _token(engine: Engine, row: Any) -> str | None:
+    """The unsubscribe token of the subscription ``row`` was sent for (``tracker.delivery.unsubscribe``)."""
     with engine.connect() as connection:
-        token = connection.execute(sa.select(subscriptions_table.c.token)
-                                   .where(subscriptions_table.c.subscriber_id == subscriber_id)
-                                   .order_by(subscriptions_table.c.id).limit(1)).scalar()
-    return str(token) if token else None
+        return token_for_delivery(connection, row.subscriber_id, row.channel, row.kind,
+                                  row.call_id, row.key)
 
 
 def _set_channel(engine: Engine, subscriber_id: int, channel: str, **values: Any) -> None:
@@ -331,7 +330,7 @@ async def _deliver(current: _Pass, notifier: Notifier, row: Any) -> None:
     message = Message.model_validate(row.message)
     if row.parts_sent and message.telegram:
         message = message.model_copy(update={"telegram": message.telegram[row.parts_sent:]})
-    token = await asyncio.to_thread(_token, engine, row.subscriber_id) if channel == "email" else None
+    token = await asyncio.to_thread(_token, engine, row) if channel == "email" else None
     recipient = Recipient(address=row.address, subscriber=row.subscriber_name,
                           unsubscribe_token=token, webhook_format=row.webhook_format or "generic")
     # the claim must still be ours, and stays ours for a whole lease from here

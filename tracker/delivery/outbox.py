@@ -52,7 +52,14 @@ from tracker.delivery.planning import (
     plan_reminders,
 )
 from tracker.delivery.render import AlertItem, render_alert, render_digest, render_reminder
-from tracker.delivery.subscribers import Subscriber, quiet_until
+from tracker.delivery.subscribers import (
+    StoredSubscription,
+    Subscriber,
+    plan_subscription_sync,
+    quiet_until,
+    without_opt_outs,
+)
+from tracker.delivery.unsubscribe import opted_out
 from tracker.models import CallRecord, Change, ChangeKind
 from tracker.plugins import channel_plugins
 from tracker.ports import Message
@@ -192,23 +199,30 @@ def _sync_channels(connection: Connection, subscriber_id: int, subscriber: Subsc
 
 
 def _sync_subscriptions(connection: Connection, subscriber_id: int, subscriber: Subscriber) -> None:
-    current = {row.profile: row for row in connection.execute(
-        sa.select(subscriptions_table).where(subscriptions_table.c.subscriber_id == subscriber_id))}
-    for subscription in subscriber.subscriptions:
-        channels = list(subscription.channels) if subscription.channels else None
-        row = current.get(subscription.profile)
-        if row is None:
-            connection.execute(subscriptions_table.insert().values(
-                subscriber_id=subscriber_id, profile=subscription.profile, mode=subscription.mode,
-                channels=channels, token=secrets.token_urlsafe(24)))
-        elif row.mode != subscription.mode or row.channels != channels:
-            connection.execute(subscriptions_table.update().where(subscriptions_table.c.id == row.id)
-                               .values(mode=subscription.mode, channels=channels,
-                                       **mode_change(row.mode, subscription.mode)))
-    wanted = {s.profile for s in subscriber.subscriptions}
-    for profile, row in current.items():
-        if profile not in wanted:
-            connection.execute(subscriptions_table.delete().where(subscriptions_table.c.id == row.id))
+    """The file's subscriptions, less those ended from an unsubscribe link, into the table
+    (``plan_subscription_sync``: a profile may be followed once per channel set)."""
+    stored = [StoredSubscription(row.id, row.profile, row.mode,
+                                 tuple(row.channels) if row.channels is not None else None)
+              for row in connection.execute(
+                  sa.select(subscriptions_table.c.id, subscriptions_table.c.profile,
+                            subscriptions_table.c.mode, subscriptions_table.c.channels)
+                  .where(subscriptions_table.c.subscriber_id == subscriber_id)
+                  .order_by(subscriptions_table.c.id))]
+    wanted = without_opt_outs(subscriber, opted_out(connection, subscriber_id))
+    plan = plan_subscription_sync(stored, wanted)
+    for subscription in plan.insert:
+        connection.execute(subscriptions_table.insert().values(
+            subscriber_id=subscriber_id, profile=subscription.profile, mode=subscription.mode,
+            channels=list(subscription.channels) if subscription.channels else None,
+            token=secrets.token_urlsafe(24)))
+    for row, subscription in plan.update:
+        connection.execute(subscriptions_table.update().where(subscriptions_table.c.id == row.id)
+                           .values(mode=subscription.mode,
+                                   channels=list(subscription.channels) if subscription.channels
+                                   else None, **mode_change(row.mode, subscription.mode)))
+    if plan.delete:
+        connection.execute(subscriptions_table.delete()
+                           .where(subscriptions_table.c.id.in_(plan.delete)))
 
 
 def mode_change(old: str, new: str) -> dict[str, Any]:

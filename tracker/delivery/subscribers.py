@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,10 +25,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    ValidationError,
     create_model,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tracker.destinations import webhook_url_problem
 from tracker.plugins import channel_plugins
@@ -101,12 +104,16 @@ def channel_names() -> tuple[str, ...]:
 
 
 class Subscription(_Strict):
-    """One profile followed in one mode."""
+    """One profile followed in one mode, on some or all of the subscriber's channels.
+
+    The same profile may be followed more than once when the channel sets do not overlap:
+    Telegram ``instant`` and email ``daily`` for one profile are two subscriptions.
+    """
 
     profile: str = Field(min_length=1)
     mode: Mode = "instant"
     channels: tuple[ChannelName, ...] | None = Field(
-        None, description="limit to these channels; default all the subscriber has")
+        None, min_length=1, description="limit to these channels; default all the subscriber has")
 
     @field_validator("channels")
     @classmethod
@@ -115,7 +122,7 @@ class Subscription(_Strict):
         if unknown:
             raise ValueError(f"unknown channel {unknown[0]!r} (channels: "
                              f"{', '.join(channel_names())})")
-        return value
+        return tuple(dict.fromkeys(value)) if value else value
 
 
 class Subscriber(_Strict):
@@ -166,14 +173,14 @@ class Subscriber(_Strict):
         if not configured:
             named = [name for name, plugin in channel_plugins().items() if plugin.address is not bool]
             raise ValueError(f"no channel configured: give at least one of {', '.join(named)}")
-        for index, subscription in enumerate(self.subscriptions):
-            missing = set(subscription.channels or ()) - configured
-            if missing:
-                raise ValueError(f"subscriptions[{index}] uses {', '.join(sorted(missing))} "
-                                 "but the subscriber has no address there")
-        profiles = [s.profile for s in self.subscriptions]
-        if len(profiles) != len(set(profiles)):
-            raise ValueError("a profile is subscribed twice")
+        problems = subscription_problems(self.subscriptions, self.channels.configured())
+        if problems:
+            # each problem at its subscription's own place, so a file's error names its line
+            raise ValidationError.from_exception_data("Subscriber", [
+                InitErrorDetails(type=PydanticCustomError("value_error", "{reason}",
+                                                          {"reason": reason}),
+                                 loc=loc, input=None)
+                for loc, reason in problems])
         return self
 
     @property
@@ -187,6 +194,110 @@ class Subscriber(_Strict):
     def quiet_until(self, now: datetime) -> datetime | None:
         """When quiet hours end if ``now`` falls inside them, else None."""
         return quiet_until(self.quiet_hours, self.timezone, now)
+
+
+def subscription_problems(subscriptions: Sequence[Subscription], configured: Sequence[ChannelName]
+                          ) -> list[tuple[tuple[str | int, ...], str]]:
+    """What is wrong with a subscriber's subscriptions, each with where it is (a pydantic
+    ``loc``): a channel the subscriber has no address on, and a profile followed twice on
+    one channel. A profile may be followed once per channel set as long as the sets do not
+    overlap (``channels`` left out means every channel the subscriber has)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    taken: dict[tuple[str, str], int] = {}  # (profile, channel) → the subscription that has it
+    for index, subscription in enumerate(subscriptions):
+        missing = [c for c in subscription.channels or () if c not in configured]
+        if missing:
+            problems.append((("subscriptions", index, "channels"),
+                             f"uses {', '.join(missing)} but the subscriber has no address there"))
+            continue
+        channels = subscription.channels or tuple(configured)
+        clashes = [(c, taken[(subscription.profile, c)]) for c in channels
+                   if (subscription.profile, c) in taken]
+        if clashes:
+            by: dict[int, list[str]] = {}
+            for channel, other in clashes:
+                by.setdefault(other, []).append(channel)
+            where = " and ".join(f"on {', '.join(names)} by subscriptions[{other}]"
+                                 for other, names in by.items())
+            problems.append((("subscriptions", index),
+                             f"profile {subscription.profile!r} is already followed {where}: "
+                             "follow a profile once per channel, naming each subscription's "
+                             "channels (e.g. `channels: [telegram]`)"))
+            continue
+        taken.update(((subscription.profile, c), index) for c in channels)
+    return problems
+
+
+@dataclass(frozen=True)
+class StoredSubscription:
+    """A subscription row as the file sync compares it with the file."""
+
+    id: int
+    profile: str
+    mode: str
+    channels: tuple[ChannelName, ...] | None
+
+
+@dataclass(frozen=True)
+class SubscriptionSync:
+    """What mirroring a subscriber file's subscriptions into the table does (pure:
+    ``plan_subscription_sync``): rows to insert, rows to change (mode or channels) and rows
+    to delete. A row is kept (and so its token and digest position) wherever it can be."""
+
+    insert: tuple[Subscription, ...] = ()
+    update: tuple[tuple[StoredSubscription, Subscription], ...] = ()
+    delete: tuple[int, ...] = ()
+
+
+def without_opt_outs(subscriber: Subscriber, opted_out: Mapping[str, Collection[ChannelName]]
+                     ) -> list[Subscription]:
+    """``subscriber``'s subscriptions less the channels its recipient ended from an
+    unsubscribe link (``opted_out``: profile → channels), so the file, which still lists
+    them, does not bring them back; a subscription left with no channel is dropped."""
+    kept: list[Subscription] = []
+    for subscription in subscriber.subscriptions:
+        ended = opted_out.get(subscription.profile, ())
+        channels = subscriber.channels_for(subscription)
+        remaining = tuple(c for c in channels if c not in ended)
+        if not remaining:
+            continue
+        if remaining != channels:
+            subscription = subscription.model_copy(update={"channels": remaining})
+        kept.append(subscription)
+    return kept
+
+
+def plan_subscription_sync(stored: Sequence[StoredSubscription],
+                           wanted: Sequence[Subscription]) -> SubscriptionSync:
+    """How the stored subscriptions of one file subscriber become ``wanted``.
+
+    A row with the same profile and channels is kept (its mode changed if need be); then a
+    row of the same profile is reused for a wanted subscription of that profile whose
+    channels changed, so editing a subscription's ``channels`` keeps its unsubscribe link;
+    the rest is inserted or deleted.
+    """
+    left = list(stored)
+    pending: list[Subscription] = []
+    update: list[tuple[StoredSubscription, Subscription]] = []
+    for subscription in wanted:
+        same = next((row for row in left if row.profile == subscription.profile
+                     and row.channels == subscription.channels), None)
+        if same is None:
+            pending.append(subscription)
+            continue
+        left.remove(same)
+        if same.mode != subscription.mode:
+            update.append((same, subscription))
+    insert: list[Subscription] = []
+    for subscription in pending:
+        reused = next((row for row in left if row.profile == subscription.profile), None)
+        if reused is None:
+            insert.append(subscription)
+            continue
+        left.remove(reused)
+        update.append((reused, subscription))
+    return SubscriptionSync(insert=tuple(insert), update=tuple(update),
+                            delete=tuple(row.id for row in left))
 
 
 def quiet_until(quiet_hours: str | None, timezone: str, now: datetime) -> datetime | None:

@@ -29,14 +29,15 @@ from tracker.rules.profiles import Profile, ProfileError, duplicate_names, read_
 from tracker.rules.store import RulesStore
 
 
-def load_profiles(settings: Settings, engine: Engine) -> list[Profile]:
-    """Every profile: YAML files in ``profiles.directory``, then database profiles.
+def load_profiles(settings: Settings, engine: Engine | None) -> list[Profile]:
+    """Every profile: YAML files in ``profiles.directory``, then database profiles (none
+    without an ``engine``: a check that must not create the database).
 
     Raises ProfileError listing every problem (files, database rows, duplicate names).
     """
     directory = Path(settings.profiles.directory)
     files, problems = read_profiles([directory]) if directory.exists() else ([], [])
-    stored, stored_problems = RulesStore(engine).read_profiles()
+    stored, stored_problems = RulesStore(engine).read_profiles() if engine is not None else ([], [])
     profiles = [*files, *stored]
     problems = [*problems, *stored_problems, *duplicate_names(profiles)]
     if problems:

@@ -15,6 +15,10 @@
   feed, only with the profile's secret ``?token=…`` (``callwatch export token``). A missing
   or wrong token and an unknown profile get the same 404, so the URL reveals nothing. The
   access log is off: it would write the tokens to the logs.
+- ``/unsubscribe/<token>`` (GET: a confirm button; POST: ends that subscription, the
+  one-click target of every email's List-Unsubscribe) and ``/manage/<token>``: the links of
+  every email's footer (``tracker.delivery.unsubscribe``; the web app will serve the same
+  URLs). An unknown token gets the same 404 as a wrong feed token.
 
 Database reads are synchronous (SQLAlchemy) and run in a worker thread, so a slow query
 never stalls the scheduler sharing the loop.
@@ -23,12 +27,15 @@ never stalls the scheduler sharing the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
+import jinja2
 import sqlalchemy as sa
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -39,6 +46,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from tracker.config import Settings
+from tracker.delivery import unsubscribe
 from tracker.delivery.dispatch import backlog
 from tracker.delivery.outbox import DEAD, PENDING, SENDING
 from tracker.errors import ConfigError, NotFoundError
@@ -283,7 +291,74 @@ def build_app(settings: Settings, engine: Engine,
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/feeds/{name}", feed)
+    add_subscription_pages(app, engine)
     return app
+
+
+# -- the subscription pages: unsubscribe (one-click) and manage ----------------------------
+
+#: the pages hold a secret in their URL and have no script: nothing loads from elsewhere,
+#: the forms post only back here, no other site may frame them or see the URL as referrer
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+_MODES = {"instant": "instant alerts", "daily": "daily digest", "weekly": "weekly digest"}
+
+
+@functools.cache
+def _pages() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("tracker.service", "templates"),
+                              autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+
+
+def _page(name: str, **values: Any) -> web.Response:
+    body = _pages().get_template(name).render(**values)
+    return web.Response(text=body, content_type="text/html", charset="utf-8",
+                        headers=PAGE_HEADERS)
+
+
+def add_subscription_pages(app: web.Application, engine: Engine) -> None:
+    """``/unsubscribe/{token}`` (GET: a confirm button; POST: ends that subscription, the
+    RFC 8058 one-click target) and ``/manage/{token}``: thin over
+    ``tracker.delivery.unsubscribe``, whose docstring fixes the URL shapes the web app keeps.
+
+    GET never unsubscribes: mail scanners and link previews fetch every link. An unknown
+    token gets the same 404 as any other unknown URL here.
+    """
+
+    async def unsubscribe_page(request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        view = await asyncio.to_thread(unsubscribe.find_subscription, engine, token)
+        if view is None:
+            return web.Response(status=404, text=_NOT_FOUND, headers=PAGE_HEADERS)
+        return _page("unsubscribe.html", view=view, mode=_MODES.get(view.mode, view.mode),
+                     unsubscribe_path="", manage_path=f"../manage/{quote(token, safe='')}")
+
+    async def unsubscribe_now(request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        view = await asyncio.to_thread(unsubscribe.unsubscribe, engine, token, datetime.now(UTC))
+        if view is None:
+            return web.Response(status=404, text=_NOT_FOUND, headers=PAGE_HEADERS)
+        log.info("unsubscribed from a link subscriber=%s profile=%s", view.subscriber, view.profile)
+        return _page("unsubscribe.html", view=view, mode=_MODES.get(view.mode, view.mode),
+                     unsubscribe_path="", manage_path=f"../manage/{quote(token, safe='')}")
+
+    async def manage_page(request: web.Request) -> web.Response:
+        views = await asyncio.to_thread(unsubscribe.manage_view, engine, request.match_info["token"])
+        if views is None:
+            return web.Response(status=404, text=_NOT_FOUND, headers=PAGE_HEADERS)
+        rows = [(view, _MODES.get(view.mode, view.mode),
+                 f"../unsubscribe/{quote(view.token, safe='')}") for view in views]
+        return _page("manage.html", subscriptions=rows)
+
+    app.router.add_get(unsubscribe.UNSUBSCRIBE_PATH, unsubscribe_page)
+    app.router.add_post(unsubscribe.UNSUBSCRIBE_PATH, unsubscribe_now)
+    app.router.add_get(unsubscribe.MANAGE_PATH, manage_page)
 
 
 async def start_health_server(settings: Settings, engine: Engine,

@@ -195,6 +195,21 @@ def display_url(url: str | sa.URL) -> str:
     return unquote(shown)  # sqlite:///file:x.db, not sqlite:///file%3Ax.db
 
 
+def database_exists(url: str) -> bool:
+    """Whether the database at ``url`` may already hold something, without creating it:
+    a SQLite file that exists (never one in memory), or any server database (connecting
+    to one creates nothing)."""
+    parsed = sa.engine.make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    database = parsed.database or ""
+    if not database or database == ":memory:":
+        return False
+    if parsed.query.get("uri") in ("true", "1"):
+        database = database.removeprefix("file:").split("?")[0]
+    return Path(database).expanduser().is_file()
+
+
 #: seconds a PostgreSQL connection may take to open before it is "unreachable"
 CONNECT_TIMEOUT = 10
 
@@ -547,11 +562,17 @@ def newest_digest_entry() -> Any:
 
 
 class SubscriptionRow(SQLModel, table=True):
-    """A subscriber follows a profile in a mode; ``token`` identifies it in unsubscribe links."""
+    """A subscriber follows a profile in a mode on some channels (``channels``; None: all the
+    subscriber has); ``token`` identifies it in unsubscribe and manage links.
+
+    One profile may be followed more than once by one subscriber, once per channel set
+    (Telegram instantly, email daily; migration 0009): that the sets do not overlap is
+    checked where subscriptions are written (the subscriber file, the bot), since a
+    constraint cannot say it.
+    """
 
     __tablename__ = "subscriptions"
-    __table_args__ = (sa.UniqueConstraint("subscriber_id", "profile",
-                                          name="uq_subscriptions_profile"),)
+    __table_args__ = (sa.Index("ix_subscriptions_subscriber_profile", "subscriber_id", "profile"),)
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
@@ -566,6 +587,29 @@ class SubscriptionRow(SQLModel, table=True):
         sa.Integer, nullable=False, server_default="0", default=newest_digest_entry()))
 
 subscriptions_table = SQLModel.metadata.tables[SubscriptionRow.__tablename__]
+
+
+class OptOutRow(SQLModel, table=True):
+    """A subscription its recipient ended from a link (``tracker.delivery.unsubscribe``).
+
+    Kept so the end sticks: the file sync does not bring the profile back on those channels
+    while the subscriber file still lists it, and the ended link keeps answering "you are
+    unsubscribed" (a mail program may POST it more than once). ``channels`` are the channels
+    the subscription had when it ended, never None.
+    """
+
+    __tablename__ = "opt_outs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    profile: str = Field(max_length=100)
+    channels: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    mode: str = Field(max_length=10)
+    #: the ended subscription's token
+    token: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    at: datetime = _utc_column()
+
+opt_outs_table = SQLModel.metadata.tables[OptOutRow.__tablename__]
 
 
 class DeliveryRow(SQLModel, table=True):
