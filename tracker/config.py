@@ -233,10 +233,11 @@ class AlertSettings(_Section):
     """Instant alerts: one message per new or changed call, except when that would flood."""
 
     summary_after: int = Field(
-        SUMMARY_AFTER, ge=1, le=1000, description="a subscriber's alerts on one channel in one "
+        SUMMARY_AFTER, ge=0, le=1000, description="a subscriber's alerts on one channel in one "
         "cycle go out as one summary message when there are more than this many, or more than "
         "one in a profile's first cycle (its first match against every stored call); the "
-        "summary shows this many calls in full, closing first, and lists the others by title"
+        "summary shows this many calls in full, closing first, and lists the others by title. "
+        "0 sends every alert on its own"
     )
 
 

@@ -170,7 +170,7 @@ def plan_alerts(events: Iterable[MatchEvent], audiences: Sequence[Audience], now
     """Alerts for ``events``, for every instant subscription to their profiles; a
     subscriber's alerts on one channel become one summary when one of their profiles is on
     its ``first_run`` and there is more than one, or when there are more than
-    ``summary_after`` (see the module docstring)."""
+    ``summary_after`` (see the module docstring); a ``summary_after`` of 0 never summarizes."""
     by_profile: dict[str, list[Audience]] = {}
     for audience in audiences:
         if audience.mode == "instant":
@@ -194,7 +194,7 @@ def plan_alerts(events: Iterable[MatchEvent], audiences: Sequence[Audience], now
     plans: list[PlannedAlert | PlannedSummary] = []
     for (subscriber_id, channel), alerts in grouped.items():
         first = any(a.event.profile in first_run for a in alerts)
-        if len(alerts) > summary_after or (first and len(alerts) > 1):
+        if summary_after and (len(alerts) > summary_after or (first and len(alerts) > 1)):
             plans.append(_summary(subscriber_id, channel, alerts))
         else:
             plans.extend(alerts)
