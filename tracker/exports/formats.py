@@ -30,9 +30,10 @@ what last changed, its summary and why it matched. What last changed is also car
 data, one ``<cw:change kind field before after>text</cw:change>`` element per change
 (namespace ``https://github.com/callwatch/callwatch/ns/feed/1``; the same notes as the
 webhook body's ``changes``, ``tracker.delivery.changes``), so a reader need not parse the
-text. No feed library is used: feedgen would bring lxml and python-dateutil and has no type information, for a document of a dozen elements. Characters
-that XML 1.0 forbids (scraped text sometimes has them) are removed, since ElementTree would
-write them and produce a feed no reader can parse.
+text. No feed library is used: feedgen would bring lxml and python-dateutil and has no
+type information, for a document of a dozen elements. Characters that XML 1.0 forbids
+(scraped text sometimes has them) are removed, since ElementTree would write them and
+produce a feed no reader can parse.
 """
 
 from __future__ import annotations
