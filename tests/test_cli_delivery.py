@@ -187,6 +187,15 @@ def test_digest_preview_prints_without_sending_then_digest_sends_it_once(operato
     assert preview.exit_code == 0, preview.output
     assert "== daily digest for ana: callwatch daily digest" in preview.stdout
     assert "AGRIFOOD-TWIN Eurocluster" in preview.stdout
+    # first-time matches are new calls (they were "changed" before issue 16), in sections
+    assert re.search(r"callwatch daily digest: \d+ new", preview.stdout)
+    assert re.search(r"\nNew calls \(\d+\)\n-+\n", preview.stdout)
+    assert "Changed" not in preview.stdout
+    for name in ("ana", "nobody"):  # one subscriber's, or a clear nothing
+        only = operator("digest", "--preview", "--subscriber", name)
+        assert only.exit_code == 0, only.output
+        assert ("== daily digest for ana" in only.stdout) is (name == "ana")
+        assert ("nothing to put in a digest" in only.stdout) is (name == "nobody")
     assert operator.smtp.messages == [] and len(operator.rows()) == queued  # nothing sent or kept
 
     other = operator("digest", "--subscriber", "nobody")
