@@ -145,7 +145,7 @@ class _Item:
     @property
     def why(self) -> tuple[Phrase, ...]:
         """Why it matched, in words, counting the days left from the message's ``now``."""
-        return why_matched(self.reasons, self.days_left)
+        return why_matched(tuple(self.reasons), self.days_left)
 
     @property
     def why_text(self) -> str:
@@ -247,12 +247,36 @@ def _cutoffs(call: CallRecord, now: datetime, zone: ZoneInfo) -> list[str]:
             for d in ahead]
 
 
+#: the display fields of calls (see ``_prepare``), least recently used dropped
+PREPARED = 32_768
+_prepared: OrderedDict[tuple[int, datetime, str, datetime | None],
+                       tuple[CallRecord, dict[str, Any]]] = OrderedDict()
+
+
 def _prepare(call: CallRecord, now: datetime, zone: ZoneInfo,
              deadline: datetime | None = None) -> _Item:
+    """``call`` as a display item. A digest round shows the same call object (at the same
+    ``now``, in a few zones) in thousands of digests: its fields are worked out once, kept
+    under the object's identity and checked to be that very object, so a reused id is
+    never taken for it."""
+    key = (id(call), now, zone.key, deadline)
+    found = _prepared.get(key)
+    if found is not None and found[0] is call:
+        _prepared.move_to_end(key)
+        return _Item(**found[1])
+    fields = _display_fields(call, now, zone, deadline)
+    _prepared[key] = (call, fields)
+    if len(_prepared) > PREPARED:
+        _prepared.popitem(last=False)
+    return _Item(**fields)
+
+
+def _display_fields(call: CallRecord, now: datetime, zone: ZoneInfo,
+                    deadline: datetime | None) -> dict[str, Any]:
     deadline = deadline or call.next_deadline(now)
     days = days_left(deadline, now, zone) if deadline else None
     opening = call.opening_date
-    return _Item(
+    return dict(
         call_id=call.id,
         title=clip(call.title, TITLE_MAX),
         programme=clip(" / ".join(p for p in (call.programme, call.sub_programme) if p), 120),

@@ -12,6 +12,7 @@ Dates are English ("16 Apr 2026"), independent of the process locale.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -224,7 +225,8 @@ def _matched_phrase(hits: Sequence[tuple[str, list[str]]]) -> Phrase:
     return Phrase(tuple((text, strong) for text, strong in parts if text))
 
 
-def why_matched(reasons: Sequence[str], days: int | None) -> tuple[Phrase, ...]:
+@functools.lru_cache(maxsize=16_384)
+def why_matched(reasons: tuple[str, ...], days: int | None) -> tuple[Phrase, ...]:
     """Why a call matched, in words: "matched *hydrogen* in the title and *electrolyser* in
     the keywords", the programme, then how long is left (from ``days``, counted at render
     time, not the day the match was recorded).
@@ -232,7 +234,8 @@ def why_matched(reasons: Sequence[str], days: int | None) -> tuple[Phrase, ...]:
     ``reasons`` are what the rules layer records (``tracker.rules.matcher.describe``):
     ``"<field>: <words>"`` hits, the programme, a deadline and budget fact (dropped here:
     the deadline is recounted and the budget has a line of its own), ``eligible: …`` and
-    ``audience: …``. A reason in another form is kept as it is.
+    ``audience: …``. A reason in another form is kept as it is. Cached: the matches of a
+    profile share their reasons, and a digest round shows them thousands of times.
     """
     hits: list[tuple[str, list[str]]] = []
     rest: list[Phrase] = []
