@@ -1,23 +1,29 @@
 """Rendering what to tell a subscriber into every channel's form of it (pure: data and ``now`` in).
 
-Three kinds of message, each returned as one ``tracker.ports.Message``:
+Four kinds of message, each returned as one ``tracker.ports.Message``:
 
-- an **alert**: one matching call, new or changed ("Deadline moved: 16 Apr 2026 → 30 Apr
-  2026", "Now open for submission", "Budget changed: EUR 3.0 M → 4.5 M", "New update from
-  the portal: …");
-- a **digest**: one message per recipient and period across all of its profiles, grouped
-  into new calls, changed calls and closing soon; a call matched by several profiles is
-  shown once with every profile and reason; an empty period renders nothing (``None``);
+- an **alert**: one matching call, new or changed, saying what changed ("deadline 12 Mar
+  → 26 Mar 2027", "now open", "budget EUR 10.0 M → 12.0 M", "new documents: …": the notes
+  of ``tracker.delivery.changes``);
+- a **digest**: one message per recipient and period across all of its profiles, in
+  sections new calls, changed, closing soon and opening soon, its subject counting them
+  ("3 new, 1 deadline moved, 2 closing soon"); a call matched by several profiles is shown
+  once with every profile and reason; an empty period renders nothing (``None``);
+- a **summary**: the alerts of a first cycle or a backlog in one message, the calls closing
+  first in full and the others by title;
 - a **reminder**: a cut-off of a matched call is N days away.
 
-Every item shows the title, programme, identifier, status, next deadline with days left
-(in the subscriber's time zone; deadlines are stored in UTC), budget, why it matched and
-the link. Telegram HTML, plain text and email HTML are rendered from Jinja templates
-(tracker/delivery/templates/<form>/) that all read one view of the message (``_View``, with its
-sections and items), so the forms say the same. Each form has its own environment, whose
-escaping applies to every printed value: ``tg_escape`` for Telegram, HTML autoescape for
-email, none for plain text. Scraped text is untrusted: escaped so, clipped to sane lengths,
-and links other than http(s) are dropped.
+Every item shows the title, what changed, the first sentences of the summary, programme,
+identifier, status, type of action, opening date, every cut-off with its days left (in the
+subscriber's time zone; deadlines are stored in UTC) and the deadline model, the budget and
+its basis, eligibility, why it matched in words and the link. The words made in Python come
+from ``tracker.delivery.wording``; the labels are in the templates. Telegram HTML, plain
+text and email HTML are rendered from Jinja templates (tracker/delivery/templates/<form>/)
+that all read one view of the message (``_View``, with its sections and items), so the
+forms say the same. Each form has its own environment, whose escaping applies to every
+printed value: ``tg_escape`` for Telegram, HTML autoescape for email, none for plain text.
+Scraped text is untrusted: escaped so, clipped to sane lengths, and links other than
+http(s) are dropped.
 
 Telegram limits a message to 4096 characters (counted here in UTF-16 code units, as
 Telegram counts, and before entity parsing, so the real count is never higher). Long
@@ -26,17 +32,21 @@ its text, never inside a tag or an entity, and its open tags are closed.
 
 The generic webhook body (``Message.document``) has the schema ``callwatch.message/1``::
 
-    {"schema": "callwatch.message/1", "kind": "alert|digest|reminder",
+    {"schema": "callwatch.message/1", "kind": "alert|digest|summary|reminder",
      "subject": str, "generated_at": "2026-11-25T12:00:00Z", "timezone": "Europe/Madrid",
-     "sections": [{"key": "alert|new|changed|closing|reminder", "title": str,
-                   "items": [ITEM, ...]}]}
+     "sections": [{"key": "alert|new|changed|closing|opening|first|others|reminder",
+                   "title": str, "items": [ITEM, ...]}],
+     "outro": str (a summary's closing line; absent otherwise)}
     ITEM = {"call_id", "title", "programme", "identifier", "status", "url",
             "next_deadline" (ISO UTC or null), "next_deadline_local" (text or null),
             "days_left" (int or null), "budget_eur" (the topic's own: int or null),
             "budget" (text: the topic's figures, then "call total EUR … (shared by N topics)"
             when the source gives only a budget several topics share),
-            "profiles": [str], "reasons": [str],
-            "changes": [{"kind", "field", "old", "new", "text"}]}
+            "summary", "action_type", "opening_date_local", "cutoffs_local": [str],
+            "deadline_model", "eligible" (text or null),
+            "profiles": [str], "reasons": [str] (as the matcher records them),
+            "why" (why it matched, in words),
+            "changes": [{"kind", "field", "before", "after", "text", "old", "new"}]}
 
 The Slack and Teams channels (``notifiers/slack.py``, ``notifiers/teams.py``) derive their
 bodies from that document, so a stored message can be re-shaped at send time.
