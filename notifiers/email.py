@@ -42,8 +42,9 @@ import os
 import re
 import ssl
 from collections.abc import Mapping
+from datetime import UTC
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import format_datetime, formatdate, make_msgid, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
@@ -248,7 +249,9 @@ def build_email(message: Message, *, sender: str, to: str, unsubscribe_token: st
     mime["From"] = sender
     mime["To"] = to
     mime["Subject"] = " ".join(message.subject.split())  # no header injection by newlines
-    mime["Date"] = formatdate(localtime=False, usegmt=True)
+    # the clock the body was written with (a demo's or a test's too), so the two agree
+    mime["Date"] = (format_datetime(message.date.astimezone(UTC), usegmt=True)
+                    if message.date is not None else formatdate(localtime=False, usegmt=True))
     domain = sender.split("@")[-1].rstrip(">").strip() or "localhost"
     mime["Message-ID"] = make_msgid(domain=domain)
     mime["Auto-Submitted"] = "auto-generated"

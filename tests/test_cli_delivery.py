@@ -163,7 +163,7 @@ def test_run_once_alerts_and_a_second_run_with_no_upstream_change_sends_nothing(
     assert first.exit_code == 0, first.output
     alerts = [m for m in operator.telegram.sent if H2_TITLE in m.text]
     assert len(alerts) == 1 and alerts[0].chat_id == "1001"
-    assert "New matching call" in alerts[0].text
+    assert "calls match hydrogen-valley" in alerts[0].text  # a first cycle: one summary
     rows = operator.rows()
     assert rows and {(r.channel, r.status) for r in rows} == {("telegram", "sent")}
     assert operator.smtp.messages == []  # agri-food is a daily digest: nothing instant by email
@@ -187,6 +187,15 @@ def test_digest_preview_prints_without_sending_then_digest_sends_it_once(operato
     assert preview.exit_code == 0, preview.output
     assert "== daily digest for ana: callwatch daily digest" in preview.stdout
     assert "AGRIFOOD-TWIN Eurocluster" in preview.stdout
+    # first-time matches are new calls (they were "changed" before issue 16), in sections
+    assert re.search(r"callwatch daily digest: \d+ new", preview.stdout)
+    assert re.search(r"\nNew calls \(\d+\)\n-+\n", preview.stdout)
+    assert "Changed" not in preview.stdout
+    for name in ("ana", "nobody"):  # one subscriber's, or a clear nothing
+        only = operator("digest", "--preview", "--subscriber", name)
+        assert only.exit_code == 0, only.output
+        assert ("== daily digest for ana" in only.stdout) is (name == "ana")
+        assert ("nothing to put in a digest" in only.stdout) is (name == "nobody")
     assert operator.smtp.messages == [] and len(operator.rows()) == queued  # nothing sent or kept
 
     other = operator("digest", "--subscriber", "nobody")
@@ -246,7 +255,8 @@ def test_run_once_and_notify_claim_with_the_configured_lease_and_batch(operator:
     """``dispatch.lease`` and ``dispatch.batch`` hold for the command line as for the daemon:
     at every send, the outbox shows at most ``batch`` rows claimed, each until now + lease."""
     with operator.config.open("a", encoding="utf-8") as config:
-        config.write('[dispatch]\nlease = "7m"\nbatch = 1\n')
+        # every alert on its own (no first-cycle summary), so there are several to claim
+        config.write('[dispatch]\nlease = "7m"\nbatch = 1\n[alerts]\nsummary_after = 0\n')
     claimed: list[tuple[int, datetime | None]] = []
 
     def look(_message: object) -> None:
@@ -305,7 +315,7 @@ def test_a_group_that_became_a_supergroup_keeps_getting_messages_at_its_new_id(
     operator.now += timedelta(hours=6)
     rejected = len(operator.telegram.rejected)
     assert operator("run", "--once").exit_code == 0
-    moved = [m for m in operator.telegram.sent if "Deadline moved" in m.text]
+    moved = [m for m in operator.telegram.sent if "deadline 20 Jan → 3 Feb 2027" in m.text]
     assert [m.chat_id for m in moved] == ["-1004242"]
     assert len(operator.telegram.rejected) == rejected  # sent straight to the new id
     assert operator.telegram_address() == ("-1004242", "-4242")
@@ -319,7 +329,7 @@ def test_with_no_subscriber_a_first_run_prints_its_alerts_on_the_console(operato
     first = operator("run", "--once")
     assert first.exit_code == 0, first.output
     printed = [block for block in first.stdout.split("-" * 72) if "To console: " in block]
-    assert any(H2_TITLE in block and "New matching call" in block for block in printed), first.stdout
+    assert any(H2_TITLE in block and "calls match" in block for block in printed), first.stdout
     assert {r.channel for r in operator.rows()} == {"console"}
     assert operator.telegram.sent == [] and operator.smtp.messages == []
     operator.now += timedelta(hours=1)

@@ -154,21 +154,24 @@ sender = "callwatch@example.org"
                     datetime(2026, 11, 25, 5, 0, tzinfo=UTC))  # 06:00 in Madrid
 
 
-def test_a_cycle_alerts_instant_subscribers_and_a_second_cycle_sends_nothing(world: World) -> None:
+def test_a_first_cycle_is_one_summary_per_channel_and_a_second_cycle_sends_nothing(
+        world: World) -> None:
     report = world.cycle()
     assert report.notify.new_matches >= 3
-    h2_alerts = [m for m in world.telegram.sent if "PEM and solid-oxide electrolysers" in m.text]
-    assert len(h2_alerts) == 1
-    assert h2_alerts[0].chat_id == "1001"
-    assert "New matching call" in h2_alerts[0].text
-    assert "Why:" in h2_alerts[0].text or "title: hydrogen" in h2_alerts[0].text
-    webhook_titles = [h.json()["sections"][0]["items"][0]["title"] for h in world.hooks.received]
-    assert "Next-generation PEM and solid-oxide electrolysers for renewable hydrogen" in webhook_titles
-    assert all(h.verified for h in world.hooks.received)
-    assert len(world.telegram.sent) == len(world.hooks.received)
+    # the profile's first cycle: one summary on each channel, not an alert per call
+    [summary] = world.telegram.sent
+    assert summary.chat_id == "1001"
+    assert summary.text.startswith("<b>4 calls match hydrogen-valley; here they are, closing first")
+    assert "PEM and solid-oxide electrolysers" in summary.text
+    assert "Why: matched <i>hydrogen</i>, <i>electrolysers</i> in the title" in summary.text
+    [hook] = world.hooks.received
+    assert hook.verified and hook.json()["kind"] == "summary"
+    titles = [i["title"] for s in hook.json()["sections"] for i in s["items"]]
+    assert "Next-generation PEM and solid-oxide electrolysers for renewable hydrogen" in titles
+    assert len(titles) == 4
     assert world.smtp.messages == []  # agri-food is a daily digest: nothing instant by email
-    sent = {(r.channel, r.status) for r in world.rows()}
-    assert sent == {("telegram", "sent"), ("webhook", "sent")}
+    sent = {(r.channel, r.kind, r.status) for r in world.rows()}
+    assert sent == {("telegram", "summary", "sent"), ("webhook", "summary", "sent")}
 
     before = (len(world.telegram.sent), len(world.hooks.received))
     world.now += timedelta(hours=6)
@@ -193,7 +196,14 @@ def test_a_moved_deadline_is_one_typed_alert(world: World) -> None:
     assert report.notify.alerts == 2  # telegram and webhook
     new = world.telegram.sent[count:]
     assert len(new) == 1
-    assert "Deadline moved: 20 Jan 2027 → 3 Feb 2027" in new[0].text
+    assert new[0].text.startswith("<b>Deadline 20 Jan → 3 Feb 2027</b>")
+    assert "• deadline 20 Jan → 3 Feb 2027" in new[0].text
+    [hook] = world.hooks.received[-1:]
+    [changed] = hook.json()["sections"][0]["items"][0]["changes"]
+    assert changed == {"kind": "deadline_changed", "field": "deadlines",
+                       "before": "2027-01-20T16:00:00Z", "after": "2027-02-03T16:00:00Z",
+                       "text": "deadline 20 Jan → 3 Feb 2027",
+                       "old": ["2027-01-20T16:00:00Z"], "new": ["2027-02-03T16:00:00Z"]}
 
 
 def test_daily_digest_goes_out_once_per_period_across_profiles(world: World) -> None:

@@ -140,7 +140,7 @@ def test_budget_filters_read_the_topics_own_budget_only() -> None:
 def test_messages_show_the_call_total_as_such() -> None:
     call = normalize(cbe_row(*CSA_01))
     message = render_alert(AlertItem(call=call, profile="bio"), now=NOW, timezone="UTC")
-    line = ("EUR 1.2 M, up to EUR 1.2 M per grant, 1 grants expected, "
+    line = ("EUR 1.2 M for this topic, up to EUR 1.2 M per grant, 1 grant expected, "
             "call total EUR 170.8 M (shared by 2 topics)")
     for text in (message.text, message.telegram[0], message.html):
         assert line in text
@@ -160,7 +160,8 @@ def test_the_corrected_budget_is_one_change_that_names_both_figures(store: Store
     report = store.record_run("ft_portal", ScrapeResult(records=[fixed]), started_at=later, now=later)
     [change] = report.changes
     assert change.kind is ChangeKind.BUDGET_CHANGED
-    assert describe_change(change, ZoneInfo("UTC")) == "Budget changed: EUR 170.8 M → 1.2 M"
+    assert describe_change(change, ZoneInfo("UTC")) == (
+        "budget EUR 170.8 M → 1.2 M; call total unknown → EUR 170.8 M")
     assert store.get_call(fixed.id).record.call_budget_eur == CBE_TOTAL
 
 

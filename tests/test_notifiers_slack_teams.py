@@ -31,15 +31,15 @@ from tracker.demo.fakes.webhook_receiver import WebhookReceiver
 from tracker.ports import Message
 from tracker.store.db import deliveries_table, subscribers_table
 
-#: sha256 of the bytes the webhook channel POSTed with ``webhook_format`` slack / teams
-#: before this change (computed with the previous tracker/delivery/render.py)
+#: sha256 of the bytes the webhook channel POSTs with ``webhook_format`` slack / teams (last
+#: recomputed when issue 16 changed what messages say: sections, what changed in words)
 BEFORE = {
-    ("digest", "slack"): "2ab1760adb56444d5d858c3e682e43d2b40da291172c2e185a33b9130ea944ac",
-    ("digest", "teams"): "aa55023848249699e72188d7d38650afff8d46760aa1e23ded3050742c26a3ae",
-    ("alert_changed", "slack"): "1aa6f951afec9634e3ee5cb56319669b57ff60f561972512276ccf6c3417f160",
-    ("alert_changed", "teams"): "7346a936cce752284738a2a32fb67eee79a3cbd691202008988e8025db1519a1",
-    ("big", "slack"): "82938ce159c2a9e37f6f132fb0e1176e961cdfe44d4462bbf76c7746af20e63a",
-    ("big", "teams"): "a3f75fbdd7927b2e49b77cb0204a244732892bbe828f8c1b3bfab5b05e380664",
+    ("digest", "slack"): "8a39db70f63aacf9b74bca26d509eef23ccdec963685ff1ba0623c517c9da187",
+    ("digest", "teams"): "c63412cc32806fe69b882b40365837a0712296c26f8022205c668d97e54fecc2",
+    ("alert_changed", "slack"): "a3f6988ff7453d71bee662de65945d3c0603574d10bf80336be0590b0fb8aca3",
+    ("alert_changed", "teams"): "a6d9542a4a3f39e6762f727c7c43dd846cb509c0412e56bec72554760a040f44",
+    ("big", "slack"): "625cdd21f4c42305bbcc4d011098eb42d474f3863ac7e5b7f9470b9ce399baef",
+    ("big", "teams"): "9685b71f6f0881e4ea78bf5ad88040ca15a7c6e757392545984c8071923167c7",
 }
 
 
@@ -120,7 +120,7 @@ def test_a_slack_or_teams_address_must_be_a_public_or_loopback_url(tmp_path: Pat
 
 def test_slack_body_escapes_and_keeps_within_block_limits() -> None:
     body = slack_body(every_kind(HOSTILE_TITLE)["alert_changed"].document)
-    assert body["text"].startswith("Deadline moved")
+    assert body["text"].startswith("Deadline 16 Apr → 30 Apr 2026")
     assert body["blocks"][0]["type"] == "header" and len(body["blocks"][0]["text"]["text"]) <= 150
     section = body["blocks"][1]["text"]["text"]
     assert "&lt;script&gt;" in section and "<script>" not in section

@@ -62,28 +62,28 @@ def test_new_call_alert_shows_everything_a_reader_needs() -> None:
 
 @pytest.mark.parametrize(("kind", "values", "expected"), [
     (ChangeKind.DEADLINE_CHANGED, {"old": ["2026-04-16T15:00:00Z"], "new": ["2026-04-30T15:00:00Z"]},
-     "Deadline moved: 16 Apr 2026 → 30 Apr 2026"),
+     "deadline 16 Apr → 30 Apr 2026"),
     (ChangeKind.DEADLINE_CHANGED, {"old": ["2026-04-16T15:00:00Z"], "new": ["2026-04-16T10:00:00Z"]},
-     "Deadline moved: 16 Apr 2026, 17:00 CEST → 16 Apr 2026, 12:00 CEST"),
-    (ChangeKind.OPENED, {"old": "forthcoming", "new": "open"}, "Now open for submission"),
-    (ChangeKind.CLOSED, {}, "Closed for submission"),
-    (ChangeKind.REOPENED, {}, "Reopened for submission"),
+     "deadline 16 Apr 2026, 17:00 CEST → 16 Apr 2026, 12:00 CEST"),
+    (ChangeKind.OPENED, {"old": "forthcoming", "new": "open"}, "now open"),
+    (ChangeKind.CLOSED, {}, "now closed"),
+    (ChangeKind.REOPENED, {}, "reopened"),
     (ChangeKind.STATUS_CHANGED, {"old": "open", "new": "forthcoming"},
-     "Status changed: open → forthcoming"),
+     "status open → forthcoming"),
     (ChangeKind.BUDGET_CHANGED, {"old": {"total": 3_000_000}, "new": {"total": 4_500_000}},
-     "Budget changed: EUR 3.0 M → 4.5 M"),
+     "budget EUR 3.0 M → 4.5 M"),
     (ChangeKind.BUDGET_CHANGED,
      {"old": {"total": 1, "max_grant": 1_000_000}, "new": {"total": 1, "max_grant": 2_000_000}},
-     "Grant size changed: up to EUR 1.0 M → 2.0 M"),
+     "grant size up to EUR 1.0 M → 2.0 M"),
     (ChangeKind.DOCUMENTS_CHANGED, {"new": "Call documents updated"},
-     "New update from the portal: Call documents updated"),
-    (ChangeKind.TITLE_CHANGED, {"old": "Old title", "new": "New"}, "Title changed (was: Old title)"),
-    (ChangeKind.REMOVED_FROM_SOURCE, {}, "No longer listed by the source"),
+     "portal update: Call documents updated"),
+    (ChangeKind.TITLE_CHANGED, {"old": "Old title", "new": "New"}, "title changed (was: Old title)"),
+    (ChangeKind.REMOVED_FROM_SOURCE, {}, "no longer listed by the source"),
     (ChangeKind.DETAILS_CHANGED, {"field": "action_type", "old": "RIA", "new": "IA"},
-     "Type of action changed: RIA → IA"),
+     "type of action RIA → IA"),
     (ChangeKind.DETAILS_CHANGED, {"field": "opening_date", "old": "2026-05-06T00:00:00Z",
                                   "new": "2026-06-01T00:00:00Z"},
-     "Opening date changed: 6 May 2026 → 1 Jun 2026"),
+     "opening date 6 May → 1 Jun 2026"),
 ])
 def test_every_change_kind_reads_as_a_sentence(kind: ChangeKind, values: dict[str, object],
                                                 expected: str) -> None:
@@ -92,11 +92,11 @@ def test_every_change_kind_reads_as_a_sentence(kind: ChangeKind, values: dict[st
 
 def test_change_alert_names_the_change_in_subject_and_body() -> None:
     message = render_alert(item("B", ChangeKind.DEADLINE_CHANGED), now=NOW, timezone="Europe/Madrid")
-    assert message.subject.startswith("Deadline moved: 16 Apr 2026 → 30 Apr 2026 — ")
-    assert "• Deadline moved: 16 Apr 2026 → 30 Apr 2026" in message.telegram[0]
-    assert "<li>Deadline moved: 16 Apr 2026 → 30 Apr 2026</li>" in message.html
+    assert message.subject.startswith("Deadline 16 Apr → 30 Apr 2026 — ")
+    assert "• deadline 16 Apr → 30 Apr 2026" in message.telegram[0]
+    assert "<li>deadline 16 Apr → 30 Apr 2026</li>" in message.html
     two = render_alert(item("B", ChangeKind.DEADLINE_CHANGED, ChangeKind.BUDGET_CHANGED), now=NOW)
-    assert two.subject.startswith("Deadline moved · Budget changed — ")
+    assert two.subject.startswith("Deadline 16 Apr → 30 Apr 2026 · budget EUR 3.0 M → 4.5 M — ")
     assert [c["kind"] for c in two.document["sections"][0]["items"][0]["changes"]] == [
         "deadline_changed", "budget_changed"]
 
@@ -137,8 +137,8 @@ def test_digest_is_one_message_across_profiles_grouped_without_duplicates() -> N
                         "closing": ["ft_portal:S1", "ft_portal:S2"]}
     n1 = message.document["sections"][0]["items"][0]
     assert n1["profiles"] == ["hydrogen", "smes"]
-    assert message.subject == "callwatch weekly digest: 2 new, 1 changed, 2 closing soon"
-    assert message.text.index("New calls (2)") < message.text.index("Changed calls (1)") \
+    assert message.subject == "callwatch weekly digest: 2 new, 1 budget changed, 2 closing soon"
+    assert message.text.index("New calls (2)") < message.text.index("Changed (1)") \
         < message.text.index("Closing soon (2)")
     assert "<b>Closing soon (2)</b>" in message.telegram[0]
     assert "(in 3 days)" in message.text
@@ -194,21 +194,21 @@ def test_every_field_of_an_item_is_escaped_in_each_form_by_its_own_rules() -> No
         for expected in ("<b>Title &lt;i&gt;&amp;&lt;/i&gt;</b>",
                          "<i>Prog &lt;x&gt; &amp; y / Sub &gt;</i>",
                          "<code>T&lt;1&gt;&amp;</code>",
-                         "• New update from the portal: Docs &lt;v2&gt; &amp; more",
+                         "• portal update: Docs &lt;v2&gt; &amp; more",
                          'Why: keyword "&lt;h2&gt;" &amp; more',
                          "Profile: ops&lt;&amp;&gt;",
                          '<a href="https://example.invalid/?a=1&amp;b=2">Open the call</a>'):
             assert expected in telegram, (message.kind, expected)
         for expected in ("Title <i>&</i>", "  Prog <x> & y / Sub > · T<1>& · Open",
-                         "  * New update from the portal: Docs <v2> & more",
+                         "  * portal update: Docs <v2> & more",
                          '  Why: keyword "<h2>" & more', "  Profile: ops<&>",
                          "  https://example.invalid/?a=1&b=2"):
             assert expected in message.text, (message.kind, expected)
         for expected in (">Title &lt;i&gt;&amp;&lt;/i&gt;</a>",
                          "<td>Prog &lt;x&gt; &amp; y / Sub &gt;</td>",
                          "<code>T&lt;1&gt;&amp;</code>",
-                         "<li>New update from the portal: Docs &lt;v2&gt; &amp; more</li>",
-                         "<td>keyword &#34;&lt;h2&gt;&#34; &amp; more</td>",
+                         "<li>portal update: Docs &lt;v2&gt; &amp; more</li>",
+                         "<td>keyword &#34;&lt;h2&gt;&#34; &amp; more; ",
                          "<td>ops&lt;&amp;&gt;</td>",
                          'href="https://example.invalid/?a=1&amp;b=2"'):
             assert expected in message.html, (message.kind, expected)
@@ -322,5 +322,5 @@ def test_messages_survive_the_outbox_as_json() -> None:
 
 def test_budget_and_deadline_helpers_from_the_support_module_render() -> None:
     record = make_call()
-    assert describe_change(deadline_moved(record), MADRID).startswith("Deadline moved")
-    assert describe_change(budget_changed(record), MADRID) == "Budget changed: EUR 3.0 M → 4.5 M"
+    assert describe_change(deadline_moved(record), MADRID) == "deadline 16 Apr → 30 Apr 2026"
+    assert describe_change(budget_changed(record), MADRID) == "budget EUR 3.0 M → 4.5 M"

@@ -44,6 +44,7 @@ from pydantic import (
 from sqlalchemy.engine import url as sa_url
 from sqlalchemy.exc import ArgumentError
 
+from tracker.delivery import SUMMARY_AFTER
 from tracker.errors import ConfigError
 from tracker.plugins import channel_plugins, source_plugins
 from tracker.ports import ChannelSettings, Delay, Duration, SourceSettings
@@ -242,6 +243,18 @@ class DigestSettings(_Section):
         return DigestSchedule(hour=self.hour, weekday=WEEKDAYS.index(self.weekday))
 
 
+class AlertSettings(_Section):
+    """Instant alerts: one message per new or changed call, except when that would flood."""
+
+    summary_after: int = Field(
+        SUMMARY_AFTER, ge=0, le=1000, description="a subscriber's alerts on one channel in one "
+        "cycle go out as one summary message when there are more than this many, or more than "
+        "one in a profile's first cycle (its first match against every stored call); the "
+        "summary shows this many calls in full, closing first, and lists the others by title. "
+        "0 sends every alert on its own"
+    )
+
+
 class SchedulerSettings(_Section):
     jitter: Delay = Field(
         timedelta(minutes=5), description="random delay added to each scheduled scrape"
@@ -291,6 +304,7 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     digests: DigestSettings = DigestSettings()
+    alerts: AlertSettings = AlertSettings()
     health: HealthSettings = HealthSettings()
     #: where the settings came from, for messages (not a config key)
     origin: str = Field("packaged defaults", exclude=True)

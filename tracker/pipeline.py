@@ -292,7 +292,8 @@ def notify_step(settings: Settings, engine: Engine, now: datetime, channels: Ite
     """
     profiles, subscribers = audience if audience is not None else load_audience(settings, engine)
     sync_subscribers(engine, subscribers, now)
-    return notify_changes(engine, profiles, now, channels)
+    return notify_changes(engine, profiles, now, channels,
+                          summary_after=settings.alerts.summary_after)
 
 
 def digests_step(settings: Settings, engine: Engine, now: datetime, channels: Iterable[str]) -> int:

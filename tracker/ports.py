@@ -159,6 +159,9 @@ class Message(BaseModel):
     telegram: tuple[str, ...] = Field(description="Telegram HTML parts, each ≤4096 characters")
     document: dict[str, Any] = Field(description="the generic webhook JSON body")
     buttons: tuple[Button, ...] = Field((), description="inline buttons under the last Telegram part")
+    date: datetime | None = Field(
+        None, description="when it was composed, by the clock its body was written with: the "
+        "email Date header (None in messages stored before it was kept)")
 
 
 WebhookFormat = Literal["generic", "slack", "teams"]

@@ -39,19 +39,28 @@ from sqlalchemy.engine import Connection, Engine
 
 from tracker.delivery.planning import (
     DEFAULT_SCHEDULE,
+    SUMMARY_AFTER,
     Audience,
     ChangedCalls,
     DigestSchedule,
     NotifyPlan,
     PlannedAlert,
     PlannedReminder,
+    PlannedSummary,
     closing_soon,
     digest_period,
     match_changes,
+    opening_soon,
     plan_notify,
     plan_reminders,
 )
-from tracker.delivery.render import AlertItem, render_alert, render_digest, render_reminder
+from tracker.delivery.render import (
+    AlertItem,
+    render_alert,
+    render_digest,
+    render_reminder,
+    render_summary,
+)
 from tracker.delivery.subscribers import (
     StoredSubscription,
     Subscriber,
@@ -78,6 +87,7 @@ from tracker.store.db import (
     insert_for,
     matches_table,
     newest_digest_entry,
+    profile_runs_table,
     subscribers_table,
     subscriptions_table,
 )
@@ -413,6 +423,17 @@ def _channel_form(forms: dict[str, SharedJson], channel: str) -> SharedJson:
     return form
 
 
+def _summary_row(plan: PlannedSummary, now: datetime, shown: int) -> dict[str, Any]:
+    """The outbox row of a summary (one subscriber's, rendered for them alone)."""
+    items = [AlertItem(call=event.call, changes=changes, reasons=event.reasons,
+                       profile=event.profile) for event, changes in plan.items]
+    message = render_summary(items, shown=shown, now=now, timezone=plan.audience.timezone)
+    row = _delivery_row(plan.key, plan.audience, plan.channel, "summary", None, None,
+                        plan.not_before, now)
+    row["message"] = _channel_form({"": SharedJson(message.model_dump(mode="json"))}, plan.channel)
+    return row
+
+
 def _alert_row(plan: PlannedAlert, now: datetime, rendered: Rendered) -> dict[str, Any]:
     """The outbox row of an alert; ``rendered`` keeps each event's alert per time zone (and
     its per-channel forms), since every instant subscriber of a profile gets the same one.
@@ -432,16 +453,18 @@ def _alert_row(plan: PlannedAlert, now: datetime, rendered: Rendered) -> dict[st
 
 
 def notify_changes(engine: Engine, profiles: Sequence[Profile], now: datetime,
-                   available: Iterable[str]) -> NotifyReport:
+                   available: Iterable[str], summary_after: int = SUMMARY_AFTER) -> NotifyReport:
     """Match the calls changed since the cursor and enqueue what that causes (one
-    transaction): read, match and plan (pure), write."""
+    transaction): read, match and plan (pure), write. ``summary_after``: see
+    ``tracker.delivery.planning`` (a first cycle that does not flood)."""
     rules = RulesStore(engine)
     with engine.begin() as connection:
         changed = read_changes(connection)
         if changed is None:
             return NotifyReport(0, 0, 0, 0, 0)
         matches, events = match_changes(changed, profiles, now)
-        plan = plan_notify(events)
+        plan = plan_notify(events, first_run=_first_run(connection, profiles),
+                           summary_after=summary_after)
         entries, alerts = write_notify(connection, rules, changed, matches, plan, now,
                                        list(available))
     rules.mark_run((p.name for p in profiles), now)
@@ -452,6 +475,12 @@ def notify_changes(engine: Engine, profiles: Sequence[Profile], now: datetime,
              report.changes, report.matches, report.new_matches, report.alerts,
              report.digest_entries)
     return report
+
+
+def _first_run(connection: Connection, profiles: Sequence[Profile]) -> frozenset[str]:
+    """The profiles never matched before (no ``profile_runs`` row): their first cycle."""
+    ran = set(connection.execute(sa.select(profile_runs_table.c.profile)).scalars())
+    return frozenset(p.name for p in profiles if p.name not in ran)
 
 
 def read_changes(connection: Connection) -> ChangedCalls | None:
@@ -501,8 +530,9 @@ def write_notify(connection: Connection, rules: RulesStore, changed: ChangedCall
     rendered: Rendered = {}  # bounded by events × time zones
     for id_range in subscriber_batches(connection):
         batch = audiences(connection, now, usable, id_range=id_range, modes=("instant",))
-        alerts += _insert_ignoring_duplicates(
-            connection, deliveries_table, [_alert_row(p, now, rendered) for p in plan.alerts(batch, now)])
+        alerts += _insert_ignoring_duplicates(connection, deliveries_table, [
+            _summary_row(p, now, plan.summary_after) if isinstance(p, PlannedSummary)
+            else _alert_row(p, now, rendered) for p in plan.alerts(batch, now)])
     _set_cursor(connection, NOTIFY_CURSOR, changed.through)
     return entries, alerts
 
@@ -518,12 +548,30 @@ def _call_records(connection: Connection, ids: Iterable[str]) -> dict[str, CallR
     return found
 
 
-def _changes_of(connection: Connection, ids: Iterable[int]) -> dict[int, Change]:
-    found: dict[int, Change] = {}
+def _change(row: Any) -> Change:
+    return Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field, old=row.old,
+                  new=row.new, at=row.at)
+
+
+def _changes_of(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[Change, ...]]:
+    """Each change id with the changes recorded with it: a digest entry names the newest
+    change of its event, and a run records all the changes of one call at one moment (a
+    moved deadline and a new budget), each of which the digest says."""
+    found: dict[int, tuple[Change, ...]] = {}
     for chunk in _chunks(sorted(set(ids))):
-        for row in connection.execute(sa.select(changes_table).where(changes_table.c.id.in_(chunk))):
-            found[row.id] = Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field,
-                                   old=row.old, new=row.new, at=row.at)
+        rows = list(connection.execute(sa.select(changes_table)
+                                       .where(changes_table.c.id.in_(chunk))))
+        if not rows:
+            continue
+        siblings: dict[tuple[str, datetime], list[Any]] = defaultdict(list)
+        for row in connection.execute(sa.select(changes_table).where(
+                changes_table.c.call_id.in_({r.call_id for r in rows}),
+                changes_table.c.at.in_({r.at for r in rows}),
+                changes_table.c.id <= max(r.id for r in rows)).order_by(changes_table.c.id)):
+            siblings[(row.call_id, row.at)].append(row)
+        for row in rows:
+            found[row.id] = tuple(_change(r) for r in siblings[(row.call_id, row.at)]
+                                  if r.id <= row.id) or (_change(row),)
     return found
 
 
@@ -574,6 +622,7 @@ class _Member:
     timezone: str
     muted: bool
     position: int  # ``digested_through``
+    reminders: tuple[int, ...] = (30, 7, 1)  # days before a cut-off: closing soon
 
 
 @dataclass(frozen=True)
@@ -592,7 +641,7 @@ def _digest_members(connection: Connection, now: datetime, usable: Iterable[str]
     return [_Member(subscription_id=row.id, subscriber_id=row.subscriber_id,
                     subscriber=row.name, profile=row.profile, mode=row.mode, channels=channels,
                     timezone=row.timezone, muted=_muted(row.muted_until, now),
-                    position=row.digested_through)
+                    position=row.digested_through, reminders=tuple(row.reminders or ()))
             for row, channels in _subscriptions(connection, usable, id_range=id_range,
                                                 modes=("daily", "weekly"))]
 
@@ -611,7 +660,7 @@ class _DigestRound:
         self.now = now
         self.upto = upto  # the newest entry when the round started: it covers no later one
         self.calls: dict[str, CallRecord] = {}
-        self.changes: dict[int, Change] = {}
+        self.changes: dict[int, tuple[Change, ...]] = {}
         #: profile → (entries after this position were read, those entries in id order)
         self.entries: dict[str, tuple[int, list[_Entry]]] = {}
         self.open_matches: dict[str, list[tuple[CallRecord, tuple[str, ...]]]] = {}
@@ -704,7 +753,7 @@ class _DigestRound:
         """The digest of ``members`` (one subscriber's subscriptions in ``mode``) as outbox
         JSON per channel, rendered once for every subscriber who gets the same; None when
         there is nothing to say."""
-        key = (mode, timezone,
+        key = (mode, timezone, members[0].reminders,
                tuple((m.profile, min(m.position, self.upto)) for m in members))
         if key in self.rendered:
             self.rendered.move_to_end(key)
@@ -729,18 +778,24 @@ class _DigestRound:
             call = self.calls.get(entry.call_id)
             if call is None:
                 continue
-            change = self.changes.get(entry.change_id) if entry.change_id is not None else None
-            if change is None:
+            changes = self.changes.get(entry.change_id, ()) if entry.change_id is not None else ()
+            # entries written before first matches were entered as new carry a ``new`` change
+            if not changes or all(c.kind is ChangeKind.NEW for c in changes):
                 new.append(AlertItem(call=call, reasons=entry.reasons, profile=entry.profile))
             else:
-                changed.append(AlertItem(call=call, changes=(change,), reasons=entry.reasons,
+                changed.append(AlertItem(call=call, changes=changes, reasons=entry.reasons,
                                          profile=entry.profile))
+        reminders = members[0].reminders
+        open_matches = [(m, call, reasons) for m in members
+                        for call, reasons in self.open_matches.get(m.profile, ())]
         closing = [AlertItem(call=call, reasons=reasons, profile=m.profile)
-                   for m in members for call, reasons in self.open_matches.get(m.profile, ())
-                   if closing_soon(call, mode, self.now)]
+                   for m, call, reasons in open_matches
+                   if closing_soon(call, mode, self.now, timezone, reminders)]
+        opening = [AlertItem(call=call, reasons=reasons, profile=m.profile)
+                   for m, call, reasons in open_matches if opening_soon(call, mode, self.now)]
         period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
-        message = render_digest(new=new, changed=changed, closing=closing, period=period,
-                                now=self.now, timezone=timezone)
+        message = render_digest(new=new, changed=changed, closing=closing, opening=opening,
+                                period=period, now=self.now, timezone=timezone)
         return None if message is None else {"": SharedJson(message.model_dump(mode="json"))}
 
     def body_ids(self, connection: Connection, forms: Iterable[SharedJson]) -> dict[str, int]:

@@ -8,10 +8,19 @@ Rules, in the order the pipeline applies them:
   (deadline moved, opened, reopened, closed, budget changed, title changed, a new update
   from the portal). Opening dates, identifiers and the like (``details_changed``) and
   ``removed_from_source`` never alert on their own.
+- **A first cycle that does not flood.** When a profile is matched for the first time (its
+  first run: every stored call is new to it) and an instant subscriber would get more
+  than one alert on a channel, or when any cycle would send one subscriber more than
+  ``summary_after`` alerts on one channel (``[alerts] summary_after``, default 5), those
+  alerts go out as **one** summary: "12 calls match hydrogen-valley; here are the 5
+  closing first", with the others listed by title. After that, alerts go one by one.
 - **Digests.** The same events become digest entries, one per profile and event (not per
-  subscriber); one digest per ``daily`` or ``weekly`` subscriber and period gathers the
+  subscriber); a first-time match is entered as new (no change id), whatever change
+  brought it in. One digest per ``daily`` or ``weekly`` subscriber and period gathers the
   entries of all their profiles written since their last digest, plus the matched calls
-  closing soon. A digest that falls due while the subscriber is muted (or has no usable
+  closing soon (a cut-off reaching one of the subscriber's reminder days within the
+  period: 30, 7 and 1 days before it by default) and opening soon (an opening date within
+  ``SOON`` of the period's start). A digest that falls due while the subscriber is muted (or has no usable
   channel) is skipped, and what it would have said is not carried over. Daily digests are
   due at the schedule's hour (08:00 by default) local time, weekly ones on its weekday
   (Monday by default) at that hour. An empty period sends nothing.
@@ -31,11 +40,13 @@ outbox's unique index on it makes enqueueing twice impossible.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tracker.delivery import SUMMARY_AFTER
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind
 from tracker.rules.matcher import Match, match_calls
 from tracker.rules.profiles import Profile
@@ -57,7 +68,10 @@ class DigestSchedule:
 
 
 DEFAULT_SCHEDULE = DigestSchedule()
-CLOSING_SOON = {"daily": timedelta(days=7), "weekly": timedelta(days=14)}
+#: how far ahead a digest looks for calls opening soon, by its period
+SOON = {"daily": timedelta(days=7), "weekly": timedelta(days=14)}
+#: how many days a digest covers, by its period (closing soon: reminder days within them)
+PERIOD_DAYS = {"daily": 1, "weekly": 7}
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,19 @@ class PlannedAlert:
 
 
 @dataclass(frozen=True)
+class PlannedSummary:
+    """One message in place of the alerts a subscriber would get on one channel in one
+    cycle: its first cycle, or a backlog of more than ``summary_after``."""
+
+    key: str
+    audience: Audience
+    channel: str
+    #: each summarized event with the changes its alert would have reported
+    items: tuple[tuple[MatchEvent, tuple[Change, ...]], ...]
+    not_before: datetime
+
+
+@dataclass(frozen=True)
 class PlannedDigestEntry:
     """Something to mention in the next digest of every daily or weekly follower of a profile."""
 
@@ -136,14 +163,19 @@ def _event_tag(event: MatchEvent) -> str:
     return f"change-{max(event.change_ids)}" if event.change_ids else "change"
 
 
-def plan_alerts(events: Iterable[MatchEvent], audiences: Sequence[Audience],
-                now: datetime) -> list[PlannedAlert]:
-    """Alerts for ``events``, for every instant subscription to their profiles."""
+def plan_alerts(events: Iterable[MatchEvent], audiences: Sequence[Audience], now: datetime,
+                first_run: Collection[str] = frozenset(),
+                summary_after: int = SUMMARY_AFTER) -> list[PlannedAlert | PlannedSummary]:
+    """Alerts for ``events``, for every instant subscription to their profiles; a
+    subscriber's alerts on one channel become one summary when one of their profiles is on
+    its ``first_run`` and there is more than one, or when there are more than
+    ``summary_after`` (see the module docstring); a ``summary_after`` of 0 never summarizes."""
     by_profile: dict[str, list[Audience]] = {}
     for audience in audiences:
         if audience.mode == "instant":
             by_profile.setdefault(audience.profile, []).append(audience)
-    alerts: list[PlannedAlert] = []
+    # per subscriber and channel, in the order of the events
+    grouped: dict[tuple[int, str], list[PlannedAlert]] = {}
     for event in events:
         followers = by_profile.get(event.profile)
         if not followers:
@@ -154,11 +186,28 @@ def plan_alerts(events: Iterable[MatchEvent], audiences: Sequence[Audience],
         tag = _event_tag(event)
         for audience in followers:
             for channel in audience.channels:
-                alerts.append(PlannedAlert(
+                grouped.setdefault((audience.subscriber_id, channel), []).append(PlannedAlert(
                     key=f"alert|{audience.subscriber_id}|{channel}|{event.call.id}|{tag}",
                     audience=audience, channel=channel, event=event, changes=changes,
                     not_before=audience.quiet_hours_end or now))
-    return alerts
+    plans: list[PlannedAlert | PlannedSummary] = []
+    for (subscriber_id, channel), alerts in grouped.items():
+        first = any(a.event.profile in first_run for a in alerts)
+        if summary_after and (len(alerts) > summary_after or (first and len(alerts) > 1)):
+            plans.append(_summary(subscriber_id, channel, alerts))
+        else:
+            plans.extend(alerts)
+    return plans
+
+
+def _summary(subscriber_id: int, channel: str, alerts: Sequence[PlannedAlert]) -> PlannedSummary:
+    """The summary of ``alerts``; its key is made of theirs, so planning the same events
+    again gives the same key (and the outbox keeps one)."""
+    digest = hashlib.sha256("\n".join(sorted(a.key for a in alerts)).encode()).hexdigest()[:24]
+    return PlannedSummary(key=f"summary|{subscriber_id}|{channel}|{digest}",
+                          audience=alerts[0].audience, channel=channel,
+                          items=tuple((a.event, a.changes) for a in alerts),
+                          not_before=max(a.not_before for a in alerts))
 
 
 def plan_digest_entries(events: Iterable[MatchEvent]) -> list[PlannedDigestEntry]:
@@ -168,9 +217,11 @@ def plan_digest_entries(events: Iterable[MatchEvent]) -> list[PlannedDigestEntry
     for event in events:
         if alert_changes(event) is None:
             continue
+        # a first-time match is a new call for the digest, whatever change brought it in
+        change_id = max(event.change_ids) if event.change_ids and not event.first_match else None
         entries.append(PlannedDigestEntry(
             key=f"{event.profile}|{event.call.id}|{_event_tag(event)}", event=event,
-            change_id=max(event.change_ids) if event.change_ids else None))
+            change_id=change_id))
     return entries
 
 
@@ -233,22 +284,31 @@ class NotifyPlan:
     digest_entries: Sequence[PlannedDigestEntry]
     #: profile → positions of its events in ``events``
     by_profile: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    #: the profiles matched for the first time in this step
+    first_run: frozenset[str] = frozenset()
+    summary_after: int = SUMMARY_AFTER
 
-    def alerts(self, audiences: Sequence[Audience], now: datetime) -> list[PlannedAlert]:
+    def alerts(self, audiences: Sequence[Audience],
+               now: datetime) -> list[PlannedAlert | PlannedSummary]:
         """The alerts for one batch of subscriptions: planned with the events of their
-        profiles only, in their original order, so the plan is what all events would give."""
+        profiles only, in their original order, so the plan is what all events would give
+        (a batch holds whole subscribers, so a summary sees all of a subscriber's alerts)."""
         wanted = sorted(position for profile in {a.profile for a in audiences}
                         for position in self.by_profile.get(profile, ()))
-        return plan_alerts([self.events[p] for p in wanted], audiences, now)
+        return plan_alerts([self.events[p] for p in wanted], audiences, now,
+                           self.first_run, self.summary_after)
 
 
-def plan_notify(events: Sequence[MatchEvent]) -> NotifyPlan:
-    """The plan of one notify step's ``events`` (see ``NotifyPlan``)."""
+def plan_notify(events: Sequence[MatchEvent], first_run: Collection[str] = frozenset(),
+                summary_after: int = SUMMARY_AFTER) -> NotifyPlan:
+    """The plan of one notify step's ``events`` (see ``NotifyPlan``); ``first_run`` names
+    the profiles never matched before this step."""
     by_profile: dict[str, list[int]] = {}
     for position, event in enumerate(events):
         by_profile.setdefault(event.profile, []).append(position)
     return NotifyPlan(events=events, digest_entries=plan_digest_entries(events),
-                      by_profile=by_profile)
+                      by_profile=by_profile, first_run=frozenset(first_run),
+                      summary_after=summary_after)
 
 
 def digest_period(mode: str, now: datetime, timezone: str,
@@ -270,12 +330,32 @@ def digest_period(mode: str, now: datetime, timezone: str,
     return None
 
 
-def closing_soon(call: CallRecord, mode: str, now: datetime) -> bool:
-    """Whether ``call`` belongs in a ``mode`` digest's "closing soon" group."""
+def closing_soon(call: CallRecord, mode: str, now: datetime, timezone: str = "UTC",
+                 reminders: Iterable[int] = (30, 7, 1)) -> bool:
+    """Whether ``call`` belongs in a ``mode`` digest's "closing soon" section: one of its
+    cut-offs reaches one of the subscriber's ``reminders`` (days before it, counted in
+    their zone) within the digest's period, so a call is listed on those days, not in
+    every digest until it closes."""
     if call.status is CallStatus.CLOSED:
         return False
-    deadline = call.next_deadline(now)
-    return deadline is not None and now <= deadline <= now + CLOSING_SOON.get(mode, timedelta(7))
+    zone = ZoneInfo(timezone)
+    today = now.astimezone(zone).date()
+    span = PERIOD_DAYS.get(mode, 1)
+    for cutoff in call.deadlines:
+        if cutoff < now:
+            continue
+        days = (cutoff.astimezone(zone).date() - today).days
+        if any(0 <= days - r < span for r in reminders):
+            return True
+    return False
+
+
+def opening_soon(call: CallRecord, mode: str, now: datetime) -> bool:
+    """Whether ``call`` belongs in a ``mode`` digest's "opening soon" section: forthcoming,
+    opening within ``SOON`` of ``now``."""
+    opening = call.opening_date
+    return (call.status is CallStatus.FORTHCOMING and opening is not None
+            and now <= opening <= now + SOON.get(mode, timedelta(days=7)))
 
 
 def plan_reminders(

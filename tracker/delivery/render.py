@@ -1,23 +1,29 @@
 """Rendering what to tell a subscriber into every channel's form of it (pure: data and ``now`` in).
 
-Three kinds of message, each returned as one ``tracker.ports.Message``:
+Four kinds of message, each returned as one ``tracker.ports.Message``:
 
-- an **alert**: one matching call, new or changed ("Deadline moved: 16 Apr 2026 → 30 Apr
-  2026", "Now open for submission", "Budget changed: EUR 3.0 M → 4.5 M", "New update from
-  the portal: …");
-- a **digest**: one message per recipient and period across all of its profiles, grouped
-  into new calls, changed calls and closing soon; a call matched by several profiles is
-  shown once with every profile and reason; an empty period renders nothing (``None``);
+- an **alert**: one matching call, new or changed, saying what changed ("deadline 12 Mar
+  → 26 Mar 2027", "now open", "budget EUR 10.0 M → 12.0 M", "new documents: …": the notes
+  of ``tracker.delivery.changes``);
+- a **digest**: one message per recipient and period across all of its profiles, in
+  sections new calls, changed, closing soon and opening soon, its subject counting them
+  ("3 new, 1 deadline moved, 2 closing soon"); a call matched by several profiles is shown
+  once with every profile and reason; an empty period renders nothing (``None``);
+- a **summary**: the alerts of a first cycle or a backlog in one message, the calls closing
+  first in full and the others by title;
 - a **reminder**: a cut-off of a matched call is N days away.
 
-Every item shows the title, programme, identifier, status, next deadline with days left
-(in the subscriber's time zone; deadlines are stored in UTC), budget, why it matched and
-the link. Telegram HTML, plain text and email HTML are rendered from Jinja templates
-(tracker/delivery/templates/<form>/) that all read one view of the message (``_View``, with its
-sections and items), so the forms say the same. Each form has its own environment, whose
-escaping applies to every printed value: ``tg_escape`` for Telegram, HTML autoescape for
-email, none for plain text. Scraped text is untrusted: escaped so, clipped to sane lengths,
-and links other than http(s) are dropped.
+Every item shows the title, what changed, the first sentences of the summary, programme,
+identifier, status, type of action, opening date, every cut-off with its days left (in the
+subscriber's time zone; deadlines are stored in UTC) and the deadline model, the budget and
+its basis, eligibility, why it matched in words and the link. The words made in Python come
+from ``tracker.delivery.wording``; the labels are in the templates. Telegram HTML, plain
+text and email HTML are rendered from Jinja templates (tracker/delivery/templates/<form>/)
+that all read one view of the message (``_View``, with its sections and items), so the
+forms say the same. Each form has its own environment, whose escaping applies to every
+printed value: ``tg_escape`` for Telegram, HTML autoescape for email, none for plain text.
+Scraped text is untrusted: escaped so, clipped to sane lengths, and links other than
+http(s) are dropped.
 
 Telegram limits a message to 4096 characters (counted here in UTF-16 code units, as
 Telegram counts, and before entity parsing, so the real count is never higher). Long
@@ -26,17 +32,21 @@ its text, never inside a tag or an entity, and its open tags are closed.
 
 The generic webhook body (``Message.document``) has the schema ``callwatch.message/1``::
 
-    {"schema": "callwatch.message/1", "kind": "alert|digest|reminder",
+    {"schema": "callwatch.message/1", "kind": "alert|digest|summary|reminder",
      "subject": str, "generated_at": "2026-11-25T12:00:00Z", "timezone": "Europe/Madrid",
-     "sections": [{"key": "alert|new|changed|closing|reminder", "title": str,
-                   "items": [ITEM, ...]}]}
+     "sections": [{"key": "alert|new|changed|closing|opening|first|others|reminder",
+                   "title": str, "items": [ITEM, ...]}],
+     "outro": str (a summary's closing line; absent otherwise)}
     ITEM = {"call_id", "title", "programme", "identifier", "status", "url",
             "next_deadline" (ISO UTC or null), "next_deadline_local" (text or null),
             "days_left" (int or null), "budget_eur" (the topic's own: int or null),
             "budget" (text: the topic's figures, then "call total EUR … (shared by N topics)"
             when the source gives only a budget several topics share),
-            "profiles": [str], "reasons": [str],
-            "changes": [{"kind", "field", "old", "new", "text"}]}
+            "summary", "action_type", "opening_date_local", "cutoffs_local": [str],
+            "deadline_model", "eligible" (text or null),
+            "profiles": [str], "reasons": [str] (as the matcher records them),
+            "why" (why it matched, in words),
+            "changes": [{"kind", "field", "before", "after", "text", "old", "new"}]}
 
 The Slack and Teams channels (``notifiers/slack.py``, ``notifiers/teams.py``) derive their
 bodies from that document, so a stored message can be re-shaped at send time.
@@ -49,7 +59,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
@@ -58,10 +68,24 @@ import jinja2
 from markupsafe import Markup
 
 from tracker.dates import isoformat_utc, to_utc
-from tracker.exports.rows import call_total_text
-from tracker.models import CallRecord, CallStatus, Change, ChangeKind
+from tracker.delivery.changes import ChangeNote, clip, counts_text, what_changed
+from tracker.delivery.wording import (
+    Phrase,
+    count,
+    describe_days,
+    format_day,
+    format_deadline,
+    join_list,
+    say,
+    why_matched,
+)
+from tracker.models import CallRecord, CallStatus, Change
 from tracker.money import format_eur
 from tracker.ports import Button, Message
+
+__all__ = ["AlertItem", "clip", "describe_change", "describe_days", "format_day",
+           "format_deadline", "render_alert", "render_digest", "render_reminder",
+           "render_summary"]
 
 TELEGRAM_LIMIT = 4096
 SCHEMA = "callwatch.message/1"
@@ -70,15 +94,14 @@ SCHEMA = "callwatch.message/1"
 TITLE_MAX = 300
 LINE_MAX = 500
 SUBJECT_TITLE_MAX = 120
+SUMMARY_MAX = 320
+SUMMARY_SENTENCES = 2
+#: how many calls a summary lists by title after the ones it shows in full
+SUMMARY_LISTED = 40
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_STATUS = {CallStatus.FORTHCOMING: "Forthcoming", CallStatus.OPEN: "Open",
-           CallStatus.CLOSED: "Closed"}
-_DETAIL_LABELS = {
-    "opening_date": "Opening date", "deadline_model": "Deadline model",
-    "call_identifier": "Call identifier", "topic_identifier": "Topic identifier",
-    "url": "Link", "action_type": "Type of action",
-}
+_STATUS_KEYS = {CallStatus.FORTHCOMING: "status.forthcoming", CallStatus.OPEN: "status.open",
+                CallStatus.CLOSED: "status.closed"}
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'«“])")
 
 
 @dataclass(frozen=True)
@@ -111,9 +134,32 @@ class _Item:
     days_text: str
     budget_eur: int | None
     budget: str
+    summary: str = ""
+    action_type: str = ""
+    opening_text: str = ""
+    #: every cut-off still ahead (or the last one, when all have passed), "<when> (<days>)"
+    cutoffs: list[str] = field(default_factory=list)
+    deadline_model: str = ""
+    places: str = ""
     profiles: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[ChangeNote] = field(default_factory=list)
+    #: a line of its own (a summary's "also matching" list): title, deadline and link only
+    compact: bool = False
+
+    @property
+    def changes(self) -> list[ChangeNote]:
+        """What changed, as the templates show it (each note's ``text``)."""
+        return self.notes
+
+    @property
+    def why(self) -> tuple[Phrase, ...]:
+        """Why it matched, in words, counting the days left from the message's ``now``."""
+        return why_matched(tuple(self.reasons), self.days_left)
+
+    @property
+    def why_text(self) -> str:
+        return "; ".join(p.marked for p in self.why)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -122,7 +168,12 @@ class _Item:
             "next_deadline": isoformat_utc(self.deadline),
             "next_deadline_local": self.deadline_text, "days_left": self.days_left,
             "budget_eur": self.budget_eur, "budget": self.budget,
-            "profiles": self.profiles, "reasons": self.reasons, "changes": self.changes,
+            "summary": self.summary or None, "action_type": self.action_type or None,
+            "opening_date_local": self.opening_text or None, "cutoffs_local": self.cutoffs,
+            "deadline_model": self.deadline_model or None, "eligible": self.places or None,
+            "profiles": self.profiles, "reasons": self.reasons,
+            "why": "; ".join(p.plain for p in self.why),
+            "changes": [n.as_json() for n in self.notes],
         }
 
 
@@ -131,6 +182,8 @@ class _Section:
     key: str
     title: str
     items: list[_Item]
+    #: a line after the items (a summary's "and 12 more")
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,50 +191,25 @@ class _View:
     """One message as every form's templates see it (Telegram, plain text, email), so the
     forms cannot drift apart in what they say; each escapes it in its own way."""
 
-    kind: Literal["alert", "digest", "reminder"]
+    kind: Literal["alert", "digest", "reminder", "summary"]
     subject: str
     intro: str
     sections: list[_Section]
+    #: a closing line (a summary's "from now on, one alert per call")
+    outro: str = ""
 
     @property
     def show_titles(self) -> bool:
-        """Section headings are for digests: an alert or a reminder is one item."""
-        return self.kind == "digest"
+        """Section headings are for digests and summaries: an alert or a reminder is one item."""
+        return self.kind in ("digest", "summary")
 
 
 # --- small pure helpers -------------------------------------------------------------------
 
 
-def clip(text: str, limit: int) -> str:
-    """``text`` on one line, at most ``limit`` characters, with an ellipsis when cut."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
-def format_day(value: date) -> str:
-    """16 Apr 2026 (English month names, independent of the process locale)."""
-    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
-
-
-def format_deadline(value: datetime, zone: ZoneInfo) -> str:
-    """30 Apr 2026, 17:00 CEST — the cut-off in the reader's time zone."""
-    local = to_utc(value).astimezone(zone)
-    return f"{format_day(local.date())}, {local:%H:%M} {local.tzname()}"
-
-
 def days_left(deadline: datetime, now: datetime, zone: ZoneInfo) -> int:
     """Calendar days from today to the deadline's day, both in the reader's time zone."""
     return (to_utc(deadline).astimezone(zone).date() - to_utc(now).astimezone(zone).date()).days
-
-
-def describe_days(days: int) -> str:
-    if days < 0:
-        return "passed" if days == -1 else f"passed {-days} days ago"
-    if days == 0:
-        return "today"
-    if days == 1:
-        return "tomorrow"
-    return f"in {days} days"
 
 
 def safe_url(url: str | None) -> str | None:
@@ -196,144 +224,108 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _parse_dt(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
+def sentence(text: str) -> str:
+    """``text`` with a capital first letter: a note ("deadline moved") opening a subject."""
+    return text[:1].upper() + text[1:]
 
 
-def _dates_text(values: Any, zone: ZoneInfo, with_time: bool) -> str:
-    items = values if isinstance(values, list | tuple) else [values]
-    out = []
-    for raw in items:
-        parsed = _parse_dt(raw)
-        if parsed is None or parsed.tzinfo is None:
-            out.append(clip(str(raw), 40))
-        elif with_time:
-            out.append(format_deadline(parsed, zone))
-        else:
-            out.append(format_day(to_utc(parsed).astimezone(zone).date()))
-    return ", ".join(out) if out else "none"
-
-
-def _eur_pair(old: int | None, new: int | None) -> str:
-    before = format_eur(old) or "unknown"
-    after = format_eur(new) or "unknown"
-    if before.startswith("EUR ") and after.startswith("EUR "):
-        after = after[4:]
-    return f"{before} → {after}"
-
-
-def _budget_text(old: Any, new: Any) -> str:
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return "Budget changed"
-    if old.get("total") != new.get("total"):
-        return f"Budget changed: {_eur_pair(old.get('total'), new.get('total'))}"
-    if old.get("max_grant") != new.get("max_grant"):
-        return f"Grant size changed: up to {_eur_pair(old.get('max_grant'), new.get('max_grant'))}"
-    if old.get("min_grant") != new.get("min_grant"):
-        return f"Grant size changed: from {_eur_pair(old.get('min_grant'), new.get('min_grant'))}"
-    if old.get("expected_grants") != new.get("expected_grants"):
-        return (f"Expected grants changed: {old.get('expected_grants') or 'unknown'}"
-                f" → {new.get('expected_grants') or 'unknown'}")
-    if old.get("call_total") != new.get("call_total"):
-        return f"Call total changed: {_eur_pair(old.get('call_total'), new.get('call_total'))}"
-    return "Budget changed"
-
-
-def headline(change: Change) -> str:
-    """The short label of a change, for subjects: "Deadline moved", "Now open"."""
-    return {
-        ChangeKind.NEW: "New matching call",
-        ChangeKind.OPENED: "Now open",
-        ChangeKind.CLOSED: "Closed",
-        ChangeKind.REOPENED: "Reopened",
-        ChangeKind.STATUS_CHANGED: "Status changed",
-        ChangeKind.DEADLINE_CHANGED: "Deadline moved",
-        ChangeKind.BUDGET_CHANGED: "Budget changed",
-        ChangeKind.TITLE_CHANGED: "Title changed",
-        ChangeKind.DOCUMENTS_CHANGED: "Portal update",
-        ChangeKind.REMOVED_FROM_SOURCE: "No longer listed",
-        ChangeKind.DETAILS_CHANGED: "Details changed",
-    }[change.kind]
+def first_sentences(summary: str, limit: int = SUMMARY_MAX) -> str:
+    """The first sentences of a call's summary (``SUMMARY_SENTENCES``, as many of them as
+    fit in ``limit`` characters; at least one, clipped): enough to decide whether to read on."""
+    flat = " ".join(summary.split())
+    if not flat:
+        return ""
+    kept = ""
+    for part in _SENTENCE_END.split(flat)[:SUMMARY_SENTENCES]:
+        candidate = f"{kept} {part}" if kept else part
+        if len(candidate) > limit:
+            break
+        kept = candidate
+    return kept or clip(flat, limit)
 
 
 def describe_change(change: Change, zone: ZoneInfo) -> str:
-    """One line saying what changed, in plain text (escape it before putting it in HTML)."""
-    kind = change.kind
-    if kind is ChangeKind.NEW:
-        return "New matching call"
-    if kind is ChangeKind.OPENED:
-        return "Now open for submission"
-    if kind is ChangeKind.CLOSED:
-        return "Closed for submission"
-    if kind is ChangeKind.REOPENED:
-        return "Reopened for submission"
-    if kind is ChangeKind.STATUS_CHANGED:
-        return f"Status changed: {clip(str(change.old), 30)} → {clip(str(change.new), 30)}"
-    if kind is ChangeKind.DEADLINE_CHANGED:
-        before = _dates_text(change.old or [], zone, with_time=False)
-        after = _dates_text(change.new or [], zone, with_time=False)
-        if before == after:  # same days, the hour moved
-            before = _dates_text(change.old or [], zone, with_time=True)
-            after = _dates_text(change.new or [], zone, with_time=True)
-        return f"Deadline moved: {before} → {after}"
-    if kind is ChangeKind.BUDGET_CHANGED:
-        return _budget_text(change.old, change.new)
-    if kind is ChangeKind.TITLE_CHANGED:
-        return f"Title changed (was: {clip(str(change.old), TITLE_MAX)})"
-    if kind is ChangeKind.DOCUMENTS_CHANGED:
-        return f"New update from the portal: {clip(str(change.new), LINE_MAX)}"
-    if kind is ChangeKind.REMOVED_FROM_SOURCE:
-        return "No longer listed by the source"
-    label = _DETAIL_LABELS.get(change.field or "", "Details")
-    if change.field == "url":
-        return "Link changed"
-    if change.field == "opening_date":
-        old = _dates_text(change.old, zone, with_time=False) if change.old else "none"
-        new = _dates_text(change.new, zone, with_time=False) if change.new else "none"
-        return f"Opening date changed: {old} → {new}"
-    return f"{label} changed: {clip(str(change.old or 'none'), 80)} → {clip(str(change.new or 'none'), 80)}"
+    """What one typed change says, in plain text ("deadline 12 Mar → 26 Mar 2027"): its
+    notes (``tracker.delivery.changes``) joined; empty for a ``new`` event."""
+    return "; ".join(note.text for note in what_changed([change], zone))
+
+
+def _cutoffs(call: CallRecord, now: datetime, zone: ZoneInfo) -> list[str]:
+    """Every cut-off still ahead with its days; the last one when all have passed."""
+    ahead = [d for d in call.deadlines if d >= now] or list(call.deadlines[-1:])
+    return [f"{format_deadline(d, zone)} ({describe_days(days_left(d, now, zone))})"
+            for d in ahead]
+
+
+#: the display fields of calls (see ``_prepare``), least recently used dropped
+PREPARED = 32_768
+_prepared: OrderedDict[tuple[int, datetime, str, datetime | None],
+                       tuple[CallRecord, dict[str, Any]]] = OrderedDict()
 
 
 def _prepare(call: CallRecord, now: datetime, zone: ZoneInfo,
              deadline: datetime | None = None) -> _Item:
+    """``call`` as a display item. A digest round shows the same call object (at the same
+    ``now``, in a few zones) in thousands of digests: its fields are worked out once, kept
+    under the object's identity and checked to be that very object, so a reused id is
+    never taken for it."""
+    key = (id(call), now, zone.key, deadline)
+    found = _prepared.get(key)
+    if found is not None and found[0] is call:
+        _prepared.move_to_end(key)
+        return _Item(**found[1])
+    fields = _display_fields(call, now, zone, deadline)
+    _prepared[key] = (call, fields)
+    if len(_prepared) > PREPARED:
+        _prepared.popitem(last=False)
+    return _Item(**fields)
+
+
+def _display_fields(call: CallRecord, now: datetime, zone: ZoneInfo,
+                    deadline: datetime | None) -> dict[str, Any]:
     deadline = deadline or call.next_deadline(now)
     days = days_left(deadline, now, zone) if deadline else None
-    return _Item(
+    opening = call.opening_date
+    return dict(
         call_id=call.id,
         title=clip(call.title, TITLE_MAX),
         programme=clip(" / ".join(p for p in (call.programme, call.sub_programme) if p), 120),
         identifier=clip(call.topic_identifier or call.call_identifier or call.native_id, 120),
-        status=_STATUS[call.status],
+        status=say(_STATUS_KEYS[call.status]),
         url=safe_url(call.url),
         deadline=deadline,
         deadline_text=format_deadline(deadline, zone) if deadline else None,
         days_left=days,
         days_text=describe_days(days) if days is not None else "",
         budget_eur=call.budget_eur,
-        budget=_budget_line(call),
+        budget=budget_line(call),
+        summary=first_sentences(call.summary),
+        action_type=clip(call.action_type or "", 80),
+        opening_text=format_day(to_utc(opening).astimezone(zone).date()) if opening else "",
+        cutoffs=_cutoffs(call, now, zone),
+        deadline_model=clip(call.deadline_model or "", 60),
+        places=clip(join_list([*call.countries, *call.regions]), LINE_MAX),
     )
 
 
-def _budget_line(call: CallRecord) -> str:
-    """The topic's own budget, then the call total it shares, named as such: a Joint
-    Undertaking's call total is never shown as if it were the topic's."""
+def budget_line(call: CallRecord) -> str:
+    """The budget with its basis: the topic's own figures, then the call total it shares,
+    named as such, so a Joint Undertaking's call total is never read as the topic's."""
     parts = []
     if call.budget_eur is not None:
-        parts.append(format_eur(call.budget_eur))
+        parts.append(say("budget.topic", amount=format_eur(call.budget_eur)))
     if call.budget_max_eur is not None:
-        parts.append(f"up to {format_eur(call.budget_max_eur)} per grant")
+        parts.append(say("budget.max_grant", amount=format_eur(call.budget_max_eur)))
+    elif call.budget_min_eur is not None:
+        parts.append(say("budget.min_grant", amount=format_eur(call.budget_min_eur)))
     if call.expected_grants:
-        parts.append(f"{call.expected_grants} grants expected")
+        parts.append(count("budget.grants", call.expected_grants))
     if call.call_budget_eur is not None:
-        parts.append(call_total_text(call))
-    return ", ".join(parts)
+        total = say("budget.call_total", amount=format_eur(call.call_budget_eur))
+        if call.call_budget_topics:
+            total += f" ({count('budget.shared', call.call_budget_topics)})"
+        parts.append(total)
+    return join_list(parts)
 
 
 def _merge(items: Iterable[AlertItem], now: datetime, zone: ZoneInfo,
@@ -353,13 +345,11 @@ def _merge(items: Iterable[AlertItem], now: datetime, zone: ZoneInfo,
             reason = clip(reason, 200)
             if reason not in view.reasons:
                 view.reasons.append(reason)
-        known = {(c["kind"], c["text"]) for c in view.changes}
-        for change in item.changes:
-            text = describe_change(change, zone)
-            if change.kind is not ChangeKind.NEW and (change.kind.value, text) not in known:
-                view.changes.append({"kind": change.kind.value, "field": change.field,
-                                     "old": change.old, "new": change.new, "text": text})
-                known.add((change.kind.value, text))
+        known = {note.text for note in view.notes}
+        for note in what_changed(item.changes, zone):
+            if note.text not in known:
+                view.notes.append(note)
+                known.add(note.text)
     seen.update(merged)
     return list(merged.values())
 
@@ -537,7 +527,9 @@ def _forms(item: _Item) -> _ItemForms:
     in the key alone, so an item shown in many messages is rendered once."""
     key = (item.call_id, item.title, item.programme, item.identifier, item.status, item.url,
            item.deadline_text, item.days_text, item.budget, tuple(item.profiles),
-           tuple(item.reasons), tuple(c["text"] for c in item.changes))
+           tuple(item.reasons), tuple(n.text for n in item.notes), item.summary,
+           item.action_type, item.opening_text, tuple(item.cutoffs), item.deadline_model,
+           item.places, item.compact)
     found = _item_forms.get(key)
     if found is not None:
         _item_forms.move_to_end(key)
@@ -568,19 +560,25 @@ def _message(view: _View, now: datetime, zone: ZoneInfo,
         if view.show_titles and items:  # the heading stays with the section's first item
             items[0] = f"{_macro('telegram', 'message.j2', 'heading')(section)}\n\n{items[0]}"
         blocks += items
+        if section.note:
+            blocks.append(str(_macro("telegram", "message.j2", "note")(section)))
+    if view.outro:
+        blocks.append(str(_macro("telegram", "message.j2", "outro")(view)))
     document = {
         "schema": SCHEMA, "kind": view.kind, "subject": view.subject,
         "generated_at": isoformat_utc(now), "timezone": zone.key,
         "sections": [{"key": s.key, "title": s.title, "items": [i.as_json() for i in s.items]}
                      for s in view.sections],
     }
+    if view.outro:
+        document["outro"] = view.outro
     return Message(
-        kind=view.kind, subject=view.subject,
+        kind="digest" if view.kind == "summary" else view.kind, subject=view.subject,
         # one newline at the end, whatever the last item ends with
         text=_macro("text", "message.j2")(view, placed("text")).rstrip() + "\n",
         html=str(_macro("email", "message.html")(view, placed("email"))),
         telegram=split_telegram(str(_macro("telegram", "message.j2", "header")(view)), blocks),
-        document=document, buttons=buttons,
+        document=document, buttons=buttons, date=to_utc(now),
     )
 
 
@@ -590,29 +588,28 @@ def _zone(timezone: str | ZoneInfo) -> ZoneInfo:
 
 def _alert_buttons(item: AlertItem) -> tuple[Button, ...]:
     """Dismiss and switch-to-digest buttons, left out when callback data would pass 64 bytes."""
-    wanted = [("Dismiss", f"dismiss:{item.call.id}")]
+    wanted = [(say("button.dismiss"), f"dismiss:{item.call.id}")]
     if item.profile:
-        wanted.append(("Switch to daily digest", f"mode:{item.profile}:daily"))
+        wanted.append((say("button.daily"), f"mode:{item.profile}:daily"))
     return tuple(Button(label=label, data=data) for label, data in wanted
                  if len(data.encode()) <= 64)
 
 
 def render_alert(item: AlertItem, *, now: datetime, timezone: str | ZoneInfo = "UTC") -> Message:
-    """An instant alert: a new matching call, or the typed changes of a matched call."""
+    """An instant alert: a new matching call, or what changed about a matched call
+    ("Deadline 12 Mar → 26 Mar 2027 — <title>")."""
     zone = _zone(timezone)
     [view] = _merge([item], now, zone, set())
-    material = [c for c in item.changes if c.kind is not ChangeKind.NEW]
-    if not material:
-        label = "New matching call"
-    elif len(view.changes) == 1:
-        label = view.changes[0]["text"]
-    else:
-        label = " · ".join(dict.fromkeys(headline(c) for c in material))
-    short = "New matching call" if not material else " · ".join(
-        dict.fromkeys(headline(c) for c in material))
-    subject = f"{clip(label, 80)} — {clip(view.title, SUBJECT_TITLE_MAX)}"
-    section = _Section("alert", short, [view])
-    return _message(_View("alert", subject, short, [section]), now, zone, _alert_buttons(item))
+    what = (sentence(" · ".join(n.text for n in view.notes)) if view.notes
+            else say("alert.new"))
+    subject = say("alert.subject", what=clip(what, 80), title=clip(view.title, SUBJECT_TITLE_MAX))
+    intro = clip(what, 200)
+    section = _Section("alert", intro, [view])
+    return _message(_View("alert", subject, intro, [section]), now, zone, _alert_buttons(item))
+
+
+def _by_deadline(items: list[_Item], now: datetime) -> list[_Item]:
+    return sorted(items, key=lambda i: (i.deadline is None, i.deadline or now, i.call_id))
 
 
 def render_digest(
@@ -620,32 +617,75 @@ def render_digest(
     new: Sequence[AlertItem] = (),
     changed: Sequence[AlertItem] = (),
     closing: Sequence[AlertItem] = (),
+    opening: Sequence[AlertItem] = (),
     period: Literal["daily", "weekly"] = "daily",
     now: datetime,
     timezone: str | ZoneInfo = "UTC",
 ) -> Message | None:
     """One digest for one recipient across all of its profiles; None when there is nothing.
 
-    A call is shown once, in the first group it appears in (new, then changed, then
-    closing soon); closing soon is ordered by the next deadline.
+    Sections: new calls (first-time matches), changed (each with what changed), closing
+    soon (ordered by the next deadline) and opening soon (by opening date). A call is shown
+    once, in the first section it appears in; a "changed" call whose events say nothing
+    but that it is new is a new call. The subject counts them: "3 new, 1 deadline moved,
+    2 closing soon".
     """
     zone = _zone(timezone)
     seen: set[str] = set()
+    fresh = _merge(new, now, zone, seen)
+    moved = _merge(changed, now, zone, seen)
+    fresh += [i for i in moved if not i.notes]
+    moved = [i for i in moved if i.notes]
     groups = [
-        _Section("new", "New calls", _merge(new, now, zone, seen)),
-        _Section("changed", "Changed calls", _merge(changed, now, zone, seen)),
-        _Section("closing", "Closing soon", sorted(
-            _merge(closing, now, zone, seen),
-            key=lambda i: (i.deadline is None, i.deadline or now))),
+        _Section("new", say("section.new"), fresh),
+        _Section("changed", say("section.changed"), moved),
+        _Section("closing", say("section.closing"), _by_deadline(
+            _merge(closing, now, zone, seen), now)),
+        _Section("opening", say("section.opening"), sorted(
+            _merge(opening, now, zone, seen), key=lambda i: (i.opening_text == "", i.call_id))),
     ]
     sections = [s for s in groups if s.items]
     if not sections:
         return None
+    counted = [("count.new", len(fresh))] if fresh else []
+    for key in dict.fromkeys(i.notes[0].counted_as for i in moved):
+        counted.append((key, sum(1 for i in moved if i.notes[0].counted_as == key)))
+    counted += [(f"count.{s.key}", len(s.items)) for s in sections
+                if s.key in ("closing", "opening")]
+    counts = counts_text(dict(counted))
     today = format_day(to_utc(now).astimezone(zone).date())
-    counts = ", ".join(f"{len(s.items)} {s.title.lower().replace(' calls', '')}" for s in sections)
-    intro = f"callwatch {period} digest, {today}: {counts}"
-    subject = f"callwatch {period} digest: {counts}"
+    intro = say("digest.intro", period=say(f"period.{period}"), day=today, counts=counts)
+    subject = say("digest.subject", period=say(f"period.{period}"), counts=counts)
     return _message(_View("digest", subject, intro, sections), now, zone)
+
+
+def render_summary(items: Sequence[AlertItem], *, shown: int, now: datetime,
+                   timezone: str | ZoneInfo = "UTC") -> Message:
+    """One message in place of many alerts (a subscription's first cycle, or a backlog):
+    "12 calls match hydrogen-valley; here are the 5 closing first", those in full, then
+    every other one on a line of its own (title, deadline, link), up to ``SUMMARY_LISTED``,
+    and how many more there are."""
+    zone = _zone(timezone)
+    merged = _by_deadline(_merge(items, now, zone, set()), now)
+    per_profile: dict[str, int] = {}
+    for item in merged:
+        for profile in item.profiles:
+            per_profile[profile] = per_profile.get(profile, 0) + 1
+    first, others = merged[:shown], merged[shown:]
+    for item in others:
+        item.compact = True
+    matches = [count("summary.calls", n, profile=profile) if position == 0 else
+               say("summary.profile", count=n, profile=profile)
+               for position, (profile, n) in enumerate(per_profile.items())]
+    head = join_list(matches)
+    subject = f"{head}; {say('summary.shown', shown=len(first))}" if others else head
+    intro = f"{head}; {say('summary.shown', shown=len(first)) if others else say('summary.all')}"
+    sections = [_Section("first", say("section.first"), first)]
+    if others:
+        listed = others[:SUMMARY_LISTED]
+        more = count("summary.more", len(others) - len(listed)) if len(others) > len(listed) else ""
+        sections.append(_Section("others", say("section.others"), listed, more))
+    return _message(_View("summary", subject, intro, sections, say("summary.outro")), now, zone)
 
 
 def render_reminder(item: AlertItem, deadline: datetime, *, now: datetime,
@@ -657,9 +697,9 @@ def render_reminder(item: AlertItem, deadline: datetime, *, now: datetime,
     view.deadline, view.deadline_text = specific.deadline, specific.deadline_text
     view.days_left, view.days_text = specific.days_left, specific.days_text
     days = view.days_left or 0
-    label = ("Deadline today" if days == 0 else "Deadline tomorrow" if days == 1
-             else f"Deadline in {days} days")
-    subject = f"{label} — {clip(view.title, SUBJECT_TITLE_MAX)}"
+    label = (say("reminder.today") if days == 0 else say("reminder.tomorrow") if days == 1
+             else count("reminder.days", days))
+    subject = say("alert.subject", what=label, title=clip(view.title, SUBJECT_TITLE_MAX))
     section = _Section("reminder", label, [view])
     return _message(_View("reminder", subject, label, [section]), now, zone,
                     _alert_buttons(item)[:1])
@@ -672,8 +712,11 @@ def document_item_lines(item: dict[str, Any]) -> list[str]:
     """One item of the generic document as plain lines after its title: its changes, its
     facts, deadline, budget and why it matched (the Slack and Teams bodies, ``notifiers/``)."""
     lines = [f"• {c['text']}" for c in item.get("changes", [])]
+    if item.get("summary"):
+        lines.append(str(item["summary"]))
     facts = " · ".join(str(f) for f in (item.get("programme"), item.get("identifier"),
-                                        str(item.get("status", "")).capitalize()) if f)
+                                        str(item.get("status", "")).capitalize(),
+                                        item.get("action_type")) if f)
     lines.append(facts)
     if item.get("next_deadline_local"):
         days = item.get("days_left")
@@ -681,6 +724,9 @@ def document_item_lines(item: dict[str, Any]) -> list[str]:
                      + (f" ({describe_days(days)})" if days is not None else ""))
     if item.get("budget"):
         lines.append(f"Budget: {item['budget']}")
-    if item.get("reasons"):
-        lines.append("Why: " + "; ".join(item["reasons"]))
+    if item.get("eligible"):
+        lines.append(f"Eligible: {item['eligible']}")
+    why = item.get("why") or "; ".join(item.get("reasons", []))
+    if why:
+        lines.append(f"Why: {why}")
     return lines

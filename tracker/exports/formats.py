@@ -25,11 +25,15 @@ exported as open, whether or not the cycle's refresh step has stored that yet.
 the JSON of a profile adds each call's match ``reasons``.
 
 **Atom** (RFC 4287), built with the standard library's ElementTree: one entry per call,
-``updated`` is when the call last changed, the link is the call's page, the content is its
-summary and why it matched. No feed library is used: feedgen would bring lxml and
-python-dateutil and has no type information, for a document of a dozen elements. Characters
-that XML 1.0 forbids (scraped text sometimes has them) are removed, since ElementTree would
-write them and produce a feed no reader can parse.
+``updated`` is when the call last changed, the link is the call's page, the content is
+what last changed, its summary and why it matched. What last changed is also carried as
+data, one ``<cw:change kind field before after>text</cw:change>`` element per change
+(namespace ``https://github.com/callwatch/callwatch/ns/feed/1``; the same notes as the
+webhook body's ``changes``, ``tracker.delivery.changes``), so a reader need not parse the
+text. No feed library is used: feedgen would bring lxml and python-dateutil and has no
+type information, for a document of a dozen elements. Characters that XML 1.0 forbids
+(scraped text sometimes has them) are removed, since ElementTree would write them and
+produce a feed no reader can parse.
 """
 
 from __future__ import annotations
@@ -43,16 +47,21 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import icalendar
 
 from tracker import __version__
 from tracker.dates import isoformat_utc
+from tracker.delivery.changes import ChangeNote, what_changed
 from tracker.exports.rows import CSV_COLUMNS, call_as_json, call_as_row
+from tracker.models import Change
 from tracker.money import format_eur
 from tracker.store.calls import StoredCall
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+#: callwatch's own Atom elements (``cw:change``)
+CALLWATCH_NS = "https://github.com/callwatch/callwatch/ns/feed/1"
 #: How long each deadline event lasts in the calendar.
 EVENT_LENGTH = timedelta(hours=1)
 #: When the reminder alarm fires, relative to the cut-off.
@@ -71,6 +80,8 @@ class FeedItem:
     reasons: tuple[str, ...] = ()
     #: ``deadline_changed`` events in the call's history: the iCalendar SEQUENCE
     deadline_changes: int = 0
+    #: the call's latest changes (one run's events): what the Atom entry says changed
+    changes: tuple[Change, ...] = ()
 
 
 def as_of(items: Sequence[FeedItem], now: datetime | None) -> list[FeedItem]:
@@ -181,14 +192,19 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: st
     return element
 
 
+def _attribute(value: object) -> str:
+    """A change's value as an XML attribute: text as it is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def atom_id(kind: str, name: str) -> str:
     """A stable ``urn:uuid:`` id for a profile's feed or a call's entry."""
     return f"urn:uuid:{uuid.uuid5(_ID_NAMESPACE, f'{kind}:{name}')}"
 
 
-def _entry_content(item: FeedItem, now: datetime) -> str:
+def _entry_content(item: FeedItem, now: datetime, notes: Sequence[ChangeNote]) -> str:
     record = item.call.record
-    lines = []
+    lines = [f"* {note.text}" for note in notes]
     deadline = record.next_deadline(now)
     facts = [record.programme or "", record.topic_identifier or record.call_identifier or "",
              f"deadline {deadline:%d %b %Y %H:%M} UTC" if deadline else "",
@@ -210,7 +226,7 @@ def to_atom(items: Sequence[FeedItem], now: datetime, *, profile: str,
     """
     ordered = sorted(as_of(items, now), key=lambda i: (i.call.last_changed, i.call.id),
                      reverse=True)
-    feed = ET.Element("feed", {"xmlns": ATOM_NS})
+    feed = ET.Element("feed", {"xmlns": ATOM_NS, "xmlns:cw": CALLWATCH_NS})
     _sub(feed, "id", atom_id("profile", profile))
     _sub(feed, "title", f"callwatch: {profile}")
     updated = ordered[0].call.last_changed if ordered else now
@@ -231,5 +247,10 @@ def to_atom(items: Sequence[FeedItem], now: datetime, *, profile: str,
             _sub(entry, "link", rel="alternate", href=record.url)
         if record.programme:
             _sub(entry, "category", term=record.programme)
-        _sub(entry, "content", _entry_content(item, now), type="text")
+        notes = what_changed(item.changes, ZoneInfo("UTC"))
+        _sub(entry, "content", _entry_content(item, now, notes), type="text")
+        for note in notes:
+            _sub(entry, "cw:change", note.text, kind=note.kind, field=note.field or "",
+                 **{name: _attribute(value) for name, value in
+                    (("before", note.before), ("after", note.after)) if value is not None})
     return bytes(ET.tostring(feed, encoding="utf-8", xml_declaration=True)) + b"\n"

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from tracker.config import Settings
 from tracker.exports.formats import FeedItem
-from tracker.models import ChangeKind
+from tracker.models import Change, ChangeKind
 from tracker.rules.service import load_profiles, select_profiles
 from tracker.rules.store import RulesStore
 from tracker.store.calls import StoredCall
@@ -52,6 +52,26 @@ def deadline_changes(engine: Engine, call_ids: Collection[str]) -> dict[str, int
     return counts
 
 
+def latest_changes(engine: Engine, call_ids: Collection[str]) -> dict[str, tuple[Change, ...]]:
+    """Each call's latest changes: the events recorded with its newest one (one run's diff),
+    ``new`` left out. What a feed entry says changed."""
+    ids = sorted(set(call_ids))
+    latest: dict[str, list[Change]] = {}
+    with engine.connect() as connection:
+        for chunk in chunks(ids):
+            for row in connection.execute(sa.select(changes_table)
+                                          .where(changes_table.c.call_id.in_(chunk))
+                                          .order_by(changes_table.c.id)):
+                change = Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field,
+                                old=row.old, new=row.new, at=row.at)
+                kept = latest.get(row.call_id)
+                if kept is None or kept[-1].at != change.at:
+                    kept = latest[row.call_id] = []
+                kept.append(change)
+    return {call_id: tuple(c for c in changes if c.kind is not ChangeKind.NEW)
+            for call_id, changes in latest.items()}
+
+
 def _reasons(engine: Engine, profile: str) -> dict[str, tuple[str, ...]]:
     with engine.connect() as connection:
         return {call_id: tuple(reasons or ()) for call_id, reasons in connection.execute(
@@ -72,7 +92,9 @@ def profile_items(engine: Engine, profile: str) -> list[FeedItem]:
     calls = sorted(rules.calls(ids), key=_deadline_key)
     reasons = _reasons(engine, profile)
     moves = deadline_changes(engine, ids)
-    return [FeedItem(call=c, reasons=reasons.get(c.id, ()), deadline_changes=moves.get(c.id, 0))
+    latest = latest_changes(engine, ids)
+    return [FeedItem(call=c, reasons=reasons.get(c.id, ()), deadline_changes=moves.get(c.id, 0),
+                     changes=latest.get(c.id, ()))
             for c in calls]
 
 
