@@ -37,9 +37,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
+from tracker.delivery import SUMMARY_AFTER
 from tracker.delivery.planning import (
     DEFAULT_SCHEDULE,
-    SUMMARY_AFTER,
     Audience,
     ChangedCalls,
     DigestSchedule,
