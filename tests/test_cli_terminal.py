@@ -16,7 +16,6 @@ import pty
 import re
 import select
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.factories import make_call
+from tests.test_daemon_process import free_port
 from tracker.cli import cli
 from tracker.models import ScrapeResult
 from tracker.store import db
@@ -263,12 +263,6 @@ def test_profiles_list_with_none_names_the_directory_it_searched(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     assert str((tmp_path / "mine").resolve()) in done.stderr, done.stderr
     assert "does not exist" in done.stderr, done.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def one_source(workdir: Path, search_url: str, bulk_url: str) -> None:

@@ -10,16 +10,7 @@ from typing import Any
 
 import click
 
-from tracker.cli.app import (
-    App,
-    Column,
-    echo_json,
-    format_option,
-    pass_app,
-    print_table,
-    utc_day,
-    utc_minute,
-)
+from tracker.cli.app import App, Column, echo_json, format_option, pass_app, print_table, utc_day, utc_minute
 from tracker.exports.rows import (
     CSV_COLUMNS,
     call_as_json,

@@ -10,16 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from tracker.cli.app import (
-    App,
-    Column,
-    echo_json,
-    format_option,
-    pass_app,
-    print_table,
-    utc_day,
-    utc_minute,
-)
+from tracker.cli.app import App, Column, echo_json, format_option, pass_app, print_table, utc_day, utc_minute
 from tracker.dates import format_duration, isoformat_utc
 from tracker.models import RunOutcome
 from tracker.source_status import configured, read_statuses

@@ -21,7 +21,8 @@
   outbox), never in the scheduler, so a restart loses and repeats nothing.
 - **SIGTERM or SIGINT**: no new job starts; a running scrape is allowed to finish (its store
   step is one transaction, so it either lands whole or not at all); claimed deliveries not
-  yet sent are released; the process exits within 30 seconds.
+  yet sent are released; the process exits within 30 seconds. A second one (Ctrl-C twice)
+  cuts the running step off and exits at once.
 """
 
 from __future__ import annotations
