@@ -247,7 +247,7 @@ def test_notify_sends_what_waited_and_deliveries_failed_lists_dead_letters(opera
     assert [(d["subscriber"], d["channel"], d["kind"], d["call_id"], d["status"]) for d in dead] \
         == [("ana", "telegram", "alert", H2, "dead")]
     assert "blocked" in dead[0]["last_error"]
-    table = operator("deliveries", "--failed")
+    table = operator("deliveries", "--failed", "--format", "table")
     assert "dead letters" in table.stdout and "ana" in table.stdout
 
 

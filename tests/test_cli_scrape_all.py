@@ -45,11 +45,9 @@ def test_scrape_runs_every_enabled_source_and_sources_shows_each_ones_health(
 
         code, out, err = callwatch("scrape")
         assert code == 0, out + err
-        table = {line.split("│")[1].strip(): line for line in out.splitlines()
-                 if line.count("│") > 2}
-        assert set(REPLAYED) <= set(table), out
-        assert all(line.rstrip(" │").endswith("ok") for name, line in table.items()
-                   if name in REPLAYED), out
+        table = {line.split("\t")[0]: line.split("\t") for line in out.splitlines()[1:]}
+        assert set(REPLAYED) <= set(table), out  # piped: tab-separated, the header first
+        assert all(cells[-1] == "ok" for name, cells in table.items() if name in REPLAYED), out
 
         shown = sources()
         for name in REPLAYED:

@@ -58,6 +58,12 @@ class SourceStatus:
     bad_in_a_row: int
 
     @property
+    def state(self) -> str:
+        """The level as `status` and `sources` print it: ``off`` for a disabled source (not
+        watched, so not judged), so the two tables cannot disagree about one."""
+        return self.level.value if self.enabled else "off"
+
+    @property
     def red(self) -> bool:
         return self.level is Level.RED
 

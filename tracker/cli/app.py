@@ -9,11 +9,13 @@ commands of each module to it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -95,6 +97,23 @@ class App:
         store = self.store()
         db.check_writable(self.engine)
         return store
+
+    @contextlib.contextmanager
+    def quiet_source_logs(self) -> Iterator[None]:
+        """For a command whose table gives each source's outcome and reason (`run --once`,
+        `scrape`): the sources' own log lines (each retry, each failure, each stored run:
+        35 WARNING lines when the network is down) only with -v or ``log.level = "DEBUG"``.
+        Errors (a scraper that crashed) are still logged; the levels are restored after."""
+        loggers = [logging.getLogger(name) for name in ("scrapers", "tracker.store.calls")]
+        levels = [logger.level for logger in loggers]
+        if not (self.verbose or self.settings.log.level == "DEBUG"):
+            for logger in loggers:
+                logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
     def notifiers(self) -> dict[str, Notifier]:
         """The configured channels (close them with ``run_closing``)."""
@@ -198,17 +217,146 @@ def run_closing(notifiers: dict[str, Notifier], work: Awaitable[T]) -> T:
     return asyncio.run(go())
 
 
-def console() -> Console:
-    """Standard output for tables: 200 columns when it is not a terminal, so pipes get whole rows."""
-    from rich.console import Console
-
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
-
-
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
 def utc_minute(value: datetime | None) -> str:
-    """``2026-11-25 12:00`` in UTC, the form of every time in a table; nothing for None."""
+    """``2026-11-25 12:00`` in UTC: the one form of every time a command prints in a table
+    (the header or the title says "UTC"); nothing for None."""
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def utc_day(value: datetime | None) -> str:
+    """``2026-11-25``: the day of ``utc_minute``, the short form a narrow table shows."""
+    return utc_minute(value)[:10]
+
+
+# -- tables ------------------------------------------------------------------------------------
+#
+# At 80 columns a table of every column wrapped titles 8-12 characters wide and broke ids in
+# the middle, and piped output was 200 columns of box drawing. A table is now declared as
+# columns that say how much they matter; ``fit_columns`` keeps what fits the terminal, and a
+# pipe gets tab-separated lines.
+
+#: the characters between two columns (" ┃ "); a table has no outer edge
+GAP = 3
+
+#: ``--format`` of a command that prints a table: the default is ``table`` on a terminal and
+#: ``plain`` (tab-separated, a header line first) when standard output is not one
+TABLE_FORMATS = ("table", "plain")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column a table may show, and what may happen to it when the terminal is narrow.
+
+    A column that does not wrap keeps each value on one line (an id is never split); a
+    wrapping one (a title, a reason) takes the room the others leave.
+    """
+
+    #: the field of each row it shows
+    key: str
+    header: str
+    #: 0: always shown; the higher, the sooner it is shortened or dropped when space is short
+    priority: int = 0
+    wraps: bool = False
+    #: a wrapping column's narrowest width (less when its widest value is narrower)
+    min_width: int = 24
+    #: a narrower form of the column (another key and header), shown before it is dropped
+    short: Column | None = None
+    #: the room it needs, set by ``measure``: its widest value, or a wrapping one's minimum
+    width: int = 0
+
+
+def measure(columns: Sequence[Column], rows: Sequence[Mapping[str, str]]) -> list[Column]:
+    """``columns`` (and their short forms) with the width each needs to show ``rows``."""
+    from rich.cells import cell_len
+
+    def widest(column: Column) -> int:
+        texts = [column.header, *(str(row.get(column.key, "")) for row in rows)]
+        return max(cell_len(line) for text in texts for line in (text.splitlines() or [""]))
+
+    def sized(column: Column) -> Column:
+        width = widest(column)
+        short = sized(column.short) if column.short is not None else None
+        return replace(column, short=short,
+                       width=min(width, column.min_width) if column.wraps else width)
+
+    return [sized(column) for column in columns]
+
+
+def table_width(columns: Sequence[Column], gap: int = GAP) -> int:
+    """The width ``columns`` need side by side (their measured widths and the gaps)."""
+    return sum(c.width for c in columns) + gap * max(len(columns) - 1, 0)
+
+
+def fit_columns(columns: Sequence[Column], width: int, gap: int = GAP) -> list[Column]:
+    """The columns to show in ``width`` characters, in their order (pure; widths measured).
+
+    While the table is too wide, the least important column left (the highest priority
+    number, the rightmost of equals) gives way: to its short form if it has one, else it
+    is dropped. Columns of priority 0 always stay, so a terminal too narrow even for them
+    gets them all and wraps as it can.
+    """
+    chosen = list(columns)
+    while table_width(chosen, gap) > width:
+        movable = [i for i, c in enumerate(chosen) if c.priority > 0]
+        if not movable:
+            break
+        worst = max(movable, key=lambda i: (chosen[i].priority, i))
+        short = chosen[worst].short
+        if short is not None:
+            chosen[worst] = replace(short, priority=chosen[worst].priority)
+        else:
+            del chosen[worst]
+    return chosen
+
+
+def _one_line(text: str) -> str:
+    """A cell of plain output: its lines joined with " | ", no tab left."""
+    return " | ".join(line.strip() for line in text.replace("\t", " ").splitlines() if line.strip())
+
+
+def plain_lines(columns: Sequence[Column], rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """Tab-separated lines, the header first: every column in full, for a pipe or a script."""
+    return ["\t".join(c.header for c in columns),
+            *("\t".join(_one_line(str(row.get(c.key, ""))) for c in columns) for row in rows)]
+
+
+def print_table(columns: Sequence[Column], rows: Sequence[Mapping[str, str]], *, title: str,
+                fmt: str | None = None, err: bool = False, titled: bool = False) -> None:
+    """Print ``rows`` on standard output (standard error with ``err``).
+
+    ``fmt`` None is ``table`` on a terminal, ``plain`` otherwise. ``table`` fits the
+    terminal's width (``COLUMNS`` when set, 80 when there is no terminal at all); ``plain``
+    is tab-separated with every column, and no title unless ``titled`` (a command that
+    prints several tables).
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    stream = sys.stderr if err else sys.stdout
+    if fmt == "plain" or (fmt is None and not stream.isatty()):
+        for line in ([title] if titled else []) + plain_lines(columns, rows):
+            click.echo(line, err=err)
+        return
+    out = Console(stderr=err, soft_wrap=False)
+    table = Table(title=title, show_edge=False, pad_edge=False)
+    shown = fit_columns(measure(columns, rows), out.width)
+    for column in shown:
+        table.add_column(column.header, no_wrap=not column.wraps, overflow="fold",
+                         min_width=column.width if column.wraps else None)
+    for row in rows:  # Text: a title with [brackets] is not read as markup
+        table.add_row(*(Text(str(row.get(c.key, ""))) for c in shown))
+    out.print(table)
+
+
+def format_option(*more: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--format``: table or plain (the default fits where the output goes), and ``more``."""
+    return click.option(
+        "--format", "fmt", type=click.Choice([*TABLE_FORMATS, *more]), default=None,
+        help="table (the default on a terminal), plain (tab-separated, the default when "
+             "piped)" + "".join(f", {name}" for name in more))
+

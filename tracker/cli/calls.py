@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from tracker.cli.app import App, console, echo_json, pass_app, utc_minute
+from tracker.cli.app import App, Column, echo_json, format_option, pass_app, print_table, utc_day, utc_minute
 
 if TYPE_CHECKING:
     from tracker.models import CallStatus
+    from tracker.store.calls import StoredCall
 
 STATUS_CHOICES = ("open", "forthcoming", "closed", "all")
 
@@ -28,15 +30,14 @@ def calls_group() -> None:
 @click.option("--programme", help="canonical programme name, e.g. 'Horizon Europe'")
 @click.option("--source", help="configured source name")
 @click.option("--search", help="text in title, summary, id or keywords")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@format_option("json", "csv")
 @pass_app
 def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, source: str | None,
-               search: str | None, fmt: str) -> None:
-    """List calls, soonest final deadline first; a call seen at several sources is listed once.
+               search: str | None, fmt: str | None) -> None:
+    """List calls, soonest next deadline first; a call seen at several sources is listed once.
 
     Each call's status is the one it has now by its dates, even before the cycle stores it.
     """
-    from rich.table import Table
 
     from tracker.exports.rows import (
         CSV_COLUMNS,
@@ -56,7 +57,8 @@ def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, sourc
     now = app.now()
     calls = app.store().list_calls(statuses=wanted, programme=programme, source=source,
                                    search=search, now=now)
-    listed = deduplicated(calls)  # the store keeps one record per source; show each call once
+    # the store keeps one record per source: show each call once, by the deadline shown
+    listed = soonest_next_first(deduplicated(calls), now)
     if fmt == "json":
         echo_json([listed_call_as_json(group, now) for group in listed])
         return
@@ -68,26 +70,53 @@ def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, sourc
             row["source"] = " | ".join(dict.fromkeys(c.record.source for c in group))
             writer.writerow(row)
         return
-    table = Table(title=f"{len(listed)} calls", show_lines=False)
-    for column in ("id", "sources", "programme", "status", "next deadline (UTC)", "budget",
-                   "title"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for group in listed:
         r = group[0].record
-        sources = ", ".join(dict.fromkeys(c.record.source for c in group))
-        budget = format_eur(r.budget_eur) or call_total_text(r)  # the topic's, else the call's
-        table.add_row(r.id, sources, r.programme or "", r.status.value,
-                      utc_minute(r.next_deadline(now)), budget, r.title)
-    console().print(table)
+        deadline = r.next_deadline(now)
+        rows.append({
+            "id": r.id, "sources": ", ".join(dict.fromkeys(c.record.source for c in group)),
+            "programme": r.programme or "", "status": r.status.value,
+            "deadline": utc_minute(deadline), "day": utc_day(deadline),
+            "budget": format_eur(r.budget_eur) or call_total_text(r),  # the topic's, else the call's
+            "title": r.title,
+        })
+    print_table(CALL_COLUMNS, rows, fmt=fmt,
+                title=f"{len(listed)} calls, soonest next deadline first (times in UTC)")
+
+
+#: `calls list`: at 80 columns the id, the next deadline's day and the title
+CALL_COLUMNS = (
+    Column("id", "id"),
+    Column("sources", "sources", priority=7),
+    Column("programme", "programme", priority=5),
+    Column("status", "status", priority=4),
+    Column("deadline", "next deadline", priority=1, short=Column("day", "deadline")),
+    Column("budget", "budget", priority=6, wraps=True, min_width=12),
+    Column("title", "title", wraps=True),
+)
+
+
+def soonest_next_first(groups: list[tuple[StoredCall, ...]],
+                       now: datetime) -> list[tuple[StoredCall, ...]]:
+    """``groups`` by the next deadline `calls list` shows (none last), then as listed.
+
+    The store sorts by the final deadline, so a call with an early cut-off and a late final
+    one was listed after calls whose shown deadline came later.
+    """
+    def key(group: tuple[StoredCall, ...]) -> tuple[bool, datetime]:
+        deadline = group[0].record.next_deadline(now)
+        return deadline is None, deadline or now
+
+    return sorted(groups, key=key)  # stable: equal deadlines keep the listing order
 
 
 @calls_group.command("show")
 @click.argument("call_id")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("json")
 @pass_app
-def calls_show(app: App, call_id: str, fmt: str) -> None:
+def calls_show(app: App, call_id: str, fmt: str | None) -> None:
     """Show every field of one call; its news items as a dated list, newest first."""
-    from rich.table import Table
 
     from tracker.exports.rows import call_as_json, news_items
 
@@ -98,24 +127,34 @@ def calls_show(app: App, call_id: str, fmt: str) -> None:
         echo_json(data)
         return
     news = news_items(call.record.updates)
-    table = Table(show_header=False, title=data["id"])
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
+    rows = []
     for key, value in data.items():
         if key == "updates":
             shown = f"{len(news)}, listed below (newest first)" if news else ""
-        else:
-            shown = _cell(value)
-        table.add_row(key, shown)
-    out = console()
-    out.print(table)
+        else:  # a time as every table shows one, not as JSON writes it
+            raw = (call.record.next_deadline(now) if key == "next_deadline"
+                   else getattr(call.record, key, getattr(call, key, None)))
+            shown = _times(raw) or _cell(value)
+        rows.append({"field": key, "value": shown})
+    print_table(FIELD_COLUMNS, rows, fmt=fmt, titled=bool(news),
+                title=f"{data['id']} (times in UTC)")
     if news:
-        listing = Table(title=f"news and notices of {data['id']}, newest first")
-        listing.add_column("date", no_wrap=True)
-        listing.add_column("news", overflow="fold")
-        for item in news:
-            listing.add_row(item.day.isoformat() if item.day else "", item.text)
-        out.print(listing)
+        print_table(NEWS_COLUMNS, [{"date": item.day.isoformat() if item.day else "",
+                                    "news": item.text} for item in news],
+                    fmt=fmt, titled=True, title=f"news and notices of {data['id']}, newest first")
+
+
+FIELD_COLUMNS = (Column("field", "field"), Column("value", "value", wraps=True, min_width=30))
+NEWS_COLUMNS = (Column("date", "date"), Column("news", "news", wraps=True))
+
+
+def _times(value: Any) -> str:
+    """A time, or a list of times, in the form of every table; "" for anything else."""
+    if isinstance(value, datetime):
+        return utc_minute(value)
+    if isinstance(value, tuple | list) and value and all(isinstance(v, datetime) for v in value):
+        return "\n".join(utc_minute(v) for v in value)
+    return ""
 
 
 def _cell(value: Any) -> str:
@@ -134,23 +173,26 @@ def _cell(value: Any) -> str:
 
 @calls_group.command("history")
 @click.argument("call_id")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("json")
 @pass_app
-def calls_history(app: App, call_id: str, fmt: str) -> None:
+def calls_history(app: App, call_id: str, fmt: str | None) -> None:
     """The change history of one call, oldest first."""
-    from rich.table import Table
 
     changes = app.store().history(call_id)
     if fmt == "json":
         echo_json([c.as_json() for c in changes])
         return
-    table = Table(title=f"history of {call_id}")
-    for column in ("at (UTC)", "kind", "field", "old", "new"):
-        table.add_column(column, overflow="fold")
-    for change in changes:
-        table.add_row(utc_minute(change.at), change.kind.value, change.field or "",
-                      _short(change.old), _short(change.new))
-    console().print(table)
+    print_table(HISTORY_COLUMNS, [
+        {"at": utc_minute(change.at), "kind": change.kind.value, "field": change.field or "",
+         "old": _short(change.old), "new": _short(change.new)} for change in changes
+    ], fmt=fmt, title=f"history of {call_id} (times in UTC)")
+
+
+HISTORY_COLUMNS = (
+    Column("at", "at"), Column("kind", "kind"), Column("field", "field", priority=1),
+    Column("old", "old", priority=2, wraps=True, min_width=16),
+    Column("new", "new", wraps=True, min_width=16),
+)
 
 
 def _short(value: Any) -> str:

@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tracker.cli.app import App, check_command, console, echo_json, exit_on_problems, pass_app, run_closing
+from tracker.cli.app import (
+    App,
+    Column,
+    check_command,
+    echo_json,
+    exit_on_problems,
+    format_option,
+    pass_app,
+    print_table,
+    run_closing,
+    utc_minute,
+)
 
 if TYPE_CHECKING:
     from tracker.delivery.dispatch import DispatchReport
@@ -53,14 +64,10 @@ def notify_command(app: App) -> None:
 
 
 def _print_dispatch(report: DispatchReport) -> None:
-    from rich.table import Table
-
-    table = Table(title="deliveries")
-    for column in ("channel", "outcome", "count"):
-        table.add_column(column)
-    for (channel, outcome), count in sorted(report.outcomes.items()):
-        table.add_row(channel, outcome, str(count))
-    console().print(table)
+    columns = (Column("channel", "channel"), Column("outcome", "outcome"), Column("count", "count"))
+    print_table(columns, [{"channel": channel, "outcome": outcome, "count": str(count)}
+                          for (channel, outcome), count in sorted(report.outcomes.items())],
+                title="deliveries")
 
 
 @click.command("digest")
@@ -95,11 +102,10 @@ def digest_command(app: App, subscriber: str | None, preview: bool) -> None:
 @click.command("deliveries")
 @click.option("--failed", is_flag=True, help="only dead letters")
 @click.option("--limit", default=50, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("json")
 @pass_app
-def deliveries_command(app: App, failed: bool, limit: int, fmt: str) -> None:
+def deliveries_command(app: App, failed: bool, limit: int, fmt: str | None) -> None:
     """The latest deliveries from the outbox, newest first."""
-    from rich.table import Table
 
     from tracker.dates import isoformat_utc
     from tracker.delivery.dispatch import list_deliveries
@@ -113,10 +119,25 @@ def deliveries_command(app: App, failed: bool, limit: int, fmt: str) -> None:
     if fmt == "json":
         echo_json(data)
         return
-    table = Table(title="dead letters" if failed else "deliveries")
-    for column in ("id", "subscriber", "channel", "kind", "status", "attempts", "subject", "error"):
-        table.add_column(column, overflow="fold")
-    for row in data:
-        table.add_row(str(row["id"]), row["subscriber"], row["channel"], row["kind"], row["status"],
-                      str(row["attempts"]), row["subject"] or "", row["last_error"] or "")
-    console().print(table)
+    shown = [{"id": str(r.id), "subscriber": r.subscriber_name, "channel": r.channel,
+              "kind": r.kind, "call": r.call_id or "", "status": r.status,
+              "attempts": str(r.attempts), "created": utc_minute(r.created_at),
+              "subject": str(r.message.get("subject") or ""), "error": r.last_error or ""}
+             for r in rows]
+    print_table(DELIVERY_COLUMNS, shown, fmt=fmt,
+                title=("dead letters" if failed else "deliveries") + ", newest first (times in UTC)")
+
+
+#: `deliveries`: at 80 columns the row id, who, the status, the subject and the error
+DELIVERY_COLUMNS = (
+    Column("id", "id"),
+    Column("created", "created", priority=6),
+    Column("subscriber", "subscriber", priority=1),
+    Column("channel", "channel", priority=2),
+    Column("kind", "kind", priority=4),
+    Column("call", "call", priority=5),
+    Column("status", "status"),
+    Column("attempts", "attempts", priority=7),
+    Column("subject", "subject", wraps=True, min_width=20),
+    Column("error", "error", priority=3, wraps=True, min_width=16),
+)

@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tracker.cli.app import App, check_command, console, echo_json, exit_on_problems, pass_app, utc_minute
+from tracker.cli.app import (
+    App,
+    Column,
+    check_command,
+    echo_json,
+    exit_on_problems,
+    format_option,
+    pass_app,
+    print_table,
+    utc_day,
+    utc_minute,
+)
 
 if TYPE_CHECKING:
     from tracker.rules.matcher import Match
@@ -55,25 +66,39 @@ def profiles_check(app: App, paths: tuple[Path, ...]) -> None:
 
 
 @profiles_group.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("json")
 @pass_app
-def profiles_list(app: App, fmt: str) -> None:
+def profiles_list(app: App, fmt: str | None) -> None:
     """Every profile, from the profiles directory and from the database."""
-    from rich.table import Table
 
     from tracker.rules.service import load_profiles
 
     app.store()  # the schema must be current before database profiles are read
     profiles = load_profiles(app.settings, app.engine)
+    if not profiles:  # say where they were looked for, not only "0 profiles"
+        click.echo(no_profiles_hint(Path(app.settings.profiles.directory)), err=True)
     if fmt == "json":
         echo_json([{**p.as_mapping(), "origin": p.origin} for p in profiles])
         return
-    table = Table(title=f"{len(profiles)} profiles")
-    for column in ("name", "origin", "description", "query"):
-        table.add_column(column, overflow="fold")
-    for p in profiles:
-        table.add_row(p.name, p.origin, p.description, p.query or "")
-    console().print(table)
+    print_table(PROFILE_COLUMNS, [
+        {"name": p.name, "origin": p.origin, "description": p.description, "query": p.query or ""}
+        for p in profiles
+    ], fmt=fmt, title=f"{len(profiles)} profiles")
+
+
+PROFILE_COLUMNS = (
+    Column("name", "name"), Column("origin", "origin", priority=2),
+    Column("description", "description", priority=1, wraps=True, min_width=20),
+    Column("query", "query", wraps=True, min_width=20),
+)
+
+
+def no_profiles_hint(directory: Path) -> str:
+    """What `profiles list` says when it finds none: where it looked, and how to add one."""
+    where = directory.resolve()
+    missing = "" if where.is_dir() else ", which does not exist"
+    return (f"no profiles: none in {where} (profiles.directory{missing}) and none in the "
+            f"database; put a profile's YAML file there (`callwatch profiles check` validates it)")
 
 
 @profiles_group.command("suggest")
@@ -82,7 +107,6 @@ def profiles_list(app: App, fmt: str) -> None:
 @pass_app
 def profiles_suggest(app: App, name: str, limit: int) -> None:
     """Propose exclusion words: frequent in calls dismissed for NAME, rare in kept ones."""
-    from rich.table import Table
 
     from tracker.rules.feedback import suggest_exclusions
     from tracker.rules.service import load_profiles, select_profiles
@@ -103,12 +127,11 @@ def profiles_suggest(app: App, name: str, limit: int) -> None:
     if not suggestions:
         click.echo(f"no word stands out in the {len(dismissed)} calls dismissed for {name}")
         return
-    table = Table(title=f"exclusions for {name} ({len(dismissed)} dismissed, {len(kept)} kept)")
-    for column in ("add to the query", "in dismissed", "in kept"):
-        table.add_column(column)
-    for s in suggestions:
-        table.add_row(s.clause, f"{s.dismissed}/{s.dismissed_total}", f"{s.kept}/{s.kept_total}")
-    console().print(table)
+    columns = (Column("clause", "add to the query", wraps=True),
+               Column("dismissed", "in dismissed"), Column("kept", "in kept"))
+    print_table(columns, [{"clause": s.clause, "dismissed": f"{s.dismissed}/{s.dismissed_total}",
+                           "kept": f"{s.kept}/{s.kept_total}"} for s in suggestions],
+                title=f"exclusions for {name} ({len(dismissed)} dismissed, {len(kept)} kept)")
 
 
 # -- match and dismiss ------------------------------------------------------------------------
@@ -117,33 +140,60 @@ def profiles_suggest(app: App, name: str, limit: int) -> None:
 @click.option("--profile", "profile_name", help="only this profile")
 @click.option("--all", "everything", is_flag=True,
               help="match every stored call, not only those changed since the last match run")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("json")
 @pass_app
-def match_command(app: App, profile_name: str | None, everything: bool, fmt: str) -> None:
+def match_command(app: App, profile_name: str | None, everything: bool, fmt: str | None) -> None:
     """Rank calls against profiles, with the reasons for each match.
 
     By default each profile looks at the calls changed since its last match run (every
     call the first time); --all re-matches everything. Dismissed calls never come back.
-    "(new)" marks a match not announced yet. Looking changes no alert: the matches are
+    "new" marks a match not announced yet. Looking changes no alert: the matches are
     not recorded, so the next run alerts them as if this command had never run.
     """
-    from rich.table import Table
 
     from tracker.rules.service import match_stored
 
     app.store()
     matches = match_stored(app.engine, app.settings, app.now(), profile=profile_name,
                            everything=everything)
+    if not matches and not everything:  # an empty answer says how to get a full one
+        click.echo(match_all_hint(profile_name), err=True)
     if fmt == "json":
         echo_json([match_as_json(m) for m in matches])
         return
-    table = Table(title=f"{len(matches)} matches")
-    for column in ("profile", "score", "call", "status", "next deadline (UTC)", "title", "why"):
-        table.add_column(column, overflow="fold")
-    for m in matches:
-        table.add_row(m.profile, str(m.score), m.call_id + (" (new)" if m.new else ""),
-                      m.call.status.value, utc_minute(m.next_deadline), m.call.title, m.explanation)
-    console().print(table)
+    columns: tuple[Column, ...] = MATCH_COLUMNS
+    if profile_name is not None:  # one profile: its name in the title, not in every row
+        columns = tuple(Column(c.key, c.header, priority=9) if c.key == "profile" else c
+                        for c in columns)
+    print_table(columns, [
+        {"profile": m.profile, "score": str(m.score), "call": m.call_id,
+         "new": "new" if m.new else "", "status": m.call.status.value,
+         "deadline": utc_minute(m.next_deadline), "day": utc_day(m.next_deadline),
+         "title": m.call.title, "why": m.explanation}
+        for m in matches
+    ], fmt=fmt, title=f"{len(matches)} matches" + (f" for {profile_name}" if profile_name else "")
+       + ", best first (times in UTC)")
+
+
+#: `match`: at 80 columns the call, its profile (or its deadline, for one profile) and title
+MATCH_COLUMNS = (
+    Column("profile", "profile", priority=1),
+    Column("score", "score", priority=4),
+    Column("call", "call"),
+    Column("new", "new", priority=5),
+    Column("status", "status", priority=6),
+    Column("deadline", "next deadline", priority=2, short=Column("day", "deadline")),
+    Column("title", "title", wraps=True),
+    Column("why", "why", priority=3, wraps=True, min_width=20),
+)
+
+
+def match_all_hint(profile: str | None) -> str:
+    """What `match` says when the calls changed since the last match run match nothing."""
+    whose = f"{profile}'s" if profile else "each profile's"
+    again = f"callwatch match --all --profile {profile}" if profile else "callwatch match --all"
+    return (f"no new matches: only the calls changed since {whose} last match run were "
+            f"matched; `{again}` matches every stored call")
 
 
 @click.command("dismiss")

@@ -7,54 +7,70 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tracker.cli.app import App, pass_app, run_closing
+from tracker.cli.app import App, Column, pass_app, print_table, run_closing
 
 if TYPE_CHECKING:
-    from rich.table import Table
 
     from tracker.pipeline import CycleReport
+    from tracker.store.calls import RunReport
 
 
 @click.command("run")
 @click.option("--once", is_flag=True, help="one full cycle, then exit")
 @pass_app
 def run_command(app: App, once: bool) -> None:
-    """Run callwatch: with --once, one cycle (scrape, match, enqueue, dispatch) and exit."""
-    from rich.console import Console
+    """Run callwatch: with --once, one cycle (scrape, match, enqueue, dispatch) and exit.
 
+    With --once the cycle's table on standard error gives each source's outcome and, for
+    one that failed, why; the sources' own log lines (each retry, each invalid item) are
+    shown with -v. The daemon logs them all. Ctrl-C stops the daemon after the running
+    step; a second Ctrl-C stops it at once.
+    """
     from tracker.pipeline import run_once
 
     if not once:
         from tracker.service.daemon import run_forever
 
-        sys.exit(run_forever(app.settings, app.writable_store().engine))
+        try:
+            sys.exit(run_forever(app.settings, app.writable_store().engine))
+        except KeyboardInterrupt:  # Ctrl-C before the daemon took the signal over
+            sys.exit(130)
     engine = app.writable_store().engine
     notifiers = app.notifiers()
-    report = run_closing(notifiers, run_once(app.settings, engine, app.now, notifiers))
-    Console(stderr=True).print(_cycle_table(report))
+    with app.quiet_source_logs():
+        report = run_closing(notifiers, run_once(app.settings, engine, app.now, notifiers))
+    print_table(CYCLE_COLUMNS, cycle_rows(report), title="cycle", err=True)
     failed = [o for o in report.scrapes if o.report.outcome.value != "ok"]
+    if (failed or any(o.report.invalid for o in report.scrapes)) and not app.verbose:
+        click.echo("(-v logs every retry and each invalid item)", err=True)
     sys.exit(1 if failed else 0)
 
 
-def _cycle_table(report: CycleReport) -> Table:
-    """What one cycle did, step by step."""
-    from rich.table import Table
+CYCLE_COLUMNS = (Column("step", "step"), Column("result", "result", wraps=True))
 
-    table = Table(title="cycle")
-    for column in ("step", "result"):
-        table.add_column(column)
-    for outcome in report.scrapes:
-        r = outcome.report
-        table.add_row(f"scrape {r.source}", f"{r.outcome.value}: {r.items_seen} items, {r.new} new, "
-                      f"{r.changed} changed, {r.invalid} invalid")
-    table.add_row("statuses", f"{report.statuses} moved by the clock (opened or closed)")
+
+def scrape_result(report: RunReport) -> str:
+    """One source's row of the cycle table: its outcome, why when it was not ok, its counts."""
+    counts = (f"{report.items_seen} items, {report.new} new, {report.changed} changed, "
+              f"{report.invalid} invalid")
+    if report.outcome.value == "ok":
+        return f"ok: {counts}"
+    return f"{report.outcome.value}: {report.error or 'no reason given'} ({counts})"
+
+
+def cycle_rows(report: CycleReport) -> list[dict[str, str]]:
+    """What one cycle did, step by step."""
     n = report.notify
-    table.add_row("match", f"{n.changes} changes, {n.matches} matches ({n.new_matches} new)")
-    table.add_row("enqueue", f"{n.alerts} alerts, {n.digest_entries} digest entries, "
-                  f"{report.reminders} reminders, {report.digests} digests")
-    table.add_row("dispatch", ", ".join(f"{c} {o}: {k}" for (c, o), k in
-                                        sorted(report.dispatch.outcomes.items())) or "nothing due")
-    return table
+    dispatched = ", ".join(f"{c} {o}: {k}" for (c, o), k in sorted(report.dispatch.outcomes.items()))
+    return [
+        *({"step": f"scrape {o.report.source}", "result": scrape_result(o.report)}
+          for o in report.scrapes),
+        {"step": "statuses", "result": f"{report.statuses} moved by the clock (opened or closed)"},
+        {"step": "match", "result": f"{n.changes} changes, {n.matches} matches ({n.new_matches} new)"},
+        {"step": "enqueue", "result": f"{n.alerts} alerts, {n.digest_entries} digest entries, "
+                                      f"{report.reminders} reminders, {report.digests} digests"},
+        {"step": "dispatch", "result": dispatched or "nothing due"},
+    ]
 
 
 @click.command("worker")

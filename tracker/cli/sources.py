@@ -8,20 +8,19 @@ from typing import Any
 
 import click
 
-from tracker.cli.app import App, console, echo_json, pass_app
+from tracker.cli.app import App, Column, echo_json, format_option, pass_app, print_table, utc_day, utc_minute
 
 
 @click.command("sources")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("json")
 @click.option("--accept", "accept", metavar="NAME", default=None,
               help="After a fall you have checked is real, take NAME's latest item count as "
                    "its level: the next run at that level is ok and marks the missing calls removed.")
 @pass_app
-def sources_command(app: App, fmt: str, accept: str | None) -> None:
+def sources_command(app: App, fmt: str | None, accept: str | None) -> None:
     """Every configured source with its schedule and health."""
-    from rich.table import Table
 
-    from tracker.dates import format_duration
+    from tracker.dates import format_duration, isoformat_utc
     from tracker.plugins import source_plugins
     from tracker.source_status import configured, read_statuses
 
@@ -37,7 +36,8 @@ def sources_command(app: App, fmt: str, accept: str | None) -> None:
                    f"({accepted.outcome.value}) accepted as its level", err=True)
     plugins = source_plugins()
     rows: list[dict[str, Any]] = []
-    for status in read_statuses(store, configured(app.settings)):
+    statuses = read_statuses(store, configured(app.settings))
+    for status in statuses:
         settings = app.settings.sources[status.name]
         kind = settings.kind or status.name
         last = status.last_run
@@ -47,30 +47,49 @@ def sources_command(app: App, fmt: str, accept: str | None) -> None:
             "description": plugins[kind].description,
             "enabled": status.enabled,
             "interval": format_duration(settings.interval),
-            "last_run": last.finished_at.isoformat() if last and last.finished_at else None,
-            "last_success": status.last_success.isoformat() if status.last_success else None,
+            "last_run": isoformat_utc(last.finished_at) if last else None,
+            "last_success": isoformat_utc(status.last_success),
             "outcome": status.last_outcome,
             "items": last.items_seen if last else None,
             "consecutive_failures": status.consecutive_failures,
             "health": status.level,
+            "state": status.state,
             "health_reason": status.reason,
             "error": status.last_error,
         })
     if fmt == "json":
         echo_json(rows)
         return
-    table = Table(title="sources")
-    for column in ("name", "kind", "enabled", "interval", "last run (UTC)", "last success",
-                   "outcome", "items", "failures", "health"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            row["name"], row["kind"], "yes" if row["enabled"] else "no", row["interval"],
-            (row["last_run"] or "never")[:16], (row["last_success"] or "never")[:16],
-            row["outcome"] or "", "" if row["items"] is None else str(row["items"]),
-            str(row["consecutive_failures"]), f"{row['health']}: {row['health_reason']}",
-        )
-    console().print(table)
+    shown = []
+    for status, row in zip(statuses, rows, strict=True):
+        last = status.last_run
+        finished = last.finished_at if last else None
+        shown.append({
+            "name": status.name, "kind": row["kind"], "enabled": "yes" if status.enabled else "no",
+            "interval": row["interval"], "last_run": utc_minute(finished) or "never",
+            "last_day": utc_day(finished) or "never",
+            "last_success": utc_minute(status.last_success) or "never",
+            "outcome": status.last_outcome or "", "items": "" if last is None else str(last.items_seen),
+            "failures": str(status.consecutive_failures), "health": status.state,
+            "reason": status.reason if status.enabled else "disabled",
+        })
+    print_table(SOURCE_COLUMNS, shown, fmt=fmt, title="sources (times in UTC)")
+
+
+#: `sources`: at 80 columns the name, its last run, items and health, and why
+SOURCE_COLUMNS = (
+    Column("name", "name"),
+    Column("kind", "kind", priority=9),
+    Column("enabled", "enabled", priority=8),
+    Column("interval", "interval", priority=7),
+    Column("last_run", "last run", priority=2, short=Column("last_day", "last run")),
+    Column("last_success", "last success", priority=5),
+    Column("outcome", "outcome", priority=6),
+    Column("items", "items", priority=3),
+    Column("failures", "failures", priority=4),
+    Column("health", "health"),
+    Column("reason", "why", priority=1, wraps=True, min_width=20),
+)
 
 
 @click.command("scrape")
@@ -86,7 +105,6 @@ def scrape_command(app: App, names: tuple[str, ...]) -> None:
 
     from rich.console import Console
     from rich.progress import Progress as Bar
-    from rich.table import Table
 
     from tracker.models import RunOutcome
     from tracker.pipeline import scrape_sources, select_sources
@@ -100,17 +118,16 @@ def scrape_command(app: App, names: tuple[str, ...]) -> None:
         task = bars.add_task(f"{name}: pages", total=None)
         return lambda done, total: bars.update(task, completed=done, total=total)
 
-    with bars:
+    with bars, app.quiet_source_logs():  # the table and the error lines say what happened
         outcomes = asyncio.run(scrape_sources(app.settings, store, selected, app.now,
                                               progress_for))
-    table = Table(title="scrape")
-    for column in ("source", "items", "new", "changed", "invalid", "seconds", "outcome"):
-        table.add_column(column)
-    for outcome in outcomes:
-        r = outcome.report
-        table.add_row(r.source, str(r.items_seen), str(r.new), str(r.changed), str(r.invalid),
-                      f"{outcome.seconds:.1f}", r.outcome.value)
-    console().print(table)
+    columns = [Column(key, key) for key in ("source", "items", "new", "changed", "invalid",
+                                            "seconds", "outcome")]
+    print_table(columns, [
+        {"source": o.report.source, "items": str(o.report.items_seen), "new": str(o.report.new),
+         "changed": str(o.report.changed), "invalid": str(o.report.invalid),
+         "seconds": f"{o.seconds:.1f}", "outcome": o.report.outcome.value} for o in outcomes
+    ], title="scrape")
     for outcome in outcomes:
         if outcome.report.error:
             click.echo(f"{outcome.report.source}: {outcome.report.error}", err=True)

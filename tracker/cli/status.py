@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tracker.cli.app import App, console, echo_json, pass_app, utc_minute
+from tracker.cli.app import App, Column, echo_json, format_option, pass_app, print_table, utc_minute
 from tracker.dates import isoformat_utc
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class Status:
             "reasons": self.report.reasons,
             "scheduler": self.scheduler,
             "sources": [
-                {"name": s.name, "enabled": s.enabled, "state": _state(s),
+                {"name": s.name, "enabled": s.enabled, "state": s.state,
                  "last_run": isoformat_utc(_finished(s.last_run)),
                  "outcome": s.last_outcome, "last_success": isoformat_utc(s.last_success),
                  "failed_in_a_row": _bad_in_a_row(s), "error": s.last_error}
@@ -66,11 +66,6 @@ class Status:
             ],
             "outbox": self.outbox,
         }
-
-
-def _state(status: SourceStatus) -> str:
-    """A source's level; ``off`` when it is disabled (not watched, so not judged)."""
-    return status.level.value if status.enabled else "off"
 
 
 def _bad_in_a_row(status: SourceStatus) -> int:
@@ -125,48 +120,54 @@ def _scheduler_line(state: str, heartbeat: Heartbeat | None, now: datetime) -> s
 
 
 @click.command("status")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@format_option("json")
 @pass_app
-def status_command(app: App, fmt: str) -> None:
+def status_command(app: App, fmt: str | None) -> None:
     """The scheduler, each source's health, the last runs, the outbox and the next jobs."""
-    from rich.table import Table
 
     status = read_status(app)
     if fmt == "json":
         echo_json(status.as_json())
         return
     now = app.now()
-    out = console()
-    out.print(_scheduler_line(status.scheduler["state"], status.heartbeat, now), highlight=False)
+    click.echo(_scheduler_line(status.scheduler["state"], status.heartbeat, now))
     report = status.report
-    health = "healthy" if report.healthy else "unhealthy: " + "; ".join(report.reasons)
-    out.print(f"health: {health}", highlight=False)
+    click.echo("health: " + ("healthy" if report.healthy else
+                             "unhealthy: " + "; ".join(report.reasons)))
     if status.scheduler["next_jobs"]:
         beat = status.heartbeat
         next_runs = {job.id: job.next_run for job in (beat.jobs if beat is not None else ())}
-        jobs = Table(title="next jobs")
-        jobs.add_column("job")
-        jobs.add_column("next run (UTC)")
-        for job in status.scheduler["next_jobs"]:
-            jobs.add_row(job["id"], utc_minute(next_runs[job["id"]]) or "paused")
-        out.print(jobs)
-    sources = Table(title="sources")
-    for column in ("name", "enabled", "health", "last run (UTC)", "outcome", "last success",
-                   "failed in a row"):
-        sources.add_column(column)
-    for s in status.sources:
-        sources.add_row(s.name, "yes" if s.enabled else "no", _state(s),
-                        utc_minute(_finished(s.last_run)) or "never", s.last_outcome or "",
-                        _ago(s.last_success, now), str(_bad_in_a_row(s)))
-    out.print(sources)
+        print_table((Column("job", "job"), Column("next", "next run")), [
+            {"job": job["id"], "next": utc_minute(next_runs[job["id"]]) or "paused"}
+            for job in status.scheduler["next_jobs"]
+        ], fmt=fmt, titled=True, title="next jobs (times in UTC)")
+    print_table(STATUS_SOURCE_COLUMNS, [
+        {"name": s.name, "enabled": "yes" if s.enabled else "no", "health": s.state,
+         "last_run": utc_minute(_finished(s.last_run)) or "never", "outcome": s.last_outcome or "",
+         "last_success": utc_minute(s.last_success) or "never", "in_a_row": str(_bad_in_a_row(s))}
+        for s in status.sources
+    ], fmt=fmt, titled=True, title="sources (times in UTC)")
     if status.last_runs:
-        runs = Table(title="last runs")
-        for column in ("source", "finished (UTC)", "outcome", "items", "new", "changed", "error"):
-            runs.add_column(column, overflow="fold")
-        for run in status.last_runs:
-            runs.add_row(run.source, utc_minute(run.finished_at), run.outcome.value,
-                         str(run.items_seen), str(run.new), str(run.changed), (run.error or "")[:120])
-        out.print(runs)
+        print_table(RUN_COLUMNS, [
+            {"source": run.source, "finished": utc_minute(run.finished_at),
+             "outcome": run.outcome.value, "items": str(run.items_seen), "new": str(run.new),
+             "changed": str(run.changed), "error": (run.error or "")[:120]}
+            for run in status.last_runs
+        ], fmt=fmt, titled=True, title="last runs (times in UTC)")
     outbox = status.outbox
-    out.print(f"outbox: {outbox['pending']} pending, {outbox['sending']} being sent, "
-              f"{outbox['sent']} sent, {outbox['dead_letters']} dead letters", highlight=False)
+    click.echo(f"outbox: {outbox['pending']} pending, {outbox['sending']} being sent, "
+               f"{outbox['sent']} sent, {outbox['dead_letters']} dead letters")
+
+
+STATUS_SOURCE_COLUMNS = (
+    Column("name", "name"), Column("enabled", "enabled", priority=4),
+    Column("health", "health"), Column("last_run", "last run", priority=1),
+    Column("outcome", "outcome", priority=3), Column("last_success", "last success", priority=2),
+    Column("in_a_row", "failed in a row", priority=5),
+)
+RUN_COLUMNS = (
+    Column("source", "source"), Column("finished", "finished"), Column("outcome", "outcome"),
+    Column("items", "items", priority=1), Column("new", "new", priority=2),
+    Column("changed", "changed", priority=3), Column("error", "error", priority=4, wraps=True,
+                                                     min_width=16),
+)

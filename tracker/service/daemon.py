@@ -24,7 +24,8 @@
   outbox), never in the scheduler, so a restart loses and repeats nothing.
 - **SIGTERM or SIGINT**: no new job starts; a running scrape is allowed to finish (its store
   step is one transaction, so it either lands whole or not at all); claimed deliveries not
-  yet sent are released; the process exits within 30 seconds.
+  yet sent are released; the process exits within 30 seconds. A second one (Ctrl-C twice)
+  cuts the running step off and exits at once.
 """
 
 from __future__ import annotations
@@ -158,6 +159,11 @@ class Daemon:
                 self.running.add(task)
             try:
                 await work()
+            except asyncio.CancelledError:
+                if not self.stop.is_set():
+                    raise
+                # cut off by a second Ctrl-C: said once, not as APScheduler's traceback
+                log.info("job=%s cut off by the stop", name)
             except CallwatchError as exc:
                 log.error("job=%s failed: %s", name, exc)
             except Exception:
@@ -258,9 +264,17 @@ class Daemon:
         return scheduler
 
     def _on_signal(self) -> None:
+        """The first SIGTERM or SIGINT lets the running step finish; a second one (Ctrl-C
+        twice) cuts it off: its store step is one transaction, so nothing is half written,
+        and a delivery it had claimed is sent again once its lease expires."""
         if not self.stop.is_set():
-            log.info("stopping: finishing the running step, starting nothing new")
+            log.info("stopping: finishing the running step, starting nothing new "
+                     "(again to stop at once)")
             self.stop.set()
+            return
+        log.info("stopping at once: cutting off %d running step(s)", len(self.running))
+        for task in self.running:
+            task.cancel()
 
     async def run(self) -> int:
         await self.start()
