@@ -35,7 +35,6 @@ from tracker.errors import (
 # this one, and `callwatch --version` or `--help` must not pay for SQLAlchemy, pydantic or
 # rich (tests/test_startup.py checks which modules they load).
 if TYPE_CHECKING:
-    from rich.console import Console
     from sqlalchemy.exc import DBAPIError
 
     from tracker.config import Settings

@@ -6,8 +6,8 @@ file that still lists them does not bring them back.
 
 Nothing is carried over: every existing subscription is still one per profile.
 
-Revision ID: 0009_subscription_channels
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from tracker.store.db import JSONType, UTCDateTime
 
-revision = "0009_subscription_channels"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
