@@ -248,7 +248,7 @@ def test_admin_lists(seeded: Engine, settings: Settings) -> None:
                              started_at=NOW, now=NOW)
     health = bot.source_health(seeded, {"ft_portal": True, "eit": True, "eccp": False})
     parse_telegram_html(health)
-    assert "🔴 <b>eit</b>: failed 1 run(s) in a row, never succeeded: HTTP 503 &lt;gateway&gt;" in health
+    assert "🔴 <b>eit</b>: failed (1 run in a row), never succeeded: HTTP 503 &lt;gateway&gt;" in health
     assert "🟢 <b>ft_portal</b>: ok at 2026-11-25 12:00 UTC" in health
     assert "⚪ <b>eccp</b>: disabled" in health
 
