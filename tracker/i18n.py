@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Callable, Sequence
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from importlib import resources
 from typing import Literal
@@ -185,6 +188,75 @@ def describe_days(days: int, lang: str) -> str:
     if days == 1:
         return t.gettext("tomorrow")
     return t.ngettext("in {n} day", "in {n} days", days).format(n=days)
+
+
+# -- checking catalogs ---------------------------------------------------------------------
+
+_PRINTF = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdifr]")
+_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+
+
+def placeholders(text: str) -> Counter[str]:
+    """The fields a message is formatted with, each as it is written: ``{name}`` (str.format,
+    the Python side) and ``%(name)s`` (Jinja's ``{% trans %}`` and new-style ``_()``)."""
+    found: Counter[str] = Counter(f"%({name})" for name in _PRINTF.findall(text))
+    try:
+        fields = [field for _text, field, _spec, _conv in string.Formatter().parse(text)
+                  if field is not None]
+    except ValueError:  # an unbalanced brace: counted as a field of its own, so it differs
+        fields = ["<unbalanced braces>"]
+    found.update(f"{{{field}}}" for field in fields)
+    return found
+
+
+def tags(text: str) -> Counter[str]:
+    """The HTML tags in a message (``<b>``, ``</b>``, ``<a href="%(url)s">``): a translation
+    keeps the markup of its msgid, whatever words it puts between."""
+    return Counter(_TAG.findall(text))
+
+
+def catalog_problems(catalog: Catalog, msgids: Iterable[str | tuple[str, str]]) -> list[str]:
+    """What is wrong with a translated catalog, given the messages the code uses: one line
+    each for a message missing, untranslated (an empty form) or fuzzy, a translation whose
+    placeholders or tags differ from its msgid's, and a translated message no code uses.
+
+    Plural forms: the first (``n == 1`` in every language here) is compared with the msgid,
+    the others with the plural msgid. Empty when all is well.
+    """
+    wanted = {msgid if isinstance(msgid, str) else msgid[0]: msgid for msgid in msgids}
+    problems: list[str] = []
+    present: set[str] = set()
+    for message in catalog:
+        if not message.id:
+            continue
+        key = message.id if isinstance(message.id, str) else message.id[0]
+        present.add(key)
+        if key not in wanted:
+            problems.append(f"not used by the code (obsolete): {key!r}")
+            continue
+        forms, sources = _forms(message.string), _forms(message.id)
+        if message.fuzzy:
+            problems.append(f"fuzzy (a guess to check, then remove the flag): {key!r}")
+        if not all(forms):
+            problems.append(f"untranslated: {key!r}")
+            continue
+        for index, form in enumerate(forms):
+            source = sources[min(index, len(sources) - 1)]
+            if placeholders(form) != placeholders(source):
+                problems.append(f"placeholders {sorted(placeholders(form))} differ from the msgid's "
+                                f"{sorted(placeholders(source))}: {key!r} → {form!r}")
+            if tags(form) != tags(source):
+                problems.append(f"HTML tags {sorted(tags(form))} differ from the msgid's "
+                                f"{sorted(tags(source))}: {key!r} → {form!r}")
+    problems += [f"missing: {key!r}" for key in sorted(set(wanted) - present)]
+    return problems
+
+
+def _forms(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A message's id or string as its forms (one, or one per plural form)."""
+    if value is None or isinstance(value, str):
+        return (value or "",)
+    return tuple(form or "" for form in value)
 
 
 # -- Jinja --------------------------------------------------------------------------------
