@@ -305,3 +305,21 @@ def test_jinja_environment_keeps_the_factorys_settings() -> None:
     env = i18n.jinja_environment("pl", plain_text_environment)
     assert env is i18n.jinja_environment("pl", plain_text_environment)
     assert env.from_string("{{ _('tomorrow') }} <{{ x }}>").render(x="b") == "jutro <b>"
+
+
+# -- a subscriber file's language -------------------------------------------------------------
+
+def test_a_subscriber_file_in_a_language_callwatch_does_not_write_is_refused(tmp_path: Path) -> None:
+    """Before, any two letters were accepted and then ignored (English was sent)."""
+    from tracker.delivery.subscribers import read_subscribers
+
+    text = ("name: ana\nlanguage: {}\nchannels:\n  email: ana@example.org\n"
+            "subscriptions:\n  - profile: hydrogen-valley\n")
+    (tmp_path / "ana.yaml").write_text(text.format("pl"), encoding="utf-8")
+    [subscriber], problems = read_subscribers([tmp_path])
+    assert (subscriber.language, problems) == ("pl", [])
+    (tmp_path / "ana.yaml").write_text(text.format("xx"), encoding="utf-8")
+    _, [problem] = read_subscribers([tmp_path])
+    assert (problem.field, problem.line) == ("language", 2)
+    assert problem.message.endswith(
+        "callwatch does not write in 'xx' (languages: en, de, fr, es, it, pl, pt, nl, cs)")
