@@ -323,3 +323,15 @@ def test_a_subscriber_file_in_a_language_callwatch_does_not_write_is_refused(tmp
     assert (problem.field, problem.line) == ("language", 2)
     assert problem.message.endswith(
         "callwatch does not write in 'xx' (languages: en, de, fr, es, it, pl, pt, nl, cs)")
+
+
+def test_percent_signs_in_templates_as_docs_translations_md_says() -> None:
+    """A plain % inside {% trans %}; %% inside _() (new-style gettext always applies %)."""
+    env = i18n.jinja_environment("en")
+    rendered = env.from_string(
+        "{% trans title=t %}{{ title }} is 100% funded{% endtrans %}|{{ _('100%% of %(x)s', x=t) }}"
+        "|{% trans count=2 %}{{ count }} grant expected{% pluralize %}{{ count }} grants expected"
+        "{% endtrans %}").render(t="<x>")
+    assert rendered == "&lt;x&gt; is 100% funded|100% of &lt;x&gt;|2 grants expected"
+    with pytest.raises(ValueError, match="incomplete format"):
+        env.from_string("{{ _('100%') }}").render()
