@@ -29,6 +29,7 @@ from tracker.delivery import operator_alerts
 from tracker.delivery.outbox import sync_subscribers
 from tracker.delivery.subscribers import Subscriber
 from tracker.demo.fakes.telegram_api import FakeTelegram, SentMessage, parse_telegram_html
+from tracker.i18n import LANGUAGES
 from tracker.models import CallRecord, CallStatus, ScrapeResult
 from tracker.ports import Notifier
 from tracker.rules.matcher import Match
@@ -248,7 +249,7 @@ def test_admin_lists(seeded: Engine, settings: Settings) -> None:
                              started_at=NOW, now=NOW)
     health = bot.source_health(seeded, {"ft_portal": True, "eit": True, "eccp": False})
     parse_telegram_html(health)
-    assert "🔴 <b>eit</b>: failed 1 run(s) in a row, never succeeded: HTTP 503 &lt;gateway&gt;" in health
+    assert "🔴 <b>eit</b>: failed (1 run in a row), never succeeded: HTTP 503 &lt;gateway&gt;" in health
     assert "🟢 <b>ft_portal</b>: ok at 2026-11-25 12:00 UTC" in health
     assert "⚪ <b>eccp</b>: disabled" in health
 
@@ -296,16 +297,18 @@ class Chat:
                 raise AssertionError(f"the bot never got to: {what}; sent {self.fake.sent!r}")
             await asyncio.sleep(0.01)
 
-    async def say(self, chat: int, text: str, replies: int = 1) -> list[SentMessage]:
-        """Send a command and wait for ``replies`` messages to come back."""
+    async def say(self, chat: int, text: str, replies: int = 1,
+                  language: str | None = None) -> list[SentMessage]:
+        """Send a command (from a user whose Telegram is in ``language``) and wait for
+        ``replies`` messages to come back."""
         before = len(self.fake.sent)
-        self.fake.queue_command(chat, text)
+        self.fake.queue_command(chat, text, language_code=language)
         await self.until(lambda: len(self.fake.sent) >= before + replies, text)
         return self.fake.sent[before:]
 
-    async def press(self, chat: int, data: str) -> dict[str, Any]:
+    async def press(self, chat: int, data: str, language: str | None = None) -> dict[str, Any]:
         before = len(self.fake.callback_answers)
-        self.fake.queue_callback(chat, data, message_id=77)
+        self.fake.queue_callback(chat, data, message_id=77, language_code=language)
         await self.until(lambda: len(self.fake.callback_answers) > before, data)
         return self.fake.callback_answers[-1]
 
@@ -467,6 +470,106 @@ def test_bot_works_for_a_file_subscribers_chat(converse: Callable[[Scenario], No
     converse(scenario)
     assert RulesStore(seeded).dismissed() == {(H2, cid("H2-02")), (H2, cid("H2-04"))}
     assert follows(seeded, "ana") == {H2: "instant"}
+
+
+# -- the member's language ------------------------------------------------------------------
+
+def test_help_in_every_language_lists_every_command() -> None:
+    english = bot.help_text(admin=True)
+    for lang in LANGUAGES:
+        text = bot.help_text(admin=True, lang=lang)
+        parse_telegram_html(text)
+        assert all(f"/{name} — " in text for name, _ in bot.PUBLIC_COMMANDS + bot.ADMIN_COMMANDS)
+        assert (text == english) == (lang == "en")
+    assert "/language — CODE: the language callwatch writes to you in" in english
+    german = bot.help_text(lang="de")
+    assert "informiert Sie über EU-Förderaufrufe" in german
+    assert "/subscribe — NAME [instant|daily|weekly]: einem Profil folgen" in german
+
+
+def test_the_reply_language_is_the_chats_then_the_users_then_the_files(engine: Engine) -> None:
+    def language(chat: str, code: str | None) -> str:
+        with engine.connect() as connection:
+            return bot.reply_language(connection, chat, code)
+
+    assert [language("1001", code) for code in ("de", "pt-br", "uk", None)] == ["de", "pt", "en", "en"]
+    bot.start(engine, "1001", [], NOW, lang="de")  # registered by a German user
+    assert subscriber(engine, "tg-1001").language == "de"
+    assert language("1001", "fr") == "de"  # the chat's language, whoever writes
+    file_subscriber(engine, "1002")  # ana: language en (the file's default)
+    assert [language("1002", code) for code in ("fr", None, "uk")] == ["fr", "en", "en"]
+
+
+def test_language_shows_sets_refuses_and_lists_the_supported_ones(engine: Engine) -> None:
+    assert "I write to you in English" in bot.set_language(engine, "1001", [], NOW)
+    reply = bot.set_language(engine, "1001", ["pl"], NOW)  # registers the chat, in Polish
+    assert reply.startswith("Gotowe: język wiadomości to teraz polski.")
+    assert subscriber(engine, "tg-1001").language == "pl"
+    assert "Piszę do Ciebie w języku: polski" in bot.set_language(engine, "1001", [], NOW, lang="pl")
+    for wrong in (["xx"], ["pl", "de"], ["klingon"]):
+        refused = bot.set_language(engine, "1001", wrong, NOW)
+        parse_telegram_html(refused)
+        assert refused.startswith("There is no language <code>")
+        assert all(f"<code>{code}</code>" in refused for code in LANGUAGES)
+        assert "<code>cs</code> (čeština)" in refused
+    assert subscriber(engine, "tg-1001").language == "pl"
+    bot.stop(engine, "1001", [], NOW)
+    bot.set_language(engine, "1001", ["de"], NOW)  # a stopped chat stays stopped
+    assert [c.active for c in rows(engine, channels_table)] == [False]
+
+
+def test_a_subscriber_files_language_is_not_changed_from_the_chat(engine: Engine) -> None:
+    file_subscriber(engine, "1002")
+    refused = bot.set_language(engine, "1002", ["de"], NOW, lang="fr")
+    assert refused.startswith("La langue de ce chat est définie pour <b>ana</b> dans un fichier")
+    assert subscriber(engine, "ana").language == "en"
+    assert [r.name for r in rows(engine, subscribers_table)] == ["ana"]
+
+
+def test_replies_in_german_with_german_dates_and_plurals(seeded: Engine) -> None:
+    reply = bot.subscribe(seeded, "1001", [H2], NOW, profiles=PROFILES, lang="de")
+    assert reply == ("Sie folgen jetzt <code>hydrogen-valley</code> "
+                     "(eine Benachrichtigung zu jedem neuen oder geänderten Aufruf).")
+    text = bot.deadlines(seeded, "1001", [], NOW, lang="de")
+    assert text.startswith("<b>Ihre nächsten 10 Fristen</b>")
+    assert "<b>1. Dez. 2026, 16:00 CET</b> (in 6 Tagen)" in text
+    assert "Stumm bis 26. Nov. 2026, 01:00 CET." in bot.mute(seeded, "1001", ["12"], NOW, lang="de")
+    typo = bot.subscribe(seeded, "1001", ["hydrogen"], NOW, profiles=[H2, "hydrogen-eu"], lang="de")
+    assert "Meinten Sie <code>hydrogen-eu</code> oder <code>hydrogen-valley</code>?" in typo
+    answer, done = bot.press_button(seeded, "1001", f"dismiss:{cid('H2-03')}", NOW, lang="pl")
+    assert done and answer == "Ukryto ft_portal:H2-03 dla hydrogen-valley: już się nie pojawi."
+
+
+def test_the_bot_answers_a_german_user_in_german_until_they_choose_polish(
+        converse: Callable[[Scenario], None], engine: Engine) -> None:
+    async def scenario(chat: Chat) -> None:
+        [help_reply] = await chat.say(USER, "/help", language="de")
+        assert help_reply.text == bot.help_text(lang="de")
+        assert "Was der Bot kann" not in help_reply.text and "was der Bot kann" in help_reply.text
+        [welcome] = await chat.say(USER, "/start", language="de")
+        assert welcome.text.startswith("Willkommen bei callwatch.")
+        assert subscriber(engine, "tg-1001").language == "de"
+        [switched] = await chat.say(USER, "/language pl", language="de")
+        assert switched.text.startswith("Gotowe: język wiadomości to teraz polski.")
+        [help_reply] = await chat.say(USER, "/help", language="de")
+        assert help_reply.text == bot.help_text(lang="pl")
+        [unknown] = await chat.say(USER, "/language xx", language="de")
+        assert unknown.text.startswith("Język <code>xx</code> nie jest dostępny. Wybierz jeden z:")
+        assert all(f"<code>{code}</code>" in unknown.text for code in LANGUAGES)
+        [refused] = await chat.say(USER, "/sources", language="de")
+        assert refused.text == "Niestety, to polecenie jest tylko dla osób prowadzących ten callwatch."
+        answer = await chat.press(USER, "nonsense", language="de")
+        assert answer["text"] == "Ten przycisk już nie działa."
+        [english] = await chat.say(1003, "/help")  # no language_code: English
+        assert english.text == bot.help_text()
+
+    converse(scenario)
+    assert subscriber(engine, "tg-1001").language == "pl"
+    fake: FakeTelegram = converse.fake  # type: ignore[attr-defined]
+    assert sorted(fake.commands_by_language) == sorted(set(LANGUAGES) - {"en"})
+    german = {c["command"]: c["description"] for c in fake.commands_by_language["de"]}
+    assert german["stop"] == "alle Nachrichten an diesen Chat beenden"
+    assert [c["command"] for c in fake.commands_by_language["cs"]] == [n for n, _ in bot.PUBLIC_COMMANDS]
 
 
 # -- operator alerts ------------------------------------------------------------------------

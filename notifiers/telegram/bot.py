@@ -8,7 +8,8 @@ database in a worker thread and returns the Telegram-HTML reply, so every comman
 tested without Telegram.
 
 Commands (everyone): /start, /help, /profiles, /subscribe NAME [MODE], /unsubscribe NAME,
-/mode NAME instant|daily|weekly, /digest, /deadlines, /dismiss CALL_ID, /mute HOURS, /stop.
+/mode NAME instant|daily|weekly, /digest, /deadlines, /dismiss CALL_ID, /mute HOURS,
+/language [CODE], /stop.
 Admin-only (chats in ``notifiers.telegram.admin_chats``): /subscribers, /sources. Buttons
 under alerts carry ``dismiss:<call id>`` and ``mode:<profile>:daily``.
 
@@ -25,6 +26,15 @@ new id) is still recognised. The rules for a file subscriber's chat:
   switch-to-digest button): the file is their source of truth, and ``sync_subscribers``
   would undo such a change at the next cycle. The reply says so. If the chat also has a
   bot subscriber, those commands change the bot subscriber's subscriptions.
+
+Language. Every reply is translated (``tracker.i18n``; each function takes ``lang``). A
+chat's language is its bot subscriber's ``language``: set when the chat registers from the
+Telegram user's ``language_code`` (English when Telegram gives none we support), changed with
+/language. Before it registers, and in a chat that only a subscriber file names, the bot
+answers in the user's ``language_code`` (else the file's language): a file's ``language`` is
+the file's to set, like its subscriptions, so /language there says so and changes nothing.
+Telegram's command menu is registered in every language (``setMyCommands`` with
+``language_code``), so the menu matches the user's app.
 
 In a group chat every member can use the commands (limiting them to the group's
 administrators would need a getChatMember call per command; not done yet).
@@ -72,15 +82,26 @@ from tracker.delivery.render import (
     TELEGRAM_LIMIT,
     clip,
     days_left,
-    describe_days,
-    format_deadline,
     safe_url,
     tg_escape,
     truncate_html,
     utf16_len,
 )
 from tracker.errors import CallwatchError
-from tracker.models import CallStatus
+from tracker.i18n import (
+    LANGUAGES,
+    N_,
+    SOURCE_LANGUAGE,
+    ListStyle,
+    describe_days,
+    format_datetime,
+    format_list,
+    language_name,
+    language_or_default,
+    normalize,
+    translations,
+)
+from tracker.models import CallStatus, RunOutcome
 from tracker.ports import Notifier, Recipient
 from tracker.rules.store import RulesStore
 from tracker.source_status import SourceStatus, read_statuses
@@ -98,28 +119,30 @@ log = logging.getLogger(__name__)
 MODES = ("instant", "daily", "weekly")
 BOT_ORIGIN = "bot"
 BOT_TIMEZONE = "Europe/Brussels"
-BOT_LANGUAGE = "en"
+BOT_LANGUAGE = SOURCE_LANGUAGE  # when Telegram gives no language we support
 BOT_REMINDERS = [30, 7, 1]  # the YAML default (tracker.delivery.subscribers.Subscriber.reminders)
 MAX_MUTE_HOURS = 24 * 365
 DEADLINES_SHOWN = 10
 
-#: (command, description) as registered with setMyCommands; admin commands are not listed
+#: (command, description) as registered with setMyCommands; admin commands are not listed.
+#: The descriptions are English msgids, translated where they are shown.
 PUBLIC_COMMANDS = (
-    ("start", "register this chat"),
-    ("help", "what the bot can do"),
-    ("profiles", "the profiles you can follow"),
-    ("subscribe", "NAME [instant|daily|weekly]: follow a profile"),
-    ("unsubscribe", "NAME: stop following a profile"),
-    ("mode", "NAME instant|daily|weekly: alerts or a digest"),
-    ("digest", "send my digest now"),
-    ("deadlines", "my next 10 cut-offs"),
-    ("dismiss", "CALL_ID: never show this call again"),
-    ("mute", "HOURS: no alerts for a while (0 ends it)"),
-    ("stop", "stop all messages to this chat"),
+    ("start", N_("register this chat")),
+    ("help", N_("what the bot can do")),
+    ("profiles", N_("the profiles you can follow")),
+    ("subscribe", N_("NAME [instant|daily|weekly]: follow a profile")),
+    ("unsubscribe", N_("NAME: stop following a profile")),
+    ("mode", N_("NAME instant|daily|weekly: alerts or a digest")),
+    ("digest", N_("send my digest now")),
+    ("deadlines", N_("my next 10 cut-offs")),
+    ("dismiss", N_("CALL_ID: never show this call again")),
+    ("mute", N_("HOURS: no alerts for a while (0 ends it)")),
+    ("language", N_("CODE: the language callwatch writes to you in")),
+    ("stop", N_("stop all messages to this chat")),
 )
 ADMIN_COMMANDS = (
-    ("subscribers", "every subscriber, its channels and subscriptions"),
-    ("sources", "the health of every source"),
+    ("subscribers", N_("every subscriber, its channels and subscriptions")),
+    ("sources", N_("the health of every source")),
 )
 
 Clock = Callable[[], datetime]
@@ -135,6 +158,7 @@ class ChatSubscriber:
     name: str
     origin: str
     timezone: str
+    language: str
     muted_until: datetime | None
     active: bool  # its Telegram channel
 
@@ -151,12 +175,12 @@ def chat_subscribers(connection: Connection, chat_id: str) -> list[ChatSubscribe
     """Every subscriber whose Telegram address is ``chat_id``: the bot's own first, then by name."""
     rows = connection.execute(
         sa.select(subscribers_table.c.id, subscribers_table.c.name, subscribers_table.c.origin,
-                  subscribers_table.c.timezone, subscribers_table.c.muted_until,
-                  channels_table.c.active)
+                  subscribers_table.c.timezone, subscribers_table.c.language,
+                  subscribers_table.c.muted_until, channels_table.c.active)
         .join(channels_table, channels_table.c.subscriber_id == subscribers_table.c.id)
         .where(channels_table.c.channel == "telegram", channels_table.c.address == chat_id))
-    found = [ChatSubscriber(r.id, r.name, r.origin, r.timezone, r.muted_until, bool(r.active))
-             for r in rows]
+    found = [ChatSubscriber(r.id, r.name, r.origin, r.timezone, r.language, r.muted_until,
+                            bool(r.active)) for r in rows]
     return sorted(found, key=lambda s: (s.from_file, s.name))
 
 
@@ -180,99 +204,128 @@ def _set_telegram_active(connection: Connection, subscriber_ids: Iterable[int], 
     ).values(active=active, note=note))
 
 
-def _register(connection: Connection, chat_id: str, now: datetime) -> ChatSubscriber:
-    """The chat's bot subscriber, created when missing; its Telegram channel switched on."""
+def _register(connection: Connection, chat_id: str, now: datetime,
+              language: str = BOT_LANGUAGE) -> ChatSubscriber:
+    """The chat's bot subscriber, created in ``language`` when missing; its Telegram channel
+    switched on (an existing subscriber keeps its language)."""
     found = [s for s in chat_subscribers(connection, chat_id) if not s.from_file]
     if found:
         _set_telegram_active(connection, [found[0].id], chat_id, True, None)
         return found[0]
     name = bot_subscriber_name(chat_id)
     subscriber_id = int(connection.execute(subscribers_table.insert().values(
-        name=name, tenant=None, timezone=BOT_TIMEZONE, language=BOT_LANGUAGE, quiet_hours=None,
+        name=name, tenant=None, timezone=BOT_TIMEZONE, language=language, quiet_hours=None,
         reminders=BOT_REMINDERS, origin=BOT_ORIGIN, muted_until=None, created_at=now,
         updated_at=now)).inserted_primary_key[0])  # type: ignore[index]  # set by INSERT
     connection.execute(channels_table.insert().values(
         subscriber_id=subscriber_id, channel="telegram", address=chat_id,
         configured_address=chat_id, webhook_format="generic", active=True))
     log.info("bot subscriber created subscriber=%s", name)
-    return ChatSubscriber(subscriber_id, name, BOT_ORIGIN, BOT_TIMEZONE, None, True)
+    return ChatSubscriber(subscriber_id, name, BOT_ORIGIN, BOT_TIMEZONE, language, None, True)
 
 
-def _file_refusal(subscribers: Sequence[ChatSubscriber]) -> str:
-    names = ", ".join(f"<b>{tg_escape(s.name)}</b>" for s in subscribers)
-    return (f"This chat's subscriptions belong to {names}, which is set up in a subscriber file. "
-            "Ask whoever runs callwatch to change them there.")
+def reply_language(connection: Connection, chat_id: str, user_language: str | None) -> str:
+    """The language to answer this chat in: its bot subscriber's, else the Telegram user's
+    (``language_code``, when supported), else its subscriber file's, else English."""
+    found = chat_subscribers(connection, chat_id)
+    own = [s for s in found if not s.from_file]
+    if own:
+        return language_or_default(own[0].language)
+    return normalize(user_language) or (language_or_default(found[0].language) if found
+                                        else SOURCE_LANGUAGE)
+
+
+def _names(subscribers: Sequence[ChatSubscriber]) -> str:
+    return ", ".join(f"<b>{tg_escape(s.name)}</b>" for s in subscribers)
+
+
+def _file_refusal(subscribers: Sequence[ChatSubscriber], lang: str) -> str:
+    _ = translations(lang).gettext
+    return _("This chat's subscriptions belong to {names}, which is set up in a subscriber file. "
+             "Ask whoever runs callwatch to change them there.").format(names=_names(subscribers))
 
 
 def _editable(connection: Connection, chat_id: str, now: datetime,
-              create: bool) -> ChatSubscriber | str:
-    """The subscriber whose subscriptions this chat may change, or the reply saying why not."""
+              create: bool, lang: str) -> ChatSubscriber | str:
+    """The subscriber whose subscriptions this chat may change, or the reply saying why not.
+    A chat registered here gets ``lang``, the language it is being answered in."""
     found = chat_subscribers(connection, chat_id)
     own = [s for s in found if not s.from_file]
     if own:
         return own[0]
     if found:
-        return _file_refusal(found)
+        return _file_refusal(found, lang)
     if create:
-        return _register(connection, chat_id, now)
-    return "You follow no profiles yet. Send /profiles to see them, then /subscribe NAME."
+        return _register(connection, chat_id, now, lang)
+    return translations(lang).gettext(NO_PROFILES)
 
 
-_NOT_REGISTERED = "This chat is not registered. Send /start first."
+HOW_TO_STOP = N_(
+    "/unsubscribe NAME stops one profile, /mute HOURS pauses alerts, and /stop ends every "
+    "message to this chat at once (/start turns them back on). If this chat was set up in a "
+    "subscriber file, /stop works here too; ask whoever keeps the file to change its profiles. "
+    "Emails have their own Unsubscribe link.")
+NOT_REGISTERED = N_("This chat is not registered. Send /start first.")
+NO_PROFILES = N_("You follow no profiles yet. Send /profiles to see them, then /subscribe NAME.")
 
 
 # -- replies to commands (pure database work; every reply is Telegram HTML) ---------------
 
-def help_text(admin: bool = False) -> str:
+def help_text(admin: bool = False, lang: str = SOURCE_LANGUAGE) -> str:
     """What every command does; admin commands only for admin chats."""
-    lines = ["<b>callwatch</b> tells you about EU funding calls that match your profiles.", ""]
-    lines += [f"/{name} — {tg_escape(text)}" for name, text in PUBLIC_COMMANDS]
-    lines += ["", "<b>How to stop</b>",
-              "/unsubscribe NAME stops one profile, /mute HOURS pauses alerts, and /stop ends "
-              "every message to this chat at once (/start turns them back on). If this chat "
-              "was set up in a subscriber file, /stop works here too; ask whoever keeps the "
-              "file to change its profiles. Emails have their own Unsubscribe link."]
+    _ = translations(lang).gettext
+    lines = [_("<b>callwatch</b> tells you about EU funding calls that match your profiles."), ""]
+    lines += [f"/{name} — {tg_escape(_(text))}" for name, text in PUBLIC_COMMANDS]
+    lines += ["", _("<b>How to stop</b>"), _(HOW_TO_STOP)]
     if admin:
-        lines += ["", "<b>Admin</b>"] + [f"/{name} — {tg_escape(text)}" for name, text in ADMIN_COMMANDS]
+        lines += ["", _("<b>Admin</b>")] + [f"/{name} — {tg_escape(_(text))}"
+                                           for name, text in ADMIN_COMMANDS]
     return "\n".join(lines)
 
 
-def start(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -> str:
-    """Register the chat (a bot subscriber), or switch its Telegram messages back on."""
+def start(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
+          lang: str = SOURCE_LANGUAGE) -> str:
+    """Register the chat (a bot subscriber, in ``lang``), or switch its Telegram messages back on."""
+    _ = translations(lang).gettext
     with engine.begin() as connection:
         found = chat_subscribers(connection, chat_id)
         files = [s for s in found if s.from_file]
         if files and len(files) == len(found):
             _set_telegram_active(connection, [s.id for s in files], chat_id, True, None)
-            names = ", ".join(f"<b>{tg_escape(s.name)}</b>" for s in files)
-            resumed = " Messages to this chat are on again." if not all(s.active for s in files) else ""
-            return (f"This chat receives callwatch messages as {names} (set up in a subscriber "
-                    f"file).{resumed} Send /help for what you can do here.")
-        subscriber = _register(connection, chat_id, now)
+            resumed = (" " + _("Messages to this chat are on again.")
+                       if not all(s.active for s in files) else "")
+            return _("This chat receives callwatch messages as {names} (set up in a subscriber "
+                     "file).{resumed} Send /help for what you can do here.").format(
+                         names=_names(files), resumed=resumed)
+        subscriber = _register(connection, chat_id, now, lang)
         _set_telegram_active(connection, [s.id for s in found], chat_id, True, None)
         followed = _followed(connection, [subscriber.id])
     if not found:
-        return ("Welcome to callwatch. This chat is registered as "
-                f"<b>{tg_escape(subscriber.name)}</b> (time zone {tg_escape(BOT_TIMEZONE)}).\n"
-                "Send /profiles to see what you can follow, then /subscribe NAME.")
-    state = (f"You follow {len(followed)} profile(s)." if followed
-             else "You follow no profiles yet: /profiles, then /subscribe NAME.")
-    return f"Welcome back, messages to this chat are on. {state}"
+        return _("Welcome to callwatch. This chat is registered as <b>{name}</b> (time zone "
+                 "{zone}).\nSend /profiles to see what you can follow, then /subscribe NAME.\n"
+                 "Send /language to choose the language I write in.").format(
+                     name=tg_escape(subscriber.name), zone=tg_escape(BOT_TIMEZONE))
+    state = (translations(lang).ngettext("You follow {n} profile.", "You follow {n} profiles.",
+                                         len(followed)).format(n=len(followed)) if followed
+             else _(NO_PROFILES))
+    return _("Welcome back, messages to this chat are on. {state}").format(state=state)
 
 
 def profiles_text(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
-                  profiles: Mapping[str, str]) -> str:
+                  profiles: Mapping[str, str], lang: str = SOURCE_LANGUAGE) -> str:
     """Every profile (name → description) and which of them this chat follows, in what mode."""
+    _ = translations(lang).gettext
     if not profiles:
-        return "No profiles are configured yet."
+        return _("No profiles are configured yet.")
     with engine.connect() as connection:
         followed = _followed(connection, [s.id for s in chat_subscribers(connection, chat_id)])
-    lines = ["<b>Profiles</b>"]
+    lines = [_("<b>Profiles</b>")]
     for name in sorted(profiles):
-        mark = f" — <i>you follow it ({followed[name]})</i>" if name in followed else ""
+        mark = (" — <i>" + _("you follow it ({mode})").format(mode=_mode_name(followed[name], lang))
+                + "</i>") if name in followed else ""
         description = f": {tg_escape(clip(profiles[name], 200))}" if profiles[name] else ""
         lines.append(f"• <code>{tg_escape(name)}</code>{description}{mark}")
-    lines.append("\nFollow one with /subscribe NAME (instant alerts) or /subscribe NAME daily.")
+    lines.append("\n" + _("Follow one with /subscribe NAME (instant alerts) or /subscribe NAME daily."))
     return "\n".join(lines)
 
 
@@ -287,31 +340,39 @@ def resolve_profile(name: str, known: Iterable[str]) -> tuple[str | None, list[s
     return None, difflib.get_close_matches(name, names, n=3, cutoff=0.5)
 
 
-def _unknown_profile(name: str, suggestions: Sequence[str]) -> str:
-    text = f"There is no profile called <code>{tg_escape(clip(name, 100))}</code>."
+def _codes(names: Iterable[str], lang: str, style: ListStyle = "standard") -> str:
+    """Names as <code>, joined the language's way ("a, b and c"; "a or b" with style "or")."""
+    return format_list([f"<code>{tg_escape(n)}</code>" for n in names], lang, style)
+
+
+def _unknown_profile(name: str, suggestions: Sequence[str], lang: str) -> str:
+    _ = translations(lang).gettext
+    text = _("There is no profile called {name}.").format(name=f"<code>{tg_escape(clip(name, 100))}</code>")
     if suggestions:
-        text += " Did you mean " + " or ".join(f"<code>{tg_escape(s)}</code>" for s in suggestions) + "?"
-    return text + " Send /profiles for the list."
+        text += " " + _("Did you mean {names}?").format(names=_codes(suggestions, lang, "or"))
+    return text + " " + _("Send /profiles for the list.")
 
 
 def subscribe(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
-              profiles: Iterable[str]) -> str:
+              profiles: Iterable[str], lang: str = SOURCE_LANGUAGE) -> str:
     """Follow a profile, instant unless a mode is given; registers the chat when needed."""
+    _ = translations(lang).gettext
     if not 1 <= len(args) <= 2 or (len(args) == 2 and args[1] not in MODES):
-        return "Usage: /subscribe NAME [instant|daily|weekly]"
+        return _("Usage: /subscribe NAME [instant|daily|weekly]")
     profile, suggestions = resolve_profile(args[0], profiles)
     if profile is None:
-        return _unknown_profile(args[0], suggestions)
+        return _unknown_profile(args[0], suggestions, lang)
     mode = args[1] if len(args) == 2 else "instant"
     with engine.begin() as connection:
-        subscriber = _editable(connection, chat_id, now, create=True)
+        subscriber = _editable(connection, chat_id, now, create=True, lang=lang)
         if isinstance(subscriber, str):
             return subscriber
         current = connection.execute(sa.select(subscriptions_table.c.id, subscriptions_table.c.mode)
                                      .where(subscriptions_table.c.subscriber_id == subscriber.id,
                                             subscriptions_table.c.profile == profile)).first()
         if current is not None and current.mode == mode:
-            return f"You already follow <code>{tg_escape(profile)}</code> ({mode})."
+            return _("You already follow {profile} ({mode}).").format(
+                profile=f"<code>{tg_escape(profile)}</code>", mode=_mode_name(mode, lang))
         if current is not None:
             connection.execute(subscriptions_table.update()
                                .where(subscriptions_table.c.id == current.id)
@@ -321,58 +382,73 @@ def subscribe(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, 
                 subscriber_id=subscriber.id, profile=profile, mode=mode, channels=None,
                 token=secrets.token_urlsafe(24)))
     log.info("bot subscribe subscriber=%s profile=%s mode=%s", subscriber.name, profile, mode)
-    return f"You now follow <code>{tg_escape(profile)}</code> ({_describe_mode(mode)})."
+    return _("You now follow {profile} ({what}).").format(
+        profile=f"<code>{tg_escape(profile)}</code>", what=_describe_mode(mode, lang))
 
 
-def _describe_mode(mode: str) -> str:
-    return {"instant": "an alert for each new or changed call",
-            "daily": "a daily digest", "weekly": "a weekly digest"}[mode]
+#: a mode's name in a reply ("instant", "daily", "weekly" are also what /mode takes)
+_MODE_NAMES = {"instant": N_("instant"), "daily": N_("daily"), "weekly": N_("weekly")}
+_MODE_DESCRIPTIONS = {"instant": N_("an alert for each new or changed call"),
+                      "daily": N_("a daily digest"), "weekly": N_("a weekly digest")}
 
 
-def unsubscribe(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -> str:
+def _mode_name(mode: str, lang: str) -> str:
+    return translations(lang).gettext(_MODE_NAMES[mode]) if mode in _MODE_NAMES else mode
+
+
+def _describe_mode(mode: str, lang: str) -> str:
+    return translations(lang).gettext(_MODE_DESCRIPTIONS[mode])
+
+
+def unsubscribe(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
+                lang: str = SOURCE_LANGUAGE) -> str:
     """Stop following a profile."""
+    _ = translations(lang).gettext
     if len(args) != 1:
-        return "Usage: /unsubscribe NAME"
+        return _("Usage: /unsubscribe NAME")
     with engine.begin() as connection:
-        found = _followed_profile(connection, chat_id, now, args[0])
+        found = _followed_profile(connection, chat_id, now, args[0], lang)
         if isinstance(found, str):
             return found
-        subscriber, profile, _ = found
+        subscriber, profile, _followed_modes = found
         connection.execute(subscriptions_table.delete().where(
             subscriptions_table.c.subscriber_id == subscriber.id,
             subscriptions_table.c.profile == profile))
     log.info("bot unsubscribe subscriber=%s profile=%s", subscriber.name, profile)
-    return f"You no longer follow <code>{tg_escape(profile)}</code>."
+    return _("You no longer follow {profile}.").format(profile=f"<code>{tg_escape(profile)}</code>")
 
 
-def _followed_profile(connection: Connection, chat_id: str, now: datetime,
-                      name: str) -> tuple[ChatSubscriber, str, dict[str, str]] | str:
+def _followed_profile(connection: Connection, chat_id: str, now: datetime, name: str,
+                      lang: str) -> tuple[ChatSubscriber, str, dict[str, str]] | str:
     """The chat's subscriber, the followed profile ``name`` means and every profile it
     follows (profile → mode); or the reply saying why not (no subscriber, not followed)."""
-    subscriber = _editable(connection, chat_id, now, create=False)
+    subscriber = _editable(connection, chat_id, now, create=False, lang=lang)
     if isinstance(subscriber, str):
         return subscriber
     followed = _followed(connection, [subscriber.id])
-    profile, _ = resolve_profile(name, followed)
+    profile, _suggestions = resolve_profile(name, followed)
     if profile is None:
-        return _not_following(name, followed)
+        return _not_following(name, followed, lang)
     return subscriber, profile, followed
 
 
-def _not_following(name: str, followed: Mapping[str, str]) -> str:
-    text = f"You do not follow <code>{tg_escape(clip(name, 100))}</code>."
+def _not_following(name: str, followed: Mapping[str, str], lang: str) -> str:
+    _ = translations(lang).gettext
+    text = _("You do not follow {name}.").format(name=f"<code>{tg_escape(clip(name, 100))}</code>")
     if followed:
-        text += " You follow: " + ", ".join(f"<code>{tg_escape(p)}</code>" for p in sorted(followed)) + "."
+        text += " " + _("You follow: {names}.").format(names=_codes(sorted(followed), lang))
     return text
 
 
-def set_mode(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -> str:
+def set_mode(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
+             lang: str = SOURCE_LANGUAGE) -> str:
     """Switch a followed profile between instant alerts and a daily or weekly digest."""
+    _ = translations(lang).gettext
     if len(args) != 2 or args[1] not in MODES:
-        return "Usage: /mode NAME instant|daily|weekly"
+        return _("Usage: /mode NAME instant|daily|weekly")
     mode = args[1]
     with engine.begin() as connection:
-        found = _followed_profile(connection, chat_id, now, args[0])
+        found = _followed_profile(connection, chat_id, now, args[0], lang)
         if isinstance(found, str):
             return found
         subscriber, profile, followed = found
@@ -381,29 +457,66 @@ def set_mode(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -
             subscriptions_table.c.subscriber_id == subscriber.id,
             subscriptions_table.c.profile == profile).values(mode=mode, **mode_change(old, mode)))
     log.info("bot mode subscriber=%s profile=%s mode=%s", subscriber.name, profile, mode)
-    return f"<code>{tg_escape(profile)}</code>: you now get {_describe_mode(mode)}."
+    return _("{profile}: you now get {what}.").format(
+        profile=f"<code>{tg_escape(profile)}</code>", what=_describe_mode(mode, lang))
+
+
+def set_language(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
+                 lang: str = SOURCE_LANGUAGE) -> str:
+    """Show the chat's language, or change it: the bot subscriber's ``language``, which its
+    replies, alerts and digests follow. A subscriber file's language is the file's to set.
+
+    The reply to a change is in the new language; every other reply is in ``lang``.
+    """
+    _ = translations(lang).gettext
+    choices = ", ".join(f"<code>{code}</code> ({tg_escape(language_name(code))})" for code in LANGUAGES)
+    if not args:
+        return _("I write to you in {language}. Change it with /language CODE, one of: {choices}."
+                 ).format(language=tg_escape(language_name(lang)), choices=choices)
+    wanted = normalize(args[0]) if len(args) == 1 else None
+    if wanted is None:
+        return _("There is no language {code} here. Choose one of: {choices}.").format(
+            code=f"<code>{tg_escape(clip(' '.join(args), 20))}</code>", choices=choices)
+    with engine.begin() as connection:
+        found = chat_subscribers(connection, chat_id)
+        own = [s for s in found if not s.from_file]
+        if found and not own:
+            return _("This chat's language is set for {names} in a subscriber file. Ask whoever "
+                     "runs callwatch to change it there.").format(names=_names(found))
+        if own:
+            connection.execute(subscribers_table.update()
+                               .where(subscribers_table.c.id.in_([s.id for s in own]))
+                               .values(language=wanted, updated_at=now))
+        else:
+            _register(connection, chat_id, now, wanted)
+    log.info("bot language chat=%s language=%s", chat_id, wanted)
+    return translations(wanted).gettext(
+        "Done: I now write to you in {language}, and so do your alerts and digests.").format(
+            language=tg_escape(language_name(wanted)))
 
 
 def request_digest(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
                    available: Iterable[str],
-                   schedule: DigestSchedule = DEFAULT_SCHEDULE) -> tuple[str, int]:
+                   schedule: DigestSchedule = DEFAULT_SCHEDULE,
+                   lang: str = SOURCE_LANGUAGE) -> tuple[str, int]:
     """Queue this chat's digest now (``enqueue_digests(force=True)``): the reply, messages queued.
 
     The caller dispatches when something was queued, so the digest comes right after.
     """
+    _ = translations(lang).gettext
     channels = list(available)
     with engine.connect() as connection:
         found = chat_subscribers(connection, chat_id)
         modes = {s.name: set(_followed(connection, [s.id]).values()) for s in found}
     if not found:
-        return _NOT_REGISTERED, 0
+        return _(NOT_REGISTERED), 0
     muted = [s for s in found if s.muted_until is not None and s.muted_until > now]
     if len(muted) == len(found):
-        return "You are muted, so there is no digest. Send /mute 0 to end it.", 0
+        return _("You are muted, so there is no digest. Send /mute 0 to end it."), 0
     digesting = [s for s in found if modes[s.name] & {"daily", "weekly"}]
     if not digesting:
-        return ("Your subscriptions are instant: alerts go out as calls change. "
-                "Switch one to a digest with /mode NAME daily."), 0
+        return _("Your subscriptions are instant: alerts go out as calls change. "
+                 "Switch one to a digest with /mode NAME daily."), 0
     # counted in the outbox, not from enqueue_digests' return value: psycopg reports -1 rows
     # for INSERT … ON CONFLICT DO NOTHING, so that count is 0 on PostgreSQL
     before = _digests_queued(engine, [s.id for s in digesting])
@@ -412,9 +525,9 @@ def request_digest(engine: Engine, chat_id: str, args: Sequence[str], now: datet
                         schedule=schedule)
     queued = _digests_queued(engine, [s.id for s in digesting]) - before
     if not queued:
-        return "Nothing new for your digest since the last one.", 0
+        return _("Nothing new for your digest since the last one."), 0
     log.info("bot digest chat=%s messages=%d", chat_id, queued)
-    return "Your digest is on its way.", queued
+    return _("Your digest is on its way."), queued
 
 
 def _digests_queued(engine: Engine, subscriber_ids: Sequence[int]) -> int:
@@ -455,26 +568,29 @@ def upcoming_cutoffs(engine: Engine, profiles: Iterable[str], now: datetime,
     return sorted(found, key=lambda c: (c.at, c.call_id))[:limit]
 
 
-def deadlines(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -> str:
+def deadlines(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
+              lang: str = SOURCE_LANGUAGE) -> str:
     """This chat's next ten cut-offs across the profiles it follows."""
+    _ = translations(lang).gettext
     with engine.connect() as connection:
         found = chat_subscribers(connection, chat_id)
         followed = _followed(connection, [s.id for s in found])
     if not found:
-        return _NOT_REGISTERED
+        return _(NOT_REGISTERED)
     if not followed:
-        return "You follow no profiles yet. Send /profiles, then /subscribe NAME."
+        return _(NO_PROFILES)
     cutoffs = upcoming_cutoffs(engine, followed, now)
     if not cutoffs:
-        return "No upcoming cut-offs among the calls matched for your profiles."
+        return _("No upcoming cut-offs among the calls matched for your profiles.")
     zone = ZoneInfo(found[0].timezone)
-    lines = [f"<b>Your next {len(cutoffs)} cut-off(s)</b>"]
+    lines = ["<b>" + translations(lang).ngettext(
+        "Your next cut-off", "Your next {n} cut-offs", len(cutoffs)).format(n=len(cutoffs)) + "</b>"]
     for number, cutoff in enumerate(cutoffs, 1):
         title = tg_escape(clip(cutoff.title, 160))
         link = safe_url(cutoff.url)
         shown = f'<a href="{html.escape(link)}">{title}</a>' if link else title
-        lines.append(f"\n{number}. <b>{format_deadline(cutoff.at, zone)}</b> "
-                     f"({describe_days(days_left(cutoff.at, now, zone))})")
+        lines.append(f"\n{number}. <b>{tg_escape(format_datetime(cutoff.at, lang, zone))}</b> "
+                     f"({tg_escape(describe_days(days_left(cutoff.at, now, zone), lang))})")
         lines.append(f"{shown} · {tg_escape(clip(cutoff.identifier, 100))}")
         lines.append(f"<code>{tg_escape(cutoff.call_id)}</code>")
     return "\n".join(lines)
@@ -489,80 +605,89 @@ def _find_call(connection: Connection, text: str) -> str | None:
     return str(ids[0]) if len(ids) == 1 else None
 
 
-def _dismiss(engine: Engine, chat_id: str, text: str, now: datetime) -> tuple[str, bool]:
+def _dismiss(engine: Engine, chat_id: str, text: str, now: datetime,
+             lang: str) -> tuple[str, bool]:
+    _ = translations(lang).gettext
     with engine.connect() as connection:
         found = chat_subscribers(connection, chat_id)
         followed = _followed(connection, [s.id for s in found])
         call_id = _find_call(connection, text)
     if not found:
-        return _NOT_REGISTERED, False
+        return _(NOT_REGISTERED), False
     if call_id is None:
-        return f"There is no call <code>{tg_escape(clip(text, 120))}</code>.", False
+        return _("There is no call {call}.").format(
+            call=f"<code>{tg_escape(clip(text, 120))}</code>"), False
     if not followed:
-        return "You follow no profiles, so there is nothing to dismiss it from.", False
+        return _("You follow no profiles, so there is nothing to dismiss it from."), False
     rules = RulesStore(engine)
     for profile in sorted(followed):
         rules.dismiss(profile, call_id, now)
     log.info("bot dismiss chat=%s call=%s profiles=%s", chat_id, call_id, ",".join(sorted(followed)))
-    names = ", ".join(f"<code>{tg_escape(p)}</code>" for p in sorted(followed))
-    return f"Dismissed <code>{tg_escape(call_id)}</code> for {names}: it will not come back.", True
+    return _("Dismissed {call} for {profiles}: it will not come back.").format(
+        call=f"<code>{tg_escape(call_id)}</code>", profiles=_codes(sorted(followed), lang)), True
 
 
-def dismiss(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -> str:
+def dismiss(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
+            lang: str = SOURCE_LANGUAGE) -> str:
     """Dismiss a call for every profile this chat follows (for everyone who follows them)."""
     if len(args) != 1:
-        return "Usage: /dismiss CALL_ID (the id shown by /deadlines)"
-    return _dismiss(engine, chat_id, args[0], now)[0]
+        return translations(lang).gettext("Usage: /dismiss CALL_ID (the id shown by /deadlines)")
+    return _dismiss(engine, chat_id, args[0], now, lang)[0]
 
 
-def mute(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -> str:
+def mute(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
+         lang: str = SOURCE_LANGUAGE) -> str:
     """No alerts, digests or reminders for HOURS hours; ``/mute 0`` ends it."""
+    _ = translations(lang).gettext
     try:
         hours = float(args[0]) if len(args) == 1 else -1.0
     except ValueError:
         hours = -1.0
     if not 0 <= hours <= MAX_MUTE_HOURS:
-        return f"Usage: /mute HOURS (0 to {MAX_MUTE_HOURS}; 0 ends a mute)"
+        return _("Usage: /mute HOURS (0 to {max}; 0 ends a mute)").format(max=MAX_MUTE_HOURS)
     until = now + timedelta(hours=hours) if hours else None
     with engine.begin() as connection:
         found = chat_subscribers(connection, chat_id)
         if not found:
-            return _NOT_REGISTERED
+            return _(NOT_REGISTERED)
         connection.execute(subscribers_table.update()
                            .where(subscribers_table.c.id.in_([s.id for s in found]))
                            .values(muted_until=until, updated_at=now))
     if until is None:
-        return "Mute ended: messages go out again."
-    local = format_deadline(until, ZoneInfo(found[0].timezone))
-    return (f"Muted until {local}. Alerts in that time are skipped, not saved for later. "
-            "Send /mute 0 to end it sooner.")
+        return _("Mute ended: messages go out again.")
+    local = format_datetime(until, lang, found[0].timezone)
+    return _("Muted until {until}. Alerts in that time are skipped, not saved for later. "
+             "Send /mute 0 to end it sooner.").format(until=tg_escape(local))
 
 
-def stop(engine: Engine, chat_id: str, args: Sequence[str], now: datetime) -> str:
+def stop(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
+         lang: str = SOURCE_LANGUAGE) -> str:
     """Stop every message to this chat: drop the bot subscriptions, switch the channel off."""
+    _ = translations(lang).gettext
     with engine.begin() as connection:
         found = chat_subscribers(connection, chat_id)
         if not found:
-            return _NOT_REGISTERED
+            return _(NOT_REGISTERED)
         own = [s.id for s in found if not s.from_file]
         if own:
             connection.execute(subscriptions_table.delete()
                                .where(subscriptions_table.c.subscriber_id.in_(own)))
         _set_telegram_active(connection, [s.id for s in found], chat_id, False, "stopped with /stop")
     log.info("bot stop chat=%s subscribers=%s", chat_id, ",".join(s.name for s in found))
-    return "Stopped: this chat gets no more messages from callwatch. Send /start to come back."
+    return _("Stopped: this chat gets no more messages from callwatch. Send /start to come back.")
 
 
-def press_button(engine: Engine, chat_id: str, data: str, now: datetime) -> tuple[str, bool]:
+def press_button(engine: Engine, chat_id: str, data: str, now: datetime, *,
+                 lang: str = SOURCE_LANGUAGE) -> tuple[str, bool]:
     """An inline button under an alert: the answer to show, and whether the buttons are done."""
     if data.startswith("dismiss:"):
-        text, done = _dismiss(engine, chat_id, data.removeprefix("dismiss:"), now)
+        text, done = _dismiss(engine, chat_id, data.removeprefix("dismiss:"), now, lang)
         return _plain(text), done
     if data.startswith("mode:"):
-        profile, _, mode = data.removeprefix("mode:").rpartition(":")
-        reply = set_mode(engine, chat_id, [profile, mode], now)
+        profile, _sep, mode = data.removeprefix("mode:").rpartition(":")
+        reply = set_mode(engine, chat_id, [profile, mode], now, lang=lang)
         return _plain(reply), False
-    return "This button no longer works.", False
+    return translations(lang).gettext("This button no longer works."), False
 
 
 def _plain(markup: str) -> str:
@@ -576,11 +701,12 @@ def is_admin(chat_id: str, admin_chats: Iterable[str]) -> bool:
     return chat_id in {str(c) for c in admin_chats}
 
 
-ADMIN_REFUSAL = "Sorry, that command is for the people who run this callwatch."
+ADMIN_REFUSAL = N_("Sorry, that command is for the people who run this callwatch.")
 
 
-def list_subscribers(engine: Engine, now: datetime) -> str:
+def list_subscribers(engine: Engine, now: datetime, lang: str = SOURCE_LANGUAGE) -> str:
     """Every subscriber with its channels (✗ when off), subscriptions and mute."""
+    _ = translations(lang).gettext
     with engine.connect() as connection:
         subscribers = list(connection.execute(sa.select(subscribers_table)
                                               .order_by(subscribers_table.c.name)))
@@ -591,42 +717,58 @@ def list_subscribers(engine: Engine, now: datetime) -> str:
         follows: dict[int, list[str]] = {}
         for row in connection.execute(sa.select(subscriptions_table)
                                       .order_by(subscriptions_table.c.profile)):
-            follows.setdefault(row.subscriber_id, []).append(f"{row.profile} ({row.mode})")
+            follows.setdefault(row.subscriber_id, []).append(
+                f"{row.profile} ({_mode_name(row.mode, lang)})")
     if not subscribers:
-        return "No subscribers yet."
-    lines = [f"<b>{len(subscribers)} subscriber(s)</b>"]
+        return _("No subscribers yet.")
+    lines = ["<b>" + translations(lang).ngettext("{n} subscriber", "{n} subscribers",
+                                                 len(subscribers)).format(n=len(subscribers)) + "</b>"]
     for row in subscribers:
-        muted = " · muted" if row.muted_until is not None and row.muted_until > now else ""
+        muted = " · " + _("muted") if row.muted_until is not None and row.muted_until > now else ""
         lines.append(f"• <b>{tg_escape(row.name)}</b> [{row.origin}{muted}] "
-                     f"{tg_escape(', '.join(channels.get(row.id, [])) or 'no channel')} — "
-                     f"{tg_escape(', '.join(follows.get(row.id, [])) or 'no subscriptions')}")
+                     f"{tg_escape(', '.join(channels.get(row.id, [])) or _('no channel'))} — "
+                     f"{tg_escape(', '.join(follows.get(row.id, [])) or _('no subscriptions'))}")
     return "\n".join(lines)
 
 
-def health_line(health: SourceStatus) -> str:
-    """One source's state for /sources: ok, failing (how long) or never run."""
+#: how a failing run ended, in /sources ("failed (2 runs in a row)")
+_OUTCOMES = {RunOutcome.OK: N_("ok"), RunOutcome.PARTIAL: N_("partial"),
+             RunOutcome.FAILED: N_("failed"), RunOutcome.SUSPICIOUS: N_("suspicious")}
+
+
+def health_line(health: SourceStatus, lang: str = SOURCE_LANGUAGE) -> str:
+    """One source's state for /sources: ok, failing (how long) or never run.
+
+    Times stay in UTC, written as ISO dates: the operators' form, the same in every language.
+    """
+    t = translations(lang)
     name = f"<b>{tg_escape(health.name)}</b>"
     if not health.enabled:
-        return f"⚪ {name}: disabled"
+        return f"⚪ {name}: " + t.gettext("disabled")
     if health.last_run is None:
-        return f"⚪ {name}: never run"
+        return f"⚪ {name}: " + t.gettext("never run")
     run = health.last_run
     when = f"{run.started_at:%Y-%m-%d %H:%M} UTC"
     if health.consecutive_failures == 0:
-        return f"🟢 {name}: ok at {when}, {run.items_seen} calls"
-    since = (f"last success {health.last_success:%Y-%m-%d %H:%M} UTC" if health.last_success
-             else "never succeeded")
+        return f"🟢 {name}: " + t.ngettext("ok at {when}, {n} call", "ok at {when}, {n} calls",
+                                           run.items_seen).format(when=when, n=run.items_seen)
+    since = (t.gettext("last success {when}").format(when=f"{health.last_success:%Y-%m-%d %H:%M} UTC")
+             if health.last_success else t.gettext("never succeeded"))
     error = f": {tg_escape(clip(run.error, 120))}" if run.error else ""
-    return (f"🔴 {name}: {run.outcome.value} {health.consecutive_failures} run(s) in a row, "
-            f"{since}{error}")
+    outcome = t.gettext(_OUTCOMES[run.outcome]) if run.outcome in _OUTCOMES else run.outcome.value
+    streak = t.ngettext("{outcome} ({n} run in a row)", "{outcome} ({n} runs in a row)",
+                        health.consecutive_failures).format(outcome=outcome,
+                                                            n=health.consecutive_failures)
+    return f"🔴 {name}: {streak}, {since}{error}"
 
 
-def source_health(engine: Engine, sources: Mapping[str, bool]) -> str:
+def source_health(engine: Engine, sources: Mapping[str, bool], lang: str = SOURCE_LANGUAGE) -> str:
     """Every configured source (name → enabled) with its ``SourceStatus``."""
+    _ = translations(lang).gettext
     if not sources:
-        return "No sources are configured."
+        return _("No sources are configured.")
     statuses = read_statuses(Store(engine), dict(sorted(sources.items())))
-    return "\n".join(["<b>Sources</b>"] + [health_line(status) for status in statuses])
+    return "\n".join([_("<b>Sources</b>")] + [health_line(status, lang) for status in statuses])
 
 
 # -- operator alerts -------------------------------------------------------------------------
@@ -669,8 +811,15 @@ def split_reply(markup: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     return parts
 
 
-Work = Callable[[str, list[str], datetime], str]
+#: a command's work: (chat id, arguments, now, the language to answer in) → the reply
+Work = Callable[[str, list[str], datetime, str], str]
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+
+def _user_language(update: object) -> str | None:
+    """The Telegram user's ``language_code`` (an IETF tag such as "de" or "pt-br"), if any."""
+    user = update.effective_user if isinstance(update, Update) else None
+    return user.language_code if user is not None else None
 
 
 class TelegramBot:
@@ -696,19 +845,20 @@ class TelegramBot:
             "deadlines": _bound(deadlines, self.engine),
             "dismiss": _bound(dismiss, self.engine),
             "mute": _bound(mute, self.engine),
+            "language": _bound(set_language, self.engine),
             "stop": _bound(stop, self.engine),
+            "help": lambda chat, _args, _now, lang: help_text(is_admin(chat, self.admin_chats), lang),
             "profiles": self._profiles,
             "subscribe": self._subscribe,
         }
         for name, work in simple.items():
             app.add_handler(CommandHandler(name, self._command(name, work)))
-        app.add_handler(CommandHandler("help", self._help))
         app.add_handler(CommandHandler("digest", self._digest))
         app.add_handler(CommandHandler("subscribers", self._admin(
-            "subscribers", lambda _chat, _args, now: list_subscribers(self.engine, now))))
+            "subscribers", lambda _chat, _args, now, lang: list_subscribers(self.engine, now, lang))))
         app.add_handler(CommandHandler("sources", self._admin(
-            "sources", lambda _chat, _args, _now: source_health(self.engine, {
-                name: source.enabled for name, source in self.settings.sources.items()}))))
+            "sources", lambda _chat, _args, _now, lang: source_health(self.engine, {
+                name: source.enabled for name, source in self.settings.sources.items()}, lang))))
         app.add_handler(CallbackQueryHandler(self._button))
         app.add_error_handler(self._error)
 
@@ -719,11 +869,18 @@ class TelegramBot:
 
         return {p.name: p.description for p in load_profiles(self.settings, self.engine)}
 
-    def _profiles(self, chat_id: str, args: list[str], now: datetime) -> str:
-        return profiles_text(self.engine, chat_id, args, now, profiles=self._profile_descriptions())
+    def _profiles(self, chat_id: str, args: list[str], now: datetime, lang: str) -> str:
+        return profiles_text(self.engine, chat_id, args, now, profiles=self._profile_descriptions(),
+                             lang=lang)
 
-    def _subscribe(self, chat_id: str, args: list[str], now: datetime) -> str:
-        return subscribe(self.engine, chat_id, args, now, profiles=self._profile_descriptions())
+    def _subscribe(self, chat_id: str, args: list[str], now: datetime, lang: str) -> str:
+        return subscribe(self.engine, chat_id, args, now, profiles=self._profile_descriptions(),
+                         lang=lang)
+
+    def language(self, chat_id: str, user_language: str | None) -> str:
+        """The language to answer ``chat_id`` in (``reply_language``; reads the database)."""
+        with self.engine.connect() as connection:
+            return reply_language(connection, chat_id, user_language)
 
     # -- handlers
 
@@ -742,7 +899,10 @@ class TelegramBot:
             if chat is None:
                 return
             log.info("bot command=%s chat=%s", name, chat.id)
-            reply = await asyncio.to_thread(work, str(chat.id), list(context.args or []), self.clock())
+            chat_id, args, now = str(chat.id), list(context.args or []), self.clock()
+            user_language = _user_language(update)
+            reply = await asyncio.to_thread(
+                lambda: work(chat_id, args, now, self.language(chat_id, user_language)))
             await self._reply(update, reply)
         return handle
 
@@ -755,24 +915,22 @@ class TelegramBot:
                 return
             if not is_admin(str(chat.id), self.admin_chats):
                 log.info("bot admin command refused command=%s chat=%s", name, chat.id)
-                await self._reply(update, ADMIN_REFUSAL)
+                lang = await asyncio.to_thread(self.language, str(chat.id), _user_language(update))
+                await self._reply(update, translations(lang).gettext(ADMIN_REFUSAL))
                 return
             await allowed(update, context)
         return handle
-
-    async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat = update.effective_chat
-        if chat is not None:
-            await self._reply(update, help_text(is_admin(str(chat.id), self.admin_chats)))
 
     async def _digest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         if chat is None:
             return
+        chat_id, args, user_language = str(chat.id), list(context.args or []), _user_language(update)
         reply, queued = await asyncio.to_thread(
-            lambda: request_digest(self.engine, str(chat.id), list(context.args or []),
-                                   self.clock(), available=list(self.notifiers),
-                                   schedule=self.settings.digests.schedule()))
+            lambda: request_digest(self.engine, chat_id, args, self.clock(),
+                                   available=list(self.notifiers),
+                                   schedule=self.settings.digests.schedule(),
+                                   lang=self.language(chat_id, user_language)))
         await self._reply(update, reply)
         if queued:
             await send_due(self.settings, self.engine, self.notifiers, self.clock)
@@ -783,9 +941,11 @@ class TelegramBot:
             return
         message = query.message
         chat_id = str(message.chat.id if message is not None else query.from_user.id)
-        log.info("bot button chat=%s data=%s", chat_id, query.data)
-        answer, done = await asyncio.to_thread(press_button, self.engine, chat_id, query.data,
-                                               self.clock())
+        data, user_language = query.data, query.from_user.language_code
+        log.info("bot button chat=%s data=%s", chat_id, data)
+        answer, done = await asyncio.to_thread(
+            lambda: press_button(self.engine, chat_id, data, self.clock(),
+                                 lang=self.language(chat_id, user_language)))
         await query.answer(answer)
         if done and isinstance(message, telegram.Message):
             await query.edit_message_reply_markup(reply_markup=None)
@@ -794,18 +954,27 @@ class TelegramBot:
         log.error("bot handler failed update=%s", getattr(update, "update_id", None),
                   exc_info=context.error)
         if isinstance(update, Update) and update.effective_chat is not None:
+            # the database may be what failed: the user's own language, not the chat's
+            lang = language_or_default(_user_language(update))
             try:
-                await self._reply(update, "Sorry, that went wrong. Please try again later.")
+                await self._reply(update, translations(lang).gettext(
+                    "Sorry, that went wrong. Please try again later."))
             except TelegramError:
                 log.warning("bot could not report the failure chat=%s", update.effective_chat.id)
 
     # -- life cycle
 
     async def start(self, poll_timeout: float = 10.0) -> None:
-        """Connect (getMe), register the commands, and poll getUpdates in this loop."""
+        """Connect (getMe), register the commands (the menu in every language), and poll
+        getUpdates in this loop."""
         app = self.application
         await app.initialize()
         await app.bot.set_my_commands([BotCommand(name, text) for name, text in PUBLIC_COMMANDS])
+        for lang in LANGUAGES:
+            if lang != SOURCE_LANGUAGE:
+                _ = translations(lang).gettext
+                await app.bot.set_my_commands([BotCommand(name, _(text)) for name, text in PUBLIC_COMMANDS],
+                                              language_code=lang)
         await app.start()
         assert app.updater is not None  # noqa: S101 - the builder always makes one
         await app.updater.start_polling(timeout=timedelta(seconds=poll_timeout))
@@ -826,8 +995,8 @@ class TelegramBot:
 
 def _bound(function: Callable[..., str], engine: Engine) -> Work:
     """``function`` with the engine bound, as a handler's work."""
-    def work(chat_id: str, args: list[str], now: datetime) -> str:
-        return function(engine, chat_id, args, now)
+    def work(chat_id: str, args: list[str], now: datetime, lang: str) -> str:
+        return function(engine, chat_id, args, now, lang=lang)
     return work
 
 

@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tracker.destinations import webhook_url_problem
+from tracker.i18n import LANGUAGES
 from tracker.plugins import channel_plugins
 from tracker.ports import WebhookFormat
 from tracker.yamlfiles import FilesError, Problem, field_name, line_for, parse_yaml, read_models
@@ -151,6 +152,13 @@ class Subscriber(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Madrid)") from exc
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            raise ValueError(f"callwatch does not write in {value!r} (languages: {', '.join(LANGUAGES)})")
         return value
 
     @field_validator("quiet_hours")

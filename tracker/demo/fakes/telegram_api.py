@@ -109,6 +109,8 @@ class FakeTelegram(FakeServer):
         self.callback_answers: list[dict[str, Any]] = []
         self.markup_edits: list[dict[str, Any]] = []
         self.commands: list[dict[str, Any]] = []
+        #: the command menus registered per ``language_code`` (setMyCommands with one)
+        self.commands_by_language: dict[str, list[dict[str, Any]]] = {}
         self.webhook_deleted = 0
         #: called in the server thread with each accepted message before the answer goes out,
         #: so a test can look at the sender's state at that moment
@@ -147,21 +149,24 @@ class FakeTelegram(FakeServer):
 
     # --- updates for bot command tests ----------------------------------------------------
 
-    def queue_command(self, chat_id: int, text: str, user_id: int | None = None) -> int:
-        """Queue a message update (a /command when ``text`` starts with a slash)."""
-        message = self._message(chat_id, text, user_id)
+    def queue_command(self, chat_id: int, text: str, user_id: int | None = None,
+                      language_code: str | None = None) -> int:
+        """Queue a message update (a /command when ``text`` starts with a slash), from a user
+        whose Telegram app is in ``language_code`` (Telegram leaves it out when unknown)."""
+        message = self._message(chat_id, text, user_id, language_code)
         if text.startswith("/"):
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         return self._queue({"message": message})
 
     def queue_callback(self, chat_id: int, data: str, message_id: int = 1,
-                       user_id: int | None = None) -> int:
+                       user_id: int | None = None, language_code: str | None = None) -> int:
         """Queue a press of an inline button carrying callback ``data``."""
         message = self._message(chat_id, "(alert)", None)
         message["message_id"] = message_id
         return self._queue({"callback_query": {
-            "id": f"cb{next(self._update_ids)}", "from": self._user(user_id or chat_id),
+            "id": f"cb{next(self._update_ids)}",
+            "from": self._user(user_id or chat_id, language_code),
             "chat_instance": str(chat_id), "data": data, "message": message}})
 
     def _queue(self, update: dict[str, Any]) -> int:
@@ -172,12 +177,15 @@ class FakeTelegram(FakeServer):
             return update_id
 
     @staticmethod
-    def _user(user_id: int) -> dict[str, Any]:
-        return {"id": abs(user_id), "is_bot": False, "first_name": f"User {abs(user_id)}"}
+    def _user(user_id: int, language_code: str | None = None) -> dict[str, Any]:
+        user = {"id": abs(user_id), "is_bot": False, "first_name": f"User {abs(user_id)}"}
+        return {**user, "language_code": language_code} if language_code else user
 
-    def _message(self, chat_id: int, text: str, user_id: int | None) -> dict[str, Any]:
+    def _message(self, chat_id: int, text: str, user_id: int | None,
+                 language_code: str | None = None) -> dict[str, Any]:
         return {"message_id": next(self._message_ids), "date": int(time.time()),
-                "chat": self._chat(chat_id), "from": self._user(user_id or chat_id), "text": text}
+                "chat": self._chat(chat_id), "from": self._user(user_id or chat_id, language_code),
+                "text": text}
 
     @staticmethod
     def _chat(chat_id: int | str) -> dict[str, Any]:
@@ -248,8 +256,12 @@ class FakeTelegram(FakeServer):
         return self._ok(True)
 
     def _api_setMyCommands(self, params: dict[str, Any]) -> Reply:
+        commands = list(self._json_param(params.get("commands", "[]")))
         with self._state:
-            self.commands = list(self._json_param(params.get("commands", "[]")))
+            if params.get("language_code"):
+                self.commands_by_language[str(params["language_code"])] = commands
+            else:
+                self.commands = commands
         return self._ok(True)
 
     def _api_answerCallbackQuery(self, params: dict[str, Any]) -> Reply:
