@@ -53,7 +53,8 @@ ENV_PREFIX = "CALLWATCH_"
 APP_NAME = "callwatch"
 
 #: Secrets: read only from these environment variables, never from a file, never logged.
-SECRET_ENV = ("CALLWATCH_TELEGRAM_TOKEN", "CALLWATCH_SMTP_USERNAME", "CALLWATCH_SMTP_PASSWORD")
+SECRET_ENV = ("CALLWATCH_TELEGRAM_TOKEN", "CALLWATCH_SMTP_USERNAME", "CALLWATCH_SMTP_PASSWORD",
+              "CALLWATCH_WEB_SECRET")
 
 
 def _web_url(value: str) -> str:

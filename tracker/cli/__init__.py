@@ -57,6 +57,7 @@ for _command in (
     status.status_command,
     demo.demo_command,
     web.web_command,
+    web.users_group,
 ):
     cli.add_command(_command)
 

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -44,8 +45,16 @@ from tracker.errors import NotFoundError
 from tracker.exports.rows import call_total_text, news_items
 from tracker.models import CallStatus, Change, ChangeKind
 from tracker.money import format_eur
-from tracker.web import browse
-from tracker.web.security import SecurityHeaders
+from tracker.web import accounts, browse
+from tracker.web.security import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    CSRF_HOURS,
+    Csrf,
+    SecurityHeaders,
+    SignInLimiter,
+    local_path,
+)
 
 HERE = Path(__file__).parent
 #: the time zone of the dates on the pages: EU calls state their cut-offs in Brussels time
@@ -89,13 +98,27 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-class Pages:
-    """The page handlers, sharing the engine, the clock and the templates."""
+SESSION_COOKIE = "callwatch_session"
+#: how a form that fails its CSRF check is answered
+EXPIRED_FORM = ("This form has expired or did not come from this site: go back, reload the "
+                "page and try again.")
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class Pages:
+    """The page handlers, sharing the engine, the clock, the templates and the secrets."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime], secret: str) -> None:
         self.engine = engine
         self.clock = clock
         self.templates = Jinja2Templates(env=_environment())
+        self.sessions = accounts.Sessions(secret)
+        self.csrf = Csrf(secret)
+        self.limiter = SignInLimiter()
 
     def render(self, request: Request, name: str, status_code: int = 200,
                **context: Any) -> Response:
@@ -128,6 +151,78 @@ class Pages:
                                 request.path_params["call_id"], self.clock())
         return self.render(request, "call.html", page=page, call=page.call, r=page.call.record)
 
+    # -- forms and accounts ------------------------------------------------------------
+
+    def form_page(self, request: Request, name: str, status_code: int = 200,
+                  **context: Any) -> Response:
+        """A page with a form: its CSRF token in the form and, when new, in the cookie."""
+        token = request.cookies.get(CSRF_COOKIE)
+        fresh = token is None or not self.csrf.valid(token, token, None, "")
+        if fresh:
+            token = self.csrf.new_token()
+        response = self.render(request, name, status_code, csrf_token=token, **context)
+        if fresh:
+            response.set_cookie(CSRF_COOKIE, str(token), max_age=CSRF_HOURS * 3600, path="/",
+                                secure=True, httponly=True, samesite="strict")
+        return _no_store(response)
+
+    def csrf_passes(self, request: Request, form: Mapping[str, Any]) -> bool:
+        field = form.get(CSRF_FIELD)
+        return self.csrf.valid(request.cookies.get(CSRF_COOKIE),
+                               field if isinstance(field, str) else None,
+                               request.headers.get("origin"),
+                               f"{request.url.scheme}://{request.url.netloc}")
+
+    def signin_form(self, request: Request) -> Response:
+        return self.form_page(request, "signin.html", next=local_path(request.query_params.get("next")),
+                              email="", problem="")
+
+    async def signin(self, request: Request) -> Response:
+        """Check the form, the rate limit, then the password; a session and a local redirect."""
+        form = await request.form()
+        target = local_path(str(form.get("next") or ""))
+        email = str(form.get("email") or "").strip()[:320]
+        if not self.csrf_passes(request, form):
+            return self.render(request, "error.html", 403, title="Form expired",
+                               message=EXPIRED_FORM, back="/signin")
+        now = self.clock()
+        client = request.client.host if request.client else "unknown"
+        keys = [f"address:{client}", f"email:{email.lower()}"]
+        wait = self.limiter.retry_after(keys, now)
+        if wait is not None:
+            response = self.form_page(request, "signin.html", 429, next=target, email=email,
+                                      problem="Too many failed attempts: try again in "
+                                      f"{-(-wait // 60)} minutes.")
+            response.headers["Retry-After"] = str(wait)
+            return response
+        user = await run_in_threadpool(accounts.authenticate, self.engine, email,
+                                       str(form.get("password") or ""), now)
+        if user is None:
+            self.limiter.failed(keys, now)
+            return self.form_page(request, "signin.html", 401, next=target, email=email,
+                                  problem="The email or the password is wrong.")
+        self.limiter.succeeded(keys[1])
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(SESSION_COOKIE, self.sessions.cookie(user), path="/",
+                            max_age=accounts.SESSION_HOURS * 3600, secure=True, httponly=True,
+                            samesite="lax")
+        return _no_store(response)
+
+    def account(self, request: Request) -> Response:
+        user = self.sessions.user(self.engine, request.cookies.get(SESSION_COOKIE))
+        if user is None:
+            return RedirectResponse("/signin?" + urlencode({"next": "/account"}), status_code=303)
+        return self.form_page(request, "account.html", user=user)
+
+    async def signout(self, request: Request) -> Response:
+        form = await request.form()
+        if not self.csrf_passes(request, form):
+            return self.render(request, "error.html", 403, title="Form expired",
+                               message=EXPIRED_FORM, back="/account")
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+        return _no_store(response)
+
     def not_found(self, request: Request, _exc: Exception) -> Response:
         return self.render(request, "error.html", 404, title="Not found",
                            message="There is no page at this address.", back="/")
@@ -140,14 +235,20 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/t/{tenant}", pages.tenant, name="tenant"),
         Route("/t/{tenant}/calls", pages.calls, name="calls"),
         Route("/t/{tenant}/calls/{call_id:path}", pages.call, name="call"),
+        Route("/signin", pages.signin_form, methods=["GET"], name="signin_form"),
+        Route("/signin", pages.signin, methods=["POST"], name="signin"),
+        Route("/account", pages.account, name="account"),
+        Route("/signout", pages.signout, methods=["POST"], name="signout"),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
 
-def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime]) -> Starlette:
-    """The ASGI application over ``engine``; ``clock`` gives the time pages are shown at."""
+def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime],
+               secret: str | None = None) -> Starlette:
+    """The ASGI application over ``engine``; ``clock`` gives the time pages are shown at;
+    ``secret`` signs sessions and CSRF tokens (default: ``accounts.web_secret()``)."""
     del settings  # the sections the pages read join here (feeds, public_url for links)
-    pages = Pages(engine, clock)
+    pages = Pages(engine, clock, secret or accounts.web_secret())
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return pages.not_found(request, exc)
