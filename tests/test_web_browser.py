@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_play
 from tests.web_support import HOSTILE_TITLE, NOW, TENANT, populate
 from tracker.config import load_config
 from tracker.store import db
+from tracker.web import accounts
 from tracker.web.app import call_url, calls_url, create_app
 from tracker.web.security import CONTENT_SECURITY_POLICY
 from tracker.web.serve import bind, server
@@ -32,6 +33,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "tmp" / "artifacts"
 NARROW = 390  # a phone's width, in CSS pixels
+MANAGER, PASSWORD = "ana@example.org", "correct horse battery"
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -46,6 +48,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     engine = db.make_engine(f"sqlite:///{directory / 'callwatch.db'}")
     db.upgrade(engine)
     populate(engine)
+    accounts.add_user(engine, MANAGER, PASSWORD, tenant=TENANT, role="manager", now=NOW)
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     uvicorn = server(create_app(load_config(None, environ={}), engine, lambda: NOW))
@@ -200,7 +203,30 @@ def test_csp_is_sent_and_enforced(page: Page, base_url: str) -> None:
     assert any("Content Security Policy" in error for error in watch.errors)
 
 
-@pytest.mark.parametrize("path", ["/", calls_url(TENANT), call_url(TENANT, "ft_portal:H2-HOSTILE"),
+def test_a_manager_signs_in_and_out(page: Page, base_url: str) -> None:
+    """The Secure cookies work on 127.0.0.1 over HTTP (a secure origin to browsers)."""
+    watch = Watch(page)
+    page.goto(base_url + "/account")
+    page.wait_for_url(re.compile(r"/signin\?next=%2Faccount$"))
+    page.get_by_label("Email").fill(MANAGER)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").inner_text() == "The email or the password is wrong."
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(base_url + "/account")
+    assert MANAGER in page.locator("main").inner_text()
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    session = cookies["callwatch_session"]
+    assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Lax"
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(base_url + "/")
+    page.goto(base_url + "/account")
+    page.wait_for_url(re.compile(r"/signin"))
+    assert watch.dialogs == []
+
+
+@pytest.mark.parametrize("path", ["/", "/signin", calls_url(TENANT), call_url(TENANT, "ft_portal:H2-HOSTILE"),
                                   call_url(TENANT, "ft_portal:H2-SOON"), "/t/nobody/calls"])
 def test_readable_at_390_px(phone: Page, base_url: str, path: str) -> None:
     phone.goto(base_url + path)
