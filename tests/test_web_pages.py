@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 
 from tests.web_support import FILLERS, HOSTILE_TITLE, NOW, OTHER_TENANT, TENANT, populate
 from tracker.config import load_config
+from tracker.errors import ConfigError
 from tracker.web.app import call_url, calls_url, create_app
 from tracker.web.browse import PAGE_SIZE, BadFilter, CallFilters
 from tracker.web.security import CONTENT_SECURITY_POLICY
@@ -262,6 +263,19 @@ def test_the_vendored_htmx_version_is_the_documented_one() -> None:
 
 
 # -- `callwatch web` ---------------------------------------------------------------------------
+
+def test_web_settings_default_to_loopback_and_check_their_values() -> None:
+    web = load_config(None, environ={}).web
+    assert web.address() == ("127.0.0.1", 8080)
+    assert web.base_url("127.0.0.1", 8080) == "http://127.0.0.1:8080"
+    web = load_config(None, environ={"CALLWATCH_WEB__LISTEN": " [::1]:9000 ",
+                                     "CALLWATCH_WEB__PUBLIC_URL": "https://calls.example.org/"}).web
+    assert web.address() == ("::1", 9000)
+    assert web.base_url("::1", 9000) == "https://calls.example.org"
+    for key, value in (("LISTEN", "8080"), ("PUBLIC_URL", "calls.example.org")):
+        with pytest.raises(ConfigError, match=f"web.{key.lower()}"):
+            load_config(None, environ={f"CALLWATCH_WEB__{key}": value})
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

@@ -256,6 +256,20 @@ class HealthSettings(_Section):
         return split_listen(self.listen) if self.listen else None
 
 
+def _checked_listen(value: str) -> str:
+    """``value`` trimmed, when empty or ``host:port`` (else ValueError, reported with the key)."""
+    value = value.strip()
+    if value:
+        split_listen(value)
+    return value
+
+
+def _checked_base_url(value: str) -> str:
+    """``value`` without spaces around or a ``/`` at the end, when empty or an http(s) URL."""
+    value = value.strip().rstrip("/")
+    return _web_url(value) if value else value
+
+
 #: where `callwatch web` listens when ``web.listen`` is empty: loopback, never every interface
 WEB_DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -280,19 +294,8 @@ class WebSettings(_Section):
         json_schema_extra={"shown_default": "empty"},
     )
 
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        value = value.strip()
-        if value:
-            split_listen(value)
-        return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        return _web_url(value) if value else value
+    _listen = field_validator("listen")(_checked_listen)
+    _public_url = field_validator("public_url")(_checked_base_url)
 
     def address(self) -> tuple[str, int]:
         """(host, port) for `callwatch web`: ``listen``, else loopback port 8080."""
