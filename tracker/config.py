@@ -58,7 +58,8 @@ ENV_PREFIX = "CALLWATCH_"
 APP_NAME = "callwatch"
 
 #: Secrets: read only from these environment variables, never from a file, never logged.
-SECRET_ENV = ("CALLWATCH_TELEGRAM_TOKEN", "CALLWATCH_SMTP_USERNAME", "CALLWATCH_SMTP_PASSWORD")
+SECRET_ENV = ("CALLWATCH_TELEGRAM_TOKEN", "CALLWATCH_SMTP_USERNAME", "CALLWATCH_SMTP_PASSWORD",
+              "CALLWATCH_WEB_SECRET")
 
 
 def _web_url(value: str) -> str:
@@ -281,6 +282,58 @@ class HealthSettings(_Section):
         return split_listen(self.listen) if self.listen else None
 
 
+def _checked_listen(value: str) -> str:
+    """``value`` trimmed, when empty or ``host:port`` (else ValueError, reported with the key)."""
+    value = value.strip()
+    if value:
+        split_listen(value)
+    return value
+
+
+def _checked_base_url(value: str) -> str:
+    """``value`` without spaces around or a ``/`` at the end, when empty or an http(s) URL."""
+    value = value.strip().rstrip("/")
+    return _web_url(value) if value else value
+
+
+#: where `callwatch web` listens when ``web.listen`` is empty: loopback, never every interface
+WEB_DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+class WebSettings(_Section):
+    """The web app (``tracker/web``): public call pages per cluster, and sign-in.
+
+    Loopback unless set: exposing it is a decision (``0.0.0.0:8080``, or better a reverse
+    proxy with TLS in front of ``127.0.0.1:8080``), never a default.
+    """
+
+    listen: str = Field(
+        "", description="`host:port` of the web app (the calls of each cluster, sign-in); "
+        f"empty: `callwatch web` listens on `{WEB_DEFAULT_LISTEN}`, and `callwatch run` and "
+        "`worker` do not serve it",
+        json_schema_extra={"shown_default": f"empty (`callwatch web`: {WEB_DEFAULT_LISTEN})"},
+    )
+    public_url: str = Field(
+        "", description="the address people reach the web app at, e.g. "
+        "`https://calls.example.org` behind a reverse proxy (`callwatch web` prints it; links "
+        "in messages are to use it); empty: `http://` and the address it listens on",
+        json_schema_extra={"shown_default": "empty"},
+    )
+
+    _listen = field_validator("listen")(_checked_listen)
+    _public_url = field_validator("public_url")(_checked_base_url)
+
+    def address(self) -> tuple[str, int]:
+        """(host, port) for `callwatch web`: ``listen``, else loopback port 8080."""
+        return split_listen(self.listen or WEB_DEFAULT_LISTEN)
+
+    def base_url(self, host: str, port: int) -> str:
+        """``public_url``, else the ``http://`` address of ``host:port`` (where it listens)."""
+        if self.public_url:
+            return self.public_url
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def split_listen(value: str) -> tuple[str, int]:
     """``127.0.0.1:8080`` or ``[::1]:8080`` as (host, port); ValueError when it is neither."""
     host, sep, port = value.rpartition(":")
@@ -306,6 +359,7 @@ class Settings(_Section):
     digests: DigestSettings = DigestSettings()
     alerts: AlertSettings = AlertSettings()
     health: HealthSettings = HealthSettings()
+    web: WebSettings = WebSettings()
     #: where the settings came from, for messages (not a config key)
     origin: str = Field("packaged defaults", exclude=True)
 

@@ -749,3 +749,26 @@ class HttpValidatorRow(SQLModel, table=True):
     stored_at: datetime = _utc_column()
 
 http_validators_table = SQLModel.metadata.tables[HttpValidatorRow.__tablename__]
+
+
+# -- the web app: accounts of cluster managers and admins (migration 0011) ----------------------
+
+class UserRow(SQLModel, table=True):
+    """A person who signs in to the web app: a manager sees one tenant, an admin all.
+
+    ``password_hash`` is argon2id (``tracker.web.accounts``); ``password_changed_at`` is in
+    every session cookie, so setting a new password ends the sessions signed in before it.
+    """
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, sa_column_kwargs={"unique": True})
+    tenant: str | None = Field(default=None, max_length=100)
+    role: str = Field(max_length=10)
+    password_hash: str = Field(max_length=200)
+    password_changed_at: datetime = _utc_column()
+    created_at: datetime = _utc_column()
+    last_sign_in: datetime | None = _utc_column(nullable=True)
+
+users_table = SQLModel.metadata.tables[UserRow.__tablename__]
