@@ -64,7 +64,8 @@ def workdir(tmp_path: Path) -> Path:
     url = f"sqlite:///{tmp_path / 'callwatch.db'}"
     off = "".join(f"[sources.{name}]\nenabled = false\n" for name in source_names())
     (tmp_path / "callwatch.toml").write_text(
-        f'[database]\nurl = "{url}"\n[profiles]\ndirectory = "profiles"\n{off}', encoding="utf-8")
+        f'[database]\nurl = "{url}"\n[profiles]\ndirectory = "profiles"\n'
+        f'[alerts]\nsummary_after = 0\n{off}', encoding="utf-8")  # one alert per call, no summary
     engine = db.make_engine(url)
     db.upgrade(engine)
     soon = NOW + timedelta(days=40)

@@ -97,7 +97,7 @@ def test_a_post_to_an_emails_list_unsubscribe_url_ends_exactly_that_subscription
     config = tmp_path / "callwatch.toml"
     config.write_text(config.read_text(encoding="utf-8").replace(
         "[notifiers.email]\n", f'[notifiers.email]\npublic_url = "{PUBLIC}/"\n')
-        + '[health]\nlisten = "127.0.0.1:0"\n', encoding="utf-8")
+        + '[health]\nlisten = "127.0.0.1:0"\n[alerts]\nsummary_after = 0\n', encoding="utf-8")
     world.settings = load_config(config, environ={})
     # agri-food first: an email must name the subscription it was sent for, not the
     # subscriber's first one

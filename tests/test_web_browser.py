@@ -158,7 +158,7 @@ def test_filter_with_the_form_then_open_a_call_and_its_history(page: Page, base_
     page.wait_for_url(re.compile(re.escape(call_url(TENANT, "ft_portal:H2-SOON")) + "$"))
     assert page.locator("h1").inner_text() == "Electrolyser stacks for steel plants"
     assert page.locator("ol.timeline li").all_inner_texts() == [
-        "23 Nov 2026 Deadline moved: 20 Dec 2026 → 1 Dec 2026",
+        "23 Nov 2026 deadline 20 Dec → 1 Dec 2026",
         "15 Nov 2026 First seen by callwatch"]
     assert watch.errors == [] and watch.dialogs == []
 
