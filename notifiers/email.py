@@ -51,7 +51,6 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from tracker.delivery.unsubscribe import links, with_footer
 from tracker.destinations import is_loopback_host
 from tracker.errors import ChannelGone, ChannelRejected, ChannelUnavailable, ConfigError
 from tracker.ports import ChannelPlugin, ChannelSettings, Message, Notifier, Recipient, SendResult
@@ -230,6 +229,8 @@ def unsubscribe_headers(sender: str, token: str | None, url_template: str,
     if not token:
         return {}
     safe_token = quote(token, safe="")
+    from tracker.delivery.unsubscribe import links  # Jinja: loaded when a mail is built
+
     own = links(public_url, safe_token)
     url = url_template.replace("{token}", safe_token) if url_template else (
         own.unsubscribe if own is not None else "")
@@ -259,6 +260,8 @@ def build_email(message: Message, *, sender: str, to: str, unsubscribe_token: st
                                            public_url).items():
         mime[name] = value
     token = quote(unsubscribe_token, safe="") if unsubscribe_token else ""
+    from tracker.delivery.unsubscribe import links, with_footer
+
     text, html = with_footer(message.text, message.html, links(public_url, token))
     mime.set_content(text)
     mime.add_alternative(html, subtype="html")

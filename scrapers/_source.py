@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from bs4 import BeautifulSoup, Tag
+if TYPE_CHECKING:  # bs4 is loaded by the parsers, not when the configuration loads the sources
+    from bs4 import BeautifulSoup, Tag
 
 from scrapers._pages import BotChallenge, absolute, fetch_page, same_site
 from scrapers._records import RecordBatch

@@ -179,5 +179,6 @@ subscriptions:
     world.now += timedelta(hours=6)
     world.cycle()
     assert set(_tokens(world)) == left
-    moved = [m for m in world.smtp.messages[before:] if "Deadline moved" in _plain(m.message)]
+    moved = [m for m in world.smtp.messages[before:]
+             if re.search(r"(?i)\bdeadline [^\n]*→", _plain(m.message))]
     assert [m.rcpt_tos for m in moved] == [("bo@example.org",)]
