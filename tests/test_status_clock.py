@@ -234,7 +234,7 @@ def test_the_clock_opens_and_closes_calls_without_a_scrape_and_tells_once(world:
     assert [m["call_id"] for m in world.json("match", "--all", "--format", "json")] == [EDF]
     assert world.statuses() == {EDF: "open", CL4: "open"}  # not stored yet
     closed = _cycle(world)
-    assert len(closed) == 1 and CL4_TITLE in closed[0] and "Closed for submission" in closed[0]
+    assert len(closed) == 1 and CL4_TITLE in closed[0] and "now closed" in closed[0]
     world.now += timedelta(hours=1)
     assert _cycle(world) == []
 
@@ -244,7 +244,7 @@ def test_the_clock_opens_and_closes_calls_without_a_scrape_and_tells_once(world:
     assert {c["id"]: c["status"] for c in world.json("export", "json")} == {
         EDF: "closed", CL4: "closed"}
     closed = _cycle(world)
-    assert len(closed) == 1 and EDF_TITLE in closed[0] and "Closed for submission" in closed[0]
+    assert len(closed) == 1 and EDF_TITLE in closed[0] and "now closed" in closed[0]
     world.now += timedelta(days=1)
     assert _cycle(world) == []
     assert world.statuses() == {EDF: "closed", CL4: "closed"}
