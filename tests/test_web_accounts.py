@@ -265,7 +265,8 @@ def test_every_form_carries_a_csrf_token(app: Starlette) -> None:
 
 # -- `callwatch users` -------------------------------------------------------------------------
 
-def test_users_add_passwd_and_list(tmp_path: Path, database_url: str) -> None:
+def test_users_add_passwd_and_list(tmp_path: Path, database_url: str, engine: Engine) -> None:
+    """On an upgraded store (PostgreSQL is upgraded by `callwatch upgrade`, not by a command)."""
     def run(*args: str, stdin: str = "") -> tuple[int, str]:
         result = CliRunner().invoke(cli, ["--db", database_url, "users", *args], input=stdin)
         return result.exit_code, result.output
