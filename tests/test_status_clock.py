@@ -161,6 +161,8 @@ enabled = false
 enabled = false
 [notifiers.telegram]
 base_url = "{telegram.base_url}"
+[alerts]
+summary_after = 0  # one message per call, first cycle included: the tests count them
 """, encoding="utf-8")
         yield World(portal, telegram, config, database_url, engine)
 
@@ -211,7 +213,7 @@ def test_the_clock_opens_and_closes_calls_without_a_scrape_and_tells_once(world:
 
     opened = _cycle(world)  # no scrape: the statuses step stores what the clock did
     assert len(opened) == 2  # one alert per call, nothing more
-    assert all("Now open for submission" in text for text in opened)
+    assert all("• now open" in text for text in opened)
     assert any(EDF_TITLE in text for text in opened) and any(CL4_TITLE in text for text in opened)
     assert world.statuses() == {EDF: "open", CL4: "open"}
     store = Store(world.engine)
@@ -232,7 +234,7 @@ def test_the_clock_opens_and_closes_calls_without_a_scrape_and_tells_once(world:
     assert [m["call_id"] for m in world.json("match", "--all", "--format", "json")] == [EDF]
     assert world.statuses() == {EDF: "open", CL4: "open"}  # not stored yet
     closed = _cycle(world)
-    assert len(closed) == 1 and CL4_TITLE in closed[0] and "Closed for submission" in closed[0]
+    assert len(closed) == 1 and CL4_TITLE in closed[0] and "• now closed" in closed[0]
     world.now += timedelta(hours=1)
     assert _cycle(world) == []
 
@@ -242,7 +244,7 @@ def test_the_clock_opens_and_closes_calls_without_a_scrape_and_tells_once(world:
     assert {c["id"]: c["status"] for c in world.json("export", "json")} == {
         EDF: "closed", CL4: "closed"}
     closed = _cycle(world)
-    assert len(closed) == 1 and EDF_TITLE in closed[0] and "Closed for submission" in closed[0]
+    assert len(closed) == 1 and EDF_TITLE in closed[0] and "• now closed" in closed[0]
     world.now += timedelta(days=1)
     assert _cycle(world) == []
     assert world.statuses() == {EDF: "closed", CL4: "closed"}
@@ -263,7 +265,7 @@ def test_the_daemon_statuses_job_tells_once(world: World) -> None:
             world.now = BOTH_OPEN
             await daemon.statuses()
             opened = world.sent_since(2)
-            assert len(opened) == 2 and all("Now open for submission" in t for t in opened)
+            assert len(opened) == 2 and all("• now open" in t for t in opened)
             world.now += timedelta(minutes=5)
             await daemon.statuses()  # the job's next run
             assert len(world.telegram.sent) == 4

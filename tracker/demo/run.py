@@ -405,11 +405,16 @@ def format_summary(report: DemoReport) -> str:
     lines += [
         "",
         f"delivered messages are in {report.out}/",
-        f"  email/     {counts['email']} .eml files, each with an .html beside it to open in a browser",
-        f"  telegram/  {counts['telegram']} .txt files (the text each chat received)",
-        f"  webhook/   {counts['webhook']} .json files (the signed JSON bodies)",
+        f"  email/     {_files(counts['email'], '.eml')}, each with an .html beside it to open "
+        "in a browser",
+        f"  telegram/  {_files(counts['telegram'], '.txt')} (the text each chat received)",
+        f"  webhook/   {_files(counts['webhook'], '.json')} (the signed JSON bodies)",
         f"browse the calls: callwatch --db sqlite:///{report.database} calls list",
         f"finished in {report.seconds:.1f} s",
     ]
     return "\n".join(lines)
 
+
+def _files(count: int, suffix: str) -> str:
+    """"1 .txt file", "4 .txt files"."""
+    return f"{count} {suffix} file{'' if count == 1 else 's'}"
