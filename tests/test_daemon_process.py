@@ -273,12 +273,13 @@ def test_alerts_a_graceful_stop_a_restart_and_a_standby_that_takes_over(world: W
     """Issue 6's done-when line, in the order an operator lives it: alerts arrive; a SIGTERM
     during a scrape lets it finish and exits 0; the restart sends what was left, once; a
     second process waits without scraping or sending, and takes over when the first exits."""
-    # 1. The first scrape's new matches reach Telegram and email.
+    # 1. The first scrape's new matches reach Telegram and email (a first cycle: one summary
+    #    on each channel, the H2 topic in it)
     first = world.start("first")
-    world.wait_for("the new-match alerts for the H2 topic on both channels", lambda: bool(
-        world.telegram_texts(H2_TITLE) and world.mail_subjects(H2_TITLE)))
+    world.wait_for("the first-cycle summaries on both channels", lambda: bool(
+        world.telegram_texts(H2_TITLE) and world.mail_subjects("calls match")))
     world.wait_for("the first cycle's outbox to be sent", world.settled)
-    assert any("New matching call" in text for text in world.telegram_texts(H2_TITLE))
+    assert any("calls match" in text for text in world.telegram_texts(H2_TITLE))
     world.assert_each_delivery_arrived_once()
     first_keys = {r.key for r in world.rows()}
 
@@ -308,14 +309,15 @@ def test_alerts_a_graceful_stop_a_restart_and_a_standby_that_takes_over(world: W
                    lambda: "scheduler lock acquired; running" in second.log())
     # a second process on the same database, started now so its start-up overlaps the wait
     standby = world.start("standby", CALLWATCH_HTTP__USER_AGENT=STANDBY_AGENT)
+    moved_marker = "• deadline "  # what an alert about a moved deadline says
     world.wait_for("the deadline-moved alerts after the restart", lambda: bool(
-        world.telegram_texts("Deadline moved") and world.mail_subjects("Deadline moved")))
+        world.telegram_texts(moved_marker) and world.mail_subjects("Deadline ")))
     world.wait_for("the restarted daemon's outbox to be sent", world.settled)
-    assert [t for t in world.telegram_texts("Deadline moved") if _day(moved) in t], \
-        world.telegram_texts("Deadline moved")
-    assert len(world.telegram_texts("Deadline moved")) == 1
-    assert len(world.mail_subjects("Deadline moved")) == 1
-    assert len(world.telegram_texts(H2_TITLE)) == 2  # the new match, then the moved deadline
+    assert [t for t in world.telegram_texts(moved_marker) if _day(moved) in t], \
+        world.telegram_texts(moved_marker)
+    assert len(world.telegram_texts(moved_marker)) == 1
+    assert len(world.mail_subjects("Deadline ")) == 1
+    assert len(world.telegram_texts(H2_TITLE)) == 2  # the summary, then the moved deadline
     world.assert_each_delivery_arrived_once()
     # the leader's heartbeat (what `callwatch status` reads) and its /healthz say it runs
     assert world.leader() == f"{socket.gethostname()}:{second.process.pid}"
@@ -347,8 +349,10 @@ def test_alerts_a_graceful_stop_a_restart_and_a_standby_that_takes_over(world: W
     assert standby.terminate() == 0, standby.log()
     assert scheduler_state(read_heartbeat(world.engine), datetime.now(UTC)) == "stopped"
     world.assert_each_delivery_arrived_once()
-    assert len(world.telegram_texts(H2_TITLE)) == 2
-    assert len(world.mail_subjects(H2_TITLE)) == 2
+    assert len(world.telegram_texts(H2_TITLE)) == 2  # the summary, the moved deadline
+    # by email: the summary (its subject names the profile), the moved deadline
+    assert len(world.mail_subjects("calls match")) == 1
+    assert len(world.mail_subjects(H2_TITLE)) == 1
 
 
 def test_the_scheduler_lock_is_one_per_database_and_schema(engine: Engine, tmp_path: Path) -> None:
