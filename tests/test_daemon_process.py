@@ -223,8 +223,6 @@ def world(tmp_path: Path, engine: Engine, database_url: str) -> Iterator[World]:
         disabled = "".join(f"[sources.{name}]\nenabled = false\n"
                            for name in ("eccp", "eismea", "hadea", "eit", "cascade_hub"))
         (tmp_path / "callwatch.toml").write_text(f"""
-[alerts]
-summary_after = 0
 [profiles]
 directory = "profiles"
 [subscribers]
