@@ -103,16 +103,15 @@ def test_demo_runs_a_full_cycle_and_writes_every_delivered_message(demo: DemoRun
     assert calls == stored
     assert {"ft_portal", "interreg", "eccp", "eismea", "eit", "cascade_hub"} <= set(calls)
 
-    # the first cycle: Ana gets each hydrogen match on Telegram and by email, the Alentejo
-    # team each of theirs on the webhook, Lars one daily digest email
+    # the first cycle: Ana's hydrogen matches come as one summary on Telegram and one by
+    # email (a first cycle does not flood), Lars gets one daily digest email
     matches = {name: row[0] for name, row in summary["matches per profile"].items()}
     profiles = {p.stem for p in (bundled_config_dir() / "profiles").glob("*.yaml")}
     assert set(matches) == profiles
-    assert first["telegram"] == matches["hydrogen-valley"] > 0
-    assert first["webhook"] == matches["alentejo-agrifood"] > 0
+    assert matches["hydrogen-valley"] > 1 and first["telegram"] == 1
+    assert matches["alentejo-agrifood"] > 1 and first["webhook"] == 1
     addressed = [(str(m["To"]), str(m["Subject"])) for m in parsed]
-    assert [to for to, _ in addressed[:first["email"]]].count("ana@hydrogen-valley.example.org") == \
-        matches["hydrogen-valley"]
+    assert [to for to, _ in addressed[:first["email"]]].count("ana@hydrogen-valley.example.org") == 1
     lars = [subject for to, subject in addressed if to == "lars@nordic-vision.example.com"]
     assert "daily digest" in lars[0] and "daily digest" in lars[-1] and len(lars) == 3
 
@@ -236,7 +235,8 @@ def test_the_second_cycle_delivers_a_moved_deadline_an_opening_and_a_digest_of_c
     # Ana is told at once, on both her channels, that the deadline moved
     alerts = stored(demo, "SELECT channel, status, message FROM deliveries "
                           "WHERE kind = 'alert' AND call_id = :call ORDER BY id", call=moved)
-    later = [(channel, status) for channel, status, message in alerts if "moved" in str(message).lower()]
+    later = [(channel, status) for channel, status, message in alerts
+             if re.search(r"(?i)deadline [^\n]*(→|\\u2192)", str(message))]
     assert sorted(later) == [("email", "sent"), ("telegram", "sent")]
     # Lars's second digest email holds the budget change and the new topic
     digests = sorted((demo.out / "email").glob("*-lars-*digest*.eml"))
