@@ -68,7 +68,7 @@ import jinja2
 from markupsafe import Markup
 
 from tracker.dates import isoformat_utc, to_utc
-from tracker.delivery.changes import ChangeNote, clip, counts_text, what_changed
+from tracker.delivery.changes import ChangeNote, clip, counts_text, subject_counts, what_changed
 from tracker.delivery.wording import (
     Phrase,
     count,
@@ -647,12 +647,10 @@ def render_digest(
     sections = [s for s in groups if s.items]
     if not sections:
         return None
-    counted = [("count.new", len(fresh))] if fresh else []
-    for key in dict.fromkeys(i.notes[0].counted_as for i in moved):
-        counted.append((key, sum(1 for i in moved if i.notes[0].counted_as == key)))
-    counted += [(f"count.{s.key}", len(s.items)) for s in sections
-                if s.key in ("closing", "opening")]
-    counts = counts_text(dict(counted))
+    counted = {"count.new": len(fresh)} if fresh else {}
+    counted |= subject_counts(i.notes[0].counted_as for i in moved)
+    counted |= {f"count.{s.key}": len(s.items) for s in sections if s.key in ("closing", "opening")}
+    counts = counts_text(counted)
     today = format_day(to_utc(now).astimezone(zone).date())
     intro = say("digest.intro", period=say(f"period.{period}"), day=today, counts=counts)
     subject = say("digest.subject", period=say(f"period.{period}"), counts=counts)
