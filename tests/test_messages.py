@@ -91,6 +91,19 @@ def test_a_digest_has_sections_and_a_subject_that_counts_what_happened() -> None
     assert "<li>deadline 12 Mar → 26 Mar 2027</li>" in message.html
 
 
+def test_opening_soon_is_ordered_by_opening_date() -> None:
+    def forthcoming(native_id: str, days: int) -> AlertItem:
+        return new(native_id, status=CallStatus.FORTHCOMING,
+                   opening_date=NOW + timedelta(days=days), deadlines=(NOW + timedelta(days=90),))
+
+    message = render_digest(opening=[forthcoming("A", 5), forthcoming("B", 2),
+                                     forthcoming("C", 3)], now=NOW)
+    assert message is not None
+    [section] = message.document["sections"]
+    assert [i["call_id"] for i in section["items"]] == ["ft_portal:B", "ft_portal:C",
+                                                        "ft_portal:A"]
+
+
 def test_an_alert_says_what_changed_about_its_one_call() -> None:
     alert = render_alert(moved(), now=NOW, timezone="Europe/Madrid")
     assert alert.subject.startswith("Deadline 12 Mar → 26 Mar 2027 — ")

@@ -136,6 +136,7 @@ class _Item:
     budget: str
     summary: str = ""
     action_type: str = ""
+    opening: datetime | None = None
     opening_text: str = ""
     #: every cut-off still ahead (or the last one, when all have passed), "<when> (<days>)"
     cutoffs: list[str] = field(default_factory=list)
@@ -301,6 +302,7 @@ def _display_fields(call: CallRecord, now: datetime, zone: ZoneInfo,
         budget=budget_line(call),
         summary=first_sentences(call.summary),
         action_type=clip(call.action_type or "", 80),
+        opening=opening,
         opening_text=format_day(to_utc(opening).astimezone(zone).date()) if opening else "",
         cutoffs=_cutoffs(call, now, zone),
         deadline_model=clip(call.deadline_model or "", 60),
@@ -642,7 +644,8 @@ def render_digest(
         _Section("closing", say("section.closing"), _by_deadline(
             _merge(closing, now, zone, seen), now)),
         _Section("opening", say("section.opening"), sorted(
-            _merge(opening, now, zone, seen), key=lambda i: (i.opening_text == "", i.call_id))),
+            _merge(opening, now, zone, seen),
+            key=lambda i: (i.opening is None, i.opening or now, i.call_id))),
     ]
     sections = [s for s in groups if s.items]
     if not sections:
