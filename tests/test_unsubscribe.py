@@ -23,9 +23,11 @@ from tests.test_delivery import World, _move_h2_deadline
 from tests.test_delivery import world as delivery_world  # noqa: F401 - the fixture `world` takes
 from tests.test_health import serve
 from tracker.config import load_config
-from tracker.delivery.outbox import enqueue_digests
-from tracker.delivery.unsubscribe import links
+from tracker.delivery.outbox import enqueue_digests, sync_subscribers
+from tracker.delivery.subscribers import Subscriber
+from tracker.delivery.unsubscribe import links, token_for_delivery
 from tracker.store.db import opt_outs_table, subscribers_table, subscriptions_table
+from tracker.yamlfiles import parse_model_text
 
 H2_TITLE = "PEM and solid-oxide electrolysers"
 PUBLIC = "https://alerts.example.org/callwatch"
@@ -182,3 +184,21 @@ subscriptions:
     moved = [m for m in world.smtp.messages[before:]
              if re.search(r"(?i)\bdeadline [^\n]*→", _plain(m.message))]
     assert [m.rcpt_tos for m in moved] == [("bo@example.org",)]
+
+
+def test_a_summary_names_an_instant_subscription_not_the_subscribers_first(engine: Engine) -> None:
+    """A summary stands for instant alerts: its unsubscribe link must not end the daily
+    digest the subscriber happens to have subscribed to first."""
+    subscriber, problems = parse_model_text(
+        "name: ana\nchannels: {email: ana@example.org}\nsubscriptions:\n"
+        "  - {profile: alentejo-agrifood, mode: daily}\n"
+        "  - {profile: hydrogen-valley, mode: instant}\n", Subscriber, "test")
+    assert subscriber is not None, problems
+    sync_subscribers(engine, [subscriber], datetime(2026, 11, 25, tzinfo=UTC))
+    with engine.connect() as connection:
+        subscriber_id, instant = connection.execute(
+            sa.select(subscriptions_table.c.subscriber_id, subscriptions_table.c.token)
+            .where(subscriptions_table.c.profile == "hydrogen-valley")).one()
+        found = token_for_delivery(connection, subscriber_id, "email", "summary", None,
+                                   f"summary|{subscriber_id}|email|0123abcd")
+    assert found == instant

@@ -31,7 +31,8 @@ walked up to a real one.
 Each email knows which subscription it comes from (``token_for_delivery``): an alert's or
 reminder's is the subscription, on that channel, of the profile that matched the call; a
 digest's is the first subscription it gathers (ending it stops that profile in the
-digest; the manage page ends the others).
+digest; the manage page ends the others); a summary's (a cycle's instant alerts in one
+message) is the first instant subscription on that channel.
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def token_for_delivery(connection: Connection, subscriber_id: int, channel: str,
         .where(subscriptions_table.c.subscriber_id == subscriber_id)
         .order_by(subscriptions_table.c.id))
         if row.channels is None or channel in row.channels]
-    if kind == "alert":
+    if kind in ("alert", "summary"):  # a summary stands for a cycle's instant alerts
         rows = [row for row in rows if row.mode == "instant"]
     elif kind == "digest":
         parts = key.split("|")  # digest|subscriber|channel|mode|period
