@@ -495,9 +495,7 @@ def read_changes(connection: Connection) -> ChangedCalls | None:
         return None
     changes: dict[str, list[tuple[int, Change]]] = defaultdict(list)
     for row in rows:
-        changes[row.call_id].append((row.id, Change(
-            call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field, old=row.old,
-            new=row.new, at=row.at)))
+        changes[row.call_id].append((row.id, _change(row)))
     calls: dict[str, CallRecord] = {}
     for chunk in _chunks(sorted(changes)):
         for row in connection.execute(sa.select(calls_table.c.id, calls_table.c.record)
@@ -622,7 +620,7 @@ class _Member:
     timezone: str
     muted: bool
     position: int  # ``digested_through``
-    reminders: tuple[int, ...] = (30, 7, 1)  # days before a cut-off: closing soon
+    reminders: tuple[int, ...]  # days before a cut-off: closing soon
 
 
 @dataclass(frozen=True)
@@ -641,7 +639,7 @@ def _digest_members(connection: Connection, now: datetime, usable: Iterable[str]
     return [_Member(subscription_id=row.id, subscriber_id=row.subscriber_id,
                     subscriber=row.name, profile=row.profile, mode=row.mode, channels=channels,
                     timezone=row.timezone, muted=_muted(row.muted_until, now),
-                    position=row.digested_through, reminders=tuple(row.reminders or ()))
+                    position=row.digested_through, reminders=tuple(row.reminders))
             for row, channels in _subscriptions(connection, usable, id_range=id_range,
                                                 modes=("daily", "weekly"))]
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tracker.delivery import SUMMARY_AFTER
+from tracker.delivery import REMINDER_DAYS, SUMMARY_AFTER
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind
 from tracker.rules.matcher import Match, match_calls
 from tracker.rules.profiles import Profile
@@ -85,7 +85,7 @@ class Audience:
     channels: tuple[str, ...]
     timezone: str
     quiet_hours_end: datetime | None = None  # set when ``now`` is inside quiet hours
-    reminders: tuple[int, ...] = (30, 7, 1)
+    reminders: tuple[int, ...] = REMINDER_DAYS
     token: str | None = None
 
 
@@ -330,8 +330,8 @@ def digest_period(mode: str, now: datetime, timezone: str,
     return None
 
 
-def closing_soon(call: CallRecord, mode: str, now: datetime, timezone: str = "UTC",
-                 reminders: Iterable[int] = (30, 7, 1)) -> bool:
+def closing_soon(call: CallRecord, mode: str, now: datetime, timezone: str,
+                 reminders: Iterable[int]) -> bool:
     """Whether ``call`` belongs in a ``mode`` digest's "closing soon" section: one of its
     cut-offs reaches one of the subscriber's ``reminders`` (days before it, counted in
     their zone) within the digest's period, so a call is listed on those days, not in

@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from tracker.delivery import REMINDER_DAYS
 from tracker.destinations import webhook_url_problem
 from tracker.i18n import LANGUAGES
 from tracker.plugins import channel_plugins
@@ -136,7 +137,7 @@ class Subscriber(_Strict):
     channels: Channels
     subscriptions: tuple[Subscription, ...] = Field(min_length=1)
     quiet_hours: str | None = Field(None, description='"22:00-07:00" in the subscriber\'s timezone')
-    reminders: tuple[int, ...] = Field((30, 7, 1), description="days before each cut-off")
+    reminders: tuple[int, ...] = Field(REMINDER_DAYS, description="days before each cut-off")
 
     @field_validator("name")
     @classmethod
