@@ -16,7 +16,7 @@ from tests.factories import make_call
 from tracker.exports import formats, reading
 from tracker.exports.formats import FeedItem
 from tracker.exports.rows import CSV_COLUMNS
-from tracker.models import CallRecord, ScrapeResult
+from tracker.models import CallRecord, ChangeKind, ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
 from tracker.store.calls import Store, StoredCall
@@ -117,6 +117,17 @@ def test_ical_uids_are_stable_and_sequence_rises_when_a_deadline_moves(
     _store_run(store, [moved_again], T0 + timedelta(days=2))
     again = _events(formats.to_ical(reading.profile_items(engine, "h2"), name="h2"))
     assert int(again["ft_portal:H2-A/1@callwatch"]["SEQUENCE"]) == 2
+
+
+def test_a_feed_item_carries_its_calls_latest_changes_and_every_deadline_move(
+        store: Store, engine: Engine, two_cutoffs: CallRecord) -> None:
+    for days in (14, 21):
+        moved = two_cutoffs.model_copy(update={"deadlines": (CUT_1, CUT_2 + timedelta(days=days))})
+        _store_run(store, [moved], T0 + timedelta(days=days))
+    [item] = reading.profile_items(engine, "h2")
+    assert item.deadline_changes == 2
+    [latest] = item.changes  # the second move only: the first and the ``new`` are older
+    assert latest.kind is ChangeKind.DEADLINE_CHANGED and latest.at == T0 + timedelta(days=21)
 
 
 def test_ical_of_unchanged_data_is_byte_identical(engine: Engine, two_cutoffs: CallRecord) -> None:

@@ -52,10 +52,13 @@ def deadline_changes(engine: Engine, call_ids: Collection[str]) -> dict[str, int
     return counts
 
 
-def latest_changes(engine: Engine, call_ids: Collection[str]) -> dict[str, tuple[Change, ...]]:
-    """Each call's latest changes: the events recorded with its newest one (one run's diff),
-    ``new`` left out. What a feed entry says changed."""
+def change_history(engine: Engine, call_ids: Collection[str]
+                   ) -> tuple[dict[str, int], dict[str, tuple[Change, ...]]]:
+    """Each call's deadline moves (as ``deadline_changes`` counts them) and its latest
+    changes: the events recorded with its newest one (one run's diff), ``new`` left out,
+    what a feed entry says changed. Both from one read of the calls' events."""
     ids = sorted(set(call_ids))
+    moves: dict[str, int] = {}
     latest: dict[str, list[Change]] = {}
     with engine.connect() as connection:
         for chunk in chunks(ids):
@@ -64,12 +67,14 @@ def latest_changes(engine: Engine, call_ids: Collection[str]) -> dict[str, tuple
                                           .order_by(changes_table.c.id)):
                 change = Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field,
                                 old=row.old, new=row.new, at=row.at)
+                if change.kind is ChangeKind.DEADLINE_CHANGED:
+                    moves[row.call_id] = moves.get(row.call_id, 0) + 1
                 kept = latest.get(row.call_id)
                 if kept is None or kept[-1].at != change.at:
                     kept = latest[row.call_id] = []
                 kept.append(change)
-    return {call_id: tuple(c for c in changes if c.kind is not ChangeKind.NEW)
-            for call_id, changes in latest.items()}
+    return moves, {call_id: tuple(c for c in changes if c.kind is not ChangeKind.NEW)
+                   for call_id, changes in latest.items()}
 
 
 def _reasons(engine: Engine, profile: str) -> dict[str, tuple[str, ...]]:
@@ -91,8 +96,7 @@ def profile_items(engine: Engine, profile: str) -> list[FeedItem]:
     ids = rules.matched_calls(profile) - dismissed
     calls = sorted(rules.calls(ids), key=_deadline_key)
     reasons = _reasons(engine, profile)
-    moves = deadline_changes(engine, ids)
-    latest = latest_changes(engine, ids)
+    moves, latest = change_history(engine, ids)
     return [FeedItem(call=c, reasons=reasons.get(c.id, ()), deadline_changes=moves.get(c.id, 0),
                      changes=latest.get(c.id, ()))
             for c in calls]
