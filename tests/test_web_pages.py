@@ -85,8 +85,12 @@ def test_a_page_lists_by_the_next_deadline_it_shows_as_calls_list_does() -> None
     assert [entry[0].id for entry in entries] == [two_stage.id]
     assert (total, page, pages) == (2, 1, 2)
     assert [e[0] for e in select_page(listing, CallFilters(page=2), NOW, size=1)[0]] == [later]
+    undated = stored("SMP-COSME-2026-UNDATED")
+    tie = stored("SMP-COSME-2026-TIE", NOW + timedelta(days=60))
+    listing = [undated, later, two_stage, tie]
     assert select_page(listing, CallFilters(), NOW)[0] == \
-        soonest_next_first(deduplicated(listing), NOW)
+        soonest_next_first(deduplicated(listing), NOW) == [
+            (two_stage,), (later,), (tie,), (undated,)]
 
 
 # -- the pages ---------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tracker.cli.calls import soonest_next_first
 from tracker.errors import NotFoundError
 from tracker.exports.rows import deduplicated
 from tracker.models import CallRecord, CallStatus, Change
@@ -116,7 +115,7 @@ class CallsPage:
 def select_page(calls: Sequence[StoredCall], filters: CallFilters, now: datetime,
                 size: int = PAGE_SIZE) -> tuple[list[tuple[StoredCall, ...]], int, int, int]:
     """Filter ``calls`` (in the store's order) at ``now``, deduplicate, order by the next
-    deadline shown (``soonest_next_first``, as `calls list`), and cut the page.
+    deadline shown (as `calls list`: none last, ties in the store's order), and cut the page.
 
     Returns (entries on the page, total entries, the page shown, number of pages); a page
     past the end shows the last one.
@@ -130,7 +129,14 @@ def select_page(calls: Sequence[StoredCall], filters: CallFilters, now: datetime
         current = [call for call in current
                    if (deadline := call.record.next_deadline(now)) is not None
                    and now <= deadline <= until]
-    entries = soonest_next_first(deduplicated(current), now)
+
+    def shown_deadline(entry: tuple[StoredCall, ...]) -> tuple[bool, datetime]:
+        deadline = entry[0].record.next_deadline(now)
+        return deadline is None, deadline or now
+
+    # `calls list`'s order (tracker.cli.calls.soonest_next_first, which the web may not
+    # import: tracker.cli imports tracker.web); a test checks the two agree
+    entries = sorted(deduplicated(current), key=shown_deadline)
     pages = max(1, -(-len(entries) // size))
     page = min(filters.page, pages)
     return entries[(page - 1) * size : page * size], len(entries), page, pages
