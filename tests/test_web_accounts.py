@@ -99,6 +99,14 @@ def test_a_password_is_stored_as_argon2id_only(engine: Engine) -> None:
     assert accounts.authenticate(engine, "nobody@example.org", PASSWORD, NOW) is None
 
 
+def test_an_unknown_email_is_checked_at_the_cost_of_a_real_password() -> None:
+    """The dummy hash is written in the source: it must keep the hasher's parameters
+    (memory, time, lanes), or an unknown email would answer faster than a known one."""
+    dummy = accounts._DUMMY_HASH
+    assert dummy.startswith("$argon2id$")
+    assert not accounts._HASHER.check_needs_rehash(dummy)
+
+
 @pytest.mark.parametrize(("email", "password", "tenant", "role", "problem"), [
     ("ana@example.org", PASSWORD, None, "manager", "a manager needs a tenant"),
     ("ana@example.org", "short", "t", "manager", "at least 12 characters"),

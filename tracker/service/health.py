@@ -331,22 +331,24 @@ def add_subscription_pages(app: web.Application, engine: Engine) -> None:
     token gets the same 404 as any other unknown URL here.
     """
 
-    async def unsubscribe_page(request: web.Request) -> web.Response:
-        token = request.match_info["token"]
-        view = await asyncio.to_thread(unsubscribe.find_subscription, engine, token)
+    def answer(view: unsubscribe.SubscriptionView | None, token: str) -> web.Response:
         if view is None:
             return web.Response(status=404, text=_NOT_FOUND, headers=PAGE_HEADERS)
         return _page("unsubscribe.html", view=view, mode=_MODES.get(view.mode, view.mode),
-                     unsubscribe_path="", manage_path=f"../manage/{quote(token, safe='')}")
+                     manage_path=f"../manage/{quote(token, safe='')}")
+
+    async def unsubscribe_page(request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        return answer(await asyncio.to_thread(unsubscribe.find_subscription, engine, token),
+                      token)
 
     async def unsubscribe_now(request: web.Request) -> web.Response:
         token = request.match_info["token"]
         view = await asyncio.to_thread(unsubscribe.unsubscribe, engine, token, datetime.now(UTC))
-        if view is None:
-            return web.Response(status=404, text=_NOT_FOUND, headers=PAGE_HEADERS)
-        log.info("unsubscribed from a link subscriber=%s profile=%s", view.subscriber, view.profile)
-        return _page("unsubscribe.html", view=view, mode=_MODES.get(view.mode, view.mode),
-                     unsubscribe_path="", manage_path=f"../manage/{quote(token, safe='')}")
+        if view is not None:
+            log.info("unsubscribed from a link subscriber=%s profile=%s", view.subscriber,
+                     view.profile)
+        return answer(view, token)
 
     async def manage_page(request: web.Request) -> web.Response:
         views = await asyncio.to_thread(unsubscribe.manage_view, engine, request.match_info["token"])

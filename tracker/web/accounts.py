@@ -41,8 +41,12 @@ MIN_PASSWORD = 12
 SESSION_HOURS = 12
 
 _HASHER = PasswordHasher()
-#: what an unknown email's password is checked against (same cost as a real check)
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+#: what an unknown email's password is checked against, at the same cost as a real check:
+#: made once by ``_HASHER`` from a random password that was thrown away, and written here
+#: rather than hashed at import (half a second that every `callwatch users` command and
+#: every start of the web app paid); a test checks it still has ``_HASHER``'s parameters
+_DUMMY_HASH = ("$argon2id$v=19$m=65536,t=3,p=4$MXOmkqaKfLTuc9iTPnvNaw$"
+               "sGY4y441HAP1uO0sUVHiO8d4JZo1X8AXYEri/gDMRLY")
 
 
 @dataclass(frozen=True)

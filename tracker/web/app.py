@@ -11,9 +11,9 @@ Handlers are small: they parse the request, call the read functions of
 render a template. The database is read synchronously in Starlette's thread pool (the
 handlers are plain functions), so a slow query never stalls the event loop.
 
-Routes are gathered in :func:`routes`: the health server's ``/healthz``, ``/metrics`` and
-``/feeds/…`` (``tracker.service.health``) join them there when the web app takes over
-its URLs, and the security middleware then covers them too.
+Routes are gathered in :func:`routes`: the health server's ``/healthz``, ``/metrics``,
+``/feeds/…``, ``/unsubscribe/…`` and ``/manage/…`` (``tracker.service.health``) join them
+there when the web app takes over its URLs, and the security middleware then covers them too.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ clusters.
 open and forthcoming, as `calls list`), programme, and a deadline window (the next cut-off
 within N days). Statuses are the ones calls have at ``now`` (``StoredCall.as_of``), and a
 call seen at several sources is listed once (``tracker.exports.rows.deduplicated``), as
-`calls list` does, so the page and the command agree.
+`calls list` does, and in its order (soonest next deadline first), so the page and the
+command agree.
 
 The database narrows by tenant, programme and stored status; the exact status at ``now``
 and the deadline window are judged on the records, then the page is cut.
@@ -113,7 +114,8 @@ class CallsPage:
 
 def select_page(calls: Sequence[StoredCall], filters: CallFilters, now: datetime,
                 size: int = PAGE_SIZE) -> tuple[list[tuple[StoredCall, ...]], int, int, int]:
-    """Filter ``calls`` (already in listing order) at ``now``, deduplicate, and cut the page.
+    """Filter ``calls`` (in the store's order) at ``now``, deduplicate, order by the next
+    deadline shown (as `calls list`: none last, ties in the store's order), and cut the page.
 
     Returns (entries on the page, total entries, the page shown, number of pages); a page
     past the end shows the last one.
@@ -127,7 +129,14 @@ def select_page(calls: Sequence[StoredCall], filters: CallFilters, now: datetime
         current = [call for call in current
                    if (deadline := call.record.next_deadline(now)) is not None
                    and now <= deadline <= until]
-    entries = deduplicated(current)
+
+    def shown_deadline(entry: tuple[StoredCall, ...]) -> tuple[bool, datetime]:
+        deadline = entry[0].record.next_deadline(now)
+        return deadline is None, deadline or now
+
+    # `calls list`'s order (tracker.cli.calls.soonest_next_first, which the web may not
+    # import: tracker.cli imports tracker.web); a test checks the two agree
+    entries = sorted(deduplicated(current), key=shown_deadline)
     pages = max(1, -(-len(entries) // size))
     page = min(filters.page, pages)
     return entries[(page - 1) * size : page * size], len(entries), page, pages
