@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,15 +48,13 @@ class ConditionalSite(FixtureSite):
     """``FixtureSite`` answering as a server with validators does: each 200 carries an ETag
     (of its body) and a Last-Modified; a request whose If-None-Match names the current ETag
     (or, without If-None-Match, whose If-Modified-Since is the Last-Modified) gets a 304
-    without a body. ``arrivals``: when each request came in (``time.monotonic``)."""
+    without a body."""
 
     def __init__(self, *site: Any, etag: bool = True) -> None:
         super().__init__(*site)  # the routes, or what a FixtureSite subclass takes
         self.etag = etag
-        self.arrivals: list[float] = []
 
     def handle(self, request: Request) -> Reply:
-        self.arrivals.append(time.monotonic())
         reply = super().handle(request)
         if reply.status != 200:
             return reply
