@@ -127,9 +127,6 @@ class PagesServer(PortalReplayServer):
 
 def floor_scrape(url: str, database: Path) -> int:
     """The least a scraper can do: POST each page, json.loads, one bare executemany."""
-    connection = sqlite3.connect(database)
-    connection.execute("CREATE TABLE IF NOT EXISTS calls (id TEXT PRIMARY KEY, title TEXT, "
-                       "raw TEXT)")
     rows: list[tuple[str, str, str]] = []
     with httpx.Client(timeout=60) as client:
         page = 1
@@ -142,6 +139,14 @@ def floor_scrape(url: str, database: Path) -> int:
             if len(results) < PAGE_SIZE:
                 break
             page += 1
+    return store_bare(database, rows)
+
+
+def store_bare(database: Path, rows: list[tuple[str, str, str]]) -> int:
+    """A floor's store: id, title and raw text, one executemany into a bare table."""
+    connection = sqlite3.connect(database)
+    connection.execute("CREATE TABLE IF NOT EXISTS calls (id TEXT PRIMARY KEY, title TEXT, "
+                       "raw TEXT)")
     with connection:
         connection.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?, ?)", rows)
     connection.close()
@@ -193,6 +198,17 @@ def run_callwatch(config: Path, *args: str) -> Run:
 
 def run_floor(url: str, database: Path) -> Run:
     return run_process([sys.executable, __file__, "--floor", url, str(database)])
+
+
+def print_against_floor(floor_label: str, floors: list[Run],
+                        runs: list[tuple[str, Run]]) -> None:
+    """The table of ``runs`` beside the floor: its best wall time and best CPU time of
+    ``floors`` (the same process run several times), each run's ratio to them."""
+    floor = min(floors, key=lambda run: run.wall)._replace(cpu=min(run.cpu for run in floors))
+    print("                                    wall s  ×floor   CPU s  ×floor  peak RSS")
+    for label, run in [(floor_label, floor), *runs]:
+        print(f"{label:35} {run.wall:6.2f}  {run.wall / floor.wall:5.2f}×  {run.cpu:6.2f}  "
+              f"{run.cpu / floor.cpu:5.2f}×  {run.rss:5.0f} MiB")
 
 
 def profile_in_process(config: Path, database: Path) -> str:
@@ -275,16 +291,10 @@ def feed_floor(url: str, database: Path) -> int:
     """The least a feed scraper can do: GET, feedparser, one bare executemany."""
     import feedparser
 
-    connection = sqlite3.connect(database)
-    connection.execute("CREATE TABLE IF NOT EXISTS calls (id TEXT PRIMARY KEY, title TEXT, "
-                       "raw TEXT)")
     with httpx.Client(timeout=60) as client:
         parsed = feedparser.parse(client.get(url).content)
-    rows = [(e.get("id", ""), e.get("title", ""), e.get("summary", "")) for e in parsed.entries]
-    with connection:
-        connection.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?, ?)", rows)
-    connection.close()
-    return len(rows)
+    return store_bare(database, [(e.get("id", ""), e.get("title", ""), e.get("summary", ""))
+                                 for e in parsed.entries])
 
 
 def write_feed_config(directory: Path, url: str, database: Path, *, conditional: bool) -> Path:
@@ -314,15 +324,10 @@ def bench_feed(count: int) -> None:
         full = run_callwatch(unconditional, "scrape", "feed")
         print(second.output.strip())
         print(f"answers to callwatch: {server.statuses[3:]} (the floor's three first)")
-        floor = min(floors, key=lambda run: run.wall)._replace(
-            cpu=min(run.cpu for run in floors))
-        print("                                    wall s  ×floor   CPU s  ×floor  peak RSS")
-        for label, run in (("floor (httpx, feedparser, sqlite3)", floor),
-                           ("callwatch scrape feed, first run", first),
-                           ("unchanged: one 304", second),
-                           ("unchanged, conditional off", full)):
-            print(f"{label:35} {run.wall:6.2f}  {run.wall / floor.wall:5.2f}×  {run.cpu:6.2f}  "
-                  f"{run.cpu / floor.cpu:5.2f}×  {run.rss:5.0f} MiB")
+        print_against_floor("floor (httpx, feedparser, sqlite3)", floors,
+                            [("callwatch scrape feed, first run", first),
+                             ("unchanged: one 304", second),
+                             ("unchanged, conditional off", full)])
         print("floor: best of three processes; target for the unchanged scrape: ≤ 1.5×")
 
 
@@ -378,14 +383,9 @@ def bench_portal_ingest(args: argparse.Namespace) -> None:
         floors.append(run_floor(server.search_url, directory / "floor2.db"))
         print(first.output.strip())
         print(second.output.strip())
-        floor = min(floors, key=lambda run: run.wall)._replace(
-            cpu=min(run.cpu for run in floors))
-        print("                                    wall s  ×floor   CPU s  ×floor  peak RSS")
-        for label, run in (("floor (httpx, json.loads, sqlite3)", floor),
-                           ("callwatch scrape, first run", first),
-                           ("callwatch scrape, unchanged data", second)):
-            print(f"{label:35} {run.wall:6.2f}  {run.wall / floor.wall:5.2f}×  {run.cpu:6.2f}  "
-                  f"{run.cpu / floor.cpu:5.2f}×  {run.rss:5.0f} MiB")
+        print_against_floor("floor (httpx, json.loads, sqlite3)", floors,
+                            [("callwatch scrape, first run", first),
+                             ("callwatch scrape, unchanged data", second)])
         print("floor: best of three processes (two before callwatch, one after); CPU is the "
               "process's own user + system time. Targets: first ≤ 2.5×, unchanged ≤ 1.5×, "
               "peak RSS ≤ 250 MB")
