@@ -295,8 +295,8 @@ class RunClient:
 
     def __init__(self, client: PoliteClient) -> None:
         self._client = client
-        self._fetched: list[Validator] = []
-        self._urls: set[str] = set()
+        #: the validators of each URL's first GET, in the order the run made them
+        self._fetched: dict[str, Validator] = {}
         #: every request so far a plain GET whose answer carried a validator
         self._replayable = True
         #: a full answer that ``unchanged`` got, for the source's first GET of that URL
@@ -308,13 +308,12 @@ class RunClient:
         response = ready if ready is not None else await self._client.request(method, url, **kwargs)
         if not plain_get:
             self._replayable = False  # a POST, or a GET with parameters of its own
-        elif url not in self._urls:
+        elif url not in self._fetched:
             validator = validator_of(url, response.headers)
             if validator is None:
                 self._replayable = False
             else:
-                self._urls.add(url)
-                self._fetched.append(validator)
+                self._fetched[url] = validator
         return response
 
     def stream(self, method: str, url: str, **kwargs: Any
@@ -325,7 +324,7 @@ class RunClient:
     def fetched(self) -> list[Validator] | None:
         """What this run fetched, to ask again next time; None when it cannot be asked
         (no GET, a request that was not a plain GET, an answer without a validator)."""
-        return list(self._fetched) if self._replayable and self._fetched else None
+        return list(self._fetched.values()) if self._replayable and self._fetched else None
 
     async def unchanged(self, previous: Sequence[Validator]) -> bool:
         """Whether every page in ``previous`` answers 304 now: one conditional GET each, in

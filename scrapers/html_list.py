@@ -39,7 +39,7 @@ from scrapers._dates import (
 )
 from scrapers._pages import fetch_page, soup_of
 from scrapers._records import PlacedSettings, RecordBatch, configured_record, require
-from scrapers._source import HttpSource, Pager, items_of, link_of, must_compile
+from scrapers._source import HttpSource, ListPage, Pager, items_of, link_of, must_compile
 from tracker.config import WebUrl
 from tracker.models import CallRecord
 from tracker.plaintext import html_to_text, one_line
@@ -92,17 +92,12 @@ class ListItem:
     summary: str
 
 
-@dataclass(frozen=True)
-class ListPage:
-    items: list[ListItem]
-    next_url: str | None
-
-
 def _text(node: Tag | None) -> str:
     return one_line(node.get_text(" ")) if node is not None else ""
 
 
-def parse_list(markup: str, *, url: str, settings: HtmlListSettings, first: bool = True) -> ListPage:
+def parse_list(markup: str, *, url: str, settings: HtmlListSettings,
+               first: bool = True) -> ListPage[ListItem]:
     """The items and next page of one list page; LayoutChanged when a first page has no item."""
     soup = soup_of(markup)
     nodes = items_of(soup, settings.item, required=first and not settings.allow_empty,

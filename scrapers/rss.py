@@ -39,7 +39,7 @@ from pydantic import Field, field_validator, model_validator
 from scrapers._dates import LanguageCode, ZoneName, names_relative_day, parse_date, zone_named
 from scrapers._pages import BotChallenge, challenge_reason, fetch_response
 from scrapers._records import PlacedSettings, RecordBatch, configured_record, require
-from scrapers._source import HttpSource, Pager, must_compile
+from scrapers._source import HttpSource, ListPage, Pager, must_compile
 from tracker.config import WebUrl
 from tracker.errors import LayoutChanged
 from tracker.models import CallRecord
@@ -169,12 +169,6 @@ class FeedItem:
     opening_text: str | None = None
 
 
-@dataclass(frozen=True)
-class FeedPage:
-    items: list[FeedItem]
-    next_url: str | None
-
-
 def strip_junk(body: bytes) -> bytes:
     """The feed without anything printed before its first tag (Drupal debug comments)."""
     match = _FEED_START.search(body)
@@ -267,7 +261,7 @@ def _element_values(entry: ET.Element, paths: ElementPaths, namespaces: dict[str
     return tuple(deadlines), opening
 
 
-def parse_feed(body: bytes, *, url: str, elements: ElementPaths | None = None) -> FeedPage:
+def parse_feed(body: bytes, *, url: str, elements: ElementPaths | None = None) -> ListPage[FeedItem]:
     """A feed's items and its next page; LayoutChanged when ``body`` is no RSS or Atom.
 
     With ``elements``, each item also carries the values those elements hold in its entry.
@@ -303,7 +297,7 @@ def parse_feed(body: bytes, *, url: str, elements: ElementPaths | None = None) -
     for link in parsed.feed.get("links", []):
         if link.get("rel") == "next" and link.get("href"):
             next_url = str(link["href"])
-    return FeedPage(items, next_url)
+    return ListPage(items, next_url)
 
 
 def record_from_item(item: FeedItem, *, source: str, settings: RssSettings, now: datetime) -> CallRecord:

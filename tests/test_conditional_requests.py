@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from tracker.demo.fakes import RECORDINGS
 from tracker.demo.fakes._server import Reply, Request
 from tracker.demo.fakes.eccp import EccpSite
 from tracker.demo.fakes.sites import FixtureSite
-from tracker.models import RunOutcome
+from tracker.models import RunOutcome, ScrapeResult
 from tracker.pipeline import ScrapeOutcome, scrape_sources
 from tracker.source_status import status_of
 from tracker.store.calls import Store
@@ -49,15 +48,13 @@ class ConditionalSite(FixtureSite):
     """``FixtureSite`` answering as a server with validators does: each 200 carries an ETag
     (of its body) and a Last-Modified; a request whose If-None-Match names the current ETag
     (or, without If-None-Match, whose If-Modified-Since is the Last-Modified) gets a 304
-    without a body. ``arrivals``: when each request came in (``time.monotonic``)."""
+    without a body."""
 
     def __init__(self, *site: Any, etag: bool = True) -> None:
         super().__init__(*site)  # the routes, or what a FixtureSite subclass takes
         self.etag = etag
-        self.arrivals: list[float] = []
 
     def handle(self, request: Request) -> Reply:
-        self.arrivals.append(time.monotonic())
         reply = super().handle(request)
         if reply.status != 200:
             return reply
@@ -150,6 +147,20 @@ def test_a_second_scrape_of_an_unchanged_feed_is_one_304_that_leaves_the_calls_u
     status = status_of(store, "feed")
     assert status.level == "green" and status.last_success == later[-1]
     assert store.runs("feed", limit=1)[0].notes == NOT_MODIFIED
+
+
+def test_an_unchanged_run_repeats_the_counts_of_the_ok_run_it_confirms(
+        tmp_path: Path, store: Store) -> None:
+    """A failed run stored after the ok one, its validators not yet cleared (the process
+    stopped between the two transactions), is not the run the 304s confirm."""
+    with ConditionalSite({FEED_PATH: FEED}) as site:
+        settings = settings_for(tmp_path, feed_source(site.url + FEED_PATH))
+        scrape(settings, store, "feed", NOW)
+        store.record_run("feed", ScrapeResult(complete=False, error="stopped"),
+                         started_at=NOW + timedelta(hours=1), now=NOW + timedelta(hours=1))
+        again = scrape(settings, store, "feed", NOW + timedelta(hours=6))
+    assert store.runs("feed", limit=1)[0].notes == NOT_MODIFIED
+    assert (again.report.items_seen, again.report.invalid) == (3, 1)
 
 
 def test_only_a_last_modified_is_asked_with_if_modified_since_alone(

@@ -53,12 +53,14 @@ def keep_validators(engine: Engine, source: str, key: str,
 def record_unchanged(engine: Engine, source: str, *, started_at: datetime,
                      now: datetime) -> RunReport:
     """Log an ok run of ``source`` that found every page unchanged: no call is touched (none
-    is new, changed or missing), and the run repeats the counts of the run it confirms, so
-    drift's sharp-fall rule sees the source's usual level."""
+    is new, changed or missing), and the run repeats the counts of the run it confirms (the
+    newest ok run: a failed one may have been stored after it without clearing the
+    validators, if the process stopped in between), so drift's sharp-fall rule sees the
+    source's usual level."""
     with engine.begin() as connection:
         previous = connection.execute(
             sa.select(runs_table.c.items_seen, runs_table.c.invalid)
-            .where(runs_table.c.source == source)
+            .where(runs_table.c.source == source, runs_table.c.outcome == RunOutcome.OK.value)
             .order_by(runs_table.c.id.desc()).limit(1)).first()
         items, invalid = (previous.items_seen, previous.invalid) if previous else (0, 0)
         run_id: int = connection.execute(runs_table.insert().values(
