@@ -70,6 +70,19 @@ def test_listing_calls_loads_no_channel_source_or_migration_tool(tmp_path: Path)
     assert modules & NOT_FOR_LISTING == set()
 
 
+def test_checking_profiles_loads_no_database_library(tmp_path: Path) -> None:
+    """`profiles check` reads the settings and the profile files, never the database: the
+    settings load imported SQLAlchemy (0.4 s) to read the database URL, whatever it was."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "h2.yaml").write_text("name: h2\nquery: hydrogen\n", encoding="utf-8")
+    (tmp_path / "callwatch.toml").write_text(
+        '[database]\nurl = "postgresql://callwatch@127.0.0.1/callwatch"\n'
+        '[profiles]\ndirectory = "profiles"\n', encoding="utf-8")
+    modules = loaded("--config", str(tmp_path / "callwatch.toml"), "profiles", "check", cwd=tmp_path)
+    assert "pydantic" in modules  # the settings were read, so the check below means something
+    assert modules & {"sqlalchemy", "sqlmodel", "alembic"} == set()
+
+
 def test_the_schema_check_finds_alembics_head_without_alembic() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
