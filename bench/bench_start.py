@@ -1,6 +1,7 @@
 """How long `callwatch` takes to start: the real commands as processes, beside a floor.
 
     python bench/bench_start.py [--repeat 10] [--demo-repeat 3] [--callwatch PATH]
+    python bench/bench_start.py --imports [--repeat 5]
 
 Runs, each ``--repeat`` times, in this order round-robin (so a change of load hits every
 command alike): the floor ``python -c pass`` and ``python -c "import sqlite3"`` (the least a
@@ -11,6 +12,12 @@ wall time, each command's median CPU time (user + system, from ``wait4``, so it 
 count waiting for a core), and the ratio of each median to the ``import sqlite3`` floor.
 The console script is the one beside this interpreter unless ``--callwatch`` names
 another; targets (issue 15): --version and --help ≤ 0.3 s, calls list ≤ 0.6 s, demo ≤ 4 s.
+
+``--imports`` runs ``--version`` and ``calls list`` (empty store) under ``python -X importtime
+-m tracker`` instead, ``--repeat`` times each, and prints the median seconds spent importing
+modules, in all, per top-level package and for the largest modules (each module's own
+time, not its imports'); run it with ``PYTHONPATH`` set to measure another checkout (``code
+measured`` says which).
 """
 
 from __future__ import annotations
@@ -42,6 +49,45 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def import_seconds(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
+    """Seconds each module's own code took to import (not its imports') in one run of
+    ``argv`` (``python -X importtime``: "import time: self [us] | cumulative | name")."""
+    done = subprocess.run([sys.executable, "-X", "importtime", *argv],  # noqa: S603 - our own
+                          cwd=cwd, env=env, capture_output=True, text=True, check=True)
+    seconds: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        seconds[name] = seconds.get(name, 0.0) + int(own) / 1e6
+    return seconds
+
+
+def _largest(runs: list[dict[str, float]], count: int) -> str:
+    """The ``count`` largest medians over ``runs``, as "name 0.123"."""
+    names = {name for run in runs for name in run}
+    median = {name: statistics.median(run.get(name, 0.0) for run in runs) for name in names}
+    return ", ".join(f"{name} {value:.3f}"
+                     for name, value in sorted(median.items(), key=lambda item: -item[1])[:count])
+
+
+def bench_imports(repeat: int, work: Path, env: dict[str, str], store: str) -> None:
+    import tracker
+
+    print(f"code measured: {Path(tracker.__file__).resolve().parent.parent}")
+    for name, args in (("--version", ["--version"]),
+                       ("calls list (empty store)", ["--db", store, "calls", "list"])):
+        runs = [import_seconds(["-m", "tracker", *args], work, env) for _ in range(repeat)]
+        packages = [{} for _ in runs]
+        for run, by_package in zip(runs, packages, strict=True):
+            for module, value in run.items():
+                top = module.split(".")[0]
+                by_package[top] = by_package.get(top, 0.0) + value
+        total = statistics.median(sum(run.values()) for run in runs)
+        print(f"{name}: {total:.3f} s of imports (median of {repeat})\n"
+              f"  packages: {_largest(packages, 8)}\n  modules:  {_largest(runs, 6)}")
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
 
@@ -51,6 +97,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--demo-repeat", type=int, default=3)
     parser.add_argument("--callwatch", default=str(Path(sys.executable).with_name("callwatch")))
+    parser.add_argument("--imports", action="store_true",
+                        help="seconds of imports per package, instead of the timed commands")
     args = parser.parse_args()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLWATCH_")}
@@ -58,6 +106,11 @@ def main() -> None:
         work = Path(scratch)
         store = f"sqlite:///{work / 'empty.db'}"
         timed([args.callwatch, "--db", store, "db", "upgrade"], work, env)
+        if args.imports:
+            print(f"machine: {describe()}; load before: {loadavg()}")
+            bench_imports(args.repeat, work, env, store)
+            print(f"load after: {loadavg()}")
+            return
         commands = {
             "python -c pass (floor)": [sys.executable, "-c", "pass"],
             "python -c 'import sqlite3' (floor)": [sys.executable, "-c", "import sqlite3"],

@@ -70,6 +70,19 @@ def test_listing_calls_loads_no_channel_source_or_migration_tool(tmp_path: Path)
     assert modules & NOT_FOR_LISTING == set()
 
 
+def test_checking_profiles_loads_no_database_library(tmp_path: Path) -> None:
+    """`profiles check` reads the settings and the profile files, never the database: the
+    settings load imported SQLAlchemy (0.4 s) to read the database URL, whatever it was."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "h2.yaml").write_text("name: h2\nquery: hydrogen\n", encoding="utf-8")
+    (tmp_path / "callwatch.toml").write_text(
+        '[database]\nurl = "postgresql://callwatch@127.0.0.1/callwatch"\n'
+        '[profiles]\ndirectory = "profiles"\n', encoding="utf-8")
+    modules = loaded("--config", str(tmp_path / "callwatch.toml"), "profiles", "check", cwd=tmp_path)
+    assert "pydantic" in modules  # the settings were read, so the check below means something
+    assert modules & {"sqlalchemy", "sqlmodel", "alembic"} == set()
+
+
 def test_the_schema_check_finds_alembics_head_without_alembic() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -95,3 +108,60 @@ def test_the_schema_check_reads_the_revision_alembic_wrote(tmp_path: Path) -> No
         assert db.current_revision(engine) == written == db.head_revision()
     finally:
         engine.dispose()
+
+
+def migrations_copy(tmp_path: Path) -> Path:
+    """A copy of callwatch's migrations (the template and every version) to add one to."""
+    import shutil
+
+    from tracker.store import db
+
+    copy = tmp_path / "migrations"
+    shutil.copytree(db.MIGRATIONS, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_the_schema_check_finds_the_head_of_a_migration_made_from_the_template(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new migration as `alembic revision` writes it from script.py.mako: ``revision =
+    'fa12'`` (the template writes ``repr``) in ``fa12_next.py``. Reading only ``"…"`` in files
+    named ``0…`` missed it and kept 0011 as the head, one behind Alembic."""
+    from datetime import UTC, datetime
+
+    from alembic.util import format_as_comma, template_to_file
+
+    from tracker.store import db
+
+    copy = migrations_copy(tmp_path)
+    before = db.head_revision()
+    made = copy / "versions" / "fa12_next.py"  # an id that does not sort after 0011
+    template_to_file(copy / "script.py.mako", made, "utf-8", message="next", up_revision="fa12",
+                     down_revision=before, branch_labels=None, depends_on=None,
+                     create_date=datetime.now(UTC), comma=format_as_comma)  # as Alembic does
+    assert f"down_revision = '{before}'" in made.read_text(encoding="utf-8")
+    monkeypatch.setattr(db, "MIGRATIONS", copy)
+    assert db.head_revision() == "fa12"
+
+
+def test_the_schema_check_refuses_two_heads_and_a_migration_it_cannot_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracker.errors import SchemaError
+    from tracker.store import db
+
+    copy = migrations_copy(tmp_path)
+    monkeypatch.setattr(db, "MIGRATIONS", copy)
+    head = db.head_revision()
+    branch = copy / "versions" / "0012_branch.py"
+    branch.write_text(f'revision: str = "b1"\ndown_revision: str | None = "{head}"\n',
+                      encoding="utf-8")
+    assert db.head_revision() == "b1"  # an annotated line reads as a plain one
+    (copy / "versions" / "0012_other.py").write_text(f'revision = "b2"\ndown_revision = "{head}"\n',
+                                                     encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"2 heads: \['b1', 'b2'\]"):
+        db.head_revision()
+    (copy / "versions" / "0013_merge.py").write_text(
+        'revision = "m"\ndown_revision = ("b1", "b2")\n', encoding="utf-8")
+    assert db.head_revision() == "m"  # a merge revises both
+    (copy / "versions" / "0014_odd.py").write_text('REVISION = "x"\n', encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"0014_odd\.py has no `revision"):
+        db.head_revision()

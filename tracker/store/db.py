@@ -360,22 +360,32 @@ def _alembic_config(connection: Connection) -> AlembicConfig:
     return config
 
 
-_REVISION_LINE = re.compile(r'^(down_revision|revision) = (?:"([^"]+)"|None)$', re.MULTILINE)
+#: a migration's ``revision = ...`` or ``down_revision = ...`` line, annotated or not
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\b[^=\n]*=(.*)$", re.MULTILINE)
+#: each quoted id on such a line: ``"0011"``, ``'0011'`` (script.py.mako writes ``repr``), or
+#: the ids of a merge's tuple; ``None`` has none
+_QUOTED_ID = re.compile(r"""["']([^"']+)["']""")
 
 
 def head_revision() -> str:
     """The newest migration this version of callwatch ships: the one no other revises.
 
-    Read from the ``revision`` and ``down_revision`` lines of the migration files (a chain,
-    as ``callwatch db upgrade`` makes them), so that checking the schema at the start of a
-    command does not load Alembic; tests/test_startup.py checks it against Alembic's head.
+    Read from the ``revision`` and ``down_revision`` lines of the migration files (as Alembic
+    reads every ``.py`` file in ``versions``, whatever its name), so that checking the schema
+    at the start of a command does not load Alembic; tests/test_startup.py checks it against
+    Alembic's head, also for a migration made from ``script.py.mako``.
     """
     revisions: set[str] = set()
     revised: set[str] = set()
-    for path in (MIGRATIONS / "versions").glob("[0-9]*.py"):
-        for key, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8")):
-            if value:
-                (revisions if key == "revision" else revised).add(value)
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        ids = {key: _QUOTED_ID.findall(value)
+               for key, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8"))}
+        if len(ids.get("revision", ())) != 1:  # read wrong, the head would be wrong: say so
+            raise SchemaError(f"the migration {path} has no `revision = \"...\"` line")
+        revisions.update(ids["revision"])
+        revised.update(ids.get("down_revision", ()))
     heads = revisions - revised
     if len(heads) != 1:  # a packaging bug: no migrations, or two branches
         raise SchemaError(f"the migrations in {MIGRATIONS} have {len(heads)} heads: {sorted(heads)}")
