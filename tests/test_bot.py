@@ -281,6 +281,17 @@ def test_help_says_how_to_stop() -> None:
     parse_telegram_html(text)
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_how_to_stop_names_the_arguments_as_the_command_list_does(lang: str) -> None:
+    """"/unsubscribe NAZWA", not "/unsubscribe NAME", under "/unsubscribe — NAZWA: …"."""
+    commands, _sep, how_to_stop = bot.help_text(lang=lang).rpartition("\n\n")
+    argument = {line.split(" — ")[0]: line.split(" — ")[1].split(":")[0].strip()
+                for line in commands.splitlines() if line.startswith(("/unsubscribe ", "/mute "))}
+    assert argument.keys() == {"/unsubscribe", "/mute"}
+    for command, word in argument.items():
+        assert f"{command} {word} " in how_to_stop
+
+
 # -- end to end through the fake Bot API ----------------------------------------------------
 
 @dataclass
