@@ -514,7 +514,8 @@ def test_the_reply_language_is_the_chats_then_the_users_then_the_files(engine: E
 def test_language_shows_sets_refuses_and_lists_the_supported_ones(engine: Engine) -> None:
     assert "I write to you in English" in bot.set_language(engine, "1001", [], NOW)
     reply = bot.set_language(engine, "1001", ["pl"], NOW)  # registers the chat, in Polish
-    assert reply.startswith("Gotowe: język wiadomości to teraz polski.")
+    # no word of alerts and digests: their templates are not translated yet (docs/translations.md)
+    assert reply == "Gotowe: język wiadomości to teraz polski."
     assert subscriber(engine, "tg-1001").language == "pl"
     assert "Piszę do Ciebie w języku: polski" in bot.set_language(engine, "1001", [], NOW, lang="pl")
     for wrong in (["xx"], ["pl", "de"], ["klingon"]):
