@@ -970,12 +970,10 @@ class TelegramBot:
         getUpdates in this loop."""
         app = self.application
         await app.initialize()
-        await app.bot.set_my_commands([BotCommand(name, text) for name, text in PUBLIC_COMMANDS])
-        for lang in LANGUAGES:
-            if lang != SOURCE_LANGUAGE:
-                _ = translations(lang).gettext
-                await app.bot.set_my_commands([BotCommand(name, _(text)) for name, text in PUBLIC_COMMANDS],
-                                              language_code=lang)
+        for lang in LANGUAGES:  # English with no language_code: the menu of every other app
+            _ = translations(lang).gettext
+            await app.bot.set_my_commands([BotCommand(name, _(text)) for name, text in PUBLIC_COMMANDS],
+                                          language_code=None if lang == SOURCE_LANGUAGE else lang)
         await app.start()
         assert app.updater is not None  # noqa: S101 - the builder always makes one
         await app.updater.start_polling(timeout=timedelta(seconds=poll_timeout))
