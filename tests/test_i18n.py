@@ -9,6 +9,8 @@ placeholders and markup. The formatting tests assert what Babel (CLDR) really wr
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, date, datetime
 from functools import cache
@@ -181,6 +183,16 @@ def test_every_language_has_its_own_name_and_plural_rules() -> None:
     for lang in TRANSLATED:
         assert i18n.read_catalog(lang).num_plurals == (3 if lang in ("pl", "cs", "fr", "es", "it", "pt")
                                                        else 2)
+
+
+def test_importing_i18n_does_not_load_jinja() -> None:
+    """``LANGUAGES`` is read wherever a subscriber file is (``callwatch subscribers check``):
+    Jinja is loaded where an environment is made, not with the module."""
+    probe = "import sys, tracker.i18n; print('jinja2' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,  # noqa: S603
+                            text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"
+    assert i18n.jinja_environment("cs").from_string("{{ _('today') }}").render() == "dnes"
 
 
 # -- formatting: what Babel writes for each locale -------------------------------------------

@@ -31,10 +31,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-import jinja2
 from babel import Locale
 from babel.dates import format_skeleton, format_time, get_datetime_format
 from babel.lists import format_list as babel_format_list
@@ -45,6 +44,9 @@ from babel.numbers import format_compact_currency, format_currency, format_decim
 from babel.support import Translations
 
 from tracker.dates import to_utc
+
+if TYPE_CHECKING:  # Jinja is imported where an environment is made: LANGUAGES is read
+    import jinja2  # by every command that loads the subscriber files
 
 #: The gettext domain: tracker/locale/<lang>/LC_MESSAGES/callwatch.po
 DOMAIN = "callwatch"
@@ -281,6 +283,8 @@ def install_jinja(env: jinja2.Environment, lang: str) -> jinja2.Environment:
 
 
 def _plain_environment() -> jinja2.Environment:
+    import jinja2
+
     return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 
 

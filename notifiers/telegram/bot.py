@@ -464,7 +464,8 @@ def set_mode(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *
 def set_language(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
                  lang: str = SOURCE_LANGUAGE) -> str:
     """Show the chat's language, or change it: the bot subscriber's ``language``, which its
-    replies, alerts and digests follow. A subscriber file's language is the file's to set.
+    replies follow (its alerts and digests too, once their templates are translated:
+    docs/translations.md). A subscriber file's language is the file's to set.
 
     The reply to a change is in the new language; every other reply is in ``lang``.
     """
@@ -491,7 +492,7 @@ def set_language(engine: Engine, chat_id: str, args: Sequence[str], now: datetim
             _register(connection, chat_id, now, wanted)
     log.info("bot language chat=%s language=%s", chat_id, wanted)
     return translations(wanted).gettext(
-        "Done: I now write to you in {language}, and so do your alerts and digests.").format(
+        "Done: I now write to you in {language}.").format(
             language=tg_escape(language_name(wanted)))
 
 
@@ -969,12 +970,10 @@ class TelegramBot:
         getUpdates in this loop."""
         app = self.application
         await app.initialize()
-        await app.bot.set_my_commands([BotCommand(name, text) for name, text in PUBLIC_COMMANDS])
-        for lang in LANGUAGES:
-            if lang != SOURCE_LANGUAGE:
-                _ = translations(lang).gettext
-                await app.bot.set_my_commands([BotCommand(name, _(text)) for name, text in PUBLIC_COMMANDS],
-                                              language_code=lang)
+        for lang in LANGUAGES:  # English with no language_code: the menu of every other app
+            _ = translations(lang).gettext
+            await app.bot.set_my_commands([BotCommand(name, _(text)) for name, text in PUBLIC_COMMANDS],
+                                          language_code=None if lang == SOURCE_LANGUAGE else lang)
         await app.start()
         assert app.updater is not None  # noqa: S101 - the builder always makes one
         await app.updater.start_polling(timeout=timedelta(seconds=poll_timeout))
