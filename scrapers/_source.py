@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-if TYPE_CHECKING:  # bs4 is loaded by the parsers, not when the configuration loads the sources
-    from bs4 import BeautifulSoup, Tag
-
 from scrapers._pages import BotChallenge, absolute, fetch_page, same_site
 from scrapers._records import RecordBatch
 from tracker.errors import CallwatchError, LayoutChanged
 from tracker.models import ScrapeResult
 from tracker.ports import HttpClient, Progress, SourceSettings
+
+if TYPE_CHECKING:  # bs4 is loaded by the parsers, not when the configuration loads the sources
+    from bs4 import BeautifulSoup, Tag
 
 S = TypeVar("S", bound=SourceSettings)
 T = TypeVar("T")

@@ -324,13 +324,11 @@ def test_ctrl_c_twice_stops_the_daemon_at_once_without_a_traceback(tmp_path: Pat
             process.send_signal(signal.SIGINT)
             time.sleep(0.5)
             process.send_signal(signal.SIGINT)
-            started = time.monotonic()
-            try:
+            try:  # the bound is the wait: still running after 15 s fails the test
                 code = process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 pytest.fail("still running 15 s after the second Ctrl-C\n"
                             + (tmp_path / "daemon.log").read_text(encoding="utf-8"))
-            took = time.monotonic() - started
         finally:
             if process.poll() is None:
                 process.kill()
@@ -338,6 +336,5 @@ def test_ctrl_c_twice_stops_the_daemon_at_once_without_a_traceback(tmp_path: Pat
             log.close()
     output = (tmp_path / "daemon.log").read_text(encoding="utf-8")
     assert code == 0, output
-    assert took < 15, output
     assert "Traceback" not in output and "CancelledError" not in output, output
     assert "stopping at once" in output and "cut off by the stop" in output, output

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from tests.factories import make_call
 from tracker.exports import formats, reading
 from tracker.exports.formats import FeedItem
-from tracker.exports.rows import CSV_COLUMNS
+from tracker.exports.rows import CSV_COLUMNS, call_total_text
 from tracker.models import CallRecord, ChangeKind, ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
@@ -236,3 +236,12 @@ def test_feed_token_is_made_once_and_checked(engine: Engine, now: datetime) -> N
     assert rotated != token
     assert not reading.token_is_valid(engine, "h2", token)
     assert reading.token_is_valid(engine, "h2", rotated)
+
+
+@pytest.mark.parametrize(("topics", "shared"), [(1, " (shared by 1 topic)"), (3, " (shared by 3 topics)"),
+                                                 (None, "")])
+def test_the_call_total_names_how_many_topics_share_it_in_good_grammar(topics: int | None,
+                                                                       shared: str) -> None:
+    """The same words as the messages (wording's plural): "1 topic", not "1 topics"."""
+    call = make_call(call_budget_eur=60_000_000, call_budget_topics=topics)
+    assert call_total_text(call) == f"call total EUR 60.0 M{shared}"

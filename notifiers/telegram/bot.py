@@ -74,6 +74,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from notifiers.telegram import TOKEN_ENV
 from tracker.config import Settings
+from tracker.delivery import REMINDER_DAYS
 from tracker.delivery.dispatch import send_due
 from tracker.delivery.operator_alerts import notice
 from tracker.delivery.outbox import enqueue_digests, mode_change
@@ -120,7 +121,6 @@ MODES = ("instant", "daily", "weekly")
 BOT_ORIGIN = "bot"
 BOT_TIMEZONE = "Europe/Brussels"
 BOT_LANGUAGE = SOURCE_LANGUAGE  # when Telegram gives no language we support
-BOT_REMINDERS = [30, 7, 1]  # the YAML default (tracker.delivery.subscribers.Subscriber.reminders)
 MAX_MUTE_HOURS = 24 * 365
 DEADLINES_SHOWN = 10
 
@@ -215,7 +215,7 @@ def _register(connection: Connection, chat_id: str, now: datetime,
     name = bot_subscriber_name(chat_id)
     subscriber_id = int(connection.execute(subscribers_table.insert().values(
         name=name, tenant=None, timezone=BOT_TIMEZONE, language=language, quiet_hours=None,
-        reminders=BOT_REMINDERS, origin=BOT_ORIGIN, muted_until=None, created_at=now,
+        reminders=list(REMINDER_DAYS), origin=BOT_ORIGIN, muted_until=None, created_at=now,
         updated_at=now)).inserted_primary_key[0])  # type: ignore[index]  # set by INSERT
     connection.execute(channels_table.insert().values(
         subscriber_id=subscriber_id, channel="telegram", address=chat_id,

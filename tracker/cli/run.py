@@ -10,7 +10,6 @@ import click
 from tracker.cli.app import App, Column, pass_app, print_table, run_closing
 
 if TYPE_CHECKING:
-
     from tracker.pipeline import CycleReport
     from tracker.store.calls import RunReport
 

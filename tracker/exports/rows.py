@@ -147,5 +147,6 @@ def call_total_text(record: CallRecord) -> str:
     budget several topics share, named so that it is never read as the topic's own."""
     if record.call_budget_eur is None:
         return ""
-    shared = f" (shared by {record.call_budget_topics} topics)" if record.call_budget_topics else ""
+    topics = record.call_budget_topics
+    shared = f" (shared by {topics} topic{'' if topics == 1 else 's'})" if topics else ""
     return f"call total {format_eur(record.call_budget_eur)}{shared}"

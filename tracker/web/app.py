@@ -39,8 +39,9 @@ from starlette.templating import Jinja2Templates
 
 from tracker import __version__
 from tracker.config import Settings
-from tracker.dates import isoformat_utc
+from tracker.dates import isoformat_utc, to_utc
 from tracker.delivery.render import days_left, describe_change, describe_days, format_deadline, safe_url
+from tracker.delivery.wording import format_day
 from tracker.errors import NotFoundError
 from tracker.exports.rows import call_total_text, news_items
 from tracker.models import CallStatus, Change, ChangeKind
@@ -126,7 +127,7 @@ class Pages:
         context.update(
             deadline=lambda value: format_deadline(value, DISPLAY_ZONE),
             days=lambda value: describe_days(days_left(value, now, DISPLAY_ZONE)),
-            day=lambda value: format_deadline(value, DISPLAY_ZONE).split(",")[0],
+            day=lambda value: format_day(to_utc(value).astimezone(DISPLAY_ZONE).date()),
             now=now)
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
 
