@@ -262,7 +262,8 @@ def build_email(message: Message, *, sender: str, to: str, unsubscribe_token: st
     token = quote(unsubscribe_token, safe="") if unsubscribe_token else ""
     from tracker.delivery.unsubscribe import links, with_footer
 
-    text, html = with_footer(message.text, message.html, links(public_url, token))
+    text, html = with_footer(message.text, message.html, links(public_url, token),
+                             message.language)
     mime.set_content(text)
     mime.add_alternative(html, subtype="html")
     return mime

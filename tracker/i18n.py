@@ -54,6 +54,13 @@ DOMAIN = "callwatch"
 SOURCE_LANGUAGE = "en"
 #: Every language a subscriber may choose, English first (ISO 639-1 codes).
 LANGUAGES = ("en", "de", "fr", "es", "it", "pl", "pt", "nl", "cs")
+#: The languages whose catalogs translate the messages too (alerts, digests, summaries,
+#: reminders: tracker/delivery/), not only the bot. In the others a message string not yet
+#: translated is written in English (gettext's fallback to the msgid); tests/test_i18n.py
+#: holds these to every message and the others to every bot reply.
+MESSAGE_LANGUAGES = ("en", "de", "pl")
+#: Where the strings of the messages are marked (what MESSAGE_LANGUAGES must translate).
+MESSAGE_SOURCES = ("tracker/delivery/",)
 #: The Babel locale that formats dates, numbers and money for each language.
 LOCALES = {"en": "en_IE", "de": "de_DE", "fr": "fr_FR", "es": "es_ES", "it": "it_IT",
            "pl": "pl_PL", "pt": "pt_PT", "nl": "nl_NL", "cs": "cs_CZ"}
@@ -137,6 +144,12 @@ def format_date(value: date | datetime, lang: str, zone: ZoneInfo | None = None)
     if isinstance(value, datetime):
         value = to_utc(value).astimezone(zone).date() if zone else value.date()
     return format_skeleton("yMMMd", value, locale=locale(lang))
+
+
+def format_day_month(value: date, lang: str) -> str:
+    """A day without its year, the first of a range whose second gives it: "12 Mar",
+    "12. März", "12 mar"."""
+    return format_skeleton("MMMd", value, locale=locale(lang))
 
 
 def format_datetime(value: datetime, lang: str, zone: ZoneInfo | str) -> str:

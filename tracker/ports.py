@@ -162,6 +162,8 @@ class Message(BaseModel):
     date: datetime | None = Field(
         None, description="when it was composed, by the clock its body was written with: the "
         "email Date header (None in messages stored before it was kept)")
+    language: str = Field("en", description="the language it is written in (the subscriber's): "
+                          "the email footer, added at send time, is written in it too")
 
 
 WebhookFormat = Literal["generic", "slack", "teams"]

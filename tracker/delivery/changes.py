@@ -20,9 +20,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tracker.dates import isoformat_utc, to_utc
-from tracker.delivery.wording import count, day_range, format_day, format_deadline, join_list, say
+from tracker.delivery.wording import (
+    EN,
+    count,
+    day_range,
+    format_amount,
+    format_day,
+    format_deadline,
+    join_list,
+    say,
+)
 from tracker.models import Change, ChangeKind
-from tracker.money import format_eur
 
 #: clip lengths for scraped text in a note, in characters
 TEXT_MAX = 300
@@ -91,100 +99,101 @@ def _moments(value: Any) -> list[datetime] | None:
     return None if any(m is None for m in found) else [m for m in found if m is not None]
 
 
-def _pair_text(before: datetime, after: datetime, zone: ZoneInfo) -> tuple[str, str]:
+def _pair_text(before: datetime, after: datetime, zone: ZoneInfo, lang: str) -> tuple[str, str]:
     """Two moments as a reader compares them: days ("12 Mar", "26 Mar 2027"), or with the
     hour when only the hour moved."""
     old_day, new_day = before.astimezone(zone).date(), after.astimezone(zone).date()
     if old_day == new_day:
-        return format_deadline(before, zone), format_deadline(after, zone)
-    return day_range(old_day, new_day)
+        return format_deadline(before, zone, lang), format_deadline(after, zone, lang)
+    return day_range(old_day, new_day, lang)
 
 
-def _deadline_notes(change: Change, zone: ZoneInfo) -> list[ChangeNote]:
+def _deadline_notes(change: Change, zone: ZoneInfo, lang: str) -> list[ChangeNote]:
     old, new = _moments(change.old), _moments(change.new)
     kind, field = change.kind.value, change.field or "deadlines"
 
     def note(key: str, moments: tuple[datetime | None, datetime | None],
              **text: str) -> ChangeNote:
         return ChangeNote(kind, field, isoformat_utc(moments[0]), isoformat_utc(moments[1]),
-                          say(key, **text), change.old, change.new)
+                          say(key, lang, **text), change.old, change.new)
 
     if old is None or new is None:
         return [ChangeNote(kind, field, change.old, change.new,
-                           say("change.deadline", before=clip(str(change.old), VALUE_MAX),
+                           say("change.deadline", lang, before=clip(str(change.old), VALUE_MAX),
                                after=clip(str(change.new), VALUE_MAX)), change.old, change.new)]
     removed = [m for m in old if m not in new]
     added = [m for m in new if m not in old]
     notes: list[ChangeNote] = []
     # cut-offs that moved: paired in order, as many as both sides have
     for before, after in zip(removed, added, strict=False):
-        shown_before, shown_after = _pair_text(before, after, zone)
+        shown_before, shown_after = _pair_text(before, after, zone, lang)
         notes.append(note("change.deadline", (before, after), before=shown_before, after=shown_after))
     for after in added[len(removed):]:
         notes.append(note("change.cutoff_added", (None, after),
-                          after=format_day(after.astimezone(zone).date())))
+                          after=format_day(after.astimezone(zone).date(), lang)))
     for before in removed[len(added):]:
         notes.append(note("change.cutoff_removed", (before, None),
-                          before=format_day(before.astimezone(zone).date())))
+                          before=format_day(before.astimezone(zone).date(), lang)))
     return notes
 
 
-def _money(key: str, value: Any) -> str:
+def _money(key: str, value: Any, lang: str) -> str:
     if value is None:
-        return say("value.unknown")
+        return say("value.unknown", lang)
     if key == "expected_grants":
         return str(value)
-    return format_eur(int(value)) or say("value.unknown")
+    return format_amount(int(value), lang) or say("value.unknown", lang)
 
 
-def _budget_notes(change: Change) -> list[ChangeNote]:
+def _budget_notes(change: Change, lang: str) -> list[ChangeNote]:
     kind = change.kind.value
     old, new = change.old, change.new
     if not isinstance(old, dict) or not isinstance(new, dict):
-        return [ChangeNote(kind, change.field, old, new, say("change.budget"), old, new)]
+        return [ChangeNote(kind, change.field, old, new, say("change.budget", lang), old, new)]
     notes = []
     for key in _BUDGET_KEYS:
         before, after = old.get(key), new.get(key)
         if before == after:
             continue
-        shown_before, shown_after = _money(key, before), _money(key, after)
+        shown_before, shown_after = _money(key, before, lang), _money(key, after, lang)
         if shown_before.startswith("EUR ") and shown_after.startswith("EUR "):
             shown_after = shown_after[4:]  # "EUR 10.0 M → 12.0 M"
         notes.append(ChangeNote(kind, _BUDGET_FIELD[key], before, after,
-                                say(f"change.{_BUDGET_FIELD[key]}", before=shown_before,
+                                say(f"change.{_BUDGET_FIELD[key]}", lang, before=shown_before,
                                     after=shown_after), old, new))
-    return notes or [ChangeNote(kind, change.field, old, new, say("change.budget"), old, new)]
+    return notes or [ChangeNote(kind, change.field, old, new, say("change.budget", lang), old, new)]
 
 
-def _day_or_none(value: Any, zone: ZoneInfo) -> str:
+def _day_or_none(value: Any, zone: ZoneInfo, lang: str) -> str:
     moment = _moment(value)
     if moment is None:
-        return clip(str(value), VALUE_MAX) if value else say("value.none")
-    return format_day(moment.astimezone(zone).date())
+        return clip(str(value), VALUE_MAX) if value else say("value.none", lang)
+    return format_day(moment.astimezone(zone).date(), lang)
 
 
-def _details_note(change: Change, zone: ZoneInfo) -> ChangeNote:
+def _details_note(change: Change, zone: ZoneInfo, lang: str) -> ChangeNote:
     field = change.field or "details"
     kind = change.kind.value
     if field == "url":
-        return ChangeNote(kind, field, change.old, change.new, say("change.url"),
+        return ChangeNote(kind, field, change.old, change.new, say("change.url", lang),
                           change.old, change.new)
     if field == "opening_date":
         before, after = _moment(change.old), _moment(change.new)
         if before is not None and after is not None:
             shown_before, shown_after = day_range(before.astimezone(zone).date(),
-                                                  after.astimezone(zone).date())
+                                                  after.astimezone(zone).date(), lang)
         else:
-            shown_before, shown_after = _day_or_none(change.old, zone), _day_or_none(change.new, zone)
+            shown_before, shown_after = (_day_or_none(change.old, zone, lang),
+                                          _day_or_none(change.new, zone, lang))
         return ChangeNote(kind, field, isoformat_utc(before) if before else change.old,
                           isoformat_utc(after) if after else change.new,
-                          say("change.opening_date", before=shown_before, after=shown_after),
+                          say("change.opening_date", lang, before=shown_before, after=shown_after),
                           change.old, change.new)
-    old_text = clip(str(change.old), VALUE_MAX) if change.old else say("value.none")
-    new_text = clip(str(change.new), VALUE_MAX) if change.new else say("value.none")
+    old_text = clip(str(change.old), VALUE_MAX) if change.old else say("value.none", lang)
+    new_text = clip(str(change.new), VALUE_MAX) if change.new else say("value.none", lang)
     key = f"change.{field}" if f"change.{field}" in _DETAIL_KEYS else "change.details"
     return ChangeNote(kind, field, change.old, change.new,
-                      say(key, before=old_text, after=new_text, field=field.replace("_", " ")),
+                      say(key, lang, before=old_text, after=new_text, field=field.replace("_", " ")),
                       change.old, change.new)
 
 
@@ -194,36 +203,37 @@ _STATUS_KEYS = {ChangeKind.OPENED: "change.opened", ChangeKind.CLOSED: "change.c
                 ChangeKind.REOPENED: "change.reopened"}
 
 
-def describe(change: Change, zone: ZoneInfo) -> list[ChangeNote]:
-    """The notes of one typed change (none for ``new``)."""
+def describe(change: Change, zone: ZoneInfo, lang: str = EN) -> list[ChangeNote]:
+    """The notes of one typed change (none for ``new``), in ``lang``."""
     kind = change.kind
     if kind is ChangeKind.NEW:
         return []
     if kind in _STATUS_KEYS:
-        return [ChangeNote(kind.value, "status", change.old, change.new, say(_STATUS_KEYS[kind]),
+        return [ChangeNote(kind.value, "status", change.old, change.new, say(_STATUS_KEYS[kind], lang),
                            change.old, change.new)]
     if kind is ChangeKind.STATUS_CHANGED:
         return [ChangeNote(kind.value, "status", change.old, change.new, say(
-            "change.status", before=clip(str(change.old), 30), after=clip(str(change.new), 30)),
+            "change.status", lang, before=clip(str(change.old), 30), after=clip(str(change.new), 30)),
             change.old, change.new)]
     if kind is ChangeKind.DEADLINE_CHANGED:
-        return _deadline_notes(change, zone)
+        return _deadline_notes(change, zone, lang)
     if kind is ChangeKind.BUDGET_CHANGED:
-        return _budget_notes(change)
+        return _budget_notes(change, lang)
     if kind is ChangeKind.TITLE_CHANGED:
         return [ChangeNote(kind.value, "title", change.old, change.new, say(
-            "change.title", before=clip(str(change.old), TEXT_MAX)), change.old, change.new)]
+            "change.title", lang, before=clip(str(change.old), TEXT_MAX)), change.old, change.new)]
     if kind is ChangeKind.DOCUMENTS_CHANGED:
         key = "change.documents" if change.field == "documents" else "change.updates"
         return [ChangeNote(kind.value, change.field or "updates", None, change.new,
-                           say(key, after=clip(str(change.new), TEXT_MAX)), change.old, change.new)]
+                           say(key, lang, after=clip(str(change.new), TEXT_MAX)), change.old, change.new)]
     if kind is ChangeKind.REMOVED_FROM_SOURCE:
-        return [ChangeNote(kind.value, change.field, change.old, change.new, say("change.removed"),
+        return [ChangeNote(kind.value, change.field, change.old, change.new, say("change.removed", lang),
                            change.old, change.new)]
-    return [_details_note(change, zone)]
+    return [_details_note(change, zone, lang)]
 
 
-def what_changed(changes: Iterable[Change], zone: ZoneInfo) -> tuple[ChangeNote, ...]:
+def what_changed(changes: Iterable[Change], zone: ZoneInfo,
+                 lang: str = EN) -> tuple[ChangeNote, ...]:
     """The notes of ``changes``, in order, each said once; new documents in one note
     ("new documents: Work programme, FAQ"), however many events listed them."""
     notes: list[ChangeNote] = []
@@ -238,13 +248,13 @@ def what_changed(changes: Iterable[Change], zone: ZoneInfo) -> tuple[ChangeNote,
                 first_document = len(notes)
                 notes.append(ChangeNote(change.kind.value, "documents", None, None, ""))
             continue
-        for note in describe(change, zone):
+        for note in describe(change, zone, lang):
             if all(n.text != note.text for n in notes):
                 notes.append(note)
     if first_document is not None:
         notes[first_document] = ChangeNote(
             ChangeKind.DOCUMENTS_CHANGED.value, "documents", None, documents,
-            say("change.documents", after=clip(join_list(documents), TEXT_MAX)), None, documents)
+            say("change.documents", lang, after=clip(join_list(documents), TEXT_MAX)), None, documents)
     return tuple(notes)
 
 
@@ -256,6 +266,6 @@ def subject_counts(counted: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def counts_text(counted: dict[str, int]) -> str:
+def counts_text(counted: dict[str, int], lang: str = EN) -> str:
     """"3 new, 1 deadline moved, 2 closing soon"."""
-    return join_list([count(key, n) for key, n in counted.items()])
+    return join_list([count(key, n, lang) for key, n in counted.items()])

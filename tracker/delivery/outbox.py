@@ -260,7 +260,8 @@ def _subscriptions(connection: Connection, available: Iterable[str], *,
                        subscriptions.c.mode, subscriptions.c.channels, subscriptions.c.token,
                        subscriptions.c.digested_through, subscribers.c.name,
                        subscribers.c.timezone, subscribers.c.muted_until,
-                       subscribers.c.quiet_hours, subscribers.c.reminders)
+                       subscribers.c.quiet_hours, subscribers.c.reminders,
+                       subscribers.c.language)
              .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
              .order_by(subscriptions.c.id))
     channel_query = (sa.select(channels_table.c.subscriber_id, channels_table.c.channel)
@@ -299,7 +300,7 @@ def audiences(connection: Connection, now: datetime, available: Iterable[str],
         subscriber_id=row.subscriber_id, subscriber=row.name, profile=row.profile,
         mode=row.mode, channels=channels, timezone=row.timezone,
         quiet_hours_end=quiet_until(row.quiet_hours, row.timezone, now),
-        reminders=tuple(row.reminders), token=row.token)
+        reminders=tuple(row.reminders), token=row.token, language=row.language)
         for row, channels in _subscriptions(connection, available, id_range=id_range,
                                             profiles=profiles, modes=modes)
         if channels and not _muted(row.muted_until, now)]
@@ -427,7 +428,8 @@ def _summary_row(plan: PlannedSummary, now: datetime, shown: int) -> dict[str, A
     """The outbox row of a summary (one subscriber's, rendered for them alone)."""
     items = [AlertItem(call=event.call, changes=changes, reasons=event.reasons,
                        profile=event.profile) for event, changes in plan.items]
-    message = render_summary(items, shown=shown, now=now, timezone=plan.audience.timezone)
+    message = render_summary(items, shown=shown, now=now, timezone=plan.audience.timezone,
+                             language=plan.audience.language)
     row = _delivery_row(plan.key, plan.audience, plan.channel, "summary", None, None,
                         plan.not_before, now)
     row["message"] = _channel_form({"": SharedJson(message.model_dump(mode="json"))}, plan.channel)
@@ -437,14 +439,16 @@ def _summary_row(plan: PlannedSummary, now: datetime, shown: int) -> dict[str, A
 def _alert_row(plan: PlannedAlert, now: datetime, rendered: Rendered) -> dict[str, Any]:
     """The outbox row of an alert; ``rendered`` keeps each event's alert per time zone (and
     its per-channel forms), since every instant subscriber of a profile gets the same one.
-    One notify step has one event per profile and call, so they and the zone are its key."""
+    One notify step has one event per profile and call, so they, the zone and the language
+    are its key."""
     event = plan.event
-    key = (event.profile, event.call.id, plan.audience.timezone)
+    key = (event.profile, event.call.id, plan.audience.timezone, plan.audience.language)
     forms = rendered.get(key)
     if forms is None:
         item = AlertItem(call=event.call, changes=plan.changes, reasons=event.reasons,
                          profile=event.profile)
-        message = render_alert(item, now=now, timezone=plan.audience.timezone)
+        message = render_alert(item, now=now, timezone=plan.audience.timezone,
+                               language=plan.audience.language)
         forms = rendered[key] = {"": SharedJson(message.model_dump(mode="json"))}
     row = _delivery_row(plan.key, plan.audience, plan.channel, "alert", event.call.id,
                         None, plan.not_before, now)
@@ -621,6 +625,7 @@ class _Member:
     muted: bool
     position: int  # ``digested_through``
     reminders: tuple[int, ...]  # days before a cut-off: closing soon
+    language: str = "en"  # the subscriber's: what its digests are written in
 
 
 @dataclass(frozen=True)
@@ -639,7 +644,8 @@ def _digest_members(connection: Connection, now: datetime, usable: Iterable[str]
     return [_Member(subscription_id=row.id, subscriber_id=row.subscriber_id,
                     subscriber=row.name, profile=row.profile, mode=row.mode, channels=channels,
                     timezone=row.timezone, muted=_muted(row.muted_until, now),
-                    position=row.digested_through, reminders=tuple(row.reminders))
+                    position=row.digested_through, reminders=tuple(row.reminders),
+                    language=row.language)
             for row, channels in _subscriptions(connection, usable, id_range=id_range,
                                                 modes=("daily", "weekly"))]
 
@@ -751,7 +757,7 @@ class _DigestRound:
         """The digest of ``members`` (one subscriber's subscriptions in ``mode``) as outbox
         JSON per channel, rendered once for every subscriber who gets the same; None when
         there is nothing to say."""
-        key = (mode, timezone, members[0].reminders,
+        key = (mode, timezone, members[0].reminders, members[0].language,
                tuple((m.profile, min(m.position, self.upto)) for m in members))
         if key in self.rendered:
             self.rendered.move_to_end(key)
@@ -793,7 +799,8 @@ class _DigestRound:
                    for m, call, reasons in open_matches if opening_soon(call, mode, self.now)]
         period: Literal["daily", "weekly"] = "weekly" if mode == "weekly" else "daily"
         message = render_digest(new=new, changed=changed, closing=closing, opening=opening,
-                                period=period, now=self.now, timezone=timezone)
+                                period=period, now=self.now, timezone=timezone,
+                                language=members[0].language)
         return None if message is None else {"": SharedJson(message.model_dump(mode="json"))}
 
     def body_ids(self, connection: Connection, forms: Iterable[SharedJson]) -> dict[str, int]:
@@ -974,7 +981,8 @@ def preview_digests(engine: Engine, now: datetime, available: Iterable[str],
 
 def _reminder_row(plan: PlannedReminder, now: datetime) -> dict[str, Any]:
     item = AlertItem(call=plan.call, reasons=plan.reasons, profile=plan.audience.profile)
-    message = render_reminder(item, plan.cutoff, now=now, timezone=plan.audience.timezone)
+    message = render_reminder(item, plan.cutoff, now=now, timezone=plan.audience.timezone,
+                              language=plan.audience.language)
     return _delivery_row(plan.key, plan.audience, plan.channel, "reminder", plan.call.id, message,
                          plan.not_before, now)
 

@@ -87,6 +87,7 @@ class Audience:
     quiet_hours_end: datetime | None = None  # set when ``now`` is inside quiet hours
     reminders: tuple[int, ...] = REMINDER_DAYS
     token: str | None = None
+    language: str = "en"  # the subscriber's: what its messages are written in
 
 
 @dataclass(frozen=True)

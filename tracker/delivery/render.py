@@ -60,7 +60,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -70,17 +70,19 @@ from markupsafe import Markup
 from tracker.dates import isoformat_utc, to_utc
 from tracker.delivery.changes import ChangeNote, clip, counts_text, subject_counts, what_changed
 from tracker.delivery.wording import (
+    EN,
     Phrase,
     count,
     describe_days,
+    format_amount,
     format_day,
     format_deadline,
     join_list,
     say,
     why_matched,
 )
+from tracker.i18n import install_jinja, language_or_default
 from tracker.models import CallRecord, CallStatus, Change
-from tracker.money import format_eur
 from tracker.ports import Button, Message
 
 __all__ = ["AlertItem", "clip", "describe_change", "describe_days", "format_day",
@@ -147,6 +149,8 @@ class _Item:
     notes: list[ChangeNote] = field(default_factory=list)
     #: a line of its own (a summary's "also matching" list): title, deadline and link only
     compact: bool = False
+    #: the language everything about it is said in (the subscriber's)
+    lang: str = EN
 
     @property
     def changes(self) -> list[ChangeNote]:
@@ -156,7 +160,7 @@ class _Item:
     @property
     def why(self) -> tuple[Phrase, ...]:
         """Why it matched, in words, counting the days left from the message's ``now``."""
-        return why_matched(tuple(self.reasons), self.days_left)
+        return why_matched(tuple(self.reasons), self.days_left, self.lang)
 
     @property
     def why_text(self) -> str:
@@ -198,6 +202,8 @@ class _View:
     sections: list[_Section]
     #: a closing line (a summary's "from now on, one alert per call")
     outro: str = ""
+    #: the language it is written in (the subscriber's)
+    lang: str = EN
 
     @property
     def show_titles(self) -> bool:
@@ -245,37 +251,37 @@ def first_sentences(summary: str, limit: int = SUMMARY_MAX) -> str:
     return kept or clip(flat, limit)
 
 
-def describe_change(change: Change, zone: ZoneInfo) -> str:
+def describe_change(change: Change, zone: ZoneInfo, lang: str = EN) -> str:
     """What one typed change says, in plain text ("deadline 12 Mar → 26 Mar 2027"): its
     notes (``tracker.delivery.changes``) joined; empty for a ``new`` event."""
-    return "; ".join(note.text for note in what_changed([change], zone))
+    return "; ".join(note.text for note in what_changed([change], zone, lang))
 
 
-def _cutoffs(call: CallRecord, now: datetime, zone: ZoneInfo) -> list[str]:
+def _cutoffs(call: CallRecord, now: datetime, zone: ZoneInfo, lang: str) -> list[str]:
     """Every cut-off still ahead with its days; the last one when all have passed."""
     ahead = [d for d in call.deadlines if d >= now] or list(call.deadlines[-1:])
-    return [f"{format_deadline(d, zone)} ({describe_days(days_left(d, now, zone))})"
+    return [f"{format_deadline(d, zone, lang)} ({describe_days(days_left(d, now, zone), lang)})"
             for d in ahead]
 
 
 #: the display fields of calls (see ``_prepare``), least recently used dropped
 PREPARED = 32_768
-_prepared: OrderedDict[tuple[int, datetime, str, datetime | None],
+_prepared: OrderedDict[tuple[int, datetime, str, datetime | None, str],
                        tuple[CallRecord, dict[str, Any]]] = OrderedDict()
 
 
 def _prepare(call: CallRecord, now: datetime, zone: ZoneInfo,
-             deadline: datetime | None = None) -> _Item:
+             deadline: datetime | None = None, lang: str = EN) -> _Item:
     """``call`` as a display item. A digest round shows the same call object (at the same
     ``now``, in a few zones) in thousands of digests: its fields are worked out once, kept
     under the object's identity and checked to be that very object, so a reused id is
     never taken for it."""
-    key = (id(call), now, zone.key, deadline)
+    key = (id(call), now, zone.key, deadline, lang)
     found = _prepared.get(key)
     if found is not None and found[0] is call:
         _prepared.move_to_end(key)
         return _Item(**found[1])
-    fields = _display_fields(call, now, zone, deadline)
+    fields = _display_fields(call, now, zone, deadline, lang)
     _prepared[key] = (call, fields)
     if len(_prepared) > PREPARED:
         _prepared.popitem(last=False)
@@ -283,7 +289,7 @@ def _prepare(call: CallRecord, now: datetime, zone: ZoneInfo,
 
 
 def _display_fields(call: CallRecord, now: datetime, zone: ZoneInfo,
-                    deadline: datetime | None) -> dict[str, Any]:
+                    deadline: datetime | None, lang: str) -> dict[str, Any]:
     deadline = deadline or call.next_deadline(now)
     days = days_left(deadline, now, zone) if deadline else None
     opening = call.opening_date
@@ -292,46 +298,48 @@ def _display_fields(call: CallRecord, now: datetime, zone: ZoneInfo,
         title=clip(call.title, TITLE_MAX),
         programme=clip(" / ".join(p for p in (call.programme, call.sub_programme) if p), 120),
         identifier=clip(call.topic_identifier or call.call_identifier or call.native_id, 120),
-        status=say(_STATUS_KEYS[call.status]),
+        status=say(_STATUS_KEYS[call.status], lang),
         url=safe_url(call.url),
         deadline=deadline,
-        deadline_text=format_deadline(deadline, zone) if deadline else None,
+        deadline_text=format_deadline(deadline, zone, lang) if deadline else None,
         days_left=days,
-        days_text=describe_days(days) if days is not None else "",
+        days_text=describe_days(days, lang) if days is not None else "",
         budget_eur=call.budget_eur,
-        budget=budget_line(call),
+        budget=budget_line(call, lang),
         summary=first_sentences(call.summary),
         action_type=clip(call.action_type or "", 80),
         opening=opening,
-        opening_text=format_day(to_utc(opening).astimezone(zone).date()) if opening else "",
-        cutoffs=_cutoffs(call, now, zone),
+        opening_text=format_day(to_utc(opening).astimezone(zone).date(), lang) if opening else "",
+        cutoffs=_cutoffs(call, now, zone, lang),
         deadline_model=clip(call.deadline_model or "", 60),
         places=clip(join_list([*call.countries, *call.regions]), LINE_MAX),
+        lang=lang,
     )
 
 
-def budget_line(call: CallRecord) -> str:
+def budget_line(call: CallRecord, lang: str = EN) -> str:
     """The budget with its basis: the topic's own figures, then the call total it shares,
     named as such, so a Joint Undertaking's call total is never read as the topic's."""
     parts = []
     if call.budget_eur is not None:
-        parts.append(say("budget.topic", amount=format_eur(call.budget_eur)))
+        parts.append(say("budget.topic", lang, amount=format_amount(call.budget_eur, lang)))
     if call.budget_max_eur is not None:
-        parts.append(say("budget.max_grant", amount=format_eur(call.budget_max_eur)))
+        parts.append(say("budget.max_grant", lang, amount=format_amount(call.budget_max_eur, lang)))
     elif call.budget_min_eur is not None:
-        parts.append(say("budget.min_grant", amount=format_eur(call.budget_min_eur)))
+        parts.append(say("budget.min_grant", lang, amount=format_amount(call.budget_min_eur, lang)))
     if call.expected_grants:
-        parts.append(count("budget.grants", call.expected_grants))
+        parts.append(count("budget.grants", call.expected_grants, lang))
     if call.call_budget_eur is not None:
-        total = say("budget.call_total", amount=format_eur(call.call_budget_eur))
+        total = say("budget.call_total", lang,
+                    amount=format_amount(call.call_budget_eur, lang))
         if call.call_budget_topics:
-            total += f" ({count('budget.shared', call.call_budget_topics)})"
+            total += f" ({count('budget.shared', call.call_budget_topics, lang)})"
         parts.append(total)
     return join_list(parts)
 
 
 def _merge(items: Iterable[AlertItem], now: datetime, zone: ZoneInfo,
-           seen: set[str]) -> list[_Item]:
+           seen: set[str], lang: str = EN) -> list[_Item]:
     """One display item per call: profiles, reasons and changes of duplicates merged."""
     merged: dict[str, _Item] = {}
     for item in items:
@@ -340,7 +348,7 @@ def _merge(items: Iterable[AlertItem], now: datetime, zone: ZoneInfo,
             continue  # already shown in an earlier group of the same digest
         view = merged.get(call_id)
         if view is None:
-            view = merged[call_id] = _prepare(item.call, now, zone)
+            view = merged[call_id] = _prepare(item.call, now, zone, None, lang)
         if item.profile and item.profile not in view.profiles:
             view.profiles.append(item.profile)
         for reason in item.reasons:
@@ -348,7 +356,7 @@ def _merge(items: Iterable[AlertItem], now: datetime, zone: ZoneInfo,
             if reason not in view.reasons:
                 view.reasons.append(reason)
         known = {note.text for note in view.notes}
-        for note in what_changed(item.changes, zone):
+        for note in what_changed(item.changes, zone, lang):
             if note.text not in known:
                 view.notes.append(note)
                 known.add(note.text)
@@ -470,11 +478,13 @@ def _quoted(value: str) -> Markup:
 
 
 @cache
-def _environment(form: Form) -> jinja2.Environment:
-    """The Jinja environment of one form. It loads only its own folder
+def _environment(form: Form, lang: str = EN) -> jinja2.Environment:
+    """The Jinja environment of one form in one language. It loads only its own folder
     (tracker/delivery/templates/<form>/), so a template is always rendered with its form's escaping:
     Telegram HTML by ``tg_escape`` (in ``finalize``), email HTML by Jinja's HTML autoescape,
-    plain text by nothing. Made once a process; its templates are compiled once."""
+    plain text by nothing. Made once a process per language, whose catalog
+    ``tracker.i18n.install_jinja`` installs (``_()``, ``{% trans %}``); its templates are
+    compiled once."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("tracker.delivery", f"templates/{form}"),
         autoescape=form != "text",  # noqa: S701 - plain text is not markup: nothing to escape
@@ -486,11 +496,11 @@ def _environment(form: Form) -> jinja2.Environment:
     )
     if form == "telegram":
         env.filters["quoted"] = _quoted
-    return env
+    return install_jinja(env, lang)
 
 
 @cache
-def _macro(form: Form, name: str, macro: str = "render") -> Callable[..., str]:
+def _macro(form: Form, name: str, macro: str = "render", lang: str = EN) -> Callable[..., str]:
     """A macro of the template ``name`` of ``form``, called from Python.
 
     Every template is a macro (``render``; telegram/message.j2 has ``header`` and
@@ -499,7 +509,7 @@ def _macro(form: Form, name: str, macro: str = "render") -> Callable[..., str]:
     times that, for each of 140,000 items and messages of a round. What a macro returns is
     ``Markup`` in an autoescaping form; ``_message`` and ``_forms`` keep plain ``str``.
     """
-    found: Callable[..., str] = getattr(_environment(form).get_template(name).module, macro)
+    found: Callable[..., str] = getattr(_environment(form, lang).get_template(name).module, macro)
     return found
 
 
@@ -531,14 +541,16 @@ def _forms(item: _Item) -> _ItemForms:
            item.deadline_text, item.days_text, item.budget, tuple(item.profiles),
            tuple(item.reasons), tuple(n.text for n in item.notes), item.summary,
            item.action_type, item.opening_text, tuple(item.cutoffs), item.deadline_model,
-           item.places, item.compact)
+           item.places, item.compact, item.lang)
     found = _item_forms.get(key)
     if found is not None:
         _item_forms.move_to_end(key)
         return found
-    found = _item_forms[key] = _ItemForms(telegram=str(_macro("telegram", "item.j2")(item)),
-                                          text=str(_macro("text", "item.j2")(item)),
-                                          email=str(_macro("email", "item.html")(item)))
+    lang = item.lang
+    found = _item_forms[key] = _ItemForms(
+        telegram=str(_macro("telegram", "item.j2", "render", lang)(item)),
+        text=str(_macro("text", "item.j2", "render", lang)(item)),
+        email=str(_macro("email", "item.html", "render", lang)(item)))
     if len(_item_forms) > ITEM_FORMS:
         _item_forms.popitem(last=False)
     return found
@@ -557,15 +569,17 @@ def _message(view: _View, now: datetime, zone: ZoneInfo,
         return [(section, [getattr(item, form) for item in items])
                 for section, items in zip(view.sections, forms, strict=True)]
 
+    lang = view.lang
+    frame = partial(_macro, "telegram", "message.j2", lang=lang)
     blocks: list[str] = []
     for section, items in placed("telegram"):
         if view.show_titles and items:  # the heading stays with the section's first item
-            items[0] = f"{_macro('telegram', 'message.j2', 'heading')(section)}\n\n{items[0]}"
+            items[0] = f"{frame('heading')(section)}\n\n{items[0]}"
         blocks += items
         if section.note:
-            blocks.append(str(_macro("telegram", "message.j2", "note")(section)))
+            blocks.append(str(frame("note")(section)))
     if view.outro:
-        blocks.append(str(_macro("telegram", "message.j2", "outro")(view)))
+        blocks.append(str(frame("outro")(view)))
     document = {
         "schema": SCHEMA, "kind": view.kind, "subject": view.subject,
         "generated_at": isoformat_utc(now), "timezone": zone.key,
@@ -577,10 +591,11 @@ def _message(view: _View, now: datetime, zone: ZoneInfo,
     return Message(
         kind="digest" if view.kind == "summary" else view.kind, subject=view.subject,
         # one newline at the end, whatever the last item ends with
-        text=_macro("text", "message.j2")(view, placed("text")).rstrip() + "\n",
-        html=str(_macro("email", "message.html")(view, placed("email"))),
-        telegram=split_telegram(str(_macro("telegram", "message.j2", "header")(view)), blocks),
-        document=document, buttons=buttons, date=to_utc(now),
+        text=_macro("text", "message.j2", "render", lang)(view, placed("text")).rstrip() + "\n",
+        html=str(_macro("email", "message.html", "render", lang)(view, placed("email"))),
+        telegram=split_telegram(str(frame("header")(view)), blocks,
+                                continued=f"<i>{tg_escape(say('telegram.continued', lang))}</i>"),
+        document=document, buttons=buttons, date=to_utc(now), language=lang,
     )
 
 
@@ -588,26 +603,34 @@ def _zone(timezone: str | ZoneInfo) -> ZoneInfo:
     return timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
 
 
-def _alert_buttons(item: AlertItem) -> tuple[Button, ...]:
+def _alert_buttons(item: AlertItem, lang: str) -> tuple[Button, ...]:
     """Dismiss and switch-to-digest buttons, left out when callback data would pass 64 bytes."""
-    wanted = [(say("button.dismiss"), f"dismiss:{item.call.id}")]
+    wanted = [(say("button.dismiss", lang), f"dismiss:{item.call.id}")]
     if item.profile:
-        wanted.append((say("button.daily"), f"mode:{item.profile}:daily"))
+        wanted.append((say("button.daily", lang), f"mode:{item.profile}:daily"))
     return tuple(Button(label=label, data=data) for label, data in wanted
                  if len(data.encode()) <= 64)
 
 
-def render_alert(item: AlertItem, *, now: datetime, timezone: str | ZoneInfo = "UTC") -> Message:
+def _language(language: str) -> str:
+    """The language a message is written in: the subscriber's, English when unsupported."""
+    return language_or_default(language)
+
+
+def render_alert(item: AlertItem, *, now: datetime, timezone: str | ZoneInfo = "UTC",
+                 language: str = EN) -> Message:
     """An instant alert: a new matching call, or what changed about a matched call
-    ("Deadline 12 Mar → 26 Mar 2027 — <title>")."""
-    zone = _zone(timezone)
-    [view] = _merge([item], now, zone, set())
+    ("Deadline 12 Mar → 26 Mar 2027 — <title>"), in the subscriber's ``language``."""
+    zone, lang = _zone(timezone), _language(language)
+    [view] = _merge([item], now, zone, set(), lang)
     what = (sentence(" · ".join(n.text for n in view.notes)) if view.notes
-            else say("alert.new"))
-    subject = say("alert.subject", what=clip(what, 80), title=clip(view.title, SUBJECT_TITLE_MAX))
+            else say("alert.new", lang))
+    subject = say("alert.subject", lang, what=clip(what, 80),
+                  title=clip(view.title, SUBJECT_TITLE_MAX))
     intro = clip(what, 200)
     section = _Section("alert", intro, [view])
-    return _message(_View("alert", subject, intro, [section]), now, zone, _alert_buttons(item))
+    return _message(_View("alert", subject, intro, [section], lang=lang), now, zone,
+                    _alert_buttons(item, lang))
 
 
 def _by_deadline(items: list[_Item], now: datetime) -> list[_Item]:
@@ -623,6 +646,7 @@ def render_digest(
     period: Literal["daily", "weekly"] = "daily",
     now: datetime,
     timezone: str | ZoneInfo = "UTC",
+    language: str = EN,
 ) -> Message | None:
     """One digest for one recipient across all of its profiles; None when there is nothing.
 
@@ -630,21 +654,21 @@ def render_digest(
     soon (ordered by the next deadline) and opening soon (by opening date). A call is shown
     once, in the first section it appears in; a "changed" call whose events say nothing
     but that it is new is a new call. The subject counts them: "3 new, 1 deadline moved,
-    2 closing soon".
+    2 closing soon". Written in the subscriber's ``language``.
     """
-    zone = _zone(timezone)
+    zone, lang = _zone(timezone), _language(language)
     seen: set[str] = set()
-    fresh = _merge(new, now, zone, seen)
-    moved = _merge(changed, now, zone, seen)
+    fresh = _merge(new, now, zone, seen, lang)
+    moved = _merge(changed, now, zone, seen, lang)
     fresh += [i for i in moved if not i.notes]
     moved = [i for i in moved if i.notes]
     groups = [
-        _Section("new", say("section.new"), fresh),
-        _Section("changed", say("section.changed"), moved),
-        _Section("closing", say("section.closing"), _by_deadline(
-            _merge(closing, now, zone, seen), now)),
-        _Section("opening", say("section.opening"), sorted(
-            _merge(opening, now, zone, seen),
+        _Section("new", say("section.new", lang), fresh),
+        _Section("changed", say("section.changed", lang), moved),
+        _Section("closing", say("section.closing", lang), _by_deadline(
+            _merge(closing, now, zone, seen, lang), now)),
+        _Section("opening", say("section.opening", lang), sorted(
+            _merge(opening, now, zone, seen, lang),
             key=lambda i: (i.opening is None, i.opening or now, i.call_id))),
     ]
     sections = [s for s in groups if s.items]
@@ -653,21 +677,21 @@ def render_digest(
     counted = {"count.new": len(fresh)} if fresh else {}
     counted |= subject_counts(i.notes[0].counted_as for i in moved)
     counted |= {f"count.{s.key}": len(s.items) for s in sections if s.key in ("closing", "opening")}
-    counts = counts_text(counted)
-    today = format_day(to_utc(now).astimezone(zone).date())
-    intro = say("digest.intro", period=say(f"period.{period}"), day=today, counts=counts)
-    subject = say("digest.subject", period=say(f"period.{period}"), counts=counts)
-    return _message(_View("digest", subject, intro, sections), now, zone)
+    counts = counts_text(counted, lang)
+    today = format_day(to_utc(now).astimezone(zone).date(), lang)
+    intro = say(f"digest.intro.{period}", lang, day=today, counts=counts)
+    subject = say(f"digest.subject.{period}", lang, counts=counts)
+    return _message(_View("digest", subject, intro, sections, lang=lang), now, zone)
 
 
 def render_summary(items: Sequence[AlertItem], *, shown: int, now: datetime,
-                   timezone: str | ZoneInfo = "UTC") -> Message:
+                   timezone: str | ZoneInfo = "UTC", language: str = EN) -> Message:
     """One message in place of many alerts (a subscription's first cycle, or a backlog):
     "12 calls match hydrogen-valley; here are the 5 closing first", those in full, then
     every other one on a line of its own (title, deadline, link), up to ``SUMMARY_LISTED``,
-    and how many more there are."""
-    zone = _zone(timezone)
-    merged = _by_deadline(_merge(items, now, zone, set()), now)
+    and how many more there are. Written in the subscriber's ``language``."""
+    zone, lang = _zone(timezone), _language(language)
+    merged = _by_deadline(_merge(items, now, zone, set(), lang), now)
     per_profile: dict[str, int] = {}
     for item in merged:
         for profile in item.profiles:
@@ -675,35 +699,41 @@ def render_summary(items: Sequence[AlertItem], *, shown: int, now: datetime,
     first, others = merged[:shown], merged[shown:]
     for item in others:
         item.compact = True
-    matches = [count("summary.calls", n, profile=profile) if position == 0 else
-               say("summary.profile", count=n, profile=profile)
+    matches = [count("summary.calls" if position == 0 else "summary.profile", n, lang,
+                     profile=profile)
                for position, (profile, n) in enumerate(per_profile.items())]
     head = join_list(matches)
-    subject = f"{head}; {say('summary.shown', shown=len(first))}" if others else head
-    intro = f"{head}; {say('summary.shown', shown=len(first)) if others else say('summary.all')}"
-    sections = [_Section("first", say("section.first"), first)]
+    shown_text = say("summary.shown", lang, shown=len(first))
+    subject = say("summary.head", lang, head=head, rest=shown_text) if others else head
+    intro = say("summary.head", lang, head=head,
+                rest=shown_text if others else say("summary.all", lang))
+    sections = [_Section("first", say("section.first", lang), first)]
     if others:
         listed = others[:SUMMARY_LISTED]
-        more = count("summary.more", len(others) - len(listed)) if len(others) > len(listed) else ""
-        sections.append(_Section("others", say("section.others"), listed, more))
-    return _message(_View("summary", subject, intro, sections, say("summary.outro")), now, zone)
+        more = (count("summary.more", len(others) - len(listed), lang)
+                if len(others) > len(listed) else "")
+        sections.append(_Section("others", say("section.others", lang), listed, more))
+    return _message(_View("summary", subject, intro, sections, say("summary.outro", lang),
+                          lang=lang), now, zone)
 
 
 def render_reminder(item: AlertItem, deadline: datetime, *, now: datetime,
-                    timezone: str | ZoneInfo = "UTC") -> Message:
-    """A reminder that the cut-off ``deadline`` of a matched call is close."""
-    zone = _zone(timezone)
-    [view] = _merge([item], now, zone, set())
-    specific = _prepare(item.call, now, zone, deadline)
+                    timezone: str | ZoneInfo = "UTC", language: str = EN) -> Message:
+    """A reminder that the cut-off ``deadline`` of a matched call is close, in the
+    subscriber's ``language``."""
+    zone, lang = _zone(timezone), _language(language)
+    [view] = _merge([item], now, zone, set(), lang)
+    specific = _prepare(item.call, now, zone, deadline, lang)
     view.deadline, view.deadline_text = specific.deadline, specific.deadline_text
     view.days_left, view.days_text = specific.days_left, specific.days_text
     days = view.days_left or 0
-    label = (say("reminder.today") if days == 0 else say("reminder.tomorrow") if days == 1
-             else count("reminder.days", days))
-    subject = say("alert.subject", what=label, title=clip(view.title, SUBJECT_TITLE_MAX))
+    label = (say("reminder.today", lang) if days == 0
+             else say("reminder.tomorrow", lang) if days == 1
+             else count("reminder.days", days, lang))
+    subject = say("alert.subject", lang, what=label, title=clip(view.title, SUBJECT_TITLE_MAX))
     section = _Section("reminder", label, [view])
-    return _message(_View("reminder", subject, label, [section]), now, zone,
-                    _alert_buttons(item)[:1])
+    return _message(_View("reminder", subject, label, [section], lang=lang), now, zone,
+                    _alert_buttons(item, lang)[:1])
 
 
 # --- the lines of one document item, for the channels that re-shape the document -------

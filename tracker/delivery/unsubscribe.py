@@ -81,26 +81,32 @@ FOOTER_START, FOOTER_END = "<!--callwatch:footer-->", "<!--/callwatch:footer-->"
 
 
 @functools.cache
-def _footer_templates() -> tuple[jinja2.Template, jinja2.Template]:
-    """templates/email/footer.html (autoescaped) and footer.txt (plain), compiled once."""
+def _footer_templates(lang: str) -> tuple[jinja2.Template, jinja2.Template]:
+    """templates/email/footer.html (autoescaped) and footer.txt (plain) in ``lang``
+    (its catalog installed, as render.py's environments have it), compiled once each."""
+    from tracker.i18n import install_jinja
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("tracker.delivery", "templates/email"),
         autoescape=jinja2.select_autoescape(["html"], default_for_string=False),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         auto_reload=False)
+    install_jinja(env, lang)
     return env.get_template("footer.html"), env.get_template("footer.txt")
 
 
-def with_footer(text: str, html: str, links: Links | None) -> tuple[str, str]:
+def with_footer(text: str, html: str, links: Links | None, lang: str = "en") -> tuple[str, str]:
     """An email's plain and HTML parts with one recipient's footer (pure).
 
     The HTML body carries the footer without links between its markers (message.html
     includes footer.html), put there once for every subscriber who gets the same message;
     it is replaced here with this recipient's. A body without the markers (rendered before
     there was a footer) is left as it is. The plain part, which other channels share, gets
-    the footer only here.
+    the footer only here. ``lang`` is the message's language (``Message.language``).
     """
-    html_footer, text_footer = _footer_templates()
+    from tracker.i18n import language_or_default
+
+    html_footer, text_footer = _footer_templates(language_or_default(lang))
     start, end = html.find(FOOTER_START), html.find(FOOTER_END)
     if 0 <= start < end:
         rendered = html_footer.render(links=links).strip()
