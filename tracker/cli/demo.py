@@ -16,8 +16,11 @@ DEFAULT_OUT = Path("callwatch-demo")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="folder for what was delivered (default: a new ./callwatch-demo, "
                    "./callwatch-demo-2…); must be empty if it exists")
+@click.option("--language", "language", default=None, metavar="CODE",
+              help="write every subscriber's messages in this language (de, pl, …) instead "
+                   "of each example subscriber's own")
 @pass_app
-def demo_command(app: App, out: Path | None) -> None:
+def demo_command(app: App, out: Path | None, language: str | None) -> None:
     """Run two full cycles offline, two months apart: bundled sample pages (a few real,
     most written in the sites' shape; in the second, a deadline moved, a topic opened, a
     budget raised, a new topic), example profiles and subscribers, local SMTP, Telegram and
@@ -31,9 +34,14 @@ def demo_command(app: App, out: Path | None) -> None:
 
     if app.database_url:
         raise click.UsageError("demo keeps its own database in --out; drop --db")
+    from tracker.i18n import LANGUAGES, normalize
+
+    if language is not None and normalize(language) != language.lower():
+        raise click.BadParameter(f"one of {', '.join(LANGUAGES)}", param_hint="--language")
     logs.configure("DEBUG" if app.verbose else "ERROR")  # skipped items are in the summary
     try:
-        report = run_demo(out if out is not None else fresh_folder(DEFAULT_OUT))
+        report = run_demo(out if out is not None else fresh_folder(DEFAULT_OUT),
+                          language=language.lower() if language else None)
     except DemoError as exc:
         fail(str(exc), 2)
     click.echo(format_summary(report, callwatch_command()))

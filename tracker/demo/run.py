@@ -289,8 +289,10 @@ def demo_config(world: LocalWorld, database_url: str, profiles: Path, subscriber
                    for section, values in sections.items())
 
 
-def local_subscribers(source: Path, target: Path, world: LocalWorld) -> list[str]:
-    """Copy the example subscribers, pointing each webhook at the local receiver.
+def local_subscribers(source: Path, target: Path, world: LocalWorld,
+                      language: str | None = None) -> list[str]:
+    """Copy the example subscribers, pointing each webhook at the local receiver (and
+    setting each one's ``language``, when given: ``callwatch demo --language de``).
 
     Email addresses and Telegram chat ids need no change: the SMTP sink and the fake Bot
     API accept any. A webhook is a URL, so it becomes ``<receiver>/<subscriber>``.
@@ -302,6 +304,8 @@ def local_subscribers(source: Path, target: Path, world: LocalWorld) -> list[str
         channels = document.get("channels") if isinstance(document, dict) else None
         if isinstance(channels, dict) and channels.get("webhook"):
             channels["webhook"] = world.webhooks.endpoint(f"/{document.get('name', path.stem)}")
+        if language is not None and isinstance(document, dict):
+            document["language"] = language
         (target / path.name).write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False),
                                         encoding="utf-8")
         names.append(str(document.get("name", path.stem)) if isinstance(document, dict) else path.stem)
@@ -496,8 +500,10 @@ def _demo_notifiers(settings: Settings) -> dict[str, Notifier]:
     return build_notifiers(settings, environ, paced=False)
 
 
-def run_demo(out: Path, *, now: datetime = DEMO_NOW, later: datetime = LATER_NOW) -> DemoReport:
-    """Run the demo into ``out`` (created; must not hold an earlier demo) and report."""
+def run_demo(out: Path, *, now: datetime = DEMO_NOW, later: datetime = LATER_NOW,
+             language: str | None = None) -> DemoReport:
+    """Run the demo into ``out`` (created; must not hold an earlier demo) and report;
+    ``language``: every subscriber's messages in it (else each example's own)."""
     began = time.perf_counter()
     if out.exists() and any(out.iterdir()):
         raise DemoError(f"{out} is not empty; pass another --out")
@@ -506,7 +512,7 @@ def run_demo(out: Path, *, now: datetime = DEMO_NOW, later: datetime = LATER_NOW
     database = out / DATABASE_NAME
     with tempfile.TemporaryDirectory(prefix="callwatch-demo-") as scratch, local_world() as world:
         subscribers = local_subscribers(config_dir / "subscribers", Path(scratch) / "subscribers",
-                                        world)
+                                        world, language)
         config_file = Path(scratch) / "callwatch-demo.toml"
         config_file.write_text(demo_config(world, f"sqlite:///{database.resolve()}",
                                            config_dir / "profiles", Path(scratch) / "subscribers",
