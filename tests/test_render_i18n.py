@@ -1,0 +1,257 @@
+"""Messages in the subscriber's language: alerts, digests, summaries and reminders in German
+and Polish, every form (email HTML and plain text, Telegram), through the bot's catalogs.
+
+Two checks, each able to fail on its own:
+
+- the catalogs: every string the messages use (marked in tracker/delivery/: the templates
+  and ``wording``) has a German and a Polish translation;
+- the renders: an alert, a digest with every section, a summary and a reminder rendered in
+  ``de`` and ``pl`` from calls whose own text has no English in it contain no literal piece
+  of any English msgid the messages use (a string left untranslated shows up as English).
+  The same check run on the French render (a language whose message strings fall back to
+  English) must find English: that is what it would report for a missing translation.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+
+from tests.factories import make_call
+from tests.notifier_support import change
+from tracker import i18n
+from tracker.delivery.render import AlertItem, render_alert, render_digest, render_reminder, render_summary
+from tracker.delivery.unsubscribe import Links, with_footer
+from tracker.delivery.wording import why_matched
+from tracker.models import CallRecord, CallStatus, ChangeKind
+from tracker.ports import Message
+
+REPO = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+ZONE = "Europe/Warsaw"
+LINKS = Links(manage="https://callwatch.example.org/manage/t0k", unsubscribe="https://callwatch.example.org/unsubscribe/t0k")
+#: the languages whose messages are translated in full (docs/translations.md)
+FULL = [lang for lang in i18n.MESSAGE_LANGUAGES if lang != i18n.SOURCE_LANGUAGE]
+
+
+@cache
+def message_msgids() -> tuple[str | tuple[str, str], ...]:
+    """Every msgid marked in tracker/delivery/ (templates and Python), as babel.cfg extracts."""
+    with (REPO / "babel.cfg").open(encoding="utf-8") as handle:
+        method_map, options_map = parse_mapping_cfg(handle, "babel.cfg")
+    found: dict[str, str | tuple[str, str]] = {}
+    for filename, _line, message, _comments, _context in extract_from_dir(REPO, method_map, options_map):
+        if filename.replace("\\", "/").startswith(i18n.MESSAGE_SOURCES):
+            msgid = message if isinstance(message, str) else (message[0], message[1])
+            found[msgid if isinstance(msgid, str) else msgid[0]] = msgid
+    return tuple(found.values())
+
+
+def test_the_messages_strings_are_found() -> None:
+    """The extraction the checks rely on sees templates, wording's phrases and its plurals."""
+    found = message_msgids()
+    assert "Open the call" in found  # a template
+    assert "Sent by callwatch." in found  # the email footer
+    assert "New calls" in found  # wording.PHRASES
+    assert ("{n} grant expected", "{n} grants expected") in found  # wording.PLURALS
+    assert len(found) >= 100
+
+
+@pytest.mark.parametrize("lang", FULL)
+def test_every_message_string_has_a_translation(lang: str) -> None:
+    catalog = i18n.read_catalog(lang)
+    missing = []
+    for msgid in message_msgids():
+        entry = catalog.get(msgid if isinstance(msgid, str) else msgid[0])
+        forms = [] if entry is None else (
+            [entry.string] if isinstance(entry.string, str) else list(entry.string))
+        if entry is None or entry.fuzzy or not forms or not all(forms):
+            missing.append(msgid)
+        elif isinstance(msgid, tuple):
+            assert len(forms) == catalog.num_plurals, msgid
+    assert missing == [], f"tracker/locale/{lang}: translate {missing}"
+
+
+# -- the renders ---------------------------------------------------------------------------
+
+def calls() -> list[CallRecord]:
+    """Calls whose own text (title, summary, identifiers, countries) has no English word,
+    so any English in a render comes from callwatch's strings."""
+    first = make_call(
+        "WASSERSTOFF-01", title="Wasserstoff-Elektrolyseure Z7", programme="Horyzont",
+        sub_programme="KLASTER-5", summary="Elektrolyseure für Wasserstoff. Zweiter Satz hier. Dritter.",
+        url="https://example.invalid/w1", action_type="RIA", deadline_model="jednoetapowy",
+        deadlines=(datetime(2027, 2, 11, 16, 0, tzinfo=UTC), datetime(2027, 6, 3, 15, 0, tzinfo=UTC)),
+        budget_eur=4_500_000, budget_max_eur=1_500_000, expected_grants=3,
+        call_budget_eur=40_000_000, call_budget_topics=5, countries=("DE", "PL"),
+        regions=("Mazowsze",))
+    second = make_call(
+        "WODOR-02", title="Wodór w dolinach", programme="Horyzont", summary="Doliny wodorowe.",
+        url="https://example.invalid/w2", action_type="IA", deadline_model="dwuetapowy",
+        status=CallStatus.FORTHCOMING, opening_date=NOW + timedelta(days=3),
+        deadlines=(datetime(2027, 4, 22, 15, 0, tzinfo=UTC),), budget_eur=None,
+        budget_min_eur=250_000, expected_grants=1, call_budget_eur=12_000_000, call_budget_topics=1)
+    third = make_call(
+        "ZAMKNIECIE-03", title="Termin blisko", programme="Horyzont", summary="Krótko.",
+        url="https://example.invalid/w3", action_type="CSA", deadline_model="jednoetapowy",
+        deadlines=(NOW + timedelta(days=2),), budget_eur=900_000, expected_grants=5)
+    return [first, second, third]
+
+
+REASONS = ("title: wasserstoff, elektrolyseure", "keywords: wodor", "summary: doliny",
+           "eligible: DE, PL", "audience: KMU", "Horyzont")
+
+
+def renders(lang: str) -> list[Message]:
+    """Every kind of message, with every change kind and every digest section, in ``lang``."""
+    first, second, third = calls()
+    changes = (
+        change(first, ChangeKind.DEADLINE_CHANGED, old=["2027-01-28T16:00:00Z", "2027-06-03T15:00:00Z"],
+               new=["2027-02-11T16:00:00Z", "2027-06-03T15:00:00Z"]),
+        change(first, ChangeKind.DEADLINE_CHANGED, old=["2027-02-11T16:00:00Z"],
+               new=["2027-02-11T16:00:00Z", "2027-09-01T15:00:00Z"]),
+        change(first, ChangeKind.DEADLINE_CHANGED, old=["2027-02-11T16:00:00Z", "2027-10-01T15:00:00Z"],
+               new=["2027-02-11T16:00:00Z"]),
+        change(first, ChangeKind.BUDGET_CHANGED,
+               old={"total": 3_000_000, "max_grant": 1_000_000, "min_grant": None, "expected_grants": 2,
+                    "call_total": 30_000_000},
+               new={"total": 4_500_000, "max_grant": 1_500_000, "min_grant": 100_000, "expected_grants": 3,
+                    "call_total": 40_000_000}),
+        change(first, ChangeKind.OPENED, old="forthcoming", new="open"),
+        change(first, ChangeKind.CLOSED, old="open", new="closed"),
+        change(first, ChangeKind.REOPENED, old="closed", new="open"),
+        change(first, ChangeKind.STATUS_CHANGED, old="otwarty", new="zapowiedziany"),
+        change(first, ChangeKind.TITLE_CHANGED, old="Stary tytuł", new=first.title),
+        change(first, ChangeKind.DOCUMENTS_CHANGED, field="documents", new="Leitfaden 2027"),
+        change(first, ChangeKind.DOCUMENTS_CHANGED, field="updates", new="Aktualizacja 3"),
+        change(first, ChangeKind.REMOVED_FROM_SOURCE),
+        change(first, ChangeKind.DETAILS_CHANGED, field="opening_date", old="2026-05-06T00:00:00Z",
+               new="2026-06-01T00:00:00Z"),
+        change(first, ChangeKind.DETAILS_CHANGED, field="opening_date", old=None, new="2026-06-01T00:00:00Z"),
+        change(first, ChangeKind.DETAILS_CHANGED, field="deadline_model", old="dwuetapowy", new="jednoetapowy"),
+        change(first, ChangeKind.DETAILS_CHANGED, field="action_type", old="IA", new="RIA"),
+        change(first, ChangeKind.DETAILS_CHANGED, field="call_identifier", old="A-1", new="A-2"),
+        change(first, ChangeKind.DETAILS_CHANGED, field="topic_identifier", old="B-1", new="B-2"),
+        change(first, ChangeKind.DETAILS_CHANGED, field="url", old="https://a.invalid", new="https://b.invalid"),
+    )
+    moved = AlertItem(first, changes, REASONS, "wodor-profil")
+    new = [AlertItem(second, (), REASONS, "wodor-profil"), AlertItem(second, (), REASONS, "drugi-profil")]
+    closing = [AlertItem(third, (), REASONS, "wodor-profil")]
+    opening = [AlertItem(second, (), REASONS, "wodor-profil")]
+    daily = render_digest(changed=[moved], closing=closing, opening=opening, now=NOW, timezone=ZONE,
+                          language=lang)
+    weekly = render_digest(new=new, closing=closing, period="weekly", now=NOW, timezone=ZONE,
+                           language=lang)
+    many = [AlertItem(c, (), REASONS, p) for c in calls() for p in ("wodor-profil", "drugi-profil")]
+    summary = render_summary(many * 1, shown=1, now=NOW, timezone=ZONE, language=lang)
+    summary_all = render_summary(many[:2], shown=5, now=NOW, timezone=ZONE, language=lang)
+    reminders = [render_reminder(AlertItem(third, (), REASONS, "wodor-profil"), deadline,
+                                 now=now, timezone=ZONE, language=lang)
+                 for deadline, now in ((third.deadlines[0], NOW), (third.deadlines[0], NOW + timedelta(days=1)),
+                                       (third.deadlines[0], NOW + timedelta(days=2)))]
+    assert daily is not None and weekly is not None
+    return [render_alert(moved, now=NOW, timezone=ZONE, language=lang),
+            render_alert(AlertItem(second, (), REASONS, "wodor-profil"), now=NOW, timezone=ZONE,
+                         language=lang),
+            daily, weekly, summary, summary_all, *reminders]
+
+
+def visible(message: Message) -> list[str]:
+    """What a reader sees of a message in every form: subject, plain text with the email
+    footer, the HTML (tags dropped, entities read) with its footer, Telegram, buttons."""
+    text, page = with_footer(message.text, message.html, LINKS, message.language)
+    _, no_links = with_footer(message.text, message.html, None, message.language)
+    plain_text = with_footer(message.text, message.html, None, message.language)[0]
+    return [message.subject, text, plain_text, *(_untagged(p) for p in (page, no_links)),
+            *(_untagged(part) for part in message.telegram), *(b.label for b in message.buttons),
+            *(str(item.get("why", "")) for section in message.document["sections"]
+              for item in section["items"])]
+
+
+def _untagged(markup: str) -> str:
+    without = re.sub(r"<style.*?</style>|<[^>]+>", " ", markup, flags=re.DOTALL)
+    return html.unescape(without)
+
+
+_FIELD = re.compile(r"\{\w+\}|%\(\w+\)[sd]")
+
+
+def english_left(texts: Iterable[str], lang: str) -> list[str]:
+    """The literal pieces of the messages' English msgids found in ``texts``, except a piece
+    the language's own translation of that msgid also has ("Status" is German too)."""
+    catalog = i18n.read_catalog(lang)
+    joined = "\n".join(texts)
+    found: list[str] = []
+    for msgid in message_msgids():
+        english = [msgid] if isinstance(msgid, str) else list(msgid)
+        entry = catalog.get(msgid if isinstance(msgid, str) else msgid[0])
+        translated = "" if entry is None or entry.fuzzy else (
+            entry.string if isinstance(entry.string, str) else " ".join(entry.string))
+        for form in english:
+            for piece in _FIELD.split(form):
+                piece = piece.strip(" ;:,.()—→·-")
+                if sum(ch.isalpha() for ch in piece) < 3 or _has(translated, piece):
+                    continue
+                if _has(joined, piece):
+                    found.append(piece)
+    return sorted(set(found))
+
+
+def _has(text: str, piece: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(piece)}(?!\w)", text) is not None
+
+
+@pytest.mark.parametrize("lang", FULL)
+def test_every_message_kind_renders_with_no_english_left(lang: str) -> None:
+    messages = renders(lang)
+    assert {m.language for m in messages} == {lang}
+    assert english_left((t for m in messages for t in visible(m)), lang) == []
+
+
+def test_the_check_finds_english_where_a_language_falls_back() -> None:
+    """French translates the bot but not (yet) the messages: its render is English, and the
+    check says so. A German or Polish string left untranslated is reported the same way."""
+    left = english_left((t for m in renders("fr") for t in visible(m)), "fr")
+    assert {"New calls", "Closing soon", "Open the call", "Manage your alerts", "grants expected",
+            "in the title"} <= set(left)
+    english = english_left((t for m in renders("en") for t in visible(m)), "de")
+    assert "Deadline" in english and "Why" in english
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("de", ["Frist 28. Jan. → 11. Feb. 2027", "Budget 3 Mio. € → 4,5 Mio. €",
+            "3 Finanzhilfen erwartet", "verteilt auf 5 Themen", "Neue Aufrufe (1)",
+            "Wöchentliche callwatch-Zusammenfassung, 25. Nov. 2026: 1 neu, 1 endet bald",
+            "Aufruf öffnen", "Benachrichtigungen verwalten"]),
+    ("pl", ["termin 28 sty → 11 lut 2027", "budżet 3 mln € → 4,5 mln €",
+            "przewidziane 3 dotacje", "przewidziana 1 dotacja", "podzielone na 5 tematów",
+            "Nowe nabory (1)", "Cotygodniowe podsumowanie callwatch, 25 lis 2026: 1 nowy, "
+            "1 wkrótce się zamyka", "Otwórz nabór", "Zarządzaj powiadomieniami"]),
+])
+def test_dates_amounts_and_plurals_are_the_locales(lang: str, expected: list[str]) -> None:
+    seen = "\n".join(t for m in renders(lang) for t in visible(m)).replace("\xa0", " ")
+    for phrase in expected:
+        assert phrase in seen, phrase
+
+
+def test_polish_has_three_plural_forms_in_messages() -> None:
+    days = [why_matched((), n, "pl")[-1].plain for n in (1, 3, 5, 22)]
+    assert days == ["został 1 dzień", "zostały 3 dni", "zostało 5 dni", "zostały 22 dni"]
+
+
+def test_english_stays_as_it_was() -> None:
+    """English is the msgids, with callwatch's own dates and amounts ("Sep", "EUR 4.5 M")."""
+    [alert, *_] = renders("en")
+    assert alert.language == "en"
+    assert "deadline 28 Jan → 11 Feb 2027" in alert.text
+    assert "budget EUR 3.0 M → 4.5 M" in alert.text
+    assert '<html lang="en">' in alert.html
+    assert "<html lang=\"de\">" in renders("de")[0].html
