@@ -514,10 +514,18 @@ def test_the_reply_language_is_the_chats_then_the_users_then_the_files(engine: E
 def test_language_shows_sets_refuses_and_lists_the_supported_ones(engine: Engine) -> None:
     assert "I write to you in English" in bot.set_language(engine, "1001", [], NOW)
     reply = bot.set_language(engine, "1001", ["pl"], NOW)  # registers the chat, in Polish
-    # no word of alerts and digests: their templates are not translated yet (docs/translations.md)
-    assert reply == "Gotowe: język wiadomości to teraz polski."
+    # alerts and digests are written in Polish too (i18n.MESSAGE_LANGUAGES), and it says so
+    assert reply == ("Gotowe: język wiadomości to teraz polski. "
+                     "W tym języku otrzymasz też powiadomienia i podsumowania.")
     assert subscriber(engine, "tg-1001").language == "pl"
     assert "Piszę do Ciebie w języku: polski" in bot.set_language(engine, "1001", [], NOW, lang="pl")
+    # French messages are partly English still: the reply does not promise more
+    assert bot.set_language(engine, "1001", ["fr"], NOW).endswith(
+        "Les alertes et les récapitulatifs restent en partie en anglais tant que leur traduction "
+        "n’est pas terminée.")
+    assert bot.set_language(engine, "1001", [], NOW).endswith(
+        "Alerts and digests are written in it too.")
+    bot.set_language(engine, "1001", ["pl"], NOW)
     for wrong in (["xx"], ["pl", "de"], ["klingon"]):
         refused = bot.set_language(engine, "1001", wrong, NOW)
         parse_telegram_html(refused)

@@ -91,6 +91,7 @@ from tracker.delivery.render import (
 from tracker.errors import CallwatchError
 from tracker.i18n import (
     LANGUAGES,
+    MESSAGE_LANGUAGES,
     N_,
     SOURCE_LANGUAGE,
     ListStyle,
@@ -464,16 +465,18 @@ def set_mode(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *
 def set_language(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
                  lang: str = SOURCE_LANGUAGE) -> str:
     """Show the chat's language, or change it: the bot subscriber's ``language``, which its
-    replies follow (its alerts and digests too, once their templates are translated:
-    docs/translations.md). A subscriber file's language is the file's to set.
+    replies, alerts and digests follow (docs/translations.md). The reply says whether the
+    messages are translated in full (``MESSAGE_LANGUAGES``) or partly still in English. A
+    subscriber file's language is the file's to set.
 
     The reply to a change is in the new language; every other reply is in ``lang``.
     """
     _ = translations(lang).gettext
     choices = ", ".join(f"<code>{code}</code> ({tg_escape(language_name(code))})" for code in LANGUAGES)
     if not args:
-        return _("I write to you in {language}. Change it with /language CODE, one of: {choices}."
-                 ).format(language=tg_escape(language_name(lang)), choices=choices)
+        return (_("I write to you in {language}. Change it with /language CODE, one of: {choices}."
+                  ).format(language=tg_escape(language_name(lang)), choices=choices)
+                + " " + _messages_note(lang))
     wanted = normalize(args[0]) if len(args) == 1 else None
     if wanted is None:
         return _("There is no language {code} here. Choose one of: {choices}.").format(
@@ -493,7 +496,15 @@ def set_language(engine: Engine, chat_id: str, args: Sequence[str], now: datetim
     log.info("bot language chat=%s language=%s", chat_id, wanted)
     return translations(wanted).gettext(
         "Done: I now write to you in {language}.").format(
-            language=tg_escape(language_name(wanted)))
+            language=tg_escape(language_name(wanted))) + " " + _messages_note(wanted)
+
+
+def _messages_note(lang: str) -> str:
+    """Whether the alerts and digests are in ``lang`` too, or partly still in English."""
+    _ = translations(lang).gettext
+    if language_or_default(lang) in MESSAGE_LANGUAGES:
+        return _("Alerts and digests are written in it too.")
+    return _("Alerts and digests are partly in English until their translation is complete.")
 
 
 def request_digest(engine: Engine, chat_id: str, args: Sequence[str], now: datetime, *,
