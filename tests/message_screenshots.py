@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else OUT
     with tempfile.TemporaryDirectory(prefix="callwatch-screenshots-") as scratch:
         for path in screenshots(out, Path(scratch)):
-            print(path)  # noqa: T201 - a maintainer's script: it says what it wrote
+            print(path)
     return 0
 
 

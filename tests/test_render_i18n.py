@@ -136,7 +136,8 @@ def renders(lang: str) -> list[Message]:
         change(first, ChangeKind.DETAILS_CHANGED, field="opening_date", old="2026-05-06T00:00:00Z",
                new="2026-06-01T00:00:00Z"),
         change(first, ChangeKind.DETAILS_CHANGED, field="opening_date", old=None, new="2026-06-01T00:00:00Z"),
-        change(first, ChangeKind.DETAILS_CHANGED, field="deadline_model", old="dwuetapowy", new="jednoetapowy"),
+        change(first, ChangeKind.DETAILS_CHANGED, field="deadline_model", old="dwuetapowy",
+               new="jednoetapowy"),
         change(first, ChangeKind.DETAILS_CHANGED, field="action_type", old="IA", new="RIA"),
         change(first, ChangeKind.DETAILS_CHANGED, field="call_identifier", old="A-1", new="A-2"),
         change(first, ChangeKind.DETAILS_CHANGED, field="topic_identifier", old="B-1", new="B-2"),
@@ -151,12 +152,12 @@ def renders(lang: str) -> list[Message]:
     weekly = render_digest(new=new, closing=closing, period="weekly", now=NOW, timezone=ZONE,
                            language=lang)
     many = [AlertItem(c, (), REASONS, p) for c in calls() for p in ("wodor-profil", "drugi-profil")]
-    summary = render_summary(many * 1, shown=1, now=NOW, timezone=ZONE, language=lang)
+    summary = render_summary(many, shown=1, now=NOW, timezone=ZONE, language=lang)
     summary_all = render_summary(many[:2], shown=5, now=NOW, timezone=ZONE, language=lang)
-    reminders = [render_reminder(AlertItem(third, (), REASONS, "wodor-profil"), deadline,
-                                 now=now, timezone=ZONE, language=lang)
-                 for deadline, now in ((third.deadlines[0], NOW), (third.deadlines[0], NOW + timedelta(days=1)),
-                                       (third.deadlines[0], NOW + timedelta(days=2)))]
+    # two days, one day and no day before the cut-off: each reminder's own wording
+    reminders = [render_reminder(AlertItem(third, (), REASONS, "wodor-profil"), third.deadlines[0],
+                                 now=NOW + timedelta(days=later), timezone=ZONE, language=lang)
+                 for later in (0, 1, 2)]
     assert daily is not None and weekly is not None
     return [render_alert(moved, now=NOW, timezone=ZONE, language=lang),
             render_alert(AlertItem(second, (), REASONS, "wodor-profil"), now=NOW, timezone=ZONE,

@@ -178,11 +178,9 @@ def count(key: str, n: int, lang: str = EN, /, **values: object) -> str:
     """The phrase ``key`` for ``n`` things in ``lang``, its noun agreeing with ``n`` (as
     many forms as the language has: Polish has three)."""
     one, many = PLURALS[key]
-    if lang == EN:
-        phrase = one if n == 1 else many
-    else:
-        phrase = i18n.translations(lang).ngettext(one, many, n)
-    return phrase.format(n=n, **values)
+    if lang != EN:
+        return i18n.translations(lang).ngettext(one, many, n).format(n=n, **values)
+    return (one if n == 1 else many).format(n=n, **values)
 
 
 def join_list(items: Sequence[str]) -> str:
