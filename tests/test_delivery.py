@@ -371,3 +371,31 @@ def test_the_remaining_window_a_crash_after_send_before_commit(
     world.now += timedelta(hours=1)
     world.dispatch()
     assert len(world.telegram.sent) + len(world.hooks.received) == total
+
+
+def test_every_message_is_written_in_the_subscribers_language(world: World, tmp_path: Path) -> None:
+    """ana's file says ``language: pl``: the first cycle's summary, her digest email (its
+    subject, body and per-recipient footer) and a reminder are all in Polish, through the
+    outbox, which reads the subscriber's language."""
+    path = tmp_path / "subscribers" / "ana.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "language: pl\n", encoding="utf-8")
+    world.cycle()
+    [summary] = world.telegram.sent
+    assert summary.text.startswith("<b>4 nabory pasują do hydrogen-valley; oto one, od "
+                                   "najbliższego terminu</b>")
+    assert "Dlaczego: dopasowano <i>hydrogen</i>, <i>electrolysers</i> w tytule" in summary.text
+    assert world.hooks.received[0].json()["subject"] == "4 nabory pasują do hydrogen-valley"
+    world.now = datetime(2026, 11, 26, 7, 5, tzinfo=UTC)  # 08:05 in Madrid
+    assert enqueue_digests(world.engine, world.now, ["email", "telegram", "webhook"]) == 1
+    world.dispatch()
+    [received] = world.smtp.messages
+    assert received.message["Subject"].startswith("Codzienne podsumowanie callwatch: ")
+    text = received.message.get_body(("plain",)).get_content()
+    assert "Nowe nabory (" in text and "Wysłane przez callwatch." in text
+    assert "Sent by callwatch" not in text
+    html = received.message.get_body(("html",)).get_content()
+    assert '<html lang="pl">' in html and "Wysłane przez callwatch." in html
+    world.now = datetime(2027, 1, 13, 9, 0, tzinfo=UTC)  # 7 days before the H2 cut-off
+    enqueue_reminders(world.engine, world.now, ["telegram", "webhook", "email"])
+    world.dispatch()
+    assert any(m.text.startswith("<b>Termin za 7 dni</b>") for m in world.telegram.sent)
