@@ -36,6 +36,9 @@ def slack_body(document: dict[str, Any]) -> dict[str, Any]:
     the header is ``plain_text``, which Slack shows as it is.
     """
     from tracker.delivery.render import clip, document_item_lines  # Jinja: only to render
+    from tracker.delivery.wording import count
+
+    lang = str(document.get("language", "en"))  # stored before messages had one: English
 
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": clip(document["subject"], 150)}}
@@ -51,11 +54,11 @@ def slack_body(document: dict[str, Any]) -> dict[str, Any]:
                 continue
             title = _slack_escape(item["title"])
             heading = f"*<{_slack_url(item['url'])}|{title}>*" if item.get("url") else f"*{title}*"
-            body = "\n".join([heading, *(_slack_escape(line) for line in document_item_lines(item))])
+            body = "\n".join([heading, *(_slack_escape(line) for line in document_item_lines(item, lang))])
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip_block(body)}})
     if dropped:
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"and {dropped} more"}]})
+            {"type": "mrkdwn", "text": _slack_escape(count("summary.more", dropped, lang))}]})
     return {"text": _slack_escape(document["subject"]), "blocks": blocks}
 
 

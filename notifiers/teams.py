@@ -24,6 +24,8 @@ def teams_body(document: dict[str, Any]) -> dict[str, Any]:
     """A Microsoft Teams (Workflows / incoming webhook) body carrying one Adaptive Card."""
     from tracker.delivery.render import document_item_lines  # Jinja: only to render
 
+    lang = str(document.get("language", "en"))  # stored before messages had one: English
+
     body: list[dict[str, Any]] = [{
         "type": "TextBlock", "text": _teams_escape(document["subject"]), "weight": "Bolder",
         "size": "Medium", "wrap": True}]
@@ -36,7 +38,7 @@ def teams_body(document: dict[str, Any]) -> dict[str, Any]:
                 {"type": "TextBlock", "text": _teams_escape(item["title"]), "weight": "Bolder",
                  "wrap": True},
                 *({"type": "TextBlock", "text": _teams_escape(line), "wrap": True, "spacing": "None"}
-                  for line in document_item_lines(item)),
+                  for line in document_item_lines(item, lang)),
             ]}
             if item.get("url"):
                 container["selectAction"] = {"type": "Action.OpenUrl", "url": item["url"]}

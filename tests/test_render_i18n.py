@@ -15,6 +15,7 @@ Two checks, each able to fail on its own:
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -256,3 +257,19 @@ def test_english_stays_as_it_was() -> None:
     assert "budget EUR 3.0 M → 4.5 M" in alert.text
     assert '<html lang="en">' in alert.html
     assert "<html lang=\"de\">" in renders("de")[0].html
+
+
+@pytest.mark.parametrize(("lang", "deadline", "why"), [("de", "Frist: ", "Warum: "),
+                                                       ("pl", "Termin: ", "Dlaczego: ")])
+def test_slack_and_teams_bodies_are_labelled_in_the_documents_language(
+        lang: str, deadline: str, why: str) -> None:
+    """The webhook document says its language; the bodies made from it at send time use it."""
+    from notifiers.slack import slack_body
+    from notifiers.teams import teams_body
+
+    digest = renders(lang)[2]
+    assert digest.document["language"] == lang
+    for body in (json.dumps(slack_body(digest.document), ensure_ascii=False),
+                 json.dumps(teams_body(digest.document), ensure_ascii=False)):
+        assert deadline in body and why in body
+        assert "Deadline: " not in body and "Why: " not in body

@@ -34,6 +34,7 @@ The generic webhook body (``Message.document``) has the schema ``callwatch.messa
 
     {"schema": "callwatch.message/1", "kind": "alert|digest|summary|reminder",
      "subject": str, "generated_at": "2026-11-25T12:00:00Z", "timezone": "Europe/Madrid",
+     "language": "en" (what its texts are written in: the subscriber's language),
      "sections": [{"key": "alert|new|changed|closing|opening|first|others|reminder",
                    "title": str, "items": [ITEM, ...]}],
      "outro": str (a summary's closing line; absent otherwise)}
@@ -81,7 +82,7 @@ from tracker.delivery.wording import (
     say,
     why_matched,
 )
-from tracker.i18n import install_jinja, language_or_default
+from tracker.i18n import install_jinja, language_or_default, translations
 from tracker.models import CallRecord, CallStatus, Change
 from tracker.ports import Button, Message
 
@@ -582,7 +583,7 @@ def _message(view: _View, now: datetime, zone: ZoneInfo,
         blocks.append(str(frame("outro")(view)))
     document = {
         "schema": SCHEMA, "kind": view.kind, "subject": view.subject,
-        "generated_at": isoformat_utc(now), "timezone": zone.key,
+        "generated_at": isoformat_utc(now), "timezone": zone.key, "language": lang,
         "sections": [{"key": s.key, "title": s.title, "items": [i.as_json() for i in s.items]}
                      for s in view.sections],
     }
@@ -739,9 +740,12 @@ def render_reminder(item: AlertItem, deadline: datetime, *, now: datetime,
 # --- the lines of one document item, for the channels that re-shape the document -------
 
 
-def document_item_lines(item: dict[str, Any]) -> list[str]:
+def document_item_lines(item: dict[str, Any], lang: str = EN) -> list[str]:
     """One item of the generic document as plain lines after its title: its changes, its
-    facts, deadline, budget and why it matched (the Slack and Teams bodies, ``notifiers/``)."""
+    facts, deadline, budget and why it matched (the Slack and Teams bodies, ``notifiers/``),
+    labelled in ``lang`` (the document's ``language``), as the templates label them."""
+    lang = _language(lang)
+    _ = translations(lang).gettext
     lines = [f"• {c['text']}" for c in item.get("changes", [])]
     if item.get("summary"):
         lines.append(str(item["summary"]))
@@ -751,13 +755,13 @@ def document_item_lines(item: dict[str, Any]) -> list[str]:
     lines.append(facts)
     if item.get("next_deadline_local"):
         days = item.get("days_left")
-        lines.append(f"Deadline: {item['next_deadline_local']}"
-                     + (f" ({describe_days(days)})" if days is not None else ""))
+        lines.append(f"{_('Deadline')}: {item['next_deadline_local']}"
+                     + (f" ({describe_days(days, lang)})" if days is not None else ""))
     if item.get("budget"):
-        lines.append(f"Budget: {item['budget']}")
+        lines.append(f"{_('Budget')}: {item['budget']}")
     if item.get("eligible"):
-        lines.append(f"Eligible: {item['eligible']}")
+        lines.append(f"{_('Eligible')}: {item['eligible']}")
     why = item.get("why") or "; ".join(item.get("reasons", []))
     if why:
-        lines.append(f"Why: {why}")
+        lines.append(f"{_('Why')}: {why}")
     return lines
