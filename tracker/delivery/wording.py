@@ -193,14 +193,14 @@ def format_day(value: date, lang: str = EN) -> str:
     """16 Apr 2026 (English month names, independent of the process locale); another
     language's own form ("16. Apr. 2026", "16 kwi 2026")."""
     if lang != EN:
-        return i18n.format_date(value, lang)
+        return _babel_date(value, lang)
     return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
 
 
 def format_day_short(value: date, lang: str = EN) -> str:
     """16 Apr: the first day of a range whose second day gives the year."""
     if lang != EN:
-        return i18n.format_day_month(value, lang)
+        return _babel_day_month(value, lang)
     return f"{value.day} {_MONTHS[value.month - 1]}"
 
 
@@ -215,7 +215,7 @@ def format_deadline(value: datetime, zone: ZoneInfo, lang: str = EN) -> str:
     """30 Apr 2026, 17:00 CEST — the cut-off in the reader's time zone (another language:
     "30. Apr. 2026, 17:00 CEST", the locale's way of joining a date and a time)."""
     if lang != EN:
-        return i18n.format_datetime(value, lang, zone)
+        return _babel_datetime(value, zone, lang)
     local = to_utc(value).astimezone(zone)
     return f"{format_day(local.date())}, {local:%H:%M} {local.tzname()}"
 
@@ -224,8 +224,20 @@ def format_amount(eur: int, lang: str = EN) -> str:
     """An amount in a message: "EUR 4.5 M" in English (as exports and the CLI write it),
     the locale's own form in another language ("4,5 Mio. €", "4,5 mln €")."""
     if lang != EN:
-        return i18n.format_money(eur, lang)
+        return _babel_money(eur, lang)
     return format_eur(eur)
+
+
+# Babel's formatting costs tens of microseconds a call, and a digest round formats the same
+# few hundred days, cut-offs and amounts thousands of times: each is kept once per language.
+_babel_date = functools.lru_cache(maxsize=4096)(i18n.format_date)
+_babel_day_month = functools.lru_cache(maxsize=4096)(i18n.format_day_month)
+_babel_money = functools.lru_cache(maxsize=4096)(i18n.format_money)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _babel_datetime(value: datetime, zone: ZoneInfo, lang: str) -> str:
+    return i18n.format_datetime(value, lang, zone)
 
 
 def describe_days(days: int, lang: str = EN) -> str:
