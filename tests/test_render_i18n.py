@@ -273,3 +273,15 @@ def test_slack_and_teams_bodies_are_labelled_in_the_documents_language(
                  json.dumps(teams_body(digest.document), ensure_ascii=False)):
         assert deadline in body and why in body
         assert "Deadline: " not in body and "Why: " not in body
+
+
+def test_a_long_telegram_digest_continues_in_its_language() -> None:
+    """Split into several Telegram messages, each after the first says "(continued)" in
+    the subscriber's language."""
+    long_summary = "Wasserstoff " * 40
+    items = [AlertItem(make_call(f"DLUGI-{n:02d}", title=f"Nabór {n}", summary=long_summary,
+                                 programme="Horyzont"), (), REASONS, "wodor-profil")
+             for n in range(40)]
+    digest = render_digest(new=items, now=NOW, timezone=ZONE, language="pl")
+    assert digest is not None and len(digest.telegram) > 1
+    assert all(part.startswith("<i>(ciąg dalszy)</i>") for part in digest.telegram[1:])
