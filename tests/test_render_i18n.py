@@ -129,7 +129,8 @@ def renders(lang: str) -> list[Message]:
         change(first, ChangeKind.OPENED, old="forthcoming", new="open"),
         change(first, ChangeKind.CLOSED, old="open", new="closed"),
         change(first, ChangeKind.REOPENED, old="closed", new="open"),
-        change(first, ChangeKind.STATUS_CHANGED, old="otwarty", new="zapowiedziany"),
+        change(first, ChangeKind.STATUS_CHANGED, old="open", new="forthcoming"),
+        change(first, ChangeKind.STATUS_CHANGED, old="otwarty", new="zamknięty"),
         change(first, ChangeKind.TITLE_CHANGED, old="Stary tytuł", new=first.title),
         change(first, ChangeKind.DOCUMENTS_CHANGED, field="documents", new="Leitfaden 2027"),
         change(first, ChangeKind.DOCUMENTS_CHANGED, field="updates", new="Aktualizacja 3"),
@@ -229,11 +230,11 @@ def test_the_check_finds_english_where_a_language_falls_back() -> None:
 
 
 @pytest.mark.parametrize(("lang", "expected"), [
-    ("de", ["Frist 28. Jan. → 11. Feb. 2027", "Budget 3 Mio. € → 4,5 Mio. €",
+    ("de", ["Status offen → angekündigt", "Frist 28. Jan. → 11. Feb. 2027", "Budget 3 Mio. € → 4,5 Mio. €",
             "3 Finanzhilfen erwartet", "verteilt auf 5 Themen", "Neue Aufrufe (1)",
             "Wöchentliche callwatch-Zusammenfassung, 25. Nov. 2026: 1 neu, 1 endet bald",
             "Aufruf öffnen", "Benachrichtigungen verwalten"]),
-    ("pl", ["termin 28 sty → 11 lut 2027", "budżet 3 mln € → 4,5 mln €",
+    ("pl", ["status otwarty → zapowiedziany", "termin 28 sty → 11 lut 2027", "budżet 3 mln € → 4,5 mln €",
             "przewidziane 3 dotacje", "przewidziana 1 dotacja", "podzielone na 5 tematów",
             "Nowe nabory (1)", "Cotygodniowe podsumowanie callwatch, 25 lis 2026: 1 nowy, "
             "1 wkrótce się zamyka", "Otwórz nabór", "Zarządzaj powiadomieniami"]),

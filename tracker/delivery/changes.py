@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from tracker.dates import isoformat_utc, to_utc
 from tracker.delivery.wording import (
     EN,
+    PHRASES,
     count,
     day_range,
     format_amount,
@@ -203,6 +204,14 @@ _STATUS_KEYS = {ChangeKind.OPENED: "change.opened", ChangeKind.CLOSED: "change.c
                 ChangeKind.REOPENED: "change.reopened"}
 
 
+def _status(value: Any, lang: str) -> str:
+    """A status in a sentence: a known one in the reader's words ("open", "offen"), another
+    as the source wrote it."""
+    text = clip(str(value), 30)
+    known = f"status.{text.lower()}"
+    return say(known, lang).lower() if known in PHRASES else text
+
+
 def describe(change: Change, zone: ZoneInfo, lang: str = EN) -> list[ChangeNote]:
     """The notes of one typed change (none for ``new``), in ``lang``."""
     kind = change.kind
@@ -213,7 +222,7 @@ def describe(change: Change, zone: ZoneInfo, lang: str = EN) -> list[ChangeNote]
                            change.old, change.new)]
     if kind is ChangeKind.STATUS_CHANGED:
         return [ChangeNote(kind.value, "status", change.old, change.new, say(
-            "change.status", lang, before=clip(str(change.old), 30), after=clip(str(change.new), 30)),
+            "change.status", lang, before=_status(change.old, lang), after=_status(change.new, lang)),
             change.old, change.new)]
     if kind is ChangeKind.DEADLINE_CHANGED:
         return _deadline_notes(change, zone, lang)
