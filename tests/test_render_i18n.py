@@ -252,8 +252,11 @@ def test_polish_has_three_plural_forms_in_messages() -> None:
 
 def test_english_stays_as_it_was() -> None:
     """English is the msgids, with callwatch's own dates and amounts ("Sep", "EUR 4.5 M")."""
-    [alert, *_] = renders("en")
+    [alert, _, _, _, summary, *_] = renders("en")
     assert alert.language == "en"
+    # grammar: one call shown in full is "the one", not "the 1 closing first"
+    assert summary.subject == ("3 calls match wodor-profil, 3 match drugi-profil; "
+                               "here is the one closing first")
     assert "deadline 28 Jan → 11 Feb 2027" in alert.text
     assert "budget EUR 3.0 M → 4.5 M" in alert.text
     assert '<html lang="en">' in alert.html

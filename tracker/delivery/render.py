@@ -704,7 +704,7 @@ def render_summary(items: Sequence[AlertItem], *, shown: int, now: datetime,
                      profile=profile)
                for position, (profile, n) in enumerate(per_profile.items())]
     head = join_list(matches)
-    shown_text = say("summary.shown", lang, shown=len(first))
+    shown_text = count("summary.shown", len(first), lang)
     subject = say("summary.head", lang, head=head, rest=shown_text) if others else head
     intro = say("summary.head", lang, head=head,
                 rest=shown_text if others else say("summary.all", lang))

@@ -126,7 +126,6 @@ PHRASES: dict[str, str] = {
     "alert.subject": N_("{what} — {title}"),
     "reminder.today": N_("Deadline today"),
     "reminder.tomorrow": N_("Deadline tomorrow"),
-    "summary.shown": N_("here are the {shown} closing first"),
     "summary.all": N_("here they are, closing first"),
     # TRANSLATORS: {head} is e.g. "12 calls match hydrogen-valley"; {rest} "here are the 5 closing first"
     "summary.head": N_("{head}; {rest}"),
@@ -161,6 +160,8 @@ PLURALS: dict[str, tuple[str, str]] = {
     # TRANSLATORS: after "12 calls match hydrogen-valley, ": how many match another profile
     "summary.profile": _plural.ngettext("{n} matches {profile}", "{n} match {profile}"),
     "summary.more": _plural.ngettext("and {n} more", "and {n} more"),
+    "summary.shown": _plural.ngettext("here is the one closing first",
+                                      "here are the {n} closing first"),
 }
 
 
