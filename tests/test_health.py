@@ -23,10 +23,10 @@ from tests.factories import make_call, make_runs
 from tracker.config import HEALTH_LISTEN_DEPRECATED, Settings, load_config
 from tracker.errors import ConfigError
 from tracker.exports import reading
+from tracker.health import HealthReport
 from tracker.models import RunOutcome, ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
-from tracker.service.health import HealthReport
 from tracker.source_status import source_status
 from tracker.store.calls import Store
 from tracker.store.db import deliveries_table, subscribers_table

@@ -3,12 +3,12 @@
 These were the aiohttp health server's (``health.listen``); they keep its URLs and answers:
 
 - ``/healthz``: 200 when the scheduler is alive and no enabled source is red, else 503,
-  with a JSON body that says which and why (:class:`tracker.service.health.HealthReport`).
+  with a JSON body that says which and why (:class:`tracker.health.HealthReport`).
   Whether the scheduler is alive is asked of ``scheduler_alive`` at each request: the
   daemon passes its own scheduler's state; `callwatch web`, which runs none, the
   heartbeat another process writes (:func:`heartbeat_alive`).
 - ``/metrics``: Prometheus text, read from the database at each scrape
-  (:class:`tracker.service.health.DatabaseCollector`).
+  (:class:`tracker.health.DatabaseCollector`).
 - ``/feeds/<profile>.ics`` and ``/feeds/<profile>.atom``: only with the profile's secret
   ``?token=…``. A missing or wrong token, an unknown profile and an unknown kind get the
   same plain ``404 not found``, so the URL reveals nothing; a feed says
@@ -35,7 +35,7 @@ from starlette.routing import BaseRoute, Route
 from tracker.config import Settings
 from tracker.errors import NotFoundError
 from tracker.exports import formats, reading
-from tracker.service.health import check_health, enabled_sources, metrics_registry
+from tracker.health import check_health, enabled_sources, metrics_registry
 from tracker.store.heartbeat import read_heartbeat, scheduler_state
 
 FEED_TYPES = {
