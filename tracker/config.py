@@ -275,10 +275,6 @@ class HealthSettings(_Section):
             split_listen(value)  # raises ValueError, which pydantic reports with the key
         return value
 
-    def address(self) -> tuple[str, int] | None:
-        """(host, port) to listen on, or None when the server is off."""
-        return split_listen(self.listen) if self.listen else None
-
 
 def _checked_listen(value: str) -> str:
     """``value`` trimmed, when empty or ``host:port`` (else ValueError, reported with the key)."""
