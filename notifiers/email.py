@@ -78,8 +78,8 @@ class EmailSettings(ChannelSettings):
     )
     sender: str = Field("callwatch@localhost", description="the From address")
     public_url: str = Field(
-        "", description="the base URL at which people reach callwatch's pages (the health "
-        "server, `health.listen`, behind your https proxy; later the web app), e.g. "
+        "", description="the base URL at which people reach callwatch's pages (the web app, "
+        "`web.listen`, behind your https proxy), e.g. "
         "`https://alerts.example.org`: every email links `<public_url>/manage/<token>` and "
         "`<public_url>/unsubscribe/<token>` in its footer and List-Unsubscribe (one-click, "
         "RFC 8058, when https). Empty: no links, and List-Unsubscribe is a mailto: to the sender",

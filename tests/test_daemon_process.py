@@ -233,7 +233,7 @@ backoff = 0.01
 max_backoff = 0.05
 [scheduler]
 jitter = 0
-[health]
+[web]
 listen = "127.0.0.1:{port}"
 [sources.ft_portal]
 interval = "4s"

@@ -1,8 +1,11 @@
-"""The health server on loopback: /healthz, /metrics, token-guarded feeds; the heartbeat."""
+"""The web app's service URLs on loopback: /healthz, /metrics, token-guarded feeds (formerly the
+aiohttp health server's, same URLs and answers); web.listen and its deprecated alias; the heartbeat."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -17,13 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from tests.factories import make_call, make_runs
-from tracker.config import Settings, load_config
+from tracker.config import HEALTH_LISTEN_DEPRECATED, Settings, load_config
 from tracker.errors import ConfigError
 from tracker.exports import reading
+from tracker.health import HealthReport
 from tracker.models import RunOutcome, ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
-from tracker.service.health import HealthReport, HealthServer, start_health_server
 from tracker.source_status import source_status
 from tracker.store.calls import Store
 from tracker.store.db import deliveries_table, subscribers_table
@@ -36,6 +39,9 @@ from tracker.store.heartbeat import (
     scheduler_state,
     write_heartbeat,
 )
+from tracker.web.app import create_app
+from tracker.web.security import CONTENT_SECURITY_POLICY
+from tracker.web.serve import start_in_loop
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 OK, PARTIAL, FAILED, SUSPICIOUS = (RunOutcome.OK, RunOutcome.PARTIAL, RunOutcome.FAILED,
@@ -68,24 +74,25 @@ def test_health_report(alive: bool, outcomes: dict[str, list[RunOutcome]], healt
         assert any(f"source {name} is red" in reason for reason in body["reasons"])
 
 
-# -- the server ---------------------------------------------------------------------------
+# -- the server: the web app, served in the loop as the daemon serves it -----------------------
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "h2.yaml").write_text("name: h2\nquery: hydrogen\n", encoding="utf-8")
     config = tmp_path / "callwatch.toml"
-    config.write_text('[profiles]\ndirectory = "profiles"\n[health]\nlisten = "127.0.0.1:0"\n')
+    config.write_text('[profiles]\ndirectory = "profiles"\n[web]\nlisten = "127.0.0.1:0"\n')
     return load_config(config, environ={})
 
 
 def serve(settings: Settings, engine: Engine, alive: Callable[[], bool],
           work: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
-    """Start the server in a fresh loop, run ``work`` against it, close it."""
+    """Serve the web app with uvicorn in a fresh loop, as `callwatch run` does (on
+    ``web.listen``, or the deprecated ``health.listen``), run ``work`` against it, stop it."""
     async def go() -> Any:
-        server = await start_health_server(settings, engine, alive)
+        server = await start_in_loop(settings, engine, alive, lambda: datetime.now(UTC))
+        assert server is not None
         try:
-            assert server.url is not None
             async with httpx.AsyncClient(base_url=server.url) as client:
                 return await work(client)
         finally:
@@ -237,7 +244,11 @@ def test_feeds_need_the_profiles_token(settings: Settings, engine: Engine, store
     ics = responses["ics"]
     assert ics.status_code == 200
     assert ics.headers["content-type"] == "text/calendar; charset=utf-8"
-    assert ics.headers["referrer-policy"] == "no-referrer"
+    assert ics.headers["referrer-policy"] == "no-referrer"  # the route's own, kept
+    for response in responses.values():  # the web app's security middleware covers the feeds
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
     events = icalendar.Calendar.from_ical(ics.content).walk("VEVENT")
     assert [str(e["UID"]) for e in events] == ["ft_portal:H2-A/0@callwatch"]
     atom = responses["atom"]
@@ -248,15 +259,71 @@ def test_feeds_need_the_profiles_token(settings: Settings, engine: Engine, store
     assert [e.link for e in parsed.entries] == ["https://example.invalid/topic-details/H2-A"]
 
 
+def test_healthz_and_metrics_carry_the_security_headers(settings: Settings,
+                                                         engine: Engine) -> None:
+    async def work(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.get("/healthz"), await client.get("/metrics")]
+
+    for response in serve(settings, engine, lambda: True, work):
+        assert response.status_code == 200
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert response.headers["referrer-policy"] == "same-origin"
+        assert "server" not in response.headers
+
+
+def test_the_footer_pages_keep_their_own_policy_under_the_middleware(settings: Settings,
+                                                                     engine: Engine) -> None:
+    """/unsubscribe and /manage (the ported aiohttp pages): an unknown token is the same
+    plain 404 as before, with the pages' own headers, and the middleware adds the rest."""
+    from tracker.web.subscription_pages import PAGE_HEADERS
+
+    async def work(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.get("/unsubscribe/nope"), await client.post("/unsubscribe/nope"),
+                await client.get("/manage/nope")]
+
+    for response in serve(settings, engine, lambda: True, work):
+        assert response.status_code == 404 and response.text == "not found\n"
+        for name, value in PAGE_HEADERS.items():
+            assert response.headers[name] == value
+        assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_the_same_server_serves_the_pages(settings: Settings, engine: Engine) -> None:
+    """One app: the pages of tracker/web beside the service URLs, on the one address."""
+    async def work(client: httpx.AsyncClient) -> list[httpx.Response]:
+        return [await client.get("/"), await client.get("/static/callwatch.css")]
+
+    home, css = serve(settings, engine, lambda: True, work)
+    assert home.status_code == 200 and "callwatch" in home.text
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
 def test_no_server_when_listen_is_empty(engine: Engine) -> None:
     settings = load_config(environ={})
-    assert settings.health.listen == ""
+    assert settings.web.listen == "" and settings.health.listen == ""
+    assert settings.web_listen() == ("web.listen", "")
+    assert asyncio.run(start_in_loop(settings, engine, lambda: True, lambda: T0)) is None
 
-    async def go() -> HealthServer:
-        server = await start_health_server(settings, engine, lambda: True)
+
+def test_the_server_leaves_the_daemons_signal_handlers_alone(settings: Settings,
+                                                             engine: Engine) -> None:
+    """uvicorn would take SIGINT and SIGTERM for itself and raise them again when it stops;
+    in the daemon's loop the daemon keeps them (its first stop lets the running step end)."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    async def go() -> list[dict[int, Any]]:
+        handlers = [{n: signal.getsignal(n) for n in signals}]
+        server = await start_in_loop(settings, engine, lambda: True, lambda: T0)
+        assert server is not None
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+        handlers.append({n: signal.getsignal(n) for n in signals})
         await server.close()
-        return server
-    assert asyncio.run(go()).url is None
+        handlers.append({n: signal.getsignal(n) for n in signals})
+        return handlers
+
+    before, serving, after = asyncio.run(go())
+    assert serving == before and after == before
 
 
 def test_a_busy_port_is_a_config_error(tmp_path: Path, engine: Engine) -> None:
@@ -265,21 +332,79 @@ def test_a_busy_port_is_a_config_error(tmp_path: Path, engine: Engine) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         config = tmp_path / "c.toml"
-        config.write_text(f'[health]\nlisten = "127.0.0.1:{port}"\n')
+        config.write_text(f'[web]\nlisten = "127.0.0.1:{port}"\n')
         settings = load_config(config, environ={})
-        with pytest.raises(ConfigError, match=r"health\.listen: cannot listen on 127\.0\.0\.1:"):
-            asyncio.run(start_health_server(settings, engine, lambda: True))
+        with pytest.raises(ConfigError, match=r"web\.listen: cannot listen on 127\.0\.0\.1:"):
+            asyncio.run(start_in_loop(settings, engine, lambda: True, lambda: T0))
 
 
+@pytest.mark.parametrize("key", ["WEB", "HEALTH"])
 @pytest.mark.parametrize("listen", ["8080", "localhost", ":8080", "127.0.0.1:http", "h:70000"])
-def test_bad_listen_addresses_are_refused(listen: str) -> None:
-    with pytest.raises(ConfigError, match=r"health\.listen"):
-        load_config(environ={"CALLWATCH_HEALTH__LISTEN": listen})
+def test_bad_listen_addresses_are_refused(key: str, listen: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{key.lower()}\.listen"):
+        load_config(environ={f"CALLWATCH_{key}__LISTEN": listen})
 
 
 def test_listen_accepts_ipv6_in_brackets() -> None:
-    settings = load_config(environ={"CALLWATCH_HEALTH__LISTEN": "[::1]:9000"})
-    assert settings.health.address() == ("::1", 9000)
+    settings = load_config(environ={"CALLWATCH_WEB__LISTEN": "[::1]:9000"})
+    assert settings.web.address() == ("::1", 9000)
+    assert settings.web_listen() == ("web.listen", "[::1]:9000")
+
+
+# -- health.listen: the deprecated name of web.listen ------------------------------------------
+
+def test_health_listen_still_serves_with_a_warning(tmp_path: Path, engine: Engine,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[health]\nlisten = "127.0.0.1:0"\n')
+    settings = load_config(config, environ={})
+    assert settings.web_listen() == ("health.listen", "127.0.0.1:0")
+    with caplog.at_level(logging.WARNING):
+        response = serve(settings, engine, lambda: True, lambda c: c.get("/healthz"))
+    assert response.status_code == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+            and r.name == "tracker.web.serve"] == [HEALTH_LISTEN_DEPRECATED]
+    assert "rename it to web.listen" in HEALTH_LISTEN_DEPRECATED
+
+
+def test_health_listen_names_itself_when_its_port_is_busy(tmp_path: Path, engine: Engine) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = load_config(environ={
+            "CALLWATCH_HEALTH__LISTEN": f"127.0.0.1:{taken.getsockname()[1]}"})
+        with pytest.raises(ConfigError, match=r"^health\.listen: cannot listen"):
+            asyncio.run(start_in_loop(settings, engine, lambda: True, lambda: T0))
+
+
+def test_web_listen_wins_when_both_agree_and_two_addresses_are_refused() -> None:
+    same = load_config(environ={"CALLWATCH_HEALTH__LISTEN": "127.0.0.1:8080",
+                                "CALLWATCH_WEB__LISTEN": "127.0.0.1:8080"})
+    assert same.web_listen() == ("web.listen", "127.0.0.1:8080")
+    with pytest.raises(ConfigError, match=r"CALLWATCH_HEALTH__LISTEN: health\.listen: .*remove "
+                                          r"health\.listen"):
+        load_config(environ={"CALLWATCH_HEALTH__LISTEN": "127.0.0.1:8080",
+                             "CALLWATCH_WEB__LISTEN": "127.0.0.1:9090"})
+
+
+# -- `callwatch web` alone: the heartbeat says whether a scheduler runs ------------------------
+
+def test_healthz_without_a_scheduler_of_its_own_reads_the_heartbeat(engine: Engine) -> None:
+    settings = load_config(environ={})
+    now = T0 + timedelta(minutes=1)
+    app = create_app(settings, engine, lambda: now, secret="s" * 32)
+
+    async def healthz() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get("/healthz")
+
+    assert asyncio.run(healthz()).json()["scheduler"] == "down"  # no heartbeat yet
+    write_heartbeat(engine, T0, {}, process="host:1")
+    answer = asyncio.run(healthz())
+    assert answer.status_code == 200 and answer.json()["scheduler"] == "alive"
+    mark_stopped(engine, now)
+    assert asyncio.run(healthz()).status_code == 503
 
 
 # -- the heartbeat ------------------------------------------------------------------------
@@ -314,7 +439,7 @@ def test_heartbeat_round_trip_and_states(engine: Engine) -> None:
 
 
 def test_the_daemon_refuses_a_busy_port_before_any_scrape(tmp_path: Path, engine: Engine) -> None:
-    """A bad health.listen must stop `callwatch run` at once, not after a first scrape."""
+    """A bad web.listen must stop `callwatch run` at once, not after a first scrape."""
     from tracker.service.daemon import Daemon, SchedulerLock
 
     with socket.socket() as taken, socket.socket() as closed:
@@ -324,7 +449,7 @@ def test_the_daemon_refuses_a_busy_port_before_any_scrape(tmp_path: Path, engine
         port, dead = taken.getsockname()[1], closed.getsockname()[1]
         config = tmp_path / "c.toml"
         config.write_text(f"""
-[health]
+[web]
 listen = "127.0.0.1:{port}"
 [scheduler]
 jitter = "0s"
@@ -339,7 +464,46 @@ bulk_url = "http://127.0.0.1:{dead}/bulk.json"
         daemon.notifiers = {}
         lock = SchedulerLock(engine)
         assert lock.try_acquire()
-        with pytest.raises(ConfigError, match=r"health\.listen"):
+        with pytest.raises(ConfigError, match=r"web\.listen"):
             asyncio.run(daemon.lead(lock))
     assert Store(engine).runs("ft_portal") == []
     assert SchedulerLock(engine).try_acquire()  # released for a standby
+
+
+def test_the_daemon_serves_the_web_app_in_its_loop_and_stops_it(engine: Engine) -> None:
+    """`callwatch run`'s leader serves the web app on web.listen while the schedule runs,
+    its /healthz saying the scheduler lives; a stop closes the port with the rest."""
+    from tracker.service.daemon import Daemon, SchedulerLock
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environ = {f"CALLWATCH_SOURCES__{name.upper()}__ENABLED": "false"
+               for name in load_config(environ={}).sources}
+    settings = load_config(environ={**environ, "CALLWATCH_WEB__LISTEN": f"127.0.0.1:{port}"})
+    url = f"http://127.0.0.1:{port}"
+
+    async def go() -> list[httpx.Response]:
+        daemon = Daemon(settings, engine)
+        daemon.notifiers = {}
+        lock = SchedulerLock(engine)
+        assert lock.try_acquire()
+        lead = asyncio.create_task(daemon.lead(lock))
+        async with httpx.AsyncClient(base_url=url) as client:
+            for _ in range(500):
+                if daemon.alive():
+                    break
+                await asyncio.sleep(0.01)
+            answers = [await client.get("/healthz"), await client.get("/")]
+        daemon._on_signal()  # what the first SIGTERM or Ctrl-C calls
+        await asyncio.wait_for(lead, 30)
+        return answers
+
+    health, home = asyncio.run(go())
+    assert health.status_code == 200, health.text
+    assert health.json()["scheduler"] == "alive"
+    assert home.status_code == 200 and home.headers["x-frame-options"] == "DENY"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz", timeout=5)
+    assert scheduler_state(read_heartbeat(engine), datetime.now(UTC)) == "stopped"
+    assert SchedulerLock(engine).try_acquire()

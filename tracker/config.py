@@ -262,8 +262,8 @@ class SchedulerSettings(_Section):
 
 class HealthSettings(_Section):
     listen: str = Field(
-        "", description="`host:port` of the optional HTTP server of `callwatch run`: /healthz, "
-        "/metrics and the token-guarded /feeds/<profile>.ics and .atom; e.g. `127.0.0.1:8080`",
+        "", description="deprecated name of `web.listen` (the web app now serves /healthz, "
+        "/metrics and the feeds): still read when `web.listen` is empty, with a warning",
         json_schema_extra={"shown_default": "empty (off)"},
     )
 
@@ -274,10 +274,6 @@ class HealthSettings(_Section):
         if value:
             split_listen(value)  # raises ValueError, which pydantic reports with the key
         return value
-
-    def address(self) -> tuple[str, int] | None:
-        """(host, port) to listen on, or None when the server is off."""
-        return split_listen(self.listen) if self.listen else None
 
 
 def _checked_listen(value: str) -> str:
@@ -306,9 +302,10 @@ class WebSettings(_Section):
     """
 
     listen: str = Field(
-        "", description="`host:port` of the web app (the calls of each cluster, sign-in); "
-        f"empty: `callwatch web` listens on `{WEB_DEFAULT_LISTEN}`, and `callwatch run` and "
-        "`worker` do not serve it",
+        "", description="`host:port` of the web app (the calls of each cluster, sign-in, "
+        "/healthz, /metrics, the token-guarded /feeds/<profile>.ics and .atom), served by "
+        "`callwatch run` and by the `worker` that holds the scheduler; empty: `run` and "
+        f"`worker` serve nothing, `callwatch web` listens on `{WEB_DEFAULT_LISTEN}`",
         json_schema_extra={"shown_default": f"empty (`callwatch web`: {WEB_DEFAULT_LISTEN})"},
     )
     public_url: str = Field(
@@ -360,6 +357,20 @@ class Settings(_Section):
     web: WebSettings = WebSettings()
     #: where the settings came from, for messages (not a config key)
     origin: str = Field("packaged defaults", exclude=True)
+
+    def web_listen(self) -> tuple[str, str]:
+        """The key and the ``host:port`` the web app is served on by `run` and `worker`:
+        ``web.listen``, else the deprecated ``health.listen``, else ``("web.listen", "")``
+        (off). The key names the setting in errors and in the deprecation warning."""
+        if not self.web.listen and self.health.listen:
+            return "health.listen", self.health.listen
+        return "web.listen", self.web.listen
+
+
+#: logged at start when ``health.listen`` is what sets the web app's address
+HEALTH_LISTEN_DEPRECATED = (
+    "health.listen is deprecated: the web app now serves /healthz, /metrics and the feeds; "
+    "rename it to web.listen (in [web], or CALLWATCH_WEB__LISTEN)")
 
 
 def find_config_file(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
@@ -541,9 +552,15 @@ def load_config(
         for name, block in sources_raw.items()
     }
     try:
-        return Settings.model_validate({**raw, "sources": sources, "origin": file_label})
+        settings = Settings.model_validate({**raw, "sources": sources, "origin": file_label})
     except ValidationError as exc:
         _raise_validation(exc, "", file_label, origins)
+    if settings.health.listen and settings.web.listen \
+            and settings.health.listen != settings.web.listen:
+        raise ConfigError(f"the deprecated name of web.listen, set to {settings.health.listen!r} "
+                          f"while web.listen is {settings.web.listen!r}: remove health.listen",
+                          path=origins.get("health.listen", file_label), key="health.listen")
+    return settings
 
 
 def _validate_source(

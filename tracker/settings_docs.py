@@ -339,6 +339,31 @@ def _section_lines(model: type[BaseModel], path: str) -> list[str]:
     return lines
 
 
+def commented_section(model: type[BaseModel], path: str, values: Mapping[str, Any]) -> list[str]:
+    """``[path]`` for a starting config (`callwatch init`): the keys in ``values`` set, every
+    other key of ``model`` commented out at its default, each with its help; a key without
+    a default is left out unless set."""
+    doc = _doc(model)
+    lines = ["", *(_comment(doc) if doc else []), f"[{path}]"]
+    for name, info in _settings_fields(model):
+        if _sub_model(info) is not None:
+            continue
+        description = info.description or ""
+        if name in values:
+            lines += _key_lines(name, values[name], description)
+            continue
+        if info.is_required():
+            continue
+        value = _default(info)
+        if value is None:
+            if not _reads_empty_as_unset(model, name, {}):
+                continue
+            value = ""
+        lines += [line if line.startswith("#") else f"# {line}"
+                  for line in _key_lines(name, value, description)]
+    return lines
+
+
 def render_defaults(
     plugins: Mapping[str, SourcePlugin], packaged: Sequence[PackagedSource] = PACKAGED_SOURCES,
     model: type[BaseModel] = Settings,

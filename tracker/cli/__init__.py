@@ -7,7 +7,7 @@ or the command stopped at its first database access). Each error is one line on 
 ``-v`` logs the traceback too.
 
 One module per group of commands (``calls``, ``sources``, ``rules``, ``delivery``, ``run``,
-``export``, ``status``, ``demo``, ``database``, ``web``); what they share (``App``, the error → exit
+``export``, ``status``, ``demo``, ``database``, ``web``, ``init``); what they share (``App``, the error → exit
 code handling, the printing helpers) is in ``tracker.cli.app``. This file only builds the
 root group and adds their commands to it. ``main`` is the console script
 (``tracker.cli:main``); ``python -m tracker`` runs it too.
@@ -18,7 +18,19 @@ from __future__ import annotations
 import click
 
 from tracker import __version__
-from tracker.cli import calls, database, delivery, demo, export, rules, run, sources, status, web
+from tracker.cli import (
+    calls,
+    database,
+    delivery,
+    demo,
+    export,
+    init,
+    rules,
+    run,
+    sources,
+    status,
+    web,
+)
 from tracker.cli.app import App, CallwatchGroup, pass_app, utc_now
 
 __all__ = ["App", "cli", "main", "pass_app"]
@@ -40,6 +52,7 @@ def cli(ctx: click.Context, config_path: str | None, database_url: str | None,
 
 
 for _command in (
+    init.init_command,
     database.db_group,
     calls.calls_group,
     sources.sources_command,

@@ -107,16 +107,19 @@ def export_atom(app: App, profile: str, output: Path | None) -> None:
 @click.option("--rotate", is_flag=True, help="replace the token: the old URLs stop working")
 @pass_app
 def export_token(app: App, profile: str, rotate: bool) -> None:
-    """The secret token of a profile's feed URLs on the health server (made on first use)."""
+    """The secret token of a profile's feed URLs on the web app (made on first use)."""
     from tracker.exports import reading
 
     engine = app.store().engine
     reading.check_profile(app.settings, engine, profile)
     token = reading.feed_token(engine, profile, app.now(), rotate=rotate)
     click.echo(token)
-    listen = app.settings.health.listen
-    base = f"http://{listen}" if listen else ""
+    from tracker.config import split_listen
+
+    _key, listen = app.settings.web_listen()
+    web = app.settings.web
+    base = web.base_url(*split_listen(listen)) if listen else web.public_url
     for kind in ("ics", "atom"):
         click.echo(f"{base}/feeds/{profile}.{kind}?token={token}", err=True)
     if not listen:
-        click.echo("(set health.listen to serve these feeds from `callwatch run`)", err=True)
+        click.echo("(set web.listen to serve these feeds from `callwatch run`)", err=True)

@@ -18,7 +18,7 @@ from tracker.cli.app import App, Column, echo_json, format_option, pass_app, pri
 from tracker.dates import isoformat_utc
 
 if TYPE_CHECKING:
-    from tracker.service.health import HealthReport  # imported when used: it loads aiohttp
+    from tracker.health import HealthReport  # imported when used: it loads prometheus-client
     from tracker.source_status import SourceStatus
     from tracker.store.calls import SourceRun
     from tracker.store.heartbeat import Heartbeat
@@ -79,7 +79,7 @@ def _finished(run: SourceRun | None) -> datetime | None:
 def read_status(app: App) -> Status:
     """Everything `callwatch status` shows, read once."""
     from tracker.delivery.dispatch import backlog
-    from tracker.service.health import HealthReport
+    from tracker.health import HealthReport
     from tracker.source_status import read_statuses
     from tracker.store.heartbeat import heartbeat_summary, read_heartbeat
 

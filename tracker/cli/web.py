@@ -12,14 +12,22 @@ from tracker.cli.app import App, pass_app
 @click.command("web")
 @pass_app
 def web_command(app: App) -> None:
-    """Serve the web app on web.listen (127.0.0.1:8080 when unset) until stopped."""
+    """Serve the web app on web.listen (127.0.0.1:8080 when unset) until stopped.
+
+    /healthz here says whether some process's scheduler runs (its heartbeat), since this
+    one runs none.
+    """
+    from tracker.config import HEALTH_LISTEN_DEPRECATED, WEB_DEFAULT_LISTEN, split_listen
     from tracker.web.app import create_app
     from tracker.web.serve import bind, serve
 
     settings = app.settings
     engine = app.store().engine
-    host, port = settings.web.address()
-    sock = bind(host, port)
+    key, listen = settings.web_listen()
+    if key == "health.listen":
+        click.echo(f"callwatch: warning: {HEALTH_LISTEN_DEPRECATED}", err=True)
+    host, port = split_listen(listen or WEB_DEFAULT_LISTEN)
+    sock = bind(host, port, key=key)
     host, port = sock.getsockname()[:2]
     click.echo(f"callwatch web: listening on {host}:{port}, "
                f"open {settings.web.base_url(host, port)}/ (Ctrl-C stops)", err=True)

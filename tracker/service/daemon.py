@@ -19,7 +19,11 @@
   and all of them are paced by the one ``HostPacer`` built with the daemon, so two sources
   on one host are ``http.delay`` apart from each other too, not only from themselves.
 - **The leader tells others it lives**: a heartbeat row every minute with each job's next
-  run (``callwatch status``), and the health server on ``health.listen`` when it is set.
+  run (``callwatch status``). When ``web.listen`` is set the leader also serves the web app
+  there (``tracker.web``: its pages, /healthz, /metrics and the feeds), uvicorn as a task
+  of this loop (``tracker.web.serve.start_in_loop``), stopped with the schedule. A standby
+  serves nothing (it would compete for the same port on one machine); `callwatch web` can
+  serve the pages beside it.
 - **All durable state is in callwatch's own tables** (runs, changes, the notify cursor, the
   outbox), never in the scheduler, so a restart loses and repeats nothing.
 - **SIGTERM or SIGINT**: no new job starts; a running scrape is allowed to finish (its store
@@ -62,9 +66,9 @@ from tracker.pipeline import (
     report_health,
     scrape_sources,
 )
-from tracker.service.health import HealthServer, start_health_server
 from tracker.store.calls import Store
 from tracker.store.heartbeat import mark_stopped, write_heartbeat
+from tracker.web.serve import start_in_loop
 
 log = logging.getLogger(__name__)
 
@@ -312,15 +316,15 @@ class Daemon:
         return True
 
     async def lead(self, lock: SchedulerLock) -> None:
-        """Run the schedule, the health server and the bot until told to stop; let running
+        """Run the schedule, the web app and the bot until told to stop; let running
         jobs finish, record the stop, then release ``lock`` so a standby takes over."""
         bot = None  # the Telegram bot polls in this loop (None without a token or telegram off)
-        health = HealthServer()  # listens only when health.listen is set
+        web = None  # the web app, served only when web.listen is set
         scheduler = None
         try:
-            # the health server first: an address that cannot be bound stops callwatch
-            # before any scrape has started
-            health = await start_health_server(self.settings, self.engine, self.alive)
+            # the web app first: an address that cannot be bound stops callwatch before any
+            # scrape has started
+            web = await start_in_loop(self.settings, self.engine, self.alive, self.clock)
             self.scheduler = scheduler = self._schedule()
             scheduler.start()
             bot = await start_bot(self.settings, self.engine, self.notifiers, self.clock)
@@ -340,7 +344,8 @@ class Daemon:
                     await asyncio.wait(pending, timeout=3)
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
-            await health.close()
+            if web is not None:
+                await web.close()
             try:  # so `callwatch status` says "stopped" at once; never a reason to keep the lock
                 await asyncio.to_thread(mark_stopped, self.engine, self.clock())
             except sa.exc.SQLAlchemyError as exc:

@@ -153,7 +153,7 @@ def source_health(outcomes_newest_first: Sequence[RunOutcome], last_error: str |
     """The health shown for a source from its latest outcomes and the last run's error.
 
     A partial run is amber, not a step towards red: data still arrives (the same rule as
-    ``tracker.service.health``); a suspicious or failed run is amber until ``red_after`` in a row.
+    ``tracker.health``); a suspicious or failed run is amber until ``red_after`` in a row.
     """
     if not outcomes_newest_first:
         return HealthState("unknown", "never run")

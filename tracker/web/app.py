@@ -11,9 +11,10 @@ Handlers are small: they parse the request, call the read functions of
 render a template. The database is read synchronously in Starlette's thread pool (the
 handlers are plain functions), so a slow query never stalls the event loop.
 
-Routes are gathered in :func:`routes`: the health server's ``/healthz``, ``/metrics``,
-``/feeds/…``, ``/unsubscribe/…`` and ``/manage/…`` (``tracker.service.health``) join them
-there when the web app takes over its URLs, and the security middleware then covers them too.
+Routes are gathered in :func:`routes`, with the daemon's service URLs (``/healthz``,
+``/metrics``, ``/feeds/…``: ``tracker.web.service_routes``) and the email footer's
+``/unsubscribe/…`` and ``/manage/…`` (``tracker.web.subscription_pages``, a port of the former
+aiohttp health server's pages) beside them; the security middleware covers them all.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from tracker.web.security import (
     SignInLimiter,
     local_path,
 )
+from tracker.web.service_routes import ServiceRoutes, heartbeat_alive
+from tracker.web.subscription_pages import subscription_routes
 
 HERE = Path(__file__).parent
 #: the time zone of the dates on the pages: EU calls state their cut-offs in Brussels time
@@ -230,7 +233,7 @@ class Pages:
 
 
 def routes(pages: Pages) -> list[BaseRoute]:
-    """Every URL of the web app."""
+    """Every page of the web app (the service URLs are added by :func:`create_app`)."""
     return [
         Route("/", pages.home, name="home"),
         Route("/t/{tenant}", pages.tenant, name="tenant"),
@@ -245,11 +248,15 @@ def routes(pages: Pages) -> list[BaseRoute]:
 
 
 def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime],
-               secret: str | None = None) -> Starlette:
+               secret: str | None = None, *,
+               scheduler_alive: Callable[[], bool] | None = None) -> Starlette:
     """The ASGI application over ``engine``; ``clock`` gives the time pages are shown at;
-    ``secret`` signs sessions and CSRF tokens (default: ``accounts.web_secret()``)."""
-    del settings  # the sections the pages read join here (feeds, public_url for links)
+    ``secret`` signs sessions and CSRF tokens (default: ``accounts.web_secret()``);
+    ``scheduler_alive`` answers /healthz (default: some process's heartbeat is fresh, for
+    `callwatch web`, which runs no scheduler; the daemon passes its own)."""
     pages = Pages(engine, clock, secret or accounts.web_secret())
+    service = ServiceRoutes(settings, engine,
+                            scheduler_alive or heartbeat_alive(engine, clock), clock)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return pages.not_found(request, exc)
@@ -262,7 +269,7 @@ def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime]
                         headers=getattr(exc, "headers", None))
 
     return Starlette(
-        routes=routes(pages),
+        routes=[*service.routes(), *subscription_routes(engine, clock), *routes(pages)],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={NotFoundError: not_found, HTTPException: http_error},
     )
