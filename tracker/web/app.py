@@ -46,7 +46,7 @@ from tracker.errors import NotFoundError
 from tracker.exports.rows import call_total_text, news_items
 from tracker.models import CallStatus, Change, ChangeKind
 from tracker.money import format_eur
-from tracker.web import accounts, browse
+from tracker.web import accounts, browse, language
 from tracker.web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -96,6 +96,7 @@ def _environment() -> jinja2.Environment:
         status_choices=STATUS_CHOICES, windows=browse.WINDOWS, safe_url=safe_url,
         eur=format_eur, call_total=call_total_text, news_items=news_items,
         iso=isoformat_utc, status_label=STATUS_LABELS.get)
+    language.install(environment)  # _() and {% trans %} in each page's ``language``
     return environment
 
 
@@ -113,8 +114,11 @@ def _no_store(response: Response) -> Response:
 class Pages:
     """The page handlers, sharing the engine, the clock, the templates and the secrets."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime], secret: str) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime], secret: str,
+                 settings: Settings | None = None) -> None:
         self.engine = engine
+        self.settings = settings
+        self.secret = secret
         self.clock = clock
         self.templates = Jinja2Templates(env=_environment())
         self.sessions = accounts.Sessions(secret)
@@ -231,6 +235,7 @@ class Pages:
 
 def routes(pages: Pages) -> list[BaseRoute]:
     """Every URL of the web app."""
+    from tracker.web import members_pages  # it imports this module
     return [
         Route("/", pages.home, name="home"),
         Route("/t/{tenant}", pages.tenant, name="tenant"),
@@ -240,6 +245,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/signin", pages.signin, methods=["POST"], name="signin"),
         Route("/account", pages.account, name="account"),
         Route("/signout", pages.signout, methods=["POST"], name="signout"),
+        *members_pages.routes(pages),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
@@ -248,8 +254,7 @@ def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime]
                secret: str | None = None) -> Starlette:
     """The ASGI application over ``engine``; ``clock`` gives the time pages are shown at;
     ``secret`` signs sessions and CSRF tokens (default: ``accounts.web_secret()``)."""
-    del settings  # the sections the pages read join here (feeds, public_url for links)
-    pages = Pages(engine, clock, secret or accounts.web_secret())
+    pages = Pages(engine, clock, secret or accounts.web_secret(), settings)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return pages.not_found(request, exc)
