@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -89,7 +90,9 @@ def cycle(settings: Settings, engine: Engine, now: datetime, native_id: str = "H
         finally:
             await close_notifiers(notifiers)
 
-    asyncio.run(once())
+    # in a thread of its own: sync Playwright keeps an event loop running in the test's thread
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, once()).result()
 
 
 def mails_to(smtp: SmtpSink, address: str) -> list[EmailMessage]:

@@ -87,8 +87,10 @@ class MemberPages:
                        manage_url=manage_url, unsubscribe_url=unsubscribe_url)
         render = self.pages.form_page if form else self.pages.render
         response = render(request, name, status_code, **context)
+        # Referrer-Policy stays the site's same-origin: the token in the URL never leaves
+        # for another site, and no-referrer would make Chromium send "Origin: null" with the
+        # forms, which the CSRF check refuses
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"  # the URL may hold a token
         return response
 
     def notice(self, request: Request, lang: str, title: str, message: str,
