@@ -14,7 +14,6 @@ that callwatch writes in, else English.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tracker.i18n import LANGUAGES, SOURCE_LANGUAGE, language_name, normalize, translations
@@ -23,8 +22,8 @@ if TYPE_CHECKING:
     import jinja2
 
 
-def _language(context: Mapping[str, Any]) -> str:
-    value = context.get("language")
+def _language(context: jinja2.runtime.Context) -> str:
+    value: Any = context.get("language")
     return value if isinstance(value, str) and value in LANGUAGES else SOURCE_LANGUAGE
 
 

@@ -398,7 +398,7 @@ def wanted_subscriptions(profiles: Sequence[str], modes: Mapping[str, str]) -> l
     for channel, mode in sorted(modes.items()):
         if mode != OFF:
             by_mode.setdefault(mode, []).append(channel)
-    return [Subscription(profile=profile, mode=mode, channels=tuple(channels))  # type: ignore[arg-type]  # checked against MODES
+    return [Subscription(profile=profile, mode=mode, channels=tuple(channels))
             for profile in profiles for mode, channels in by_mode.items()]
 
 
