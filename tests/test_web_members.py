@@ -156,6 +156,21 @@ def test_a_page_speaks_the_asked_then_the_subscribers_then_the_browsers_language
     assert pick(None, None, None) == "en"
 
 
+def test_templates_translate_with_the_messages_catalogs_in_the_pages_language() -> None:
+    import jinja2
+
+    from tracker.web.language import install
+
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    install(environment)
+    template = environment.from_string('{{ _("Usage: /unsubscribe NAME") }}|'
+                                       '{% trans %}Usage: /unsubscribe NAME{% endtrans %}')
+    assert template.render(language="de") == ("Verwendung: /unsubscribe NAME|"
+                                              "Verwendung: /unsubscribe NAME")
+    assert template.render() == "Usage: /unsubscribe NAME|Usage: /unsubscribe NAME"  # managers'
+    assert template.render(language="xx") == template.render()
+
+
 def test_one_subscription_per_profile_and_mode_on_the_channels_set_to_it() -> None:
     wanted = members.wanted_subscriptions(["a", "b"], {"email": "weekly", "telegram": "instant",
                                                        "webhook": members.OFF})
