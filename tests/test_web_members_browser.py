@@ -47,6 +47,11 @@ def page(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     yield from _page(chromium, request, viewport={"width": 390, "height": 844})
 
 
+def fits(page: Page) -> bool:
+    """Whether the page reads at 390 px without scrolling sideways."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
 def link(text: str, pattern: str) -> str:
     found = re.search(pattern, text)
     assert found, text
@@ -65,6 +70,7 @@ def test_an_sme_signs_up_confirms_is_alerted_changes_and_leaves(
         sync_files(settings, engine, NOW)
         with running(create_app(settings, engine, lambda: NOW), sock):
             page.goto(f"{base}/t/{TENANT}/join")
+            assert fits(page)
             page.get_by_label("Your name").fill("Mira Nowak")
             page.get_by_label("Email", exact=True).fill(EMAIL)
             page.get_by_label(PROFILE, exact=True).check()
@@ -82,6 +88,7 @@ def test_an_sme_signs_up_confirms_is_alerted_changes_and_leaves(
             cycle(settings, engine, NOW + timedelta(hours=1))
             [alert] = [m for m in mails_to(smtp, EMAIL) if "H2-NEW" in plain(m)]
             page.goto(link(plain(alert), rf"{re.escape(base)}/manage/\S+"))
+            assert fits(page)
             page.get_by_label("On email").select_option("weekly")
             page.get_by_role("button", name="Save").click()
             expect(page.get_by_role("status")).to_have_text("Saved.")
