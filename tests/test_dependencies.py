@@ -25,6 +25,7 @@ COMPOSE = "tracker/compose.py"
 KNOWN = {
     (COMPOSE, "notifiers"): "builds every enabled channel (create_notifiers)",
     (COMPOSE, "notifiers.console"): "the console channel on the stream the CLI gives",
+    (COMPOSE, "notifiers.email"): "emails link the web app when web.public_url is set",
     (COMPOSE, "notifiers.telegram"): "Telegram's pacing is set on the channel after it is built",
     (COMPOSE, "notifiers.telegram.pacing"): "Telegram's pacing needs the database engine",
     (COMPOSE, "notifiers.telegram.bot"): "the daemon runs the bot",

@@ -12,21 +12,19 @@ root (named after the test).
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
-from tests.web_support import HOSTILE_TITLE, NOW, TENANT, populate
+from tests.web_support import HOSTILE_TITLE, NOW, TENANT, populate, running
 from tracker.config import load_config
 from tracker.store import db
 from tracker.web import accounts
 from tracker.web.app import call_url, calls_url, create_app
 from tracker.web.security import CONTENT_SECURITY_POLICY
-from tracker.web.serve import bind, server
+from tracker.web.serve import bind
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -49,19 +47,9 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db.upgrade(engine)
     populate(engine)
     accounts.add_user(engine, MANAGER, PASSWORD, tenant=TENANT, role="manager", now=NOW)
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    uvicorn = server(create_app(load_config(None, environ={}), engine, lambda: NOW))
-    thread = threading.Thread(target=uvicorn.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uvicorn.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uvicorn.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    uvicorn.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    with running(create_app(load_config(None, environ={}), engine, lambda: NOW),
+                 bind("127.0.0.1", 0)) as url:
+        yield url
     engine.dispose()
 
 

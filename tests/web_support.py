@@ -7,9 +7,15 @@ subscribers through ``sync_subscribers``, as a cycle writes them.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp
 
 from tests.factories import make_call
 from tracker.delivery.outbox import sync_subscribers
@@ -18,6 +24,7 @@ from tracker.models import CallRecord, CallStatus, ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
 from tracker.store.calls import Store
+from tracker.web.serve import server
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FIRST_RUN = NOW - timedelta(days=10)
@@ -83,3 +90,22 @@ def populate(engine: Engine) -> None:
                for call in tenant_calls(moved=True)]
     rules.record_matches(matches, SECOND_RUN)
     rules.dismiss("h2", "ft_portal:H2-DISMISSED", SECOND_RUN)
+
+
+@contextmanager
+def running(app: ASGIApp, sock: socket.socket) -> Iterator[str]:
+    """``app`` under uvicorn in a thread on ``sock`` (bound on 127.0.0.1), until the block
+    ends; its ``http://127.0.0.1:PORT``."""
+    uvicorn = server(app)
+    thread = threading.Thread(target=uvicorn.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uvicorn.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uvicorn.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        uvicorn.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

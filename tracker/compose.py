@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from notifiers import create_notifiers
 from notifiers.console import ConsoleNotifier
+from notifiers.email import EmailNotifier
 from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier
 from notifiers.telegram.bot import start_bot
 from notifiers.telegram.pacing import pacer_for
@@ -52,8 +53,15 @@ def build_notifiers(settings: Settings, environ: Mapping[str, str] | None = None
     With ``engine``, Telegram is paced as ``notifiers.telegram.pacing`` says (on PostgreSQL
     by default through a budget every worker shares, ``notifiers.telegram.pacing``);
     ``paced=False`` turns pacing off (the demo's fake Bot API has no flood limits).
+    Emails link the web app (``web.public_url``) when it is set, else
+    ``notifiers.email.public_url``.
     """
     notifiers = create_notifiers(settings.notifiers, environ)
+    email = notifiers.get("email")
+    if isinstance(email, EmailNotifier) and settings.web.public_url:
+        # the web app serves /manage and /unsubscribe: the footers and List-Unsubscribe link
+        # there; notifiers.email.public_url (the health server's) stays the fallback
+        email.settings = email.settings.model_copy(update={"public_url": settings.web.public_url})
     if console is not None and "console" in notifiers:
         notifiers["console"] = ConsoleNotifier(console)
     telegram = notifiers.get("telegram")

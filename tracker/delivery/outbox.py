@@ -2,8 +2,8 @@
 
 What the pipeline calls, in order:
 
-- ``sync_subscribers`` mirrors the YAML subscribers into their tables (the bot's own
-  subscribers are left alone);
+- ``sync_subscribers`` mirrors the YAML subscribers into their tables (the bot's and the
+  web's own subscribers are left alone);
 - ``notify_changes`` takes every change event recorded since the last call (a cursor over
   ``call_changes``), matches the changed calls against every profile, records the matches
   and writes the alerts and digest items they cause, **in one transaction** with moving the
@@ -64,6 +64,7 @@ from tracker.delivery.render import (
 from tracker.delivery.subscribers import (
     StoredSubscription,
     Subscriber,
+    SubscriptionSync,
     plan_subscription_sync,
     quiet_until,
     without_opt_outs,
@@ -151,7 +152,9 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 # -- subscribers -------------------------------------------------------------------------
 
 def sync_subscribers(engine: Engine, subscribers: Sequence[Subscriber], now: datetime) -> None:
-    """Mirror the YAML subscribers into the database; bot-created subscribers are untouched.
+    """Mirror the YAML subscribers into the database; only subscribers of origin "file" are
+    managed here: those the bot created ("bot") and members who signed up on the web ("web")
+    are never changed or emptied.
 
     A file subscriber that disappeared keeps its rows (its outbox history refers to it) but
     loses its subscriptions, so it receives nothing more. A Telegram chat that migrated
@@ -168,8 +171,9 @@ def sync_subscribers(engine: Engine, subscribers: Sequence[Subscriber], now: dat
                 subscriber_id = connection.execute(subscribers_table.insert().values(
                     name=subscriber.name, origin="file", created_at=now, **values)
                 ).inserted_primary_key[0]  # type: ignore[index]  # set by INSERT
-            elif row.origin != "file":
-                log.warning("subscriber=%s exists from the bot; the file is ignored", subscriber.name)
+            elif row.origin != "file":  # the bot's or the web's: not the files' to manage
+                log.warning("subscriber=%s exists from the %s; the file is ignored",
+                            subscriber.name, row.origin)
                 continue
             else:
                 subscriber_id = row.id
@@ -211,15 +215,26 @@ def _sync_channels(connection: Connection, subscriber_id: int, subscriber: Subsc
 def _sync_subscriptions(connection: Connection, subscriber_id: int, subscriber: Subscriber) -> None:
     """The file's subscriptions, less those ended from an unsubscribe link, into the table
     (``plan_subscription_sync``: a profile may be followed once per channel set)."""
-    stored = [StoredSubscription(row.id, row.profile, row.mode,
-                                 tuple(row.channels) if row.channels is not None else None)
-              for row in connection.execute(
-                  sa.select(subscriptions_table.c.id, subscriptions_table.c.profile,
-                            subscriptions_table.c.mode, subscriptions_table.c.channels)
-                  .where(subscriptions_table.c.subscriber_id == subscriber_id)
-                  .order_by(subscriptions_table.c.id))]
     wanted = without_opt_outs(subscriber, opted_out(connection, subscriber_id))
-    plan = plan_subscription_sync(stored, wanted)
+    apply_subscription_plan(connection, subscriber_id, plan_subscription_sync(
+        stored_subscriptions(connection, subscriber_id), wanted))
+
+
+def stored_subscriptions(connection: Connection, subscriber_id: int) -> list[StoredSubscription]:
+    """A subscriber's subscription rows, oldest first, as ``plan_subscription_sync`` takes them."""
+    return [StoredSubscription(row.id, row.profile, row.mode,
+                               tuple(row.channels) if row.channels is not None else None)
+            for row in connection.execute(
+                sa.select(subscriptions_table.c.id, subscriptions_table.c.profile,
+                          subscriptions_table.c.mode, subscriptions_table.c.channels)
+                .where(subscriptions_table.c.subscriber_id == subscriber_id)
+                .order_by(subscriptions_table.c.id))]
+
+
+def apply_subscription_plan(connection: Connection, subscriber_id: int,
+                            plan: SubscriptionSync) -> None:
+    """Write ``plan``: the file sync's, and the web preferences page's (which records its
+    deletions as opt-outs first, so their links keep answering)."""
     for subscription in plan.insert:
         connection.execute(subscriptions_table.insert().values(
             subscriber_id=subscriber_id, profile=subscription.profile, mode=subscription.mode,

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,11 +179,24 @@ def unsubscribe(engine: Engine, token: str, now: datetime) -> SubscriptionView |
             ended = _ended(connection, token)
             return _view(connection, ended, ended=True) if ended is not None else None
         view = _view(connection, row, ended=True)
+        end_subscriptions(connection, [row.id], now)
+    return view
+
+
+def end_subscriptions(connection: Connection, ids: Sequence[int], now: datetime) -> None:
+    """End the subscriptions ``ids`` as a link ends one: each becomes an opt-out (with the
+    channels it had) and is deleted, so its links keep answering "unsubscribed" and open
+    the manage page (the web preferences page ends the profiles it drops this way too)."""
+    for row in connection.execute(
+            sa.select(subscriptions_table.c.id, subscriptions_table.c.subscriber_id,
+                      subscriptions_table.c.profile, subscriptions_table.c.mode,
+                      subscriptions_table.c.channels, subscriptions_table.c.token)
+            .where(subscriptions_table.c.id.in_(list(ids)))).all():
+        channels = row.channels or list(_channels_of(connection, row.subscriber_id))
         connection.execute(opt_outs_table.insert().values(
-            subscriber_id=row.subscriber_id, profile=row.profile, channels=list(view.channels),
+            subscriber_id=row.subscriber_id, profile=row.profile, channels=list(channels),
             mode=row.mode, token=row.token, at=now))
         connection.execute(subscriptions_table.delete().where(subscriptions_table.c.id == row.id))
-    return view
 
 
 def manage_view(engine: Engine, token: str) -> list[SubscriptionView] | None:

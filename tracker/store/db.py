@@ -782,3 +782,34 @@ class UserRow(SQLModel, table=True):
     last_sign_in: datetime | None = _utc_column(nullable=True)
 
 users_table = SQLModel.metadata.tables[UserRow.__tablename__]
+
+
+# -- the web app: members who signed up on a tenant's page (migration 0012) ---------------------
+
+class ConsentRow(SQLModel, table=True):
+    """A member's consent to be sent alerts, as GDPR asks it to be shown: who signed up
+    (``person_name``, ``email``), for which tenant, the words shown when they agreed
+    (``consent_text``, in ``language``), when and from which address they signed up, and
+    when and from which address they confirmed from the email (double opt-in).
+
+    ``nonce`` is the sign-up's own random id, carried in the confirmation link: confirming
+    the same link twice finds this row and creates nothing more. The subscriber it created
+    has ``origin`` "web" (``tracker.web.members``).
+    """
+
+    __tablename__ = "consents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    tenant: str = Field(max_length=100)
+    person_name: str = Field(max_length=100)
+    email: str = Field(max_length=320)
+    language: str = Field(max_length=8)
+    consent_text: str = Field(sa_column=Column(sa.Text, nullable=False))
+    signed_up_at: datetime = _utc_column()
+    signed_up_from: str = Field(max_length=45)
+    confirmed_at: datetime = _utc_column()
+    confirmed_from: str = Field(max_length=45)
+    nonce: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+
+consents_table = SQLModel.metadata.tables[ConsentRow.__tablename__]

@@ -12,9 +12,9 @@ render a template. The database is read synchronously in Starlette's thread pool
 handlers are plain functions), so a slow query never stalls the event loop.
 
 Routes are gathered in :func:`routes`, with the daemon's service URLs (``/healthz``,
-``/metrics``, ``/feeds/…``: ``tracker.web.service_routes``) and the email footer's
-``/unsubscribe/…`` and ``/manage/…`` (``tracker.web.subscription_pages``, a port of the former
-aiohttp health server's pages) beside them; the security middleware covers them all.
+``/metrics``, ``/feeds/…``: ``tracker.web.service_routes``) beside them; the email footer's
+``/unsubscribe/…`` and ``/manage/…`` are the member pages (``tracker.web.members_pages``).
+The security middleware covers them all.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from tracker.errors import NotFoundError
 from tracker.exports.rows import call_total_text, news_items
 from tracker.models import CallStatus, Change, ChangeKind
 from tracker.money import format_eur
-from tracker.web import accounts, browse
+from tracker.web import accounts, browse, language
 from tracker.web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -58,7 +58,6 @@ from tracker.web.security import (
     local_path,
 )
 from tracker.web.service_routes import ServiceRoutes, heartbeat_alive
-from tracker.web.subscription_pages import subscription_routes
 
 HERE = Path(__file__).parent
 #: the time zone of the dates on the pages: EU calls state their cut-offs in Brussels time
@@ -99,6 +98,7 @@ def _environment() -> jinja2.Environment:
         status_choices=STATUS_CHOICES, windows=browse.WINDOWS, safe_url=safe_url,
         eur=format_eur, call_total=call_total_text, news_items=news_items,
         iso=isoformat_utc, status_label=STATUS_LABELS.get)
+    language.install(environment)  # _() and {% trans %} in each page's ``language``
     return environment
 
 
@@ -116,8 +116,11 @@ def _no_store(response: Response) -> Response:
 class Pages:
     """The page handlers, sharing the engine, the clock, the templates and the secrets."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime], secret: str) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime], secret: str,
+                 settings: Settings | None = None) -> None:
         self.engine = engine
+        self.settings = settings
+        self.secret = secret
         self.clock = clock
         self.templates = Jinja2Templates(env=_environment())
         self.sessions = accounts.Sessions(secret)
@@ -234,6 +237,7 @@ class Pages:
 
 def routes(pages: Pages) -> list[BaseRoute]:
     """Every page of the web app (the service URLs are added by :func:`create_app`)."""
+    from tracker.web import members_pages  # it imports this module
     return [
         Route("/", pages.home, name="home"),
         Route("/t/{tenant}", pages.tenant, name="tenant"),
@@ -243,6 +247,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/signin", pages.signin, methods=["POST"], name="signin"),
         Route("/account", pages.account, name="account"),
         Route("/signout", pages.signout, methods=["POST"], name="signout"),
+        *members_pages.routes(pages),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
@@ -254,7 +259,7 @@ def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime]
     ``secret`` signs sessions and CSRF tokens (default: ``accounts.web_secret()``);
     ``scheduler_alive`` answers /healthz (default: some process's heartbeat is fresh, for
     `callwatch web`, which runs no scheduler; the daemon passes its own)."""
-    pages = Pages(engine, clock, secret or accounts.web_secret())
+    pages = Pages(engine, clock, secret or accounts.web_secret(), settings)
     service = ServiceRoutes(settings, engine,
                             scheduler_alive or heartbeat_alive(engine, clock), clock)
 
@@ -269,7 +274,7 @@ def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime]
                         headers=getattr(exc, "headers", None))
 
     return Starlette(
-        routes=[*service.routes(), *subscription_routes(engine, clock), *routes(pages)],
+        routes=[*service.routes(), *routes(pages)],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={NotFoundError: not_found, HTTPException: http_error},
     )

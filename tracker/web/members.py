@@ -1,0 +1,429 @@
+"""Member SMEs on the web: sign-up with double opt-in, the preferences page, leaving.
+
+**Sign-up** (``/t/<tenant>/join``) asks a name, an email address, a language, a time zone,
+the tenant's profiles to follow and the email mode. Nothing is stored and nothing is sent
+to the member's alerts before they confirm: the form's values travel in the confirmation
+link itself, signed with the web secret (itsdangerous, HMAC-SHA256) and valid for
+:data:`CONFIRM_HOURS` by the app's clock (the sign-up time is inside the signed value, so
+a test clock can age it). Confirming creates, in one transaction, a subscriber of origin
+``"web"`` (named ``web-<random>``, so no subscriber file can name it by chance), its email
+address, one subscription per profile, and the consent record (``consents``: the words
+shown, in the member's language, when and from which address they signed up and
+confirmed). A link confirmed twice finds its consent (``nonce``) and creates nothing more.
+
+**No enumeration**: the page after the form is the same whether or not the address is
+already a member of the tenant; the difference goes only to the mailbox (a member gets
+their preferences link instead of a confirmation link). **Subscribers from the web and the
+file sync**: ``sync_subscribers`` manages only subscribers of origin ``"file"``, so a web
+member is never emptied or overwritten by a cycle; see docs/web.md.
+
+**Preferences** are reached by any subscription token (``/manage/<token>``, the link in
+every message's footer; an ended one still opens the page). A member of origin ``"web"``
+or ``"bot"`` changes everything there; a subscriber from a file (their cluster manager's)
+changes only what the sync leaves alone (mutes, leaving, one subscription at a time),
+because the next cycle would put the file's values back. Profiles dropped on the page end
+like an unsubscribe link ends them (``unsubscribe.end_subscriptions``), so their links
+keep answering.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import sqlalchemy as sa
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.engine import Connection, Engine
+
+from tracker.dates import isoformat_utc, to_utc
+from tracker.delivery import REMINDER_DAYS
+from tracker.delivery.outbox import apply_subscription_plan, stored_subscriptions
+from tracker.delivery.subscribers import Mode, Subscription, plan_subscription_sync
+from tracker.delivery.unsubscribe import end_subscriptions
+from tracker.errors import ConfigError
+from tracker.i18n import LANGUAGES, N_, translations
+from tracker.store.db import (
+    channels_table,
+    consents_table,
+    opt_outs_table,
+    subscribers_table,
+    subscriptions_table,
+)
+from tracker.web.accounts import normalize_email
+from tracker.web.browse import tenant_profiles
+
+WEB_ORIGIN = "web"
+#: the origins whose subscribers the preferences page may change in full: no file behind them
+EDITABLE_ORIGINS = ("web", "bot")
+CONFIRM_HOURS = 48
+MODES: tuple[str, ...] = get_args(Mode)
+#: a channel's choice on the preferences page: a mode, or nothing on that channel
+OFF = "off"
+#: the mutes offered, in hours ("0": end a mute)
+MUTE_HOURS = ("0", "24", "168", "720")
+DEFAULT_ZONE = "Europe/Brussels"
+#: the words a member agrees to, stored in their language with the tenant filled in
+CONSENT_TEXT = N_("I agree that callwatch stores my name, my email address and the choices "
+                  "above in order to send me the funding calls I asked for, and that the "
+                  "cluster {tenant} can see that I am subscribed. I can change or end this "
+                  "at any time from the link in every message.")
+
+
+def zone_choices() -> list[str]:
+    """The time zones offered: Europe's and UTC (any IANA name is accepted when posted)."""
+    return ["UTC", *sorted(z for z in available_timezones() if z.startswith("Europe/"))]
+
+
+def consent_text(tenant: str, language: str) -> str:
+    return translations(language).gettext(CONSENT_TEXT).format(tenant=tenant)
+
+
+def _zone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return value
+
+
+# -- sign-up (pure) ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignUp:
+    """A sign-up waiting for its confirmation: what the confirmation link carries."""
+
+    tenant: str
+    name: str
+    email: str
+    language: str
+    timezone: str
+    profiles: tuple[str, ...]
+    mode: str
+    signed_up_at: datetime
+    signed_up_from: str
+    consent_text: str
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+
+    def payload(self) -> dict[str, Any]:
+        return {"t": self.tenant, "n": self.name, "e": self.email, "l": self.language,
+                "z": self.timezone, "p": list(self.profiles), "m": self.mode,
+                "at": isoformat_utc(self.signed_up_at), "ip": self.signed_up_from,
+                "c": self.consent_text, "k": self.nonce}
+
+    @classmethod
+    def from_payload(cls, value: Mapping[str, Any]) -> SignUp:
+        return cls(tenant=str(value["t"]), name=str(value["n"]), email=str(value["e"]),
+                   language=str(value["l"]), timezone=str(value["z"]),
+                   profiles=tuple(str(p) for p in value["p"]), mode=str(value["m"]),
+                   signed_up_at=to_utc(datetime.fromisoformat(value["at"])),
+                   signed_up_from=str(value["ip"]), consent_text=str(value["c"]),
+                   nonce=str(value["k"]))
+
+
+def parse_sign_up(form: Mapping[str, str], profiles: Sequence[str], offered: Sequence[str], *,
+                  tenant: str, now: datetime, address: str) -> tuple[SignUp | None, list[str]]:
+    """The sign-up a form asks for, or None and what is wrong (in the form's language)."""
+    language = form.get("language", "") if form.get("language") in LANGUAGES else "en"
+    _ = translations(language).gettext
+    problems = []
+    name = " ".join(form.get("name", "").split())
+    if not name or len(name) > 100:
+        problems.append(_("Give your name (at most 100 characters)."))
+    try:
+        email = normalize_email(form.get("email", ""))
+    except ConfigError:
+        email = ""
+        problems.append(_("Give a valid email address."))
+    timezone = _zone(form.get("timezone", "")) or ""
+    if not timezone:
+        problems.append(_("Choose a time zone from the list."))
+    chosen = tuple(dict.fromkeys(p for p in profiles if p in offered))
+    if not chosen or len(chosen) != len(set(profiles)):
+        problems.append(_("Choose at least one of the cluster's topics."))
+    mode = form.get("mode", "")
+    if mode not in MODES:
+        problems.append(_("Choose how often you want email."))
+    if form.get("consent") != "yes":
+        problems.append(_("Tick the box to agree, or we cannot send you anything."))
+    if problems:
+        return None, problems
+    return SignUp(tenant=tenant, name=name, email=email, language=language, timezone=timezone,
+                  profiles=chosen, mode=mode, signed_up_at=now, signed_up_from=address,
+                  consent_text=consent_text(tenant, language)), []
+
+
+class LinkExpired(ValueError):
+    """A confirmation link older than CONFIRM_HOURS."""
+
+
+class ConfirmationLinks:
+    """Signs a sign-up into its confirmation link's token, and reads it back (pure)."""
+
+    def __init__(self, secret: str) -> None:
+        self._serializer = URLSafeSerializer(secret, salt="callwatch.signup")
+
+    def token(self, sign_up: SignUp) -> str:
+        return self._serializer.dumps(sign_up.payload())
+
+    def sign_up(self, token: str, now: datetime) -> SignUp | None:
+        """The sign-up, None for a token this secret did not sign; LinkExpired when old."""
+        try:
+            value = self._serializer.loads(token)
+            sign_up = SignUp.from_payload(value)
+        except (BadSignature, KeyError, TypeError, ValueError):
+            return None
+        if now - sign_up.signed_up_at > timedelta(hours=CONFIRM_HOURS):
+            raise LinkExpired(token)
+        return sign_up
+
+
+# -- sign-up (the database) ----------------------------------------------------------------------
+
+def offered_profiles(engine: Engine, tenant: str) -> list[str] | None:
+    """The tenant's profiles a member may follow; None when there is no such tenant."""
+    with engine.connect() as connection:
+        return tenant_profiles(connection, tenant)
+
+
+def _member_tokens(connection: Connection, tenant: str, email: str) -> list[str] | None:
+    """Tokens of the tenant's subscriber with this email address (live ones first, then
+    ended ones); None when the address is not a member of the tenant."""
+    found = connection.execute(
+        sa.select(subscribers_table.c.id)
+        .join(channels_table, channels_table.c.subscriber_id == subscribers_table.c.id)
+        .where(subscribers_table.c.tenant == tenant, channels_table.c.channel == "email",
+               sa.func.lower(channels_table.c.address) == email.lower())
+        .order_by(subscribers_table.c.id)).first()
+    if found is None:
+        return None
+    live = connection.execute(sa.select(subscriptions_table.c.token)
+                              .where(subscriptions_table.c.subscriber_id == found.id)
+                              .order_by(subscriptions_table.c.id)).scalars().all()
+    ended = connection.execute(sa.select(opt_outs_table.c.token)
+                               .where(opt_outs_table.c.subscriber_id == found.id)
+                               .order_by(opt_outs_table.c.id.desc())).scalars().all()
+    return [*live, *ended]
+
+
+def member_tokens(engine: Engine, tenant: str, email: str) -> list[str] | None:
+    with engine.connect() as connection:
+        return _member_tokens(connection, tenant, email)
+
+
+def confirm(engine: Engine, sign_up: SignUp, now: datetime, address: str) -> str | None:
+    """Make the sign-up a member, with its consent record; the token of their first
+    subscription (for the preferences link). A link confirmed before, or an address that
+    became a member meanwhile, creates nothing and gives that member's token."""
+    with engine.begin() as connection:
+        done = connection.execute(sa.select(consents_table.c.subscriber_id)
+                                  .where(consents_table.c.nonce == sign_up.nonce)).first()
+        tokens = _member_tokens(connection, sign_up.tenant, sign_up.email)
+        if done is not None or tokens is not None:
+            return tokens[0] if tokens else None
+        subscriber_id = int(connection.execute(subscribers_table.insert().values(
+            name=f"web-{secrets.token_hex(8)}", tenant=sign_up.tenant, timezone=sign_up.timezone,
+            language=sign_up.language, quiet_hours=None, reminders=list(REMINDER_DAYS),
+            origin=WEB_ORIGIN, muted_until=None, created_at=now, updated_at=now,
+        )).inserted_primary_key[0])  # type: ignore[index]  # set by INSERT
+        connection.execute(channels_table.insert().values(
+            subscriber_id=subscriber_id, channel="email", address=sign_up.email,
+            configured_address=sign_up.email, webhook_format="generic", active=True))
+        tokens = []
+        for profile in sign_up.profiles:
+            token = secrets.token_urlsafe(24)
+            connection.execute(subscriptions_table.insert().values(
+                subscriber_id=subscriber_id, profile=profile, mode=sign_up.mode,
+                channels=["email"], token=token))
+            tokens.append(token)
+        connection.execute(consents_table.insert().values(
+            subscriber_id=subscriber_id, tenant=sign_up.tenant, person_name=sign_up.name,
+            email=sign_up.email, language=sign_up.language, consent_text=sign_up.consent_text,
+            signed_up_at=sign_up.signed_up_at, signed_up_from=sign_up.signed_up_from[:45],
+            confirmed_at=now, confirmed_from=address[:45], nonce=sign_up.nonce))
+    return tokens[0]
+
+
+# -- preferences ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Followed:
+    """One subscription as the preferences page lists it."""
+
+    profile: str
+    mode: str
+    channels: tuple[str, ...]
+    token: str
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """A subscriber's settings, as the preferences page shows and changes them."""
+
+    subscriber_id: int
+    name: str
+    origin: str
+    tenant: str | None
+    language: str
+    timezone: str
+    quiet_hours: str | None
+    muted_until: datetime | None
+    #: the channels the subscriber has an address on
+    channels: tuple[str, ...]
+    subscriptions: tuple[Followed, ...]
+    #: the profiles the page offers: the tenant's and the subscriber's own
+    offered: tuple[str, ...]
+
+    @property
+    def editable(self) -> bool:
+        """Whether the page may change everything (no subscriber file behind it)."""
+        return self.origin in EDITABLE_ORIGINS
+
+    def mode_on(self, channel: str) -> str:
+        """The mode of the first subscription on ``channel``, or OFF."""
+        for followed in self.subscriptions:
+            if channel in followed.channels:
+                return followed.mode
+        return OFF
+
+    def follows(self, profile: str) -> bool:
+        return any(followed.profile == profile for followed in self.subscriptions)
+
+    def muted(self, now: datetime) -> bool:
+        return self.muted_until is not None and self.muted_until > now
+
+    def quiet(self) -> tuple[str, str]:
+        start, _, end = (self.quiet_hours or "").partition("-")
+        return start, end
+
+
+def _subscriber_of(connection: Connection, token: str) -> int | None:
+    for table in (subscriptions_table, opt_outs_table):
+        found = connection.execute(sa.select(table.c.subscriber_id)
+                                   .where(table.c.token == token)).first()
+        if found is not None:
+            return int(found.subscriber_id)
+    return None
+
+
+def read_preferences(engine: Engine, token: str) -> Preferences | None:
+    """The settings of the subscriber ``token`` belongs to (live or ended); None if none."""
+    with engine.connect() as connection:
+        subscriber_id = _subscriber_of(connection, token)
+        if subscriber_id is None:
+            return None
+        row = connection.execute(sa.select(subscribers_table)
+                                 .where(subscribers_table.c.id == subscriber_id)).one()
+        channels = tuple(sorted(connection.execute(
+            sa.select(channels_table.c.channel)
+            .where(channels_table.c.subscriber_id == subscriber_id)).scalars()))
+        followed = tuple(
+            Followed(r.profile, r.mode, tuple(r.channels) if r.channels else channels, r.token)
+            for r in connection.execute(
+                sa.select(subscriptions_table)
+                .where(subscriptions_table.c.subscriber_id == subscriber_id)
+                .order_by(subscriptions_table.c.profile, subscriptions_table.c.id)))
+        person = connection.execute(
+            sa.select(consents_table.c.person_name)
+            .where(consents_table.c.subscriber_id == subscriber_id)
+            .order_by(consents_table.c.id.desc())).scalar()
+        offered = set(tenant_profiles(connection, row.tenant) or []) if row.tenant else set()
+    return Preferences(
+        subscriber_id=subscriber_id, name=person or row.name, origin=row.origin,
+        tenant=row.tenant, language=row.language, timezone=row.timezone,
+        quiet_hours=row.quiet_hours, muted_until=row.muted_until, channels=channels,
+        subscriptions=followed,
+        offered=tuple(sorted(offered | {f.profile for f in followed})))
+
+
+@dataclass(frozen=True)
+class Change:
+    """What the preferences form asks for (a file subscriber's form has only ``mute``)."""
+
+    profiles: tuple[str, ...] = ()
+    modes: Mapping[str, str] = field(default_factory=dict)
+    language: str | None = None
+    timezone: str | None = None
+    quiet_hours: str | None = None
+    #: hours to mute for ("0": end the mute); None: leave it as it is
+    mute_hours: int | None = None
+
+
+def _hhmm(value: str) -> str | None:
+    try:
+        return time.fromisoformat(value.strip()).strftime("%H:%M")
+    except ValueError:
+        return None
+
+
+def parse_change(form: Mapping[str, str], profiles: Sequence[str], current: Preferences
+                 ) -> tuple[Change | None, list[str]]:
+    """The change a preferences form asks for, or None and what is wrong (pure)."""
+    language = form.get("language") if form.get("language") in LANGUAGES else current.language
+    _ = translations(language or "en").gettext
+    problems: list[str] = []
+    mute = form.get("mute", "")
+    mute_hours = int(mute) if mute in MUTE_HOURS else None
+    if not current.editable:
+        return Change(mute_hours=mute_hours), []
+    chosen = tuple(dict.fromkeys(p for p in profiles if p in current.offered))
+    if len(chosen) != len(set(profiles)):
+        problems.append(_("Choose among the topics listed."))
+    modes = {channel: form.get(f"mode_{channel}", OFF) for channel in current.channels}
+    if any(mode not in (*MODES, OFF) for mode in modes.values()):
+        problems.append(_("Choose how often you want messages on each channel."))
+    timezone = _zone(form.get("timezone", ""))
+    if timezone is None:
+        problems.append(_("Choose a time zone from the list."))
+    start, end = form.get("quiet_from", "").strip(), form.get("quiet_to", "").strip()
+    quiet = None
+    if start or end:
+        start_hhmm, end_hhmm = _hhmm(start), _hhmm(end)
+        if start_hhmm is None or end_hhmm is None or start_hhmm == end_hhmm:
+            problems.append(_("Give quiet hours as two different times, or leave both empty."))
+        else:
+            quiet = f"{start_hhmm}-{end_hhmm}"
+    if problems:
+        return None, problems
+    return Change(profiles=chosen, modes=modes, language=language, timezone=timezone,
+                  quiet_hours=quiet, mute_hours=mute_hours), []
+
+
+def wanted_subscriptions(profiles: Sequence[str], modes: Mapping[str, str]) -> list[Subscription]:
+    """One subscription per profile and mode, on the channels set to that mode (pure)."""
+    by_mode: dict[str, list[str]] = {}
+    for channel, mode in sorted(modes.items()):
+        if mode != OFF:
+            by_mode.setdefault(mode, []).append(channel)
+    return [Subscription(profile=profile, mode=mode, channels=tuple(channels))
+            for profile in profiles for mode, channels in by_mode.items()]
+
+
+def save(engine: Engine, current: Preferences, change: Change, now: datetime) -> None:
+    """Write ``change``: settings, mute, and the subscriptions (rows kept where they can be,
+    so their links stay; the ones dropped end as opt-outs)."""
+    values: dict[str, Any] = {"updated_at": now}
+    if change.mute_hours is not None:
+        values["muted_until"] = now + timedelta(hours=change.mute_hours) if change.mute_hours \
+            else None
+    with engine.begin() as connection:
+        if current.editable:
+            values.update(language=change.language, timezone=change.timezone,
+                          quiet_hours=change.quiet_hours)
+            plan = plan_subscription_sync(stored_subscriptions(connection, current.subscriber_id),
+                                          wanted_subscriptions(change.profiles, change.modes))
+            end_subscriptions(connection, plan.delete, now)
+            apply_subscription_plan(connection, current.subscriber_id,
+                                    type(plan)(insert=plan.insert, update=plan.update))
+        connection.execute(subscribers_table.update()
+                           .where(subscribers_table.c.id == current.subscriber_id).values(**values))
+
+
+def leave(engine: Engine, current: Preferences, now: datetime) -> None:
+    """End every subscription of the subscriber, as their unsubscribe links would."""
+    with engine.begin() as connection:
+        end_subscriptions(connection, [row.id for row in stored_subscriptions(
+            connection, current.subscriber_id)], now)

@@ -1,0 +1,363 @@
+"""The member-facing pages: sign-up with double opt-in, preferences, one-click unsubscribe.
+
+- ``GET|POST /t/<tenant>/join``: the sign-up form; a POST (CSRF-checked, rate-limited like
+  sign-in) sends one email and answers the same page whoever the address belongs to;
+- ``GET|POST /t/<tenant>/join/<token>``: the confirmation link shows a button (mail
+  scanners fetch links: a GET never subscribes); its POST makes the member
+  (``tracker.web.members.confirm``) and leads to their preferences;
+- ``GET|POST /manage/<token>``, ``POST /manage/<token>/leave``: the preferences page of
+  every message's footer (CSRF-checked forms);
+- ``GET|POST /unsubscribe/<token>``: a confirm button, and the RFC 8058 one-click target
+  (``tracker.delivery.unsubscribe``): a POST ends that subscription at once. It needs no
+  CSRF token, because mail programs POST it straight from the ``List-Unsubscribe`` header,
+  and the token in the URL is the secret a forger would need anyway.
+
+An unknown token gets the site's 404 page, like any URL that does not exist. Emails go
+through the email channel (``notifiers.email``, found through the plugin registry as the
+core finds every channel), to the SMTP server of ``[notifiers.email]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from tracker.delivery import unsubscribe
+from tracker.errors import CallwatchError
+from tracker.i18n import N_, translations
+from tracker.web import language, members
+from tracker.web.app import EXPIRED_FORM, Pages
+from tracker.web.security import SignInLimiter
+
+log = logging.getLogger(__name__)
+
+MODE_LABELS = {"instant": N_("Instant alerts"), "daily": N_("Daily digest"),
+               "weekly": N_("Weekly digest"), members.OFF: N_("Nothing")}
+MUTE_LABELS = {"": N_("Keep as it is"), "0": N_("Not muted"), "24": N_("Mute for a day"),
+               "168": N_("Mute for a week"), "720": N_("Mute for 30 days")}
+
+
+def join_url(tenant: str) -> str:
+    return f"/t/{quote(tenant, safe='')}/join"
+
+
+def manage_url(token: str) -> str:
+    return unsubscribe.MANAGE_PATH.format(token=quote(token, safe=""))
+
+
+def unsubscribe_url(token: str) -> str:
+    return unsubscribe.UNSUBSCRIBE_PATH.format(token=quote(token, safe=""))
+
+
+def _fields(form: FormData) -> dict[str, str]:
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+class MemberPages:
+    """The handlers, over the web app's ``Pages`` (engine, clock, templates, CSRF)."""
+
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
+        self.links = members.ConfirmationLinks(pages.secret)
+        self.limiter = SignInLimiter()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def language(self, request: Request, subscriber: str | None = None,
+                 form: Mapping[str, str] | None = None) -> str:
+        asked = (form or {}).get("language") or request.query_params.get("lang")
+        return language.pick(asked, subscriber, request.headers.get("accept-language"))
+
+    def page(self, request: Request, lang: str, name: str, status_code: int = 200,
+             form: bool = False, **context: Any) -> Response:
+        context.update(language=lang, mode_labels=MODE_LABELS, join_url=join_url,
+                       manage_url=manage_url, unsubscribe_url=unsubscribe_url)
+        render = self.pages.form_page if form else self.pages.render
+        response = render(request, name, status_code, **context)
+        # Referrer-Policy stays the site's same-origin: the token in the URL never leaves
+        # for another site, and no-referrer would make Chromium send "Origin: null" with the
+        # forms, which the CSRF check refuses
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def notice(self, request: Request, lang: str, title: str, message: str,
+               status_code: int = 200, back: str = "/") -> Response:
+        _ = translations(lang).gettext
+        return self.page(request, lang, "notice.html", status_code, title=_(title),
+                         message=_(message), back=back)
+
+    def expired_form(self, request: Request, lang: str, back: str) -> Response:
+        return self.notice(request, lang, N_("Form expired"), EXPIRED_FORM, 403, back)
+
+    def not_found(self, request: Request, lang: str) -> Response:
+        return self.notice(request, lang, N_("Not found"), N_("There is no page at this address."),
+                           404)
+
+    def base_url(self, request: Request) -> str:
+        """Where links in emails lead: ``web.public_url``, else this request's own site."""
+        settings = self.pages.settings
+        public = settings.web.public_url if settings is not None else ""
+        return (public or str(request.base_url)).rstrip("/")
+
+    def email_enabled(self) -> bool:
+        settings = self.pages.settings
+        return settings is not None and bool(settings.notifiers.channel("email").enabled)
+
+    async def send_email(self, to: str, subject: str, text: str, html: str) -> bool:
+        """Send one email through the email channel; False (logged) when it cannot."""
+        from tracker.plugins import channel_plugins
+        from tracker.ports import Message, Recipient
+
+        settings = self.pages.settings
+        if settings is None:
+            return False
+        notifier = channel_plugins()["email"].create(settings.notifiers.channel("email"),
+                                                     os.environ)
+        if notifier is None:
+            return False
+        message = Message(kind="notice", subject=subject, text=text, html=html,
+                          telegram=(text,), document={}, date=self.pages.clock())
+        try:
+            await notifier.send(Recipient(address=to), message)
+        except CallwatchError as exc:
+            log.warning("channel=email sign-up email not sent: %s", exc)
+            return False
+        finally:
+            await notifier.aclose()
+        return True
+
+    # -- sign-up ---------------------------------------------------------------------------
+
+    def join_form(self, request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        offered = members.offered_profiles(self.pages.engine, tenant)
+        lang = self.language(request)
+        if offered is None:
+            return self.not_found(request, lang)
+        return self.join_page(request, lang, tenant, offered, {}, [], [])
+
+    def join_page(self, request: Request, lang: str, tenant: str, offered: list[str],
+                  values: Mapping[str, str], chosen: list[str], problems: list[str],
+                  status_code: int = 200) -> Response:
+        return self.page(
+            request, lang, "join.html", status_code, form=True, tenant=tenant, offered=offered,
+            values=values, chosen=chosen, problems=problems, zones=members.zone_choices(),
+            default_zone=members.DEFAULT_ZONE, modes=members.MODES, open=self.email_enabled(),
+            consent=members.consent_text(tenant, lang))
+
+    async def join(self, request: Request) -> Response:
+        """Check the form, the rate limit and the values; then one email, and the same
+        answer whether or not the address is a member already."""
+        tenant = request.path_params["tenant"]
+        form = await request.form()
+        values = _fields(form)
+        chosen = [p for p in form.getlist("profile") if isinstance(p, str)]
+        lang = self.language(request, form=values)
+        if not self.pages.csrf_passes(request, form):
+            return self.expired_form(request, lang, join_url(tenant))
+        offered = await run_in_threadpool(members.offered_profiles, self.pages.engine, tenant)
+        if offered is None:
+            return self.not_found(request, lang)
+        now = self.pages.clock()
+        keys = [f"join-address:{_client(request)}",
+                f"join-email:{values.get('email', '').strip().lower()}"]
+        wait = self.limiter.retry_after(keys, now)
+        if wait is not None:
+            problem = translations(lang).gettext(
+                "Too many sign-ups from here: try again in {minutes} minutes.").format(
+                minutes=-(-wait // 60))
+            response = self.join_page(request, lang, tenant, offered, values, chosen, [problem], 429)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        sign_up, problems = members.parse_sign_up(values, chosen, offered, tenant=tenant,
+                                                  now=now, address=_client(request))
+        if sign_up is None or not self.email_enabled():
+            return self.join_page(request, lang, tenant, offered, values, chosen, problems, 400)
+        self.limiter.failed(keys, now)  # every sign-up counts, not only failed ones
+        tokens = await run_in_threadpool(members.member_tokens, self.pages.engine, tenant,
+                                         sign_up.email)
+        sent = await self.send_email(sign_up.email, *self.join_email(request, sign_up, tokens))
+        if not sent:
+            return self.notice(request, sign_up.language, N_("Email not sent"), N_(
+                "We could not send the email just now. Please try again in a few minutes."),
+                503, join_url(tenant))
+        log.info("sign-up email sent tenant=%s", tenant)
+        return self.page(request, sign_up.language, "join_sent.html", tenant=tenant,
+                         email=sign_up.email)
+
+    def join_email(self, request: Request, sign_up: members.SignUp,
+                   tokens: list[str] | None) -> tuple[str, str, str]:
+        """Subject, text and HTML: the confirmation link, or for a member already, their
+        preferences link (the page said the same either way)."""
+        _ = translations(sign_up.language).gettext
+        base = self.base_url(request)
+        if tokens is None:
+            link = f"{base}{join_url(sign_up.tenant)}/{self.links.token(sign_up)}"
+            subject = _("Confirm your callwatch alerts")
+            lead = _("Please confirm that you want callwatch to send you the funding calls of "
+                     "{tenant}. The link works for {hours} hours; if you did not ask for "
+                     "this, ignore this email and nothing will be sent.").format(
+                         tenant=sign_up.tenant, hours=members.CONFIRM_HOURS)
+            button = _("Confirm")
+        elif tokens:
+            link = f"{base}{manage_url(tokens[0])}"
+            subject = _("You already receive callwatch alerts")
+            lead = _("Someone (perhaps you) asked to sign this address up for the funding "
+                     "calls of {tenant}. It is signed up already: change what you receive "
+                     "from your preferences page.").format(tenant=sign_up.tenant)
+            button = _("Your preferences")
+        else:
+            link = ""
+            subject = _("You already receive callwatch alerts")
+            lead = _("Someone (perhaps you) asked to sign this address up for the funding "
+                     "calls of {tenant}. Your cluster manager has signed it up already: "
+                     "ask them to change it.").format(tenant=sign_up.tenant)
+            button = ""
+        text = f"{lead}\n\n{link}\n" if link else f"{lead}\n"
+        html = self.pages.templates.get_template("join_email.html").render(
+            language=sign_up.language, subject=subject, lead=lead, link=link, button=button)
+        return subject, text, html
+
+    def confirm_form(self, request: Request) -> Response:
+        lang = self.language(request)
+        sign_up = self.sign_up(request)
+        if isinstance(sign_up, Response):
+            return sign_up
+        return self.page(request, sign_up.language if lang == "en" else lang, "join_confirm.html",
+                         form=True, sign_up=sign_up)
+
+    def sign_up(self, request: Request) -> members.SignUp | Response:
+        """The link's sign-up, or the page that says it is expired or not one of ours."""
+        lang = self.language(request)
+        tenant = request.path_params["tenant"]
+        try:
+            sign_up = self.links.sign_up(request.path_params["token"], self.pages.clock())
+        except members.LinkExpired:
+            return self.notice(request, lang, N_("Link expired"), N_(
+                "This confirmation link has expired: sign up again, and confirm within two days."),
+                410, join_url(tenant))
+        if sign_up is None or sign_up.tenant != tenant:
+            return self.not_found(request, lang)
+        return sign_up
+
+    async def confirm(self, request: Request) -> Response:
+        form = await request.form()
+        sign_up = self.sign_up(request)
+        if isinstance(sign_up, Response):
+            return sign_up
+        if not self.pages.csrf_passes(request, form):
+            return self.expired_form(request, sign_up.language, request.url.path)
+        token = await run_in_threadpool(members.confirm, self.pages.engine, sign_up,
+                                        self.pages.clock(), _client(request))
+        if token is None:
+            return self.notice(request, sign_up.language, N_("Already signed up"), N_(
+                "This address is signed up already: your cluster manager can change it."))
+        log.info("member confirmed tenant=%s", sign_up.tenant)
+        return RedirectResponse(f"{manage_url(token)}?welcome=1", status_code=303)
+
+    # -- preferences -----------------------------------------------------------------------
+
+    def preferences_page(self, request: Request, current: members.Preferences,
+                         problems: list[str] | None = None, status_code: int = 200,
+                         saved: bool = False) -> Response:
+        lang = self.language(request, current.language)
+        return self.page(
+            request, lang, "preferences.html", status_code, form=True, prefs=current,
+            token=request.path_params["token"], problems=problems or [], saved=saved,
+            welcome=request.query_params.get("welcome") == "1", zones=members.zone_choices(),
+            modes=members.MODES, off=members.OFF, mute_labels=MUTE_LABELS,
+            muted=current.muted(self.pages.clock()))
+
+    def manage_form(self, request: Request) -> Response:
+        current = members.read_preferences(self.pages.engine, request.path_params["token"])
+        if current is None:
+            return self.not_found(request, self.language(request))
+        return self.preferences_page(request, current)
+
+    async def manage(self, request: Request) -> Response:
+        form = await request.form()
+        token = request.path_params["token"]
+        current = await run_in_threadpool(members.read_preferences, self.pages.engine, token)
+        if current is None:
+            return self.not_found(request, self.language(request))
+        if not self.pages.csrf_passes(request, form):
+            return self.expired_form(request, current.language, manage_url(token))
+        chosen = [p for p in form.getlist("profile") if isinstance(p, str)]
+        change, problems = members.parse_change(_fields(form), chosen, current)
+        if change is None:
+            return self.preferences_page(request, current, problems, 400)
+        await run_in_threadpool(members.save, self.pages.engine, current, change, self.pages.clock())
+        log.info("preferences saved subscriber=%s", current.name if current.origin == "file"
+                 else current.subscriber_id)
+        saved = await run_in_threadpool(members.read_preferences, self.pages.engine, token)
+        return self.preferences_page(request, saved or current, saved=True)
+
+    async def leave(self, request: Request) -> Response:
+        form = await request.form()
+        token = request.path_params["token"]
+        current = await run_in_threadpool(members.read_preferences, self.pages.engine, token)
+        if current is None:
+            return self.not_found(request, self.language(request))
+        if not self.pages.csrf_passes(request, form):
+            return self.expired_form(request, current.language, manage_url(token))
+        await run_in_threadpool(members.leave, self.pages.engine, current, self.pages.clock())
+        log.info("subscriber left subscriber_id=%s", current.subscriber_id)
+        return self.notice(request, self.language(request, current.language), N_("You have left"),
+                           N_("You will get no more messages from callwatch. You can sign up "
+                              "again from your preferences page at any time."),
+                           back=manage_url(token))
+
+    # -- one-click unsubscribe ---------------------------------------------------------------
+
+    def unsubscribe_answer(self, request: Request, view: unsubscribe.SubscriptionView | None,
+                           ) -> Response:
+        token = request.path_params["token"]
+        current = members.read_preferences(self.pages.engine, token) if view else None
+        lang = self.language(request, current.language if current else None)
+        if view is None:
+            return self.not_found(request, lang)
+        return self.page(request, lang, "unsubscribe.html", view=view, token=token)
+
+    def unsubscribe_form(self, request: Request) -> Response:
+        return self.unsubscribe_answer(
+            request, unsubscribe.find_subscription(self.pages.engine, request.path_params["token"]))
+
+    def unsubscribe_now(self, request: Request) -> Response:
+        """RFC 8058: ends the subscription at once (no CSRF token: see the module docstring)."""
+        view = unsubscribe.unsubscribe(self.pages.engine, request.path_params["token"],
+                                       self.pages.clock())
+        if view is not None:
+            log.info("unsubscribed from a link subscriber=%s profile=%s", view.subscriber,
+                     view.profile)
+        return self.unsubscribe_answer(request, view)
+
+
+def routes(pages: Pages) -> list[BaseRoute]:
+    """The member pages' URLs (``tracker.web.app.routes`` includes them)."""
+    member = MemberPages(pages)
+    return [
+        Route("/t/{tenant}/join", member.join_form, methods=["GET"], name="join_form"),
+        Route("/t/{tenant}/join", member.join, methods=["POST"], name="join"),
+        Route("/t/{tenant}/join/{token}", member.confirm_form, methods=["GET"], name="confirm_form"),
+        Route("/t/{tenant}/join/{token}", member.confirm, methods=["POST"], name="confirm"),
+        Route(unsubscribe.MANAGE_PATH, member.manage_form, methods=["GET"], name="manage_form"),
+        Route(unsubscribe.MANAGE_PATH, member.manage, methods=["POST"], name="manage"),
+        Route(unsubscribe.MANAGE_PATH + "/leave", member.leave, methods=["POST"], name="leave"),
+        Route(unsubscribe.UNSUBSCRIBE_PATH, member.unsubscribe_form, methods=["GET"],
+              name="unsubscribe_form"),
+        Route(unsubscribe.UNSUBSCRIBE_PATH, member.unsubscribe_now, methods=["POST"],
+              name="unsubscribe"),
+    ]
