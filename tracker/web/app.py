@@ -113,6 +113,9 @@ def _no_store(response: Response) -> Response:
 class Pages:
     """The page handlers, sharing the engine, the clock, the templates and the secrets."""
 
+    #: the configuration, for pages that read it (the managers' sources and profiles)
+    settings: Settings | None = None
+
     def __init__(self, engine: Engine, clock: Callable[[], datetime], secret: str) -> None:
         self.engine = engine
         self.clock = clock
@@ -231,7 +234,9 @@ class Pages:
 
 def routes(pages: Pages) -> list[BaseRoute]:
     """Every URL of the web app."""
+    from tracker.web.manage import manage_routes  # it builds on Pages, defined here
     return [
+        *manage_routes(pages),
         Route("/", pages.home, name="home"),
         Route("/t/{tenant}", pages.tenant, name="tenant"),
         Route("/t/{tenant}/calls", pages.calls, name="calls"),
@@ -248,8 +253,8 @@ def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime]
                secret: str | None = None) -> Starlette:
     """The ASGI application over ``engine``; ``clock`` gives the time pages are shown at;
     ``secret`` signs sessions and CSRF tokens (default: ``accounts.web_secret()``)."""
-    del settings  # the sections the pages read join here (feeds, public_url for links)
     pages = Pages(engine, clock, secret or accounts.web_secret())
+    pages.settings = settings
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return pages.not_found(request, exc)

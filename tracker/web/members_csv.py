@@ -38,7 +38,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -187,6 +187,30 @@ def _changed(member: Subscriber, found: Existing | None) -> bool:
         found.email, found.language, found.timezone, found.follows)
 
 
+def _open(data: bytes) -> tuple[list[str], dict[str, int], Iterator[list[str]]] | str:
+    """The header, each known column's index and the data rows; or why the file cannot be read."""
+    text = _text(data)
+    if text is None:
+        return "the file is not UTF-8: save it as \"CSV UTF-8\" and try again"
+    reader = csv.reader(io.StringIO(text, newline=""), _dialect(text))
+    header = [cell.strip().lower() for cell in next(reader, [])]
+    missing = [column for column in REQUIRED if column not in header]
+    if missing:
+        return (f"the first row must name the columns; missing: {', '.join(missing)} "
+                f"(columns: {', '.join(COLUMNS)})")
+    return header, {column: header.index(column) for column in COLUMNS if column in header}, reader
+
+
+def names_in(data: bytes) -> set[str]:
+    """The names a file gives (empty when it cannot be read): what the edge reads from the
+    store before the dry run, so a name another cluster holds is seen."""
+    opened = _open(data) if len(data) <= MAX_BYTES else "too large"
+    if isinstance(opened, str):
+        return set()
+    _header, where, reader = opened
+    return {row[where["name"]].strip() for row in reader if len(row) > where["name"]} - {""}
+
+
 def read_members_csv(data: bytes, *, tenant: str, profiles: Collection[str],
                      existing: Mapping[str, Existing]) -> ImportReport:
     """The dry-run report of importing ``data`` into ``tenant``.
@@ -199,17 +223,10 @@ def read_members_csv(data: bytes, *, tenant: str, profiles: Collection[str],
     if len(data) > MAX_BYTES:
         return ImportReport(problem=f"the file is larger than {MAX_BYTES // 1024 // 1024} MB: "
                             "split it", digest=digest)
-    text = _text(data)
-    if text is None:
-        return ImportReport(problem="the file is not UTF-8: save it as \"CSV UTF-8\" and try again",
-                            digest=digest)
-    reader = csv.reader(io.StringIO(text, newline=""), _dialect(text))
-    header = [cell.strip().lower() for cell in next(reader, [])]
-    missing = [column for column in REQUIRED if column not in header]
-    if missing:
-        return ImportReport(problem=f"the first row must name the columns; missing: "
-                            f"{', '.join(missing)} (columns: {', '.join(COLUMNS)})", digest=digest)
-    where = {column: header.index(column) for column in COLUMNS if column in header}
+    opened = _open(data)
+    if isinstance(opened, str):
+        return ImportReport(problem=opened, digest=digest)
+    header, where, reader = opened
     emails = {m.email.lower(): m.name for m in existing.values() if m.email and m.tenant == tenant}
     rows: list[RowReport] = []
     seen: dict[str, int] = {}
