@@ -217,7 +217,8 @@ def test_apply_changes_nothing_when_the_file_or_the_members_changed(site: Engine
                                                                    ana: Client) -> None:
     text = HEADER + "new-one,n1@example.org,en,h2,daily\n"
     _page, fields = _dry_run(ana, text)
-    forged = {**fields, "data": base64.b64encode((text + "new-two,n2@example.org,en,h2,\n").encode()).decode()}
+    edited = text + "new-two,n2@example.org,en,h2,\n"
+    forged = {**fields, "data": base64.b64encode(edited.encode()).decode()}
     refused = ana.post(manage_url(TENANT, "/import/apply"), data=forged)
     assert refused.status_code == 400 and "not the file that was checked" in refused.text
     save_members(site, OTHER_TENANT, [Subscriber.model_validate({  # meanwhile, elsewhere

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,7 +60,7 @@ def outbox_page(engine: Engine, tenant: str, status: str, page: int,
     """One page of ``tenant``'s deliveries in ``status`` ("all": any), newest first."""
     where = _tenant_deliveries(tenant)
     with engine.connect() as connection:
-        counts = dict(connection.execute(
+        counts: dict[str, int] = dict(connection.execute(
             sa.select(deliveries_table.c.status, sa.func.count()).where(where)
             .group_by(deliveries_table.c.status)).all())
         if status != "all":
@@ -111,7 +111,7 @@ def deliveries_chart(engine: Engine, tenant: str, now: datetime) -> Chart:
 def calls_chart(engine: Engine, tenant: str, now: datetime) -> Chart:
     """The tenant's calls per month first seen, over the last ``CHART_MONTHS``, by programme."""
     first = now.astimezone(DISPLAY_ZONE).date().replace(day=1)
-    months = []
+    months: list[date] = []
     for _ in range(CHART_MONTHS):
         months.insert(0, first)
         first = (first - timedelta(days=1)).replace(day=1)

@@ -38,13 +38,16 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
 from tracker.delivery.subscribers import Subscriber
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 #: an import larger than this is refused whole (a cluster of 3,000 members is ~200 KB)
 MAX_BYTES = 5 * 1024 * 1024
@@ -187,7 +190,7 @@ def _changed(member: Subscriber, found: Existing | None) -> bool:
         found.email, found.language, found.timezone, found.follows)
 
 
-def _open(data: bytes) -> tuple[list[str], dict[str, int], Iterator[list[str]]] | str:
+def _open(data: bytes) -> tuple[list[str], dict[str, int], Reader] | str:
     """The header, each known column's index and the data rows; or why the file cannot be read."""
     text = _text(data)
     if text is None:
