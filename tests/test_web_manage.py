@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from starlette.routing import Route
 
 from tests.test_web_accounts import Browser
+from tests.test_web_pages import _PageScan
 from tests.web_support import NOW, OTHER_TENANT, TENANT, populate
 from tracker.config import load_config
 from tracker.delivery.outbox import DEAD, PENDING, SENT, sync_subscribers
@@ -27,7 +28,7 @@ from tracker.web import accounts
 from tracker.web.app import SESSION_COOKIE, create_app
 from tracker.web.manage import PREFIX, manage_url
 from tracker.web.manage_members import PAGE_SIZE, save_members
-from tracker.web.security import CSRF_COOKIE
+from tracker.web.security import CONTENT_SECURITY_POLICY, CSRF_COOKIE
 
 SECRET = "s" * 40
 SITE = "https://testserver"
@@ -302,3 +303,39 @@ def test_charts_are_svg_with_a_title_a_description_and_a_table(site: Engine, ana
     assert re.search(r'<desc id="chart-2-desc">3 deliveries in 30 bars', page)
     assert page.count("<table class=\"chart-data\">") == 2
     assert "style=" not in page and "<script>" not in page
+
+
+# -- every manager page: headers, no inline script or style, labels, CSRF on every form ---------
+
+def test_every_manager_page_is_safe_and_labelled(site: Engine, ana: Client) -> None:
+    _deliveries(site)
+    dry_run, _fields = _dry_run(ana, HEADER + "new-one,n1@example.org,de,h2,daily\nbad,x,en,h2,\n")
+    pages = [(path, ana.get(manage_url(TENANT, path))) for path in (
+        "/members", f"/members/{_member_id(site, 'ana')}", "/import", "/outbox", "/sources",
+        "/charts")]
+    for path, response in [*pages, ("dry run", None)]:
+        text = dry_run if response is None else response.text
+        if response is not None:
+            assert response.status_code == 200, path
+            assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, path
+            assert response.headers["x-frame-options"] == "DENY"
+        scan = _PageScan()
+        scan.feed(text)
+        assert scan.scripts == [{"src": "/static/htmx.min.js", "defer": None}], path
+        assert scan.script_text == [] and scan.inline == [] and scan.external == [], path
+        assert all(field in scan.labels for field in scan.fields), (path, scan.fields)
+        forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>(.*?)</form>", text, re.S)
+        assert all('name="csrf_token"' in form for form in forms), path
+    assert sum("<form" in response.text for _path, response in pages) >= 3  # search, import, resend
+
+
+def test_a_hostile_member_name_or_error_is_text(site: Engine, ana: Client) -> None:
+    hostile = '<img src=x onerror=alert(1)>'
+    with site.begin() as connection:
+        connection.execute(deliveries_table.insert().values(
+            key="k", subscriber_id=_member_id(site, "ana"), channel="email", kind="alert",
+            message={}, status=DEAD, next_attempt_at=NOW, last_error=hostile, created_at=NOW))
+    page, _fields = _dry_run(ana, HEADER + f"{hostile},{hostile}@x.org,en,h2,\n")
+    outbox = ana.get(manage_url(TENANT, "/outbox")).text
+    for text in (page, outbox):
+        assert hostile not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
