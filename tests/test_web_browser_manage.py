@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Page
 
 from tests import test_web_browser
-from tests.test_web_browser import Watch, browser, page  # noqa: F401 - fixtures used by name
+from tests.test_web_browser import Watch, browser, page, phone  # noqa: F401 - fixtures used by name
 from tests.web_support import NOW, OTHER_TENANT, TENANT, populate
 from tracker.config import load_config
 from tracker.rules.profiles import Profile
@@ -133,3 +133,20 @@ def test_a_manager_gets_403_for_another_tenant_by_url_guessing(page: Page,  # no
         assert response is not None and response.status == 403, path
         assert page.locator("h1").inner_text() == "Not your cluster"
         assert "rita" not in page.locator("main").inner_text()
+
+
+def test_the_manager_pages_are_readable_at_390_px(phone: Page,  # noqa: F811
+                                                  site: tuple[str, db.Engine]) -> None:
+    base, _engine = site
+    _sign_in(phone, base, manage_url(TENANT, "/members"))
+    for path in ("/members", "/import", "/outbox", "/sources", "/charts"):
+        phone.goto(base + manage_url(TENANT, path))
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= test_web_browser.NARROW, f"{path} scrolls sideways ({width} px wide)"
+        assert phone.locator("h1").is_visible()
+    phone.goto(base + manage_url(TENANT, "/import"))
+    phone.get_by_label("CSV file").set_input_files(
+        {"name": "crm-export.csv", "mimeType": "text/csv", "buffer": crm_export()})
+    phone.get_by_role("button", name="Check the file").click()
+    phone.locator("#summary").wait_for()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= test_web_browser.NARROW
