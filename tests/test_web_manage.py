@@ -214,6 +214,20 @@ def test_apply_writes_the_valid_rows_and_they_survive_the_file_sync(site: Engine
     assert "0 new, 0 updated, 1 unchanged, 0 invalid" in again
 
 
+def test_a_file_of_more_than_a_megabyte_is_checked_and_applied(site: Engine, ana: Client) -> None:
+    """Starlette caps a form field at 1 MB by default; the file rides back in one."""
+    long = "x" * 85  # long rows: few of them make a megabyte
+    rows = "".join(f"big-{n:05d}{long},big{n:05d}{long}@example.org,en,h2 agri,daily\n"
+                   for n in range(5_500))
+    assert len(rows) > 1024 * 1024
+    page, fields = _dry_run(ana, HEADER + rows)
+    assert "5500 new, 0 updated, 0 unchanged, 0 invalid" in page
+    assert ana.post(manage_url(TENANT, "/import/apply"), data=fields).status_code == 303
+    with site.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(subscribers_table)
+                                  .where(subscribers_table.c.origin == "web")).scalar() == 5_500
+
+
 def test_apply_changes_nothing_when_the_file_or_the_members_changed(site: Engine,
                                                                    ana: Client) -> None:
     text = HEADER + "new-one,n1@example.org,en,h2,daily\n"

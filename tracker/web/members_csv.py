@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from _csv import Reader
 
 #: an import larger than this is refused whole (a cluster of 3,000 members is ~200 KB)
-MAX_BYTES = 5 * 1024 * 1024
+MAX_BYTES = 2 * 1024 * 1024
 REQUIRED = ("name", "email")
 OPTIONAL = ("language", "profiles", "mode", "timezone")
 COLUMNS = (*REQUIRED, *OPTIONAL)
