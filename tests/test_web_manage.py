@@ -21,6 +21,7 @@ from tests.web_support import NOW, OTHER_TENANT, TENANT, populate
 from tracker.config import load_config
 from tracker.delivery.outbox import DEAD, PENDING, SENT, sync_subscribers
 from tracker.delivery.subscribers import Subscriber
+from tracker.delivery.unsubscribe import unsubscribe
 from tracker.rules.profiles import Profile
 from tracker.rules.store import RulesStore
 from tracker.store.db import deliveries_table, subscribers_table, subscriptions_table, users_table
@@ -212,6 +213,28 @@ def test_apply_writes_the_valid_rows_and_they_survive_the_file_sync(site: Engine
     assert sorted(follows) == [("agri", "daily"), ("h2", "daily")]
     again, _fields = _dry_run(ana, HEADER + "new-one,n1@example.org,de,h2 agri,daily\n")
     assert "0 new, 0 updated, 1 unchanged, 0 invalid" in again
+
+
+def test_an_update_keeps_tokens_and_ended_subscriptions_ended(site: Engine) -> None:
+    """Re-importing a member changes its modes in place (its links keep working) and does
+    not bring back a profile its recipient ended with a link, as the file sync does not."""
+    def member(mode: str) -> Subscriber:
+        return Subscriber.model_validate({
+            "name": "sme", "tenant": TENANT, "channels": {"email": "sme@example.org"},
+            "subscriptions": [{"profile": "h2", "mode": mode}, {"profile": "agri", "mode": mode}]})
+
+    def tokens() -> dict[str, tuple[str, str]]:
+        with site.connect() as connection:
+            return {p: (m, t) for p, m, t in connection.execute(sa.select(
+                subscriptions_table.c.profile, subscriptions_table.c.mode, subscriptions_table.c.token)
+                .where(subscriptions_table.c.subscriber_id == _member_id(site, "sme")))}
+
+    assert save_members(site, TENANT, [member("instant")], NOW) == (1, 0)
+    before = tokens()
+    assert unsubscribe(site, before["agri"][1], NOW) is not None
+    assert save_members(site, TENANT, [member("daily")], NOW + timedelta(hours=1)) == (0, 1)
+    assert tokens() == {"h2": ("daily", before["h2"][1])}
+    assert save_members(site, OTHER_TENANT, [member("weekly")], NOW) == (0, 0)  # not theirs
 
 
 def test_a_file_of_more_than_a_megabyte_is_checked_and_applied(site: Engine, ana: Client) -> None:

@@ -184,6 +184,14 @@ def sync_subscribers(engine: Engine, subscribers: Sequence[Subscriber], now: dat
                                    .where(subscriptions_table.c.subscriber_id == row.id))
 
 
+def mirror_subscriber(connection: Connection, subscriber_id: int, subscriber: Subscriber) -> None:
+    """Make one stored subscriber's channels and subscriptions what ``subscriber`` says, as
+    the file sync does (tokens kept, ended subscriptions left ended): also the web's
+    member import (``tracker.web.manage_members.save_members``)."""
+    _sync_channels(connection, subscriber_id, subscriber)
+    _sync_subscriptions(connection, subscriber_id, subscriber)
+
+
 def _sync_channels(connection: Connection, subscriber_id: int, subscriber: Subscriber) -> None:
     current = {row.channel: row for row in connection.execute(
         sa.select(channels_table).where(channels_table.c.subscriber_id == subscriber_id))}

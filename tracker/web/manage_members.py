@@ -3,9 +3,9 @@ export, and the CSV import (a dry run of every row, then "Apply").
 
 **Where imported members live.** :func:`save_members` is the one place the web writes
 members: ``subscribers`` rows with ``origin`` ``web`` (``members_csv.WEB_ORIGIN``), their
-email channel and their subscriptions, written the way the file sync writes a file's
-subscriber (``outbox._sync_channels`` and ``_sync_subscriptions``: tokens kept, ended
-subscriptions stay ended). The per-cycle file sync (``outbox.sync_subscribers``) only ever
+email channel and their subscriptions: new ones in bulk, updated ones the way the file sync
+writes a file's subscriber (``outbox.mirror_subscriber``: tokens kept, ended subscriptions
+stay ended). The per-cycle file sync (``outbox.sync_subscribers``) only ever
 changes or empties subscribers whose origin is ``file``, so web members survive it
 unchanged; a subscriber file that names a web member is ignored with a warning, as one
 naming a bot subscriber is. Assumption shared with the sign-up pages: ``web`` marks every
@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from tracker.config import Settings
-from tracker.delivery.outbox import _sync_channels, _sync_subscriptions
+from tracker.delivery.outbox import mirror_subscriber
 from tracker.delivery.subscribers import Subscriber
 from tracker.store.db import (
     channels_table,
@@ -138,8 +138,7 @@ def save_members(engine: Engine, tenant: str, members: Sequence[Subscriber],
                                    .where(subscribers_table.c.id == row.id)
                                    .values(timezone=member.timezone, language=member.language,
                                            updated_at=now))
-                _sync_channels(connection, row.id, member)
-                _sync_subscriptions(connection, row.id, member)
+                mirror_subscriber(connection, row.id, member)
                 updated += 1
         _insert_members(connection, tenant, fresh, now)
     return len(fresh), updated
