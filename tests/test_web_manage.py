@@ -199,6 +199,8 @@ def test_apply_writes_the_valid_rows_and_they_survive_the_file_sync(site: Engine
     assert applied.status_code == 303
     assert applied.headers["location"] == manage_url(TENANT, "/members", {"imported": "1-0-1"})
     assert "Imported: 1 new, 0 updated; 1 invalid row left out." in ana.get(applied.headers["location"]).text
+    twice = ana.post(manage_url(TENANT, "/import/apply"), data=fields)  # a second click
+    assert twice.status_code == 409 and "0 new, 0 updated, 1 unchanged, 1 invalid" in twice.text
     member = _member_id(site, "new-one")
     # the next cycle mirrors the files (ana's file only): the web member stays as imported
     sync_subscribers(site, [Subscriber.model_validate({
