@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from tests.notifier_support import FakeEmailChannel, outbox_row, queue_alerts, queue_one_email_alert
 from tracker.delivery.dispatch import BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, backoff, dispatch, list_deliveries
+from tracker.delivery.outbox import resend_dead
 from tracker.errors import ChannelUnavailable
 from tracker.ports import Message, Recipient, SendResult
 from tracker.store.db import deliveries_table
@@ -143,3 +144,34 @@ def test_an_unexpected_exception_from_a_channel_is_a_failed_attempt_and_the_pass
     assert (failed.status, failed.attempts) == ("dead", MAX_ATTEMPTS)
     assert dead_letters == ["test|alert-00"]
     assert channel.accepted == ["b@example.org", "c@example.org"]
+
+
+class Counting(FakeEmailChannel):
+    """A channel that works, counting what it sends."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, recipient: Recipient, message: Message) -> SendResult:
+        self.sent += 1
+        return SendResult(channel="email", address=recipient.address)
+
+
+def test_a_resent_dead_letter_goes_out_once(engine: Engine) -> None:
+    """``resend_dead`` (the web's resend) re-queues the dead row itself: one send, and a second
+    resend of a row no longer dead, or a dispatch pass more, sends nothing again."""
+    queue_one_email_alert(engine, NOW)
+    with engine.begin() as connection:
+        connection.execute(deliveries_table.update().values(status="dead", attempts=MAX_ATTEMPTS,
+                                                            last_error="550 gone"))
+    row_id = outbox_row(engine).id
+    assert resend_dead(engine, [row_id, row_id], NOW) == 1
+    assert resend_dead(engine, [row_id], NOW) == 0  # pending now: a second click changes nothing
+    channel = Counting()
+    later = NOW + timedelta(seconds=1)
+    asyncio.run(dispatch(engine, {"email": channel}, lambda: later))
+    asyncio.run(dispatch(engine, {"email": channel}, lambda: later + timedelta(hours=1)))
+    assert resend_dead(engine, [row_id], later) == 0  # sent: not dead, not resent
+    assert channel.sent == 1 and outbox_row(engine).status == "sent"
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(deliveries_table)).scalar() == 1

@@ -188,6 +188,14 @@ def sync_subscribers(engine: Engine, subscribers: Sequence[Subscriber], now: dat
                                    .where(subscriptions_table.c.subscriber_id == row.id))
 
 
+def mirror_subscriber(connection: Connection, subscriber_id: int, subscriber: Subscriber) -> None:
+    """Make one stored subscriber's channels and subscriptions what ``subscriber`` says, as
+    the file sync does (tokens kept, ended subscriptions left ended): also the web's
+    member import (``tracker.web.manage_members.save_members``)."""
+    _sync_channels(connection, subscriber_id, subscriber)
+    _sync_subscriptions(connection, subscriber_id, subscriber)
+
+
 def _sync_channels(connection: Connection, subscriber_id: int, subscriber: Subscriber) -> None:
     current = {row.channel: row for row in connection.execute(
         sa.select(channels_table).where(channels_table.c.subscriber_id == subscriber_id))}
@@ -1010,3 +1018,25 @@ def enqueue_reminders(engine: Engine, now: datetime, available: Iterable[str]) -
         plans = plan_reminders(audience_list, matched, now)
         return _insert_ignoring_duplicates(connection, deliveries_table,
                                            [_reminder_row(p, now) for p in plans])
+
+
+# -- dead letters ------------------------------------------------------------------------
+
+def resend_dead(engine: Engine, delivery_ids: Iterable[int], now: datetime) -> int:
+    """Put dead letters back in the queue: the same rows, pending from ``now`` with their
+    attempts counted afresh (the web app's "resend"); how many were dead and are now pending.
+
+    The row is reused, never copied, so its idempotency key still stands for one message
+    and the dispatcher's lease still lets one worker send it once; only a row that is
+    still dead moves (two clicks, or a row another hand already re-queued, change nothing),
+    and ``parts_sent`` is kept, so a message split in parts goes on from the first unsent.
+    """
+    ids = sorted(set(delivery_ids))
+    if not ids:
+        return 0
+    with engine.begin() as connection:
+        return sum(connection.execute(
+            deliveries_table.update()
+            .where(deliveries_table.c.id.in_(chunk), deliveries_table.c.status == DEAD)
+            .values(status=PENDING, attempts=0, next_attempt_at=now, lease_until=None,
+                    worker=None)).rowcount for chunk in _chunks(ids))

@@ -238,7 +238,9 @@ class Pages:
 def routes(pages: Pages) -> list[BaseRoute]:
     """Every page of the web app (the service URLs are added by :func:`create_app`)."""
     from tracker.web import members_pages  # it imports this module
+    from tracker.web.manage import manage_routes  # it builds on Pages, defined here
     return [
+        *manage_routes(pages),
         Route("/", pages.home, name="home"),
         Route("/t/{tenant}", pages.tenant, name="tenant"),
         Route("/t/{tenant}/calls", pages.calls, name="calls"),

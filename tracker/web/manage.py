@@ -1,0 +1,92 @@
+"""The cluster managers' pages, all under ``/t/<tenant>/manage/…``, and their one guard.
+
+**One guard.** Every route here is wrapped by :func:`guarded`, which calls
+:func:`manager_of` before the handler runs: someone not signed in is sent to ``/signin``
+(and back here afterwards), a signed-in manager of another tenant gets 403, an admin passes
+for every tenant. The handler gets the user, so it cannot forget to ask.
+``tests/test_web_manage.py`` walks every route of the app under ``/t/{tenant}/manage``,
+whoever added it, and fails for one that answers a stranger or another tenant's manager.
+
+The URLs sit under the tenant (``/t/<tenant>/manage/members``), not under ``/manage/``,
+whose ``/manage/<token>`` is the members' own preferences page (a signed token, no account).
+
+The pages themselves: ``tracker.web.manage_members`` (members, their CSV import and
+export) and ``tracker.web.manage_outbox`` (deliveries, resending dead letters, sources).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote, urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from tracker.web.accounts import User
+from tracker.web.app import SESSION_COOKIE, Pages
+
+Handler = Callable[[Request, User], Awaitable[Response]]
+#: where every manager page lives; ``{tenant}`` is the cluster
+PREFIX = "/t/{tenant}/manage"
+
+
+def manage_url(tenant: str, path: str = "", query: dict[str, str] | None = None) -> str:
+    """``/t/<tenant>/manage<path>``, the tenant quoted, with ``query`` when given."""
+    url = f"/t/{quote(tenant, safe='')}/manage{path}"
+    wanted = {key: value for key, value in (query or {}).items() if value}
+    return f"{url}?{urlencode(wanted)}" if wanted else url
+
+
+def manager_of(pages: Pages, request: Request) -> User | Response:
+    """The signed-in user allowed to manage the URL's tenant, else the answer to give:
+    a redirect to sign in (no session), or 403 (a manager of another tenant)."""
+    user = pages.sessions.user(pages.engine, request.cookies.get(SESSION_COOKIE))
+    if user is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
+    if not user.sees(request.path_params["tenant"]):
+        return pages.render(request, "error.html", 403, title="Not your cluster",
+                            message="Your account manages another cluster.", back="/account")
+    return user
+
+
+def guarded(pages: Pages, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """``handler`` behind :func:`manager_of`; its answers are never cached (they hold
+    members' addresses)."""
+
+    async def endpoint(request: Request) -> Response:
+        found = await run_in_threadpool(manager_of, pages, request)
+        response = found if isinstance(found, Response) else await handler(request, found)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    endpoint.__name__ = getattr(handler, "__name__", "manage")
+    return endpoint
+
+
+def manage_routes(pages: Pages) -> list[BaseRoute]:
+    """Every manager page, each behind the guard."""
+    from tracker.web.manage_members import MemberPages
+    from tracker.web.manage_outbox import OutboxPages
+
+    members, outbox = MemberPages(pages), OutboxPages(pages)
+
+    def route(path: str, handler: Handler, name: str, post: bool = False) -> Route:
+        return Route(PREFIX + path, guarded(pages, handler), name=name,
+                     methods=["POST"] if post else ["GET"])
+
+    return [
+        route("", members.home, "manage"),
+        route("/members", members.list, "manage_members"),
+        route("/members.csv", members.export, "manage_members_csv"),
+        route("/members/{member_id:int}", members.detail, "manage_member"),
+        route("/import", members.import_form, "manage_import_form"),
+        route("/import", members.dry_run, "manage_import", post=True),
+        route("/import/apply", members.apply, "manage_import_apply", post=True),
+        route("/outbox", outbox.list, "manage_outbox"),
+        route("/outbox/resend", outbox.resend, "manage_outbox_resend", post=True),
+        route("/sources", outbox.sources, "manage_sources"),
+        route("/charts", outbox.charts, "manage_charts"),
+    ]
