@@ -16,8 +16,12 @@ def web_command(app: App) -> None:
     from tracker.web.app import create_app
     from tracker.web.serve import bind, serve
 
+    from tracker.rules.service import load_profiles
+    from tracker.rules.sources import import_files
+
     settings = app.settings
     engine = app.store().engine
+    import_files(engine, load_profiles(settings, engine), app.now())  # the YAML directory
     host, port = settings.web.address()
     sock = bind(host, port)
     host, port = sock.getsockname()[:2]

@@ -231,6 +231,8 @@ class Pages:
 
 def routes(pages: Pages) -> list[BaseRoute]:
     """Every URL of the web app."""
+    from tracker.web.manage_profiles import profile_routes  # it imports Pages from here
+
     return [
         Route("/", pages.home, name="home"),
         Route("/t/{tenant}", pages.tenant, name="tenant"),
@@ -240,6 +242,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/signin", pages.signin, methods=["POST"], name="signin"),
         Route("/account", pages.account, name="account"),
         Route("/signout", pages.signout, methods=["POST"], name="signout"),
+        *profile_routes(pages),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
