@@ -71,17 +71,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     engine.dispose()
 
 
-def sign_in_to(page: Page, site: Site, path: str) -> None:
-    page.goto(site.url + path)
-    page.wait_for_url(re.compile(r"/signin\?next="))
-    page.get_by_label("Email").fill(MANAGER)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(site.url + path)
+def sign_in_to(tab: Page, site: Site, path: str) -> None:
+    tab.goto(site.url + path)
+    tab.wait_for_url(re.compile(r"/signin\?next="))
+    tab.get_by_label("Email").fill(MANAGER)
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Sign in").click()
+    tab.wait_for_url(site.url + path)
 
 
 def test_a_manager_types_a_query_sees_the_preview_saves_and_the_cycle_alerts(
-        page: Page, site: Site) -> None:
+        page: Page, site: Site) -> None:  # noqa: F811 - the imported fixture, by name
     watch = Watch(page)
     sign_in_to(page, site, profiles_url(TENANT, "new"))
     page.evaluate("window.notReloaded = true")
@@ -113,7 +113,7 @@ def test_a_manager_types_a_query_sees_the_preview_saves_and_the_cycle_alerts(
     assert alerted == {"ft_portal:H2-SOON"}
 
 
-def test_the_preview_button_works_without_javascript(no_script: Page, site: Site) -> None:  # noqa: F811
+def test_the_preview_button_works_without_javascript(no_script: Page, site: Site) -> None:  # noqa: F811 - the imported fixture
     sign_in_to(no_script, site, profiles_url(TENANT, "new"))
     no_script.get_by_label("Name").fill("h2-plain")
     no_script.get_by_label("Query").fill("electrolyser")

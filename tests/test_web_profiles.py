@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -49,14 +50,15 @@ def signed_in(app: Starlette, email: str = MANAGER) -> Browser:
     return browser
 
 
-def post(browser: Browser, path: str, htmx: bool = False, **fields: str) -> object:
+def post(browser: Browser, path: str, *, htmx: bool = False, **fields: str) -> httpx.Response:
     token = browser.token(profiles_url(TENANT, "new"))
     headers = {"HX-Request": "true"} if htmx else {}
     return browser.request("POST", path, data={"csrf_token": token, **fields}, headers=headers)
 
 
-def save(browser: Browser, name: str = "h2-web", query: str = QUERY, **fields: str):  # type: ignore[no-untyped-def]
-    return post(browser, profiles_url(TENANT), name=name, query=query, **fields)
+def save(browser: Browser, name: str = "h2-web", query: str = QUERY,
+         **fields: str) -> httpx.Response:
+    return post(browser, profiles_url(TENANT), htmx=False, name=name, query=query, **fields)
 
 
 def stored(engine: Engine) -> dict[str, tuple[str | None, str | None, str | None]]:
@@ -154,18 +156,18 @@ def test_a_saved_profile_is_the_tenants_and_counts_in_matching(app: Starlette, e
 def test_the_preview_is_a_fragment_for_htmx_and_a_page_without_javascript(app: Starlette) -> None:
     browser = signed_in(app)
     fragment = post(browser, profiles_url(TENANT, "preview"), htmx=True, name="h2-web", query=QUERY)
-    assert fragment.status_code == 200 and "<html" not in fragment.text  # type: ignore[attr-defined]
-    text = fragment.text  # type: ignore[attr-defined]
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    text = fragment.text
     assert "Electrolyser stacks for steel plants" in text and "Why: title: electrolyser" in text
     # H2-SOON (title) and the 30 "Hydrogen storage topic" calls are out: NOT topic wins
     assert re.search(r'<strong class="total">1</strong> of \d+ stored calls? matches', text)
     page = post(browser, profiles_url(TENANT, "preview"), name="h2-web", query="hydrogen storage")
-    assert "<html" in page.text and 'id="preview"' in page.text  # type: ignore[attr-defined]
-    assert re.search(r'<strong class="total">30</strong>', page.text)  # type: ignore[attr-defined]
-    assert page.text.count('<li class="call">') == 20  # type: ignore[attr-defined]
+    assert "<html" in page.text and 'id="preview"' in page.text
+    assert re.search(r'<strong class="total">30</strong>', page.text)
+    assert page.text.count('<li class="call">') == 20
     broken = post(browser, profiles_url(TENANT, "preview"), htmx=True, name="h2", query="AND")
-    assert "Not a valid profile yet" in broken.text  # type: ignore[attr-defined]
-    assert "column 1: &#39;AND&#39; has no term before it" in broken.text  # type: ignore[attr-defined]
+    assert "Not a valid profile yet" in broken.text
+    assert "column 1: &#39;AND&#39; has no term before it" in broken.text
 
 
 def test_the_editor_shows_the_query_languages_help_and_labels_every_input(app: Starlette) -> None:

@@ -13,11 +13,10 @@ from tracker.cli.app import App, pass_app
 @pass_app
 def web_command(app: App) -> None:
     """Serve the web app on web.listen (127.0.0.1:8080 when unset) until stopped."""
-    from tracker.web.app import create_app
-    from tracker.web.serve import bind, serve
-
     from tracker.rules.service import load_profiles
     from tracker.rules.sources import import_files
+    from tracker.web.app import create_app
+    from tracker.web.serve import bind, serve
 
     settings = app.settings
     engine = app.store().engine

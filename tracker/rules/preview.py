@@ -120,7 +120,7 @@ def filter_help() -> tuple[HelpText, ...]:
 
 def grammar() -> str:
     """The grammar the parser descends, from its docstring."""
-    doc = query_module._Parser.__doc__ or ""  # noqa: SLF001 - the grammar is written there
+    doc = query_module._Parser.__doc__ or ""  # the parser documents the grammar it descends
     return doc.split(":", 1)[1].strip().rstrip(".") if ":" in doc else doc
 
 
