@@ -130,3 +130,24 @@ def test_the_help_is_read_from_the_rules_modules() -> None:
     assert {"electroly*", '"fuel cell"', "NOT (space AND NOT satellite)"} <= codes
     assert grammar() == "or := and (OR and)*; and := not (AND? not)*"
     assert any("min_score" in "".join(t for _, t in p.pieces) for p in filter_help())
+
+
+@pytest.mark.parametrize("min_score", [0, 1, 2, 3, 5])
+@pytest.mark.parametrize("query", ["hydrogen", "hydrogen OR NOT wind", "NOT nuclear",
+                                   "electrolyser OR valleys OR buses", ""])
+def test_the_counts_agree_with_the_matcher_for_every_min_score(query: str, min_score: int) -> None:
+    """The preview counts without scoring each call when min_score allows (at most 1)."""
+    every = [*CALLS, stored("SOLAR", title="Solar roofs", keywords=("solar",),
+                            summary="Panels on buses.", deadlines=deadline(3))]
+    calls = PreviewCalls.of(every, NOW)
+    written = text(query, f"min_score: {min_score}\nstatus: [open, closed]\n")
+    preview = preview_profile(written, calls, NOW, limit=2, dismissed={"ft_portal:WIND"})
+    assert preview.profile is not None
+    expected = match_calls([c.as_of(NOW).record for c in every], [preview.profile], NOW,
+                           dismissed={("h2-web", "ft_portal:WIND")})
+    assert preview.total == len(expected)
+    by_deadline = sorted(expected, key=lambda m: m.next_deadline or NOW)
+    assert [m.call_id for m in preview.listed] == [m.call_id for m in by_deadline[:2]]
+    assert [m.reasons for m in preview.listed] == [m.reasons for m in by_deadline[:2]]
+    recent = {c.id for c in every if c.first_seen >= NOW - timedelta(days=90)}
+    assert preview.recent == sum(1 for m in expected if m.call_id in recent)

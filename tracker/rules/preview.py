@@ -24,10 +24,12 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
+from itertools import islice
 
 from tracker.rules import matcher as matcher_module
 from tracker.rules import query as query_module
-from tracker.rules.matcher import CallIndex, Match
+from tracker.rules.matcher import CallIndex, Match, _Ranges, indices
 from tracker.rules.profiles import Profile, ProfileProblem, parse_profile_text
 from tracker.store.calls import StoredCall
 
@@ -40,17 +42,23 @@ class PreviewCalls:
     """Stored calls, as of ``built_at``, indexed for matching once for many previews."""
 
     index: CallIndex
-    first_seen: dict[str, datetime]
+    #: when each call (by its position in the index) was first seen, as sorted ranges
+    first_seen: _Ranges
     built_at: datetime
 
     @classmethod
     def of(cls, calls: Sequence[StoredCall], now: datetime) -> PreviewCalls:
         """Index ``calls`` with the status each has at ``now``."""
-        return cls(CallIndex([c.as_of(now).record for c in calls], now),
-                   {c.id: c.first_seen for c in calls}, now)
+        index = CallIndex([c.as_of(now).record for c in calls], now)
+        seen = {c.id: c.first_seen for c in calls}
+        return cls(index, _Ranges([int(seen[c.id].timestamp()) for c in index.calls]), now)
 
     def __len__(self) -> int:
         return self.index.size
+
+    def seen_since(self, since: datetime) -> int:
+        """The calls first seen at ``since`` or later, as a bitset."""
+        return self.first_seen.between(int(since.timestamp()), None)
 
 
 @dataclass(frozen=True)
@@ -78,12 +86,35 @@ def preview_profile(text: str, calls: PreviewCalls, now: datetime, *,
     profile, problems = parse_profile_text(text, origin)
     if profile is None:
         return Preview(None, tuple(problems), searched=len(calls), window_days=window.days)
-    # the matcher's order within one profile: index order is soonest deadline first
-    matches = calls.index.match(profile, dismissed)
-    since = now - window
-    recent = sum(1 for m in matches if calls.first_seen.get(m.call_id, now) >= since)
-    return Preview(profile, (), tuple(matches[:limit]), len(matches), recent, len(calls),
+    index = calls.index
+    matching = _matching(index, profile, dismissed)
+    if matching is None:  # a min_score above 1: only scoring every candidate tells
+        found = index.match(profile, dismissed)
+        matching = reduce(int.__or__, (1 << index.position[m.call_id] for m in found), 0)
+    # describe only the calls listed: the first ``limit`` in index order, soonest deadline first
+    listed = reduce(int.__or__, (1 << i for i in islice(indices(matching), limit)), 0)
+    matches = index.match(profile, dismissed, within=listed) if listed else []
+    return Preview(profile, (), tuple(matches), matching.bit_count(),
+                   (matching & calls.seen_since(now - window)).bit_count(), len(calls),
                    window.days)
+
+
+def _matching(index: CallIndex, profile: Profile, dismissed: Collection[str]) -> int | None:
+    """The calls ``profile`` matches, as a bitset, without scoring each one; None when only
+    the scores can tell (``min_score`` above 1).
+
+    A candidate scores the weights of the positive terms it contains (title 3, keywords 2,
+    summary 1), or 1 when the query has none: with ``min_score`` at most 1 it matches when
+    any positive term is in it, which is one OR of the terms' bitsets.
+    """
+    candidates = index.candidates(profile, dismissed)
+    query = profile.parsed_query
+    terms = query.positive_terms if query is not None else ()
+    if profile.min_score <= 0 or (not terms and profile.min_score <= 1):
+        return candidates
+    if profile.min_score > 1:
+        return None
+    return candidates & reduce(int.__or__, (index.term(t) for t in terms), 0)
 
 
 # -- the help ------------------------------------------------------------------------------
