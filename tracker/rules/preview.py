@@ -74,6 +74,8 @@ class Preview:
     recent: int = 0
     searched: int = 0
     window_days: int = WINDOW.days
+    #: when the calls searched were read
+    as_of: datetime | None = None
 
 
 def preview_profile(text: str, calls: PreviewCalls, now: datetime, *,
@@ -96,7 +98,7 @@ def preview_profile(text: str, calls: PreviewCalls, now: datetime, *,
     matches = index.match(profile, dismissed, within=listed) if listed else []
     return Preview(profile, (), tuple(matches), matching.bit_count(),
                    (matching & calls.seen_since(now - window)).bit_count(), len(calls),
-                   window.days)
+                   window.days, calls.built_at)
 
 
 def _matching(index: CallIndex, profile: Profile, dismissed: Collection[str]) -> int | None:

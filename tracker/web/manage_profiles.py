@@ -143,14 +143,18 @@ def field_problems(form: ProfileForm, problems: Sequence[ProfileProblem]) -> dic
 # -- the calls the preview looks at ------------------------------------------------------------
 
 class PreviewCache:
-    """The stored calls indexed for previews, rebuilt when they change or are ``max_age`` old.
+    """The stored calls indexed for previews: rebuilt when they have changed and the index
+    is ``min_age`` old, or when it is ``max_age`` old (statuses and days move with time).
 
-    Only the first build makes a request wait (50,000 calls take seconds): later ones run
-    in a thread while the previous index keeps answering.
+    Indexing 50,000 calls takes seconds of CPU (bench/bench_preview.py), so a cycle that
+    changes a call every few minutes does not rebuild it each time. Only the first build
+    makes a request wait: later ones run in a thread while the previous index answers.
     """
 
-    def __init__(self, engine: Engine, max_age: timedelta = timedelta(minutes=15)) -> None:
+    def __init__(self, engine: Engine, min_age: timedelta = timedelta(minutes=15),
+                 max_age: timedelta = timedelta(hours=6)) -> None:
         self.engine = engine
+        self.min_age = min_age
         self.max_age = max_age
         self._lock = threading.Lock()
         self._calls: PreviewCalls | None = None
@@ -173,8 +177,8 @@ class PreviewCache:
         signature = self._current_signature()
         with self._lock:
             calls = self._calls
-            fresh = (calls is not None and signature == self._signature
-                     and now - calls.built_at < self.max_age)
+            age = now - calls.built_at if calls is not None else self.max_age
+            fresh = age < (self.max_age if signature == self._signature else self.min_age)
             if calls is not None and (fresh or self._building):
                 return calls
             rebuild_aside = calls is not None
