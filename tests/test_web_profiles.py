@@ -86,7 +86,10 @@ def test_only_the_tenants_manager_or_an_admin_gets_in(app: Starlette, method: st
 
 
 def test_a_manager_sees_the_profiles_their_members_follow(app: Starlette, engine: Engine) -> None:
-    page = signed_in(app).request("GET", profiles_url(TENANT)).text
+    browser = signed_in(app)
+    assert 'href="/t/hydrogen-valley/profiles">its profiles</a>' in browser.request(
+        "GET", "/account").text
+    page = browser.request("GET", profiles_url(TENANT)).text
     assert 'href="/t/hydrogen-valley/profiles/new"' in page
     assert save(signed_in(app)).status_code == 303
     listed = signed_in(app).request("GET", profiles_url(TENANT)).text
@@ -165,6 +168,9 @@ def test_the_preview_is_a_fragment_for_htmx_and_a_page_without_javascript(app: S
     assert "<html" in page.text and 'id="preview"' in page.text
     assert re.search(r'<strong class="total">30</strong>', page.text)
     assert page.text.count('<li class="call">') == 20
+    hostile = post(browser, profiles_url(TENANT, "preview"), htmx=True, name="h2", query="valleys")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Hydrogen" in hostile.text
+    assert "<script>" not in hostile.text and "<img" not in hostile.text
     broken = post(browser, profiles_url(TENANT, "preview"), htmx=True, name="h2", query="AND")
     assert "Not a valid profile yet" in broken.text
     assert "column 1: &#39;AND&#39; has no term before it" in broken.text
