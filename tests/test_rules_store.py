@@ -142,8 +142,10 @@ def test_profiles_come_from_files_and_the_database(engine: Engine, tmp_path: Pat
         ("h2", str(tmp_path / "profiles" / "h2.yaml")), ("wind", "database")]
 
     RulesStore(engine).save_profile(Profile.model_validate({"name": "h2"}), now)
-    with pytest.raises(ProfileError, match="duplicate name 'h2'"):
-        load_profiles(settings, engine)
+    # the file wins over a database profile of its name (tracker.rules.sources)
+    assert [(p.name, p.origin, p.query) for p in load_profiles(settings, engine)] == [
+        ("h2", str(tmp_path / "profiles" / "h2.yaml"), "hydrogen AND NOT aviation"),
+        ("wind", "database", "wind")]
     with pytest.raises(NotFoundError, match="no profile named 'nope'"):
         match_stored(engine, settings_for(tmp_path / "other"), now, profile="nope")
 

@@ -49,6 +49,7 @@ from tracker.plugins import source_plugins
 from tracker.ports import HttpClient, Notifier, Progress, RunClient, Source
 from tracker.rules.profiles import Profile
 from tracker.rules.service import load_profiles
+from tracker.rules.sources import import_files
 from tracker.store.calls import RunReport, Store
 from tracker.store.drift import DEFAULT_EXPECTED
 from tracker.store.revalidation import keep_validators, record_unchanged, stored_validators
@@ -241,6 +242,7 @@ def sync_audience(settings: Settings, engine: Engine, now: datetime) -> list[Pro
     dispatcher and the bot read them); the profiles, for matching."""
     profiles, subscribers = load_audience(settings, engine)
     sync_subscribers(engine, subscribers, now)
+    import_files(engine, profiles, now)  # the web editor lists the file profiles read-only
     return profiles
 
 
@@ -292,6 +294,7 @@ def notify_step(settings: Settings, engine: Engine, now: datetime, channels: Ite
     """
     profiles, subscribers = audience if audience is not None else load_audience(settings, engine)
     sync_subscribers(engine, subscribers, now)
+    import_files(engine, profiles, now)
     return notify_changes(engine, profiles, now, channels,
                           summary_after=settings.alerts.summary_after)
 

@@ -1,4 +1,4 @@
-"""Commands of the rules layer: ``profiles check|list|suggest``, ``match`` and ``dismiss``."""
+"""Commands of the rules layer: ``profiles check|list|export|suggest``, ``match`` and ``dismiss``."""
 
 from __future__ import annotations
 
@@ -99,6 +99,23 @@ def no_profiles_hint(directory: Path) -> str:
     missing = "" if where.is_dir() else ", which does not exist"
     return (f"no profiles: none in {where} (profiles.directory{missing}) and none in the "
             f"database; put a profile's YAML file there (`callwatch profiles check` validates it)")
+
+
+@profiles_group.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@pass_app
+def profiles_export(app: App, directory: Path) -> None:
+    """Write the profiles made in the database (on the web, by the bot) as YAML files in
+    DIRECTORY, one per profile (`profiles check DIRECTORY` accepts them). Profiles from
+    files are not written: git has them."""
+    from tracker.rules.sources import export_profiles
+
+    app.store()
+    written = export_profiles(app.engine, directory)
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"{len(written)} profile{'s' if len(written) != 1 else ''} exported to {directory}",
+               err=True)
 
 
 @profiles_group.command("suggest")

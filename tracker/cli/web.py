@@ -18,11 +18,14 @@ def web_command(app: App) -> None:
     one runs none.
     """
     from tracker.config import HEALTH_LISTEN_DEPRECATED, WEB_DEFAULT_LISTEN, split_listen
+    from tracker.rules.service import load_profiles
+    from tracker.rules.sources import import_files
     from tracker.web.app import create_app
     from tracker.web.serve import bind, serve
 
     settings = app.settings
     engine = app.store().engine
+    import_files(engine, load_profiles(settings, engine), app.now())  # the YAML directory
     key, listen = settings.web_listen()
     if key == "health.listen":
         click.echo(f"callwatch: warning: {HEALTH_LISTEN_DEPRECATED}", err=True)

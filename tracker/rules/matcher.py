@@ -488,13 +488,17 @@ class CallIndex:
                 result &= ~(1 << position)
         return result
 
-    def match(self, profile: Profile, dismissed: Collection[str] = ()) -> list[Match]:
-        """The matches of one profile, unranked.
+    def match(self, profile: Profile, dismissed: Collection[str] = (),
+              within: int | None = None) -> list[Match]:
+        """The matches of one profile, unranked; only among the calls of the bitset
+        ``within`` when given (the live preview describes only the calls it lists).
 
         Terms are looked up in the candidates they occur in (one AND per term), never in
         the others, and each (term, call) lookup is cached in the call's document.
         """
         candidates = self.candidates(profile, dismissed)
+        if within is not None:
+            candidates &= within
         if not candidates:
             return []
         query = profile.parsed_query

@@ -26,6 +26,7 @@ from tracker.config import Settings
 from tracker.errors import NotFoundError
 from tracker.rules.matcher import Match, match_calls, rank
 from tracker.rules.profiles import Profile, ProfileError, duplicate_names, read_profiles
+from tracker.rules.sources import shadowed_by_files
 from tracker.rules.store import RulesStore
 
 
@@ -33,11 +34,14 @@ def load_profiles(settings: Settings, engine: Engine | None) -> list[Profile]:
     """Every profile: YAML files in ``profiles.directory``, then database profiles (none
     without an ``engine``: a check that must not create the database).
 
+    A file wins over a database profile of the same name (``tracker.rules.sources``: the
+    teams that keep profiles in git decide), which is left out with a warning.
     Raises ProfileError listing every problem (files, database rows, duplicate names).
     """
     directory = Path(settings.profiles.directory)
     files, problems = read_profiles([directory]) if directory.exists() else ([], [])
     stored, stored_problems = RulesStore(engine).read_profiles() if engine is not None else ([], [])
+    stored = shadowed_by_files(files, stored)
     profiles = [*files, *stored]
     problems = [*problems, *stored_problems, *duplicate_names(profiles)]
     if problems:

@@ -51,10 +51,15 @@ class RulesStore:
         return bool(result.rowcount)
 
     def read_profiles(self) -> tuple[list[Profile], list[ProfileProblem]]:
-        """Every database profile that validates, and a problem for each one that does not."""
+        """Every database profile that validates, and a problem for each one that does not.
+
+        Made in the database only: the rows that mirror a YAML file (``source`` set, by
+        ``tracker.rules.sources.import_files``) are read from their files instead.
+        """
         with self.engine.connect() as connection:
             rows = connection.execute(
                 sa.select(profiles_table.c.name, profiles_table.c.definition)
+                .where(profiles_table.c.source.is_(None))
                 .order_by(profiles_table.c.name)
             ).all()
         profiles: list[Profile] = []

@@ -430,7 +430,8 @@ def ensure_schema(engine: Engine) -> None:
 # -- the rules layer (tracker/rules, migration 0002) ----------------------------------------
 
 class ProfileRow(SQLModel, table=True):
-    """A profile created in the database (by the bot or the API); same fields as the YAML."""
+    """A profile in the database (made by the web editor or the bot, or mirrored from a YAML
+    file: ``source``); same fields as the YAML."""
 
     __tablename__ = "profiles"
 
@@ -439,6 +440,12 @@ class ProfileRow(SQLModel, table=True):
     definition: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     created_at: datetime = _utc_column()
     updated_at: datetime = _utc_column()
+    #: migration 0012: whose managers may edit it (None: admins only)
+    tenant: str | None = Field(default=None, max_length=100)
+    #: None: made in the database; else the YAML file it mirrors (the file wins)
+    source: str | None = Field(default=None, max_length=1000)
+    #: the account that saved it last on the web
+    updated_by: str | None = Field(default=None, max_length=320)
 
 profiles_table = SQLModel.metadata.tables[ProfileRow.__tablename__]
 

@@ -239,6 +239,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
     """Every page of the web app (the service URLs are added by :func:`create_app`)."""
     from tracker.web import members_pages  # it imports this module
     from tracker.web.manage import manage_routes  # it builds on Pages, defined here
+    from tracker.web.manage_profiles import profile_routes  # it imports Pages from here
     return [
         *manage_routes(pages),
         Route("/", pages.home, name="home"),
@@ -250,6 +251,7 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/account", pages.account, name="account"),
         Route("/signout", pages.signout, methods=["POST"], name="signout"),
         *members_pages.routes(pages),
+        *profile_routes(pages),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

@@ -1,0 +1,360 @@
+"""The managers' profile editor: a form with the query language's help and a live preview.
+
+A manager edits the profiles of their own tenant (an admin, any tenant's): one guard,
+:meth:`ProfileEditor.signed_in`, answers every route (not signed in: to the sign-in page;
+another tenant: 403). The form's fields (name, description, query, and the other fields
+as YAML) are put together into the YAML text a profile file would hold
+(:meth:`ProfileForm.text`), and that text is validated by ``parse_profile_text``, the
+function ``callwatch profiles check`` runs on every file: the editor, the check and the
+daemon agree on what is valid. Each problem is shown next to its field, with its line and
+column in that field.
+
+The preview (``POST /t/<tenant>/profiles/preview``) answers an HTML fragment to htmx as
+the manager types, and the whole page to a browser without JavaScript (the form's
+"Preview" button). It is ``tracker.rules.preview.preview_profile`` over the stored calls,
+indexed once and kept in :class:`PreviewCache` until they change.
+
+Where profiles live and which wins (the YAML file): ``tracker.rules.sources``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from tracker.rules.preview import (
+    Preview,
+    PreviewCalls,
+    field_help,
+    filter_help,
+    grammar,
+    preview_profile,
+    query_help,
+)
+from tracker.rules.profiles import ProfileProblem
+from tracker.rules.sources import StoredProfile, save_web_profile, stored_profiles
+from tracker.rules.store import RulesStore
+from tracker.store.db import calls_table
+from tracker.web.accounts import User
+from tracker.web.app import EXPIRED_FORM, SESSION_COOKIE, Pages
+from tracker.web.browse import tenant_profiles
+
+#: the fields of the form that are fields of the profile; the rest go in ``filters``
+OWN_FIELDS = ("name", "description", "query")
+#: longest text accepted in each field (a query of 10,000 characters is already absurd)
+MAX_LENGTH = {"name": 100, "description": 2_000, "query": 10_000, "filters": 20_000}
+
+
+def profiles_url(tenant: str, *rest: str) -> str:
+    """``/t/<tenant>/profiles[/<rest>…]``, each part quoted."""
+    return "/".join([f"/t/{quote(tenant, safe='')}/profiles", *(quote(p, safe='') for p in rest)])
+
+
+# -- the form, pure --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProfileForm:
+    """What the editor's form holds; ``original`` is the name of the profile being edited
+    (empty for a new one: a profile's name does not change, subscriptions name it)."""
+
+    name: str = ""
+    description: str = ""
+    query: str = ""
+    filters: str = ""
+    original: str = ""
+
+    @classmethod
+    def of(cls, form: Mapping[str, Any]) -> ProfileForm:
+        """From posted fields: line ends as ``\\n``, each cut to its MAX_LENGTH."""
+        def value(key: str) -> str:
+            raw = form.get(key)
+            text = raw.replace("\r\n", "\n").replace("\r", "\n") if isinstance(raw, str) else ""
+            return text[:MAX_LENGTH.get(key, 100)]
+        return cls(value("name").strip(), value("description"), value("query"),
+                   value("filters"), value("original").strip())
+
+    @classmethod
+    def of_definition(cls, definition: Mapping[str, Any]) -> ProfileForm:
+        """The form of a stored profile: the fields beyond OWN_FIELDS that differ from their
+        defaults, as YAML."""
+        from tracker.rules.profiles import Profile
+
+        profile = Profile.model_validate(definition)
+        rest = {k: v for k, v in profile.model_dump(mode="json", exclude_defaults=True).items()
+                if k not in OWN_FIELDS}
+        filters = yaml.safe_dump(rest, sort_keys=False, allow_unicode=True) if rest else ""
+        return cls(profile.name, profile.description, profile.query or "", filters, profile.name)
+
+    def text(self) -> str:
+        """The YAML a profile file would hold: one line for each of OWN_FIELDS (JSON strings
+        are YAML), then ``filters`` as written, so its line n is the text's line n + 3."""
+        head = "".join(f"{key}: {json.dumps(getattr(self, key), ensure_ascii=False)}\n"
+                       for key in OWN_FIELDS)
+        return head + self.filters
+
+
+_COLUMN = re.compile(r"^(?P<message>.*) at column (?P<column>\d+)$")
+
+
+def where_in(text: str, column: int) -> tuple[int, int]:
+    """(line, column) in ``text``, both from 1, of the 1-based ``column`` of the whole text."""
+    before = text[:max(column - 1, 0)]
+    return before.count("\n") + 1, column - (before.rfind("\n") + 1)
+
+
+def field_problems(form: ProfileForm, problems: Sequence[ProfileProblem]) -> dict[str, list[str]]:
+    """Each problem of ``form.text()`` under the form field it is in, saying where in it:
+    a query's column becomes its line and column in the query box; a line of the other
+    fields, its line in their box."""
+    shown: dict[str, list[str]] = {}
+    for problem in problems:
+        top = (problem.field or "").split(".")[0].split("[")[0]
+        line = problem.line
+        if line is not None:  # where it is written: a key repeated below goes there
+            key = OWN_FIELDS[line - 1] if line <= len(OWN_FIELDS) else "filters"
+        else:
+            key = top if top in OWN_FIELDS else "filters"
+        message = problem.message
+        if key == "query" and (found := _COLUMN.match(message)):
+            at_line, at_column = where_in(form.query, int(found["column"]))
+            message = f"line {at_line}, column {at_column}: {found['message']}"
+        elif key == "filters":
+            what = f"{problem.field}: " if problem.field else ""
+            at = f"line {line - len(OWN_FIELDS)}: " if line is not None else ""
+            message = f"{at}{what}{message}"
+        shown.setdefault(key, []).append(message)
+    return shown
+
+
+# -- the calls the preview looks at ------------------------------------------------------------
+
+class PreviewCache:
+    """The stored calls indexed for previews: rebuilt when they have changed and the index
+    is ``min_age`` old, or when it is ``max_age`` old (statuses and days move with time).
+
+    Indexing 50,000 calls takes seconds of CPU (bench/bench_preview.py), so a cycle that
+    changes a call every few minutes does not rebuild it each time. Only the first build
+    makes a request wait: later ones run in a thread while the previous index answers.
+    """
+
+    def __init__(self, engine: Engine, min_age: timedelta = timedelta(minutes=15),
+                 max_age: timedelta = timedelta(hours=6)) -> None:
+        self.engine = engine
+        self.min_age = min_age
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._calls: PreviewCalls | None = None
+        self._signature: tuple[object, ...] | None = None
+        self._building = False
+
+    def _current_signature(self) -> tuple[object, ...]:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(sa.func.count(), sa.func.max(calls_table.c.last_changed))
+                                     .select_from(calls_table)).one()
+        return tuple(row)
+
+    def _build(self, signature: tuple[object, ...], now: datetime) -> PreviewCalls:
+        calls = PreviewCalls.of(RulesStore(self.engine).calls(), now)
+        with self._lock:
+            self._calls, self._signature, self._building = calls, signature, False
+        return calls
+
+    def get(self, now: datetime) -> PreviewCalls:
+        signature = self._current_signature()
+        with self._lock:
+            calls = self._calls
+            age = now - calls.built_at if calls is not None else self.max_age
+            fresh = age < (self.max_age if signature == self._signature else self.min_age)
+            if calls is not None and (fresh or self._building):
+                return calls
+            rebuild_aside = calls is not None
+            self._building = True
+        if rebuild_aside:
+            threading.Thread(target=self._build, args=(signature, now), daemon=True,
+                             name="callwatch-preview-index").start()
+            return calls  # type: ignore[return-value]  # not None: rebuild_aside says so
+        return self._build(signature, now)
+
+
+# -- the pages ----------------------------------------------------------------------------------
+
+class ProfileEditor:
+    """The profile pages of one tenant, over the shared :class:`Pages`."""
+
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
+        self.engine = pages.engine
+        self.cache = PreviewCache(pages.engine)
+
+    def signed_in(self, request: Request) -> User | Response:
+        """The guard of every route: the user who may manage the URL's tenant, else the
+        answer (to the sign-in page and back; 403 for another tenant's manager)."""
+        user = self.pages.sessions.user(self.engine, request.cookies.get(SESSION_COOKIE))
+        if user is None:
+            back = request.url.path if request.method == "GET" else profiles_url(
+                request.path_params["tenant"])
+            return RedirectResponse("/signin?" + urlencode({"next": back}), status_code=303)
+        if not user.sees(request.path_params["tenant"]):
+            return self.pages.render(request, "error.html", 403, title="Not your cluster",
+                                     message="You manage another cluster's profiles.",
+                                     back="/account")
+        return user
+
+    def visible(self, user: User, tenant: str) -> list[StoredProfile]:
+        """The profiles the tenant's page lists: owned by the tenant or followed by its
+        subscribers (an admin sees every profile)."""
+        rows = stored_profiles(self.engine)
+        if user.role == "admin":
+            return rows
+        with self.engine.connect() as connection:
+            followed = set(tenant_profiles(connection, tenant) or ())
+        return [r for r in rows if r.tenant == tenant or r.name in followed]
+
+    @staticmethod
+    def may_edit(user: User, tenant: str, row: StoredProfile) -> bool:
+        return row.editable and (user.role == "admin" or row.tenant == tenant)
+
+    def index(self, request: Request) -> Response:
+        user = self.signed_in(request)
+        if not isinstance(user, User):
+            return user
+        tenant = request.path_params["tenant"]
+        rows = self.visible(user, tenant)
+        return self.pages.render(request, "profiles.html", tenant=tenant, rows=rows, user=user,
+                                 may_edit=lambda row: self.may_edit(user, tenant, row),
+                                 profiles_url=profiles_url)
+
+    def editor(self, request: Request, tenant: str, form: ProfileForm, *, status_code: int = 200,
+               problems: Mapping[str, list[str]] | None = None, preview: Preview | None = None,
+               read_only: StoredProfile | None = None, saved: bool = False) -> Response:
+        return self.pages.form_page(
+            request, "profile_edit.html", status_code, tenant=tenant, form=form,
+            problems=problems or {}, preview=preview, read_only=read_only, saved=saved,
+            profiles_url=profiles_url, query_help=query_help(), filter_help=filter_help(),
+            grammar=grammar(), field_help=field_help())
+
+    def new(self, request: Request) -> Response:
+        user = self.signed_in(request)
+        if not isinstance(user, User):
+            return user
+        return self.editor(request, request.path_params["tenant"], ProfileForm())
+
+    def edit(self, request: Request) -> Response:
+        user = self.signed_in(request)
+        if not isinstance(user, User):
+            return user
+        tenant, name = request.path_params["tenant"], request.path_params["name"]
+        rows = [r for r in self.visible(user, tenant) if r.name == name]
+        if not rows:
+            return self.pages.not_found(request, LookupError(name))
+        row = rows[0]
+        form = ProfileForm.of_definition(row.definition)
+        editable = self.may_edit(user, tenant, row)
+        preview = self.preview_of(form) if not editable else None
+        return self.editor(request, tenant, form, read_only=None if editable else row,
+                           preview=preview, saved=request.query_params.get("saved") == "1")
+
+    async def posted(self, request: Request) -> tuple[User, ProfileForm] | Response:
+        """The guard, then the CSRF check, then the form."""
+        user = self.signed_in(request)
+        if not isinstance(user, User):
+            return user
+        fields = await request.form()
+        if not self.pages.csrf_passes(request, fields):
+            return self.pages.render(request, "error.html", 403, title="Form expired",
+                                     message=EXPIRED_FORM,
+                                     back=profiles_url(request.path_params["tenant"]))
+        return user, ProfileForm.of(fields)
+
+    def preview_of(self, form: ProfileForm) -> Preview:
+        now = self.pages.clock()
+        dismissed = ({c for _, c in RulesStore(self.engine).dismissed([form.original])}
+                     if form.original else set())
+        return preview_profile(form.text(), self.cache.get(now), now, dismissed=dismissed)
+
+    async def preview(self, request: Request) -> Response:
+        """The preview: a fragment for htmx, the whole editor for a plain form post."""
+        answer = await self.posted(request)
+        if isinstance(answer, Response):
+            return answer
+        _user, form = answer
+        found = await run_in_threadpool(self.preview_of, form)
+        problems = field_problems(form, found.problems)
+        tenant = request.path_params["tenant"]
+        if request.headers.get("hx-request") == "true":
+            return self.pages.render(request, "profile_preview.html", preview=found,
+                                     problems=problems, tenant=tenant)
+        return self.editor(request, tenant, form, problems=problems, preview=found)
+
+    async def save(self, request: Request) -> Response:
+        """Validate like `profiles check`, then save as the tenant's profile and go to it."""
+        answer = await self.posted(request)
+        if isinstance(answer, Response):
+            return answer
+        user, form = answer
+        tenant = request.path_params["tenant"]
+        from tracker.rules.profiles import parse_profile_text
+
+        profile, found = parse_profile_text(form.text(), "the form")
+        problems = field_problems(form, found)
+        if profile is not None:
+            refusal = self.refusal(user, tenant, form)
+            if refusal:
+                problems.setdefault("name", []).append(refusal)
+        if profile is None or problems:
+            return self.editor(request, tenant, form, status_code=400, problems=problems)
+        save_web_profile(self.engine, profile, tenant=tenant if user.role != "admin" or
+                         not form.original else self.owner(form.original, tenant),
+                         by=user.email, now=self.pages.clock())
+        return RedirectResponse(profiles_url(tenant, profile.name, "edit") + "?saved=1",
+                                status_code=303)
+
+    def owner(self, name: str, tenant: str) -> str | None:
+        """The tenant a saved profile keeps (an admin's edit does not move it)."""
+        rows = stored_profiles(self.engine, [name])
+        return rows[0].tenant if rows else tenant
+
+    def refusal(self, user: User, tenant: str, form: ProfileForm) -> str:
+        """Why this form may not be saved under its name, or ``""``."""
+        if form.original and form.name != form.original:
+            return (f"a profile's name does not change (subscriptions name it): keep "
+                    f"{form.original!r}, or make a new profile")
+        rows = stored_profiles(self.engine, [form.name])
+        if not rows:
+            return ""
+        row = rows[0]
+        if row.source is not None:
+            return f"managed in git: {row.source}"
+        if not form.original:
+            return f"a profile called {form.name!r} already exists"
+        if not self.may_edit(user, tenant, row):
+            return f"{form.name!r} belongs to {'another cluster' if row.tenant else 'the admins'}"
+        return ""
+
+
+def profile_routes(pages: Pages) -> list[BaseRoute]:
+    """The editor's URLs (``app.routes`` adds them)."""
+    editor = ProfileEditor(pages)
+    return [
+        Route("/t/{tenant}/profiles", editor.index, methods=["GET"], name="profiles"),
+        Route("/t/{tenant}/profiles", editor.save, methods=["POST"], name="profile_save"),
+        Route("/t/{tenant}/profiles/new", editor.new, methods=["GET"], name="profile_new"),
+        Route("/t/{tenant}/profiles/preview", editor.preview, methods=["POST"],
+              name="profile_preview"),
+        Route("/t/{tenant}/profiles/{name}/edit", editor.edit, methods=["GET"],
+              name="profile_edit"),
+    ]
