@@ -440,7 +440,7 @@ class ProfileRow(SQLModel, table=True):
     definition: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     created_at: datetime = _utc_column()
     updated_at: datetime = _utc_column()
-    #: migration 0012: whose managers may edit it (None: admins only)
+    #: migration 0013: whose managers may edit it (None: admins only)
     tenant: str | None = Field(default=None, max_length=100)
     #: None: made in the database; else the YAML file it mirrors (the file wins)
     source: str | None = Field(default=None, max_length=1000)

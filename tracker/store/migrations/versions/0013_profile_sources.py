@@ -5,8 +5,8 @@ only). ``source``: None for a profile made in the database (the web editor, the 
 the YAML file it was imported from (``tracker.rules.sources``: the file wins, and the web
 shows it read-only). ``updated_by``: the account that saved it last on the web.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-03
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
