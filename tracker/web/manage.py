@@ -39,12 +39,15 @@ def manage_url(tenant: str, path: str = "", query: dict[str, str] | None = None)
     return f"{url}?{urlencode(wanted)}" if wanted else url
 
 
-def manager_of(pages: Pages, request: Request) -> User | Response:
+def manager_of(pages: Pages, request: Request, back: str | None = None) -> User | Response:
     """The signed-in user allowed to manage the URL's tenant, else the answer to give:
-    a redirect to sign in (no session), or 403 (a manager of another tenant)."""
+    a redirect to sign in (no session), or 403 (a manager of another tenant).
+
+    After signing in, the user comes back to ``back`` when given (a form's page: the URL a
+    form posts to does not answer a GET), else to this URL."""
     user = pages.sessions.user(pages.engine, request.cookies.get(SESSION_COOKIE))
     if user is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = back or request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
     if not user.sees(request.path_params["tenant"]):
         return pages.render(request, "error.html", 403, title="Not your cluster",

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import sqlalchemy as sa
 import yaml
@@ -50,8 +50,9 @@ from tracker.rules.sources import StoredProfile, save_web_profile, stored_profil
 from tracker.rules.store import RulesStore
 from tracker.store.db import calls_table
 from tracker.web.accounts import User
-from tracker.web.app import EXPIRED_FORM, SESSION_COOKIE, Pages
+from tracker.web.app import EXPIRED_FORM, Pages
 from tracker.web.browse import tenant_profiles
+from tracker.web.manage import manager_of
 
 #: the fields of the form that are fields of the profile; the rest go in ``filters``
 OWN_FIELDS = ("name", "description", "query")
@@ -201,18 +202,10 @@ class ProfileEditor:
         self.cache = PreviewCache(pages.engine)
 
     def signed_in(self, request: Request) -> User | Response:
-        """The guard of every route: the user who may manage the URL's tenant, else the
-        answer (to the sign-in page and back; 403 for another tenant's manager)."""
-        user = self.pages.sessions.user(self.engine, request.cookies.get(SESSION_COOKIE))
-        if user is None:
-            back = request.url.path if request.method == "GET" else profiles_url(
-                request.path_params["tenant"])
-            return RedirectResponse("/signin?" + urlencode({"next": back}), status_code=303)
-        if not user.sees(request.path_params["tenant"]):
-            return self.pages.render(request, "error.html", 403, title="Not your cluster",
-                                     message="You manage another cluster's profiles.",
-                                     back="/account")
-        return user
+        """The guard of every route, the managers' pages' own (:func:`manage.manager_of`);
+        after signing in, a POST comes back to the tenant's profiles."""
+        back = None if request.method == "GET" else profiles_url(request.path_params["tenant"])
+        return manager_of(self.pages, request, back)
 
     def visible(self, user: User, tenant: str) -> list[StoredProfile]:
         """The profiles the tenant's page lists: owned by the tenant or followed by its
