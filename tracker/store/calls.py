@@ -61,6 +61,7 @@ from tracker.store.drift import (
     last_good_count,
 )
 from tracker.store.drift import outcome as judged_outcome
+from tracker.store.listing import listing_columns, write_listing
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +289,7 @@ class Store:
                 )
             }
             rows = []
+            rewritten: list[CallRecord] = []
             for record in chunk:
                 previous = existing.get(record.id)
                 if keep and previous is not None:
@@ -298,6 +300,7 @@ class Store:
                 else:
                     old = _record_of(previous) if previous is not None else None
                     events = diff_calls(old, record, now)
+                    rewritten.append(record)
                 changes.extend(events)
                 rows.append({
                     "id": record.id,
@@ -317,6 +320,7 @@ class Store:
                     "last_changed": now if events or previous is None else previous.last_changed,
                     "still_listed": True,
                     "missing_runs": 0,
+                    **listing_columns(record),
                 })
             statement = insert_for(connection, calls_table)
             statement = statement.on_conflict_do_update(
@@ -324,6 +328,7 @@ class Store:
                 set_={name: statement.excluded[name] for name in rows[0] if name != "id"},
             )
             connection.execute(statement, rows)
+            write_listing(connection, rewritten)  # an unchanged record keeps its keys
         return changes
 
     def _strike_missing(

@@ -99,8 +99,46 @@ class CallRow(SQLModel, table=True):
     last_changed: datetime = _utc_column()
     still_listed: bool = True
     missing_runs: int = 0
+    # what listings filter and order on in SQL (migration 0012, ``tracker.store.listing``):
+    # taken from ``record`` on every write, so a page never parses 50,000 records to cut one
+    opening_date: datetime | None = _utc_column(nullable=True)
+    first_deadline: datetime | None = _utc_column(nullable=True)
+    budget_eur: int | None = Field(default=None, sa_column=Column(sa.BigInteger, nullable=True))
+    #: the eligible places' countries as ``,DE,GR,`` (empty: open to all, as the source says)
+    places: str = Field(default="", max_length=2000)
+    #: title, summary, id and keywords, casefolded: what `calls list --search` looks in
+    search_text: str = Field(default="", sa_column=Column(sa.Text, nullable=False,
+                                                          server_default=""))
+    #: one of its identity keys is another source's too (``tracker.dedupe``): it may be listed
+    #: under another source's copy
+    shared: bool = Field(default=False, sa_column=Column(sa.Boolean, nullable=False,
+                                                         server_default=sa.false()))
 
 calls_table = SQLModel.metadata.tables[CallRow.__tablename__]
+
+
+class CallDeadlineRow(SQLModel, table=True):
+    """Every cut-off of a call, so "the next deadline at now" is a query (migration 0012)."""
+
+    __tablename__ = "call_deadlines"
+
+    call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=400)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+
+call_deadlines_table = SQLModel.metadata.tables[CallDeadlineRow.__tablename__]
+
+
+class CallKeyRow(SQLModel, table=True):
+    """The keys by which a call is recognised at another source (``tracker.dedupe``)."""
+
+    __tablename__ = "call_keys"
+    __table_args__ = (sa.Index("ix_call_keys_key", "key", "source"),)
+
+    call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=400)
+    key: str = Field(primary_key=True, max_length=1000)
+    source: str = Field(max_length=100)
+
+call_keys_table = SQLModel.metadata.tables[CallKeyRow.__tablename__]
 
 
 class SourceRunRow(SQLModel, table=True):
@@ -507,7 +545,8 @@ class SubscriberRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, sa_column_kwargs={"unique": True})
-    tenant: str | None = Field(default=None, max_length=100)
+    #: indexed (migration 0012): each public page finds its tenant's subscribers by it
+    tenant: str | None = Field(default=None, max_length=100, index=True)
     timezone: str = Field(max_length=60)
     language: str = Field(max_length=8)
     quiet_hours: str | None = Field(default=None, max_length=20)

@@ -10,14 +10,18 @@ not one of the tenant's, are both "not found": the page reveals nothing about ot
 clusters.
 
 **Filters** (pure: :meth:`CallFilters.parse` takes the query string): status (default
-open and forthcoming, as `calls list`), programme, and a deadline window (the next cut-off
-within N days). Statuses are the ones calls have at ``now`` (``StoredCall.as_of``), and a
-call seen at several sources is listed once (``tracker.exports.rows.deduplicated``), as
-`calls list` does, and in its order (soonest next deadline first), so the page and the
-command agree.
+open and forthcoming, as `calls list`), programme, a deadline window (the next cut-off
+within N days), a smallest budget, source, eligible country and words to look for.
+Statuses are the ones calls have at ``now``, and a call seen at several sources is listed
+once (``tracker.dedupe``), as `calls list` does, and in its order (soonest next deadline
+first, ``tracker.exports.rows.soonest_next_first``), so the page and the command agree.
 
-The database narrows by tenant, programme and stored status; the exact status at ``now``
-and the deadline window are judged on the records, then the page is cut.
+**In the database.** A tenant's calls are tens of thousands at 50,000 stored calls, so
+filtering, counting, ordering and cutting the page are SQL over the columns
+``tracker.store.listing`` keeps beside each record; only the page's calls are parsed.
+Duplicates are grouped by ``tracker.dedupe``'s rule on the filtered calls that share a key
+with another source (``calls.shared``, a few), and the copies it folds into an earlier one
+are left out of the count and the page.
 """
 
 from __future__ import annotations
@@ -25,32 +29,58 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from tracker.dedupe import group_keyed
 from tracker.errors import NotFoundError
-from tracker.exports.rows import deduplicated
 from tracker.models import CallRecord, CallStatus, Change
 from tracker.store.calls import Store, StoredCall
 from tracker.store.db import (
+    call_keys_table,
     calls_table,
+    chunks,
     dismissals_table,
     matches_table,
     subscribers_table,
     subscriptions_table,
+)
+from tracker.store.listing import (
+    country_key,
+    listing_order,
+    next_deadline_sql,
+    status_at_sql,
+    store_order,
 )
 
 #: calls on one page
 PAGE_SIZE = 25
 #: the deadline windows the filter offers, in days
 WINDOWS = (7, 30, 90, 365)
+#: the smallest topic budgets the filter offers, in EUR
+BUDGETS = (100_000, 500_000, 1_000_000, 5_000_000, 10_000_000)
 #: the status filter's choices; "current" is open and forthcoming, the default
 STATUSES = ("current", "open", "forthcoming", "closed", "all")
 
 
 class BadFilter(ValueError):
     """A query string value the calls page does not offer (answered with 400)."""
+
+
+def _text(query: Mapping[str, str], name: str, limit: int = 100) -> str:
+    """A free-text field with its runs of white space made one space, at most ``limit`` long."""
+    return " ".join((query.get(name) or "").split())[:limit]
+
+
+def _choice(query: Mapping[str, str], name: str, choices: Sequence[int],
+            unit: str) -> int | None:
+    value = query.get(name) or ""
+    if value and (not value.isdigit() or int(value) not in choices):
+        raise BadFilter(f"{name} must be one of {', '.join(map(str, choices))}{unit}, "
+                        f"not {value!r}")
+    return int(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -61,26 +91,33 @@ class CallFilters:
     programme: str = ""
     within_days: int | None = None
     page: int = 1
+    budget_eur: int | None = None
+    source: str = ""
+    country: str = ""
+    search: str = ""
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> CallFilters:
-        """Read ``status``, ``programme``, ``within`` and ``page``; BadFilter names the bad one.
+        """Read ``status``, ``programme``, ``within``, ``budget``, ``source``, ``country``,
+        ``q`` and ``page``; BadFilter names the bad one.
 
         Empty values mean "any" (a form submits every field, chosen or not).
         """
         status = query.get("status") or "current"
         if status not in STATUSES:
             raise BadFilter(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
-        within = query.get("within") or ""
-        if within and (not within.isdigit() or int(within) not in WINDOWS):
-            raise BadFilter(f"within must be one of {', '.join(map(str, WINDOWS))} days, "
-                            f"not {within!r}")
+        within = _choice(query, "within", WINDOWS, " days")
+        budget = _choice(query, "budget", BUDGETS, " EUR")
         page = query.get("page") or "1"
         if not page.isdigit() or int(page) < 1 or len(page) > 6:
             raise BadFilter(f"page must be a number from 1, not {page!r}")
-        programme = " ".join((query.get("programme") or "").split())[:100]
-        return cls(status=status, programme=programme,
-                   within_days=int(within) if within else None, page=int(page))
+        country = _text(query, "country").upper()
+        if country and not (len(country) == 2 and country.isascii() and country.isalpha()):
+            raise BadFilter(f"country must be a two-letter code such as PT or DE, not {country!r}")
+        return cls(status=status, programme=_text(query, "programme"), within_days=within,
+                   page=int(page), budget_eur=budget, source=_text(query, "source"),
+                   country=country_key(country) if country else "",
+                   search=_text(query, "q", 200))
 
     def statuses(self) -> set[CallStatus] | None:
         """The statuses wanted (None: all)."""
@@ -95,8 +132,37 @@ class CallFilters:
         params = {"status": self.status if self.status != "current" else "",
                   "programme": self.programme,
                   "within": str(self.within_days) if self.within_days else "",
+                  "budget": str(self.budget_eur) if self.budget_eur else "",
+                  "source": self.source, "country": self.country, "q": self.search,
                   "page": str(page or self.page) if (page or self.page) > 1 else ""}
         return {key: value for key, value in params.items() if value}
+
+    def conditions(self, now: datetime) -> list[sa.ColumnElement[bool]]:
+        """These filters as SQL on ``calls`` at ``now`` (the page number aside).
+
+        A budget or a country the call does not state passes, as in a profile's filters
+        (``tracker.rules.matcher``: unknown is not a mismatch).
+        """
+        c = calls_table.c
+        where: list[sa.ColumnElement[bool]] = []
+        wanted = self.statuses()
+        if wanted is not None:
+            where.append(status_at_sql(now).in_(sorted(s.value for s in wanted)))
+        if self.within_days is not None:  # a next cut-off ahead means a last one ahead
+            shown = next_deadline_sql(now)
+            where += [c.final_deadline >= now, shown >= now,
+                      shown <= now + timedelta(days=self.within_days)]
+        if self.programme:
+            where.append(sa.func.lower(c.programme) == self.programme.lower())
+        if self.budget_eur is not None:
+            where.append(sa.or_(c.budget_eur.is_(None), c.budget_eur >= self.budget_eur))
+        if self.source:
+            where.append(c.source == self.source)
+        if self.country:
+            where.append(sa.or_(c.places == "", c.places.contains(f",{self.country},")))
+        if self.search:
+            where.append(c.search_text.contains(self.search.casefold(), autoescape=True))
+        return where
 
 
 @dataclass(frozen=True)
@@ -110,36 +176,7 @@ class CallsPage:
     page: int
     pages: int
     programmes: Sequence[str] = field(default_factory=tuple)
-
-
-def select_page(calls: Sequence[StoredCall], filters: CallFilters, now: datetime,
-                size: int = PAGE_SIZE) -> tuple[list[tuple[StoredCall, ...]], int, int, int]:
-    """Filter ``calls`` (in the store's order) at ``now``, deduplicate, order by the next
-    deadline shown (as `calls list`: none last, ties in the store's order), and cut the page.
-
-    Returns (entries on the page, total entries, the page shown, number of pages); a page
-    past the end shows the last one.
-    """
-    wanted = filters.statuses()
-    current = [call.as_of(now) for call in calls]
-    if wanted is not None:
-        current = [call for call in current if call.record.status in wanted]
-    if filters.within_days is not None:
-        until = now + timedelta(days=filters.within_days)
-        current = [call for call in current
-                   if (deadline := call.record.next_deadline(now)) is not None
-                   and now <= deadline <= until]
-
-    def shown_deadline(entry: tuple[StoredCall, ...]) -> tuple[bool, datetime]:
-        deadline = entry[0].record.next_deadline(now)
-        return deadline is None, deadline or now
-
-    # `calls list`'s order (tracker.cli.calls.soonest_next_first, which the web may not
-    # import: tracker.cli imports tracker.web); a test checks the two agree
-    entries = sorted(deduplicated(current), key=shown_deadline)
-    pages = max(1, -(-len(entries) // size))
-    page = min(filters.page, pages)
-    return entries[(page - 1) * size : page * size], len(entries), page, pages
+    sources: Sequence[str] = field(default_factory=tuple)
 
 
 # -- the shell: reads -----------------------------------------------------------------------
@@ -178,30 +215,63 @@ def _profiles_or_404(connection: Connection, tenant: str) -> list[str]:
     return profiles
 
 
-def calls_page(engine: Engine, tenant: str, filters: CallFilters, now: datetime) -> CallsPage:
-    """The page of ``tenant``'s calls that ``filters`` ask for; NotFoundError for an unknown tenant."""
+def _copies(connection: Connection, where: Sequence[sa.ColumnElement[bool]]) -> dict[str, list[str]]:
+    """The filtered calls another source lists too, grouped by ``tracker.dedupe``'s rule in
+    the store's order: each group's first id with its ids, for groups of more than one."""
+    c = calls_table.c
+    shared = connection.execute(sa.select(c.id, c.source).where(*where, c.shared.is_(True))
+                                .order_by(*store_order())).all()
+    keys: dict[str, list[str]] = {row.id: [] for row in shared}
+    for chunk in chunks(list(keys)):
+        for call_id, key in connection.execute(
+                sa.select(call_keys_table.c.call_id, call_keys_table.c.key)
+                .where(call_keys_table.c.call_id.in_(chunk))):
+            keys[call_id].append(key)
+    groups = group_keyed([(row.source, keys[row.id]) for row in shared])
+    return {shared[group[0]].id: [shared[i].id for i in group] for group in groups
+            if len(group) > 1}
+
+
+def calls_page(engine: Engine, tenant: str, filters: CallFilters, now: datetime,
+               size: int = PAGE_SIZE) -> CallsPage:
+    """The page of ``tenant``'s calls that ``filters`` ask for (a page past the end shows
+    the last one); NotFoundError for an unknown tenant."""
+    c = calls_table.c
     with engine.connect() as connection:
         profiles = _profiles_or_404(connection, tenant)
         ids = _tenant_call_ids(profiles)
-        query = sa.select(calls_table).where(calls_table.c.id.in_(ids))
-        wanted = filters.statuses()
-        if wanted is not None:  # time moves forthcoming and open calls: read those to judge
-            stored = wanted | {CallStatus.FORTHCOMING, CallStatus.OPEN}
-            query = query.where(calls_table.c.status.in_(sorted(s.value for s in stored)))
-        if filters.within_days is not None:  # a next cut-off ahead means a last one ahead
-            query = query.where(calls_table.c.final_deadline >= now)
-        if filters.programme:
-            query = query.where(sa.func.lower(calls_table.c.programme) == filters.programme.lower())
-        query = query.order_by(calls_table.c.final_deadline.is_(None),
-                               calls_table.c.final_deadline, calls_table.c.id)
-        calls = [_stored(row) for row in connection.execute(query)]
-        programmes = list(connection.execute(
-            sa.select(calls_table.c.programme).distinct()
-            .where(calls_table.c.id.in_(ids), calls_table.c.programme.is_not(None))
-            .order_by(calls_table.c.programme)).scalars())
-    entries, total, page, pages = select_page(calls, filters, now)
-    return CallsPage(tenant=tenant, filters=filters, entries=entries, total=total, page=page,
-                     pages=pages, programmes=programmes)
+        where = [c.id.in_(ids), *filters.conditions(now)]
+        copies = _copies(connection, where)
+        folded = [call_id for group in copies.values() for call_id in group[1:]]
+        if folded:
+            where.append(c.id.not_in(folded))
+
+        def cut(page: int) -> Sequence[Any]:
+            return connection.execute(
+                sa.select(c.id, sa.func.count().over().label("total")).where(*where)
+                .order_by(*listing_order(next_deadline_sql(now)))
+                .limit(size).offset((page - 1) * size)).all()
+
+        rows = cut(filters.page)
+        if rows:
+            total = rows[0].total
+        else:
+            total = connection.execute(sa.select(sa.func.count()).where(*where)).scalar_one()
+        pages = max(1, -(-total // size))
+        page = min(filters.page, pages)
+        if not rows and total:
+            rows = cut(page)
+        shown = {call_id: copies.get(call_id, [call_id]) for call_id in (r.id for r in rows)}
+        wanted = [call_id for group in shown.values() for call_id in group]
+        stored = {row.id: _stored(row).as_of(now) for row in connection.execute(
+            sa.select(calls_table).where(c.id.in_(wanted)))} if wanted else {}
+        choices = connection.execute(sa.select(c.programme, c.source).distinct()
+                                     .where(c.id.in_(ids))).all()
+    return CallsPage(
+        tenant=tenant, filters=filters, total=total, page=page, pages=pages,
+        entries=[tuple(stored[call_id] for call_id in group) for group in shown.values()],
+        programmes=sorted({row.programme for row in choices if row.programme}),
+        sources=sorted({row.source for row in choices}))
 
 
 @dataclass(frozen=True)

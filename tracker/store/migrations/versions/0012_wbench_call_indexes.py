@@ -1,0 +1,72 @@
+"""Listings in SQL: what the web's calls page filters and orders on, beside each record.
+
+The calls page read every call its tenant's profiles matched and judged status, deadline
+window and duplicates on the parsed records: about 8 s a page at 50,000 calls. This adds
+what ``tracker.store.listing`` needs to do that in the database, filled from the stored
+records: on ``calls`` the opening date, first cut-off, budget, eligible countries, search
+text and whether another source holds one of its identity keys (``shared``); every cut-off
+(``call_deadlines``); every identity key (``call_keys``); and an index on
+``subscribers.tenant``, which each public page reads its tenant by.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from tracker.models import CallRecord
+from tracker.store.db import UTCDateTime, calls_table, chunks
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+COLUMNS = ("opening_date", "first_deadline", "budget_eur", "places", "search_text", "shared")
+
+
+def upgrade() -> None:
+    from tracker.store.listing import listing_columns, write_listing
+
+    op.add_column("calls", sa.Column("opening_date", UTCDateTime(), nullable=True))
+    op.add_column("calls", sa.Column("first_deadline", UTCDateTime(), nullable=True))
+    op.add_column("calls", sa.Column("budget_eur", sa.BigInteger(), nullable=True))
+    op.add_column("calls", sa.Column("places", sa.String(2000), nullable=False, server_default=""))
+    op.add_column("calls", sa.Column("search_text", sa.Text(), nullable=False, server_default=""))
+    op.add_column("calls", sa.Column("shared", sa.Boolean(), nullable=False,
+                                     server_default=sa.false()))
+    op.create_table(
+        "call_deadlines",
+        sa.Column("call_id", sa.String(400), sa.ForeignKey("calls.id"), primary_key=True),
+        sa.Column("at", UTCDateTime(), primary_key=True),
+    )
+    op.create_table(
+        "call_keys",
+        sa.Column("call_id", sa.String(400), sa.ForeignKey("calls.id"), primary_key=True),
+        sa.Column("key", sa.String(1000), primary_key=True),
+        sa.Column("source", sa.String(100), nullable=False),
+    )
+    op.create_index("ix_call_keys_key", "call_keys", ["key", "source"])
+    op.create_index("ix_subscribers_tenant", "subscribers", ["tenant"])
+    bind = op.get_bind()
+    ids = list(bind.execute(sa.select(calls_table.c.id).order_by(calls_table.c.id)).scalars())
+    for chunk in chunks(ids):
+        records = [CallRecord.model_validate(row.record) for row in bind.execute(
+            sa.select(calls_table.c.record).where(calls_table.c.id.in_(chunk)))]
+        for record in records:
+            bind.execute(calls_table.update().where(calls_table.c.id == record.id)
+                         .values(**listing_columns(record)))
+        write_listing(bind, records)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_subscribers_tenant", table_name="subscribers")
+    op.drop_table("call_keys")
+    op.drop_table("call_deadlines")
+    with op.batch_alter_table("calls") as batch:
+        for name in COLUMNS:
+            batch.drop_column(name)
