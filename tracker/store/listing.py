@@ -88,15 +88,28 @@ def write_listing(connection: Connection, records: Sequence[CallRecord]) -> None
 
 def refresh_shared(connection: Connection, keys: Iterable[str]) -> None:
     """Set ``calls.shared`` for the calls holding any of ``keys``: true when one of their
-    keys is held by a call of another source."""
-    mine, other = call_keys_table.alias("mine"), call_keys_table.alias("other")
-    shared = (sa.select(mine.c.call_id)
-              .join(other, sa.and_(other.c.key == mine.c.key, other.c.source != mine.c.source))
-              .where(mine.c.call_id == calls_table.c.id).exists())
+    keys is held by calls of two sources.
+
+    Plain lookups by key and by call (both indexed), then one update per answer: a
+    correlated ``EXISTS`` update was planned against the statistics of tables this very
+    transaction was filling, and took minutes for 50,000 new calls.
+    """
+    k = call_keys_table.c
+    holders: set[str] = set()
     for chunk in chunks(sorted(keys)):
-        holders = sa.select(call_keys_table.c.call_id).where(call_keys_table.c.key.in_(chunk))
-        connection.execute(calls_table.update().where(calls_table.c.id.in_(holders))
-                           .values(shared=shared))
+        holders.update(connection.execute(sa.select(k.call_id).where(k.key.in_(chunk))).scalars())
+    for some in chunks(sorted(holders)):
+        held = connection.execute(sa.select(k.call_id, k.key).where(k.call_id.in_(some))).all()
+        multi: set[str] = set()
+        for part in chunks(sorted({key for _, key in held})):
+            multi.update(connection.execute(
+                sa.select(k.key).where(k.key.in_(part)).group_by(k.key)
+                .having(sa.func.count(sa.distinct(k.source)) > 1)).scalars())
+        shared = {call_id for call_id, key in held if key in multi}
+        for value, ids in ((True, sorted(shared)), (False, sorted(set(some) - shared))):
+            if ids:
+                connection.execute(calls_table.update().where(calls_table.c.id.in_(ids))
+                                   .values(shared=value))
 
 
 # -- the rules of tracker.status and CallRecord.next_deadline, in SQL ----------------------
