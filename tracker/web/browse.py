@@ -148,12 +148,9 @@ class CallFilters:
         wanted = self.statuses()
         if wanted is not None:
             where.append(status_at_sql(now).in_(sorted(s.value for s in wanted)))
-            # implied by the rule, and plain columns the planner can narrow by first
-            unknown = c.final_deadline.is_(None)
-            if CallStatus.CLOSED not in wanted:
-                where.append(sa.or_(unknown, c.final_deadline >= now))
-            elif wanted == {CallStatus.CLOSED}:
-                where.append(sa.or_(unknown, c.final_deadline < now))
+            if CallStatus.CLOSED not in wanted:  # implied (every cut-off passed is closed),
+                # and a plain column the planner can narrow by first
+                where.append(sa.or_(c.final_deadline.is_(None), c.final_deadline >= now))
         if self.within_days is not None:  # a next cut-off ahead means a last one ahead
             shown = next_deadline_sql(now)
             where += [c.final_deadline >= now, shown >= now,
