@@ -167,8 +167,9 @@ def generate(url: str, calls: int, subscribers: int, clusters: int, own_share: f
                 connection.execute(table.insert(), rows)
         counts["subscribers"] += len(people)
         counts["subscriptions"] += len(follows)
-    with engine.begin() as connection:
-        connection.execute(sa.text("ANALYZE"))
+    with engine.connect() as connection:  # a store in use is vacuumed by autovacuum
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+            sa.text("VACUUM ANALYZE"))
     engine.dispose()
     return counts
 

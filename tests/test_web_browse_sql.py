@@ -21,7 +21,7 @@ from tracker.models import CallRecord, CallStatus, ScrapeResult
 from tracker.rules.matcher import Match
 from tracker.rules.store import RulesStore
 from tracker.store.calls import Store, StoredCall
-from tracker.store.db import calls_table
+from tracker.store.db import call_listing_table
 from tracker.store.listing import country_key, search_text
 from tracker.web.browse import CallFilters, calls_page
 
@@ -175,13 +175,19 @@ def test_listing_columns_follow_every_write(engine: Engine) -> None:
 
     def shared() -> dict[str, bool]:
         with engine.connect() as connection:
-            return dict(connection.execute(sa.select(calls_table.c.id, calls_table.c.shared)).all())
+            return dict(connection.execute(sa.select(call_listing_table.c.call_id,
+                                                     call_listing_table.c.shared)).all())
 
     run("ft_portal", [portal], 0)
     run("eccp", [mirror], 0)
     assert shared() == {portal.id: True, mirror.id: True}
     with engine.connect() as connection:
-        row = connection.execute(sa.select(calls_table).where(calls_table.c.id == portal.id)).one()
+        row = connection.execute(sa.select(call_listing_table)
+                                 .where(call_listing_table.c.call_id == portal.id)).one()
     assert (row.places, row.budget_eur, row.first_deadline) == (",GR,", None, portal.deadlines[0])
     run("eccp", [mirror.model_copy(update={"topic_identifier": None})], 1)
     assert shared() == {portal.id: False, mirror.id: False}
+    store.refresh_statuses(portal.deadlines[-1] + timedelta(days=1))  # the clock closes both
+    with engine.connect() as connection:
+        assert set(connection.execute(sa.select(call_listing_table.c.status)).scalars()) == {
+            "closed"}

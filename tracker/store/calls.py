@@ -45,7 +45,7 @@ from tracker.dates import isoformat_utc
 from tracker.errors import NotFoundError
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
 from tracker.status import as_of
-from tracker.store.db import calls_table, changes_table, chunks, insert_for
+from tracker.store.db import call_listing_table, calls_table, changes_table, chunks, insert_for
 from tracker.store.db import source_runs_table as runs_table
 from tracker.store.diff import (
     DEGRADED_FILLABLE,
@@ -61,7 +61,7 @@ from tracker.store.drift import (
     last_good_count,
 )
 from tracker.store.drift import outcome as judged_outcome
-from tracker.store.listing import listing_columns, write_listing
+from tracker.store.listing import write_listing
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,6 @@ class Store:
                     "last_changed": now if events or previous is None else previous.last_changed,
                     "still_listed": True,
                     "missing_runs": 0,
-                    **listing_columns(record),
                 })
             statement = insert_for(connection, calls_table)
             statement = statement.on_conflict_do_update(
@@ -390,6 +389,9 @@ class Store:
                 ).rowcount
                 if moved != 1:  # stored again since it was read: that writer told the change
                     continue
+                connection.execute(call_listing_table.update()
+                                   .where(call_listing_table.c.call_id == row.id)
+                                   .values(status=new.status.value))
                 _insert_changes(connection, events, run_id=None)
             log.info("status moved by the clock call=%s from=%s to=%s", row.id,
                      old.status.value, new.status.value)

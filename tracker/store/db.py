@@ -99,22 +99,47 @@ class CallRow(SQLModel, table=True):
     last_changed: datetime = _utc_column()
     still_listed: bool = True
     missing_runs: int = 0
-    # what listings filter and order on in SQL (migration 0012, ``tracker.store.listing``):
-    # taken from ``record`` on every write, so a page never parses 50,000 records to cut one
-    opening_date: datetime | None = _utc_column(nullable=True)
-    first_deadline: datetime | None = _utc_column(nullable=True)
-    budget_eur: int | None = Field(default=None, sa_column=Column(sa.BigInteger, nullable=True))
-    #: the eligible places' countries as ``,DE,GR,`` (empty: open to all, as the source says)
-    places: str = Field(default="", max_length=2000)
-    #: title, summary, id and keywords, casefolded: what `calls list --search` looks in
-    search_text: str = Field(default="", sa_column=Column(sa.Text, nullable=False,
-                                                          server_default=""))
-    #: one of its identity keys is another source's too (``tracker.dedupe``): it may be listed
-    #: under another source's copy
-    shared: bool = Field(default=False, sa_column=Column(sa.Boolean, nullable=False,
-                                                         server_default=sa.false()))
 
 calls_table = SQLModel.metadata.tables[CallRow.__tablename__]
+
+
+class CallListingRow(SQLModel, table=True):
+    """What listings filter and order a call by, from its record (migration 0012,
+    ``tracker.store.listing``).
+
+    A narrow table of its own: ``calls`` rows carry the whole record (kilobytes each), so a
+    page that filters 50,000 calls by their columns there reads hundreds of megabytes.
+    """
+
+    __tablename__ = "call_listing"
+
+    call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=400)
+    source: str = Field(max_length=100)
+    programme: str | None = Field(default=None, max_length=100)
+    #: the status the source stated (as ``calls.status``)
+    status: str = Field(max_length=20)
+    opening_date: datetime | None = _utc_column(nullable=True)
+    first_deadline: datetime | None = _utc_column(nullable=True)
+    final_deadline: datetime | None = _utc_column(nullable=True)
+    budget_eur: int | None = Field(default=None, sa_column=Column(sa.BigInteger, nullable=True))
+    #: the eligible places' countries as ``,DE,GR,`` (empty: the source names none)
+    places: str = Field(default="", max_length=2000)
+    #: one of its identity keys is another source's too (``tracker.dedupe``): it may be
+    #: listed under another source's copy
+    shared: bool = False
+
+call_listing_table = SQLModel.metadata.tables[CallListingRow.__tablename__]
+
+
+class CallSearchRow(SQLModel, table=True):
+    """Title, summary, id and keywords casefolded: what `calls list --search` looks in."""
+
+    __tablename__ = "call_search"
+
+    call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=400)
+    text: str = Field(sa_column=Column(sa.Text, nullable=False))
+
+call_search_table = SQLModel.metadata.tables[CallSearchRow.__tablename__]
 
 
 class CallDeadlineRow(SQLModel, table=True):

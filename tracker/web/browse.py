@@ -40,6 +40,8 @@ from tracker.models import CallRecord, CallStatus, Change
 from tracker.store.calls import Store, StoredCall
 from tracker.store.db import (
     call_keys_table,
+    call_listing_table,
+    call_search_table,
     calls_table,
     chunks,
     dismissals_table,
@@ -143,7 +145,7 @@ class CallFilters:
         A budget or a country the call does not state passes, as in a profile's filters
         (``tracker.rules.matcher``: unknown is not a mismatch).
         """
-        c = calls_table.c
+        c = call_listing_table.c
         where: list[sa.ColumnElement[bool]] = []
         wanted = self.statuses()
         if wanted is not None:
@@ -164,7 +166,8 @@ class CallFilters:
         if self.country:
             where.append(sa.or_(c.places == "", c.places.contains(f",{self.country},")))
         if self.search:
-            where.append(c.search_text.contains(self.search.casefold(), autoescape=True))
+            where.append(c.call_id.in_(sa.select(call_search_table.c.call_id).where(
+                call_search_table.c.text.contains(self.search.casefold(), autoescape=True))))
         return where
 
 
@@ -221,8 +224,9 @@ def _profiles_or_404(connection: Connection, tenant: str) -> list[str]:
 def _copies(connection: Connection, where: Sequence[sa.ColumnElement[bool]]) -> dict[str, list[str]]:
     """The filtered calls another source lists too, grouped by ``tracker.dedupe``'s rule in
     the store's order: each group's first id with its ids, for groups of more than one."""
-    c = calls_table.c
-    shared = connection.execute(sa.select(c.id, c.source).where(*where, c.shared.is_(True))
+    c = call_listing_table.c
+    shared = connection.execute(sa.select(c.call_id.label("id"), c.source)
+                                .where(*where, c.shared.is_(True))
                                 .order_by(*store_order())).all()
     keys: dict[str, list[str]] = {row.id: [] for row in shared}
     for chunk in chunks(list(keys)):
@@ -239,19 +243,20 @@ def calls_page(engine: Engine, tenant: str, filters: CallFilters, now: datetime,
                size: int = PAGE_SIZE) -> CallsPage:
     """The page of ``tenant``'s calls that ``filters`` ask for (a page past the end shows
     the last one); NotFoundError for an unknown tenant."""
-    c = calls_table.c
+    c = call_listing_table.c
     with engine.connect() as connection:
         profiles = _profiles_or_404(connection, tenant)
         ids = _tenant_call_ids(profiles)
-        where = [c.id.in_(ids), *filters.conditions(now)]
+        where = [c.call_id.in_(ids), *filters.conditions(now)]
         copies = _copies(connection, where)
         folded = [call_id for group in copies.values() for call_id in group[1:]]
         if folded:
-            where.append(c.id.not_in(folded))
+            where.append(c.call_id.not_in(folded))
 
         def cut(page: int) -> Sequence[Any]:
             return connection.execute(
-                sa.select(c.id, sa.func.count().over().label("total")).where(*where)
+                sa.select(c.call_id.label("id"), sa.func.count().over().label("total"))
+                .where(*where)
                 .order_by(*listing_order(next_deadline_sql(now)))
                 .limit(size).offset((page - 1) * size)).all()
 
@@ -267,9 +272,9 @@ def calls_page(engine: Engine, tenant: str, filters: CallFilters, now: datetime,
         shown = {call_id: copies.get(call_id, [call_id]) for call_id in (r.id for r in rows)}
         wanted = [call_id for group in shown.values() for call_id in group]
         stored = {row.id: _stored(row).as_of(now) for row in connection.execute(
-            sa.select(calls_table).where(c.id.in_(wanted)))} if wanted else {}
+            sa.select(calls_table).where(calls_table.c.id.in_(wanted)))} if wanted else {}
         choices = connection.execute(sa.select(c.programme, c.source).distinct()
-                                     .where(c.id.in_(ids))).all()
+                                     .where(c.call_id.in_(ids))).all()
     return CallsPage(
         tenant=tenant, filters=filters, total=total, page=page, pages=pages,
         entries=[tuple(stored[call_id] for call_id in group) for group in shown.values()],

@@ -3,9 +3,10 @@
 The calls page read every call its tenant's profiles matched and judged status, deadline
 window and duplicates on the parsed records: about 8 s a page at 50,000 calls. This adds
 what ``tracker.store.listing`` needs to do that in the database, filled from the stored
-records: on ``calls`` the opening date, first cut-off, budget, eligible countries, search
-text and whether another source holds one of its identity keys (``shared``); every cut-off
-(``call_deadlines``); every identity key (``call_keys``); and an index on
+records: a narrow row per call (``call_listing``: source, programme, stated status,
+opening date, first and final cut-off, budget, eligible countries, and whether another
+source holds one of its identity keys), its search text (``call_search``), every cut-off
+(``call_deadlines``), every identity key (``call_keys``); and an index on
 ``subscribers.tenant``, which each public page reads its tenant by.
 
 Revision ID: 0012
@@ -26,19 +27,27 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-COLUMNS = ("opening_date", "first_deadline", "budget_eur", "places", "search_text", "shared")
-
-
 def upgrade() -> None:
-    from tracker.store.listing import listing_columns, write_listing
+    from tracker.store.listing import write_listing
 
-    op.add_column("calls", sa.Column("opening_date", UTCDateTime(), nullable=True))
-    op.add_column("calls", sa.Column("first_deadline", UTCDateTime(), nullable=True))
-    op.add_column("calls", sa.Column("budget_eur", sa.BigInteger(), nullable=True))
-    op.add_column("calls", sa.Column("places", sa.String(2000), nullable=False, server_default=""))
-    op.add_column("calls", sa.Column("search_text", sa.Text(), nullable=False, server_default=""))
-    op.add_column("calls", sa.Column("shared", sa.Boolean(), nullable=False,
-                                     server_default=sa.false()))
+    op.create_table(
+        "call_listing",
+        sa.Column("call_id", sa.String(400), sa.ForeignKey("calls.id"), primary_key=True),
+        sa.Column("source", sa.String(100), nullable=False),
+        sa.Column("programme", sa.String(100), nullable=True),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("opening_date", UTCDateTime(), nullable=True),
+        sa.Column("first_deadline", UTCDateTime(), nullable=True),
+        sa.Column("final_deadline", UTCDateTime(), nullable=True),
+        sa.Column("budget_eur", sa.BigInteger(), nullable=True),
+        sa.Column("places", sa.String(2000), nullable=False),
+        sa.Column("shared", sa.Boolean(), nullable=False),
+    )
+    op.create_table(
+        "call_search",
+        sa.Column("call_id", sa.String(400), sa.ForeignKey("calls.id"), primary_key=True),
+        sa.Column("text", sa.Text(), nullable=False),
+    )
     op.create_table(
         "call_deadlines",
         sa.Column("call_id", sa.String(400), sa.ForeignKey("calls.id"), primary_key=True),
@@ -55,18 +64,11 @@ def upgrade() -> None:
     bind = op.get_bind()
     ids = list(bind.execute(sa.select(calls_table.c.id).order_by(calls_table.c.id)).scalars())
     for chunk in chunks(ids):
-        records = [CallRecord.model_validate(row.record) for row in bind.execute(
-            sa.select(calls_table.c.record).where(calls_table.c.id.in_(chunk)))]
-        for record in records:
-            bind.execute(calls_table.update().where(calls_table.c.id == record.id)
-                         .values(**listing_columns(record)))
-        write_listing(bind, records)
+        write_listing(bind, [CallRecord.model_validate(row.record) for row in bind.execute(
+            sa.select(calls_table.c.record).where(calls_table.c.id.in_(chunk)))])
 
 
 def downgrade() -> None:
     op.drop_index("ix_subscribers_tenant", table_name="subscribers")
-    op.drop_table("call_keys")
-    op.drop_table("call_deadlines")
-    with op.batch_alter_table("calls") as batch:
-        for name in COLUMNS:
-            batch.drop_column(name)
+    for table in ("call_keys", "call_deadlines", "call_search", "call_listing"):
+        op.drop_table(table)
