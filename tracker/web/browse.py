@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,7 +54,6 @@ from tracker.store.listing import (
     listing_order,
     next_deadline_sql,
     status_at_sql,
-    store_order,
 )
 
 #: calls on one page
@@ -221,22 +220,47 @@ def _profiles_or_404(connection: Connection, tenant: str) -> list[str]:
     return profiles
 
 
-def _copies(connection: Connection, where: Sequence[sa.ColumnElement[bool]]) -> dict[str, list[str]]:
-    """The filtered calls another source lists too, grouped by ``tracker.dedupe``'s rule in
-    the store's order: each group's first id with its ids, for groups of more than one."""
+@dataclass(frozen=True)
+class _Tenant:
+    """What one statement reads of a tenant's calls besides the page: the filter's choices
+    and the filtered calls another source lists too, grouped (first id → its ids)."""
+
+    programmes: list[str]
+    sources: list[str]
+    copies: dict[str, list[str]]
+
+
+def _tenant_reads(connection: Connection, ids: sa.Select[tuple[str]],
+                  conditions: Sequence[sa.ColumnElement[bool]]) -> _Tenant:
+    """The tenant's programmes and sources (for the form) and its filtered shared calls,
+    from one pass over its calls (a CTE read twice, so PostgreSQL computes it once), the
+    shared ones grouped by ``tracker.dedupe``'s rule in the store's order."""
     c = call_listing_table.c
-    shared = connection.execute(sa.select(c.call_id.label("id"), c.source)
-                                .where(*where, c.shared.is_(True))
-                                .order_by(*store_order())).all()
-    keys: dict[str, list[str]] = {row.id: [] for row in shared}
+    tenant = (sa.select(c.call_id, c.source, c.programme, c.shared, c.final_deadline,
+                        sa.and_(sa.true(), *conditions).label("wanted"))
+              .where(c.call_id.in_(ids)).cte("tenant_calls"))
+    t = tenant.c
+    shared = sa.select(sa.literal("copy").label("kind"), t.call_id, t.source, t.programme,
+                       t.final_deadline).where(t.wanted, t.shared)
+    choices = (sa.select(sa.literal("choice"), sa.null(), t.source, t.programme, sa.null())
+               .group_by(t.source, t.programme))
+    rows = connection.execute(sa.union_all(shared, choices)).all()
+    copies = sorted((row for row in rows if row.kind == "copy"),
+                    key=lambda row: (row.final_deadline is None,
+                                     row.final_deadline or datetime.min.replace(tzinfo=UTC),
+                                     row.call_id))  # the store's order (listing.store_order)
+    keys: dict[str, list[str]] = {row.call_id: [] for row in copies}
     for chunk in chunks(list(keys)):
         for call_id, key in connection.execute(
                 sa.select(call_keys_table.c.call_id, call_keys_table.c.key)
                 .where(call_keys_table.c.call_id.in_(chunk))):
             keys[call_id].append(key)
-    groups = group_keyed([(row.source, keys[row.id]) for row in shared])
-    return {shared[group[0]].id: [shared[i].id for i in group] for group in groups
-            if len(group) > 1}
+    groups = group_keyed([(row.source, keys[row.call_id]) for row in copies])
+    return _Tenant(
+        programmes=sorted({row.programme for row in rows if row.kind == "choice" and row.programme}),
+        sources=sorted({row.source for row in rows if row.kind == "choice"}),
+        copies={copies[group[0]].call_id: [copies[i].call_id for i in group]
+                for group in groups if len(group) > 1})
 
 
 def calls_page(engine: Engine, tenant: str, filters: CallFilters, now: datetime,
@@ -247,8 +271,10 @@ def calls_page(engine: Engine, tenant: str, filters: CallFilters, now: datetime,
     with engine.connect() as connection:
         profiles = _profiles_or_404(connection, tenant)
         ids = _tenant_call_ids(profiles)
-        where = [c.call_id.in_(ids), *filters.conditions(now)]
-        copies = _copies(connection, where)
+        conditions = filters.conditions(now)
+        read = _tenant_reads(connection, ids, conditions)
+        copies = read.copies
+        where = [c.call_id.in_(ids), *conditions]
         folded = [call_id for group in copies.values() for call_id in group[1:]]
         if folded:
             where.append(c.call_id.not_in(folded))
@@ -273,13 +299,10 @@ def calls_page(engine: Engine, tenant: str, filters: CallFilters, now: datetime,
         wanted = [call_id for group in shown.values() for call_id in group]
         stored = {row.id: _stored(row).as_of(now) for row in connection.execute(
             sa.select(calls_table).where(calls_table.c.id.in_(wanted)))} if wanted else {}
-        choices = connection.execute(sa.select(c.programme, c.source).distinct()
-                                     .where(c.call_id.in_(ids))).all()
     return CallsPage(
         tenant=tenant, filters=filters, total=total, page=page, pages=pages,
         entries=[tuple(stored[call_id] for call_id in group) for group in shown.values()],
-        programmes=sorted({row.programme for row in choices if row.programme}),
-        sources=sorted({row.source for row in choices}))
+        programmes=read.programmes, sources=read.sources)
 
 
 @dataclass(frozen=True)
