@@ -213,6 +213,19 @@ def profile_preview_urls(url: str, count: int) -> list[str]:
 
 # -- the floor -----------------------------------------------------------------------------
 
+def page_query(profiles: Sequence[str], filters: Any, now: datetime) -> Any:
+    """The calls page's main statement as the web app builds it (duplicates aside): the
+    tenant's filtered calls, counted, ordered, the first 25."""
+    from tracker.store.db import call_listing_table
+    from tracker.store.listing import listing_order, next_deadline_sql
+    from tracker.web.browse import _tenant_call_ids
+
+    c = call_listing_table.c
+    return (sa.select(c.call_id, sa.func.count().over().label("total"))
+            .where(c.call_id.in_(_tenant_call_ids(profiles)), *filters.conditions(now))
+            .order_by(*listing_order(next_deadline_sql(now))).limit(25))
+
+
 def floor_app(url: str) -> Any:
     """The least a calls page can do: the tenant's profiles, then the same filtered, ordered
     and cut page query as the web app, titles as plain HTML. No duplicates folded, no
@@ -225,25 +238,22 @@ def floor_app(url: str) -> Any:
     from starlette.routing import Route
 
     from tracker.store.db import calls_table
-    from tracker.store.listing import listing_order, next_deadline_sql
-    from tracker.web.browse import CallFilters, _tenant_call_ids, tenant_profiles
+    from tracker.web.browse import CallFilters, tenant_profiles
 
     engine = db.make_engine(url)
 
     def page(request: Request) -> Response:
         filters = CallFilters.parse(request.query_params)
-        now = datetime.now(UTC)
         with engine.connect() as connection:
             profiles = tenant_profiles(connection, request.path_params["tenant"])
             if profiles is None:
                 return HTMLResponse("<p>not found</p>", status_code=404)
-            c = calls_table.c
-            rows = connection.execute(
-                sa.select(c.id, c.title, sa.func.count().over().label("total"))
-                .where(c.id.in_(_tenant_call_ids(profiles)), *filters.conditions(now))
-                .order_by(*listing_order(next_deadline_sql(now)))
-                .limit(25).offset((filters.page - 1) * 25)).all()
-        items = "".join(f"<li>{escape(row.title)}</li>" for row in rows)
+            rows = connection.execute(page_query(profiles, filters, datetime.now(UTC))
+                                      .offset((filters.page - 1) * 25)).all()
+            titles = dict(connection.execute(
+                sa.select(calls_table.c.id, calls_table.c.title)
+                .where(calls_table.c.id.in_([row.call_id for row in rows]))).all())
+        items = "".join(f"<li>{escape(titles[row.call_id])}</li>" for row in rows)
         return HTMLResponse(f"<!doctype html><p>{rows[0].total if rows else 0} calls</p>"
                             f"<ol>{items}</ol>")
 
@@ -342,20 +352,14 @@ def explain(url: str, path: str) -> None:
     """EXPLAIN ANALYZE of one calls page's page query, as the web app sends it."""
     from urllib.parse import parse_qsl, urlsplit
 
-    from tracker.store.db import calls_table
-    from tracker.store.listing import listing_order, next_deadline_sql
-    from tracker.web.browse import CallFilters, _tenant_call_ids, tenant_profiles
+    from tracker.web.browse import CallFilters, tenant_profiles
 
     engine = db.make_engine(url)
     parts = urlsplit(path)
     filters = CallFilters.parse(dict(parse_qsl(parts.query)))
-    now = datetime.now(UTC)
-    c = calls_table.c
     with engine.connect() as connection:
         profiles = tenant_profiles(connection, parts.path.split("/")[2]) or []
-        query = (sa.select(c.id, sa.func.count().over().label("total"))
-                 .where(c.id.in_(_tenant_call_ids(profiles)), *filters.conditions(now))
-                 .order_by(*listing_order(next_deadline_sql(now))).limit(25))
+        query = page_query(profiles, filters, datetime.now(UTC))
         compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
         print(f"-- {path} ({len(profiles)} profiles)")
         for row in connection.exec_driver_sql(f"EXPLAIN (ANALYZE, COSTS OFF) {compiled}",
