@@ -26,6 +26,7 @@ are left out of the count and the page.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,12 +50,7 @@ from tracker.store.db import (
     subscribers_table,
     subscriptions_table,
 )
-from tracker.store.listing import (
-    country_key,
-    listing_order,
-    next_deadline_sql,
-    status_at_sql,
-)
+from tracker.store.listing import country_key, listing_order, next_deadline_sql, status_at_sql
 
 #: calls on one page
 PAGE_SIZE = 25
@@ -220,89 +216,103 @@ def _profiles_or_404(connection: Connection, tenant: str) -> list[str]:
     return profiles
 
 
-@dataclass(frozen=True)
-class _Tenant:
-    """What one statement reads of a tenant's calls besides the page: the filter's choices
-    and the filtered calls another source lists too, grouped (first id → its ids)."""
+def _one_pass(ids: sa.Select[tuple[str]], conditions: Sequence[sa.ColumnElement[bool]],
+              now: datetime, offset: int, size: int) -> sa.CompoundSelect[Any]:
+    """One statement over the tenant's filtered calls (a CTE read more than once, which
+    PostgreSQL computes once): those another source lists too (``copy``), and those at
+    positions ``offset`` + 1 … ``offset`` + ``size`` + the number of copies in `calls
+    list`'s order (``page``), each with its position and the filtered total.
 
-    programmes: list[str]
-    sources: list[str]
-    copies: dict[str, list[str]]
-
-
-def _tenant_reads(connection: Connection, ids: sa.Select[tuple[str]],
-                  conditions: Sequence[sa.ColumnElement[bool]]) -> _Tenant:
-    """The tenant's programmes and sources (for the form) and its filtered shared calls,
-    from one pass over its calls (a CTE read twice, so PostgreSQL computes it once), the
-    shared ones grouped by ``tracker.dedupe``'s rule in the store's order."""
+    The page is cut wide by the copies' count because the copies that fold into an earlier
+    call (known only after ``tracker.dedupe`` groups them) leave the list and move the
+    page's window; :func:`_fold` then cuts it exactly.
+    """
     c = call_listing_table.c
-    tenant = (sa.select(c.call_id, c.source, c.programme, c.shared, c.final_deadline,
-                        sa.and_(sa.true(), *conditions).label("wanted"))
-              .where(c.call_id.in_(ids)).cte("tenant_calls"))
-    t = tenant.c
-    shared = sa.select(sa.literal("copy").label("kind"), t.call_id, t.source, t.programme,
-                       t.final_deadline).where(t.wanted, t.shared)
-    choices = (sa.select(sa.literal("choice"), sa.null(), t.source, t.programme, sa.null())
-               .group_by(t.source, t.programme))
-    rows = connection.execute(sa.union_all(shared, choices)).all()
-    copies = sorted((row for row in rows if row.kind == "copy"),
-                    key=lambda row: (row.final_deadline is None,
-                                     row.final_deadline or datetime.min.replace(tzinfo=UTC),
-                                     row.call_id))  # the store's order (listing.store_order)
-    keys: dict[str, list[str]] = {row.call_id: [] for row in copies}
+    ranked = (sa.select(c.call_id, c.source, c.shared, c.final_deadline,
+                        sa.func.row_number().over(
+                            order_by=listing_order(next_deadline_sql(now))).label("position"),
+                        sa.func.count().over().label("total"))
+              .where(c.call_id.in_(ids), *conditions).cte("ranked"))
+    r = ranked.c
+    copies = sa.select(sa.func.count()).select_from(ranked).where(r.shared).scalar_subquery()
+    columns = (r.call_id, r.source, r.final_deadline, r.position, r.total)
+    return sa.union_all(
+        sa.select(sa.literal("copy").label("kind"), *columns).where(r.shared),
+        sa.select(sa.literal("page"), *columns).where(
+            r.position > offset, r.position <= offset + size + copies))
+
+
+def _groups(connection: Connection, copies: Sequence[Any]) -> dict[str, list[str]]:
+    """``copies`` grouped by ``tracker.dedupe``'s rule in the store's order: each group of
+    more than one by its first id (the one listed)."""
+    in_store_order = sorted(copies, key=lambda row: (
+        row.final_deadline is None, row.final_deadline or datetime.min.replace(tzinfo=UTC),
+        row.call_id))  # listing.store_order
+    keys: dict[str, list[str]] = {row.call_id: [] for row in in_store_order}
     for chunk in chunks(list(keys)):
         for call_id, key in connection.execute(
                 sa.select(call_keys_table.c.call_id, call_keys_table.c.key)
                 .where(call_keys_table.c.call_id.in_(chunk))):
             keys[call_id].append(key)
-    groups = group_keyed([(row.source, keys[row.call_id]) for row in copies])
-    return _Tenant(
-        programmes=sorted({row.programme for row in rows if row.kind == "choice" and row.programme}),
-        sources=sorted({row.source for row in rows if row.kind == "choice"}),
-        copies={copies[group[0]].call_id: [copies[i].call_id for i in group]
-                for group in groups if len(group) > 1})
+    groups = group_keyed([(row.source, keys[row.call_id]) for row in in_store_order])
+    return {in_store_order[group[0]].call_id: [in_store_order[i].call_id for i in group]
+            for group in groups if len(group) > 1}
+
+
+def _fold(rows: Sequence[Any], folded: set[int], offset: int, size: int) -> list[str]:
+    """The ids at places ``offset`` + 1 … ``offset`` + ``size`` of the list once the calls
+    at positions ``folded`` leave it, from ``rows`` (ids with their positions before)."""
+    page = []
+    before = sorted(folded)
+    for row in sorted(rows, key=lambda row: row.position):
+        if row.position in folded:
+            continue
+        place = row.position - bisect.bisect_left(before, row.position)
+        if offset < place <= offset + size:
+            page.append(row.call_id)
+    return page
 
 
 def calls_page(engine: Engine, tenant: str, filters: CallFilters, now: datetime,
                size: int = PAGE_SIZE) -> CallsPage:
     """The page of ``tenant``'s calls that ``filters`` ask for (a page past the end shows
     the last one); NotFoundError for an unknown tenant."""
-    c = call_listing_table.c
     with engine.connect() as connection:
         profiles = _profiles_or_404(connection, tenant)
         ids = _tenant_call_ids(profiles)
         conditions = filters.conditions(now)
-        read = _tenant_reads(connection, ids, conditions)
-        copies = read.copies
-        where = [c.call_id.in_(ids), *conditions]
-        folded = [call_id for group in copies.values() for call_id in group[1:]]
-        if folded:
-            where.append(c.call_id.not_in(folded))
-
-        def cut(page: int) -> Sequence[Any]:
-            return connection.execute(
-                sa.select(c.call_id.label("id"), sa.func.count().over().label("total"))
-                .where(*where)
-                .order_by(*listing_order(next_deadline_sql(now)))
-                .limit(size).offset((page - 1) * size)).all()
-
-        rows = cut(filters.page)
-        if rows:
-            total = rows[0].total
-        else:
-            total = connection.execute(sa.select(sa.func.count()).where(*where)).scalar_one()
+        page = filters.page
+        rows = connection.execute(_one_pass(ids, conditions, now, (page - 1) * size, size)).all()
+        copies = [row for row in rows if row.kind == "copy"]
+        groups = _groups(connection, copies)
+        folded_ids = {call_id for group in groups.values() for call_id in group[1:]}
+        folded = {row.position for row in copies if row.call_id in folded_ids}
+        counted = [row.total for row in rows]
+        if counted:
+            total = counted[0] - len(folded)
+        else:  # nothing on this page and no copies: none at all, or a page past the end
+            c = call_listing_table.c
+            total = connection.execute(sa.select(sa.func.count()).where(
+                c.call_id.in_(ids), *conditions)).scalar_one()
         pages = max(1, -(-total // size))
-        page = min(filters.page, pages)
-        if not rows and total:
-            rows = cut(page)
-        shown = {call_id: copies.get(call_id, [call_id]) for call_id in (r.id for r in rows)}
+        if page > pages:
+            page = pages
+            rows = connection.execute(_one_pass(ids, conditions, now, (page - 1) * size,
+                                                size)).all()
+        listed = _fold([row for row in rows if row.kind == "page"], folded, (page - 1) * size,
+                       size)
+        shown = {call_id: groups.get(call_id, [call_id]) for call_id in listed}
         wanted = [call_id for group in shown.values() for call_id in group]
         stored = {row.id: _stored(row).as_of(now) for row in connection.execute(
             sa.select(calls_table).where(calls_table.c.id.in_(wanted)))} if wanted else {}
+        choices = connection.execute(sa.select(call_listing_table.c.programme,
+                                               call_listing_table.c.source).distinct()
+                                     .where(call_listing_table.c.call_id.in_(ids))).all()
     return CallsPage(
         tenant=tenant, filters=filters, total=total, page=page, pages=pages,
         entries=[tuple(stored[call_id] for call_id in group) for group in shown.values()],
-        programmes=read.programmes, sources=read.sources)
+        programmes=sorted({row.programme for row in choices if row.programme}),
+        sources=sorted({row.source for row in choices}))
 
 
 @dataclass(frozen=True)
