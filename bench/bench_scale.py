@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -122,36 +123,23 @@ def make_calls(count: int, rng: random.Random) -> list[CallRecord]:
     return calls
 
 
-def generate(url: str, subscribers: int, clusters: int, calls: int) -> dict[str, int]:
-    """Fill the schema; return the counts."""
-    rng = random.Random(8)
-    engine = db.make_engine(url)
-    own = subscribers // 20
-    profiles = make_profiles(clusters, own, rng)
-    rules = RulesStore(engine)
-    for profile in profiles:
-        rules.save_profile(profile, NOW)
-    people: list[dict[str, Any]] = []
-    addresses: list[dict[str, Any]] = []
-    follows: list[dict[str, Any]] = []
-    counts = {"subscribers": subscribers, "profiles": len(profiles), "subscriptions": 0,
-              "channels": 0}
+Rows = list[dict[str, Any]]
 
-    def flush() -> None:
-        with engine.begin() as connection:
-            for table, rows in ((subscribers_table, people), (channels_table, addresses),
-                                (subscriptions_table, follows)):
-                if rows:
-                    connection.execute(table.insert(), rows)
-        counts["subscriptions"] += len(follows)
-        counts["channels"] += len(addresses)
-        people.clear(), addresses.clear(), follows.clear()
 
+def make_subscribers(subscribers: int, clusters: int, own: int, rng: random.Random,
+                     now: datetime, tenants: bool = False) -> Iterator[tuple[Rows, Rows, Rows]]:
+    """Subscribers, their channels and subscriptions, in batches of 10,000 subscribers:
+    each SME of one cluster (its zone), email for all and Telegram for a quarter, following
+    its cluster, a fifth a second cluster too, the first ``own`` their own profile; 96%
+    daily, 2% weekly, 2% instant. ``tenants``: each SME names its cluster as its tenant."""
+    people: Rows = []
+    addresses: Rows = []
+    follows: Rows = []
     for n in range(1, subscribers + 1):
         cluster = rng.randrange(clusters)  # a cluster is regional: its members share a zone
         people.append({"id": n, "name": f"sme-{n}", "timezone": ZONES[cluster % len(ZONES)],
-                       "language": "en",
-                       "reminders": [], "origin": "bot", "created_at": NOW, "updated_at": NOW})
+                       "language": "en", "tenant": f"cluster-{cluster:03d}" if tenants else None,
+                       "reminders": [], "origin": "bot", "created_at": now, "updated_at": now})
         channel_list = [("email", f"sme-{n}@example.invalid")]
         if n % 4 == 0:
             channel_list.append(("telegram", str(1_000_000 + n)))
@@ -166,9 +154,29 @@ def generate(url: str, subscribers: int, clusters: int, calls: int) -> dict[str,
             followed.add(f"sme-{n - 1:06d}")
         follows += [{"subscriber_id": n, "profile": p, "mode": mode, "channels": None,
                      "token": f"{n}-{p}"} for p in sorted(followed)]
-        if len(people) == 10_000:
-            flush()
-    flush()
+        if len(people) == 10_000 or n == subscribers:
+            yield people, addresses, follows
+            people, addresses, follows = [], [], []
+
+
+def generate(url: str, subscribers: int, clusters: int, calls: int) -> dict[str, int]:
+    """Fill the schema; return the counts."""
+    rng = random.Random(8)
+    engine = db.make_engine(url)
+    own = subscribers // 20
+    profiles = make_profiles(clusters, own, rng)
+    rules = RulesStore(engine)
+    for profile in profiles:
+        rules.save_profile(profile, NOW)
+    counts = {"subscribers": subscribers, "profiles": len(profiles), "subscriptions": 0,
+              "channels": 0}
+    for people, addresses, follows in make_subscribers(subscribers, clusters, own, rng, NOW):
+        with engine.begin() as connection:
+            for table, rows in ((subscribers_table, people), (channels_table, addresses),
+                                (subscriptions_table, follows)):
+                connection.execute(table.insert(), rows)
+        counts["subscriptions"] += len(follows)
+        counts["channels"] += len(addresses)
     Store(engine).record_run("ft_portal", ScrapeResult(records=make_calls(calls, rng)),
                              started_at=NOW - timedelta(minutes=5), now=NOW - timedelta(minutes=1))
     with engine.begin() as connection:

@@ -13,10 +13,15 @@ from sqlalchemy.engine import Engine
 from tests.factories import make_call
 from tracker.delivery.dispatch import list_deliveries
 from tracker.delivery.outbox import enqueue_digests
-from tracker.models import ScrapeResult
+from tracker.models import CallRecord
 from tracker.store import db
-from tracker.store.calls import Store
-from tracker.store.db import digest_entries_table, subscriptions_table
+from tracker.store.db import (
+    call_deadlines_table,
+    call_listing_table,
+    call_search_table,
+    digest_entries_table,
+    subscriptions_table,
+)
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 10:00 in Brussels: daily digests are due
 
@@ -24,6 +29,51 @@ NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # 10:00 in Brussels: daily diges
 def _at(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         command.upgrade(db._alembic_config(connection), revision)
+
+
+def _store_before_0014(connection: sa.Connection, records: list[CallRecord], at: datetime) -> None:
+    """``records`` as the store wrote them before 0014 (no listing columns)."""
+    old = sa.table("calls", *(sa.column(name) for name in (
+        "id", "source", "native_id", "programme", "status", "title", "call_identifier",
+        "topic_identifier", "url", "fingerprint", "first_seen", "last_seen", "last_changed",
+        "still_listed", "missing_runs")), sa.column("final_deadline", db.UTCDateTime()),
+        sa.column("record", db.JSONType))
+    connection.execute(old.insert(), [{
+        "id": r.id, "source": r.source, "native_id": r.native_id, "programme": r.programme,
+        "status": r.status.value, "title": r.title, "call_identifier": r.call_identifier,
+        "topic_identifier": r.topic_identifier, "url": r.url, "fingerprint": r.fingerprint(),
+        "final_deadline": r.deadlines[-1] if r.deadlines else None,
+        "record": r.model_dump(mode="json"), "first_seen": at, "last_seen": at,
+        "last_changed": at, "still_listed": True, "missing_runs": 0} for r in records])
+
+
+def test_0014_fills_the_listing_columns_from_the_stored_records(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    try:
+        _at(engine, "0013")
+        portal = make_call("HORIZON-CL5-2026-D3-01-01", regions=("EL30",), budget_eur=None,
+                           summary="Steel and Hydrogen", deadlines=(NOW, NOW + timedelta(days=9)))
+        mirror = make_call("eccp-1", source="eccp", topic_identifier=portal.topic_identifier,
+                           url="https://eccp.invalid/1", deadlines=())
+        alone = make_call("HORIZON-CL5-2026-D3-01-02")
+        with engine.begin() as connection:
+            _store_before_0014(connection, [portal, mirror, alone], NOW)
+        _at(engine, "head")
+        with engine.connect() as connection:
+            rows = {row.call_id: row for row in connection.execute(sa.select(call_listing_table))}
+            text = connection.execute(sa.select(call_search_table.c.text).where(
+                call_search_table.c.call_id == portal.id)).scalar_one()
+            cutoffs = connection.execute(sa.select(call_deadlines_table.c.at).where(
+                call_deadlines_table.c.call_id == portal.id).order_by(call_deadlines_table.c.at))
+            assert list(cutoffs.scalars()) == list(portal.deadlines)
+        assert {i: r.shared for i, r in rows.items()} == {portal.id: True, mirror.id: True,
+                                                         alone.id: False}
+        row = rows[portal.id]
+        assert (row.places, row.budget_eur, row.first_deadline, row.opening_date) == (
+            ",GR,", None, NOW, portal.opening_date)
+        assert "steel and hydrogen" in text and portal.id.lower() in text
+    finally:
+        engine.dispose()
 
 
 def test_0008_carries_waiting_digest_items_over_as_entries(database_url: str) -> None:
@@ -34,10 +84,8 @@ def test_0008_carries_waiting_digest_items_over_as_entries(database_url: str) ->
         items = sa.table("digest_items", *(sa.column(c) for c in (
             "key", "subscriber_id", "mode", "profile", "call_id", "change_id", "reasons",
             "created_at", "digested_at")))
-        # the calls tables are the same before and after 0008: today's store writes them
-        Store(engine).record_run("ft_portal", ScrapeResult(records=calls),
-                                 started_at=NOW - timedelta(hours=4), now=NOW - timedelta(hours=4))
         with engine.begin() as connection:
+            _store_before_0014(connection, calls, NOW - timedelta(hours=4))
             for n in (1, 2, 3):
                 connection.execute(sa.text(
                     "INSERT INTO subscribers (id, name, timezone, language, reminders, origin, "

@@ -20,7 +20,7 @@ Pure functions: records in, groups out; the store and the CLI decide what to sho
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -88,9 +88,25 @@ def group_duplicates(records: Sequence[CallRecord]) -> list[CallGroup]:
     Give records in the order a listing wants them shown (e.g. portal first, or soonest
     deadline first): each group's primary record is its earliest in the input.
     """
-    parent = list(range(len(records)))
-    members: dict[int, list[int]] = {i: [i] for i in range(len(records))}
-    sources: dict[int, set[str]] = {i: {r.source} for i, r in enumerate(records)}
+    keyed = [(record.source, identity_keys(record)) for record in records]
+    groups = []
+    for indexes in group_keyed(keyed):
+        grouped = tuple(records[i] for i in indexes)
+        keys = frozenset(k for i in indexes for k in keyed[i][1])
+        groups.append(CallGroup(grouped, keys))
+    return groups
+
+
+def group_keyed(items: Sequence[tuple[str, Collection[str]]]) -> list[list[int]]:
+    """The rule of :func:`group_duplicates` on (source, identity keys) pairs: the positions
+    of each group, each group in input order, groups by their first position.
+
+    A listing that keeps the keys in its database (``tracker.store.listing``) groups with
+    this without parsing records.
+    """
+    parent = list(range(len(items)))
+    members: dict[int, list[int]] = {i: [i] for i in range(len(items))}
+    sources: dict[int, set[str]] = {i: {source} for i, (source, _) in enumerate(items)}
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -99,8 +115,8 @@ def group_duplicates(records: Sequence[CallRecord]) -> list[CallGroup]:
         return i
 
     first_with_key: dict[str, int] = {}
-    for index, record in enumerate(records):
-        for key in sorted(identity_keys(record)):
+    for index, (_, item_keys) in enumerate(items):
+        for key in sorted(item_keys):
             if key not in first_with_key:
                 first_with_key[key] = index
                 continue
@@ -111,13 +127,7 @@ def group_duplicates(records: Sequence[CallRecord]) -> list[CallGroup]:
             parent[gone] = keep
             members[keep].extend(members.pop(gone))
             sources[keep] |= sources.pop(gone)
-    groups = []
-    for root in sorted(members):
-        indexes = sorted(members[root])
-        grouped = tuple(records[i] for i in indexes)
-        keys = frozenset(k for r in grouped for k in identity_keys(r))
-        groups.append(CallGroup(grouped, keys))
-    return groups
+    return [sorted(members[root]) for root in sorted(members)]
 
 
 def duplicates_of(record: CallRecord, others: Iterable[CallRecord]) -> list[CallRecord]:

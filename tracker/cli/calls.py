@@ -14,7 +14,6 @@ from tracker.cli.app import App, Column, echo_json, format_option, pass_app, pri
 
 if TYPE_CHECKING:
     from tracker.models import CallStatus
-    from tracker.store.calls import StoredCall
 
 STATUS_CHOICES = ("open", "forthcoming", "closed", "all")
 
@@ -45,6 +44,7 @@ def calls_list(app: App, statuses: tuple[str, ...], programme: str | None, sourc
         call_total_text,
         deduplicated,
         listed_call_as_json,
+        soonest_next_first,
     )
     from tracker.models import CallStatus
     from tracker.money import format_eur
@@ -95,20 +95,6 @@ CALL_COLUMNS = (
     Column("budget", "budget", priority=6, wraps=True, min_width=12),
     Column("title", "title", wraps=True),
 )
-
-
-def soonest_next_first(groups: list[tuple[StoredCall, ...]],
-                       now: datetime) -> list[tuple[StoredCall, ...]]:
-    """``groups`` by the next deadline `calls list` shows (none last), then as listed.
-
-    The store sorts by the final deadline, so a call with an early cut-off and a late final
-    one was listed after calls whose shown deadline came later.
-    """
-    def key(group: tuple[StoredCall, ...]) -> tuple[bool, datetime]:
-        deadline = group[0].record.next_deadline(now)
-        return deadline is None, deadline or now
-
-    return sorted(groups, key=key)  # stable: equal deadlines keep the listing order
 
 
 @calls_group.command("show")

@@ -125,6 +125,22 @@ def deduplicated(calls: Sequence[StoredCall]) -> list[tuple[StoredCall, ...]]:
             for group in group_duplicates([call.record for call in calls])]
 
 
+def soonest_next_first(groups: Sequence[tuple[StoredCall, ...]],
+                       now: datetime) -> list[tuple[StoredCall, ...]]:
+    """``groups`` by the next deadline listings show (none last), then as listed.
+
+    The one order of `calls list` and the web's calls page (which says it in SQL,
+    ``tracker.store.listing.listing_order``). The store sorts by the final deadline, so a
+    call with an early cut-off and a late final one was listed after calls whose shown
+    deadline came later.
+    """
+    def key(group: tuple[StoredCall, ...]) -> tuple[bool, datetime]:
+        deadline = group[0].record.next_deadline(now)
+        return deadline is None, deadline or now
+
+    return sorted(groups, key=key)  # stable: equal deadlines keep the listing order
+
+
 def listed_call_as_json(calls: Sequence[StoredCall], now: datetime) -> dict[str, Any]:
     """One call of a deduplicated listing: the first record's fields, with every source that
     lists it (``sources``) and the ids it has there (``ids``)."""

@@ -45,7 +45,7 @@ from tracker.dates import isoformat_utc
 from tracker.errors import NotFoundError
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
 from tracker.status import as_of
-from tracker.store.db import calls_table, changes_table, chunks, insert_for
+from tracker.store.db import call_listing_table, calls_table, changes_table, chunks, insert_for
 from tracker.store.db import source_runs_table as runs_table
 from tracker.store.diff import (
     DEGRADED_FILLABLE,
@@ -61,6 +61,7 @@ from tracker.store.drift import (
     last_good_count,
 )
 from tracker.store.drift import outcome as judged_outcome
+from tracker.store.listing import write_listing
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +289,7 @@ class Store:
                 )
             }
             rows = []
+            rewritten: list[CallRecord] = []
             for record in chunk:
                 previous = existing.get(record.id)
                 if keep and previous is not None:
@@ -298,6 +300,7 @@ class Store:
                 else:
                     old = _record_of(previous) if previous is not None else None
                     events = diff_calls(old, record, now)
+                    rewritten.append(record)
                 changes.extend(events)
                 rows.append({
                     "id": record.id,
@@ -324,6 +327,7 @@ class Store:
                 set_={name: statement.excluded[name] for name in rows[0] if name != "id"},
             )
             connection.execute(statement, rows)
+            write_listing(connection, rewritten)  # an unchanged record keeps its keys
         return changes
 
     def _strike_missing(
@@ -385,6 +389,9 @@ class Store:
                 ).rowcount
                 if moved != 1:  # stored again since it was read: that writer told the change
                     continue
+                connection.execute(call_listing_table.update()
+                                   .where(call_listing_table.c.call_id == row.id)
+                                   .values(status=new.status.value))
                 _insert_changes(connection, events, run_id=None)
             log.info("status moved by the clock call=%s from=%s to=%s", row.id,
                      old.status.value, new.status.value)

@@ -103,6 +103,69 @@ class CallRow(SQLModel, table=True):
 calls_table = SQLModel.metadata.tables[CallRow.__tablename__]
 
 
+class CallListingRow(SQLModel, table=True):
+    """What listings filter and order a call by, from its record (migration 0014,
+    ``tracker.store.listing``).
+
+    A narrow table of its own: ``calls`` rows carry the whole record (kilobytes each), so a
+    page that filters 50,000 calls by their columns there reads hundreds of megabytes.
+    """
+
+    __tablename__ = "call_listing"
+
+    call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=400)
+    source: str = Field(max_length=100)
+    programme: str | None = Field(default=None, max_length=100)
+    #: the status the source stated (as ``calls.status``)
+    status: str = Field(max_length=20)
+    opening_date: datetime | None = _utc_column(nullable=True)
+    first_deadline: datetime | None = _utc_column(nullable=True)
+    final_deadline: datetime | None = _utc_column(nullable=True)
+    budget_eur: int | None = Field(default=None, sa_column=Column(sa.BigInteger, nullable=True))
+    #: the eligible places' countries as ``,DE,GR,`` (empty: the source names none)
+    places: str = Field(default="", max_length=2000)
+    #: one of its identity keys is another source's too (``tracker.dedupe``): it may be
+    #: listed under another source's copy
+    shared: bool = False
+
+call_listing_table = SQLModel.metadata.tables[CallListingRow.__tablename__]
+
+
+class CallSearchRow(SQLModel, table=True):
+    """Title, summary, id and keywords casefolded: what `calls list --search` looks in."""
+
+    __tablename__ = "call_search"
+
+    call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=400)
+    text: str = Field(sa_column=Column(sa.Text, nullable=False))
+
+call_search_table = SQLModel.metadata.tables[CallSearchRow.__tablename__]
+
+
+class CallDeadlineRow(SQLModel, table=True):
+    """Every cut-off of a call, so "the next deadline at now" is a query (migration 0014)."""
+
+    __tablename__ = "call_deadlines"
+
+    call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=400)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+
+call_deadlines_table = SQLModel.metadata.tables[CallDeadlineRow.__tablename__]
+
+
+class CallKeyRow(SQLModel, table=True):
+    """The keys by which a call is recognised at another source (``tracker.dedupe``)."""
+
+    __tablename__ = "call_keys"
+    __table_args__ = (sa.Index("ix_call_keys_key", "key", "source"),)
+
+    call_id: str = Field(foreign_key="calls.id", primary_key=True, max_length=400)
+    key: str = Field(primary_key=True, max_length=1000)
+    source: str = Field(max_length=100)
+
+call_keys_table = SQLModel.metadata.tables[CallKeyRow.__tablename__]
+
+
 class SourceRunRow(SQLModel, table=True):
     """One scrape of one source: when, how it ended, and what it found."""
 
@@ -514,7 +577,8 @@ class SubscriberRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, sa_column_kwargs={"unique": True})
-    tenant: str | None = Field(default=None, max_length=100)
+    #: indexed (migration 0014): each public page finds its tenant's subscribers by it
+    tenant: str | None = Field(default=None, max_length=100, index=True)
     timezone: str = Field(max_length=60)
     language: str = Field(max_length=8)
     quiet_hours: str | None = Field(default=None, max_length=20)

@@ -95,7 +95,8 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True)
     environment.globals.update(
         version=__version__, calls_url=calls_url, call_url=call_url, describe=describe,
-        status_choices=STATUS_CHOICES, windows=browse.WINDOWS, safe_url=safe_url,
+        status_choices=STATUS_CHOICES, windows=browse.WINDOWS, budgets=browse.BUDGETS,
+        safe_url=safe_url,
         eur=format_eur, call_total=call_total_text, news_items=news_items,
         iso=isoformat_utc, status_label=STATUS_LABELS.get)
     language.install(environment)  # _() and {% trans %} in each page's ``language``
