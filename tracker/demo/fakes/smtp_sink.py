@@ -20,6 +20,7 @@ import email.policy
 import itertools
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -197,6 +198,15 @@ class SmtpSink:
             with self._lock:
                 self.messages.append(received)
         return "250 Message accepted for delivery"
+
+    def open_connections(self, wait: float = 0.0) -> int:
+        """How many client connections the server still has open, after waiting up to
+        ``wait`` seconds for the count to reach zero: a client's close reaches the server's
+        thread a moment later, so a test that asks at once would see a closing socket."""
+        deadline = time.monotonic() + wait
+        while (count := len(self._controller.sessions)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return count
 
     def start(self) -> SmtpSink:
         self._controller.start()
