@@ -74,6 +74,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from notifiers.telegram import TOKEN_ENV
 from tracker.config import Settings
+from tracker.dates import days_left
 from tracker.delivery import REMINDER_DAYS
 from tracker.delivery.dispatch import send_due
 from tracker.delivery.operator_alerts import notice
@@ -82,7 +83,6 @@ from tracker.delivery.planning import DEFAULT_SCHEDULE, DigestSchedule
 from tracker.delivery.render import (
     TELEGRAM_LIMIT,
     clip,
-    days_left,
     safe_url,
     tg_escape,
     truncate_html,
