@@ -103,7 +103,7 @@ from tracker.i18n import (
     translations,
 )
 from tracker.models import CallStatus, RunOutcome
-from tracker.ports import Notifier, Recipient
+from tracker.ports import Clock, Notifier, Recipient
 from tracker.rules.store import RulesStore
 from tracker.source_status import SourceStatus, read_statuses
 from tracker.store.calls import Store
@@ -145,7 +145,6 @@ ADMIN_COMMANDS = (
     ("sources", N_("the health of every source")),
 )
 
-Clock = Callable[[], datetime]
 
 
 # -- who a chat is -------------------------------------------------------------------------

@@ -24,10 +24,12 @@ import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tracker.demo.fakes._server import Background
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class _Controller(Controller):
         super()._trigger_server()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it untyped
 
 
-class SmtpSink:
+class SmtpSink(Background):
     """Start with ``start()`` or as a context manager; ``host`` and ``port`` say where."""
 
     def __init__(self, *, keep: bool = True, directory: Path | None = None,
@@ -208,15 +210,9 @@ class SmtpSink:
             time.sleep(0.01)
         return count
 
-    def start(self) -> SmtpSink:
+    def start(self) -> Self:
         self._controller.start()
         return self
 
     def stop(self) -> None:
         self._controller.stop()
-
-    def __enter__(self) -> SmtpSink:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
