@@ -67,7 +67,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from tracker.dates import days_left, isoformat_utc, to_utc
+from tracker.dates import days_left as days_left  # re-exported: tracker.web imports it from here
+from tracker.dates import isoformat_utc, to_utc
 from tracker.delivery.changes import ChangeNote, clip, counts_text, subject_counts, what_changed
 from tracker.delivery.wording import (
     Phrase,
