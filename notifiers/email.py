@@ -402,26 +402,35 @@ class EmailNotifier:
             await self._connection()
 
     async def aclose(self) -> None:
+        """QUIT, then end the connection ourselves (``_abort``): after QUIT aiosmtplib
+        closes a TLS transport gracefully, which leaves it mid-shutdown, its socket open,
+        when the loop ends before the server's close_notify arrives."""
         import aiosmtplib
 
-        if self._smtp is not None and self._smtp.is_connected:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        transport = smtp.transport  # QUIT forgets it: kept to end it below
+        if smtp.is_connected:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
-                await self._smtp.quit()
-        self._drop()
+                await smtp.quit()
+        _abort(smtp, transport)
 
 
-def _abort(smtp: aiosmtplib.SMTP) -> None:
-    """End a connection we give up on without a TLS goodbye.
+def _abort(smtp: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = None) -> None:
+    """End a connection we are done with (a failure, or after QUIT) without a TLS goodbye.
 
     aiosmtplib's ``close`` closes a TLS transport gracefully: it sends close_notify and
     closes the socket only when the server has answered, on a later turn of the event
-    loop. After a failure (a rejected login, a lost or stuck session) there is nothing left
-    to say to that server, and a loop that ends first (a one-off ``callwatch notify``, a
-    check at start) leaves the socket open, found unclosed only when it is collected.
-    ``abort`` closes it on the loop's next turn.
+    loop. After a failure (a failed STARTTLS or login, a lost or stuck session) or a QUIT
+    there is nothing left to say to that server, and a loop that ends first (a one-off
+    ``callwatch notify``, a check at start) leaves the socket open, found unclosed only
+    when it is collected. ``abort`` closes it on the loop's next turn, also when a graceful
+    close has already begun (it is then already "closing"), and does nothing more when
+    the transport is gone.
     """
-    transport = smtp.transport
-    if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+    transport = transport or smtp.transport
+    if isinstance(transport, asyncio.WriteTransport):
         transport.abort()
     smtp.close()
 

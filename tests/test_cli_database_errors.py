@@ -88,17 +88,17 @@ def sqlite_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def locked(sqlite_file: Path) -> Iterator[Path]:
     """``sqlite_file`` with a second process holding its write lock until the test ends."""
-    holder = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
-        [sys.executable, "-c", LOCK_HOLDER, str(sqlite_file)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdin is not None
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        yield sqlite_file
-    finally:
-        holder.stdin.write("done\n")
-        holder.stdin.close()
-        holder.wait(timeout=30)
+    with subprocess.Popen(  # noqa: S603 - this interpreter, our own script
+            [sys.executable, "-c", LOCK_HOLDER, str(sqlite_file)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:  # closes its pipes
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            yield sqlite_file
+        finally:
+            holder.stdin.write("done\n")
+            holder.stdin.close()
+            holder.wait(timeout=30)
 
 
 COMMANDS = [("scrape", "ft_portal"), ("run", "--once")]

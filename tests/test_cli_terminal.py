@@ -117,32 +117,32 @@ def in_terminal(workdir: Path, *args: str, columns: int = 80) -> str:
     ``COLUMNS`` set too), colours and styles taken out."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 60, columns, 0, 0))
-    process = subprocess.Popen(  # noqa: S603 - our own command line
-        [sys.executable, "-m", "tracker", "--config", str(workdir / "callwatch.toml"), *args],
-        cwd=workdir, env=environment(COLUMNS=str(columns), TERM="xterm-256color"),
-        stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE)
-    os.close(follower)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1.0)
-            if not ready:
-                if process.poll() is not None:
+    with subprocess.Popen(  # noqa: S603 - our own command line; with: its pipe closed, waited
+            [sys.executable, "-m", "tracker", "--config", str(workdir / "callwatch.toml"), *args],
+            cwd=workdir, env=environment(COLUMNS=str(columns), TERM="xterm-256color"),
+            stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.PIPE) as process:
+        os.close(follower)
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + 120
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([leader], [], [], 1.0)
+                if not ready:
+                    if process.poll() is not None:
+                        break
+                    continue
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:  # EIO: the command closed the terminal
                     break
-                continue
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the command closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        _, err = process.communicate(timeout=30)
-    finally:
-        os.close(leader)
-        if process.poll() is None:
-            process.kill()
+                if not data:
+                    break
+                chunks.append(data)
+            _, err = process.communicate(timeout=30)
+        finally:
+            os.close(leader)
+            if process.poll() is None:
+                process.kill()
     assert process.returncode == 0, err.decode()
     return ANSI.sub("", b"".join(chunks).decode("utf-8")).replace("\r\n", "\n")
 
@@ -312,28 +312,28 @@ def test_ctrl_c_twice_stops_the_daemon_at_once_without_a_traceback(tmp_path: Pat
     with PortalReplayServer() as portal:
         portal.slow = 60.0  # every search page: the scrape is in flight until it is cut off
         one_source(tmp_path, portal.search_url, portal.bulk_url)
-        log = (tmp_path / "daemon.log").open("w+", encoding="utf-8")
-        process = subprocess.Popen(  # noqa: S603 - our own command line
-            [sys.executable, "-m", "tracker", "--config", str(tmp_path / "callwatch.toml"), "run"],
-            cwd=tmp_path, env=environment(), stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while not portal.searches and process.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert portal.searches, (tmp_path / "daemon.log").read_text(encoding="utf-8")
-            process.send_signal(signal.SIGINT)
-            time.sleep(0.5)
-            process.send_signal(signal.SIGINT)
-            try:  # the bound is the wait: still running after 15 s fails the test
-                code = process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                pytest.fail("still running 15 s after the second Ctrl-C\n"
-                            + (tmp_path / "daemon.log").read_text(encoding="utf-8"))
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-            log.close()
+        with (tmp_path / "daemon.log").open("w+", encoding="utf-8") as log, \
+                subprocess.Popen(  # noqa: S603 - our own command line
+                    [sys.executable, "-m", "tracker", "--config", str(tmp_path / "callwatch.toml"),
+                     "run"], cwd=tmp_path, env=environment(), stdout=log,
+                    stderr=subprocess.STDOUT) as process:
+            try:
+                deadline = time.monotonic() + 120
+                while not portal.searches and process.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert portal.searches, (tmp_path / "daemon.log").read_text(encoding="utf-8")
+                process.send_signal(signal.SIGINT)
+                time.sleep(0.5)
+                process.send_signal(signal.SIGINT)
+                try:  # the bound is the wait: still running after 15 s fails the test
+                    code = process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    pytest.fail("still running 15 s after the second Ctrl-C\n"
+                                + (tmp_path / "daemon.log").read_text(encoding="utf-8"))
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(timeout=10)
     output = (tmp_path / "daemon.log").read_text(encoding="utf-8")
     assert code == 0, output
     assert "Traceback" not in output and "CancelledError" not in output, output

@@ -13,6 +13,7 @@ import logging
 import socket
 import ssl
 import traceback
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -240,25 +241,63 @@ def test_login_with_the_environment_credentials_happens_over_tls(
     assert [m.tls for m in sink.messages] == [True]
 
 
-@pytest.mark.parametrize(("security", "implicit"), TLS_MODES)
-def test_a_rejected_login_over_tls_leaves_no_socket_open(
-    authority: Authority, relay_tls: ssl.SSLContext, security: str, implicit: bool
+#: how each way a connection ends is brought about: (security, server speaks TLS first,
+#: trust the CA, server offers STARTTLS, password, what the notifier raises or None)
+ENDINGS = [
+    pytest.param("starttls", False, True, True, PASSWORD, None, id="sent-starttls-quit"),
+    pytest.param("ssl", True, True, True, PASSWORD, None, id="sent-implicit-tls-quit"),
+    pytest.param("starttls", False, True, True, "wrong", "rejected CALLWATCH_SMTP_USERNAME",
+                 id="login-rejected-starttls"),
+    pytest.param("ssl", True, True, True, "wrong", "rejected CALLWATCH_SMTP_USERNAME",
+                 id="login-rejected-implicit-tls"),
+    pytest.param("starttls", False, False, True, PASSWORD, "cannot be verified",
+                 id="starttls-untrusted"),
+    pytest.param("ssl", True, False, True, PASSWORD, "cannot be verified",
+                 id="implicit-tls-untrusted"),
+    pytest.param("starttls", False, True, False, PASSWORD, "does not offer STARTTLS",
+                 id="starttls-not-offered"),
+]
+
+
+@pytest.mark.parametrize(("security", "implicit", "trusted", "offers_tls", "password", "error"),
+                         ENDINGS)
+def test_every_way_a_connection_ends_leaves_no_socket_open(
+    authority: Authority, relay_tls: ssl.SSLContext, security: str, implicit: bool,
+    trusted: bool, offers_tls: bool, password: str, error: str | None,
 ) -> None:
-    """The connection is ended at once (aborted), its socket closed on the loop's next
-    turn. A TLS close waits for the server's answer on later turns, and the loop of a
-    one-off run (`callwatch notify`, the start-up check) may end first: the socket then
-    stayed open until collected (a ResourceWarning: unclosed transport)."""
-    with SmtpSink(tls=relay_tls, implicit_tls=implicit, credentials=(USERNAME, PASSWORD)) as sink:
-        email_settings = settings(sink, security=security, ca_file=str(authority.ca_file))
-        wrong = {**SMTP_ENV, "CALLWATCH_SMTP_PASSWORD": "wrong-password"}
+    """A failed STARTTLS, implicit TLS or login ends the connection at once (aborted), and
+    so does ``aclose`` after QUIT: its socket is closed on the loop's next turn, at the relay
+    too, and nothing is left for garbage collection to find (no ResourceWarning).
 
-        async def check() -> list[asyncio.BaseTransport]:
-            with pytest.raises(ConfigError, match="rejected CALLWATCH_SMTP_USERNAME"):
-                await EmailNotifier.from_settings(email_settings, wrong).check()
+    A TLS close waits for the server's answer on later turns, and the loop of a one-off run
+    (`callwatch notify`, the start-up check) may end first: the socket then stayed open
+    until collected (a ResourceWarning: unclosed transport)."""
+    tls = relay_tls if offers_tls else None
+    with SmtpSink(tls=tls, implicit_tls=implicit, credentials=(USERNAME, PASSWORD)) as sink:
+        email_settings = settings(sink, security=security,
+                                  ca_file=str(authority.ca_file) if trusted else None)
+        notifier = EmailNotifier.from_settings(
+            email_settings, {**SMTP_ENV, "CALLWATCH_SMTP_PASSWORD": password})
+
+        async def run() -> list[str]:
+            if error is None:
+                await notifier.send(Recipient("ana@example.org"), every_kind()["alert_new"])
+            else:
+                with pytest.raises(ConfigError, match=error):
+                    await notifier.check()
+            await notifier.aclose()
             await asyncio.sleep(0)  # one turn of the loop
-            return open_transports_to(sink.port)
+            return [repr(t) for t in open_transports_to(sink.port)]
 
-        assert asyncio.run(check()) == []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            still_open = asyncio.run(run())
+            gc.collect()  # what was left open would warn now, when collected
+        at_the_relay = sink.open_connections(wait=2.0)
+    assert still_open == []
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert at_the_relay == 0
+    assert sink.count == (1 if error is None else 0)
 
 
 def open_transports_to(port: int) -> list[asyncio.BaseTransport]:

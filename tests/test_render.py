@@ -22,6 +22,7 @@ from tests.notifier_support import (
     every_kind,
     item,
 )
+from tracker.dates import days_left
 from tracker.delivery.render import (
     TELEGRAM_LIMIT,
     AlertItem,
@@ -107,6 +108,24 @@ def test_days_left_are_counted_in_the_readers_time_zone() -> None:
     assert "(today)" in render_alert(alert, now=NOW, timezone="UTC").text
     assert "26 Nov 2026, 00:30 CET (tomorrow)" in render_alert(alert, now=NOW,
                                                                 timezone="Europe/Madrid").text
+
+
+@pytest.mark.parametrize(("cutoff", "now", "zone", "expected"), [
+    # the same day, whatever the hours: 0 from 00:05 to 23:59
+    ("2026-11-26T22:59+00:00", "2026-11-25T23:05+00:00", "Europe/Madrid", 0),
+    # one minute before midnight in the reader's zone is still the day before
+    ("2026-11-26T23:01+00:00", "2026-11-26T22:59+00:00", "Europe/Madrid", 1),
+    # in UTC those two instants share a day
+    ("2026-11-26T23:01+00:00", "2026-11-26T22:59+00:00", "UTC", 0),
+    # across the spring DST change (a 23-hour day): days, not 24-hour spans
+    ("2026-03-30T00:30+02:00", "2026-03-28T23:30+01:00", "Europe/Brussels", 2),
+    # a cut-off already past counts below zero
+    ("2026-11-24T12:00+00:00", "2026-11-25T12:00+00:00", "Asia/Tokyo", -1),
+])
+def test_days_left_counts_calendar_days_in_the_readers_zone(
+        cutoff: str, now: str, zone: str, expected: int) -> None:
+    assert days_left(datetime.fromisoformat(cutoff), datetime.fromisoformat(now),
+                     ZoneInfo(zone)) == expected
 
 
 def test_a_call_without_deadline_or_budget_still_renders() -> None:

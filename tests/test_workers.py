@@ -70,6 +70,16 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """An engine on that schema, disposed after the test even when it fails: its pooled
+    connections are otherwise closed by no one (a ResourceWarning when collected, and a
+    schema that cannot be dropped while they hold it)."""
+    engine = db.make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
 def _enqueue(engine: Engine, now: datetime) -> None:
     """500 subscribers with a Telegram chat and a mailbox; 5,000 messages, half each way."""
     with engine.begin() as connection:
@@ -131,8 +141,8 @@ def _wait_for(condition: object, timeout: float, what: str) -> None:
 
 
 def test_three_workers_send_every_delivery_once_when_one_is_killed(
-        tmp_path: Path, pg_url: str) -> None:
-    engine = db.make_engine(pg_url)
+        tmp_path: Path, pg_url: str, pg_engine: Engine) -> None:
+    engine = pg_engine
     _enqueue(engine, datetime.now(UTC))
     logs = [tmp_path / f"worker-{n}.log" for n in range(WORKERS)]
     with FakeTelegram(TOKEN) as telegram, SmtpSink() as smtp:
@@ -186,4 +196,3 @@ def test_three_workers_send_every_delivery_once_when_one_is_killed(
     for n, log in enumerate(logs):
         if n != leader:
             assert "stopped" in log.read_text()
-    engine.dispose()

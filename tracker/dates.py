@@ -27,6 +27,15 @@ def to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def days_left(cutoff: datetime, now: datetime, zone: ZoneInfo) -> int:
+    """Calendar days from ``now``'s day to ``cutoff``'s day, both in ``zone`` (the reader's):
+    0 on the cut-off's own day, 1 the day before, whatever the hours. Counted by dates,
+    not by 24-hour spans, so a reminder "3 days before" falls on the same day for every
+    reader of one zone, and a DST change moves no one's day. The one count that digests'
+    "closing soon", reminders and every rendered "N days left" share."""
+    return (to_utc(cutoff).astimezone(zone).date() - to_utc(now).astimezone(zone).date()).days
+
+
 def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:
     """The UTC instant of wall-clock ``at`` on ``day`` in ``zone`` (DST handled by zoneinfo)."""
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)

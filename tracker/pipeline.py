@@ -46,7 +46,7 @@ from tracker.errors import (
 )
 from tracker.models import RunOutcome, ScrapeResult
 from tracker.plugins import source_plugins
-from tracker.ports import HttpClient, Notifier, Progress, RunClient, Source
+from tracker.ports import Clock, HttpClient, Notifier, Progress, RunClient, Source
 from tracker.rules.profiles import Profile
 from tracker.rules.service import load_profiles
 from tracker.rules.sources import import_files
@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 ProgressFactory = Callable[[str], Progress | None]
 
 

@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # for annotations only: loading the plugins' settings must st
 
     from tracker.models import ScrapeResult
 
+#: Where the I/O edges read the time from: the system clock in service, a fixed or stepping
+#: clock in tests and the demo. Pure code takes a ``now`` instead.
+Clock = Callable[[], datetime]
+
 
 def _duration(value: Any) -> Any:
     if isinstance(value, str):

@@ -74,6 +74,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from notifiers.telegram import TOKEN_ENV
 from tracker.config import Settings
+from tracker.dates import days_left
 from tracker.delivery import REMINDER_DAYS
 from tracker.delivery.dispatch import send_due
 from tracker.delivery.operator_alerts import notice
@@ -82,7 +83,6 @@ from tracker.delivery.planning import DEFAULT_SCHEDULE, DigestSchedule
 from tracker.delivery.render import (
     TELEGRAM_LIMIT,
     clip,
-    days_left,
     safe_url,
     tg_escape,
     truncate_html,
@@ -104,7 +104,7 @@ from tracker.i18n import (
     translations,
 )
 from tracker.models import CallStatus, RunOutcome
-from tracker.ports import Notifier, Recipient
+from tracker.ports import Clock, Notifier, Recipient
 from tracker.rules.store import RulesStore
 from tracker.source_status import SourceStatus, read_statuses
 from tracker.store.calls import Store
@@ -146,7 +146,6 @@ ADMIN_COMMANDS = (
     ("sources", N_("the health of every source")),
 )
 
-Clock = Callable[[], datetime]
 
 
 # -- who a chat is -------------------------------------------------------------------------

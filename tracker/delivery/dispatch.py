@@ -56,7 +56,7 @@ import math
 import random
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -73,7 +73,7 @@ from tracker.errors import (
     ChatMigrated,
     ConfigError,
 )
-from tracker.ports import Message, Notifier, Recipient
+from tracker.ports import Clock, Message, Notifier, Recipient
 from tracker.store.db import (
     bodies_table,
     channels_table,
@@ -86,7 +86,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 BACKOFF = timedelta(seconds=30)

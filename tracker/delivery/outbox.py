@@ -79,6 +79,7 @@ from tracker.rules.store import RulesStore
 from tracker.store.db import (
     bodies_table,
     calls_table,
+    change_from_row,
     changes_table,
     channels_table,
     cursors_table,
@@ -522,7 +523,7 @@ def read_changes(connection: Connection) -> ChangedCalls | None:
         return None
     changes: dict[str, list[tuple[int, Change]]] = defaultdict(list)
     for row in rows:
-        changes[row.call_id].append((row.id, _change(row)))
+        changes[row.call_id].append((row.id, change_from_row(row)))
     calls: dict[str, CallRecord] = {}
     for chunk in _chunks(sorted(changes)):
         for row in connection.execute(sa.select(calls_table.c.id, calls_table.c.record)
@@ -573,11 +574,6 @@ def _call_records(connection: Connection, ids: Iterable[str]) -> dict[str, CallR
     return found
 
 
-def _change(row: Any) -> Change:
-    return Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field, old=row.old,
-                  new=row.new, at=row.at)
-
-
 def _changes_of(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[Change, ...]]:
     """Each change id with the changes recorded with it: a digest entry names the newest
     change of its event, and a run records all the changes of one call at one moment (a
@@ -595,8 +591,8 @@ def _changes_of(connection: Connection, ids: Iterable[int]) -> dict[int, tuple[C
                 changes_table.c.id <= max(r.id for r in rows)).order_by(changes_table.c.id)):
             siblings[(row.call_id, row.at)].append(row)
         for row in rows:
-            found[row.id] = tuple(_change(r) for r in siblings[(row.call_id, row.at)]
-                                  if r.id <= row.id) or (_change(row),)
+            found[row.id] = tuple(change_from_row(r) for r in siblings[(row.call_id, row.at)]
+                                  if r.id <= row.id) or (change_from_row(row),)
     return found
 
 

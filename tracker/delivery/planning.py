@@ -43,9 +43,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tracker.dates import days_left
 from tracker.delivery import REMINDER_DAYS, SUMMARY_AFTER
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind
 from tracker.rules.matcher import Match, match_calls
@@ -340,12 +341,11 @@ def closing_soon(call: CallRecord, mode: str, now: datetime, timezone: str,
     if call.status is CallStatus.CLOSED:
         return False
     zone = ZoneInfo(timezone)
-    today = now.astimezone(zone).date()
     span = PERIOD_DAYS.get(mode, 1)
     for cutoff in call.deadlines:
         if cutoff < now:
             continue
-        days = (cutoff.astimezone(zone).date() - today).days
+        days = days_left(cutoff, now, zone)
         if any(0 <= days - r < span for r in reminders):
             return True
     return False
@@ -368,14 +368,13 @@ def plan_reminders(
     plans: list[PlannedReminder] = []
     for audience in audiences:
         zone = ZoneInfo(audience.timezone)
-        today: date = now.astimezone(zone).date()
         for call, reasons in matched.get(audience.profile, ()):
             if call.status is CallStatus.CLOSED:
                 continue
             for cutoff in call.deadlines:
                 if cutoff < now:
                     continue
-                days = (cutoff.astimezone(zone).date() - today).days
+                days = days_left(cutoff, now, zone)
                 if days not in audience.reminders:
                     continue
                 for channel in audience.channels:

@@ -68,6 +68,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
+from tracker.dates import days_left as days_left  # re-exported: tracker.web imports it from here
 from tracker.dates import isoformat_utc, to_utc
 from tracker.delivery.changes import ChangeNote, clip, counts_text, subject_counts, what_changed
 from tracker.delivery.wording import (
@@ -213,11 +214,6 @@ class _View:
 
 
 # --- small pure helpers -------------------------------------------------------------------
-
-
-def days_left(deadline: datetime, now: datetime, zone: ZoneInfo) -> int:
-    """Calendar days from today to the deadline's day, both in the reader's time zone."""
-    return (to_utc(deadline).astimezone(zone).date() - to_utc(now).astimezone(zone).date()).days
 
 
 def safe_url(url: str | None) -> str | None:

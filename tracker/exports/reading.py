@@ -28,7 +28,14 @@ from tracker.models import Change, ChangeKind
 from tracker.rules.service import load_profiles, select_profiles
 from tracker.rules.store import RulesStore
 from tracker.store.calls import StoredCall
-from tracker.store.db import changes_table, chunks, feed_tokens_table, insert_for, matches_table
+from tracker.store.db import (
+    change_from_row,
+    changes_table,
+    chunks,
+    feed_tokens_table,
+    insert_for,
+    matches_table,
+)
 
 
 def _deadline_key(call: StoredCall) -> tuple[bool, datetime | None, str]:
@@ -65,8 +72,7 @@ def change_history(engine: Engine, call_ids: Collection[str]
             for row in connection.execute(sa.select(changes_table)
                                           .where(changes_table.c.call_id.in_(chunk))
                                           .order_by(changes_table.c.id)):
-                change = Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field,
-                                old=row.old, new=row.new, at=row.at)
+                change = change_from_row(row)
                 if change.kind is ChangeKind.DEADLINE_CHANGED:
                     moves[row.call_id] = moves.get(row.call_id, 0) + 1
                 kept = latest.get(row.call_id)

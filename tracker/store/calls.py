@@ -45,7 +45,14 @@ from tracker.dates import isoformat_utc
 from tracker.errors import NotFoundError
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
 from tracker.status import as_of
-from tracker.store.db import call_listing_table, calls_table, changes_table, chunks, insert_for
+from tracker.store.db import (
+    call_listing_table,
+    calls_table,
+    change_from_row,
+    changes_table,
+    chunks,
+    insert_for,
+)
 from tracker.store.db import source_runs_table as runs_table
 from tracker.store.diff import (
     DEGRADED_FILLABLE,
@@ -465,11 +472,7 @@ class Store:
                 sa.select(changes_table).where(changes_table.c.call_id == call_id)
                 .order_by(changes_table.c.id)
             ).all()
-        return [
-            Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field,
-                   old=row.old, new=row.new, at=row.at)
-            for row in rows
-        ]
+        return [change_from_row(row) for row in rows]
 
     def runs(self, source: str | None = None, limit: int = 20) -> list[SourceRun]:
         """The latest runs, newest first."""

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Column, Field, SQLModel
 
 from tracker.errors import ConfigError, DatabaseUnavailable, SchemaError
+from tracker.models import Change, ChangeKind
 
 if TYPE_CHECKING:  # Alembic is imported only to migrate (0.5 s a command would pay at start)
     from alembic.config import Config as AlembicConfig
@@ -201,6 +202,13 @@ class CallChangeRow(SQLModel, table=True):
     new: Any = Field(default=None, sa_column=Column(JSONType, nullable=True))
 
 changes_table = SQLModel.metadata.tables[CallChangeRow.__tablename__]
+
+
+def change_from_row(row: Any) -> Change:
+    """The ``Change`` a stored ``call_changes`` row records (a row of ``select(changes_table)``):
+    the one way back from the table to the typed event, for every reader of the history."""
+    return Change(call_id=row.call_id, kind=ChangeKind(row.kind), field=row.field, old=row.old,
+                  new=row.new, at=row.at)
 
 
 # -- statements every store writes the same way on SQLite and PostgreSQL -------------------

@@ -65,7 +65,24 @@ class _QuietServer(ThreadingHTTPServer):
         log.exception("fake server: the request from %s failed", client_address)
 
 
-class FakeServer:
+class Background:
+    """A stand-in that serves from its own thread: ``start()`` then ``stop()``, or a
+    ``with`` block that does both (the HTTP fakes here, the SMTP sink)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FakeServer(Background):
     """Start with ``start()`` (or as a context manager); ``url`` is its base URL."""
 
     def __init__(self) -> None:
@@ -126,9 +143,3 @@ class FakeServer:
         self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from tracker.demo.fakes._server import FakeServer, Reply, Request
@@ -52,10 +51,6 @@ class FixtureSite(FakeServer):
         #: what ``{{BASE}}`` becomes: None for this server's own URL
         self.base: str | None = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
     def set_route(self, path_and_query: str, target: Path | Reply) -> None:
         """Replace what one route serves (a site changing between two runs)."""
         self.routes[route_key(path_and_query)] = target
@@ -89,10 +84,6 @@ class InterregSearch(FakeServer):
         self.pages = pages
         self.api_key = api_key
         self.status = status
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
 
     @property
     def search_url(self) -> str:

@@ -20,13 +20,16 @@ import email.policy
 import itertools
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tracker.demo.fakes._server import Background
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class _Controller(Controller):
         super()._trigger_server()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it untyped
 
 
-class SmtpSink:
+class SmtpSink(Background):
     """Start with ``start()`` or as a context manager; ``host`` and ``port`` say where."""
 
     def __init__(self, *, keep: bool = True, directory: Path | None = None,
@@ -198,15 +201,18 @@ class SmtpSink:
                 self.messages.append(received)
         return "250 Message accepted for delivery"
 
-    def start(self) -> SmtpSink:
+    def open_connections(self, wait: float = 0.0) -> int:
+        """How many client connections the server still has open, after waiting up to
+        ``wait`` seconds for the count to reach zero: a client's close reaches the server's
+        thread a moment later, so a test that asks at once would see a closing socket."""
+        deadline = time.monotonic() + wait
+        while (count := len(self._controller.sessions)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return count
+
+    def start(self) -> Self:
         self._controller.start()
         return self
 
     def stop(self) -> None:
         self._controller.stop()
-
-    def __enter__(self) -> SmtpSink:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
