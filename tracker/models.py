@@ -238,12 +238,19 @@ class ScrapeResult(BaseModel):
     #: the records came from a poorer fallback (e.g. a bulk file without budgets): fields
     #: they leave empty keep their stored values instead of being recorded as changes
     degraded: bool = False
+    #: the digest of the source row each record was read from (native id → hex digest),
+    #: stored with the call so that the next run can tell the row unchanged (issue 15)
+    digests: dict[str, str] = Field(default_factory=dict)
+    #: calls the source listed with the very row stored (the same digest), so not read
+    #: again: native id → (that digest, the call's status at this run, which time alone
+    #: may have moved). The store keeps their records and counts them as seen.
+    unchanged: dict[str, tuple[str, CallStatus]] = Field(default_factory=dict)
 
     @property
     def outcome(self) -> RunOutcome:
         """ok when complete; partial when something was missed; failed when nothing came."""
         if self.complete and self.error is None:
             return RunOutcome.OK
-        if self.records:
+        if self.records or self.unchanged:
             return RunOutcome.PARTIAL
         return RunOutcome.FAILED

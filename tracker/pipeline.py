@@ -46,7 +46,7 @@ from tracker.errors import (
 )
 from tracker.models import RunOutcome, ScrapeResult
 from tracker.plugins import source_plugins
-from tracker.ports import HttpClient, Notifier, Progress, RunClient, Source
+from tracker.ports import HttpClient, Notifier, Progress, RunClient, SkipsUnchanged, Source
 from tracker.rules.profiles import Profile
 from tracker.rules.service import load_profiles
 from tracker.store.calls import RunReport, Store
@@ -125,6 +125,8 @@ async def scrape_one(
     """
     started = clock()
     began = time.perf_counter()
+    if isinstance(source, SkipsUnchanged):  # the rows its last runs read, to leave unread
+        source.skip_unchanged(await asyncio.to_thread(store.raw_digests, name))
     previous: list[Validator] = []
     if revalidation is not None and revalidation.ask:
         previous = await asyncio.to_thread(stored_validators, store.engine, name, revalidation.key)

@@ -157,20 +157,36 @@ _ODD_SPACES = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u1680",
                "\u2029", "\u200b")
 
 
+#: the other whitespace ``str.split`` splits on where ``_ODD_SPACES`` are absent (after NFC,
+#: U+2000 and U+2001 are U+2002 and U+2003)
+_OTHER_SPACES = ("\t", "\xa0", *(chr(c) for c in range(0x2002, 0x200b)), "\u202f", "\u205f",
+                 "\u3000")
+
+
 def normalize_space(text: str) -> str:
     """Collapse runs of spaces, keep paragraph breaks, strip the ends, NFC-normalise.
 
     Each line becomes ``" ".join(line.split())``: C-speed, where the ``_SPACES`` regex spent
     about half of a portal description's conversion stepping through every character
     (issue 15). The two agree except on the rare characters in ``_ODD_SPACES``; a text that
-    holds one takes the regex, so the output is the same for every text.
+    holds one takes the regex, so the output is the same for every text. Splitting and
+    joining every line was still most of the time (a word at a time), so each other space
+    present is first replaced by " " (one ``str.replace``), and only lines with two spaces
+    in a row or a space at an end are split: the others are what the split would give.
     """
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     if any(odd in text for odd in _ODD_SPACES):
         lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+        text = "\n".join(lines)
     else:
-        lines = [" ".join(line.split()) for line in text.split("\n")]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+        for space in _OTHER_SPACES:
+            if space in text:
+                text = text.replace(space, " ")
+        if "  " in text or " \n" in text or "\n " in text:
+            text = "\n".join([
+                " ".join(line.split()) if "  " in line or line[:1] == " " or line[-1:] == " "
+                else line for line in text.split("\n")])
+    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 def one_line(text: str | None) -> str:
