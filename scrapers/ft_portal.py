@@ -88,7 +88,7 @@ from tracker.errors import (
     TransientError,
 )
 from tracker.models import HTTP_URL, CallDocument, CallRecord, CallStatus, ScrapeResult
-from tracker.plaintext import html_to_text, one_line
+from tracker.plaintext import html_to_summary, html_to_text, one_line
 from tracker.ports import Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
 
@@ -672,9 +672,7 @@ def normalize_result(
     programme_code = _first(fields, "frameworkProgramme") or ""
     programme = programmes.by_portal_code(programme_code)
     summary_html = _first(fields, "descriptionByte") or _first(fields, "description") or ""
-    summary = html_to_text(summary_html)
-    if len(summary) > SUMMARY_LIMIT:
-        summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
+    summary = html_to_summary(summary_html, SUMMARY_LIMIT)
     call_identifier = _first(fields, "callIdentifier")
 
     if kind == "8":

@@ -13,7 +13,14 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tracker.plaintext import _plain_tags_text, _TextExtractor, html_to_text, normalize_space
+from tracker.plaintext import (
+    _head_text,
+    _plain_tags_text,
+    _TextExtractor,
+    html_to_summary,
+    html_to_text,
+    normalize_space,
+)
 
 PIECES = [
     "<p>", "</p>", "<div>", "</div>", "<ul>", "</ul>", "<ol>", "</ol>", "<li>", "</li>",
@@ -119,3 +126,28 @@ def test_markup_the_pattern_does_not_read_takes_htmlparser() -> None:
         assert _plain_tags_text(markup) is None, markup
     assert html_to_text("<!-- x --><p>a</p>") == "a"
     assert html_to_text("a<br>b<br/>c") == "a\nb\n\nc"
+
+
+def cut_text(markup: str, limit: int) -> str:
+    """The summary as cut before ``html_to_summary``: the whole text, then the cut."""
+    text = html_to_text(markup)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(FRAGMENTS | st.sampled_from(PIECES), min_size=10, max_size=60).map("".join),
+       st.integers(min_value=2, max_value=60))
+def test_a_summary_reads_only_a_head_and_gives_the_cut_text(markup: str, limit: int) -> None:
+    assert html_to_summary(markup, limit) == cut_text(markup, limit)
+
+
+def test_a_summary_of_every_fixture_is_the_cut_text() -> None:
+    from tests.test_text_golden import cases
+
+    markups = [markup for _where, markup in cases()]
+    heads = 0
+    for limit in (40, 300, 4000):
+        for markup in markups:
+            assert html_to_summary(markup, limit) == cut_text(markup, limit), markup[:200]
+            heads += len(markup) > 2 * limit and _head_text(markup, limit) is not None
+    assert heads > 100  # the head is read for many of them

@@ -79,6 +79,47 @@ def html_to_text(markup: str | None) -> str:
     return normalize_space(text)
 
 
+def html_to_summary(markup: str | None, limit: int) -> str:
+    """``html_to_text(markup)``, cut to ``limit`` characters (the last one "…") when longer.
+
+    A long fragment is read only as far as the cut keeps (``_head_text``): a portal
+    description is often twice the summary it gives, and reading it was a quarter of
+    ``callwatch scrape ft_portal`` (issue 15).
+    """
+    text = _head_text(markup, limit) if markup and len(markup) > 2 * limit else None
+    if text is None:
+        text = html_to_text(markup)
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _head_text(markup: str, limit: int) -> str | None:
+    """The text of a head of ``markup`` that ends with a block tag, when it is longer than
+    ``limit``; None when no such head is found (then the whole is read).
+
+    The head ends after a plain block tag (``_PLAIN_TAG``) past ``limit`` × 1.5 characters,
+    and is read only when it is made of plain tags: then its last tag is a tag to HTMLParser
+    too (a ``<p>`` inside a comment or an attribute value leaves a ``<`` in the text, and
+    inside a script the text before the script is what both give), so HTMLParser reads the
+    head as the start of the whole, and the head's text ends with a whole line, a break:
+    ``normalize_space`` gives a start of the whole's text (lines are normalized alone, NFC
+    composes nothing across a line break).
+    """
+    position = limit * 3 // 2
+    while (match := _PLAIN_TAG.search(markup, position)) is not None:
+        if (match.group(1) or match.group(2)).lower() in _BLOCK_TAGS:
+            break
+        position = match.end()
+    if match is None:
+        return None
+    raw = _plain_tags_text(markup[: match.end()])
+    if raw is None or not raw.endswith("\n"):
+        return None
+    text = normalize_space(raw)
+    return text if len(text) > limit else None
+
+
 #: whitespace as HTMLParser's tag name ends at it (ASCII only: its ``\s`` elsewhere is
 #: Unicode, so a tag with other whitespace in it is left to HTMLParser)
 _WS = r"[ \t\n\r\f]"
@@ -110,6 +151,26 @@ def _plain_tags_text(markup: str) -> str | None:
     """
     if "\x00" in markup:
         return None
+    pieces = _PLAIN_TAG.split(markup)  # text, then each tag's three groups, then text...
+    texts = pieces[::4]
+    if any("<" in text for text in texts):
+        return None
+    opened = pieces[2::4]
+    names = [(end or start).lower() for end, start in zip(pieces[1::4], opened, strict=True)]
+    if not _SKIPPED_TAGS.isdisjoint(names):
+        return _plain_tags_text_skipping(markup)
+    # no element whose text is dropped: the text is each text unescaped, each block tag a
+    # break (two for a block written <br/>, a start and an end tag to HTMLParser)
+    joined: list[str] = [""] * len(pieces[::2])
+    joined[::2] = [unescape(text) if "&" in text else text for text in texts]
+    joined[1::2] = [("\n\n" if start is not None and slash else "\n")
+                    if name in _BLOCK_TAGS else ""
+                    for name, start, slash in zip(names, opened, pieces[3::4], strict=True)]
+    return "".join(joined)
+
+
+def _plain_tags_text_skipping(markup: str) -> str | None:
+    """``_plain_tags_text`` of markup with an element whose text is dropped: tag by tag."""
     parts: list[str] = []
     skipping = 0
     last = 0

@@ -104,7 +104,10 @@ class RunReport:
     new: int
     changed: int
     invalid: int
-    changes: list[Change] = field(default_factory=list)
+    #: left out of the repr: asyncio.run writes the repr of the task's result when it
+    #: restores the SIGINT handler, which for a first scrape of the portal is 10,000
+    #: events (a few percent of ``callwatch scrape``, issue 15)
+    changes: list[Change] = field(default_factory=list, repr=False)
     error: str | None = None
 
 
