@@ -43,7 +43,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from tracker.dates import isoformat_utc
 from tracker.errors import NotFoundError
-from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
+from tracker.models import (
+    CallRecord,
+    CallStatus,
+    Change,
+    ChangeKind,
+    RunOutcome,
+    ScrapeResult,
+    fingerprint_of,
+)
 from tracker.status import as_of
 from tracker.store.db import calls_table, changes_table, chunks, insert_for
 from tracker.store.db import source_runs_table as runs_table
@@ -359,7 +367,8 @@ class Store:
                 record = read
                 if keep and previous is not None:
                     record = fill_missing(_record_of(previous), read, keep)
-                fingerprint = record.fingerprint()
+                dumped = record.model_dump(mode="json")
+                fingerprint = fingerprint_of(dumped)
                 if previous is not None and previous.fingerprint == fingerprint:
                     events: list[Change] = []
                 else:
@@ -377,7 +386,7 @@ class Store:
                     "topic_identifier": record.topic_identifier,
                     "url": record.url,
                     "final_deadline": record.deadlines[-1] if record.deadlines else None,
-                    "record": record.model_dump(mode="json"),
+                    "record": dumped,
                     "fingerprint": fingerprint,
                     "raw_digest": digests.get(record.id) if record is read else None,
                     "first_seen": previous.first_seen if previous is not None else now,
