@@ -161,7 +161,7 @@ def _plain_tags_text(markup: str) -> str | None:
         return _plain_tags_text_skipping(markup)
     # no element whose text is dropped: the text is each text unescaped, each block tag a
     # break (two for a block written <br/>, a start and an end tag to HTMLParser)
-    joined: list[str] = [""] * len(pieces[::2])
+    joined: list[str] = [""] * (2 * len(names) + 1)
     joined[::2] = [unescape(text) if "&" in text else text for text in texts]
     joined[1::2] = [("\n\n" if start is not None and slash else "\n")
                     if name in _BLOCK_TAGS else ""
