@@ -59,6 +59,7 @@ Quirks handled here (evidence in shared/sources/ft_portal.md):
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -67,14 +68,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import ijson
+import orjson
 from pydantic import Field, ValidationError, field_validator
 
 from scrapers._records import amount_eur, count_of, read_item
 from scrapers._source import HttpSource
-from tracker import programmes
+from tracker import __version__, programmes
 from tracker.config import WebUrl
 from tracker.dates import BRUSSELS, PORTAL_CUTOFF, local_to_utc
 from tracker.errors import (
@@ -85,7 +88,7 @@ from tracker.errors import (
     TransientError,
 )
 from tracker.models import HTTP_URL, CallDocument, CallRecord, CallStatus, ScrapeResult
-from tracker.plaintext import html_to_text, one_line
+from tracker.plaintext import html_to_summary, html_to_text, one_line
 from tracker.ports import Progress, SourcePlugin, SourceSettings
 from tracker.status import status_for
 
@@ -372,11 +375,23 @@ def _date_if_midnight(moment: datetime) -> datetime | date:
 
 
 def _portal_moment(value: Any, time_of_day: time) -> datetime | None:
-    """A portal time in UTC; a date-only value means ``time_of_day`` in Brussels that day."""
+    """A portal time in UTC; a date-only value means ``time_of_day`` in Brussels that day.
+
+    A text (the search API's shape) is read once and kept (``_text_moment``): the
+    topics of one call share their dates, so most of a run's dates were read a row before."""
+    if type(value) is str:
+        return _text_moment(value, time_of_day)
+    return _read_moment(value, time_of_day)
+
+
+def _read_moment(value: Any, time_of_day: time) -> datetime | None:
     parsed = parse_portal_time(value)
     if parsed is None or isinstance(parsed, datetime):
         return parsed
     return local_to_utc(parsed, time_of_day, BRUSSELS)
+
+
+_text_moment = functools.lru_cache(maxsize=4096)(_read_moment)
 
 
 def deadline_utc(value: Any) -> datetime | None:
@@ -554,8 +569,12 @@ def text_language(text: str, label: str | None) -> str | None:
     the text is read: English prose is ``en``, anything else keeps the copy's label. A
     function-word test is enough for that one question (the original or the translation);
     the language-identification libraries that fit weigh 96 MB (lingua) or pull numpy in
-    (py3langid), and langdetect has not been released since 2021.
+    (py3langid), and langdetect has not been released since 2021. A copy labelled ``en``
+    is ``en`` whatever the test says, so its text is not read: most rows (the richest row
+    of a call is its English copy) skip the test, a tenth of a scrape (issue 15).
     """
+    if label == "en":
+        return label
     if reads_as_english(text):
         return "en"
     return label or None
@@ -620,16 +639,10 @@ def richness(result: Mapping[str, Any]) -> tuple[int, int, int]:
     return (0 if legacy else 1, 1 if english else 0, filled)
 
 
-def normalize_result(
-    result: Mapping[str, Any], *, source: str, portal_url: str, now: datetime
-) -> CallRecord:
-    """One search result as a CallRecord; raise InvalidRecord when it cannot be one."""
-    fields = fields_of(result)
-    kind = row_type(result)
-    identifier = _first(fields, "identifier")
-    native_id = row_key(result)
-    if not native_id:
-        raise InvalidRecord("no identifier")
+def dates_and_status(fields: Mapping[str, Any], native_id: str, now: datetime
+                     ) -> tuple[datetime | None, list[datetime], CallStatus]:
+    """A row's opening, cut-offs and status at ``now``; InvalidRecord when its dates cannot
+    be read, or when it has neither a known status nor a deadline (a stub row)."""
     try:
         deadlines = [d for d in (deadline_utc(v) for v in _values(fields, "deadlineDate")) if d]
         opening = opening_utc(_first(fields, "startDate"))
@@ -641,14 +654,25 @@ def normalize_result(
     if stated is None and not deadlines:  # stub rows and unknown codes (type 2 has 310945031)
         raise InvalidRecord(f"unknown status {code!r} and no deadline", native_id=native_id)
     # the flag lags both ways: the dates decide wherever they are known (scrapers._records)
-    status = status_for(opening, deadlines, now, stated.value if stated else None)
+    return opening, deadlines, status_for(opening, deadlines, now, stated.value if stated else None)
+
+
+def normalize_result(
+    result: Mapping[str, Any], *, source: str, portal_url: str, now: datetime
+) -> CallRecord:
+    """One search result as a CallRecord; raise InvalidRecord when it cannot be one."""
+    fields = fields_of(result)
+    kind = row_type(result)
+    identifier = _first(fields, "identifier")
+    native_id = row_key(result)
+    if not native_id:
+        raise InvalidRecord("no identifier")
+    opening, deadlines, status = dates_and_status(fields, native_id, now)
 
     programme_code = _first(fields, "frameworkProgramme") or ""
     programme = programmes.by_portal_code(programme_code)
     summary_html = _first(fields, "descriptionByte") or _first(fields, "description") or ""
-    summary = html_to_text(summary_html)
-    if len(summary) > SUMMARY_LIMIT:
-        summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
+    summary = html_to_summary(summary_html, SUMMARY_LIMIT)
     call_identifier = _first(fields, "callIdentifier")
 
     if kind == "8":
@@ -714,6 +738,41 @@ def parse_page(payload: Any, expected_page: int) -> tuple[list[dict[str, Any]], 
     return results, count_of(payload.get("totalResults"))
 
 
+#: Bump when ``normalize_result`` reads the same row otherwise (beside callwatch's version,
+#: part of every row digest): stored calls are then read again from their rows.
+DIGEST_VERSION = "1"
+
+
+def digest_salt(name: str, settings: FtPortalSettings) -> bytes:
+    """What a row's reading depends on besides the row (and ``now``, which only moves the
+    status): the code's version and the source's settings (``portal_url``)."""
+    return f"{DIGEST_VERSION}\0{__version__}\0{name}\0{settings.model_dump_json()}\0".encode()
+
+
+def row_digest(row: Mapping[str, Any], salt: bytes = b"") -> str:
+    """A digest of one raw search result as decoded, and of ``salt``.
+
+    orjson writes a row in a tenth of ``json.dumps``'s time, but writes NaN and Infinity
+    (which ``json.loads`` reads) as ``null``, and refuses ints beyond 64 bits: a row whose
+    orjson text holds a ``null`` (or that orjson refuses) is written by ``json.dumps``
+    instead, which writes each of them as itself, so two different rows never share a text.
+    """
+    try:
+        body = b"o" + orjson.dumps(row)
+    except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits
+        body = b"n"
+    if b"null" in body:
+        body = b"j" + json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(salt + body).hexdigest()
+
+
+class Unchanged(NamedTuple):
+    """A row the store holds already (same digest): not read again; its status at ``now``."""
+
+    digest: str
+    status: CallStatus
+
+
 class Collector:
     """Keeps one call per key while pages stream in, so memory holds records, not raw rows.
 
@@ -722,13 +781,21 @@ class Collector:
     with the most filled fields (stubs lose). Only a row that beats the current best is
     normalized; a row that cannot be normalized, whatever it raises (``read_item``), is
     kept as its error and counted invalid, and the walk goes on.
+
+    With ``known`` (the digests of the stored calls' rows, ``row_digest`` with ``salt``), a
+    row whose digest is the stored one is not normalized: its reading is the stored record,
+    but for the status, which time moves and which is read here (``Unchanged``).
     """
 
-    def __init__(self, *, source: str, portal_url: str, now: datetime) -> None:
+    def __init__(self, *, source: str, portal_url: str, now: datetime,
+                 known: Mapping[str, str] | None = None, salt: bytes = b"") -> None:
         self.source = source
         self.portal_url = portal_url
         self.now = now
-        self.best: dict[str, tuple[tuple[int, int, int], CallRecord | InvalidRecord]] = {}
+        self.known = known or {}
+        self.salt = salt
+        self.best: dict[str, tuple[tuple[int, int, int], str,
+                                   CallRecord | InvalidRecord | Unchanged]] = {}
         self.keyless = 0
 
     def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -740,16 +807,28 @@ class Collector:
             rank = richness(row)
             if key in self.best and self.best[key][0] >= rank:
                 continue
+            digest = row_digest(row, self.salt)
+            if self.known.get(key) == digest:
+                try:
+                    _opening, _deadlines, status = dates_and_status(fields_of(row), key,
+                                                                    self.now)
+                except InvalidRecord:  # it was read before: then it is read again here
+                    pass
+                else:
+                    self.best[key] = (rank, digest, Unchanged(digest, status))
+                    continue
             outcome = read_item(self.source, key, functools.partial(
                 normalize_result, row, source=self.source, portal_url=self.portal_url,
                 now=self.now))
-            self.best[key] = (rank, outcome)
+            self.best[key] = (rank, digest, outcome)
 
     def result(self) -> tuple[list[CallRecord], int]:
         """The records, and the number of rows that could not become one (logged)."""
         records: list[CallRecord] = []
         invalid = self.keyless
-        for _rank, outcome in self.best.values():
+        for _rank, _digest, outcome in self.best.values():
+            if isinstance(outcome, Unchanged):
+                continue
             if isinstance(outcome, CallRecord):
                 records.append(outcome)
                 continue
@@ -760,6 +839,17 @@ class Collector:
             log.warning("invalid records source=%s count=%d error=no identifier", self.source,
                         self.keyless)
         return records, invalid
+
+    def digests(self) -> dict[str, str]:
+        """The row digest of each record (native id → digest)."""
+        return {key: digest for key, (_rank, digest, outcome) in self.best.items()
+                if isinstance(outcome, CallRecord)}
+
+    def unchanged(self) -> dict[str, tuple[str, CallStatus]]:
+        """The rows not read again (native id → (digest, status at ``now``))."""
+        return {key: (outcome.digest, outcome.status)
+                for key, (_rank, _digest, outcome) in self.best.items()
+                if isinstance(outcome, Unchanged)}
 
 
 def normalize_all(
@@ -887,6 +977,14 @@ def parse_bulk(path: Path, settings: FtPortalSettings) -> Iterator[dict[str, Any
 class FtPortalSource(HttpSource[FtPortalSettings]):
     """One configured instance of the portal source: walk the search API, else the bulk file."""
 
+    #: the digests of the stored calls' rows (``skip_unchanged``)
+    known: Mapping[str, str] = MappingProxyType({})
+
+    def skip_unchanged(self, digests: Mapping[str, str]) -> None:
+        """Leave unread the search results whose digest is the stored one (the portal's API
+        is a POST, with no validators to ask conditionally: the rows are compared instead)."""
+        self.known = digests
+
     async def fetch_page(self, page: int) -> Any:
         """POST one search page and return its decoded JSON."""
         response = await self.http.request("POST", self.settings.search_url,
@@ -934,7 +1032,8 @@ class FtPortalSource(HttpSource[FtPortalSettings]):
 
     async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
         """Walk the search API; if it keeps failing, fall back to the bulk file (degraded)."""
-        collector = Collector(source=self.name, portal_url=self.settings.portal_url, now=now)
+        collector = Collector(source=self.name, portal_url=self.settings.portal_url, now=now,
+                              known=self.known, salt=digest_salt(self.name, self.settings))
         try:
             complete, error = await self.walk(collector, progress)
         except (TransientError, PermanentError) as search_error:
@@ -942,7 +1041,8 @@ class FtPortalSource(HttpSource[FtPortalSettings]):
                         self.name, search_error)
             return await self._scrape_bulk(now, search_error)
         records, invalid = collector.result()
-        return ScrapeResult(records=records, invalid=invalid, complete=complete, error=error)
+        return ScrapeResult(records=records, invalid=invalid, complete=complete, error=error,
+                            digests=collector.digests(), unchanged=collector.unchanged())
 
     async def _scrape_bulk(self, now: datetime, search_error: Exception) -> ScrapeResult:
         try:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+import scrapers.ft_portal as ft_portal
 from scrapers.ft_portal import (
     FtPortalSettings,
     FtPortalSource,
@@ -306,3 +307,19 @@ def test_a_translated_copy_keeps_its_language() -> None:
 ])
 def test_reads_as_english(text: str, english: bool) -> None:
     assert reads_as_english(text) is english
+
+
+@pytest.mark.parametrize(("text", "label", "language"), [
+    ("Het project zal bijdragen aan de resultaten", "en", "en"),  # labelled en: not read
+    ("The project is expected to contribute to all of the following outcomes", "bg", "en"),
+    ("Het project zal bijdragen aan de resultaten, of het nu in de regio is of niet", "nl", "nl"),
+    ("Staff exchanges", "", None),
+])
+def test_text_language(text: str, label: str, language: str | None,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy labelled en is en without its text being read (the test could only say en)."""
+    read: list[str] = []
+    monkeypatch.setattr(ft_portal, "reads_as_english",
+                        lambda t: read.append(t) or reads_as_english(t))
+    assert ft_portal.text_language(text, label) == language
+    assert bool(read) is (label != "en")

@@ -11,8 +11,8 @@ core module that imports ``scrapers`` or ``notifiers``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TextIO
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.engine import Engine
 
@@ -20,16 +20,31 @@ from notifiers import create_notifiers
 from notifiers.console import ConsoleNotifier
 from notifiers.email import EmailNotifier
 from notifiers.telegram import TOKEN_ENV, Pacer, TelegramNotifier
-from notifiers.telegram.bot import start_bot
 from notifiers.telegram.pacing import pacer_for
 from scrapers._http import HostPacer, PoliteClient
 from tracker.config import HttpSettings, Settings
 from tracker.ports import Notifier
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from notifiers.telegram.bot import TelegramBot
+
 __all__ = ["TELEGRAM_TOKEN_ENV", "HostPacer", "build_notifiers", "host_pacer", "http_client", "start_bot"]
 
 #: the variable holding the Telegram token (the demo sets it for its fake Bot API)
 TELEGRAM_TOKEN_ENV = TOKEN_ENV
+
+
+async def start_bot(settings: Settings, engine: Engine, notifiers: Mapping[str, Notifier],
+                    clock: Callable[[], datetime], environ: Mapping[str, str] | None = None,
+                    ) -> TelegramBot | None:
+    """``notifiers.telegram.bot.start_bot``, imported when the daemon starts its bot: the
+    python-telegram-bot library takes about 0.8 s to import, which ``callwatch scrape``
+    paid for nothing (issue 15)."""
+    from notifiers.telegram.bot import start_bot as start
+
+    return await start(settings, engine, notifiers, clock, environ)
 
 
 def host_pacer(settings: HttpSettings) -> HostPacer:

@@ -26,17 +26,6 @@ from sqlalchemy.engine import Engine
 
 from tracker.conditional import Validator, fetch_key
 from tracker.config import Settings
-from tracker.delivery.dispatch import DispatchReport, send_due
-from tracker.delivery.operator_alerts import alert_dispatch, alert_red_source
-from tracker.delivery.outbox import (
-    NotifyReport,
-    enqueue_digests,
-    enqueue_reminders,
-    notify_changes,
-    sync_subscribers,
-)
-from tracker.delivery.subscribers import Subscriber
-from tracker.delivery.subscribers import load_directory as load_subscriber_files
 from tracker.errors import (
     CallwatchError,
     ChannelRejected,
@@ -46,7 +35,7 @@ from tracker.errors import (
 )
 from tracker.models import RunOutcome, ScrapeResult
 from tracker.plugins import source_plugins
-from tracker.ports import Clock, HttpClient, Notifier, Progress, RunClient, Source
+from tracker.ports import Clock, HttpClient, Notifier, Progress, RunClient, SkipsUnchanged, Source
 from tracker.rules.profiles import Profile
 from tracker.rules.service import load_profiles
 from tracker.rules.sources import import_files
@@ -56,6 +45,14 @@ from tracker.store.revalidation import keep_validators, record_unchanged, stored
 
 if TYPE_CHECKING:
     from tracker.compose import HostPacer
+    from tracker.delivery.dispatch import DispatchReport
+    from tracker.delivery.outbox import NotifyReport
+    from tracker.delivery.subscribers import Subscriber
+    from tracker.rules.profiles import Profile
+
+# The delivery modules (outbox, dispatch, rendering) are imported by the steps that use
+# them: ``callwatch scrape`` imports this module for its scrape functions alone, and
+# importing delivery took about a second of it (issue 15).
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +122,8 @@ async def scrape_one(
     """
     started = clock()
     began = time.perf_counter()
+    if isinstance(source, SkipsUnchanged):  # the rows its last runs read, to leave unread
+        source.skip_unchanged(await asyncio.to_thread(store.raw_digests, name))
     previous: list[Validator] = []
     if revalidation is not None and revalidation.ask:
         previous = await asyncio.to_thread(stored_validators, store.engine, name, revalidation.key)
@@ -219,6 +218,8 @@ class CycleReport:
 def default_subscriber(profile_names: Iterable[str]) -> Subscriber:
     """With no subscriber configured, the console follows every profile, so a first run
     shows something."""
+    from tracker.delivery.subscribers import Subscriber
+
     return Subscriber.model_validate({
         "name": "console", "channels": {"console": True},
         "subscriptions": [{"profile": name, "mode": "instant"} for name in profile_names],
@@ -227,6 +228,9 @@ def default_subscriber(profile_names: Iterable[str]) -> Subscriber:
 
 def load_audience(settings: Settings, engine: Engine) -> tuple[list[Profile], list[Subscriber]]:
     """Profiles and subscribers, validated; ConfigError (exit 2) when any file is invalid."""
+    from tracker.delivery.subscribers import load_directory as load_subscriber_files
+    from tracker.rules.service import load_profiles
+
     profiles = load_profiles(settings, engine)
     names = [p.name for p in profiles]
     subscribers = load_subscriber_files(Path(settings.subscribers.directory), names,
@@ -239,6 +243,8 @@ def load_audience(settings: Settings, engine: Engine) -> tuple[list[Profile], li
 def sync_audience(settings: Settings, engine: Engine, now: datetime) -> list[Profile]:
     """``load_audience``, with the subscribers mirrored into the database (where the
     dispatcher and the bot read them); the profiles, for matching."""
+    from tracker.delivery.outbox import sync_subscribers
+
     profiles, subscribers = load_audience(settings, engine)
     sync_subscribers(engine, subscribers, now)
     import_files(engine, profiles, now)  # the web editor lists the file profiles read-only
@@ -275,6 +281,8 @@ async def report_health(settings: Settings, engine: Engine, notifiers: Mapping[s
     """After the runs of ``sources`` are stored: tell the admins of each one that turned red
     with its latest run (once per streak, ``tracker.delivery.operator_alerts``). Returns how many
     chats were told."""
+    from tracker.delivery.operator_alerts import alert_red_source
+
     told = 0
     for name in sources:
         told += await alert_red_source(settings, engine, notifiers, name)
@@ -291,6 +299,8 @@ def notify_step(settings: Settings, engine: Engine, now: datetime, channels: Ite
     subscriber file counts from the next step on, without a restart; an invalid one is a
     ConfigError.
     """
+    from tracker.delivery.outbox import notify_changes, sync_subscribers
+
     profiles, subscribers = audience if audience is not None else load_audience(settings, engine)
     sync_subscribers(engine, subscribers, now)
     import_files(engine, profiles, now)
@@ -300,6 +310,8 @@ def notify_step(settings: Settings, engine: Engine, now: datetime, channels: Ite
 
 def digests_step(settings: Settings, engine: Engine, now: datetime, channels: Iterable[str]) -> int:
     """Enqueue the digests due now by the ``[digests]`` schedule."""
+    from tracker.delivery.outbox import enqueue_digests
+
     return enqueue_digests(engine, now, channels, schedule=settings.digests.schedule())
 
 
@@ -307,6 +319,9 @@ async def dispatch_step(settings: Settings, engine: Engine, notifiers: Mapping[s
                         clock: Clock, *, stop: asyncio.Event | None = None) -> DispatchReport:
     """Send what is due, then tell the admins what the pass could not do (channels switched
     off, dead letters)."""
+    from tracker.delivery.dispatch import send_due
+    from tracker.delivery.operator_alerts import alert_dispatch
+
     report = await send_due(settings, engine, notifiers, clock, stop=stop)
     if report.outcomes:
         log.info("dispatched %s", dict(report.outcomes))
@@ -319,6 +334,8 @@ async def run_once(settings: Settings, engine: Engine, clock: Clock,
                    progress_for: ProgressFactory = lambda _name: None) -> CycleReport:
     """One full cycle: scrape every enabled source, tell the admins of a source that turned
     red, bring every stored status to now, match what changed, enqueue, dispatch."""
+    from tracker.delivery.outbox import enqueue_reminders
+
     channels = list(notifiers)
     # invalid profiles or subscribers stop the cycle before anything is scraped (exit 2)
     audience = await asyncio.to_thread(load_audience, settings, engine)

@@ -3,27 +3,28 @@
 Scraped text is untrusted: it may hold tags, entities, scripts, odd whitespace and any
 script of any EU language. Here it becomes plain text; non-ASCII is kept as it is.
 
-HTML is read by lexbor (selectolax), an HTML5 parser in C: a portal run converts thousands
-of multi-kilobyte descriptions, and the standard library's HTMLParser, tokenizing in
-Python, was a fifth of ``callwatch scrape ft_portal`` (issue 15; lxml was measured too and
-is slower here, building its tree through libxml2's HTML parser). The text is defined by
-the tags as written, though: every block start tag and every block end tag in the markup
-is a line break, so ``a<br>b`` is one break and ``<li>a<li>b`` too. An HTML5 tree closes
-elements the markup left open, which would add breaks, so a fragment whose tags a tree
-would rearrange (``_tree_keeps_tags``: an unclosed or misnested block, a raw-text element
-other than script and style, a comment) is read by the HTMLParser subclass below, which
-gives that definition directly. The real portal descriptions are well-formed and take the
-fast path; tests/test_text_golden.py holds both paths to the text the old code gave for
-every HTML input in the fixtures.
+The text is defined by the tags as written: every block start tag and every block end tag
+in the markup is a line break (``a<br>b`` is one break, ``<li>a<li>b`` too), the text of
+script, style, noscript and template elements is dropped, and character references are
+read as ``html.unescape`` reads them. The standard library's HTMLParser gives exactly that
+(``_TextExtractor``), but tokenizing in Python it was a fifth of ``callwatch scrape
+ft_portal`` (issue 15). Most real markup (every portal description) is made of plain
+tags only: names of letters and digits, attributes separated by spaces, no comment, no
+``<`` in the text. Such markup is read in one pass of one regular expression
+(``_plain_tags_text``), which gives what HTMLParser gives for it; anything else (a comment,
+a script, a stray ``<``, a tag HTMLParser would read otherwise) is read by HTMLParser.
+An HTML5 tree (lexbor, lxml) was measured and dropped: it is no faster than the one pass,
+and it closes and moves elements, so it needed a check of its own that the tags stay as
+written. tests/test_text_golden.py holds the text to what the old code gave for every HTML
+input in the fixtures, and tests/test_text_html.py the two readings to each other.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from html import unescape
 from html.parser import HTMLParser
-
-from selectolax.lexbor import LexborHTMLParser
 
 _BLOCK_TAGS = frozenset({
     "p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "ul", "ol", "table",
@@ -37,8 +38,8 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 class _TextExtractor(HTMLParser):
     """Collects the text of a fragment: blocks on their own lines, scripts and styles dropped.
 
-    The standard library's tolerant parser is enough here and about five times faster than
-    building a BeautifulSoup tree, which matters for thousands of portal descriptions a run.
+    The definition of the text (see the module): every fragment the one pass
+    (``_plain_tags_text``) cannot read is read here.
     """
 
     def __init__(self) -> None:
@@ -69,149 +70,146 @@ def html_to_text(markup: str | None) -> str:
         return ""
     if "<" not in markup and "&" not in markup:
         return normalize_space(markup)
-    breaks = _tree_keeps_tags(markup)
-    if breaks is None:
+    text = _plain_tags_text(markup)
+    if text is None:
         extractor = _TextExtractor()
         extractor.feed(markup)
         extractor.close()
-        return normalize_space("".join(extractor.parts))
-    tree = LexborHTMLParser(markup)
-    for node in tree.css("script, style"):
-        node.decompose()
-    for node in tree.css(_BLOCK_SELECTOR):
-        if node.tag in _VOID_BLOCKS:
-            node.insert_before(breaks)
-        else:
-            node.insert_before("\n")
-            node.insert_after("\n")
-    root = tree.root
-    return normalize_space(root.text(deep=True) if root is not None else "")
+        text = "".join(extractor.parts)
+    return normalize_space(text)
 
 
-_BLOCK_SELECTOR = ", ".join(sorted(_BLOCK_TAGS))
-_VOID_BLOCKS = frozenset({"br", "hr"})
-#: elements that never have an end tag (HTML5 "void elements")
-_VOID = frozenset({
-    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img", "input",
-    "keygen", "link", "meta", "param", "source", "track", "wbr",
-})
-#: start tags that close an open <p> in an HTML5 tree (and li, dd, dt, which close their own)
-_CLOSES_P = frozenset({
-    "address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div",
-    "dl", "fieldset", "figcaption", "figure", "footer", "header", "hgroup", "main", "menu",
-    "nav", "ol", "p", "search", "section", "summary", "ul", "h1", "h2", "h3", "h4", "h5", "h6",
-    "form", "hr", "li", "dd", "dt",
-})
-_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
-#: tags a tree builder moves, renames, reads as raw text or parses otherwise than HTMLParser
-_REARRANGED = frozenset({
-    "noscript", "template", "pre", "textarea", "listing", "plaintext", "xmp", "title",
-    "iframe", "noembed", "noframes", "table", "caption", "colgroup", "col", "thead", "tbody",
-    "tfoot", "tr", "td", "th", "select", "option", "optgroup", "svg", "math", "image",
-    "isindex", "frameset", "frame", "html", "head", "body", "ruby", "rb", "rp", "rt", "rtc",
-})
-#: elements a tree builder will not nest in themselves (it closes or drops the inner one)
-_NOT_NESTED = frozenset({"a", "nobr", "button", "form"})
-_LISTS = frozenset({"ul", "ol", "dl", "menu", "dir"})
-_ITEMS = frozenset({"li", "dd", "dt"})
-#: a tag as written: its name, then attributes whose quoted values may hold ">" (a tag
-#: with a stray quote does not match, so its element is not seen: see _tree_keeps_tags)
-_TAG = re.compile(r"""<(/?)([a-zA-Z][^\t\n\r\f />\x00]*)((?:[^>"'=]|=\s*"[^"]*"|=\s*'[^']*'|=)*)>""")
-#: a comment, doctype, CDATA or processing instruction, or "</" that starts no end tag
-#: (one literal "<" first, so the regex engine jumps from "<" to "<")
-_NOT_A_TAG = re.compile(r"<(?:[!?]|/(?![a-zA-Z]))")
+def html_to_summary(markup: str | None, limit: int) -> str:
+    """``html_to_text(markup)``, cut to ``limit`` characters (the last one "…") when longer.
 
-
-def _start_rules() -> dict[str, int]:
-    rules: dict[str, int] = {}
-    for names, rule in ((_CLOSES_P, _CLOSES_A_P), (_HEADINGS, _HEADING), (_ITEMS, _ITEM),
-                        (_NOT_NESTED, _ONCE), (_VOID, _EMPTY),
-                        (("script", "style"), _RAW), (_REARRANGED, _MOVED)):
-        for name in names:
-            rules[name] = rules.get(name, 0) | rule
-    return rules
-
-
-_CLOSES_A_P, _HEADING, _ITEM, _ONCE, _EMPTY, _RAW, _MOVED = (1 << n for n in range(7))
-#: what each special start tag asks of the check; a tag not here is a plain element
-_START_RULES = _start_rules()
-
-
-def _tree_keeps_tags(markup: str) -> str | None:
-    """The break a ``<br>`` stands for ("\\n", or "\\n\\n" when written ``<br/>``, which
-    HTMLParser reads as a start and an end tag) when an HTML5 tree of ``markup`` has
-    exactly the elements its tags write, in their order; None when a tree would close,
-    move or reread any of them, so that only the tags themselves tell the text.
-
-    Checked on the tags as written: every end tag closes the element opened last; no start
-    tag is one an HTML5 tree builder closes an open <p>, list item or heading for, or will
-    not nest (<a> in <a>); no table, raw-text element other than script and style, foreign
-    content or comment; every ``<`` of a tag is closed. Elements still open at the end are
-    fine: closing them adds breaks only after the last text. One pass, one dict look-up
-    for most tags: this runs on every description.
+    A long fragment is read only as far as the cut keeps (``_head_text``): a portal
+    description is often twice the summary it gives, and reading it was a quarter of
+    ``callwatch scrape ft_portal`` (issue 15).
     """
-    if "\x00" in markup or _NOT_A_TAG.search(markup) or markup.rfind("<") > markup.rfind(">"):
+    text = _head_text(markup, limit) if markup and len(markup) > 2 * limit else None
+    if text is None:
+        text = html_to_text(markup)
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _head_text(markup: str, limit: int) -> str | None:
+    """The text of a head of ``markup`` that ends with a block tag, when it is longer than
+    ``limit``; None when no such head is found (then the whole is read).
+
+    The head ends after a plain block tag (``_PLAIN_TAG``) past ``limit`` × 1.5 characters,
+    and is read only when it is made of plain tags: then its last tag is a tag to HTMLParser
+    too (a ``<p>`` inside a comment or an attribute value leaves a ``<`` in the text, and
+    inside a script the text before the script is what both give), so HTMLParser reads the
+    head as the start of the whole, and the head's text ends with a whole line, a break:
+    ``normalize_space`` gives a start of the whole's text (lines are normalized alone, NFC
+    composes nothing across a line break).
+    """
+    position = limit * 3 // 2
+    while (match := _PLAIN_TAG.search(markup, position)) is not None:
+        if (match.group(1) or match.group(2)).lower() in _BLOCK_TAGS:
+            break
+        position = match.end()
+    if match is None:
         return None
-    open_tags: list[str] = []
-    paragraphs = 0  # open <p> elements
-    breaks: set[str] = set()
-    raw_text = ""
-    after_block = False  # nothing but whitespace and tags since the last block tag
+    raw = _plain_tags_text(markup[: match.end()])
+    if raw is None or not raw.endswith("\n"):
+        return None
+    text = normalize_space(raw)
+    return text if len(text) > limit else None
+
+
+#: whitespace as HTMLParser's tag name ends at it (ASCII only: its ``\s`` elsewhere is
+#: Unicode, so a tag with other whitespace in it is left to HTMLParser)
+_WS = r"[ \t\n\r\f]"
+#: a plain tag: an end tag ``</name>``, or a start tag ``<name attr attr="v" attr=v>`` or
+#: ``<name .../>``, the name of ASCII letters and digits, each attribute after whitespace,
+#: a bare value followed by whitespace or ">" (``<a b=c/>`` is left to HTMLParser, which
+#: reads the "/" as part of the value). Every such tag is one tag to HTMLParser, read alike:
+#: same name, same end, a start and an end tag when written with "/>".
+_PLAIN_TAG = re.compile(
+    rf"""<(?:/([a-zA-Z][a-zA-Z0-9]*){_WS}*"""
+    rf"""|([a-zA-Z][a-zA-Z0-9]*)(?:{_WS}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"""
+    rf"""(?:{_WS}*={_WS}*(?:"[^"]*"|'[^']*'|[^\s"'=<>`/]+(?=[ \t\n\r\f>])))?)*{_WS}*(/?))>""")
+#: elements whose content HTMLParser reads as raw text, and the end tag that ends it there
+#: (``HTMLParser.set_cdata_mode``)
+_RAW_TEXT_END = {name: re.compile(rf"</\s*{name}\s*>", re.IGNORECASE)
+                 for name in ("script", "style")}
+
+
+def _plain_tags_text(markup: str) -> str | None:
+    """The text HTMLParser's reading (``_TextExtractor``) gives, before ``normalize_space``,
+    when ``markup`` is made of plain tags (``_PLAIN_TAG``) and text without ``<``; None
+    otherwise (a comment, a doctype, a NUL, a ``<`` that starts no plain tag), for
+    HTMLParser to read.
+
+    Between two tags HTMLParser hands on the text unescaped, whole, as here; a ``<`` in it
+    would be a tag or a comment to HTMLParser which the pattern does not read, so it sends
+    the markup there. After a script or style start tag HTMLParser reads raw text up to the
+    element's own end tag (``_RAW_TEXT_END``), or to the end: both dropped.
+    """
+    if "\x00" in markup:
+        return None
+    pieces = _PLAIN_TAG.split(markup)  # text, then each tag's three groups, then text...
+    texts = pieces[::4]
+    if any("<" in text for text in texts):
+        return None
+    opened = pieces[2::4]
+    names = [(end or start).lower() for end, start in zip(pieces[1::4], opened, strict=True)]
+    if not _SKIPPED_TAGS.isdisjoint(names):
+        return _plain_tags_text_skipping(markup)
+    # no element whose text is dropped: the text is each text unescaped, each block tag a
+    # break (two for a block written <br/>, a start and an end tag to HTMLParser)
+    joined: list[str] = [""] * (2 * len(names) + 1)
+    joined[::2] = [unescape(text) if "&" in text else text for text in texts]
+    joined[1::2] = [("\n\n" if start is not None and slash else "\n")
+                    if name in _BLOCK_TAGS else ""
+                    for name, start, slash in zip(names, opened, pieces[3::4], strict=True)]
+    return "".join(joined)
+
+
+def _plain_tags_text_skipping(markup: str) -> str | None:
+    """``_plain_tags_text`` of markup with an element whose text is dropped: tag by tag."""
+    parts: list[str] = []
+    skipping = 0
     last = 0
-    for match in _TAG.finditer(markup):
-        if after_block and markup[last:match.start()].strip():
-            after_block = False
-        last = match.end()
-        slash, written, attributes = match.groups()
-        name = written.lower()
-        if raw_text:  # inside script or style only their own end tag may follow
-            if not slash or name != raw_text:
+    search = _PLAIN_TAG.search
+    while (match := search(markup, last)) is not None:
+        start = match.start()
+        if start > last:
+            data = markup[last:start]
+            if "<" in data:
                 return None
-            raw_text = ""
-        if slash:
-            if open_tags and open_tags[-1] == name:
-                paragraphs -= open_tags.pop() == "p"
-            elif not (name == "p" and not paragraphs and after_block):
-                return None  # (a stray </p> next to a block tag: a tree's empty <p> adds a
-                             # break where there is one already)
-        else:
-            rule = _START_RULES.get(name, 0)
-            if rule:
-                if rule & _CLOSES_A_P and paragraphs:
-                    # <p><p> (the portal writes it): a tree closes the empty <p>, which adds
-                    # a break where there are two already; any other closing is refused
-                    if not (after_block and name in _BLOCK_TAGS and open_tags[-1] == "p"):
-                        return None
-                    open_tags.pop()
-                    paragraphs -= 1
-                if rule & _MOVED or (rule & _ITEM and _item_open(open_tags)) \
-                        or (rule & _ONCE and name in open_tags) \
-                        or (rule & _HEADING and open_tags and open_tags[-1] in _HEADINGS):
-                    return None
-                paragraphs += name == "p"
-                if rule & _RAW:
-                    raw_text = name
-            if rule & _EMPTY:
-                if name in _VOID_BLOCKS:
-                    breaks.add("\n\n" if attributes.endswith("/") else "\n")
-            elif attributes.endswith("/"):  # <div/>: a start and an end tag to HTMLParser,
-                return None                 # an open div to a tree
-            else:
-                open_tags.append(name)
-        after_block = after_block or name in _BLOCK_TAGS
-    if raw_text or len(breaks) > 1:
+            if not skipping:
+                parts.append(unescape(data) if "&" in data else data)
+        last = match.end()
+        closed, opened, self_closing = match.groups()
+        name = (closed or opened).lower()
+        if opened is not None:
+            if name in _SKIPPED_TAGS:
+                skipping += 1
+                if name in _RAW_TEXT_END and not self_closing:
+                    end = _RAW_TEXT_END[name].search(markup, last)
+                    if end is None:  # raw text to the end, dropped
+                        return "".join(parts)
+                    last = end.end()
+                    skipping = max(0, skipping - 1)
+                    continue
+            elif name in _BLOCK_TAGS:
+                parts.append("\n")
+            if not self_closing:
+                continue
+        if name in _SKIPPED_TAGS:
+            skipping = max(0, skipping - 1)
+        elif name in _BLOCK_TAGS:
+            parts.append("\n")
+    data = markup[last:]
+    if "<" in data:
         return None
-    return breaks.pop() if breaks else "\n"
-
-
-def _item_open(open_tags: list[str]) -> bool:
-    """Whether a list item is open in the innermost list: a new item would close it."""
-    for name in reversed(open_tags):
-        if name in _ITEMS:
-            return True
-        if name in _LISTS:
-            return False
-    return False
+    if data and not skipping:
+        parts.append(unescape(data) if "&" in data else data)
+    return "".join(parts)
 
 
 #: whitespace on which ``str.split`` and ``_SPACES`` disagree: ``str.split`` splits on these
@@ -220,20 +218,36 @@ _ODD_SPACES = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85", "\u1680",
                "\u2029", "\u200b")
 
 
+#: the other whitespace ``str.split`` splits on where ``_ODD_SPACES`` are absent (after NFC,
+#: U+2000 and U+2001 are U+2002 and U+2003)
+_OTHER_SPACES = ("\t", "\xa0", *(chr(c) for c in range(0x2002, 0x200b)), "\u202f", "\u205f",
+                 "\u3000")
+
+
 def normalize_space(text: str) -> str:
     """Collapse runs of spaces, keep paragraph breaks, strip the ends, NFC-normalise.
 
     Each line becomes ``" ".join(line.split())``: C-speed, where the ``_SPACES`` regex spent
     about half of a portal description's conversion stepping through every character
     (issue 15). The two agree except on the rare characters in ``_ODD_SPACES``; a text that
-    holds one takes the regex, so the output is the same for every text.
+    holds one takes the regex, so the output is the same for every text. Splitting and
+    joining every line was still most of the time (a word at a time), so each other space
+    present is first replaced by " " (one ``str.replace``), and only lines with two spaces
+    in a row or a space at an end are split: the others are what the split would give.
     """
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     if any(odd in text for odd in _ODD_SPACES):
         lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+        text = "\n".join(lines)
     else:
-        lines = [" ".join(line.split()) for line in text.split("\n")]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+        for space in _OTHER_SPACES:
+            if space in text:
+                text = text.replace(space, " ")
+        if "  " in text or " \n" in text or "\n " in text:
+            text = "\n".join([
+                " ".join(line.split()) if "  " in line or line[:1] == " " or line[-1:] == " "
+                else line for line in text.split("\n")])
+    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 def one_line(text: str | None) -> str:

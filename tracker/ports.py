@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
@@ -119,6 +119,17 @@ class Source(Protocol):
 
     async def scrape(self, now: datetime, progress: Progress | None = None) -> ScrapeResult:
         """Fetch and parse every open and forthcoming call; never raise for one bad record."""
+        ...
+
+
+@runtime_checkable
+class SkipsUnchanged(Protocol):
+    """A source that can leave unread the rows it read before (issue 15): told the digests
+    of the stored calls' source rows before it scrapes, it reports a row with the same
+    digest in ``ScrapeResult.unchanged`` instead of reading it into a record."""
+
+    def skip_unchanged(self, digests: Mapping[str, str]) -> None:
+        """Rows whose digest is ``digests[native id]`` are the stored ones."""
         ...
 
 

@@ -33,7 +33,7 @@ events: a status that is never stored never becomes an event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -43,7 +43,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from tracker.dates import isoformat_utc
 from tracker.errors import NotFoundError
-from tracker.models import CallRecord, CallStatus, Change, ChangeKind, RunOutcome, ScrapeResult
+from tracker.models import (
+    CallRecord,
+    CallStatus,
+    Change,
+    ChangeKind,
+    RunOutcome,
+    ScrapeResult,
+    fingerprint_of,
+)
 from tracker.status import as_of
 from tracker.store.db import (
     call_listing_table,
@@ -64,6 +72,7 @@ from tracker.store.diff import (
 from tracker.store.drift import (
     DEFAULT_EXPECTED,
     FALL_WINDOW,
+    KeptCall,
     assess_run,
     last_good_count,
 )
@@ -111,7 +120,10 @@ class RunReport:
     new: int
     changed: int
     invalid: int
-    changes: list[Change] = field(default_factory=list)
+    #: left out of the repr: asyncio.run writes the repr of the task's result when it
+    #: restores the SIGINT handler, which for a first scrape of the portal is 10,000
+    #: events (a few percent of ``callwatch scrape``, issue 15)
+    changes: list[Change] = field(default_factory=list, repr=False)
     error: str | None = None
 
 
@@ -189,10 +201,16 @@ class Store:
             if record.source != source:
                 raise ValueError(f"record {record.id} does not belong to source {source!r}")
             records[record.id] = record  # a later duplicate in the same run wins
+        digests = {f"{source}:{native_id}": digest for native_id, digest in result.digests.items()}
         with self.engine.begin() as connection:
+            kept, moved, touched = self._read_unchanged(connection, source, result.unchanged, now)
+            for record in moved:  # time moved its status: stored again, as a scrape would
+                records[record.id] = record
+                digests[record.id] = result.unchanged[record.native_id][0]
             verdict = assess_run(result, self._last_good_items(connection, source),
                                  expected_fields=expected_fields,
-                                 recent_ok_calls=self._recent_ok_calls(connection, source))
+                                 recent_ok_calls=self._recent_ok_calls(connection, source),
+                                 kept=kept)
             outcome = judged_outcome(result, verdict)
             error = result.error
             if verdict.suspicious:
@@ -201,16 +219,20 @@ class Store:
             run_id: int = connection.execute(
                 runs_table.insert().values(
                     source=source, started_at=started_at, finished_at=None,
-                    outcome=outcome.value, items_seen=len(records), new=0, changed=0,
+                    outcome=outcome.value, items_seen=len(records) + len(touched), new=0,
+                    changed=0,
                     invalid=result.invalid, error=error,
                     notes="; ".join(result.notes) or None,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]  # always set by INSERT
             keep = (SUSPICIOUS_FILLABLE if verdict.suspicious
                     else DEGRADED_FILLABLE if result.degraded else ())
-            changes = self._upsert_calls(connection, list(records.values()), now, keep=keep)
+            changes = self._upsert_calls(connection, list(records.values()), now, keep=keep,
+                                         digests=digests)
+            self._touch(connection, touched, now)
+            seen = set(records) | set(touched)
             if outcome is RunOutcome.OK:
-                changes += self._strike_missing(connection, source, set(records), now)
+                changes += self._strike_missing(connection, source, seen, now)
             new = sum(1 for c in changes if c.kind is ChangeKind.NEW)
             changed = len({c.call_id for c in changes if c.kind is not ChangeKind.NEW})
             connection.execute(
@@ -219,8 +241,8 @@ class Store:
             )
             _insert_changes(connection, changes, run_id)
         log.info("stored run source=%s outcome=%s items=%d new=%d changed=%d invalid=%d",
-                 source, outcome.value, len(records), new, changed, result.invalid)
-        return RunReport(run_id=run_id, source=source, outcome=outcome, items_seen=len(records),
+                 source, outcome.value, len(seen), new, changed, result.invalid)
+        return RunReport(run_id=run_id, source=source, outcome=outcome, items_seen=len(seen),
                          new=new, changed=changed, invalid=result.invalid, changes=changes,
                          error=error)
 
@@ -275,12 +297,64 @@ class Store:
             row = connection.execute(sa.select(runs_table).where(runs_table.c.id == latest.id)).one()
         return _run(row)
 
+    @staticmethod
+    def _read_unchanged(
+        connection: Connection, source: str, unchanged: Mapping[str, tuple[str, CallStatus]],
+        now: datetime,
+    ) -> tuple[list[KeptCall], list[CallRecord], list[str]]:
+        """The calls a run listed with their stored rows (``ScrapeResult.unchanged``): each
+        as drift sees it, the records whose status time moved (stored again through the
+        diff, as a scrape would store them), and the ids of the rest, whose stored record
+        is the run's reading and which are only marked seen (``_touch``).
+
+        A stored row whose digest is no longer the one the source was told (another process
+        stored the call meanwhile) is only marked seen: its record is newer than the run's.
+        """
+        kept: list[KeptCall] = []
+        moved: list[CallRecord] = []
+        touched: list[str] = []
+        ids = sorted(f"{source}:{native_id}" for native_id in unchanged)
+        for chunk in chunks(ids):
+            rows = connection.execute(
+                sa.select(calls_table.c.id, calls_table.c.native_id, calls_table.c.raw_digest,
+                          calls_table.c.status, calls_table.c.title, calls_table.c.url,
+                          calls_table.c.final_deadline)
+                .where(calls_table.c.id.in_(chunk)).order_by(calls_table.c.id)
+                .with_for_update()
+            ).all()
+            stale = []
+            for row in rows:
+                kept.append(KeptCall(row.native_id, row.title, row.url,
+                                     row.final_deadline is not None))
+                digest, status = unchanged[row.native_id]
+                if row.raw_digest == digest and row.status != status.value:
+                    stale.append(row.id)
+                else:
+                    touched.append(row.id)
+            if stale:
+                for stored in connection.execute(
+                        sa.select(calls_table.c.native_id, calls_table.c.record)
+                        .where(calls_table.c.id.in_(stale)).order_by(calls_table.c.id)):
+                    moved.append(_record_of(stored).model_copy(
+                        update={"status": unchanged[stored.native_id][1]}))
+        return kept, moved, touched
+
+    @staticmethod
+    def _touch(connection: Connection, ids: Sequence[str], now: datetime) -> None:
+        """Mark seen by this run the calls whose stored record is its reading: what the
+        upsert writes for a record equal to the stored one, without reading or writing it."""
+        for chunk in chunks(ids):
+            connection.execute(calls_table.update().where(calls_table.c.id.in_(chunk))
+                               .values(last_seen=now, still_listed=True, missing_runs=0))
+
     def _upsert_calls(
         self, connection: Connection, records: list[CallRecord], now: datetime,
-        *, keep: tuple[str, ...] = (),
+        *, keep: tuple[str, ...] = (), digests: Mapping[str, str] | None = None,
     ) -> list[Change]:
         """Upsert ``records``; fields named in ``keep`` that a record leaves empty keep their
-        stored values (degraded and suspicious runs)."""
+        stored values (degraded and suspicious runs). ``digests`` (call id → digest of the
+        source row) are stored with the records that are exactly their rows' reading."""
+        digests = digests or {}
         changes: list[Change] = []
         for chunk in chunks(records):
             ids = [r.id for r in chunk]
@@ -297,11 +371,13 @@ class Store:
             }
             rows = []
             rewritten: list[CallRecord] = []
-            for record in chunk:
-                previous = existing.get(record.id)
+            for read in chunk:
+                previous = existing.get(read.id)
+                record = read
                 if keep and previous is not None:
-                    record = fill_missing(_record_of(previous), record, keep)
-                fingerprint = record.fingerprint()
+                    record = fill_missing(_record_of(previous), read, keep)
+                dumped = record.model_dump(mode="json")
+                fingerprint = fingerprint_of(dumped)
                 if previous is not None and previous.fingerprint == fingerprint:
                     events: list[Change] = []
                 else:
@@ -320,8 +396,9 @@ class Store:
                     "topic_identifier": record.topic_identifier,
                     "url": record.url,
                     "final_deadline": record.deadlines[-1] if record.deadlines else None,
-                    "record": record.model_dump(mode="json"),
+                    "record": dumped,
                     "fingerprint": fingerprint,
+                    "raw_digest": digests.get(record.id) if record is read else None,
                     "first_seen": previous.first_seen if previous is not None else now,
                     "last_seen": now,
                     "last_changed": now if events or previous is None else previous.last_changed,
@@ -406,6 +483,14 @@ class Store:
         return changes
 
     # -- reading -------------------------------------------------------------------------
+
+    def raw_digests(self, source: str) -> dict[str, str]:
+        """The digest of each stored call's source row (native id → digest), for a source
+        that leaves unchanged rows unread (``tracker.ports.SkipsUnchanged``)."""
+        with self.engine.connect() as connection:
+            return {row.native_id: row.raw_digest for row in connection.execute(
+                sa.select(calls_table.c.native_id, calls_table.c.raw_digest)
+                .where(calls_table.c.source == source, calls_table.c.raw_digest.is_not(None)))}
 
     def get_call(self, call_id: str, now: datetime | None = None) -> StoredCall:
         """The stored call ``call_id`` (with its status at ``now`` when given); raise

@@ -95,6 +95,9 @@ class CallRow(SQLModel, table=True):
     final_deadline: datetime | None = _utc_column(nullable=True)
     record: dict[str, Any] = Field(sa_column=Column(JSONType, nullable=False))
     fingerprint: str = Field(max_length=64)
+    #: the digest of the source row this record was read from (``ScrapeResult.digests``),
+    #: None when the record is not exactly that row's reading (kept values filled in)
+    raw_digest: str | None = Field(default=None, max_length=64)
     first_seen: datetime = _utc_column()
     last_seen: datetime = _utc_column()
     last_changed: datetime = _utc_column()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from tracker.models import CallRecord, RunOutcome, ScrapeResult
 
@@ -66,14 +67,29 @@ class DriftVerdict:
         return "; ".join(self.reasons)
 
 
-def _lacks(record: CallRecord, field: str) -> bool:
+class KeptCall(NamedTuple):
+    """A call the run listed with the row stored (``ScrapeResult.unchanged``), as stored:
+    what drift asks of an item (a title, a url, a deadline)."""
+
+    native_id: str
+    title: str
+    url: str | None
+    has_deadline: bool
+
+
+def _kept_lacks(call: KeptCall, field: str) -> bool:
     if field == "title":
-        return not record.title.strip()
+        return not call.title.strip()
     if field == "url":
-        return not record.url
+        return not call.url
     if field == "deadline":
-        return not record.deadlines
+        return not call.has_deadline
     raise ValueError(f"unknown expected field {field!r}; use title, url or deadline")
+
+
+def _lacks(record: CallRecord, field: str) -> bool:
+    return _kept_lacks(KeptCall(record.native_id, record.title, record.url,
+                                bool(record.deadlines)), field)
 
 
 def sharp_fall(calls: int, recent_ok_calls: Sequence[int]) -> str | None:
@@ -95,23 +111,27 @@ def assess_run(
     *,
     expected_fields: Sequence[str] = DEFAULT_EXPECTED,
     recent_ok_calls: Sequence[int] = (),
+    kept: Sequence[KeptCall] = (),
 ) -> DriftVerdict:
     """Judge one run against the item count of the last good run (None: no good run yet) and,
-    when it is complete, against the call counts of the latest ok runs (newest first)."""
+    when it is complete, against the call counts of the latest ok runs (newest first).
+    ``kept``: the calls the run listed unchanged (not among its records), as stored."""
     if result.outcome is RunOutcome.FAILED and result.error is not None:
         return DriftVerdict(False)
     reasons: list[str] = []
-    items = len(result.records) + result.invalid
+    items = len(result.records) + result.invalid + len(kept)
     if items == 0:
         if last_good_items:
             reasons.append(f"parsed zero items; the last good run had {last_good_items}")
         return DriftVerdict(bool(reasons), tuple(reasons))
     if result.outcome is RunOutcome.OK:  # only a complete run would mark calls removed
-        fall = sharp_fall(len({r.native_id for r in result.records}), recent_ok_calls)
+        fall = sharp_fall(len({r.native_id for r in result.records}
+                              | {k.native_id for k in kept}), recent_ok_calls)
         if fall:
             reasons.append(fall)
     for field in expected_fields:
-        lacking = result.invalid + sum(1 for r in result.records if _lacks(r, field))
+        lacking = (result.invalid + sum(1 for r in result.records if _lacks(r, field))
+                   + sum(1 for k in kept if _kept_lacks(k, field)))
         if lacking / items > LACKING_SHARE:
             reasons.append(f"{lacking} of {items} items lack a {field}")
     return DriftVerdict(bool(reasons), tuple(reasons))
