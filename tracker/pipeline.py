@@ -36,9 +36,6 @@ from tracker.errors import (
 from tracker.models import RunOutcome, ScrapeResult
 from tracker.plugins import source_plugins
 from tracker.ports import Clock, HttpClient, Notifier, Progress, RunClient, SkipsUnchanged, Source
-from tracker.rules.profiles import Profile
-from tracker.rules.service import load_profiles
-from tracker.rules.sources import import_files
 from tracker.store.calls import RunReport, Store
 from tracker.store.drift import DEFAULT_EXPECTED
 from tracker.store.revalidation import keep_validators, record_unchanged, stored_validators
@@ -244,6 +241,7 @@ def sync_audience(settings: Settings, engine: Engine, now: datetime) -> list[Pro
     """``load_audience``, with the subscribers mirrored into the database (where the
     dispatcher and the bot read them); the profiles, for matching."""
     from tracker.delivery.outbox import sync_subscribers
+    from tracker.rules.sources import import_files
 
     profiles, subscribers = load_audience(settings, engine)
     sync_subscribers(engine, subscribers, now)
@@ -300,6 +298,7 @@ def notify_step(settings: Settings, engine: Engine, now: datetime, channels: Ite
     ConfigError.
     """
     from tracker.delivery.outbox import notify_changes, sync_subscribers
+    from tracker.rules.sources import import_files
 
     profiles, subscribers = audience if audience is not None else load_audience(settings, engine)
     sync_subscribers(engine, subscribers, now)
