@@ -111,6 +111,10 @@ def test_the_tenants_current_calls_soonest_deadline_first_in_pages(app: Starlett
     assert "Hydrogen aviation (dismissed)" not in listed  # dismissed for the tenant's profile
     assert "Irrigation for olive groves" not in listed  # the other tenant's
     assert 'rel="next"' in first.text and 'rel="prev"' in second.text
+    assert re.search(r'rel="next" href="/t/[^"]+/calls\?[^"]*page=2"', first.text)
+    assert re.search(r'rel="prev" href="/t/[^"?]+/calls"', second.text)  # page 1: no query
+    assert "Page 1 of 2" in first.text and "Page 2 of 2" in second.text
+    assert 'rel="next"' not in second.text and 'rel="prev"' not in first.text
 
 
 @pytest.mark.parametrize(("query", "expected"), [

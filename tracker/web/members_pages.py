@@ -287,7 +287,10 @@ class MemberPages:
             return self.not_found(request, self.language(request))
         return self.preferences_page(request, current)
 
-    async def manage(self, request: Request) -> Response:
+    async def posted(self, request: Request
+                     ) -> tuple[FormData, str, members.Preferences] | Response:
+        """A preferences form's post: its form, token and the member's preferences, else the
+        answer (an unknown token, a form that failed its CSRF check)."""
         form = await request.form()
         token = request.path_params["token"]
         current = await run_in_threadpool(members.read_preferences, self.pages.engine, token)
@@ -295,6 +298,13 @@ class MemberPages:
             return self.not_found(request, self.language(request))
         if not self.pages.csrf_passes(request, form):
             return self.expired_form(request, current.language, manage_url(token))
+        return form, token, current
+
+    async def manage(self, request: Request) -> Response:
+        posted = await self.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        form, token, current = posted
         chosen = [p for p in form.getlist("profile") if isinstance(p, str)]
         change, problems = members.parse_change(_fields(form), chosen, current)
         if change is None:
@@ -306,13 +316,10 @@ class MemberPages:
         return self.preferences_page(request, saved or current, saved=True)
 
     async def leave(self, request: Request) -> Response:
-        form = await request.form()
-        token = request.path_params["token"]
-        current = await run_in_threadpool(members.read_preferences, self.pages.engine, token)
-        if current is None:
-            return self.not_found(request, self.language(request))
-        if not self.pages.csrf_passes(request, form):
-            return self.expired_form(request, current.language, manage_url(token))
+        posted = await self.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        _form, token, current = posted
         await run_in_threadpool(members.leave, self.pages.engine, current, self.pages.clock())
         log.info("subscriber left subscriber_id=%s", current.subscriber_id)
         return self.notice(request, self.language(request, current.language), N_("You have left"),
