@@ -82,6 +82,12 @@ def cycle(settings: Settings, engine: Engine, now: datetime, native_id: str = "H
     """One cycle at ``now`` that finds a new hydrogen call (recorded as a scrape would)."""
     call = make_call(native_id, title=f"Hydrogen refuelling for SMEs {native_id}")
     Store(engine).record_run("ft_portal", ScrapeResult(records=[call]), started_at=now, now=now)
+    run_cycle(settings, engine, now)
+
+
+def run_cycle(settings: Settings, engine: Engine, now: datetime) -> None:
+    """``run_once`` at ``now`` with the configured channels (the SMTP sink's email): sync,
+    match, notify and send, as the daemon's cycle does."""
 
     async def once() -> None:
         notifiers = build_notifiers(settings, environ={})
