@@ -16,10 +16,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracker.i18n import LANGUAGES, SOURCE_LANGUAGE, language_name, normalize, translations
+from tracker.i18n import (
+    LANGUAGES,
+    MESSAGE_LANGUAGES,
+    N_,
+    PAGE_LANGUAGES,
+    SOURCE_LANGUAGE,
+    language_name,
+    normalize,
+    translations,
+)
 
 if TYPE_CHECKING:
     import jinja2
+
+#: A language whose pages or messages are not translated in full, as the language lists
+#: name it (in the page's language): choosing it must not promise more than it gives.
+PARTLY_ENGLISH = N_("{language} (partly in English)")
 
 
 def _language(context: jinja2.runtime.Context) -> str:
@@ -42,7 +55,24 @@ def install(environment: jinja2.Environment) -> None:
     environment.add_extension("jinja2.ext.i18n")
     environment.policies["ext.i18n.trimmed"] = True  # as tracker.i18n and babel.cfg extract
     environment.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]  # added by the i18n extension
-    environment.globals["language_choices"] = [(code, language_name(code)) for code in LANGUAGES]
+    environment.globals["language_choices"] = jinja2.pass_context(_language_choices)
+
+
+def complete(lang: str) -> bool:
+    """Whether a member reads ``lang`` throughout: these pages and the messages they choose."""
+    return lang in PAGE_LANGUAGES and lang in MESSAGE_LANGUAGES
+
+
+def choices(page_language: str) -> list[tuple[str, str]]:
+    """(code, label) of every language, each in its own name ("Deutsch", "polski"); one not
+    translated in full says so in the page's language ("français (teilweise Englisch)")."""
+    partly = translations(page_language).gettext(PARTLY_ENGLISH)
+    return [(code, language_name(code) if complete(code) else
+             partly.format(language=language_name(code))) for code in LANGUAGES]
+
+
+def _language_choices(context: jinja2.runtime.Context) -> list[tuple[str, str]]:
+    return choices(_language(context))
 
 
 def from_accept_language(header: str | None) -> str | None:

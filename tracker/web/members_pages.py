@@ -35,13 +35,17 @@ from tracker.delivery import unsubscribe
 from tracker.errors import CallwatchError
 from tracker.i18n import N_, translations
 from tracker.web import language, members
-from tracker.web.app import EXPIRED_FORM, Pages
+from tracker.web.app import Pages
 from tracker.web.security import SignInLimiter
 
 log = logging.getLogger(__name__)
 
 MODE_LABELS = {"instant": N_("Instant alerts"), "daily": N_("Daily digest"),
                "weekly": N_("Weekly digest"), members.OFF: N_("Nothing")}
+#: how a member page answers a form that fails its CSRF check (``tracker.web.app.EXPIRED_FORM``,
+#: the managers' English, marked here for the member's language)
+EXPIRED_FORM = N_("This form has expired or did not come from this site: go back, reload the "
+                  "page and try again.")
 MUTE_LABELS = {"": N_("Keep as it is"), "0": N_("Not muted"), "24": N_("Mute for a day"),
                "168": N_("Mute for a week"), "720": N_("Mute for 30 days")}
 
