@@ -25,15 +25,17 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from sqlalchemy.engine import Engine
 
-from tests.members_support import TENANT, mails_to, member_settings, plain, sync_files
+from tests.members_support import PROFILE, TENANT, mails_to, member_settings, plain, sync_files
 from tests.test_web_members import (
     NEW,
     NOW,
     SECRET,
+    SITE,
     Client,
     Clock,
     confirm,
     confirmation_link,
+    csrf,
     sign_up,
 )
 from tracker import i18n
@@ -124,7 +126,11 @@ def render_all(lang: str, tmp_path: Path, engine: Engine, smtp: SmtpSink) -> Ren
     link = confirmation_link(smtp, email)
     raw["join_confirm"] = client.get(link, headers=browser).text
     manage = confirm(client, link)
-    raw["preferences"] = client.get(manage, headers=browser).text
+    raw["welcome"] = client.get(f"{manage}?welcome=1", headers=browser).text
+    # saved with a mute: the page then says "Saved." and until when, in the member's zone
+    raw["preferences"] = client.post(manage, headers={**browser, "origin": SITE}, data={
+        "csrf_token": csrf(client, manage), "profile": PROFILE, "mode_email": "daily",
+        "language": lang, "timezone": "Europe/Warsaw", "mute": "24"}).text
     found = re.search(r'href="(/unsubscribe/[^"]+)"', raw["preferences"])
     assert found, raw["preferences"]
     raw["unsubscribe"] = client.get(found.group(1), headers=browser).text
@@ -143,6 +149,7 @@ def test_the_english_pages_show_the_marked_strings(english: Renders) -> None:
     assert counts["join"] >= 15 and counts["preferences"] >= 20 and counts["unsubscribe"] >= 5, counts
     assert all(count >= 3 for count in counts.values()), counts
     assert '<html lang="en">' in english.raw["join"]
+    assert "Muted until 26 Nov 2026, 13:00 CET." in english.pages["preferences"]
     assert "(partly in English)" in english.pages["join"]
 
 
@@ -155,8 +162,11 @@ def test_no_english_is_left_on_the_member_pages(lang: str, english: Renders, tmp
     assert left == {name: [] for name in translated.pages}, (
         f"English left on the {lang} member pages: translate these in "
         f"tracker/locale/{lang}/LC_MESSAGES/callwatch.po")
-    for name in ("join", "join_sent", "join_confirm", "preferences", "unsubscribe"):
+    for name in ("join", "join_sent", "join_confirm", "welcome", "preferences", "unsubscribe"):
         assert f'<html lang="{lang}">' in translated.raw[name], name
+    # the email's footer (the messages' catalog, added at send time) is the member's too
+    footer = i18n.translations(lang).gettext("Sent by callwatch.")
+    assert footer in translated.pages["email"] and footer != "Sent by callwatch."
     # the form keeps the chosen language, and says which languages are partly English
     assert f'<option value="{lang}" selected>' in translated.raw["preferences"]
     partly = i18n.translations(lang).gettext("{language} (partly in English)")
