@@ -8,7 +8,8 @@ none of them may be left, but a piece the translation itself has. So the test fo
 templates: a string newly marked on these pages is checked as soon as a page shows it, and a
 German entry left empty fails it. The pages: the sign-up form and the page after it, the
 confirmation email and the confirmation link's page, the preferences page and the
-unsubscribe confirm page, in the browser's language (sign-up) and the member's (the rest).
+unsubscribe confirm page, in the browser's language (sign-up) and the member's (the rest),
+and the notices (an unknown link, an expired form).
 """
 
 from __future__ import annotations
@@ -134,6 +135,10 @@ def render_all(lang: str, tmp_path: Path, engine: Engine, smtp: SmtpSink) -> Ren
     found = re.search(r'href="(/unsubscribe/[^"]+)"', raw["preferences"])
     assert found, raw["preferences"]
     raw["unsubscribe"] = client.get(found.group(1), headers=browser).text
+    # the notices: an unknown link, and a form that failed its CSRF check
+    raw["not_found"] = client.get("/manage/not-a-token", headers=browser).text
+    raw["expired"] = client.post(f"/t/{TENANT}/join", headers={**browser, "origin": SITE},
+                                 data={"csrf_token": "forged", "language": lang}).text
     return Renders({name: visible(page) for name, page in raw.items()}, raw)
 
 
@@ -162,7 +167,8 @@ def test_no_english_is_left_on_the_member_pages(lang: str, english: Renders, tmp
     assert left == {name: [] for name in translated.pages}, (
         f"English left on the {lang} member pages: translate these in "
         f"tracker/locale/{lang}/LC_MESSAGES/callwatch.po")
-    for name in ("join", "join_sent", "join_confirm", "welcome", "preferences", "unsubscribe"):
+    for name in ("join", "join_sent", "join_confirm", "welcome", "preferences", "unsubscribe",
+                 "not_found", "expired"):
         assert f'<html lang="{lang}">' in translated.raw[name], name
     # the email's footer (the messages' catalog, added at send time) is the member's too
     footer = i18n.translations(lang).gettext("Sent by callwatch.")
