@@ -70,7 +70,7 @@ def complete(lang: str) -> bool:
 
 def choices(page_language: str) -> list[tuple[str, str]]:
     """(code, label) of every language, each in its own name ("Deutsch", "polski"); one not
-    translated in full says so in the page's language ("français (teilweise Englisch)")."""
+    translated in full says so in the page's language ("français (teilweise auf Englisch)")."""
     partly = translations(page_language).gettext(PARTLY_ENGLISH)
     return [(code, language_name(code) if complete(code) else
              partly.format(language=language_name(code))) for code in LANGUAGES]
