@@ -49,12 +49,37 @@ def source_messages() -> frozenset[str | tuple[str, str]]:
     return frozenset(extract(REPO))
 
 
+#: The parts of the code a language may translate only in part (leaving English): the
+#: messages' (tracker/delivery/) and the member pages' (tracker/web/), each with the
+#: languages that must translate it in full. Everything else (the bot) every language must.
+PARTIAL_AREAS = ((i18n.MESSAGE_SOURCES, i18n.MESSAGE_LANGUAGES),
+                 (i18n.PAGE_SOURCES, i18n.PAGE_LANGUAGES))
+
+
+@cache
+def may_stay_english(lang: str) -> frozenset[str]:
+    """The msgids ``lang`` may leave empty (English): those marked only in areas it is not
+    complete in. A msgid the bot also marks, or an area ``lang`` is complete in, is required."""
+    partial = tuple(prefix for sources, languages in PARTIAL_AREAS if lang not in languages
+                    for prefix in sources)
+    required = {msgid for filename, msgid in _located() if not filename.startswith(partial)}
+    return frozenset({msgid for _filename, msgid in _located()} - required)
+
+
 @cache
 def message_only_ids() -> frozenset[str]:
     """The msgids marked only in the messages' code and templates (tracker/delivery/), not
     also by the bot: what a language outside ``MESSAGE_LANGUAGES`` may leave in English."""
     elsewhere = {msgid for filename, msgid in _located() if not filename.startswith(
         i18n.MESSAGE_SOURCES)}
+    return frozenset({msgid for _filename, msgid in _located()} - elsewhere)
+
+
+@cache
+def page_only_ids() -> frozenset[str]:
+    """The msgids marked only in the member pages (tracker/web/), as message_only_ids."""
+    elsewhere = {msgid for filename, msgid in _located() if not filename.startswith(
+        i18n.PAGE_SOURCES)}
     return frozenset({msgid for _filename, msgid in _located()} - elsewhere)
 
 
@@ -77,11 +102,11 @@ def ids(messages: object) -> set[str]:
 @pytest.mark.parametrize("lang", TRANSLATED)
 def test_every_message_is_translated_with_its_placeholders_and_tags(lang: str) -> None:
     """Every language translates every bot reply; the message languages (de, pl) also every
-    string of the alerts and digests, which the others may leave empty (English)."""
+    string of the alerts and digests, and the page languages (de, pl) every string of the
+    member pages, which the others may leave empty (English)."""
     problems = i18n.catalog_problems(i18n.read_catalog(lang), source_messages())
-    if lang not in i18n.MESSAGE_LANGUAGES:
-        allowed = {f"untranslated: {msgid!r}" for msgid in message_only_ids()}
-        problems = [p for p in problems if p not in allowed]
+    allowed = {f"untranslated: {msgid!r}" for msgid in may_stay_english(lang)}
+    problems = [p for p in problems if p not in allowed]
     assert problems == [], (f"tracker/locale/{lang}/LC_MESSAGES/callwatch.po: run the commands in "
                             "docs/translations.md, then translate:\n" + "\n".join(problems))
 
@@ -92,6 +117,24 @@ def test_only_the_messages_strings_may_fall_back_to_english() -> None:
     assert "Your next cut-off" not in message_only_ids()
     assert "today" not in message_only_ids()  # the bot uses it too, so every language has it
     assert set(i18n.MESSAGE_LANGUAGES) <= set(i18n.LANGUAGES)
+    assert message_only_ids() | page_only_ids() <= may_stay_english("fr")
+    assert "Unsubscribe" in may_stay_english("fr")  # marked by the messages and the pages alone
+    assert "today" not in may_stay_english("fr")
+    assert may_stay_english("de") == may_stay_english("pl") == frozenset()
+
+
+def test_the_member_pages_strings_are_extracted_and_the_managers_are_not() -> None:
+    """babel.cfg takes the member-facing pages (templates, handlers, the sign-up checks) and
+    leaves the managers' pages (for cluster staff, in English) out."""
+    files = {filename for filename, _msgid in _located() if filename.startswith(i18n.PAGE_SOURCES)}
+    assert files == {f"tracker/web/{name}" for name in (
+        "members_pages.py", "members.py", "language.py", "templates/base.html",
+        "templates/join.html", "templates/join_confirm.html", "templates/join_sent.html",
+        "templates/preferences.html", "templates/unsubscribe.html", "templates/notice.html")}
+    found = page_only_ids()
+    assert {"Sign up", "Leave: end all my alerts", "Unsubscribe?", "Give a valid email address.",
+            "Confirm your callwatch alerts", "Skip to the content"} <= found
+    assert "Unsubscribe" not in found  # the messages' footer marks it too
 
 
 def test_the_template_holds_exactly_the_marked_messages() -> None:

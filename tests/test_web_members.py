@@ -384,6 +384,7 @@ def test_mute_and_leave(client: Client, engine: Engine, smtp: SmtpSink) -> None:
                             "mute": "168"})
     [member] = web_subscribers(engine)
     assert member.muted_until == NOW + timedelta(days=7)
+    assert "Muted until 2 Dec 2026, 12:00 UTC." in client.get(path).text  # the member's zone
     response = client.post(f"{path}/leave", data={"csrf_token": csrf(client, path)})
     assert response.status_code == 200
     assert subscriptions_of(engine, member.id) == []

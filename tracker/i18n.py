@@ -61,6 +61,13 @@ LANGUAGES = ("en", "de", "fr", "es", "it", "pl", "pt", "nl", "cs")
 MESSAGE_LANGUAGES = ("en", "de", "pl")
 #: Where the strings of the messages are marked (what MESSAGE_LANGUAGES must translate).
 MESSAGE_SOURCES = ("tracker/delivery/",)
+#: The languages whose catalogs translate the member-facing web pages in full (sign-up, its
+#: confirmation email, preferences, unsubscribe). In the others a page string not yet
+#: translated shows in English, as a message string does; the pages' language lists say so.
+PAGE_LANGUAGES = ("en", "de", "pl")
+#: Where the member pages' strings are marked (what PAGE_LANGUAGES must translate): babel.cfg
+#: extracts only the member-facing files here; the managers' pages stay English.
+PAGE_SOURCES = ("tracker/web/",)
 #: The Babel locale that formats dates, numbers and money for each language.
 LOCALES = {"en": "en_IE", "de": "de_DE", "fr": "fr_FR", "es": "es_ES", "it": "it_IT",
            "pl": "pl_PL", "pt": "pt_PT", "nl": "nl_NL", "cs": "cs_CZ"}

@@ -7,6 +7,11 @@ has one Jinja environment for every page; :func:`install` gives it ``_``/``gette
 when there is none: the managers' pages), so no environment is made per language and a
 template marks its text once for every language.
 
+babel.cfg extracts the member pages' strings (and only theirs: the managers' pages are for
+cluster staff and stay English). German and Polish translate them in full
+(``tracker.i18n.PAGE_LANGUAGES``); in the other languages a string not yet translated shows
+in English, and :func:`choices`, the pages' language list, says so beside each of them.
+
 Which language (:func:`pick`): the one the request names (a form's or the URL's
 ``lang``), else the subscriber's, else the best of the browser's ``Accept-Language``
 that callwatch writes in, else English.
@@ -16,10 +21,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tracker.i18n import LANGUAGES, SOURCE_LANGUAGE, language_name, normalize, translations
+from tracker.i18n import (
+    LANGUAGES,
+    MESSAGE_LANGUAGES,
+    N_,
+    PAGE_LANGUAGES,
+    SOURCE_LANGUAGE,
+    language_name,
+    normalize,
+    translations,
+)
 
 if TYPE_CHECKING:
     import jinja2
+
+#: A language whose pages or messages are not translated in full, as the language lists
+#: name it (in the page's language): choosing it must not promise more than it gives.
+PARTLY_ENGLISH = N_("{language} (partly in English)")
 
 
 def _language(context: jinja2.runtime.Context) -> str:
@@ -42,7 +60,24 @@ def install(environment: jinja2.Environment) -> None:
     environment.add_extension("jinja2.ext.i18n")
     environment.policies["ext.i18n.trimmed"] = True  # as tracker.i18n and babel.cfg extract
     environment.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]  # added by the i18n extension
-    environment.globals["language_choices"] = [(code, language_name(code)) for code in LANGUAGES]
+    environment.globals["language_choices"] = jinja2.pass_context(_language_choices)
+
+
+def complete(lang: str) -> bool:
+    """Whether a member reads ``lang`` throughout: these pages and the messages they choose."""
+    return lang in PAGE_LANGUAGES and lang in MESSAGE_LANGUAGES
+
+
+def choices(page_language: str) -> list[tuple[str, str]]:
+    """(code, label) of every language, each in its own name ("Deutsch", "polski"); one not
+    translated in full says so in the page's language ("français (teilweise auf Englisch)")."""
+    partly = translations(page_language).gettext(PARTLY_ENGLISH)
+    return [(code, language_name(code) if complete(code) else
+             partly.format(language=language_name(code))) for code in LANGUAGES]
+
+
+def _language_choices(context: jinja2.runtime.Context) -> list[tuple[str, str]]:
+    return choices(_language(context))
 
 
 def from_accept_language(header: str | None) -> str | None:

@@ -24,6 +24,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -33,15 +34,19 @@ from starlette.routing import BaseRoute, Route
 
 from tracker.delivery import unsubscribe
 from tracker.errors import CallwatchError
-from tracker.i18n import N_, translations
+from tracker.i18n import N_, format_datetime, translations
 from tracker.web import language, members
-from tracker.web.app import EXPIRED_FORM, Pages
+from tracker.web.app import Pages
 from tracker.web.security import SignInLimiter
 
 log = logging.getLogger(__name__)
 
 MODE_LABELS = {"instant": N_("Instant alerts"), "daily": N_("Daily digest"),
                "weekly": N_("Weekly digest"), members.OFF: N_("Nothing")}
+#: how a member page answers a form that fails its CSRF check (``tracker.web.app.EXPIRED_FORM``,
+#: the managers' English, marked here for the member's language)
+EXPIRED_FORM = N_("This form has expired or did not come from this site: go back, reload the "
+                  "page and try again.")
 MUTE_LABELS = {"": N_("Keep as it is"), "0": N_("Not muted"), "24": N_("Mute for a day"),
                "168": N_("Mute for a week"), "720": N_("Mute for 30 days")}
 
@@ -56,6 +61,14 @@ def manage_url(token: str) -> str:
 
 def unsubscribe_url(token: str) -> str:
     return unsubscribe.UNSUBSCRIBE_PATH.format(token=quote(token, safe=""))
+
+
+def _zone(name: str) -> ZoneInfo:
+    """The member's time zone, UTC for a name the zone database does not know."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def _fields(form: FormData) -> dict[str, str]:
@@ -116,8 +129,9 @@ class MemberPages:
         settings = self.pages.settings
         return settings is not None and bool(settings.notifiers.channel("email").enabled)
 
-    async def send_email(self, to: str, subject: str, text: str, html: str) -> bool:
-        """Send one email through the email channel; False (logged) when it cannot."""
+    async def send_email(self, to: str, lang: str, subject: str, text: str, html: str) -> bool:
+        """Send one email in ``lang`` through the email channel (its footer, added at send
+        time, follows ``Message.language``); False (logged) when it cannot."""
         from tracker.plugins import channel_plugins
         from tracker.ports import Message, Recipient
 
@@ -129,7 +143,7 @@ class MemberPages:
         if notifier is None:
             return False
         message = Message(kind="notice", subject=subject, text=text, html=html,
-                          telegram=(text,), document={}, date=self.pages.clock())
+                          telegram=(text,), document={}, date=self.pages.clock(), language=lang)
         try:
             await notifier.send(Recipient(address=to), message)
         except CallwatchError as exc:
@@ -189,7 +203,8 @@ class MemberPages:
         self.limiter.failed(keys, now)  # every sign-up counts, not only failed ones
         tokens = await run_in_threadpool(members.member_tokens, self.pages.engine, tenant,
                                          sign_up.email)
-        sent = await self.send_email(sign_up.email, *self.join_email(request, sign_up, tokens))
+        sent = await self.send_email(sign_up.email, sign_up.language,
+                                     *self.join_email(request, sign_up, tokens))
         if not sent:
             return self.notice(request, sign_up.language, N_("Email not sent"), N_(
                 "We could not send the email just now. Please try again in a few minutes."),
@@ -274,12 +289,13 @@ class MemberPages:
                          problems: list[str] | None = None, status_code: int = 200,
                          saved: bool = False) -> Response:
         lang = self.language(request, current.language)
+        muted = current.muted_until if current.muted(self.pages.clock()) else None
         return self.page(
             request, lang, "preferences.html", status_code, form=True, prefs=current,
             token=request.path_params["token"], problems=problems or [], saved=saved,
             welcome=request.query_params.get("welcome") == "1", zones=members.zone_choices(),
             modes=members.MODES, off=members.OFF, mute_labels=MUTE_LABELS,
-            muted=current.muted(self.pages.clock()))
+            muted_until=muted and format_datetime(muted, lang, _zone(current.timezone)))
 
     def manage_form(self, request: Request) -> Response:
         current = members.read_preferences(self.pages.engine, request.path_params["token"])
