@@ -18,8 +18,8 @@ import gc
 from collections.abc import Iterator
 
 #: net container allocations between two young collections inside a scrape (CPython's
-#: default is 700): a batch of cyclic garbage costs at most a few MB before it is freed
-YOUNG_THRESHOLD = 100_000
+#: default is 700): a batch of cyclic garbage holds about a MB before it is freed
+YOUNG_THRESHOLD = 10_000
 
 _depth = 0
 _saved: tuple[int, int, int] = gc.get_threshold()
