@@ -3,12 +3,12 @@
 A first scrape of the portal holds 10,000 records, their dumps and their rows at once, and
 allocates millions of containers on the way (decoded JSON, pydantic models, bind
 parameters). CPython's collector runs a young collection every 700 net allocations and,
-as the survivors pile up, full ones over everything alive: 11% of the first scrape's CPU
-(py-spy, issue 15), for almost no garbage, since records, dicts and rows hold no cycles
-that outlive a scrape. Inside :func:`fewer_collections` the young generation is collected
-every ``YOUNG_THRESHOLD`` allocations instead; cycles are still found, only in larger
-batches, so memory stays bounded. Nothing a scrape computes depends on when the collector
-runs, so the output is the same.
+as the survivors pile up, full ones over everything alive: 11% of the samples of a py-spy
+profile of the first scrape (issue 15), for almost no garbage, since records, dicts and
+rows hold no cycles that outlive a scrape. Inside :func:`fewer_collections` the young
+generation is collected every ``YOUNG_THRESHOLD`` allocations instead; cycles are still
+found, only in larger batches, so memory stays bounded. Nothing a scrape computes depends
+on when the collector runs, so the output is the same.
 """
 
 from __future__ import annotations
