@@ -208,7 +208,14 @@ def fingerprint_of(dumped: dict[str, Any]) -> str:
     for 10,000 calls (issue 15). A fingerprint stored before differs: the call is diffed
     once (nothing has changed) and stored with its new fingerprint.
     """
-    return hashlib.sha256(json.dumps(dumped).encode()).hexdigest()
+    return fingerprint_of_text(json.dumps(dumped))
+
+
+def fingerprint_of_text(text: str) -> str:
+    """The fingerprint of a record from ``json.dumps`` of its dump (``fingerprint_of``):
+    for the store, which writes that very text to the ``record`` column, so each record is
+    serialized once (``tracker.store.db.JSONText``)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Change(BaseModel):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from tracker.collection import fewer_collections
 from tracker.conditional import Validator, fetch_key
 from tracker.config import Settings
 from tracker.errors import (
@@ -117,6 +118,16 @@ async def scrape_one(
     for the next run when it was ok, and the kept list cleared otherwise; never before the
     store has committed, so a run that breaks off leaves the next one to fetch in full.
     """
+    with fewer_collections():
+        return await _scrape_and_store(name, source, store, clock, progress, ceiling=ceiling,
+                                       revalidation=revalidation)
+
+
+async def _scrape_and_store(
+    name: str, source: Source, store: Store, clock: Clock, progress: Progress | None,
+    *, ceiling: timedelta | None, revalidation: Revalidation | None,
+) -> ScrapeOutcome:
+    """``scrape_one``'s work, inside its ``fewer_collections`` block."""
     started = clock()
     began = time.perf_counter()
     if isinstance(source, SkipsUnchanged):  # the rows its last runs read, to leave unread

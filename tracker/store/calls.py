@@ -32,6 +32,7 @@ events: a status that is never stored never becomes an event.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -50,10 +51,11 @@ from tracker.models import (
     ChangeKind,
     RunOutcome,
     ScrapeResult,
-    fingerprint_of,
+    fingerprint_of_text,
 )
 from tracker.status import as_of
 from tracker.store.db import (
+    JSONText,
     call_listing_table,
     calls_table,
     change_from_row,
@@ -377,7 +379,8 @@ class Store:
                 if keep and previous is not None:
                     record = fill_missing(_record_of(previous), read, keep)
                 dumped = record.model_dump(mode="json")
-                fingerprint = fingerprint_of(dumped)
+                text = json.dumps(dumped)  # once: the fingerprint's and the column's
+                fingerprint = fingerprint_of_text(text)
                 if previous is not None and previous.fingerprint == fingerprint:
                     events: list[Change] = []
                 else:
@@ -396,7 +399,7 @@ class Store:
                     "topic_identifier": record.topic_identifier,
                     "url": record.url,
                     "final_deadline": record.deadlines[-1] if record.deadlines else None,
-                    "record": dumped,
+                    "record": JSONText(dumped, text),
                     "fingerprint": fingerprint,
                     "raw_digest": digests.get(record.id) if record is read else None,
                     "first_seen": previous.first_seen if previous is not None else now,

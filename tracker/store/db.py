@@ -18,6 +18,7 @@ command fetches or sends anything, not after.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -67,6 +68,28 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class JSONText(dict[str, Any]):
+    """A JSON object given with the text ``json.dumps`` writes for it, so that a JSON column
+    stores that text instead of serializing the object again (``write_json``).
+
+    The store writes each record's text once, for its fingerprint, and hands it to the
+    ``record`` column in this form: the column's own ``json.dumps`` was the second of two
+    serializations of every record (issue 15). A dict, so that an engine made without
+    ``write_json`` (``sa.create_engine`` in a test) still writes the same JSON."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: dict[str, Any], text: str) -> None:
+        super().__init__(value)
+        self.text = text
+
+
+def write_json(value: Any) -> str:
+    """The engines' JSON serializer: ``json.dumps`` (SQLAlchemy's default), except for a
+    ``JSONText``, whose text is already that."""
+    return value.text if isinstance(value, JSONText) else json.dumps(value)
 
 # Each table's Core ``Table`` stands under its class as ``<name>_table``, the one name every
 # module imports: SQLModel makes the table at class creation but declares no ``__table__``
@@ -310,14 +333,16 @@ def make_engine(url: str) -> Engine:
                     f"cannot create the directory {directory} of the database "
                     f"{display_url(parsed)}: {exc.strerror}; set database.url (or --db) to a "
                     "file in a directory callwatch may write") from exc
-        engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT})
+        engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT},
+                                  json_serializer=write_json)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # psycopg waits for the operating system's TCP timeout (minutes) on a host that drops
     # packets; a URL that sets connect_timeout itself keeps its own value
     connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT}
     try:
-        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args,
+                                json_serializer=write_json)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
         raise ConfigError(f"no driver for {parsed.get_backend_name()!r}: {exc}",
                           key="database.url") from exc
