@@ -24,7 +24,8 @@ no duplicate folding, no record parsing, no templates and no middleware. A third
 run asks the web app for calls' own pages, and a fourth has 20 signed-in managers (made in
 the schema) POST profile previews as they type (htmx fragments), after waiting for the
 preview's index that `callwatch web` builds at start (its time reported apart). Reported:
-p50/p95/p99, throughput, errors, and the ratio to the floor. Target (issue 17): p95 ≤ 200 ms for the calls page.
+p50/p95/p99, throughput, errors, and the ratio to the floor. Target (issue 17): p95 ≤ 200 ms
+for the calls page.
 
 The driver shares the machine's cores with the server and PostgreSQL, so every number
 includes the cost of asking.
