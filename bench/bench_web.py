@@ -21,8 +21,11 @@ pages. The same URLs, in the same order, then go to the **floor**: a bare Starle
 under uvicorn, in its own process, that runs the same SQL for the page (the tenant's
 profiles, then the filtered, ordered, cut page) and returns the titles as plain HTML, with
 no duplicate folding, no record parsing, no templates and no middleware. A third, shorter
-run asks the web app for calls' own pages. Reported: p50/p95/p99, throughput, errors, and
-the ratio to the floor. Target (issue 17): p95 ≤ 200 ms for the calls page.
+run asks the web app for calls' own pages, and a fourth has 20 signed-in managers (made in
+the schema) POST profile previews as they type (htmx fragments), after waiting for the
+preview's index that `callwatch web` builds at start (its time reported apart). Reported:
+p50/p95/p99, throughput, errors, and the ratio to the floor. Target (issue 17): p95 ≤ 200 ms
+for the calls page.
 
 The driver shares the machine's cores with the server and PostgreSQL, so every number
 includes the cost of asking.
@@ -202,13 +205,106 @@ def call_urls(url: str, count: int, seed: int) -> list[str]:
     return [f"/t/{tenant}/calls/{call_id}" for tenant, call_id in rows]
 
 
-def profile_preview_urls(url: str, count: int) -> list[str]:
-    """HOOK(profile preview): the managers' live profile preview (issue 17) is being built
-    on another branch and has no route here yet. When it lands, return its URLs (a
-    signed-in manager's session cookie goes in ``drive``'s headers) and ``main`` runs them
-    as a fourth load like the call pages."""
-    del url, count
-    return []
+PASSWORD = "bench-password-1234"  # noqa: S105  # the bench schema's managers
+
+
+Manager = tuple[str, str, list[dict[str, str]]]  # tenant, email, the preview forms
+
+
+def preview_managers(url: str, clusters: int, count: int, seed: int) -> list[Manager]:
+    """``count`` managers of random tenants (made here if missing), each with the preview
+    forms a manager types while editing the tenant's cluster profile: its first term, the
+    query half typed (a problem), the whole query, with its programmes, narrowed with
+    ``AND NOT`` and a deadline, and every open call of its programmes (no query)."""
+    import yaml
+
+    from tracker.rules.sources import stored_profiles
+    from tracker.web import accounts
+
+    engine = db.make_engine(url)
+    rng = random.Random(seed)
+    managers = []
+    for tenant in rng.sample([f"cluster-{n:03d}" for n in range(clusters)], count):
+        email = f"manager@{tenant}.example.org"
+        try:
+            accounts.get_user(engine, email)
+        except Exception:
+            accounts.add_user(engine, email, PASSWORD, tenant=tenant, role="manager",
+                              now=datetime.now(UTC))
+        definition = stored_profiles(engine, [tenant])[0].definition
+        query, programmes = definition["query"], list(definition.get("programmes") or ())
+        first = query.split(" OR ")[0]
+        own = yaml.safe_dump({"programmes": programmes}) if programmes else ""
+        forms = [{"query": first}, {"query": first + " OR"}, {"query": query},
+                 {"query": query, "filters": own, "original": tenant},
+                 {"query": f"({query}) AND NOT aviation",
+                  "filters": own + "deadline:\n  max_days: 90\n", "original": tenant},
+                 {"query": "", "filters": own}]
+        managers.append((tenant, email, [{"name": f"{tenant}-draft", **f} for f in forms]))
+    engine.dispose()
+    return managers
+
+
+async def sign_in(client: Any, email: str) -> dict[str, str]:
+    """The session and CSRF cookies of ``email``, and the form token (``csrf_token``). The
+    cookies are Secure, which httpx's jar keeps off plain http, so they go in a header."""
+    import re
+
+    def cookies(response: Any) -> dict[str, str]:
+        return dict(h.split(";", 1)[0].split("=", 1) for h in response.headers.get_list("set-cookie"))
+
+    form = await client.get("/signin")
+    jar = cookies(form)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)[1]  # type: ignore[index]
+    answer = await client.post("/signin", data={"csrf_token": token, "email": email,
+                                                "password": PASSWORD, "next": "/account"},
+                               headers={"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())})
+    if answer.status_code != 303:
+        raise SystemExit(f"signing in as {email}: {answer.status_code}")
+    jar.update(cookies(answer))
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items()), "HX-Request": "true",
+            "csrf_token": token}
+
+
+async def drive_previews(base: str, managers: Sequence[Manager],
+                         seconds: float, warmup: float) -> tuple[float, dict[str, Any]]:
+    """One user per manager, each previewing its forms round and round; returns the first
+    preview's wait (the index, if not built yet) and the timed load like :func:`drive`."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[int, int] = {}
+    limits = httpx.Limits(max_connections=len(managers) * 2)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=600) as client:
+        sessions = [await sign_in(client, email) for _tenant, email, _forms in managers]
+
+        async def post(n: int, form: dict[str, str]) -> Any:
+            headers = dict(sessions[n])
+            token = headers.pop("csrf_token")
+            return await client.post(f"/t/{managers[n][0]}/profiles/preview",
+                                     data={"csrf_token": token, **form}, headers=headers)
+
+        began = time.perf_counter()
+        first = await post(0, managers[0][2][2])
+        if first.status_code != 200 or 'class="total"' not in first.text:
+            raise SystemExit(f"the preview answered {first.status_code}: {first.text[:300]}")
+        first_wait = time.perf_counter() - began
+        started = time.perf_counter()
+        counting_from, until = started + warmup, started + warmup + seconds
+
+        async def user(n: int) -> None:
+            turn = 0
+            while (begun := time.perf_counter()) < until:
+                forms = managers[n][2]
+                response = await post(n, forms[turn % len(forms)])
+                turn += 1
+                if begun >= counting_from:
+                    latencies.append(time.perf_counter() - begun)
+                    if response.status_code != 200:
+                        errors[response.status_code] = errors.get(response.status_code, 0) + 1
+
+        await asyncio.gather(*(user(n) for n in range(len(managers))))
+    return first_wait, _summary(latencies, errors, seconds)
 
 
 # -- the floor -----------------------------------------------------------------------------
@@ -297,6 +393,12 @@ async def drive(base: str, paths: Sequence[str], users: int, seconds: float,
                         errors[response.status_code] = errors.get(response.status_code, 0) + 1
 
         await asyncio.gather(*(user() for _ in range(users)))
+    return _summary(latencies, errors, seconds)
+
+
+def _summary(latencies: list[float], errors: dict[int, int], seconds: float) -> dict[str, Any]:
+    if not latencies:
+        return {}
     latencies.sort()
 
     def pct(share: float) -> float:
@@ -416,11 +518,19 @@ def main() -> int:
             environment.update(CALLWATCH_DATABASE__URL=url,
                                CALLWATCH_WEB__LISTEN=f"127.0.0.1:{web_port}",
                                CALLWATCH_WEB_SECRET="bench-" + "s" * 40)
+            managers = preview_managers(url, args.clusters, args.users, seed=17)
+            launched = time.perf_counter()
             web = subprocess.Popen([CALLWATCH, "--config", str(config), "web"],  # noqa: S603
                                    env=environment, cwd=temp)
             try:
                 base = f"http://127.0.0.1:{web_port}"
                 _wait_until_up(base, web)
+                up = time.perf_counter() - launched
+                # `callwatch web` starts indexing the calls for the preview at start: wait
+                # for it (the first preview) before timing anything, and report it apart
+                wait, _ = asyncio.run(drive_previews(base, managers[:1], 0, 0))
+                print(f"preview index: ready {up + wait:.1f} s after `callwatch web` started "
+                      f"(answering pages after {up:.1f} s; the first preview waited {wait:.1f} s)")
                 print(f"load before: {_load()}")
                 results["web: calls pages"] = asyncio.run(
                     drive(base, pages, args.users, args.seconds, args.warmup))
@@ -428,10 +538,9 @@ def main() -> int:
                 calls = call_urls(url, 2_000, seed=3)
                 results["web: a call's page"] = asyncio.run(
                     drive(base, calls, args.users, args.seconds / 2, args.warmup))
-                previews = profile_preview_urls(url, 2_000)
-                if previews:
-                    results["web: profile preview"] = asyncio.run(
-                        drive(base, previews, args.users, args.seconds / 2, args.warmup))
+                _, results["web: profile preview"] = asyncio.run(
+                    drive_previews(base, managers, args.seconds / 2, args.warmup))
+                print(f"load after:  {_load()}")
             finally:
                 _stop(web)
             floor = subprocess.Popen([sys.executable, __file__, "--floor", url,  # noqa: S603

@@ -5,8 +5,11 @@ trip, and a cycle that alerts on a profile made on the web."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -21,11 +24,12 @@ from tests.test_web_accounts import PASSWORD, SECRET, Browser
 from tests.web_support import NOW, OTHER_TENANT, TENANT, populate
 from tracker.cli import cli
 from tracker.config import load_config
+from tracker.rules.preview import PreviewCalls
 from tracker.rules.profiles import Profile, read_profiles
 from tracker.rules.service import load_profiles
 from tracker.rules.sources import import_files, save_web_profile, stored_profiles
 from tracker.store.db import profiles_table
-from tracker.web import accounts
+from tracker.web import accounts, manage_profiles
 from tracker.web.app import create_app
 from tracker.web.manage_profiles import profiles_url
 
@@ -241,3 +245,79 @@ def test_a_cycle_alerts_the_followers_of_a_profile_made_on_the_web(
     assert cycle_alerts(settings, engine, NOW + timedelta(minutes=5), "mia") == {
         "ft_portal:H2-SOON"}
 
+
+
+# -- the preview's index: built once, at start ----------------------------------------------------
+
+class SlowIndex:
+    """Stands for ``PreviewCalls.of``: counts its builds, each takes ``seconds`` (the real
+    one takes tens of seconds at 50,000 calls), the first ``failures`` raise."""
+
+    def __init__(self, seconds: float = 0.3, failures: int = 0) -> None:
+        self.seconds, self.failures, self.builds = seconds, failures, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, calls: object, now: datetime) -> PreviewCalls:
+        with self.lock:
+            self.builds += 1
+            fail = self.builds <= self.failures
+        time.sleep(self.seconds)
+        if fail:
+            raise RuntimeError("the database went away")
+        return INDEX_OF([], now)
+
+
+INDEX_OF = PreviewCalls.of  # the real one, before a test replaces it
+
+
+def test_requests_during_the_first_build_wait_for_it_rather_than_build_their_own(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = SlowIndex()
+    monkeypatch.setattr(manage_profiles.PreviewCalls, "of", index)
+    cache = manage_profiles.PreviewCache(engine)
+    warming = cache.warm(lambda: NOW)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: cache.get(NOW), range(8)))
+    warming.join(5)
+    assert index.builds == 1
+    assert len({id(answer) for answer in answers}) == 1
+
+
+def test_a_failed_build_at_start_is_tried_again_by_the_next_request(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = SlowIndex(seconds=0.05, failures=1)
+    monkeypatch.setattr(manage_profiles.PreviewCalls, "of", index)
+    cache = manage_profiles.PreviewCache(engine)
+    cache.warm(lambda: NOW).join(5)
+    assert index.builds == 1
+    assert cache.get(NOW).built_at == NOW
+    assert index.builds == 2
+
+
+def test_callwatch_web_starts_the_preview_index_before_any_request(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = SlowIndex(seconds=0)
+    monkeypatch.setattr(manage_profiles.PreviewCalls, "of", index)
+    create_app(load_config(None, environ={}), engine, lambda: NOW, secret=SECRET)
+    assert index.builds == 0  # tests and the daemon: on the first preview only
+    create_app(load_config(None, environ={}), engine, lambda: NOW, secret=SECRET, warm_preview=True)
+    deadline = time.monotonic() + 5
+    while index.builds == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert index.builds == 1
+
+
+def test_the_web_command_asks_for_the_warm_start(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracker.web.app
+    import tracker.web.serve
+
+    asked: dict[str, object] = {}
+    monkeypatch.setattr(tracker.web.app, "create_app", lambda *a, **k: asked.update(k))
+    monkeypatch.setattr(tracker.web.serve, "serve", lambda app, sock: sock.close())
+    settings_in(tmp_path)
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "callwatch.toml"), "web"],
+                                env={"CALLWATCH_WEB__LISTEN": "127.0.0.1:0",
+                                     "CALLWATCH_DATABASE__URL": f"sqlite:///{tmp_path / 'cw.db'}"})
+    assert result.exit_code == 0, result.output
+    assert asked.get("warm_preview") is True

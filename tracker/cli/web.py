@@ -34,7 +34,7 @@ def web_command(app: App) -> None:
     host, port = sock.getsockname()[:2]
     click.echo(f"callwatch web: listening on {host}:{port}, "
                f"open {settings.web.base_url(host, port)}/ (Ctrl-C stops)", err=True)
-    serve(create_app(settings, engine, app.clock), sock)
+    serve(create_app(settings, engine, app.clock, warm_preview=True), sock)
 
 
 def _password(from_stdin: bool) -> str:

@@ -236,8 +236,9 @@ class Pages:
                            message="There is no page at this address.", back="/")
 
 
-def routes(pages: Pages) -> list[BaseRoute]:
-    """Every page of the web app (the service URLs are added by :func:`create_app`)."""
+def routes(pages: Pages, *, warm_preview: bool = False) -> list[BaseRoute]:
+    """Every page of the web app (the service URLs are added by :func:`create_app`);
+    ``warm_preview``: see :func:`~tracker.web.manage_profiles.profile_routes`."""
     from tracker.web import members_pages  # it imports this module
     from tracker.web.manage import manage_routes  # it builds on Pages, defined here
     from tracker.web.manage_profiles import profile_routes  # it imports Pages from here
@@ -252,18 +253,21 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route("/account", pages.account, name="account"),
         Route("/signout", pages.signout, methods=["POST"], name="signout"),
         *members_pages.routes(pages),
-        *profile_routes(pages),
+        *profile_routes(pages, warm_preview=warm_preview),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
 
 def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime],
                secret: str | None = None, *,
-               scheduler_alive: Callable[[], bool] | None = None) -> Starlette:
+               scheduler_alive: Callable[[], bool] | None = None,
+               warm_preview: bool = False) -> Starlette:
     """The ASGI application over ``engine``; ``clock`` gives the time pages are shown at;
     ``secret`` signs sessions and CSRF tokens (default: ``accounts.web_secret()``);
     ``scheduler_alive`` answers /healthz (default: some process's heartbeat is fresh, for
-    `callwatch web`, which runs no scheduler; the daemon passes its own)."""
+    `callwatch web`, which runs no scheduler; the daemon passes its own); ``warm_preview``
+    starts indexing the calls for the profile preview in a thread now (`callwatch web`:
+    tens of seconds at 50,000 calls, which the first manager would otherwise wait)."""
     pages = Pages(engine, clock, secret or accounts.web_secret(), settings)
     service = ServiceRoutes(settings, engine,
                             scheduler_alive or heartbeat_alive(engine, clock), clock)
@@ -279,7 +283,7 @@ def create_app(settings: Settings, engine: Engine, clock: Callable[[], datetime]
                         headers=getattr(exc, "headers", None))
 
     return Starlette(
-        routes=[*service.routes(), *routes(pages)],
+        routes=[*service.routes(), *routes(pages, warm_preview=warm_preview)],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={NotFoundError: not_found, HTTPException: http_error},
     )

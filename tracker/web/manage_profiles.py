@@ -20,9 +20,10 @@ Where profiles live and which wins (the YAML file): ``tracker.rules.sources``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +54,8 @@ from tracker.web.accounts import User
 from tracker.web.app import EXPIRED_FORM, Pages
 from tracker.web.browse import tenant_profiles
 from tracker.web.manage import manager_of
+
+log = logging.getLogger(__name__)
 
 #: the fields of the form that are fields of the profile; the rest go in ``filters``
 OWN_FIELDS = ("name", "description", "query")
@@ -149,7 +152,10 @@ class PreviewCache:
 
     Indexing 50,000 calls takes seconds of CPU (bench/bench_preview.py), so a cycle that
     changes a call every few minutes does not rebuild it each time. Only the first build
-    makes a request wait: later ones run in a thread while the previous index answers.
+    makes a request wait (and every request that comes meanwhile waits for that one build,
+    rather than building its own); later ones run in a thread while the previous index
+    answers. :meth:`warm` starts the first build when the server starts, so that the first
+    manager does not wait for it either.
     """
 
     def __init__(self, engine: Engine, min_age: timedelta = timedelta(minutes=15),
@@ -158,6 +164,7 @@ class PreviewCache:
         self.min_age = min_age
         self.max_age = max_age
         self._lock = threading.Lock()
+        self._built = threading.Condition(self._lock)  # notified when a build ends
         self._calls: PreviewCalls | None = None
         self._signature: tuple[object, ...] | None = None
         self._building = False
@@ -169,14 +176,23 @@ class PreviewCache:
         return tuple(row)
 
     def _build(self, signature: tuple[object, ...], now: datetime) -> PreviewCalls:
-        calls = PreviewCalls.of(RulesStore(self.engine).calls(), now)
+        try:
+            calls = PreviewCalls.of(RulesStore(self.engine).calls(), now)
+        except BaseException:
+            with self._lock:  # the next request tries again; the waiting ones too
+                self._building = False
+                self._built.notify_all()
+            raise
         with self._lock:
             self._calls, self._signature, self._building = calls, signature, False
+            self._built.notify_all()
         return calls
 
     def get(self, now: datetime) -> PreviewCalls:
         signature = self._current_signature()
         with self._lock:
+            while self._calls is None and self._building:  # the first build, in another thread
+                self._built.wait()
             calls = self._calls
             age = now - calls.built_at if calls is not None else self.max_age
             fresh = age < (self.max_age if signature == self._signature else self.min_age)
@@ -189,6 +205,19 @@ class PreviewCache:
                              name="callwatch-preview-index").start()
             return calls  # type: ignore[return-value]  # not None: rebuild_aside says so
         return self._build(signature, now)
+
+    def warm(self, clock: Callable[[], datetime]) -> threading.Thread:
+        """Build the first index in a thread now (``callwatch web`` at start): requests
+        that come before it is done wait for it, later ones find it."""
+        def build() -> None:
+            try:
+                self.get(clock())
+            except Exception:  # a request will try again, and show its own error
+                log.exception("building the profile preview's index at start failed")
+
+        thread = threading.Thread(target=build, daemon=True, name="callwatch-preview-warm")
+        thread.start()
+        return thread
 
 
 # -- the pages ----------------------------------------------------------------------------------
@@ -339,9 +368,12 @@ class ProfileEditor:
         return ""
 
 
-def profile_routes(pages: Pages) -> list[BaseRoute]:
-    """The editor's URLs (``app.routes`` adds them)."""
+def profile_routes(pages: Pages, *, warm_preview: bool = False) -> list[BaseRoute]:
+    """The editor's URLs (``app.routes`` adds them); ``warm_preview``: start building the
+    preview's index now, in a thread (:meth:`PreviewCache.warm`)."""
     editor = ProfileEditor(pages)
+    if warm_preview:
+        editor.cache.warm(pages.clock)
     return [
         Route("/t/{tenant}/profiles", editor.index, methods=["GET"], name="profiles"),
         Route("/t/{tenant}/profiles", editor.save, methods=["POST"], name="profile_save"),
