@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tracker.demo.fakes.smtp_sink import SmtpSink
 from tracker.store import db
 from tracker.store.calls import Store
 
@@ -71,6 +72,15 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def store(engine: Engine) -> Store:
     return Store(engine)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A running SMTP sink on 127.0.0.1, stopped after the test."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ Reuses the browser, page and screenshot-on-failure fixtures of ``tests.test_web_
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,13 +27,13 @@ from tests.test_web_browser import (  # noqa: F401 - fixtures, found by pytest b
     no_script,
     page,
 )
-from tests.web_support import NOW, TENANT, populate
+from tests.web_support import NOW, TENANT, populate, running
 from tracker.config import Settings
 from tracker.store import db
 from tracker.web import accounts
 from tracker.web.app import create_app
 from tracker.web.manage_profiles import profiles_url
-from tracker.web.serve import bind, server
+from tracker.web.serve import bind
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: "
                                 "`apt-get install -y chromium` (as .ci/run does)")
@@ -56,18 +54,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     db.upgrade(engine)
     populate(engine)
     accounts.add_user(engine, MANAGER, PASSWORD, tenant=TENANT, role="manager", now=NOW)
-    sock = bind("127.0.0.1", 0)
-    uvicorn = server(create_app(settings, engine, lambda: NOW))
-    thread = threading.Thread(target=uvicorn.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uvicorn.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uvicorn.started, "uvicorn did not start"
-    yield Site(f"http://127.0.0.1:{sock.getsockname()[1]}", engine, settings)
-    uvicorn.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    with running(create_app(settings, engine, lambda: NOW), bind("127.0.0.1", 0)) as url:
+        yield Site(url, engine, settings)
     engine.dispose()
 
 

@@ -72,14 +72,6 @@ class Clock:
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture
 def settings(tmp_path: Path, smtp: SmtpSink) -> Settings:
     return member_settings(tmp_path, smtp)
 

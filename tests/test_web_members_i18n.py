@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -102,14 +101,6 @@ class Renders:
 
     pages: dict[str, str]
     raw: dict[str, str]
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 def render_all(lang: str, tmp_path: Path, engine: Engine, smtp: SmtpSink) -> Renders:
