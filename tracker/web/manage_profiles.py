@@ -198,12 +198,11 @@ class PreviewCache:
             fresh = age < (self.max_age if signature == self._signature else self.min_age)
             if calls is not None and (fresh or self._building):
                 return calls
-            rebuild_aside = calls is not None
             self._building = True
-        if rebuild_aside:
+        if calls is not None:  # rebuilt aside: this index answers meanwhile
             threading.Thread(target=self._build, args=(signature, now), daemon=True,
                              name="callwatch-preview-index").start()
-            return calls  # type: ignore[return-value]  # not None: rebuild_aside says so
+            return calls
         return self._build(signature, now)
 
     def warm(self, clock: Callable[[], datetime]) -> threading.Thread:
