@@ -130,7 +130,8 @@ def test_the_member_pages_strings_are_extracted_and_the_managers_are_not() -> No
     assert files == {f"tracker/web/{name}" for name in (
         "members_pages.py", "members.py", "language.py", "templates/base.html",
         "templates/join.html", "templates/join_confirm.html", "templates/join_sent.html",
-        "templates/preferences.html", "templates/unsubscribe.html", "templates/notice.html")}
+        "templates/preferences.html", "templates/unsubscribe.html", "templates/notice.html",
+        "templates/member_email_confirm.html", "templates/member_erase.html")}
     found = page_only_ids()
     assert {"Sign up", "Leave: end all my alerts", "Unsubscribe?", "Give a valid email address.",
             "Confirm your callwatch alerts", "Skip to the content"} <= found

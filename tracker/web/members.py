@@ -29,10 +29,10 @@ keep answering.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tracker.dates import isoformat_utc, to_utc
 from tracker.delivery import REMINDER_DAYS
+from tracker.delivery.erasure import FILE_ORIGIN, erase_subscriber
 from tracker.delivery.outbox import apply_subscription_plan, stored_subscriptions
 from tracker.delivery.subscribers import Mode, Subscription, plan_subscription_sync
 from tracker.delivery.unsubscribe import end_subscriptions
@@ -57,6 +58,7 @@ from tracker.web.accounts import normalize_email
 from tracker.web.browse import tenant_profiles
 
 WEB_ORIGIN = "web"
+T = TypeVar("T")
 #: the origins whose subscribers the preferences page may change in full: no file behind them
 EDITABLE_ORIGINS = ("web", "bot")
 CONFIRM_HOURS = 48
@@ -156,29 +158,91 @@ def parse_sign_up(form: Mapping[str, str], profiles: Sequence[str], offered: Seq
                   consent_text=consent_text(tenant, language)), []
 
 
+@dataclass(frozen=True)
+class EmailChange:
+    """A member's new email address waiting for its confirmation from that mailbox: what
+    the confirmation link carries. ``old`` is the address when asked: a link confirmed
+    after the address changed otherwise changes nothing."""
+
+    subscriber_id: int
+    old: str
+    new: str
+    language: str
+    asked_at: datetime
+    asked_from: str
+    consent_text: str
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+
+    def payload(self) -> dict[str, Any]:
+        return {"s": self.subscriber_id, "o": self.old, "e": self.new, "l": self.language,
+                "at": isoformat_utc(self.asked_at), "ip": self.asked_from,
+                "c": self.consent_text, "k": self.nonce}
+
+    @classmethod
+    def from_payload(cls, value: Mapping[str, Any]) -> EmailChange:
+        return cls(subscriber_id=int(value["s"]), old=str(value["o"]), new=str(value["e"]),
+                   language=str(value["l"]), asked_at=to_utc(datetime.fromisoformat(value["at"])),
+                   asked_from=str(value["ip"]), consent_text=str(value["c"]),
+                   nonce=str(value["k"]))
+
+
+def parse_email_change(form: Mapping[str, str], current: Preferences, *, now: datetime,
+                       address: str) -> tuple[EmailChange | None, list[str]]:
+    """The change of address a preferences form asks for, or None and what is wrong
+    (pure). Only a member the page may change in full, with an email address, asks it."""
+    _ = translations(current.language).gettext
+    try:
+        new = normalize_email(form.get("new_email", ""))
+    except ConfigError:
+        return None, [_("Give a valid email address.")]
+    if current.email is None or not current.editable:
+        return None, [_("Your cluster manager keeps your email address: ask them to change it.")]
+    return EmailChange(subscriber_id=current.subscriber_id, old=current.email, new=new,
+                       language=current.language, asked_at=now, asked_from=address,
+                       consent_text=consent_text(current.tenant or "", current.language)), []
+
+
 class LinkExpired(ValueError):
     """A confirmation link older than CONFIRM_HOURS."""
 
 
+def _read_signed(serializer: URLSafeSerializer, token: str, now: datetime,
+                    parse: Callable[[Any], T], at: Callable[[T], datetime]) -> T | None:
+    """``parse`` of what ``serializer`` signed into ``token``: None for a token it did not
+    sign (or one of another kind); LinkExpired when ``at`` it is CONFIRM_HOURS old."""
+    try:
+        value = parse(serializer.loads(token))
+    except (BadSignature, KeyError, TypeError, ValueError):
+        return None
+    if now - at(value) > timedelta(hours=CONFIRM_HOURS):
+        raise LinkExpired(token)
+    return value
+
+
 class ConfirmationLinks:
-    """Signs a sign-up into its confirmation link's token, and reads it back (pure)."""
+    """Signs a sign-up, or a change of email address, into its confirmation link's token,
+    and reads it back (pure). Each kind has its own salt: one is never read as the other."""
 
     def __init__(self, secret: str) -> None:
         self._serializer = URLSafeSerializer(secret, salt="callwatch.signup")
+        self._email = URLSafeSerializer(secret, salt="callwatch.email-change")
 
     def token(self, sign_up: SignUp) -> str:
         return self._serializer.dumps(sign_up.payload())
 
     def sign_up(self, token: str, now: datetime) -> SignUp | None:
         """The sign-up, None for a token this secret did not sign; LinkExpired when old."""
-        try:
-            value = self._serializer.loads(token)
-            sign_up = SignUp.from_payload(value)
-        except (BadSignature, KeyError, TypeError, ValueError):
-            return None
-        if now - sign_up.signed_up_at > timedelta(hours=CONFIRM_HOURS):
-            raise LinkExpired(token)
-        return sign_up
+        return _read_signed(self._serializer, token, now, SignUp.from_payload,
+                            lambda s: s.signed_up_at)
+
+    def email_token(self, change: EmailChange) -> str:
+        return self._email.dumps(change.payload())
+
+    def email_change(self, token: str, now: datetime) -> EmailChange | None:
+        """The change of address, None for a token this secret did not sign; LinkExpired
+        when old."""
+        return _read_signed(self._email, token, now, EmailChange.from_payload,
+                            lambda c: c.asked_at)
 
 
 # -- sign-up (the database) ----------------------------------------------------------------------
@@ -276,6 +340,8 @@ class Preferences:
     subscriptions: tuple[Followed, ...]
     #: the profiles the page offers: the tenant's and the subscriber's own
     offered: tuple[str, ...]
+    #: the email address, when the subscriber has one
+    email: str | None = None
 
     @property
     def editable(self) -> bool:
@@ -317,9 +383,10 @@ def read_preferences(engine: Engine, token: str) -> Preferences | None:
             return None
         row = connection.execute(sa.select(subscribers_table)
                                  .where(subscribers_table.c.id == subscriber_id)).one()
-        channels = tuple(sorted(connection.execute(
-            sa.select(channels_table.c.channel)
-            .where(channels_table.c.subscriber_id == subscriber_id)).scalars()))
+        addresses = {r.channel: r.address for r in connection.execute(
+            sa.select(channels_table.c.channel, channels_table.c.address)
+            .where(channels_table.c.subscriber_id == subscriber_id))}
+        channels = tuple(sorted(addresses))
         followed = tuple(
             Followed(r.profile, r.mode, tuple(r.channels) if r.channels else channels, r.token)
             for r in connection.execute(
@@ -336,7 +403,8 @@ def read_preferences(engine: Engine, token: str) -> Preferences | None:
         tenant=row.tenant, language=row.language, timezone=row.timezone,
         quiet_hours=row.quiet_hours, muted_until=row.muted_until, channels=channels,
         subscriptions=followed,
-        offered=tuple(sorted(offered | {f.profile for f in followed})))
+        offered=tuple(sorted(offered | {f.profile for f in followed})),
+        email=addresses.get("email"))
 
 
 @dataclass(frozen=True)
@@ -427,3 +495,71 @@ def leave(engine: Engine, current: Preferences, now: datetime) -> None:
     with engine.begin() as connection:
         end_subscriptions(connection, [row.id for row in stored_subscriptions(
             connection, current.subscriber_id)], now)
+
+
+# -- a new email address, erasure ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EmailChanged:
+    """What confirming a change of address did: ``outcome`` is "changed" (now), "again" (a
+    link confirmed before), "stale" (the member is gone, or their address is no longer the
+    one the link was asked from) or "taken" (the new address became a member of the tenant
+    meanwhile); ``token`` opens the member's preferences when there is one."""
+
+    outcome: str
+    token: str | None = None
+    tenant: str | None = None
+
+
+def confirm_email_change(engine: Engine, change: EmailChange, now: datetime,
+                         address: str) -> EmailChanged:
+    """Give the member the new address, with a new consent record (the words the confirm
+    page showed, when and from where it was asked and confirmed): double opt-in again. The
+    earlier consent records stay, the proof for what was sent before; erasure removes all."""
+    with engine.begin() as connection:
+        row = connection.execute(sa.select(subscribers_table.c.tenant, subscribers_table.c.name)
+                                 .where(subscribers_table.c.id == change.subscriber_id)).first()
+        tokens = connection.execute(sa.select(subscriptions_table.c.token).where(
+            subscriptions_table.c.subscriber_id == change.subscriber_id)
+            .order_by(subscriptions_table.c.id)).scalars().all() or connection.execute(
+            sa.select(opt_outs_table.c.token).where(
+                opt_outs_table.c.subscriber_id == change.subscriber_id)
+            .order_by(opt_outs_table.c.id.desc())).scalars().all()
+        token = tokens[0] if tokens else None
+        if row is None:
+            return EmailChanged("stale")
+        done = connection.execute(sa.select(consents_table.c.id)
+                                  .where(consents_table.c.nonce == change.nonce)).first()
+        if done is not None:
+            return EmailChanged("again", token, row.tenant)
+        channel = connection.execute(sa.select(channels_table.c.id, channels_table.c.address)
+                                     .where(channels_table.c.subscriber_id == change.subscriber_id,
+                                            channels_table.c.channel == "email")).first()
+        if channel is None or channel.address.lower() != change.old.lower():
+            return EmailChanged("stale", token, row.tenant)
+        if row.tenant is not None and _member_tokens(connection, row.tenant, change.new) is not None:
+            return EmailChanged("taken", token, row.tenant)
+        connection.execute(channels_table.update().where(channels_table.c.id == channel.id).values(
+            address=change.new, configured_address=change.new, active=True, note=None))
+        person = connection.execute(
+            sa.select(consents_table.c.person_name)
+            .where(consents_table.c.subscriber_id == change.subscriber_id)
+            .order_by(consents_table.c.id.desc())).scalar()
+        connection.execute(consents_table.insert().values(
+            subscriber_id=change.subscriber_id, tenant=row.tenant or "",
+            person_name=person or row.name, email=change.new, language=change.language,
+            consent_text=change.consent_text, signed_up_at=change.asked_at,
+            signed_up_from=change.asked_from[:45], confirmed_at=now, confirmed_from=address[:45],
+            nonce=change.nonce))
+        connection.execute(subscribers_table.update()
+                           .where(subscribers_table.c.id == change.subscriber_id)
+                           .values(updated_at=now))
+    return EmailChanged("changed", token, row.tenant)
+
+
+def erase(engine: Engine, current: Preferences) -> bool:
+    """Erase the member (``tracker.delivery.erasure``); False, and nothing done, for a
+    subscriber a file keeps (the next cycle would re-create it: the file must be edited)."""
+    if current.origin == FILE_ORIGIN:
+        return False
+    return erase_subscriber(engine, current.subscriber_id) is not None

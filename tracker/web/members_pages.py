@@ -7,6 +7,12 @@
   (``tracker.web.members.confirm``) and leads to their preferences;
 - ``GET|POST /manage/<token>``, ``POST /manage/<token>/leave``: the preferences page of
   every message's footer (CSRF-checked forms);
+- ``POST /manage/<token>/email``: a new email address; its mailbox gets a signed link
+  (``GET|POST /email-change/<signed>``: a button, then the change, a new consent record
+  and a notice to the old address); the page answers the same whether or not the new
+  address is a member already, and nothing changes before the new mailbox confirms;
+- ``GET|POST /manage/<token>/erase``: a confirm step, then erasure (GDPR art. 17,
+  ``tracker.delivery.erasure``); a subscriber from a file is told to ask their manager;
 - ``GET|POST /unsubscribe/<token>``: a confirm button, and the RFC 8058 one-click target
   (``tracker.delivery.unsubscribe``): a POST ends that subscription at once. It needs no
   CSRF token, because mail programs POST it straight from the ``List-Unsubscribe`` header,
@@ -47,6 +53,9 @@ MODE_LABELS = {"instant": N_("Instant alerts"), "daily": N_("Daily digest"),
 #: the managers' English, marked here for the member's language)
 EXPIRED_FORM = N_("This form has expired or did not come from this site: go back, reload the "
                   "page and try again.")
+#: why the preferences page cannot erase a subscriber from a file (the next cycle re-creates it)
+FILE_KEPT = N_("Your cluster manager keeps your alerts in a subscriber file, which would bring "
+               "them back: ask them to remove you from the file and to erase your data.")
 MUTE_LABELS = {"": N_("Keep as it is"), "0": N_("Not muted"), "24": N_("Mute for a day"),
                "168": N_("Mute for a week"), "720": N_("Mute for 30 days")}
 
@@ -57,6 +66,10 @@ def join_url(tenant: str) -> str:
 
 def manage_url(token: str) -> str:
     return unsubscribe.MANAGE_PATH.format(token=quote(token, safe=""))
+
+
+def email_change_url(token: str) -> str:
+    return f"/email-change/{quote(token, safe='')}"
 
 
 def unsubscribe_url(token: str) -> str:
@@ -147,7 +160,7 @@ class MemberPages:
         try:
             await notifier.send(Recipient(address=to), message)
         except CallwatchError as exc:
-            log.warning("channel=email sign-up email not sent: %s", exc)
+            log.warning("channel=email member email not sent: %s", exc)
             return False
         finally:
             await notifier.aclose()
@@ -241,10 +254,7 @@ class MemberPages:
                      "calls of {tenant}. Your cluster manager has signed it up already: "
                      "ask them to change it.").format(tenant=sign_up.tenant)
             button = ""
-        text = f"{lead}\n\n{link}\n" if link else f"{lead}\n"
-        html = self.pages.templates.get_template("join_email.html").render(
-            language=sign_up.language, subject=subject, lead=lead, link=link, button=button)
-        return subject, text, html
+        return self.member_email(sign_up.language, subject, lead, link, button)
 
     def confirm_form(self, request: Request) -> Response:
         lang = self.language(request)
@@ -294,6 +304,7 @@ class MemberPages:
             request, lang, "preferences.html", status_code, form=True, prefs=current,
             token=request.path_params["token"], problems=problems or [], saved=saved,
             welcome=request.query_params.get("welcome") == "1", zones=members.zone_choices(),
+            email_changed=request.query_params.get("email") == "1",
             modes=members.MODES, off=members.OFF, mute_labels=MUTE_LABELS,
             muted_until=muted and format_datetime(muted, lang, _zone(current.timezone)))
 
@@ -343,6 +354,143 @@ class MemberPages:
                               "again from your preferences page at any time."),
                            back=manage_url(token))
 
+    # -- a new email address ---------------------------------------------------------------
+
+    async def email_request(self, request: Request) -> Response:
+        """Send the new address its confirmation link (or, when it is a member of the tenant
+        already, a note that nothing changed): the page says the same either way, and
+        nothing changes before the new mailbox confirms."""
+        posted = await self.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        form, token, current = posted
+        now = self.pages.clock()
+        change, problems = members.parse_email_change(_fields(form), current, now=now,
+                                                      address=_client(request))
+        if change is None:
+            return self.preferences_page(request, current, problems, 400)
+        keys = [f"email-address:{_client(request)}", f"email-member:{current.subscriber_id}"]
+        wait = self.limiter.retry_after(keys, now)
+        if wait is not None:
+            problem = translations(current.language).gettext(
+                "Too many changes of address: try again in {minutes} minutes.").format(
+                minutes=-(-wait // 60))
+            response = self.preferences_page(request, current, [problem], 429)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        self.limiter.failed(keys, now)
+        taken = current.tenant is not None and await run_in_threadpool(
+            members.member_tokens, self.pages.engine, current.tenant, change.new) is not None
+        sent = self.email_enabled() and await self.send_email(
+            change.new, change.language, *self.email_change_email(request, change, current, taken))
+        if not sent:
+            return self.notice(request, current.language, N_("Email not sent"), N_(
+                "We could not send the email just now. Please try again in a few minutes."),
+                503, manage_url(token))
+        log.info("email change asked subscriber_id=%s", current.subscriber_id)
+        return self.notice(request, current.language, N_("Check your new mailbox"), N_(
+            "We sent an email to the new address. Your address changes when you open its link "
+            "and confirm there; until then nothing changes."), back=manage_url(token))
+
+    def email_change_email(self, request: Request, change: members.EmailChange,
+                           current: members.Preferences, taken: bool) -> tuple[str, str, str]:
+        """Subject, text and HTML for the new address: its confirmation link, or (a member
+        of the tenant already) a note that nothing changed."""
+        _ = translations(change.language).gettext
+        tenant = current.tenant or ""
+        if taken:
+            return self.member_email(change.language, _("Your callwatch alerts"), _(
+                "Someone (perhaps you) asked to move their callwatch alerts of {tenant} to this "
+                "address. This address receives them already, so nothing changed.").format(
+                    tenant=tenant))
+        link = f"{self.base_url(request)}{email_change_url(self.links.email_token(change))}"
+        return self.member_email(change.language, _("Confirm your new email address"), _(
+            "Please confirm that callwatch should send the funding calls of {tenant} to this "
+            "address from now on. The link works for {hours} hours; if you did not ask for "
+            "this, ignore this email and nothing changes.").format(
+                tenant=tenant, hours=members.CONFIRM_HOURS), link, _("Confirm"))
+
+    def member_email(self, lang: str, subject: str, lead: str, link: str = "",
+                     button: str = "") -> tuple[str, str, str]:
+        """Subject, text and HTML of a short member email: a sentence and maybe a link."""
+        text = f"{lead}\n\n{link}\n" if link else f"{lead}\n"
+        html = self.pages.templates.get_template("join_email.html").render(
+            language=lang, subject=subject, lead=lead, link=link, button=button)
+        return subject, text, html
+
+    def email_change(self, request: Request) -> members.EmailChange | Response:
+        """The link's change of address, or the page that says it is expired or not ours."""
+        lang = self.language(request)
+        try:
+            change = self.links.email_change(request.path_params["token"], self.pages.clock())
+        except members.LinkExpired:
+            return self.notice(request, lang, N_("Link expired"), N_(
+                "This confirmation link has expired: ask for the change again from your "
+                "preferences page, and confirm within two days."), 410)
+        if change is None:
+            return self.not_found(request, lang)
+        return change
+
+    def email_confirm_form(self, request: Request) -> Response:
+        change = self.email_change(request)
+        if isinstance(change, Response):
+            return change
+        return self.page(request, self.language(request, change.language),
+                         "member_email_confirm.html", form=True, change=change)
+
+    async def email_confirm(self, request: Request) -> Response:
+        form = await request.form()
+        change = self.email_change(request)
+        if isinstance(change, Response):
+            return change
+        lang = self.language(request, change.language)
+        if not self.pages.csrf_passes(request, form):
+            return self.expired_form(request, lang, request.url.path)
+        done = await run_in_threadpool(members.confirm_email_change, self.pages.engine, change,
+                                       self.pages.clock(), _client(request))
+        back = manage_url(done.token) if done.token else "/"
+        if done.outcome == "stale":
+            return self.notice(request, lang, N_("Nothing changed"), N_(
+                "This link no longer applies: your email address changed since it was sent, "
+                "or you left. Nothing changed."), 409, back)
+        if done.outcome == "taken":
+            return self.notice(request, lang, N_("Nothing changed"), N_(
+                "This address receives the cluster's alerts already. Nothing changed."), 409, back)
+        if done.outcome == "changed":
+            log.info("email changed subscriber_id=%s", change.subscriber_id)
+            _ = translations(change.language).gettext
+            await self.send_email(change.old, change.language, *self.member_email(
+                change.language, _("Your callwatch email address was changed"), _(
+                    "From now on the funding calls of {tenant} go to {email} instead of this "
+                    "address. If you did not ask for this, tell your cluster manager.").format(
+                        tenant=done.tenant or "", email=change.new)))
+        return RedirectResponse(f"{back}?email=1" if done.token else back, status_code=303)
+
+    # -- erasure ----------------------------------------------------------------------------
+
+    def erase_form(self, request: Request) -> Response:
+        current = members.read_preferences(self.pages.engine, request.path_params["token"])
+        if current is None:
+            return self.not_found(request, self.language(request))
+        return self.page(request, self.language(request, current.language), "member_erase.html",
+                         form=True, prefs=current, token=request.path_params["token"],
+                         file_kept=FILE_KEPT)
+
+    async def erase(self, request: Request) -> Response:
+        """Erase everything about the member (``tracker.delivery.erasure``), unless a
+        subscriber file keeps them: then their cluster manager must edit the file."""
+        posted = await self.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        _form, token, current = posted
+        lang = self.language(request, current.language)
+        if not await run_in_threadpool(members.erase, self.pages.engine, current):
+            return self.notice(request, lang, N_("Nothing erased"), FILE_KEPT, 409,
+                               manage_url(token))
+        return self.notice(request, lang, N_("Your data is erased"), N_(
+            "callwatch no longer holds your name, your addresses, your topics, the messages "
+            "sent to you or your consent. You will get no more messages."))
+
     # -- one-click unsubscribe ---------------------------------------------------------------
 
     def unsubscribe_answer(self, request: Request, view: unsubscribe.SubscriptionView | None,
@@ -379,6 +527,15 @@ def routes(pages: Pages) -> list[BaseRoute]:
         Route(unsubscribe.MANAGE_PATH, member.manage_form, methods=["GET"], name="manage_form"),
         Route(unsubscribe.MANAGE_PATH, member.manage, methods=["POST"], name="manage"),
         Route(unsubscribe.MANAGE_PATH + "/leave", member.leave, methods=["POST"], name="leave"),
+        Route(unsubscribe.MANAGE_PATH + "/email", member.email_request, methods=["POST"],
+              name="email_request"),
+        Route("/email-change/{token}", member.email_confirm_form, methods=["GET"],
+              name="email_confirm_form"),
+        Route("/email-change/{token}", member.email_confirm, methods=["POST"],
+              name="email_confirm"),
+        Route(unsubscribe.MANAGE_PATH + "/erase", member.erase_form, methods=["GET"],
+              name="erase_form"),
+        Route(unsubscribe.MANAGE_PATH + "/erase", member.erase, methods=["POST"], name="erase"),
         Route(unsubscribe.UNSUBSCRIBE_PATH, member.unsubscribe_form, methods=["GET"],
               name="unsubscribe_form"),
         Route(unsubscribe.UNSUBSCRIBE_PATH, member.unsubscribe_now, methods=["POST"],
