@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 @click.group("subscribers")
 def subscribers_group() -> None:
-    """Subscriber files: check them."""
+    """Subscriber files: check them; erase a member (GDPR art. 17)."""
 
 
 @check_command(subscribers_group)
@@ -50,6 +50,48 @@ def subscribers_check(app: App, paths: tuple[Path, ...]) -> None:
         targets, names, allow_private=app.settings.notifiers.webhook.allow_private)
     exit_on_problems(problems, f"{len(problems)} problem(s) in subscribers", listed_on_stderr=True)
     click.echo(f"{len(subscribers)} subscriber(s) OK")
+
+
+@subscribers_group.command("erase")
+@click.argument("email")
+@click.option("--tenant", required=True, help="the tenant (cluster) the member belongs to")
+@pass_app
+def subscribers_erase(app: App, email: str, tenant: str) -> None:
+    """Erase a member by email address (GDPR art. 17): every row naming them goes.
+
+    The same erasure as the member's "Erase my data" and a manager's member page
+    (``tracker.delivery.erasure``). A subscriber that a subscriber file still lists is not
+    erased (the next cycle would re-create it): remove it from the file, then run this
+    again. Exit 1 when no member of the tenant has the address (or one stays).
+    """
+    from tracker.delivery import erasure
+    from tracker.delivery.subscribers import read_subscribers
+
+    engine = app.writable_store().engine
+    with engine.connect() as connection:
+        found = erasure.find_by_email(connection, tenant, email)
+    if not found:
+        raise click.ClickException(f"no member of {tenant} has the address {email}")
+    listed, problems = read_subscribers([Path(app.settings.subscribers.directory)], None,
+                                        allow_private=True)
+    in_files = {s.name for s in listed}
+    kept = 0
+    for member in found:
+        if member.origin == erasure.FILE_ORIGIN and (problems or member.name in in_files):
+            kept += 1
+            why = ("the subscriber files have problems: fix them first" if problems else
+                   f"remove subscriber {member.name!r} from its file in "
+                   f"{app.settings.subscribers.directory} first (the next cycle would re-create "
+                   "it), then run this again")
+            click.echo(f"not erased: {why}", err=True)
+            continue
+        erased = erasure.erase_subscriber(engine, member.subscriber_id)
+        if erased is not None:
+            click.echo(f"erased subscriber {member.name}: {erased.channels} address(es), "
+                       f"{erased.subscriptions} subscription(s), {erased.opt_outs} ended, "
+                       f"{erased.deliveries} outbox row(s), {erased.consents} consent record(s)")
+    if kept:
+        raise SystemExit(1)
 
 
 @click.command("notify")

@@ -85,6 +85,7 @@ def manage_routes(pages: Pages) -> list[BaseRoute]:
         route("/members", members.list, "manage_members"),
         route("/members.csv", members.export, "manage_members_csv"),
         route("/members/{member_id:int}", members.detail, "manage_member"),
+        route("/members/{member_id:int}/erase", members.erase, "manage_member_erase", post=True),
         route("/import", members.import_form, "manage_import_form"),
         route("/import", members.dry_run, "manage_import", post=True),
         route("/import/apply", members.apply, "manage_import_apply", post=True),

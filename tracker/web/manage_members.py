@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from tracker.config import Settings
+from tracker.delivery.erasure import FILE_ORIGIN, erase_subscriber
 from tracker.delivery.outbox import mirror_subscriber
 from tracker.delivery.subscribers import Subscriber
 from tracker.store.db import (
@@ -63,6 +64,10 @@ from tracker.web.members_csv import (
 
 #: members on one page
 PAGE_SIZE = 50
+#: why a member from a subscriber file is not erased on the web (the member page says it too)
+FILE_ERASE = ("This member comes from a subscriber file: the next cycle would re-create them. "
+              "Remove them from the file first, then run `callwatch subscribers erase EMAIL "
+              "--tenant TENANT`.")
 
 
 # -- reads and the one write ------------------------------------------------------------------
@@ -276,8 +281,35 @@ class MemberPages:
             return self.pages.render(request, "error.html", 404, title="Not found",
                                      message="This cluster has no such member.",
                                      back=manage_url(tenant, "/members"))
-        return self.pages.render(request, "manage_member.html", tenant=tenant, user=user,
-                                 manage_url=manage_url, section="members", **found)
+        return self.pages.form_page(request, "manage_member.html", tenant=tenant, user=user,
+                                    manage_url=manage_url, section="members", **found)
+
+    async def erase(self, request: Request, user: User) -> Response:
+        """Erase one member of the tenant (GDPR art. 17, ``tracker.delivery.erasure``) once
+        the form's box is ticked; a member from a subscriber file is refused: the next cycle
+        would re-create it, so the file must be edited first."""
+        tenant = request.path_params["tenant"]
+        form = await request.form()
+        if not self.pages.csrf_passes(request, form):
+            return self.pages.render(request, "error.html", 403, title="Form expired",
+                                     message=EXPIRED_FORM, back=manage_url(tenant, "/members"))
+        member_id = request.path_params["member_id"]
+        found = await run_in_threadpool(member_detail, self.pages.engine, tenant, member_id)
+        back = manage_url(tenant, f"/members/{member_id}")
+        if found is None:
+            return self.pages.render(request, "error.html", 404, title="Not found",
+                                     message="This cluster has no such member.",
+                                     back=manage_url(tenant, "/members"))
+        if found["row"].origin == FILE_ORIGIN:
+            return self.pages.render(request, "error.html", 409, title="Not erased",
+                                     message=FILE_ERASE, back=back)
+        if form.get("confirm") != "yes":
+            return self.pages.render(request, "error.html", 400, title="Not erased",
+                                     message="Tick the box to confirm the erasure.", back=back)
+        await run_in_threadpool(erase_subscriber, self.pages.engine, member_id)
+        return self.pages.render(request, "error.html", title="Member erased", message=(
+            f"{found['row'].name} and every row naming them (addresses, subscriptions, "
+            "messages, consent records) are erased."), back=manage_url(tenant, "/members"))
 
     async def import_form(self, request: Request, user: User) -> Response:
         return self._import_page(request, None, "")
