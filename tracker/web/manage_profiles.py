@@ -14,6 +14,10 @@ the manager types, and the whole page to a browser without JavaScript (the form'
 "Preview" button). It is ``tracker.rules.preview.preview_profile`` over the stored calls,
 indexed once and kept in :class:`PreviewCache` until they change.
 
+Renaming and deleting (:class:`ProfileChanges`): a rename moves the subscriptions to the
+new name; a delete asks first and says how many subscriptions end. Neither for a profile a
+YAML file defines (edit the file) nor one a subscriber file follows.
+
 Where profiles live and which wins (the YAML file): ``tracker.rules.sources``.
 """
 
@@ -33,6 +37,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -47,7 +52,16 @@ from tracker.rules.preview import (
     query_help,
 )
 from tracker.rules.profiles import ProfileProblem
-from tracker.rules.sources import StoredProfile, save_web_profile, stored_profiles
+from tracker.rules.sources import (
+    Followers,
+    ProfileGone,
+    StoredProfile,
+    delete_web_profile,
+    profile_followers,
+    rename_web_profile,
+    save_web_profile,
+    stored_profiles,
+)
 from tracker.rules.store import RulesStore
 from tracker.store.db import calls_table
 from tracker.web.accounts import User
@@ -367,10 +381,108 @@ class ProfileEditor:
         return ""
 
 
+class ProfileChanges:
+    """Renaming and deleting a profile of the tenant (``POST …/<name>/rename``, ``GET|POST
+    …/<name>/delete``): the editor's guard, CSRF on each POST, and only a profile the user
+    may edit. A profile a YAML file defines is refused with its file named (the file wins:
+    rename or delete the file), and so is one that a subscriber file follows (the next sync
+    would put the old name back). A rename moves the subscriptions to the new name; a delete
+    asks first and says how many subscriptions end."""
+
+    def __init__(self, editor: ProfileEditor) -> None:
+        self.editor = editor
+        self.pages = editor.pages
+
+    def answer(self, request: Request, status_code: int, title: str, message: str) -> Response:
+        tenant, name = request.path_params["tenant"], request.path_params["name"]
+        return self.pages.render(request, "error.html", status_code, title=title, message=message,
+                                 back=profiles_url(tenant, name, "edit"))
+
+    def target(self, request: Request, user: User) -> tuple[StoredProfile, Followers] | Response:
+        """The profile of the URL with its followers, or why it may not change here."""
+        tenant, name = request.path_params["tenant"], request.path_params["name"]
+        rows = [r for r in self.editor.visible(user, tenant) if r.name == name]
+        if not rows:
+            return self.pages.not_found(request, LookupError(name))
+        row = rows[0]
+        if row.source is not None:
+            return self.answer(request, 409, "Managed in git", (
+                f"{name} is defined by the file {row.source}: rename or delete the file "
+                "(the file wins over the web)."))
+        if not self.editor.may_edit(user, tenant, row):
+            return self.answer(request, 403, "Not your profile", (
+                f"{name} belongs to {'another cluster' if row.tenant else 'the administrators'}."))
+        followers = profile_followers(self.editor.engine, name)
+        if followers.file_subscribers:
+            return self.answer(request, 409, "Followed from subscriber files", (
+                f"Subscriber files follow {name} ({', '.join(followers.file_subscribers)}): "
+                "change those files first, or the next cycle would follow the old name again."))
+        return row, followers
+
+    async def checked(self, request: Request
+                      ) -> tuple[User, FormData, StoredProfile, Followers] | Response:
+        user = self.editor.signed_in(request)
+        if not isinstance(user, User):
+            return user
+        form = await request.form()
+        if not self.pages.csrf_passes(request, form):
+            return self.pages.render(request, "error.html", 403, title="Form expired",
+                                     message=EXPIRED_FORM,
+                                     back=profiles_url(request.path_params["tenant"]))
+        found = await run_in_threadpool(self.target, request, user)
+        return found if isinstance(found, Response) else (user, form, *found)
+
+    async def rename(self, request: Request) -> Response:
+        checked = await self.checked(request)
+        if isinstance(checked, Response):
+            return checked
+        user, form, row, _followers = checked
+        from tracker.rules.profiles import validate_profile
+
+        new = " ".join(str(form.get("new_name") or "").split())
+        profile, problems = validate_profile({**row.definition, "name": new}, "the new name")
+        too_long = len(new) > MAX_LENGTH["name"]
+        if profile is None or new == row.name or too_long:
+            why = "; ".join(p.message for p in problems) or (
+                f"at most {MAX_LENGTH['name']} characters" if too_long else "give a new name")
+            return self.answer(request, 400, "Not renamed", f"{new!r}: {why}.")
+        try:
+            await run_in_threadpool(lambda: rename_web_profile(
+                self.editor.engine, row.name, profile, by=user.email, now=self.pages.clock()))
+        except ValueError as exc:  # the name is taken (ProfileGone: someone deleted it)
+            return self.answer(request, 409, "Not renamed", f"{exc}.")
+        tenant = request.path_params["tenant"]
+        return RedirectResponse(profiles_url(tenant, profile.name, "edit") + "?saved=1", 303)
+
+    async def delete_form(self, request: Request) -> Response:
+        user = self.editor.signed_in(request)
+        if not isinstance(user, User):
+            return user
+        found = await run_in_threadpool(self.target, request, user)
+        if isinstance(found, Response):
+            return found
+        row, followers = found
+        return self.pages.form_page(request, "profile_delete.html", tenant=request.path_params[
+            "tenant"], row=row, followers=followers, profiles_url=profiles_url)
+
+    async def delete(self, request: Request) -> Response:
+        checked = await self.checked(request)
+        if isinstance(checked, Response):
+            return checked
+        user, _form, row, _followers = checked
+        try:
+            await run_in_threadpool(lambda: delete_web_profile(
+                self.editor.engine, row.name, by=user.email, now=self.pages.clock()))
+        except ProfileGone:
+            pass  # deleted meanwhile: the list shows it gone either way
+        return RedirectResponse(profiles_url(request.path_params["tenant"]), status_code=303)
+
+
 def profile_routes(pages: Pages, *, warm_preview: bool = False) -> list[BaseRoute]:
     """The editor's URLs (``app.routes`` adds them); ``warm_preview``: start building the
     preview's index now, in a thread (:meth:`PreviewCache.warm`)."""
     editor = ProfileEditor(pages)
+    changes = ProfileChanges(editor)
     if warm_preview:
         editor.cache.warm(pages.clock)
     return [
@@ -381,4 +493,10 @@ def profile_routes(pages: Pages, *, warm_preview: bool = False) -> list[BaseRout
               name="profile_preview"),
         Route("/t/{tenant}/profiles/{name}/edit", editor.edit, methods=["GET"],
               name="profile_edit"),
+        Route("/t/{tenant}/profiles/{name}/rename", changes.rename, methods=["POST"],
+              name="profile_rename"),
+        Route("/t/{tenant}/profiles/{name}/delete", changes.delete_form, methods=["GET"],
+              name="profile_delete_form"),
+        Route("/t/{tenant}/profiles/{name}/delete", changes.delete, methods=["POST"],
+              name="profile_delete"),
     ]
