@@ -25,7 +25,15 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from sqlalchemy.engine import Engine
 
-from tests.members_support import PROFILE, TENANT, mails_to, member_settings, plain, sync_files
+from tests.members_support import (
+    PROFILE,
+    PUBLIC_URL,
+    TENANT,
+    mails_to,
+    member_settings,
+    plain,
+    sync_files,
+)
 from tests.test_web_members import (
     NEW,
     NOW,
@@ -130,6 +138,22 @@ def render_all(lang: str, tmp_path: Path, engine: Engine, smtp: SmtpSink) -> Ren
     raw["not_found"] = client.get("/manage/not-a-token", headers=browser).text
     raw["expired"] = client.post(f"/t/{TENANT}/join", headers={**browser, "origin": SITE},
                                  data={"csrf_token": "forged", "language": lang}).text
+    # a new address: the answer, its email, its confirm page, the old address's notice
+    moved = f"moved-{email}"
+    raw["email_asked"] = client.post(f"{manage}/email", headers={**browser, "origin": SITE}, data={
+        "csrf_token": csrf(client, manage), "new_email": moved}).text
+    raw["email_change"] = plain(mails_to(smtp, moved)[-1])
+    change = re.search(rf"{re.escape(PUBLIC_URL)}(/email-change/\S+)", raw["email_change"])
+    assert change, raw["email_change"]
+    raw["email_confirm"] = client.get(change.group(1), headers=browser).text
+    changed = client.post(change.group(1), headers={**browser, "origin": SITE},
+                          data={"csrf_token": csrf(client, change.group(1))})
+    raw["email_changed"] = client.get(changed.headers["location"], headers=browser).text
+    raw["email_notice"] = plain(mails_to(smtp, email)[-1])
+    # erasure: the confirm step, then the answer (last: the member is gone after it)
+    raw["erase"] = client.get(f"{manage}/erase", headers=browser).text
+    raw["erased"] = client.post(f"{manage}/erase", headers={**browser, "origin": SITE},
+                                data={"csrf_token": csrf(client, f"{manage}/erase")}).text
     return Renders({name: visible(page) for name, page in raw.items()}, raw)
 
 
@@ -159,7 +183,8 @@ def test_no_english_is_left_on_the_member_pages(lang: str, english: Renders, tmp
         f"English left on the {lang} member pages: translate these in "
         f"tracker/locale/{lang}/LC_MESSAGES/callwatch.po")
     for name in ("join", "join_sent", "join_confirm", "welcome", "preferences", "unsubscribe",
-                 "not_found", "expired"):
+                 "not_found", "expired", "email_asked", "email_confirm", "email_changed", "erase",
+                 "erased"):
         assert f'<html lang="{lang}">' in translated.raw[name], name
     # the email's footer (the messages' catalog, added at send time) is the member's too
     footer = i18n.translations(lang).gettext("Sent by callwatch.")
