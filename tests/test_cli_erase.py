@@ -18,7 +18,6 @@ from tracker.cli import cli
 from tracker.demo.fakes.smtp_sink import SmtpSink
 from tracker.store.db import subscribers_table
 
-
 Erase = tuple[Path, Callable[..., Result]]
 
 

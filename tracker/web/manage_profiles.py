@@ -23,6 +23,7 @@ Where profiles live and which wins (the YAML file): ``tracker.rules.sources``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -470,11 +471,9 @@ class ProfileChanges:
         if isinstance(checked, Response):
             return checked
         user, _form, row, _followers = checked
-        try:
+        with contextlib.suppress(ProfileGone):  # deleted meanwhile: the list shows it gone
             await run_in_threadpool(lambda: delete_web_profile(
                 self.editor.engine, row.name, by=user.email, now=self.pages.clock()))
-        except ProfileGone:
-            pass  # deleted meanwhile: the list shows it gone either way
         return RedirectResponse(profiles_url(request.path_params["tenant"]), status_code=303)
 
 
