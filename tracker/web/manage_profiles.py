@@ -43,6 +43,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tracker.delivery.profile_changes import (
+    Followers,
+    ProfileGone,
+    delete_web_profile,
+    profile_followers,
+    rename_web_profile,
+)
 from tracker.rules.preview import (
     Preview,
     PreviewCalls,
@@ -53,16 +60,7 @@ from tracker.rules.preview import (
     query_help,
 )
 from tracker.rules.profiles import ProfileProblem
-from tracker.rules.sources import (
-    Followers,
-    ProfileGone,
-    StoredProfile,
-    delete_web_profile,
-    profile_followers,
-    rename_web_profile,
-    save_web_profile,
-    stored_profiles,
-)
+from tracker.rules.sources import StoredProfile, save_web_profile, stored_profiles
 from tracker.rules.store import RulesStore
 from tracker.store.db import calls_table
 from tracker.web.accounts import User
