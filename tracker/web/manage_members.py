@@ -1,5 +1,6 @@
-"""Managers' member pages: the tenant's members (searched, paged), one member, the CSV
-export, and the CSV import (a dry run of every row, then "Apply").
+"""Managers' member pages: the tenant's members (searched, paged), one member (and erasing
+them, ``tracker.delivery.erasure``), the CSV export, and the CSV import (a dry run of every
+row, then "Apply").
 
 **Where imported members live.** :func:`save_members` is the one place the web writes
 members: ``subscribers`` rows with ``origin`` ``web`` (``members_csv.WEB_ORIGIN``), their

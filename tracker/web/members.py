@@ -24,6 +24,12 @@ changes only what the sync leaves alone (mutes, leaving, one subscription at a t
 because the next cycle would put the file's values back. Profiles dropped on the page end
 like an unsubscribe link ends them (``unsubscribe.end_subscriptions``), so their links
 keep answering.
+
+**A new email address** (:class:`EmailChange`) travels, like a sign-up, in a signed link
+(its own salt) sent to the new address, valid CONFIRM_HOURS; confirming it
+(:func:`confirm_email_change`) sets the address and writes a new consent record. Nothing
+changes before. **Erasure** (:func:`erase`) is ``tracker.delivery.erasure``'s, refused for
+a subscriber a file keeps.
 """
 
 from __future__ import annotations
