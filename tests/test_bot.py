@@ -511,7 +511,8 @@ def test_the_reply_language_is_the_chats_then_the_users_then_the_files(engine: E
     assert [language("1002", code) for code in ("fr", None, "uk")] == ["fr", "en", "en"]
 
 
-def test_language_shows_sets_refuses_and_lists_the_supported_ones(engine: Engine) -> None:
+def test_language_shows_sets_refuses_and_lists_the_supported_ones(engine: Engine,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     assert "I write to you in English" in bot.set_language(engine, "1001", [], NOW)
     reply = bot.set_language(engine, "1001", ["pl"], NOW)  # registers the chat, in Polish
     # alerts and digests are written in Polish too (i18n.MESSAGE_LANGUAGES), and it says so
@@ -519,10 +520,16 @@ def test_language_shows_sets_refuses_and_lists_the_supported_ones(engine: Engine
                      "W tym języku otrzymasz też powiadomienia i podsumowania.")
     assert subscriber(engine, "tg-1001").language == "pl"
     assert "Piszę do Ciebie w języku: polski" in bot.set_language(engine, "1001", [], NOW, lang="pl")
-    # French messages are partly English still: the reply does not promise more
+    # every language's messages are translated in full now (French too), and it says so
+    assert bot.set_language(engine, "1001", ["fr"], NOW).endswith(
+        "Les alertes et les récapitulatifs sont aussi rédigés dans cette langue.")
+    # a language whose messages are partly English still (a new one): the reply does not
+    # promise more
+    monkeypatch.setattr(bot, "MESSAGE_LANGUAGES", ("en", "de", "pl"))
     assert bot.set_language(engine, "1001", ["fr"], NOW).endswith(
         "Les alertes et les récapitulatifs restent en partie en anglais tant que leur traduction "
         "n’est pas terminée.")
+    monkeypatch.undo()
     assert bot.set_language(engine, "1001", [], NOW).endswith(
         "Alerts and digests are written in it too.")
     bot.set_language(engine, "1001", ["pl"], NOW)

@@ -1,15 +1,16 @@
-"""Messages in the subscriber's language: alerts, digests, summaries and reminders in German
-and Polish, every form (email HTML and plain text, Telegram), through the bot's catalogs.
+"""Messages in the subscriber's language: alerts, digests, summaries and reminders in every
+language of ``i18n.MESSAGE_LANGUAGES`` (all eight besides English), every form (email HTML
+and plain text, Telegram), through the bot's catalogs.
 
 Two checks, each able to fail on its own:
 
 - the catalogs: every string the messages use (marked in tracker/delivery/: the templates
-  and ``wording``) has a German and a Polish translation;
+  and ``wording``) has a translation in each of those languages, with every plural form;
 - the renders: an alert, a digest with every section, a summary and a reminder rendered in
-  ``de`` and ``pl`` from calls whose own text has no English in it contain no literal piece
+  each language from calls whose own text has no English in it contain no literal piece
   of any English msgid the messages use (a string left untranslated shows up as English).
-  The same check run on the French render (a language whose message strings fall back to
-  English) must find English: that is what it would report for a missing translation.
+  The same check run on the English render against each catalog (what a language whose
+  entries were empty would show: gettext falls back to the msgid) must find English.
 """
 
 from __future__ import annotations
@@ -219,14 +220,14 @@ def test_every_message_kind_renders_with_no_english_left(lang: str) -> None:
     assert english_left((t for m in messages for t in visible(m)), lang) == []
 
 
-def test_the_check_finds_english_where_a_language_falls_back() -> None:
-    """French translates the bot but not (yet) the messages: its render is English, and the
-    check says so. A German or Polish string left untranslated is reported the same way."""
-    left = english_left((t for m in renders("fr") for t in visible(m)), "fr")
-    assert {"New calls", "Closing soon", "Open the call", "Manage your alerts", "grants expected",
-            "in the title"} <= set(left)
-    english = english_left((t for m in renders("en") for t in visible(m)), "de")
-    assert "Deadline" in english and "Why" in english
+@pytest.mark.parametrize("lang", FULL)
+def test_the_check_finds_english_where_a_language_falls_back(lang: str) -> None:
+    """A message string left untranslated is rendered as its English msgid (gettext's
+    fallback): the English render, read against a catalog, is what that language would
+    show with every entry empty, and the check reports it."""
+    left = english_left((t for m in renders("en") for t in visible(m)), lang)
+    assert {"New calls", "Open the call", "Manage your alerts", "grants expected",
+            "in the title", "Why"} <= set(left)
 
 
 @pytest.mark.parametrize(("lang", "expected"), [
@@ -238,6 +239,31 @@ def test_the_check_finds_english_where_a_language_falls_back() -> None:
             "przewidziane 3 dotacje", "przewidziana 1 dotacja", "podzielone na 5 tematów",
             "Nowe nabory (1)", "Cotygodniowe podsumowanie callwatch, 25 lis 2026: 1 nowy, "
             "1 wkrótce się zamyka", "Otwórz nabór", "Zarządzaj powiadomieniami"]),
+    ("fr", ["statut ouvert → à venir", "date limite 28 janv. → 11 févr. 2027", "budget 3 M € → 4,5 M €",
+            "3 subventions prévues", "1 subvention prévue", "réparti sur 5 sujets", "Nouveaux appels (1)",
+            "Récapitulatif hebdomadaire callwatch, 25 nov. 2026 : 1 nouveau, 1 bientôt clôturé",
+            "Ouvrir l’appel", "Gérer vos alertes"]),
+    ("es", ["estado abierta → prevista", "fecha límite 28 ene → 11 feb 2027", "presupuesto 3 M € → 4,5 M €",
+            "3 subvenciones previstas", "1 subvención prevista", "repartido entre 5 temas",
+            "Nuevas convocatorias (1)", "Resumen semanal de callwatch, 25 nov 2026: 1 nueva, 1 cierra pronto",
+            "Abrir la convocatoria", "Gestione sus alertas"]),
+    ("it", ["stato aperto → di prossima apertura", "scadenza 28 gen → 11 feb 2027",
+            "dotazione 3 Mln € → 4,5 Mln €", "3 sovvenzioni previste", "1 sovvenzione prevista",
+            "ripartito su 5 temi", "Nuovi bandi (1)",
+            "Riepilogo settimanale callwatch, 25 nov 2026: 1 nuovo, 1 in scadenza",
+            "Apri il bando", "Gestisca i suoi avvisi"]),
+    ("pt", ["estado aberto → previsto", "orçamento 3 M € → 4,5 M €", "3 subvenções previstas",
+            "1 subvenção prevista", "repartido por 5 temas", "Novos concursos (1)",
+            "Resumo semanal do callwatch", "1 novo, 1 a encerrar em breve", "Abrir o concurso",
+            "Gerir os seus alertas"]),
+    ("nl", ["status open → aangekondigd", "deadline 28 jan → 11 feb 2027", "budget € 3 mln. → € 4,5 mln.",
+            "3 subsidies verwacht", "1 subsidie verwacht", "verdeeld over 5 topics", "Nieuwe oproepen (1)",
+            "Wekelijks callwatch-overzicht, 25 nov 2026: 1 nieuw, 1 sluit binnenkort", "Oproep openen",
+            "Uw meldingen beheren"]),
+    ("cs", ["stav otevřená → připravovaná", "uzávěrka 28. 1. → 11. 2. 2027", "rozpočet 3 mil. € → 4,5 mil. €",
+            "očekávány 3 granty", "očekáván 1 grant", "rozděleno mezi 5 témat", "Nové výzvy (1)",
+            "Týdenní přehled callwatch, 25. 11. 2026: 1 nová, 1 brzy končí", "Otevřít výzvu",
+            "Spravovat upozornění"]),
 ])
 def test_dates_amounts_and_plurals_are_the_locales(lang: str, expected: list[str]) -> None:
     seen = "\n".join(t for m in renders(lang) for t in visible(m)).replace("\xa0", " ")
@@ -248,6 +274,11 @@ def test_dates_amounts_and_plurals_are_the_locales(lang: str, expected: list[str
 def test_polish_has_three_plural_forms_in_messages() -> None:
     days = [why_matched((), n, "pl")[-1].plain for n in (1, 3, 5, 22)]
     assert days == ["został 1 dzień", "zostały 3 dni", "zostało 5 dni", "zostały 22 dni"]
+
+
+def test_czech_has_three_plural_forms_in_messages() -> None:
+    days = [why_matched((), n, "cs")[-1].plain for n in (1, 3, 5, 22)]
+    assert days == ["zbývá 1 den", "zbývají 3 dny", "zbývá 5 dní", "zbývá 22 dní"]
 
 
 def test_english_stays_as_it_was() -> None:

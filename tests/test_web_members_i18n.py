@@ -1,15 +1,16 @@
-"""The member pages in German and Polish: no English left on them (issue 17, "the
-member-facing pages use the same catalogs as the messages").
+"""The member pages in every page language (``i18n.PAGE_LANGUAGES``: de, fr, es, it, pl, pt,
+nl, cs): no English left on them (issue 17, "the member-facing pages use the same catalogs
+as the messages").
 
 Each page is rendered in English first; the literal pieces of the member pages' msgids
 (babel.cfg's extraction of tracker/web, ``i18n.PAGE_SOURCES``) found in that render are
 the English the page shows. Rendered again in a page language (``i18n.PAGE_LANGUAGES``),
 none of them may be left, but a piece the translation itself has. So the test follows the
-templates: a string newly marked on these pages is checked as soon as a page shows it, and a
-German entry left empty fails it. The pages: the sign-up form and the page after it, the
-confirmation email and the confirmation link's page, the preferences page and the
-unsubscribe confirm page, in the browser's language (sign-up) and the member's (the rest),
-and the notices (an unknown link, an expired form).
+templates: a string newly marked on these pages is checked as soon as a page shows it, and an
+entry left empty in any of those catalogs fails it. The pages: the sign-up form and the page
+after it, the confirmation email and the confirmation link's page, the preferences page and
+the unsubscribe confirm page, in the browser's language (sign-up) and the member's (the
+rest), and the notices (an unknown link, an expired form).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from tests.test_web_members import (
 )
 from tracker import i18n
 from tracker.demo.fakes.smtp_sink import SmtpSink
+from tracker.web import language
 from tracker.web.app import create_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -170,7 +172,9 @@ def test_the_english_pages_show_the_marked_strings(english: Renders) -> None:
     assert all(count >= 3 for count in counts.values()), counts
     assert '<html lang="en">' in english.raw["join"]
     assert "Muted until 26 Nov 2026, 13:00 CET." in english.pages["preferences"]
-    assert "(partly in English)" in english.pages["join"]
+    # every language is translated in full: the list names each by its own name alone
+    assert "(partly in English)" not in english.pages["join"]
+    assert all(i18n.language_name(code) in english.pages["join"] for code in i18n.LANGUAGES)
 
 
 @pytest.mark.parametrize("lang", PAGE_LANGUAGES)
@@ -189,11 +193,24 @@ def test_no_english_is_left_on_the_member_pages(lang: str, english: Renders, tmp
     # the email's footer (the messages' catalog, added at send time) is the member's too
     footer = i18n.translations(lang).gettext("Sent by callwatch.")
     assert footer in translated.pages["email"] and footer != "Sent by callwatch."
-    # the form keeps the chosen language, and says which languages are partly English
+    # the form keeps the chosen language, and names every language in its own name
     assert f'<option value="{lang}" selected>' in translated.raw["preferences"]
+    for code in i18n.LANGUAGES:
+        assert f'<option value="{code}">{i18n.language_name(code)}</option>' in translated.raw[
+            "join"].replace(f'<option value="{lang}" selected>', f'<option value="{lang}">'), code
+
+
+@pytest.mark.parametrize("lang", ["en", *PAGE_LANGUAGES])
+def test_a_language_translated_in_part_is_listed_as_partly_english(
+        lang: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A language outside PAGE_LANGUAGES (a new one, before its translation is complete)
+    says so in the language lists, in the page's language; the complete ones do not."""
+    monkeypatch.setattr(language, "PAGE_LANGUAGES", tuple(c for c in i18n.PAGE_LANGUAGES if c != "fr"))
+    listed = dict(language.choices(lang))
     partly = i18n.translations(lang).gettext("{language} (partly in English)")
-    assert partly.format(language=i18n.language_name("fr")) in translated.pages["join"]
-    assert i18n.language_name("de") in translated.pages["join"]
+    assert listed["fr"] == partly.format(language=i18n.language_name("fr"))
+    assert lang == "en" or partly != "{language} (partly in English)"
+    assert listed["de"] == i18n.language_name("de") and listed["cs"] == i18n.language_name("cs")
 
 
 def test_a_blank_german_entry_is_found(english: Renders, tmp_path: Path, engine: Engine,

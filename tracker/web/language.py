@@ -8,9 +8,10 @@ when there is none: the managers' pages), so no environment is made per language
 template marks its text once for every language.
 
 babel.cfg extracts the member pages' strings (and only theirs: the managers' pages are for
-cluster staff and stay English). German and Polish translate them in full
-(``tracker.i18n.PAGE_LANGUAGES``); in the other languages a string not yet translated shows
-in English, and :func:`choices`, the pages' language list, says so beside each of them.
+cluster staff and stay English). Every language translates them in full today
+(``tracker.i18n.PAGE_LANGUAGES``); in a language outside it (a new one, while its
+translation is under way) a string not yet translated shows in English, and
+:func:`choices`, the pages' language list, says so beside it.
 
 Which language (:func:`pick`): the one the request names (a form's or the URL's
 ``lang``), else the subscriber's, else the best of the browser's ``Accept-Language``
