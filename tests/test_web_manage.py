@@ -337,10 +337,15 @@ def test_sources_show_the_one_source_status(site: Engine, ana: Client) -> None:
 def test_charts_are_svg_with_a_title_a_description_and_a_table(site: Engine, ana: Client) -> None:
     _deliveries(site)
     page = ana.get(manage_url(TENANT, "/charts")).text
-    assert page.count("<svg") == 2 and page.count('role="img"') == 2
+    assert page.count("<svg") == 3 and page.count('role="img"') == 3
     assert "<title id=\"chart-1-title\">Calls per programme and month</title>" in page
-    assert re.search(r'<desc id="chart-2-desc">3 deliveries in 30 bars', page)
-    assert page.count("<table class=\"chart-data\">") == 2
+    # h2's cut-offs ahead: H2-SOON (1 Dec) and H2-HOSTILE (1 Feb); the dismissed call, the
+    # closed one, those after 12 weeks and the other tenant's profile (agri) are left out
+    assert ('<desc id="chart-2-desc">2 deadlines in 12 bars, from 23 Nov to 08 Feb; the most, '
+            "1, in 30 Nov.</desc>") in page
+    assert re.search(r'<desc id="chart-3-desc">3 deliveries in 30 bars', page)
+    assert page.count("<table class=\"chart-data\">") == 3
+    assert '<th scope="col">Week of</th>' in page
     assert "style=" not in page and "<script>" not in page
 
 
