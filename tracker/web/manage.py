@@ -85,6 +85,8 @@ def manage_routes(pages: Pages) -> list[BaseRoute]:
         route("/members", members.list, "manage_members"),
         route("/members.csv", members.export, "manage_members_csv"),
         route("/members/{member_id:int}", members.detail, "manage_member"),
+        route("/invite", members.invite_form, "manage_invite_form"),
+        route("/invite", members.invite, "manage_invite", post=True),
         route("/import", members.import_form, "manage_import_form"),
         route("/import", members.dry_run, "manage_import", post=True),
         route("/import/apply", members.apply, "manage_import_apply", post=True),
