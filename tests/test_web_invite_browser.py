@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.members_support import PROFILE, TENANT, mails_to, member_settings, plain, sync_files
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, Watch, _page
+from tests.test_web_browser import CHROMIUM, Watch, _page
+from tests.test_web_members_browser import chromium  # noqa: F401 - the fixture, used by name
 from tests.web_support import NOW, running
 from tracker.demo.fakes.smtp_sink import SmtpSink
 from tracker.store import db
@@ -34,21 +35,14 @@ INVITEE = "ola@example.org"
 
 
 @pytest.fixture
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+def page(chromium: Browser,  # noqa: F811 - the imported fixture
+         request: pytest.FixtureRequest) -> Iterator[Page]:
     yield from _page(chromium, request)
 
 
 @pytest.fixture
-def invitee_page(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+def invitee_page(chromium: Browser,  # noqa: F811 - the imported fixture
+                 request: pytest.FixtureRequest) -> Iterator[Page]:
     """The invitee's own browser: another context, no manager's session in it."""
     yield from _page(chromium, request, viewport={"width": 390, "height": 844})
 
