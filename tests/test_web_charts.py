@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
-from tracker.web.charts import BOTTOM, HEIGHT, MAX_SERIES, TOP, stacked_bars
+from tracker.web.charts import BOTTOM, HEIGHT, MAX_SERIES, TOP, per_week, stacked_bars, week_start
 
 
 def test_bars_stack_to_scale_and_the_description_says_the_totals() -> None:
@@ -31,3 +33,19 @@ def test_small_series_are_summed_as_other_and_an_empty_chart_says_so() -> None:
     assert names[0] == f"P{MAX_SERIES + 2}"  # the biggest first
     assert chart.totals == (sum(range(MAX_SERIES + 3)), MAX_SERIES + 3)  # nothing lost
     assert stacked_bars("Calls", "calls", [], []).description == "No calls yet."
+
+
+def test_deadlines_are_counted_per_week_from_monday_and_outside_days_left_out() -> None:
+    assert week_start(date(2026, 11, 25)) == date(2026, 11, 23)  # a Wednesday
+    assert week_start(date(2026, 11, 23)) == date(2026, 11, 23)
+    mondays, series = per_week([("h2", date(2026, 11, 29)),   # Sunday: still the first week
+                                ("h2", date(2026, 11, 30)),   # Monday: the second
+                                ("agri", date(2026, 12, 13)),
+                                ("agri", date(2026, 11, 22)),  # before the first Monday
+                                ("h2", date(2026, 12, 14))],   # the fourth week: left out
+                               date(2026, 11, 23), 3)
+    assert mondays == [date(2026, 11, 23), date(2026, 11, 30), date(2026, 12, 7)]
+    assert series == [("agri", [0, 0, 1]), ("h2", [1, 1, 0])]
+    chart = stacked_bars("Deadlines", "deadlines", ["23 Nov", "30 Nov", "07 Dec"], series,
+                         axis="Week of")
+    assert chart.axis == "Week of" and chart.totals == (1, 1, 1)

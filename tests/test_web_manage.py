@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from tests.test_web_accounts import Browser
 from tests.test_web_pages import _PageScan
-from tests.web_support import NOW, OTHER_TENANT, TENANT, populate
+from tests.web_support import HOSTILE_TITLE, NOW, OTHER_TENANT, TENANT, populate
 from tracker.config import load_config
 from tracker.delivery.outbox import DEAD, PENDING, SENT, sync_subscribers
 from tracker.delivery.subscribers import Subscriber
@@ -27,8 +27,9 @@ from tracker.rules.store import RulesStore
 from tracker.store.db import deliveries_table, subscribers_table, subscriptions_table, users_table
 from tracker.web import accounts
 from tracker.web.app import SESSION_COOKIE, create_app
-from tracker.web.manage import PREFIX, manage_url
+from tracker.web.manage import ADMIN_TENANTS, PREFIX, manage_url
 from tracker.web.manage_members import PAGE_SIZE, save_members
+from tracker.web.manage_tenants import TenantSummary, summarize
 from tracker.web.security import CONTENT_SECURITY_POLICY, CSRF_COOKIE
 
 SECRET = "s" * 40
@@ -121,6 +122,72 @@ def test_every_manager_route_is_guarded(site: Engine, who: str | None) -> None:
             assert response.status_code == 403, (method, path, response.status_code)
             assert "rita" not in response.text and "Not your cluster" in response.text
         assert response.headers["cache-control"] == "no-store"
+
+
+#: the tenant's public pages: every other route under /t/{tenant} is for its managers
+PUBLIC = {"/t/{tenant}", "/t/{tenant}/calls", "/t/{tenant}/calls/{call_id:path}",
+          "/t/{tenant}/join", "/t/{tenant}/join/{token}"}
+
+
+@pytest.mark.parametrize("who", [None, "ana@example.org"])
+def test_every_tenant_route_but_the_public_ones_asks_the_one_guard(site: Engine,
+                                                                   who: str | None) -> None:
+    """The profile editor (and whatever is added under /t/{tenant} later) answers a stranger
+    and another tenant's manager as ``manage.manager_of`` does, not only the /manage pages."""
+    app = create_app(load_config(None, environ={}), site, lambda: NOW, secret=SECRET)
+    found = [(method, route.path) for route in app.routes
+             if isinstance(route, Route) and route.path.startswith("/t/{tenant}")
+             and route.path not in PUBLIC for method in sorted(route.methods or ())
+             if method != "HEAD"]
+    assert any(path.startswith("/t/{tenant}/profiles") for _method, path in found), found
+    client = _client(site, who)
+    token = _token(client, "/signin")
+    for method, template in found:
+        path = re.sub(r"\{name[^}]*\}", "agri", _fill(template, OTHER_TENANT, _member_id(site, "rita")))
+        assert "{" not in path, path
+        response = client.request(method, path, data={"csrf_token": token})
+        if who is None:
+            assert response.status_code == 303, (method, path)
+            assert response.headers["location"].startswith("/signin?next=%2Ft%2F"), path
+        else:
+            assert response.status_code == 403 and "Not your cluster" in response.text, path
+
+
+def test_only_an_admin_sees_every_tenant_with_its_counts(site: Engine) -> None:
+    _deliveries(site)
+    with site.begin() as connection:  # an account may name a cluster no member names yet
+        connection.execute(users_table.insert().values(
+            email="eve@example.org", tenant=HOSTILE_TITLE, role="manager", password_hash="-",
+            password_changed_at=NOW, created_at=NOW))
+    root = _client(site, "root@example.org")
+    page = root.get(ADMIN_TENANTS)
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    rows = {cells[0]: cells[1:] for cells in (
+        [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", page.text, re.S))}
+    # hydrogen-valley: ana; h2's open calls (SOON, HOSTILE and the 30 fillers: not the
+    # closed, the forthcoming or the dismissed one); ana's sent delivery, in Brussels time
+    assert rows[TENANT] == ["1", "1", "32", "25 Nov 2026 13:00"]
+    assert rows[OTHER_TENANT] == ["1", "1", "1", "none yet"]
+    assert f'href="{manage_url(TENANT, "/members")}"' in page.text
+    assert HOSTILE_TITLE not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert 'href="/admin/tenants"' in root.get("/account").text
+    ana = _client(site, "ana@example.org")
+    refused = ana.get(ADMIN_TENANTS)
+    assert refused.status_code == 403 and TENANT not in refused.text.split("</header>")[-1]
+    assert 'href="/admin/tenants"' not in ana.get("/account").text
+    stranger = _client(site, None).get(ADMIN_TENANTS)
+    assert stranger.status_code == 303
+    assert stranger.headers["location"] == "/signin?next=%2Fadmin%2Ftenants"
+
+
+def test_a_tenants_summary_counts_a_call_once_and_names_every_tenant() -> None:
+    summaries = summarize(["b", "a", "c"], {"a": 3, "b": 1},
+                          [("a", "h2"), ("a", "fuel"), ("b", "agri")],
+                          [("h2", "x"), ("fuel", "x"), ("fuel", "y"), ("agri", "z"), ("gone", "w")],
+                          {"a": NOW})
+    assert summaries == [TenantSummary("a", 3, 2, 2, NOW), TenantSummary("b", 1, 1, 1, None),
+                         TenantSummary("c", 0, 0, 0, None)]
 
 
 def test_a_manager_sees_their_tenant_and_an_admin_every_tenant(site: Engine) -> None:
@@ -337,10 +404,15 @@ def test_sources_show_the_one_source_status(site: Engine, ana: Client) -> None:
 def test_charts_are_svg_with_a_title_a_description_and_a_table(site: Engine, ana: Client) -> None:
     _deliveries(site)
     page = ana.get(manage_url(TENANT, "/charts")).text
-    assert page.count("<svg") == 2 and page.count('role="img"') == 2
+    assert page.count("<svg") == 3 and page.count('role="img"') == 3
     assert "<title id=\"chart-1-title\">Calls per programme and month</title>" in page
-    assert re.search(r'<desc id="chart-2-desc">3 deliveries in 30 bars', page)
-    assert page.count("<table class=\"chart-data\">") == 2
+    # h2's cut-offs ahead: H2-SOON (1 Dec) and H2-HOSTILE (1 Feb); the dismissed call, the
+    # closed one, those after 12 weeks and the other tenant's profile (agri) are left out
+    assert ('<desc id="chart-2-desc">2 deadlines in 12 bars, from 23 Nov to 08 Feb; the most, '
+            "1, in 30 Nov.</desc>") in page
+    assert re.search(r'<desc id="chart-3-desc">3 deliveries in 30 bars', page)
+    assert page.count("<table class=\"chart-data\">") == 3
+    assert '<th scope="col">Week of</th>' in page
     assert "style=" not in page and "<script>" not in page
 
 

@@ -901,7 +901,9 @@ class ConsentRow(SQLModel, table=True):
 
     ``nonce`` is the sign-up's own random id, carried in the confirmation link: confirming
     the same link twice finds this row and creates nothing more. The subscriber it created
-    has ``origin`` "web" (``tracker.web.members``).
+    has ``origin`` "web" (``tracker.web.members``). An invitation from a cluster manager
+    ends in the same record, naming the manager in ``invited_by``; ``signed_up_*`` is then
+    when and from where the manager sent it.
     """
 
     __tablename__ = "consents"
@@ -918,5 +920,8 @@ class ConsentRow(SQLModel, table=True):
     confirmed_at: datetime = _utc_column()
     confirmed_from: str = Field(max_length=45)
     nonce: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    #: the email of the manager whose invitation this confirms (migration 0016); None: the
+    #: member signed up on their own
+    invited_by: str | None = Field(default=None, max_length=320)
 
 consents_table = SQLModel.metadata.tables[ConsentRow.__tablename__]

@@ -9,8 +9,9 @@ table (the fallback a screen reader or a copy-paste uses). Colours come from cla
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 WIDTH, HEIGHT = 640, 240
 #: room for the axis labels: left (the scale), bottom (the bar labels)
@@ -40,6 +41,8 @@ class Chart:
     ticks: tuple[tuple[float, int], ...]
     #: every n-th label is written under its bar, so 30 days do not overlap
     label_every: int
+    #: what one bar is ("Day", "Week", "Month"): the first column of the table fallback
+    axis: str = "Day"
     width: int = WIDTH
     height: int = HEIGHT
 
@@ -73,8 +76,9 @@ def _step(peak: int) -> int:
 
 
 def stacked_bars(title: str, what: str, labels: Sequence[str],
-                 series: Sequence[tuple[str, Sequence[int]]]) -> Chart:
-    """A chart of one bar per label, stacked by series; ``what`` names the unit ("calls")."""
+                 series: Sequence[tuple[str, Sequence[int]]], axis: str = "Day") -> Chart:
+    """A chart of one bar per label, stacked by series; ``what`` names the unit ("calls"),
+    ``axis`` what a bar stands for (the table's first column)."""
     shown = _top(series)
     totals = [sum(values[i] for _n, values in shown) for i in range(len(labels))]
     peak = max(totals, default=0)
@@ -100,4 +104,22 @@ def stacked_bars(title: str, what: str, labels: Sequence[str],
                       and totals[busiest] else "") + "." if labels else f"No {what} yet.")
     return Chart(title=title, description=description, labels=tuple(labels),
                  series=tuple(shown), bars=tuple(bars), ticks=ticks,
-                 label_every=max(1, -(-len(labels) // 8)))
+                 label_every=max(1, -(-len(labels) // 8)), axis=axis)
+
+
+def week_start(day: date) -> date:
+    """The Monday of ``day``'s week (ISO weeks, as Europe counts them)."""
+    return day - timedelta(days=day.weekday())
+
+
+def per_week(dated: Iterable[tuple[str, date]], first: date, weeks: int
+             ) -> tuple[list[date], list[tuple[str, list[int]]]]:
+    """Count ``(series, day)`` pairs into ``weeks`` weeks from the Monday ``first``: the
+    weeks' Mondays, and each series' count per week (days outside the weeks left out)."""
+    mondays = [first + timedelta(weeks=n) for n in range(weeks)]
+    counts: dict[str, list[int]] = {}
+    for name, day in dated:
+        slot = (day - first).days // 7
+        if 0 <= slot < weeks:
+            counts.setdefault(name, [0] * weeks)[slot] += 1
+    return mondays, sorted(counts.items())

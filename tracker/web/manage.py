@@ -11,7 +11,11 @@ The URLs sit under the tenant (``/t/<tenant>/manage/members``), not under ``/man
 whose ``/manage/<token>`` is the members' own preferences page (a signed token, no account).
 
 The pages themselves: ``tracker.web.manage_members`` (members, their CSV import and
-export) and ``tracker.web.manage_outbox`` (deliveries, resending dead letters, sources).
+export, invitations) and ``tracker.web.manage_outbox`` (deliveries, resending dead letters,
+sources, charts). The admins' list of every tenant (``/admin/tenants``,
+``tracker.web.manage_tenants``) has its own guard, :func:`admin_of`, on the same
+:func:`signed_in`. The profile editor (``tracker.web.manage_profiles``) calls
+:func:`manager_of` itself in each handler.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from tracker.web.app import SESSION_COOKIE, Pages
 Handler = Callable[[Request, User], Awaitable[Response]]
 #: where every manager page lives; ``{tenant}`` is the cluster
 PREFIX = "/t/{tenant}/manage"
+#: the admins' list of every tenant
+ADMIN_TENANTS = "/admin/tenants"
 
 
 def manage_url(tenant: str, path: str = "", query: dict[str, str] | None = None) -> str:
@@ -39,28 +45,49 @@ def manage_url(tenant: str, path: str = "", query: dict[str, str] | None = None)
     return f"{url}?{urlencode(wanted)}" if wanted else url
 
 
-def manager_of(pages: Pages, request: Request, back: str | None = None) -> User | Response:
-    """The signed-in user allowed to manage the URL's tenant, else the answer to give:
-    a redirect to sign in (no session), or 403 (a manager of another tenant).
-
-    After signing in, the user comes back to ``back`` when given (a form's page: the URL a
-    form posts to does not answer a GET), else to this URL."""
+def signed_in(pages: Pages, request: Request, back: str | None = None) -> User | Response:
+    """The signed-in user, else a redirect to sign in that comes back to ``back`` when given
+    (a form's page: the URL a form posts to does not answer a GET), else to this URL."""
     user = pages.sessions.user(pages.engine, request.cookies.get(SESSION_COOKIE))
     if user is None:
         target = back or request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/signin?" + urlencode({"next": target}), status_code=303)
+    return user
+
+
+def manager_of(pages: Pages, request: Request, back: str | None = None) -> User | Response:
+    """The signed-in user allowed to manage the URL's tenant, else the answer to give:
+    a redirect to sign in (no session, see :func:`signed_in`), or 403 (a manager of another
+    tenant)."""
+    user = signed_in(pages, request, back)
+    if isinstance(user, Response):
+        return user
     if not user.sees(request.path_params["tenant"]):
         return pages.render(request, "error.html", 403, title="Not your cluster",
                             message="Your account manages another cluster.", back="/account")
     return user
 
 
-def guarded(pages: Pages, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """``handler`` behind :func:`manager_of`; its answers are never cached (they hold
-    members' addresses)."""
+def admin_of(pages: Pages, request: Request) -> User | Response:
+    """The signed-in admin, else a redirect to sign in, or 403 (a manager: they see only
+    their own tenant)."""
+    user = signed_in(pages, request)
+    if isinstance(user, Response):
+        return user
+    if user.role != "admin":
+        return pages.render(request, "error.html", 403, title="For administrators",
+                            message="Only an administrator sees every cluster.", back="/account")
+    return user
+
+
+def guarded(pages: Pages, handler: Handler,
+            guard: Callable[[Pages, Request], User | Response] = manager_of,
+            ) -> Callable[[Request], Awaitable[Response]]:
+    """``handler`` behind ``guard`` (:func:`manager_of`, or :func:`admin_of` for the admins'
+    pages); its answers are never cached (they hold members' addresses)."""
 
     async def endpoint(request: Request) -> Response:
-        found = await run_in_threadpool(manager_of, pages, request)
+        found = await run_in_threadpool(guard, pages, request)
         response = found if isinstance(found, Response) else await handler(request, found)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -73,8 +100,9 @@ def manage_routes(pages: Pages) -> list[BaseRoute]:
     """Every manager page, each behind the guard."""
     from tracker.web.manage_members import MemberPages
     from tracker.web.manage_outbox import OutboxPages
+    from tracker.web.manage_tenants import TenantPages
 
-    members, outbox = MemberPages(pages), OutboxPages(pages)
+    members, outbox, tenants = MemberPages(pages), OutboxPages(pages), TenantPages(pages)
 
     def route(path: str, handler: Handler, name: str, post: bool = False) -> Route:
         return Route(PREFIX + path, guarded(pages, handler), name=name,
@@ -86,6 +114,8 @@ def manage_routes(pages: Pages) -> list[BaseRoute]:
         route("/members.csv", members.export, "manage_members_csv"),
         route("/members/{member_id:int}", members.detail, "manage_member"),
         route("/members/{member_id:int}/erase", members.erase, "manage_member_erase", post=True),
+        route("/invite", members.invite_form, "manage_invite_form"),
+        route("/invite", members.invite, "manage_invite", post=True),
         route("/import", members.import_form, "manage_import_form"),
         route("/import", members.dry_run, "manage_import", post=True),
         route("/import/apply", members.apply, "manage_import_apply", post=True),
@@ -93,4 +123,5 @@ def manage_routes(pages: Pages) -> list[BaseRoute]:
         route("/outbox/resend", outbox.resend, "manage_outbox_resend", post=True),
         route("/sources", outbox.sources, "manage_sources"),
         route("/charts", outbox.charts, "manage_charts"),
+        Route(ADMIN_TENANTS, guarded(pages, tenants.list, admin_of), name="admin_tenants"),
     ]

@@ -17,6 +17,13 @@ member created on the web (import or sign-up), which the sync leaves alone.
 would do). Apply reads the file again against the members stored now: a different file
 changes nothing (400), and a different plan (someone changed members meanwhile) changes
 nothing and shows the new dry run to look at again.
+
+**Invitations** send the sign-up's own double opt-in email (``members.parse_invitations``,
+``members_pages.MemberPages.join_email`` and ``send_email``): nothing is stored before the
+invitee confirms, and the consent record names the manager. An address that is a member
+already is reported, not mailed (the manager sees the members anyway: nothing to hide).
+Each manager may send :data:`INVITES_PER_HOUR` (an in-memory limit per process, like the
+sign-in's), which also bounds what any one address can be sent from here.
 """
 
 from __future__ import annotations
@@ -24,11 +31,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +58,8 @@ from tracker.store.db import (
     subscribers_table,
     subscriptions_table,
 )
+from tracker.web import members as signups
+from tracker.web import members_pages
 from tracker.web.accounts import User
 from tracker.web.app import EXPIRED_FORM, Pages
 from tracker.web.manage import manage_url
@@ -62,6 +72,9 @@ from tracker.web.members_csv import (
     names_in,
     read_members_csv,
 )
+from tracker.web.security import SignInLimiter
+
+log = logging.getLogger(__name__)
 
 #: members on one page
 PAGE_SIZE = 50
@@ -69,6 +82,8 @@ PAGE_SIZE = 50
 FILE_ERASE = ("This member comes from a subscriber file: the next cycle would re-create them. "
               "Remove them from the file first, then run `callwatch subscribers erase EMAIL "
               "--tenant TENANT`.")
+#: invitation emails one manager may send in an hour
+INVITES_PER_HOUR = 50
 
 
 # -- reads and the one write ------------------------------------------------------------------
@@ -252,6 +267,9 @@ class MemberPages:
 
     def __init__(self, pages: Pages) -> None:
         self.pages = pages
+        #: the sign-up's email: its link, its words, its channel
+        self.mail = members_pages.MemberPages(pages)
+        self.invites = SignInLimiter(attempts=INVITES_PER_HOUR, window=timedelta(hours=1))
 
     async def home(self, request: Request, user: User) -> Response:
         return RedirectResponse(manage_url(request.path_params["tenant"], "/members"), 303)
@@ -263,9 +281,81 @@ class MemberPages:
                                        _page_number(request.query_params.get("page")))
         imported = request.query_params.get("imported", "").split("-")
         counts = [int(n) for n in imported if n.isdigit() and len(n) < 9]
-        return self.pages.render(request, "manage_members.html", page=page, user=user,
-                                 tenant=tenant, manage_url=manage_url, section="members",
-                                 imported=counts if len(counts) == 3 else None)
+        offered = await run_in_threadpool(signups.offered_profiles, self.pages.engine, tenant)
+        return self.pages.form_page(request, "manage_members.html", page=page, user=user,
+                                    tenant=tenant, manage_url=manage_url, section="members",
+                                    imported=counts if len(counts) == 3 else None,
+                                    **self._invite_form(offered or [], {}, []))
+
+    def _invite_form(self, offered: Sequence[str], values: dict[str, str],
+                     chosen: Sequence[str]) -> dict[str, Any]:
+        """What the invitation form (``_invite_form.html``) shows."""
+        return {"offered": offered, "values": values, "chosen": chosen,
+                "zones": signups.zone_choices(), "default_zone": signups.DEFAULT_ZONE,
+                "modes": signups.MODES, "mode_labels": members_pages.MODE_LABELS,
+                "email_enabled": self.mail.email_enabled(),
+                "max_invitations": signups.MAX_INVITATIONS}
+
+    async def invite_form(self, request: Request, user: User) -> Response:
+        offered = await run_in_threadpool(signups.offered_profiles, self.pages.engine,
+                                          request.path_params["tenant"])
+        return self._invite_page(request, offered or [], {}, [], [], [], [], 200)
+
+    async def invite(self, request: Request, user: User) -> Response:
+        """Send the double opt-in email to each good line; report every line."""
+        tenant = request.path_params["tenant"]
+        form = await request.form(max_fields=100)
+        if not self.pages.csrf_passes(request, form):
+            return self.pages.render(request, "error.html", 403, title="Form expired",
+                                     message=EXPIRED_FORM, back=manage_url(tenant, "/members"))
+        values = {key: value for key, value in form.items() if isinstance(value, str)}
+        chosen = [p for p in form.getlist("profile") if isinstance(p, str)]
+        offered = await run_in_threadpool(signups.offered_profiles, self.pages.engine, tenant) or []
+        now = self.pages.clock()
+        asked = signups.parse_invitations(
+            values.get("invitees", "")[:20_000], values, chosen, offered, tenant=tenant,
+            invited_by=user.email, now=now,
+            address=request.client.host if request.client else "unknown")
+        problems = list(asked.problems)
+        if not self.mail.email_enabled():
+            problems.append("Email is not set up ([notifiers.email]): no invitation can be sent.")
+        if problems:
+            return self._invite_page(request, offered, values, chosen, problems, [], [], 400)
+        already = await run_in_threadpool(signups.members_among, self.pages.engine, tenant,
+                                          [sign_up.email for _n, _l, sign_up in asked.sign_ups])
+        refused = list(asked.refused)
+        invited: list[str] = []
+        key = [f"invite:{user.id}"]
+        for number, line, sign_up in asked.sign_ups:
+            wait = self.invites.retry_after(key, now)
+            if sign_up.email in already:
+                refused.append((number, line, "a member of this cluster already: not invited"))
+            elif wait is not None:
+                refused.append((number, line, f"not sent: {INVITES_PER_HOUR} invitations an "
+                                f"hour at most; try again in {-(-wait // 60)} minutes"))
+            else:
+                self.invites.failed(key, now)  # every invitation counts
+                if await self.mail.send_email(sign_up.email, sign_up.language, *self.mail.join_email(
+                        request, sign_up, None)):
+                    invited.append(sign_up.email)
+                else:
+                    refused.append((number, line, "the email could not be sent just now: "
+                                    "try again in a few minutes"))
+        log.info("invitations sent tenant=%s manager=%s sent=%d refused=%d", tenant, user.id,
+                 len(invited), len(refused))
+        return self._invite_page(request, offered, values, chosen, [], invited, sorted(refused),
+                                 200 if invited or not refused else 400)
+
+    def _invite_page(self, request: Request, offered: Sequence[str], values: dict[str, str],
+                     chosen: Sequence[str], problems: Sequence[str], invited: Sequence[str],
+                     refused: Sequence[tuple[int, str, str]], status_code: int) -> Response:
+        """The invitation's report, and the form again with the lines left out in it."""
+        if invited or refused:
+            values = {**values, "invitees": "\n".join(line for _n, line, _why in refused)}
+        return self.pages.form_page(
+            request, "manage_invite.html", status_code, tenant=request.path_params["tenant"],
+            manage_url=manage_url, section="members", problems=problems, invited=invited,
+            refused=refused, **self._invite_form(offered, values, chosen))
 
     async def export(self, request: Request, user: User) -> Response:
         tenant = request.path_params["tenant"]

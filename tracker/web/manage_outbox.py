@@ -24,19 +24,26 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from tracker.delivery.outbox import DEAD, PENDING, SENDING, SENT, resend_dead
-from tracker.store.db import calls_table, deliveries_table, subscribers_table
+from tracker.store.db import (
+    call_deadlines_table,
+    calls_table,
+    deliveries_table,
+    dismissals_table,
+    matches_table,
+    subscribers_table,
+)
 from tracker.web import browse
 from tracker.web.accounts import User
 from tracker.web.app import DISPLAY_ZONE, EXPIRED_FORM, Pages
-from tracker.web.charts import Chart, stacked_bars
+from tracker.web.charts import Chart, per_week, stacked_bars, week_start
 from tracker.web.manage import manage_url
 
 PAGE_SIZE = 50
 STATUSES = ("all", DEAD, PENDING, SENDING, SENT)
 STATUS_WORDS = {"all": "Every delivery", DEAD: "Dead letters", PENDING: "Waiting",
                 SENDING: "Being sent", SENT: "Sent"}
-#: the deliveries chart's days, the calls chart's months
-CHART_DAYS, CHART_MONTHS = 30, 12
+#: the deliveries chart's days, the calls chart's months, the deadlines chart's weeks
+CHART_DAYS, CHART_MONTHS, CHART_WEEKS = 30, 12, 12
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,34 @@ def calls_chart(engine: Engine, tenant: str, now: datetime) -> Chart:
                 if slot is not None:
                     counts[programme or "No programme"][slot] += 1
     return stacked_bars("Calls per programme and month", "calls",
-                        [m.strftime("%b %Y") for m in months], list(counts.items()))
+                        [m.strftime("%b %Y") for m in months], list(counts.items()),
+                        axis="Month")
+
+
+def deadlines_chart(engine: Engine, tenant: str, now: datetime) -> Chart:
+    """The cut-offs ahead of the calls matched for ``tenant``'s profiles (not dismissed),
+    per week (Monday to Sunday, Brussels time) over the next ``CHART_WEEKS``, by profile: a
+    call two profiles match counts for each, as each profile's members see it."""
+    first = week_start(now.astimezone(DISPLAY_ZONE).date())
+    dated: list[tuple[str, date]] = []
+    with engine.connect() as connection:
+        profiles = browse.tenant_profiles(connection, tenant) or []
+        if profiles:
+            dismissed = sa.exists().where(
+                dismissals_table.c.profile == matches_table.c.profile,
+                dismissals_table.c.call_id == matches_table.c.call_id)
+            dated = [(profile, at.astimezone(DISPLAY_ZONE).date()) for profile, at in
+                     connection.execute(
+                         sa.select(matches_table.c.profile, call_deadlines_table.c.at)
+                         .join(call_deadlines_table,
+                               call_deadlines_table.c.call_id == matches_table.c.call_id)
+                         .where(matches_table.c.profile.in_(profiles), ~dismissed,
+                                call_deadlines_table.c.at >= now,
+                                call_deadlines_table.c.at
+                                < now + timedelta(weeks=CHART_WEEKS + 1)))]
+    mondays, series = per_week(dated, first, CHART_WEEKS)
+    return stacked_bars("Deadlines per week for the profiles", "deadlines",
+                        [monday.strftime("%d %b") for monday in mondays], series, axis="Week of")
 
 
 class OutboxPages:
@@ -192,6 +226,8 @@ class OutboxPages:
     async def charts(self, request: Request, user: User) -> Response:
         tenant, now = request.path_params["tenant"], self.pages.clock()
         calls = await run_in_threadpool(calls_chart, self.pages.engine, tenant, now)
+        deadlines = await run_in_threadpool(deadlines_chart, self.pages.engine, tenant, now)
         deliveries = await run_in_threadpool(deliveries_chart, self.pages.engine, tenant, now)
         return self.pages.render(request, "manage_charts.html", tenant=tenant,
-                                 manage_url=manage_url, section="charts", charts=[calls, deliveries])
+                                 manage_url=manage_url, section="charts",
+                                 charts=[calls, deadlines, deliveries])

@@ -11,6 +11,12 @@ address, one subscription per profile, and the consent record (``consents``: the
 shown, in the member's language, when and from which address they signed up and
 confirmed). A link confirmed twice finds its consent (``nonce``) and creates nothing more.
 
+**Invitations** from a cluster manager (:func:`parse_invitations`, the members page) are
+sign-ups the manager fills in for an address: the same checks, the same signed link in the
+same email (in the invitee's language), the same confirmation, and nothing stored before
+the invitee confirms. The consent record names the inviting manager (``invited_by``); the
+invitee agrees on the confirmation page, which shows the consent text above its button.
+
 **No enumeration**: the page after the form is the same whether or not the address is
 already a member of the tenant; the difference goes only to the mailbox (a member gets
 their preferences link instead of a confirmation link). **Subscribers from the web and the
@@ -115,12 +121,14 @@ class SignUp:
     signed_up_from: str
     consent_text: str
     nonce: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    #: the email of the manager who invited this address; "" for a sign-up of one's own
+    invited_by: str = ""
 
     def payload(self) -> dict[str, Any]:
         return {"t": self.tenant, "n": self.name, "e": self.email, "l": self.language,
                 "z": self.timezone, "p": list(self.profiles), "m": self.mode,
                 "at": isoformat_utc(self.signed_up_at), "ip": self.signed_up_from,
-                "c": self.consent_text, "k": self.nonce}
+                "c": self.consent_text, "k": self.nonce, "i": self.invited_by}
 
     @classmethod
     def from_payload(cls, value: Mapping[str, Any]) -> SignUp:
@@ -129,23 +137,36 @@ class SignUp:
                    profiles=tuple(str(p) for p in value["p"]), mode=str(value["m"]),
                    signed_up_at=to_utc(datetime.fromisoformat(value["at"])),
                    signed_up_from=str(value["ip"]), consent_text=str(value["c"]),
-                   nonce=str(value["k"]))
+                   nonce=str(value["k"]), invited_by=str(value.get("i", "")))
 
 
-def parse_sign_up(form: Mapping[str, str], profiles: Sequence[str], offered: Sequence[str], *,
-                  tenant: str, now: datetime, address: str) -> tuple[SignUp | None, list[str]]:
-    """The sign-up a form asks for, or None and what is wrong (in the form's language)."""
-    language = form.get("language", "") if form.get("language") in LANGUAGES else "en"
+def _name(value: str) -> str | None:
+    """The name with its spaces tidied, None when longer than a consent record holds."""
+    name = " ".join(value.split())
+    return name if len(name) <= 100 else None
+
+
+def _email(value: str) -> str | None:
+    try:
+        return normalize_email(value)
+    except ConfigError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Choices:
+    """What a sign-up and an invitation ask alike: the time zone, the topics, the mode."""
+
+    timezone: str
+    profiles: tuple[str, ...]
+    mode: str
+    problems: tuple[str, ...]
+
+
+def _choices(form: Mapping[str, str], profiles: Sequence[str], offered: Sequence[str],
+             language: str) -> _Choices:
     _ = translations(language).gettext
     problems = []
-    name = " ".join(form.get("name", "").split())
-    if not name or len(name) > 100:
-        problems.append(_("Give your name (at most 100 characters)."))
-    try:
-        email = normalize_email(form.get("email", ""))
-    except ConfigError:
-        email = ""
-        problems.append(_("Give a valid email address."))
     timezone = _zone(form.get("timezone", "")) or ""
     if not timezone:
         problems.append(_("Choose a time zone from the list."))
@@ -155,12 +176,30 @@ def parse_sign_up(form: Mapping[str, str], profiles: Sequence[str], offered: Seq
     mode = form.get("mode", "")
     if mode not in MODES:
         problems.append(_("Choose how often you want email."))
+    return _Choices(timezone, chosen, mode, tuple(problems))
+
+
+def parse_sign_up(form: Mapping[str, str], profiles: Sequence[str], offered: Sequence[str], *,
+                  tenant: str, now: datetime, address: str) -> tuple[SignUp | None, list[str]]:
+    """The sign-up a form asks for, or None and what is wrong (in the form's language)."""
+    language = form.get("language", "") if form.get("language") in LANGUAGES else "en"
+    _ = translations(language).gettext
+    problems = []
+    name = _name(form.get("name", ""))
+    if not name:
+        problems.append(_("Give your name (at most 100 characters)."))
+    email = _email(form.get("email", ""))
+    if email is None:
+        problems.append(_("Give a valid email address."))
+    choices = _choices(form, profiles, offered, language)
+    problems += choices.problems
     if form.get("consent") != "yes":
         problems.append(_("Tick the box to agree, or we cannot send you anything."))
-    if problems:
+    if problems or not name or email is None:
         return None, problems
-    return SignUp(tenant=tenant, name=name, email=email, language=language, timezone=timezone,
-                  profiles=chosen, mode=mode, signed_up_at=now, signed_up_from=address,
+    return SignUp(tenant=tenant, name=name, email=email, language=language,
+                  timezone=choices.timezone, profiles=choices.profiles, mode=choices.mode,
+                  signed_up_at=now, signed_up_from=address,
                   consent_text=consent_text(tenant, language)), []
 
 
@@ -206,6 +245,75 @@ def parse_email_change(form: Mapping[str, str], current: Preferences, *, now: da
     return EmailChange(subscriber_id=current.subscriber_id, old=current.email, new=new,
                        language=current.language, asked_at=now, asked_from=address,
                        consent_text=consent_text(current.tenant or "", current.language)), []
+
+
+#: addresses one invitation form may carry (a whole CRM goes through the CSV import)
+MAX_INVITATIONS = 50
+
+
+@dataclass(frozen=True)
+class Invitations:
+    """What an invitation form asks for: a sign-up per good line (with the line's number and
+    text), and why each other line is left out (its number, its text, the reason);
+    ``problems``: what is wrong with the choices every line shares (nothing is invited then)."""
+
+    sign_ups: tuple[tuple[int, str, SignUp], ...]
+    refused: tuple[tuple[int, str, str], ...]
+    problems: tuple[str, ...]
+
+
+def _invitee(line: str, default_language: str) -> tuple[str | None, str, str, str]:
+    """``email[, name][, language]`` read: the address (None: not one), the name, the
+    language, and what is wrong ("" when nothing)."""
+    parts = [part.strip() for part in line.replace(";", ",").replace("\t", ",").split(",")]
+    email, rest = _email(parts[0]), [part for part in parts[1:] if part]
+    language = default_language
+    if rest and len(rest[-1]) == 2 and rest[-1].isalpha():
+        language = rest.pop().lower()
+        if language not in LANGUAGES:
+            return email, "", language, (f"{language!r} is not a language callwatch writes "
+                                         f"({', '.join(LANGUAGES)})")
+    name = _name(", ".join(rest))
+    if email is None:
+        return None, "", language, "not a valid email address"
+    if name is None:
+        return email, "", language, "the name is longer than 100 characters"
+    return email, name, language, ""
+
+
+def parse_invitations(text: str, form: Mapping[str, str], profiles: Sequence[str],
+                      offered: Sequence[str], *, tenant: str, invited_by: str, now: datetime,
+                      address: str) -> Invitations:
+    """The sign-ups a manager's invitation form asks for (pure). ``text``: one invitee a
+    line, ``email[, name][, language]``; the form's language is the default, and its topics,
+    mode and time zone apply to every line. The reasons are English: the managers' pages
+    are."""
+    default = form.get("language", "") if form.get("language") in LANGUAGES else "en"
+    choices = _choices(form, profiles, offered, "en")
+    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
+             if line.strip()]
+    problems = list(choices.problems)
+    if not lines:
+        problems.append("Give at least one email address.")
+    elif len(lines) > MAX_INVITATIONS:
+        problems.append(f"At most {MAX_INVITATIONS} addresses at once: the CSV import takes more.")
+    if problems:
+        return Invitations((), (), tuple(problems))
+    sign_ups: list[tuple[int, str, SignUp]] = []
+    refused: list[tuple[int, str, str]] = []
+    for number, line in lines:
+        email, name, language, problem = _invitee(line, default)
+        if not problem and email in {sign_up.email for _n, _l, sign_up in sign_ups}:
+            problem = "listed before (invited once)"
+        if problem or email is None:
+            refused.append((number, line, problem))
+            continue
+        sign_ups.append((number, line, SignUp(
+            tenant=tenant, name=name, email=email, language=language,
+            timezone=choices.timezone, profiles=choices.profiles, mode=choices.mode,
+            signed_up_at=now, signed_up_from=address, consent_text=consent_text(tenant, language),
+            invited_by=invited_by)))
+    return Invitations(tuple(sign_ups), tuple(refused), ())
 
 
 class LinkExpired(ValueError):
@@ -284,6 +392,12 @@ def member_tokens(engine: Engine, tenant: str, email: str) -> list[str] | None:
         return _member_tokens(connection, tenant, email)
 
 
+def members_among(engine: Engine, tenant: str, emails: Sequence[str]) -> set[str]:
+    """The addresses among ``emails`` that are members of ``tenant`` already."""
+    with engine.connect() as connection:
+        return {email for email in emails if _member_tokens(connection, tenant, email) is not None}
+
+
 def confirm(engine: Engine, sign_up: SignUp, now: datetime, address: str) -> str | None:
     """Make the sign-up a member, with its consent record; the token of their first
     subscription (for the preferences link). A link confirmed before, or an address that
@@ -313,7 +427,8 @@ def confirm(engine: Engine, sign_up: SignUp, now: datetime, address: str) -> str
             subscriber_id=subscriber_id, tenant=sign_up.tenant, person_name=sign_up.name,
             email=sign_up.email, language=sign_up.language, consent_text=sign_up.consent_text,
             signed_up_at=sign_up.signed_up_at, signed_up_from=sign_up.signed_up_from[:45],
-            confirmed_at=now, confirmed_from=address[:45], nonce=sign_up.nonce))
+            confirmed_at=now, confirmed_from=address[:45], nonce=sign_up.nonce,
+            invited_by=sign_up.invited_by or None))
     return tokens[0]
 
 

@@ -228,8 +228,9 @@ class MemberPages:
 
     def join_email(self, request: Request, sign_up: members.SignUp,
                    tokens: list[str] | None) -> tuple[str, str, str]:
-        """Subject, text and HTML: the confirmation link, or for a member already, their
-        preferences link (the page said the same either way)."""
+        """Subject, text and HTML: the confirmation link (worded as an invitation when a
+        manager sent it), or for a member already, their preferences link (the page said the
+        same either way)."""
         _ = translations(sign_up.language).gettext
         base = self.base_url(request)
         if tokens is None:
@@ -239,6 +240,14 @@ class MemberPages:
                      "{tenant}. The link works for {hours} hours; if you did not ask for "
                      "this, ignore this email and nothing will be sent.").format(
                          tenant=sign_up.tenant, hours=members.CONFIRM_HOURS)
+            if sign_up.invited_by:
+                subject = _("{tenant} invites you to callwatch alerts").format(
+                    tenant=sign_up.tenant)
+                lead = _("Your cluster manager at {tenant} invites you to receive its funding "
+                         "calls by email from callwatch. Nothing is sent and nothing about you "
+                         "is kept unless you confirm: the link works for {hours} hours; if you "
+                         "do not want this, ignore this email.").format(
+                             tenant=sign_up.tenant, hours=members.CONFIRM_HOURS)
             button = _("Confirm")
         elif tokens:
             link = f"{base}{manage_url(tokens[0])}"
