@@ -325,6 +325,20 @@ def test_the_web_command_asks_for_the_warm_start(tmp_path: Path,
     assert asked.get("warm_preview") is True
 
 
+def test_a_preview_asks_whether_the_calls_changed_only_once_the_index_is_min_age_old(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = manage_profiles.PreviewCache(engine, min_age=timedelta(minutes=15))
+    asked: list[object] = []
+    ask = cache._current_signature
+    monkeypatch.setattr(cache, "_current_signature", lambda: asked.append(1) or ask())
+    first = cache.get(NOW)
+    assert len(asked) == 1  # the first build
+    assert cache.get(NOW + timedelta(minutes=14)) is first
+    assert len(asked) == 1  # younger than min_age: the database is not asked
+    assert cache.get(NOW + timedelta(minutes=16)) is first  # unchanged calls: kept
+    assert len(asked) == 2
+
+
 # -- the preview's index out of the garbage collector's sight (callwatch web) ---------------------
 
 class Loop:

@@ -156,7 +156,8 @@ class PreviewCache:
     makes a request wait (and every request that comes meanwhile waits for that one build,
     rather than building its own); later ones run in a thread while the previous index
     answers. :meth:`warm` starts the first build when the server starts, so that the first
-    manager does not wait for it either.
+    manager does not wait for it either. Whether the calls have changed (a count over all
+    of them) is asked only once the index is ``min_age`` old, not at every preview.
     """
 
     def __init__(self, engine: Engine, min_age: timedelta = timedelta(minutes=15),
@@ -196,7 +197,12 @@ class PreviewCache:
         return calls
 
     def get(self, now: datetime) -> PreviewCalls:
-        signature = self._current_signature()
+        with self._lock:  # younger than min_age, or being rebuilt: the calls cannot matter
+            calls = self._calls
+            if calls is not None and (now - calls.built_at < min(self.min_age, self.max_age)
+                                      or self._building):
+                return calls
+        signature = self._current_signature()  # a count over every call: not per request
         with self._lock:
             while self._calls is None and self._building:  # the first build, in another thread
                 self._built.wait()
