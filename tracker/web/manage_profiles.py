@@ -303,10 +303,8 @@ class ProfileEditor:
                            preview=preview, saved=request.query_params.get("saved") == "1")
 
     async def posted(self, request: Request) -> tuple[User, ProfileForm] | Response:
-        """The guard (in a thread: it reads the session's user from the database, which
-        would hold up every other request on the event loop), then the CSRF check, then
-        the form."""
-        user = await run_in_threadpool(self.signed_in, request)
+        """The guard, then the CSRF check, then the form."""
+        user = self.signed_in(request)
         if not isinstance(user, User):
             return user
         fields = await request.form()
@@ -328,12 +326,7 @@ class ProfileEditor:
         if isinstance(answer, Response):
             return answer
         _user, form = answer
-        return await run_in_threadpool(self.previewed, request, form)
-
-    def previewed(self, request: Request, form: ProfileForm) -> Response:
-        """The preview's answer, read (dismissals), computed and rendered in one thread:
-        none of it waits on the event loop."""
-        found = self.preview_of(form)
+        found = await run_in_threadpool(self.preview_of, form)
         problems = field_problems(form, found.problems)
         tenant = request.path_params["tenant"]
         if request.headers.get("hx-request") == "true":
