@@ -32,6 +32,11 @@ includes the cost of asking.
 
     .venv/bin/python bench/bench_web.py [--db postgresql://postgres@127.0.0.1:5432/test]
         [--calls 50000] [--subscribers 112000] [--clusters 700] [--users 20] [--seconds 30]
+        [--think SECONDS] [--keep | --url URL]
+
+``--think``: the previews once more, with each manager pausing between previews (as one
+types; htmx sends after a pause), reported apart from the no-think run. Every run makes
+its own schema (``cw_web_<random>``), so runs side by side do not share one.
 """
 
 from __future__ import annotations
@@ -266,10 +271,14 @@ async def sign_in(client: Any, email: str) -> dict[str, str]:
             "csrf_token": token}
 
 
-async def drive_previews(base: str, managers: Sequence[Manager],
-                         seconds: float, warmup: float) -> tuple[float, dict[str, Any]]:
+async def drive_previews(base: str, managers: Sequence[Manager], seconds: float, warmup: float,
+                         think: float = 0.0) -> tuple[float, dict[str, Any]]:
     """One user per manager, each previewing its forms round and round; returns the first
-    preview's wait (the index, if not built yet) and the timed load like :func:`drive`."""
+    preview's wait (the index, if not built yet) and the timed load like :func:`drive`.
+
+    ``think``: each user pauses between its answer and its next preview, for a time drawn
+    uniformly between half and one and a half times ``think`` seconds (a manager typing,
+    htmx's ``delay``), seeded per user; 0 (the default): no pause, the worst case."""
     import httpx
 
     latencies: list[float] = []
@@ -294,6 +303,7 @@ async def drive_previews(base: str, managers: Sequence[Manager],
 
         async def user(n: int) -> None:
             turn = 0
+            pauses = random.Random(n)
             while (begun := time.perf_counter()) < until:
                 forms = managers[n][2]
                 response = await post(n, forms[turn % len(forms)])
@@ -302,6 +312,8 @@ async def drive_previews(base: str, managers: Sequence[Manager],
                     latencies.append(time.perf_counter() - begun)
                     if response.status_code != 200:
                         errors[response.status_code] = errors.get(response.status_code, 0) + 1
+                if think:
+                    await asyncio.sleep(pauses.uniform(think / 2, think * 3 / 2))
 
         await asyncio.gather(*(user(n) for n in range(len(managers))))
     return first_wait, _summary(latencies, errors, seconds)
@@ -483,6 +495,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--explain", action="store_true", help="print a few page plans")
+    parser.add_argument("--think", type=float, default=0.0, metavar="SECONDS",
+                        help="also run the previews with managers pausing about this long "
+                             "between previews (0.5–1.5×, seeded), reported apart")
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     parser.add_argument("--url", help="use this already generated schema URL (with --keep)")
     parser.add_argument("--floor", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
@@ -541,6 +556,10 @@ def main() -> int:
                 _, results["web: profile preview"] = asyncio.run(
                     drive_previews(base, managers, args.seconds / 2, args.warmup))
                 print(f"load after:  {_load()}")
+                if args.think:
+                    _, results[f"web: preview, {args.think:g} s think"] = asyncio.run(
+                        drive_previews(base, managers, args.seconds, args.warmup, args.think))
+                    print(f"load after:  {_load()}")
             finally:
                 _stop(web)
             floor = subprocess.Popen([sys.executable, __file__, "--floor", url,  # noqa: S603
@@ -553,7 +572,7 @@ def main() -> int:
                 print(f"load after:  {_load()}")
             finally:
                 _stop(floor)
-        print(f"{args.users} users, no think time, {args.seconds:.0f} s each after "
+        print(f"{args.users} users, no think time (unless named), {args.seconds:.0f} s each after "
               f"{args.warmup:.0f} s of warm-up:")
         for name, result in results.items():
             _report(name, result)

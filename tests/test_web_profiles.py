@@ -4,9 +4,11 @@ trip, and a cycle that alerts on a profile made on the web."""
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -321,3 +323,93 @@ def test_the_web_command_asks_for_the_warm_start(tmp_path: Path,
                                      "CALLWATCH_DATABASE__URL": f"sqlite:///{tmp_path / 'cw.db'}"})
     assert result.exit_code == 0, result.output
     assert asked.get("warm_preview") is True
+
+
+def test_a_preview_asks_whether_the_calls_changed_only_once_the_index_is_min_age_old(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = manage_profiles.PreviewCache(engine, min_age=timedelta(minutes=15))
+    asked: list[object] = []
+    ask = cache._current_signature
+    monkeypatch.setattr(cache, "_current_signature", lambda: asked.append(1) or ask())
+    first = cache.get(NOW)
+    assert len(asked) == 1  # the first build
+    assert cache.get(NOW + timedelta(minutes=14)) is first
+    assert len(asked) == 1  # younger than min_age: the database is not asked
+    assert cache.get(NOW + timedelta(minutes=16)) is first  # unchanged calls: kept
+    assert len(asked) == 2
+
+
+# -- the preview's index out of the garbage collector's sight (callwatch web) ---------------------
+
+class Loop:
+    """A reference cycle: only the cyclic collector frees it."""
+
+    def __init__(self, held: object = None) -> None:
+        self.me, self.held = self, held
+
+
+@pytest.fixture
+def thawed() -> Iterator[None]:
+    """The test process's freeze undone afterwards (a freeze is the whole process's)."""
+    yield
+    gc.unfreeze()
+
+
+def _tracked(thing: object) -> bool:
+    return any(o is thing for o in gc.get_objects())
+
+
+def _rebuilt(cache: manage_profiles.PreviewCache) -> None:
+    """Ask with an index already stale (``max_age`` 0), then wait for its rebuild aside."""
+    cache.get(NOW)
+    for thread in threading.enumerate():
+        if thread.name == "callwatch-preview-index":
+            thread.join(5)
+
+
+def test_the_web_commands_index_is_frozen_out_of_the_collectors_sight(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, thawed: None) -> None:
+    monkeypatch.setattr(manage_profiles.PreviewCache, "warm", lambda self, clock: None)
+    assert _tracked(manage_profiles.PreviewCache(engine).get(NOW).index)  # tests, the daemon
+    calls = manage_profiles.PreviewCache(engine, freeze=True).get(NOW)
+    assert not _tracked(calls.index)
+    assert gc.get_freeze_count() > 0
+    assert profile_editor(engine, warm=True).cache.freeze
+    assert not profile_editor(engine, warm=False).cache.freeze
+
+
+def profile_editor(engine: Engine, *, warm: bool) -> manage_profiles.ProfileEditor:
+    """The ProfileEditor that ``create_app`` builds (its preview route's handler's owner)."""
+    app = create_app(load_config(None, environ={}), engine, lambda: NOW, secret=SECRET,
+                     warm_preview=warm)
+    route = next(r for r in app.routes if getattr(r, "name", "") == "profile_preview")
+    editor = route.endpoint.__self__  # type: ignore[attr-defined]  # a bound method
+    assert isinstance(editor, manage_profiles.ProfileEditor)
+    return editor
+
+
+def test_a_freeze_pins_no_garbage_cycle_alive_when_it_froze(engine: Engine, thawed: None) -> None:
+    gc.disable()  # the cycle waits for a collection, as it may between two automatic ones
+    try:
+        garbage = weakref.ref(Loop())
+        manage_profiles.PreviewCache(engine, freeze=True).get(NOW)
+    finally:
+        gc.enable()
+    gc.collect()
+    assert garbage() is None
+
+
+def test_after_a_rebuild_the_old_index_is_not_pinned_even_if_cyclic(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, thawed: None) -> None:
+    def cyclic(calls: object, now: datetime) -> PreviewCalls:
+        built = INDEX_OF([], now)
+        built.index.keep = Loop(built)  # type: ignore[attr-defined]  # index → loop → index
+        return built
+
+    monkeypatch.setattr(manage_profiles.PreviewCalls, "of", cyclic)
+    cache = manage_profiles.PreviewCache(engine, max_age=timedelta(0), freeze=True)
+    old = weakref.ref(cache.get(NOW))
+    _rebuilt(cache)  # may freeze the old one again, if a request (here: get) still holds it
+    _rebuilt(cache)  # which it does not by now: thawed and collected
+    gc.collect()
+    assert old() is None

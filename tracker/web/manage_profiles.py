@@ -43,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tracker.collection import freeze_survivors
 from tracker.delivery.profile_changes import (
     Followers,
     ProfileGone,
@@ -168,12 +169,17 @@ class PreviewCache:
     makes a request wait (and every request that comes meanwhile waits for that one build,
     rather than building its own); later ones run in a thread while the previous index
     answers. :meth:`warm` starts the first build when the server starts, so that the first
-    manager does not wait for it either.
+    manager does not wait for it either. Whether the calls have changed (a count over all
+    of them) is asked only once the index is ``min_age`` old, not at every preview.
     """
 
     def __init__(self, engine: Engine, min_age: timedelta = timedelta(minutes=15),
-                 max_age: timedelta = timedelta(hours=6)) -> None:
+                 max_age: timedelta = timedelta(hours=6), *, freeze: bool = False) -> None:
         self.engine = engine
+        #: after each build, freeze what is alive out of the collector's sight
+        #: (:func:`tracker.collection.freeze_survivors`): for a process of its own only,
+        #: ``callwatch web``, as the freeze is the whole process's
+        self.freeze = freeze
         self.min_age = min_age
         self.max_age = max_age
         self._lock = threading.Lock()
@@ -199,10 +205,17 @@ class PreviewCache:
         with self._lock:
             self._calls, self._signature, self._building = calls, signature, False
             self._built.notify_all()
+        if self.freeze:  # the previous index is let go: thaw, collect, freeze the new one
+            freeze_survivors()
         return calls
 
     def get(self, now: datetime) -> PreviewCalls:
-        signature = self._current_signature()
+        with self._lock:  # younger than min_age, or being rebuilt: the calls cannot matter
+            calls = self._calls
+            if calls is not None and (now - calls.built_at < min(self.min_age, self.max_age)
+                                      or self._building):
+                return calls
+        signature = self._current_signature()  # a count over every call: not per request
         with self._lock:
             while self._calls is None and self._building:  # the first build, in another thread
                 self._built.wait()
@@ -237,10 +250,10 @@ class PreviewCache:
 class ProfileEditor:
     """The profile pages of one tenant, over the shared :class:`Pages`."""
 
-    def __init__(self, pages: Pages) -> None:
+    def __init__(self, pages: Pages, *, freeze_index: bool = False) -> None:
         self.pages = pages
         self.engine = pages.engine
-        self.cache = PreviewCache(pages.engine)
+        self.cache = PreviewCache(pages.engine, freeze=freeze_index)
 
     def signed_in(self, request: Request) -> User | Response:
         """The guard of every route, the managers' pages' own (:func:`manage.manager_of`);
@@ -477,8 +490,10 @@ class ProfileChanges:
 
 def profile_routes(pages: Pages, *, warm_preview: bool = False) -> list[BaseRoute]:
     """The editor's URLs (``app.routes`` adds them); ``warm_preview``: start building the
-    preview's index now, in a thread (:meth:`PreviewCache.warm`)."""
-    editor = ProfileEditor(pages)
+    preview's index now, in a thread (:meth:`PreviewCache.warm`), and freeze each index
+    built out of the garbage collector's sight (``PreviewCache.freeze``): both are for
+    ``callwatch web``, a process of its own."""
+    editor = ProfileEditor(pages, freeze_index=warm_preview)
     changes = ProfileChanges(editor)
     if warm_preview:
         editor.cache.warm(pages.clock)
