@@ -15,8 +15,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from tests.factories import make_call
 from tracker.collection import YOUNG_THRESHOLD, fewer_collections
 from tracker.models import ScrapeResult, fingerprint_of
-from tracker.store.calls import Store
 from tracker.store import db as db_module
+from tracker.store.calls import Store
 from tracker.store.db import JSONText, UTCDateTime, calls_table, make_engine, write_json
 
 
