@@ -235,21 +235,14 @@ def print_against_floor(floor_label: str, floors: list[Run],
               f"{run.cpu / floor.cpu:5.2f}×  {run.rss:5.0f} MiB")
 
 
-def profile_in_process(config: Path, database: Path) -> str:
-    """The top of a cProfile of the same scrape in this process, fetching and storing in
-    the main thread (the CLI stores in a worker thread, which cProfile would not see)."""
+def scrape_in_process(config: Path, now: datetime) -> Any:
+    """The portal source's ``ScrapeResult`` read in this process, as ``callwatch scrape``
+    reads it (the store's half left to the caller)."""
     from tracker.compose import http_client
     from tracker.config import load_config
     from tracker.pipeline import build_sources
-    from tracker.store import db
-    from tracker.store.calls import Store
 
     settings = load_config(config, environ={})
-    engine = db.make_engine(f"sqlite:///{database}")
-    db.upgrade(engine)
-    store = Store(engine)
-    now = datetime.now(UTC)
-
     found: list[Any] = []
 
     async def fetch() -> None:
@@ -260,10 +253,23 @@ def profile_in_process(config: Path, database: Path) -> str:
             found.append(await build_sources(settings, http, ["ft_portal"])["ft_portal"]
                          .scrape(now))
 
+    asyncio.run(fetch())
+    return found[0]
+
+
+def profile_in_process(config: Path, database: Path) -> str:
+    """The top of a cProfile of the same scrape in this process, fetching and storing in
+    the main thread (the CLI stores in a worker thread, which cProfile would not see)."""
+    from tracker.store import db
+    from tracker.store.calls import Store
+
+    engine = db.make_engine(f"sqlite:///{database}")
+    db.upgrade(engine)
+    store = Store(engine)
+    now = datetime.now(UTC)
     profiler = cProfile.Profile()
     profiler.enable()
-    asyncio.run(fetch())
-    [result] = found
+    result = scrape_in_process(config, now)
     store.record_run("ft_portal", result, started_at=now, now=now)
     profiler.disable()
     out = io.StringIO()

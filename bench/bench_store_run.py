@@ -15,7 +15,6 @@ Run: ``PYTHONPATH=<checkout> python bench/bench_store_run.py [N] --against <othe
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import pickle
 import statistics
@@ -25,7 +24,6 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # after PYTHONPATH: the checkout named there is measured
@@ -36,25 +34,14 @@ def read_records(count: int, out: Path) -> None:
     """Scrape ``count`` generated rows from a local replay in this process; pickle the
     ``ScrapeResult`` and the ``now`` it was read at."""
     from bench import bench_ingest
-    from tracker.compose import http_client
-    from tracker.config import load_config
-    from tracker.pipeline import build_sources
 
     pages = bench_ingest.generate(count)
     with bench_ingest.PagesServer(pages) as server, tempfile.TemporaryDirectory() as folder:
         config = bench_ingest.write_config(Path(folder), server.search_url,
                                            Path(folder) / "unused.db")
-        settings = load_config(config, environ={})
         now = datetime.now(UTC)
-        found: list[Any] = []
-
-        async def fetch() -> None:
-            async with http_client(settings.http) as http:
-                found.append(await build_sources(settings, http, ["ft_portal"])["ft_portal"]
-                             .scrape(now))
-
-        asyncio.run(fetch())
-    out.write_bytes(pickle.dumps((now, found[0])))
+        result = bench_ingest.scrape_in_process(config, now)
+    out.write_bytes(pickle.dumps((now, result)))
 
 
 def store_once(records: Path) -> None:
