@@ -37,8 +37,7 @@ def read_records(count: int, out: Path) -> None:
 
     pages = bench_ingest.generate(count)
     with bench_ingest.PagesServer(pages) as server, tempfile.TemporaryDirectory() as folder:
-        config = bench_ingest.write_config(Path(folder), server.search_url,
-                                           Path(folder) / "unused.db")
+        config = bench_ingest.write_config(Path(folder), server.search_url, Path(folder) / "unused.db")
         now = datetime.now(UTC)
         result = bench_ingest.scrape_in_process(config, now)
     out.write_bytes(pickle.dumps((now, result)))
@@ -84,15 +83,23 @@ def main() -> None:
             order = list(checkouts.items())
             for label, checkout in order if number % 2 == 0 else order[::-1]:
                 done = subprocess.run(  # noqa: S603 - this interpreter, our own script
-                    [sys.executable, __file__, "--store", str(records)], check=True,
-                    capture_output=True, text=True,
-                    env={**os.environ, "PYTHONPATH": str(checkout)})
+                    [sys.executable, __file__, "--store", str(records)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "PYTHONPATH": str(checkout)},
+                )
                 cpu[label].append(float(done.stdout.split()[-1]))
-            print(f"round {number + 1} (load {os.getloadavg()[0]:.1f}): "
-                  + ", ".join(f"{label} {values[-1]:.2f} s" for label, values in cpu.items()))
-    print("record_run CPU medians: " + ", ".join(
-        f"{label} {statistics.median(values):.2f} s ({checkouts[label]})"
-        for label, values in cpu.items()))
+            print(
+                f"round {number + 1} (load {os.getloadavg()[0]:.1f}): "
+                + ", ".join(f"{label} {values[-1]:.2f} s" for label, values in cpu.items())
+            )
+    print(
+        "record_run CPU medians: "
+        + ", ".join(
+            f"{label} {statistics.median(values):.2f} s ({checkouts[label]})" for label, values in cpu.items()
+        )
+    )
 
 
 if __name__ == "__main__":
