@@ -26,6 +26,8 @@ with one executemany.
 Targets (issue 15): within 2.5× the floor, the second scrape within 1.5×, peak RSS ≤ 250 MB.
 Run: ``PYTHONPATH=<checkout> python bench/bench_ingest.py [N] [--only portal|feed]``; the
 checkout on PYTHONPATH is the code measured (the console script imports ``tracker`` from it).
+``--against <other checkout> [--rounds N]``: first scrapes only, of this checkout and the
+other alternating on one replay server, each round with a floor, and their medians.
 """
 
 from __future__ import annotations
