@@ -26,6 +26,8 @@ with one executemany.
 Targets (issue 15): within 2.5× the floor, the second scrape within 1.5×, peak RSS ≤ 250 MB.
 Run: ``PYTHONPATH=<checkout> python bench/bench_ingest.py [N] [--only portal|feed]``; the
 checkout on PYTHONPATH is the code measured (the console script imports ``tracker`` from it).
+``--against <other checkout> [--rounds N]``: first scrapes only, of this checkout and the
+other alternating on one replay server, each round with a floor, and their medians.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ import cProfile
 import hashlib
 import io
 import json
+import os
 import pstats
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -192,15 +196,20 @@ with open(sys.argv[1], "w", encoding="utf-8") as out:
 """
 
 
-def run_process(command: list[str]) -> Run:
+def run_process(command: list[str], checkout: Path | None = None) -> Run:
     """Run ``command`` to its end; its own wall time, CPU time and peak RSS come from
     ``wait4`` in a small process that starts it (``MEASURE``), so neither the replay
-    server's work nor the bench's memory (both in this process) is counted for it."""
+    server's work nor the bench's memory (both in this process) is counted for it.
+    ``checkout``: the code it runs (its PYTHONPATH), else this process's."""
+    environment = None
+    if checkout is not None:
+        environment = {**os.environ, "PYTHONPATH": str(checkout)}
     with tempfile.TemporaryDirectory() as folder:
         measured = Path(folder) / "usage.json"
         process = subprocess.run(  # noqa: S603 - our own script and python
             [sys.executable, "-c", MEASURE, str(measured), *command],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+            env=environment)
         if process.returncode != 0:  # the command could not be started
             raise SystemExit(f"{' '.join(command)} did not run:\n{process.stdout}")
         wall, cpu, rss_kib, code = json.loads(measured.read_text(encoding="utf-8"))
@@ -209,8 +218,8 @@ def run_process(command: list[str]) -> Run:
     return Run(wall, cpu, rss_kib / 1024, process.stdout)
 
 
-def run_callwatch(config: Path, *args: str) -> Run:
-    return run_process([callwatch_script(), "--config", str(config), *args])
+def run_callwatch(config: Path, *args: str, checkout: Path | None = None) -> Run:
+    return run_process([callwatch_script(), "--config", str(config), *args], checkout)
 
 
 def run_floor(url: str, database: Path) -> Run:
@@ -228,21 +237,14 @@ def print_against_floor(floor_label: str, floors: list[Run],
               f"{run.cpu / floor.cpu:5.2f}×  {run.rss:5.0f} MiB")
 
 
-def profile_in_process(config: Path, database: Path) -> str:
-    """The top of a cProfile of the same scrape in this process, fetching and storing in
-    the main thread (the CLI stores in a worker thread, which cProfile would not see)."""
+def scrape_in_process(config: Path, now: datetime) -> Any:
+    """The portal source's ``ScrapeResult`` read in this process, as ``callwatch scrape``
+    reads it (the store's half left to the caller)."""
     from tracker.compose import http_client
     from tracker.config import load_config
     from tracker.pipeline import build_sources
-    from tracker.store import db
-    from tracker.store.calls import Store
 
     settings = load_config(config, environ={})
-    engine = db.make_engine(f"sqlite:///{database}")
-    db.upgrade(engine)
-    store = Store(engine)
-    now = datetime.now(UTC)
-
     found: list[Any] = []
 
     async def fetch() -> None:
@@ -253,10 +255,23 @@ def profile_in_process(config: Path, database: Path) -> str:
             found.append(await build_sources(settings, http, ["ft_portal"])["ft_portal"]
                          .scrape(now))
 
+    asyncio.run(fetch())
+    return found[0]
+
+
+def profile_in_process(config: Path, database: Path) -> str:
+    """The top of a cProfile of the same scrape in this process, fetching and storing in
+    the main thread (the CLI stores in a worker thread, which cProfile would not see)."""
+    from tracker.store import db
+    from tracker.store.calls import Store
+
+    engine = db.make_engine(f"sqlite:///{database}")
+    db.upgrade(engine)
+    store = Store(engine)
+    now = datetime.now(UTC)
     profiler = cProfile.Profile()
     profiler.enable()
-    asyncio.run(fetch())
-    [result] = found
+    result = scrape_in_process(config, now)
     store.record_run("ft_portal", result, started_at=now, now=now)
     profiler.disable()
     out = io.StringIO()
@@ -368,6 +383,10 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--only", choices=("portal", "feed"),
                         help="the portal's search API (POST) or an RSS feed (GET, 304s)")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="first scrapes only, alternating this checkout and CHECKOUT "
+                             "(e.g. main) on one replay server, each round with a floor")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --against")
     parser.add_argument("--floor", nargs=2, metavar=("URL", "DATABASE"),
                         help=argparse.SUPPRESS)  # the floor's own process
     parser.add_argument("--feed-floor", nargs=2, metavar=("URL", "DATABASE"),
@@ -383,9 +402,11 @@ def main() -> None:
     print(f"load average before: {loadavg()}")
     import tracker
     print(f"code measured: {Path(tracker.__file__).resolve().parent.parent}")
-    if args.only != "feed":
+    if args.against is not None:
+        bench_alternating(args)
+    elif args.only != "feed":
         bench_portal_ingest(args)
-    if args.only != "portal":
+    if args.only != "portal" and args.against is None:
         bench_feed(args.count)
     print(f"load average after: {loadavg()}")
 
@@ -415,6 +436,47 @@ def bench_portal_ingest(args: argparse.Namespace) -> None:
               "peak RSS ≤ 250 MB")
         if not args.no_profile:
             print(profile_in_process(config, directory / "profiled.db"))
+
+
+
+def bench_alternating(args: argparse.Namespace) -> None:
+    """First scrapes of this checkout and of ``args.against``, alternating which goes first
+    from round to round, on one replay server, each round with a floor run just before:
+    on a shared machine the CPU time of identical work moves by 15% between runs, so one
+    pair says little; the medians of a few rounds, and each round's ratio to its own
+    floor, say more."""
+    here = ROOT
+    other = args.against.resolve()
+    pages = generate(args.count)
+    print(f"input: {args.count} records, {len(pages)} pages; this checkout {here}, "
+          f"against {other}; {args.rounds} rounds")
+    cpu: dict[str, list[float]] = {"floor": [], "this": [], "against": []}
+    ratio: dict[str, list[float]] = {"this": [], "against": []}
+    rss: dict[str, list[float]] = {"this": [], "against": []}
+    with PagesServer(pages) as server, tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        for number in range(args.rounds):
+            floor = run_floor(server.search_url, directory / f"floor{number}.db")
+            cpu["floor"].append(floor.cpu)
+            order = [("this", here), ("against", other)]
+            for label, checkout in order if number % 2 == 0 else order[::-1]:
+                database = directory / f"{label}{number}.db"
+                (directory / label).mkdir(exist_ok=True)
+                config = write_config(directory / label, server.search_url, database)
+                run_callwatch(config, "db", "upgrade", checkout=checkout)
+                run = run_callwatch(config, "scrape", "ft_portal", checkout=checkout)
+                cpu[label].append(run.cpu)
+                ratio[label].append(run.cpu / floor.cpu)
+                rss[label].append(run.rss)
+            print(f"round {number + 1} (load {loadavg()}): floor {floor.cpu:.2f} s, "
+                  f"this {cpu['this'][-1]:.2f} s ({ratio['this'][-1]:.2f}×, "
+                  f"{rss['this'][-1]:.0f} MiB), against {cpu['against'][-1]:.2f} s "
+                  f"({ratio['against'][-1]:.2f}×, {rss['against'][-1]:.0f} MiB)")
+    median = statistics.median
+    print(f"medians: floor {median(cpu['floor']):.2f} s; this {median(cpu['this']):.2f} s, "
+          f"{median(ratio['this']):.2f}× its round's floor, peak RSS {max(rss['this']):.0f} MiB "
+          f"at most; against {median(cpu['against']):.2f} s, {median(ratio['against']):.2f}×, "
+          f"{max(rss['against']):.0f} MiB at most")
 
 
 if __name__ == "__main__":
