@@ -147,3 +147,44 @@ def test_a_job_that_crashes_is_logged_and_the_schedule_goes_on(
     asyncio.run(scheduled())  # does not raise into the scheduler
     assert daemon.running == set()
     assert "job=scrape:flaky crashed" in caplog.text and "a bug in one job" in caplog.text
+
+
+def test_freed_memory_goes_back_when_the_last_running_job_ends(
+        tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon at rest held its first cycle's high-water mark (186 MiB, issue 15): glibc
+    keeps freed pages unless asked. Asked once no job runs, not while another still works."""
+    with FixtureSite({}) as site:
+        settings = settings_for(tmp_path, site)
+    daemon = Daemon(settings, engine, clock=lambda: NOW)
+    released: list[tuple[int, bool]] = []  # jobs running, and whether garbage was collected
+
+    def release(*, collect: bool) -> bool:
+        released.append((len(daemon.running), collect))
+        return True
+
+    monkeypatch.setattr("tracker.service.daemon.release_free_memory", release)
+    inner_done = asyncio.Event()
+
+    async def inner() -> None:
+        inner_done.set()
+
+    async def outer() -> None:  # runs while `inner` starts and ends
+        await asyncio.create_task(daemon._job("dispatch", inner)())
+        assert released == []  # `outer` still runs
+        await inner_done.wait()
+
+    asyncio.run(daemon._job("scrape:good", outer)())
+    assert released == [(0, True)]  # after a scrape: cycles collected first
+    asyncio.run(daemon._job("dispatch", inner)())
+    assert released == [(0, True), (0, False)]  # every minute's dispatch: no full collection
+
+
+def test_releasing_free_memory_asks_glibc_on_linux() -> None:
+    import platform
+    import sys
+
+    from tracker.memory import release_free_memory
+
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    assert release_free_memory() is True

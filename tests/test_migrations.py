@@ -4,11 +4,13 @@ per-profile entries without losing any, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
 
 from tests.factories import make_call
 from tracker.delivery.dispatch import list_deliveries
@@ -158,3 +160,68 @@ def test_0009_lets_a_profile_be_followed_once_per_channel_set_and_goes_back(data
             assert "opt_outs" not in sa.inspect(connection).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_the_migrated_schema_is_the_tables_the_code_defines(database_url: str) -> None:
+    """The SQLModel classes in ``tracker.store.db`` are what the migrations make: no column,
+    type, index or constraint apart (a new SQLite database is created from them)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = db.make_engine(database_url)
+    try:
+        db.upgrade(engine)
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, SQLModel.metadata) == []
+    finally:
+        engine.dispose()
+
+
+_TABLE_CONSTRAINT = ("PRIMARY KEY", "FOREIGN KEY", "UNIQUE", "CHECK", "CONSTRAINT")
+
+
+def _layout(sql: str) -> str:
+    """A ``CREATE`` statement with its spacing normalized and, in a table, its table
+    constraints sorted: the columns keep their order, but the order in which a batch copy
+    writes the constraints varies from run to run (Alembic collects them in a set)."""
+    sql = " ".join(sql.split())
+    head, paren, rest = sql.partition("(")
+    if not head.startswith("CREATE TABLE") or not paren:
+        return sql
+    body, parts, depth, start = rest.rsplit(")", 1)[0], [], 0, 0
+    for at, char in enumerate(body):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(body[start:at].strip())
+            start = at + 1
+    parts.append(body[start:].strip())
+    columns = [part for part in parts if not part.startswith(_TABLE_CONSTRAINT)]
+    constraints = sorted(part for part in parts if part.startswith(_TABLE_CONSTRAINT))
+    return f"{head}( {', '.join(columns + constraints)} )"
+
+
+def _sqlite_schema(url: str) -> dict[tuple[str, str], str]:
+    """Every table and index of a SQLite file as its ``CREATE`` statement (``_layout``; the
+    quotes a batch copy puts around a table's name aside)."""
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").all()
+    finally:
+        engine.dispose()
+    return {(kind, name): _layout(str(sql).replace(f'"{name}"', name)) for kind, name, sql in rows}
+
+
+def test_a_new_sqlite_database_is_created_as_the_migrations_would_make_it(tmp_path: Path) -> None:
+    migrated, created = f"sqlite:///{tmp_path / 'migrated.db'}", f"sqlite:///{tmp_path / 'new.db'}"
+    engine = db.make_engine(migrated)
+    db.upgrade(engine)
+    engine.dispose()
+    engine = db.make_engine(created)
+    db.create_or_upgrade(engine)
+    assert db.current_revision(engine) == db.head_revision()
+    db.create_or_upgrade(engine)  # a second time: at the head, nothing to do
+    engine.dispose()
+    assert _sqlite_schema(created) == _sqlite_schema(migrated)

@@ -165,3 +165,36 @@ def test_the_schema_check_refuses_two_heads_and_a_migration_it_cannot_read(
     (copy / "versions" / "0014_odd.py").write_text('REVISION = "x"\n', encoding="utf-8")
     with pytest.raises(SchemaError, match=r"0014_odd\.py has no `revision"):
         db.head_revision()
+
+
+#: Builds the daemon and its channels as `callwatch run` does (without running it), then
+#: prints the top-level names of every module loaded.
+DAEMON_PROBE = """
+import json, sys
+from notifiers import create_notifiers
+from tracker.config import load_config
+from tracker.service.daemon import Daemon
+from tracker.store import db
+
+settings = load_config(database_url="sqlite:///" + sys.argv[1], environ={})
+engine = db.make_engine(settings.database.url)
+Daemon(settings, engine)
+built = create_notifiers(settings.notifiers, {})
+print(json.dumps({"channels": sorted(built),
+                  "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+def test_the_daemon_loads_apprise_and_the_web_server_only_when_used(tmp_path: Path) -> None:
+    """Both were loaded by every daemon (apprise when its channel was built, uvicorn with the
+    daemon's module) and held memory at rest that nothing used (issue 15)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CALLWATCH_")}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), environment.get("PYTHONPATH")]))
+    result = subprocess.run(  # noqa: S603 - this interpreter, our own code
+        [sys.executable, "-c", DAEMON_PROBE, str(tmp_path / "calls.db")], cwd=tmp_path,
+        env=environment, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    if "apprise" in report["channels"]:  # the extra is installed: the channel is built, unloaded
+        assert "apprise" not in report["modules"]
+    assert {"uvicorn", "starlette"} & set(report["modules"]) == set()

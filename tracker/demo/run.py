@@ -521,7 +521,7 @@ def run_demo(out: Path, *, now: datetime = DEMO_NOW, later: datetime = LATER_NOW
         settings = load_config(config_file, environ={})  # never the user's overrides
         engine = db.make_engine(settings.database.resolved_url())
         try:
-            db.upgrade(engine)
+            db.create_or_upgrade(engine)
             scrapes, failed_first, sent_first = asyncio.run(
                 _two_cycles(settings, engine, world, now, later))
             profiles = sorted(p.stem for p in (config_dir / "profiles").glob("*.y*ml"))

@@ -55,6 +55,7 @@ from tracker.compose import build_notifiers, host_pacer, start_bot
 from tracker.config import Settings
 from tracker.delivery.outbox import enqueue_reminders
 from tracker.errors import CallwatchError
+from tracker.memory import release_free_memory
 from tracker.models import RunOutcome
 from tracker.pipeline import (
     check_notifiers,
@@ -68,7 +69,6 @@ from tracker.pipeline import (
 )
 from tracker.store.calls import Store
 from tracker.store.heartbeat import mark_stopped, write_heartbeat
-from tracker.web.serve import start_in_loop
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,8 @@ class Daemon:
         self.failures: dict[str, int] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self.notifiers: dict[str, Any] = {}
+        #: a scrape ended since memory was last released (``_job``)
+        self.scraped = False
         #: every scrape job's client is paced by this one (per host, ``http.delay``)
         self.pacer = host_pacer(settings.http)
 
@@ -175,6 +177,12 @@ class Daemon:
             finally:
                 if task is not None:
                     self.running.discard(task)
+                # what the jobs freed goes back once none runs; garbage in cycles (parsed
+                # pages) is collected first after a scrape (bench_daemon_rest.py, issue 15)
+                self.scraped = self.scraped or name.startswith("scrape:")
+                if not self.running:
+                    release_free_memory(collect=self.scraped)
+                    self.scraped = False
         return job
 
     async def scrape(self, name: str) -> None:
@@ -324,7 +332,10 @@ class Daemon:
         try:
             # the web app first: an address that cannot be bound stops callwatch before any
             # scrape has started
-            web = await start_in_loop(self.settings, self.engine, self.alive, self.clock)
+            if self.settings.web_listen()[1]:  # uvicorn and Starlette only when served
+                from tracker.web.serve import start_in_loop
+
+                web = await start_in_loop(self.settings, self.engine, self.alive, self.clock)
             self.scheduler = scheduler = self._schedule()
             scheduler.start()
             bot = await start_bot(self.settings, self.engine, self.notifiers, self.clock)
