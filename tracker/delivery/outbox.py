@@ -77,6 +77,7 @@ from tracker.rules.matcher import Match
 from tracker.rules.profiles import Profile
 from tracker.rules.store import RulesStore
 from tracker.store.db import (
+    JSONText,
     bodies_table,
     calls_table,
     change_from_row,
@@ -140,10 +141,14 @@ class SharedJson:
         return json.dumps(self.value)
 
     @cached_property
+    def canonical(self) -> str:
+        """The value's canonical JSON (keys sorted, no spaces)."""
+        return json.dumps(self.value, sort_keys=True, separators=(",", ":"))
+
+    @cached_property
     def digest(self) -> str:
         """SHA-256 of the value's canonical JSON: a stored body's key."""
-        canonical = json.dumps(self.value, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return hashlib.sha256(self.canonical.encode()).hexdigest()
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -830,14 +835,18 @@ class _DigestRound:
         is named by its content, so one stored by a batch that then fails is still right, and
         another worker storing the same digest waits for that short transaction, not for the
         whole batch of a worker that may hang (or die) inside it."""
-        new = {form.digest: form.value for form in forms if form.digest not in self.bodies}
+        new: dict[str, Any] = {form.digest: form for form in forms if form.digest not in self.bodies}
         if not new:
             return self.bodies
         if connection.dialect.name == "postgresql":
+            # JSONB keeps the value, not the text: the canonical text the digest was made of
+            # is stored as it is, not dumped once more
+            new = {d: JSONText(f.value, f.canonical) if isinstance(f.value, dict) else f.value
+                   for d, f in new.items()}
             with connection.engine.begin() as own:
                 self._store_bodies(own, new)
         else:  # one writer at a time: the batch's own connection
-            self._store_bodies(connection, new)
+            self._store_bodies(connection, {d: f.value for d, f in new.items()})
         return self.bodies
 
     def _store_bodies(self, connection: Connection, new: dict[str, Any]) -> None:
