@@ -190,13 +190,19 @@ def generate(url: str, subscribers: int, clusters: int, calls: int) -> dict[str,
     return counts
 
 
-def digest_round(url: str) -> dict[str, Any]:
-    """The timed round (run in a child process): load profiles, notify, enqueue digests."""
-    engine = db.make_engine(url)
+def _load_and_notify(engine: sa.Engine) -> tuple[int, Any, float, float]:
+    """The round's first half: load the profiles, notify; their counts and times."""
     started = time.perf_counter()
     profiles = RulesStore(engine).profiles()
     loaded = time.perf_counter()
     report = notify_changes(engine, profiles, NOW, CHANNELS)
+    return len(profiles), report, loaded - started, time.perf_counter() - loaded
+
+
+def digest_round(url: str) -> dict[str, Any]:
+    """The timed round (run in a child process): load profiles, notify, enqueue digests."""
+    engine = db.make_engine(url)
+    profiles, report, load_s, notify_s = _load_and_notify(engine)
     notified = time.perf_counter()
     digests = enqueue_digests(engine, NOW, CHANNELS)
     finished = time.perf_counter()
@@ -205,8 +211,8 @@ def digest_round(url: str) -> dict[str, Any]:
                                           "pg_total_relation_size('digest_entries')")).scalar_one()
         alerts = connection.execute(sa.select(sa.func.count()).select_from(deliveries_table)
                                     .where(deliveries_table.c.kind == "alert")).scalar_one()
-    return {"profiles": len(profiles), "load_s": loaded - started, "notify_s": notified - loaded,
-            "digests_s": finished - notified, "total_s": finished - started,
+    return {"profiles": profiles, "load_s": load_s, "notify_s": notify_s,
+            "digests_s": finished - notified, "total_s": load_s + notify_s + finished - notified,
             "matches": report.matches, "alerts": alerts, "digest_entries": report.digest_entries,
             "digests": digests, "peak_rss_mib": peak_rss_mib(), "tables_mib": size / 2**20}
 
@@ -220,18 +226,14 @@ def notify_only(url: str) -> dict[str, Any]:
     """The round's first half (run in a child process): load profiles, notify; then keep
     what the digest half changes, to start each worker count from the same state."""
     engine = db.make_engine(url)
-    started = time.perf_counter()
-    profiles = RulesStore(engine).profiles()
-    loaded = time.perf_counter()
-    report = notify_changes(engine, profiles, NOW, CHANNELS)
-    notified = time.perf_counter()
+    profiles, report, load_s, notify_s = _load_and_notify(engine)
     with engine.begin() as connection:
         for table in ROUND_TABLES:
             connection.execute(sa.text(f"CREATE TABLE kept_{table} AS SELECT * FROM {table}"))  # noqa: S608
         connection.execute(sa.text(
             "CREATE TABLE kept_positions AS SELECT id, digested_through FROM subscriptions"))
     engine.dispose()
-    return {"profiles": len(profiles), "load_s": loaded - started, "notify_s": notified - loaded,
+    return {"profiles": profiles, "load_s": load_s, "notify_s": notify_s,
             "matches": report.matches, "digest_entries": report.digest_entries}
 
 

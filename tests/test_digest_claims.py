@@ -75,40 +75,63 @@ def fresh() -> Iterator[Any]:
 def _world(engine: Engine) -> None:
     """Six calls; 24 subscribers following one or two of three profiles, some in
     Telegram too, in two time zones."""
-    Store(engine).record_run("ft_portal", ScrapeResult(records=CALLS),
-                             started_at=NOW - timedelta(minutes=1), now=NOW)
+    Store(engine).record_run(
+        "ft_portal", ScrapeResult(records=CALLS), started_at=NOW - timedelta(minutes=1), now=NOW
+    )
     with engine.begin() as connection:
         for n in range(1, SUBSCRIBERS + 1):
-            connection.execute(subscribers_table.insert().values(
-                id=n, name=f"sme-{n}", timezone="Europe/Brussels" if n % 3 else "Europe/Lisbon",
-                language="en", reminders=[], origin="bot", created_at=NOW, updated_at=NOW))
+            connection.execute(
+                subscribers_table.insert().values(
+                    id=n,
+                    name=f"sme-{n}",
+                    timezone="Europe/Brussels" if n % 3 else "Europe/Lisbon",
+                    language="en",
+                    reminders=[],
+                    origin="bot",
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+            )
             for channel in ["email", "telegram"] if n % 4 == 0 else ["email"]:
-                connection.execute(channels_table.insert().values(
-                    subscriber_id=n, channel=channel, address=f"sme-{n}@example.invalid",
-                    configured_address=f"sme-{n}@example.invalid", webhook_format="generic",
-                    active=True))
+                connection.execute(
+                    channels_table.insert().values(
+                        subscriber_id=n,
+                        channel=channel,
+                        address=f"sme-{n}@example.invalid",
+                        configured_address=f"sme-{n}@example.invalid",
+                        webhook_format="generic",
+                        active=True,
+                    )
+                )
             follows = [PROFILES[n % 3]] + ([PROFILES[(n + 1) % 3]] if n % 5 == 0 else [])
             for profile in follows:
-                connection.execute(subscriptions_table.insert().values(
-                    subscriber_id=n, profile=profile, mode="daily", channels=None,
-                    token=f"t{n}-{profile}"))
+                connection.execute(
+                    subscriptions_table.insert().values(
+                        subscriber_id=n, profile=profile, mode="daily", channels=None, token=f"t{n}-{profile}"
+                    )
+                )
         for number, call in enumerate(CALLS):
             for profile in PROFILES[: 1 + number % 3]:
-                connection.execute(digest_entries_table.insert().values(
-                    key=f"{profile}|{call.id}", profile=profile, call_id=call.id, change_id=None,
-                    reasons=[f"title: share {number}"], created_at=NOW))
+                connection.execute(
+                    digest_entries_table.insert().values(
+                        key=f"{profile}|{call.id}",
+                        profile=profile,
+                        call_id=call.id,
+                        change_id=None,
+                        reasons=[f"title: share {number}"],
+                        created_at=NOW,
+                    )
+                )
 
 
 def _outbox(engine: Engine) -> dict[str, tuple[str, Any]]:
     """Every outbox row by key: its channel and message (a shared body resolved)."""
-    return {row.key: (row.channel, row.message)
-            for row in list_deliveries(engine, limit=10_000)}
+    return {row.key: (row.channel, row.message) for row in list_deliveries(engine, limit=10_000)}
 
 
 def _claims(engine: Engine) -> list[Any]:
     with engine.connect() as connection:
-        return list(connection.execute(sa.select(digest_claims_table)
-                                       .order_by(digest_claims_table.c.id)))
+        return list(connection.execute(sa.select(digest_claims_table).order_by(digest_claims_table.c.id)))
 
 
 def test_two_and_three_workers_enqueue_exactly_what_one_does(fresh: Any) -> None:
@@ -123,7 +146,9 @@ def test_two_and_three_workers_enqueue_exactly_what_one_does(fresh: Any) -> None
         counts: list[int] = []
         start = threading.Barrier(workers)
 
-        def work(engine: Engine = engine, start: threading.Barrier = start) -> None:
+        def work(
+            engine: Engine = engine, start: threading.Barrier = start, counts: list[int] = counts
+        ) -> None:
             start.wait()
             counts.append(work_digest_rounds(engine, ["email", "telegram"]))
 
@@ -170,8 +195,11 @@ def test_a_worker_killed_inside_its_share_leaves_it_to_the_others(fresh: Any) ->
     url = engine.url.render_as_string(hide_password=False)
     root = Path(__file__).resolve().parent.parent
     worker = subprocess.Popen(  # noqa: S603 - this interpreter, this test's script
-        [sys.executable, "-c", STUCK_WORKER, url], stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(root)})
+        [sys.executable, "-c", STUCK_WORKER, url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     try:
         assert worker.stdout is not None
         line = worker.stdout.readline()
@@ -182,8 +210,11 @@ def test_a_worker_killed_inside_its_share_leaves_it_to_the_others(fresh: Any) ->
         assert len(held) == 1
         done = _outbox(engine)
         assert done.items() < expected.items()
-        assert not any(key.startswith(f"digest|{n}|")
-                       for n in range(held[0].first_id, held[0].last_id + 1) for key in done)
+        assert not any(
+            key.startswith(f"digest|{n}|")
+            for n in range(held[0].first_id, held[0].last_id + 1)
+            for key in done
+        )
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
