@@ -71,6 +71,7 @@ from markupsafe import Markup, escape
 
 from tracker.dates import days_left as days_left  # re-exported: tracker.web imports it from here
 from tracker.dates import isoformat_utc, to_utc
+from tracker.dates import zone as zone_named
 from tracker.delivery.changes import ChangeNote, clip, counts_text, subject_counts, what_changed
 from tracker.delivery.wording import (
     EN,
@@ -665,7 +666,7 @@ def _message(view: _View, now: datetime, zone: ZoneInfo,
 
 
 def _zone(timezone: str | ZoneInfo) -> ZoneInfo:
-    return timezone if isinstance(timezone, ZoneInfo) else ZoneInfo(timezone)
+    return timezone if isinstance(timezone, ZoneInfo) else zone_named(timezone)
 
 
 def _alert_buttons(item: AlertItem, lang: str) -> tuple[Button, ...]:
