@@ -271,7 +271,7 @@ def helper(url: str) -> dict[str, Any]:
     engine = db.make_engine(url)
     cpu, deadline, digests = time.process_time(), time.monotonic() + 120, 0
     while not digests and time.monotonic() < deadline:
-        digests = help_digest_rounds(engine, CHANNELS)
+        digests = help_digest_rounds(engine)
         time.sleep(0.02)
     engine.dispose()
     return {"digests": digests, "cpu_s": time.process_time() - cpu}

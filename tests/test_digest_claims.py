@@ -142,7 +142,7 @@ def test_two_and_three_workers_enqueue_exactly_what_one_does(fresh: Any) -> None
 
     for workers in (2, 3):
         engine = fresh()
-        name = open_digest_round(engine, NOW, batch=2)
+        name = open_digest_round(engine, NOW, ["email", "telegram"], batch=2)
         counts: list[int] = []
         start = threading.Barrier(workers)
 
@@ -150,7 +150,7 @@ def test_two_and_three_workers_enqueue_exactly_what_one_does(fresh: Any) -> None
             engine: Engine = engine, start: threading.Barrier = start, counts: list[int] = counts
         ) -> None:
             start.wait()
-            counts.append(work_digest_rounds(engine, ["email", "telegram"]))
+            counts.append(work_digest_rounds(engine))
 
         threads = [threading.Thread(target=work) for _ in range(workers)]
         for thread in threads:
@@ -163,7 +163,7 @@ def test_two_and_three_workers_enqueue_exactly_what_one_does(fresh: Any) -> None
         assert {c.round for c in claims} == {name} and all(c.done_at for c in claims)
         assert sum(c.enqueued for c in claims) == 30
         # the round is done: nothing left to help with, and no digest is enqueued again
-        assert help_digest_rounds(engine, ["email", "telegram"]) == 0
+        assert help_digest_rounds(engine) == 0
         assert enqueue_digests(engine, NOW, ["email", "telegram"], batch=2) == 0
 
 
@@ -181,7 +181,7 @@ def enqueue_then_hang(*args, **kwargs):
     return count
 
 outbox._enqueue_digest_batch = enqueue_then_hang
-outbox.work_digest_rounds(db.make_engine(sys.argv[1]), ["email", "telegram"])
+outbox.work_digest_rounds(db.make_engine(sys.argv[1]))
 """
 
 
@@ -191,7 +191,7 @@ def test_a_worker_killed_inside_its_share_leaves_it_to_the_others(fresh: Any) ->
     expected = _outbox(alone)
 
     engine = fresh()
-    name = open_digest_round(engine, NOW, batch=2)
+    name = open_digest_round(engine, NOW, ["email", "telegram"], batch=2)
     url = engine.url.render_as_string(hide_password=False)
     root = Path(__file__).resolve().parent.parent
     worker = subprocess.Popen(  # noqa: S603 - this interpreter, this test's script
@@ -205,7 +205,7 @@ def test_a_worker_killed_inside_its_share_leaves_it_to_the_others(fresh: Any) ->
         line = worker.stdout.readline()
         assert line.startswith("claimed"), line
         # another worker does every other share, not the one held
-        assert work_digest_rounds(engine, ["email", "telegram"]) < 30
+        assert work_digest_rounds(engine) < 30
         held = [c for c in _claims(engine) if c.done_at is None]
         assert len(held) == 1
         done = _outbox(engine)
@@ -221,6 +221,6 @@ def test_a_worker_killed_inside_its_share_leaves_it_to_the_others(fresh: Any) ->
         if worker.stdout is not None:
             worker.stdout.close()
     # the dead worker's transaction rolled back: its share is claimed again and done once
-    assert work_digest_rounds(engine, ["email", "telegram"], name=name) > 0
+    assert work_digest_rounds(engine, name=name) > 0
     assert _outbox(engine) == expected
     assert all(c.done_at for c in _claims(engine))

@@ -906,8 +906,8 @@ def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
     """
     usable = list(available)
     if subscriber is None and engine.dialect.name == "postgresql":
-        name = open_digest_round(engine, now, force=force, batch=batch)
-        work_digest_rounds(engine, usable, name=name, schedule=schedule)
+        name = open_digest_round(engine, now, usable, force=force, batch=batch)
+        work_digest_rounds(engine, name=name, schedule=schedule)
         return _finish_round(engine, name)
     enqueued = 0
     with engine.connect() as reader:
@@ -929,15 +929,17 @@ def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
 CLAIM_LEASE_SECONDS = 300
 
 
-def open_digest_round(engine: Engine, now: datetime, *, force: bool = False,
-                      batch: int = SUBSCRIBER_BATCH) -> str:
-    """Write a new round's shares (one per ``batch`` subscribers, with the round's ``now``
-    and newest digest entry) in one transaction; return the round's name."""
+def open_digest_round(engine: Engine, now: datetime, available: Iterable[str], *,
+                      force: bool = False, batch: int = SUBSCRIBER_BATCH) -> str:
+    """Write a new round's shares (one per ``batch`` subscribers, with the round's ``now``,
+    newest digest entry and ``available`` channels) in one transaction; return the round's
+    name."""
     name = secrets.token_hex(16)
     with engine.begin() as connection:
         upto = _DigestRound.starting(connection, now).upto
-        rows = [{"round": name, "now": now, "upto": upto, "force": force, "first_id": first,
-                 "last_id": last, "enqueued": 0}
+        rows = [{"round": name, "now": now, "upto": upto, "force": force,
+                 "channels": sorted(set(available)), "first_id": first, "last_id": last,
+                 "enqueued": 0}
                 for first, last in subscriber_batches(connection, batch)]
         # what finished rounds left is not needed any more
         connection.execute(digest_claims_table.delete().where(
@@ -949,7 +951,7 @@ def open_digest_round(engine: Engine, now: datetime, *, force: bool = False,
     return name
 
 
-def work_digest_rounds(engine: Engine, available: Iterable[str], *, name: str | None = None,
+def work_digest_rounds(engine: Engine, *, name: str | None = None,
                        schedule: DigestSchedule = DEFAULT_SCHEDULE) -> int:
     """Enqueue shares of open digest rounds (of round ``name`` only, if given) until none is
     left to claim; return how many digests this worker enqueued.
@@ -960,7 +962,6 @@ def work_digest_rounds(engine: Engine, available: Iterable[str], *, name: str | 
     worker holds is waited for (``FOR UPDATE``) once nothing else is left, so the caller
     returns only when the round is done, its dead workers' shares included.
     """
-    usable = list(available)
     rounds: dict[str, _DigestRound] = {}
     enqueued = 0
     claims = digest_claims_table
@@ -981,7 +982,7 @@ def work_digest_rounds(engine: Engine, available: Iterable[str], *, name: str | 
             state = rounds.get(claim.round)
             if state is None:
                 state = rounds[claim.round] = _DigestRound(claim.now, claim.upto)
-            count = _enqueue_digest_batch(connection, state, usable,
+            count = _enqueue_digest_batch(connection, state, list(claim.channels),
                                           (claim.first_id, claim.last_id), None, claim.force,
                                           schedule)
             connection.execute(claims.update().where(claims.c.id == claim.id)
@@ -989,10 +990,10 @@ def work_digest_rounds(engine: Engine, available: Iterable[str], *, name: str | 
             enqueued += count
 
 
-def help_digest_rounds(engine: Engine, available: Iterable[str],
-                       schedule: DigestSchedule = DEFAULT_SCHEDULE) -> int:
+def help_digest_rounds(engine: Engine, schedule: DigestSchedule = DEFAULT_SCHEDULE) -> int:
     """What a worker without the scheduler does between its dispatch passes on PostgreSQL:
-    take shares of a digest round another worker started, if one is open."""
+    take shares of a digest round another worker started, if one is open (rendered for the
+    channels that worker could send on, recorded with the round)."""
     if engine.dialect.name != "postgresql":
         return 0
     with engine.connect() as connection:
@@ -1000,7 +1001,7 @@ def help_digest_rounds(engine: Engine, available: Iterable[str],
         if connection.execute(sa.select(claims.c.id).where(claims.c.done_at.is_(None))
                               .limit(1)).first() is None:
             return 0
-    return work_digest_rounds(engine, available, schedule=schedule)
+    return work_digest_rounds(engine, schedule=schedule)
 
 
 def _finish_round(engine: Engine, name: str) -> int:

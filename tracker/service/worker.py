@@ -63,7 +63,7 @@ class Worker(Daemon):
             try:
                 if self.scheduler is None:  # the scheduler's own process runs its round
                     await asyncio.to_thread(help_digest_rounds, self.engine,
-                                            list(self.notifiers), self.settings.digests.schedule())
+                                            self.settings.digests.schedule())
             except Exception:  # a database hiccup must not end the worker; try again later
                 log.exception("helping with a digest round failed")
             try:

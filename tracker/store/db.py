@@ -865,6 +865,9 @@ class DigestClaimRow(SQLModel, table=True):
     now: datetime = _utc_column()
     upto: int
     force: bool = False
+    #: the channels the round's worker could send on: a helper renders for those, not for
+    #: its own, so a worker configured without a channel does not skip its rows
+    channels: list[str] = Field(sa_column=Column(JSONType, nullable=False))
     first_id: int
     last_id: int
     enqueued: int = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from tracker.store.db import UTCDateTime
+from tracker.store.db import JSONType, UTCDateTime
 
 revision = "0016"
 down_revision = "0015"
@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("now", UTCDateTime(), nullable=False),
         sa.Column("upto", sa.Integer(), nullable=False),
         sa.Column("force", sa.Boolean(), nullable=False),
+        sa.Column("channels", JSONType, nullable=False),
         sa.Column("first_id", sa.Integer(), nullable=False),
         sa.Column("last_id", sa.Integer(), nullable=False),
         sa.Column("enqueued", sa.Integer(), nullable=False),
