@@ -23,6 +23,11 @@ last, so start-up is not counted.
 
     .venv/bin/python bench/bench_scale.py --db postgresql://postgres@127.0.0.1:5432/test
         [--subscribers 112000] [--clusters 700] [--calls 500] [--messages 5000] [--workers 1,2,4]
+
+``--round-workers 1,2,4`` (issue 15) runs the notify step once, then the digest half of the
+round with each number of workers from the same state: the scheduler's worker calls
+``enqueue_digests`` and the others ``help_digest_rounds`` (PostgreSQL shares, each a child
+process), timed until the round is done.
 """
 
 from __future__ import annotations
@@ -185,13 +190,19 @@ def generate(url: str, subscribers: int, clusters: int, calls: int) -> dict[str,
     return counts
 
 
-def digest_round(url: str) -> dict[str, Any]:
-    """The timed round (run in a child process): load profiles, notify, enqueue digests."""
-    engine = db.make_engine(url)
+def _load_and_notify(engine: sa.Engine) -> tuple[int, Any, float, float]:
+    """The round's first half: load the profiles, notify; their counts and times."""
     started = time.perf_counter()
     profiles = RulesStore(engine).profiles()
     loaded = time.perf_counter()
     report = notify_changes(engine, profiles, NOW, CHANNELS)
+    return len(profiles), report, loaded - started, time.perf_counter() - loaded
+
+
+def digest_round(url: str) -> dict[str, Any]:
+    """The timed round (run in a child process): load profiles, notify, enqueue digests."""
+    engine = db.make_engine(url)
+    profiles, report, load_s, notify_s = _load_and_notify(engine)
     notified = time.perf_counter()
     digests = enqueue_digests(engine, NOW, CHANNELS)
     finished = time.perf_counter()
@@ -200,10 +211,89 @@ def digest_round(url: str) -> dict[str, Any]:
                                           "pg_total_relation_size('digest_entries')")).scalar_one()
         alerts = connection.execute(sa.select(sa.func.count()).select_from(deliveries_table)
                                     .where(deliveries_table.c.kind == "alert")).scalar_one()
-    return {"profiles": len(profiles), "load_s": loaded - started, "notify_s": notified - loaded,
-            "digests_s": finished - notified, "total_s": finished - started,
+    return {"profiles": profiles, "load_s": load_s, "notify_s": notify_s,
+            "digests_s": finished - notified, "total_s": load_s + notify_s + finished - notified,
             "matches": report.matches, "alerts": alerts, "digest_entries": report.digest_entries,
             "digests": digests, "peak_rss_mib": peak_rss_mib(), "tables_mib": size / 2**20}
+
+
+#: the tables a digest round changes, kept after the notify step so that the round can be
+#: run again from the same start with another number of workers (``--round-workers``)
+ROUND_TABLES = ("deliveries", "delivery_bodies", "digest_entries")
+
+
+def notify_only(url: str) -> dict[str, Any]:
+    """The round's first half (run in a child process): load profiles, notify; then keep
+    what the digest half changes, to start each worker count from the same state."""
+    engine = db.make_engine(url)
+    profiles, report, load_s, notify_s = _load_and_notify(engine)
+    with engine.begin() as connection:
+        for table in ROUND_TABLES:
+            connection.execute(sa.text(f"CREATE TABLE kept_{table} AS SELECT * FROM {table}"))  # noqa: S608
+        connection.execute(sa.text(
+            "CREATE TABLE kept_positions AS SELECT id, digested_through FROM subscriptions"))
+    engine.dispose()
+    return {"profiles": profiles, "load_s": load_s, "notify_s": notify_s,
+            "matches": report.matches, "digest_entries": report.digest_entries}
+
+
+def restore_after_notify(url: str) -> None:
+    """The state ``notify_only`` kept, analyzed, before a digest half."""
+    engine = db.make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("TRUNCATE " + ", ".join(ROUND_TABLES) + ", digest_claims"))
+        for table in ROUND_TABLES:
+            connection.execute(sa.text(f"INSERT INTO {table} SELECT * FROM kept_{table}"))  # noqa: S608
+        connection.execute(sa.text(
+            "UPDATE subscriptions s SET digested_through = k.digested_through "
+            "FROM kept_positions k WHERE k.id = s.id"))
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("VACUUM ANALYZE"))
+    engine.dispose()
+
+
+def digests_only(url: str) -> dict[str, Any]:
+    """The round's second half as the worker with the scheduler runs it (a child process):
+    ``enqueue_digests``, which returns when every share is done, by whichever worker."""
+    engine = db.make_engine(url)
+    started, cpu = time.perf_counter(), time.process_time()
+    digests = enqueue_digests(engine, NOW, CHANNELS)
+    finished = time.perf_counter()
+    engine.dispose()
+    return {"digests_s": finished - started, "cpu_s": time.process_time() - cpu,
+            "digests": digests, "peak_rss_mib": peak_rss_mib()}
+
+
+def helper(url: str) -> dict[str, Any]:
+    """Another worker (a child process): waits for the round, then takes shares of it."""
+    from tracker.delivery.outbox import help_digest_rounds
+
+    engine = db.make_engine(url)
+    cpu, deadline, digests = time.process_time(), time.monotonic() + 120, 0
+    while not digests and time.monotonic() < deadline:
+        digests = help_digest_rounds(engine)
+        time.sleep(0.02)
+    engine.dispose()
+    return {"digests": digests, "cpu_s": time.process_time() - cpu}
+
+
+def shared_rounds(url: str, worker_counts: list[int]) -> list[dict[str, Any]]:
+    """The digest half with each number of workers, from the same state each time."""
+    results = []
+    for workers in worker_counts:
+        restore_after_notify(url)
+        helpers = [subprocess.Popen([sys.executable, __file__, "--helper", url],  # noqa: S603
+                                    stdout=subprocess.PIPE, text=True)
+                   for _ in range(workers - 1)]
+        time.sleep(2)  # the helpers are up and polling, as running workers would be
+        leader = subprocess.run([sys.executable, __file__, "--digests", url],  # noqa: S603
+                                capture_output=True, text=True, check=True)
+        result = json.loads(leader.stdout.strip().splitlines()[-1])
+        result["workers"] = workers
+        result["helpers"] = [json.loads(h.communicate()[0].strip().splitlines()[-1])
+                             for h in helpers]
+        results.append(result)
+    return results
 
 
 def _config(directory: Path, telegram_url: str, smtp_port: int) -> Path:
@@ -365,15 +455,23 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=5_000)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--round", metavar="URL", help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--notify", metavar="URL", help=argparse.SUPPRESS)  # child processes
+    parser.add_argument("--digests", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--helper", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--round-workers", metavar="N,N",
+                        help="run the digest half of the round with each number of workers "
+                             "(PostgreSQL shares), from the same state, then stop")
     parser.add_argument("--keep", action="store_true", help="keep the schema afterwards")
     parser.add_argument("--fingerprint", action="store_true",
                         help="print a SHA-256 of every outbox row the round wrote, then stop")
     parser.add_argument("--explain", action="store_true",
                         help="print the plans of the growing queries after the round")
     args = parser.parse_args()
-    if args.round:
-        print(json.dumps(digest_round(args.round)))
-        return 0
+    for child, run in ((args.round, digest_round), (args.notify, notify_only),
+                       (args.digests, digests_only), (args.helper, helper)):
+        if child:
+            print(json.dumps(run(child)))
+            return 0
 
     with scratch_schema(args.db, "cw_bench", keep=args.keep) as url:
         schema_engine = db.make_engine(url)
@@ -385,6 +483,8 @@ def main() -> int:
         counts = generate(url, args.subscribers, args.clusters, args.calls)
         print(f"machine:            {describe()}")
         print(f"generated:          {counts} in {time.perf_counter() - began:.1f} s")
+        if args.round_workers:
+            return _round_workers(url, [int(n) for n in args.round_workers.split(",")])
         child = subprocess.run([sys.executable, __file__, "--round", url],  # noqa: S603
                                capture_output=True, text=True, check=True)
         result = json.loads(child.stdout.strip().splitlines()[-1])
@@ -408,6 +508,23 @@ def main() -> int:
                   f"({row['telegram_requests']} Telegram requests, {row['emails']} emails)")
         print("result:             " + ("PASS" if ok else "FAIL"))
         return 0 if ok else 1
+
+
+def _round_workers(url: str, worker_counts: list[int]) -> int:
+    notified = subprocess.run([sys.executable, __file__, "--notify", url],  # noqa: S603
+                              capture_output=True, text=True, check=True)
+    first = json.loads(notified.stdout.strip().splitlines()[-1])
+    print(f"profiles loaded:    {first['profiles']} in {first['load_s']:.1f} s")
+    print(f"notify_changes:     {first['notify_s']:.1f} s: {first['matches']} matches, "
+          f"{first['digest_entries']} digest entries")
+    for row in shared_rounds(url, worker_counts):
+        print(f"{row['workers']} worker(s):        enqueue_digests {row['digests_s']:.1f} s "
+              f"({row['digests']} digests; the scheduler's worker {row['cpu_s']:.1f} s CPU, "
+              f"peak {row['peak_rss_mib']:.0f} MiB; the others "
+              + (", ".join(f"{h['digests']} digests in {h['cpu_s']:.1f} s CPU"
+                           for h in row["helpers"]) or "none")
+              + f"); round {first['load_s'] + first['notify_s'] + row['digests_s']:.1f} s")
+    return 0
 
 
 if __name__ == "__main__":

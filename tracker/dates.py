@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str) -> ZoneInfo:
+    """The time zone ``name``, kept. ``ZoneInfo`` itself keeps only the 8 zones used last
+    (and the others while referenced): a digest round over subscribers of 10 zones read
+    their files again for most subscribers."""
+    return ZoneInfo(name)
 
 #: The portal's cut-off time when a deadline is published as a bare date.
 PORTAL_CUTOFF = time(17, 0)

@@ -77,6 +77,7 @@ from tracker.rules.matcher import Match
 from tracker.rules.profiles import Profile
 from tracker.rules.store import RulesStore
 from tracker.store.db import (
+    JSONText,
     bodies_table,
     calls_table,
     change_from_row,
@@ -84,6 +85,7 @@ from tracker.store.db import (
     channels_table,
     cursors_table,
     deliveries_table,
+    digest_claims_table,
     digest_entries_table,
     dismissals_table,
     insert_for,
@@ -139,10 +141,14 @@ class SharedJson:
         return json.dumps(self.value)
 
     @cached_property
+    def canonical(self) -> str:
+        """The value's canonical JSON (keys sorted, no spaces)."""
+        return json.dumps(self.value, sort_keys=True, separators=(",", ":"))
+
+    @cached_property
     def digest(self) -> str:
         """SHA-256 of the value's canonical JSON: a stored body's key."""
-        canonical = json.dumps(self.value, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return hashlib.sha256(self.canonical.encode()).hexdigest()
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -823,18 +829,35 @@ class _DigestRound:
         return None if message is None else {"": SharedJson(message.model_dump(mode="json"))}
 
     def body_ids(self, connection: Connection, forms: Iterable[SharedJson]) -> dict[str, int]:
-        """The ``delivery_bodies`` id of each form's digest, stored if new."""
-        new = {form.digest: form.value for form in forms if form.digest not in self.bodies}
-        if new:
-            statement = insert_for(connection, bodies_table).on_conflict_do_nothing(
-                index_elements=["digest"])
-            for chunk in _chunks(sorted(new)):
-                connection.execute(statement, [{"digest": d, "message": new[d], "created_at": self.now}
-                                               for d in chunk])
-                self.bodies.update({row.digest: row.id for row in connection.execute(
-                    sa.select(bodies_table.c.digest, bodies_table.c.id)
-                    .where(bodies_table.c.digest.in_(chunk)))})
+        """The ``delivery_bodies`` id of each form's digest, stored if new.
+
+        On PostgreSQL new bodies are committed at once, in a transaction of their own: a body
+        is named by its content, so one stored by a batch that then fails is still right, and
+        another worker storing the same digest waits for that short transaction, not for the
+        whole batch of a worker that may hang (or die) inside it."""
+        new: dict[str, Any] = {form.digest: form for form in forms if form.digest not in self.bodies}
+        if not new:
+            return self.bodies
+        if connection.dialect.name == "postgresql":
+            # JSONB keeps the value, not the text: the canonical text the digest was made of
+            # is stored as it is, not dumped once more
+            new = {d: JSONText(f.value, f.canonical) if isinstance(f.value, dict) else f.value
+                   for d, f in new.items()}
+            with connection.engine.begin() as own:
+                self._store_bodies(own, new)
+        else:  # one writer at a time: the batch's own connection
+            self._store_bodies(connection, {d: f.value for d, f in new.items()})
         return self.bodies
+
+    def _store_bodies(self, connection: Connection, new: dict[str, Any]) -> None:
+        statement = insert_for(connection, bodies_table).on_conflict_do_nothing(
+            index_elements=["digest"])
+        for chunk in _chunks(sorted(new)):
+            connection.execute(statement, [{"digest": d, "message": new[d], "created_at": self.now}
+                                           for d in chunk])
+            self.bodies.update({row.digest: row.id for row in connection.execute(
+                sa.select(bodies_table.c.digest, bodies_table.c.id)
+                .where(bodies_table.c.digest.in_(chunk)))})
 
 
 def _first_after(entries: Sequence[_Entry], position: int) -> int:
@@ -876,8 +899,16 @@ def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
     digests are enqueued and its subscriptions' positions moved in one commit. Memory is
     bounded by the batch; a crash between batches redoes only what was not committed (the
     digests already enqueued are skipped by their idempotency keys).
+
+    On PostgreSQL a whole round is written as shares (``digest_claims``, one per batch)
+    that other workers help with (``help_digest_rounds``); this returns when every share is
+    done, by whichever worker, with the digests the round enqueued in all.
     """
     usable = list(available)
+    if subscriber is None and engine.dialect.name == "postgresql":
+        name = open_digest_round(engine, now, usable, force=force, batch=batch)
+        work_digest_rounds(engine, name=name, schedule=schedule)
+        return _finish_round(engine, name)
     enqueued = 0
     with engine.connect() as reader:
         ranges = list(subscriber_batches(reader, batch, subscriber))
@@ -889,7 +920,100 @@ def enqueue_digests(engine: Engine, now: datetime, available: Iterable[str], *,
     if subscriber is None:
         with engine.begin() as connection:
             _prune_entries(connection)
-    if enqueued >= ANALYZE_AFTER and engine.dialect.name == "postgresql":
+    return enqueued
+
+
+#: how long a worker may sit idle inside a share's transaction before PostgreSQL ends its
+#: session, and so its claim: the lease of a worker that hangs (one that dies loses its
+#: claim at once, with its connection)
+CLAIM_LEASE_SECONDS = 300
+
+
+def open_digest_round(engine: Engine, now: datetime, available: Iterable[str], *,
+                      force: bool = False, batch: int = SUBSCRIBER_BATCH) -> str:
+    """Write a new round's shares (one per ``batch`` subscribers, with the round's ``now``,
+    newest digest entry and ``available`` channels) in one transaction; return the round's
+    name."""
+    name = secrets.token_hex(16)
+    with engine.begin() as connection:
+        upto = _DigestRound.starting(connection, now).upto
+        rows = [{"round": name, "now": now, "upto": upto, "force": force,
+                 "channels": sorted(set(available)), "first_id": first, "last_id": last,
+                 "enqueued": 0}
+                for first, last in subscriber_batches(connection, batch)]
+        # what finished rounds left is not needed any more
+        connection.execute(digest_claims_table.delete().where(
+            digest_claims_table.c.round.in_(
+                sa.select(digest_claims_table.c.round).group_by(digest_claims_table.c.round)
+                .having(sa.func.count(digest_claims_table.c.done_at) == sa.func.count()))))
+        if rows:
+            connection.execute(digest_claims_table.insert(), rows)
+    return name
+
+
+def work_digest_rounds(engine: Engine, *, name: str | None = None,
+                       schedule: DigestSchedule = DEFAULT_SCHEDULE) -> int:
+    """Enqueue shares of open digest rounds (of round ``name`` only, if given) until none is
+    left to claim; return how many digests this worker enqueued.
+
+    Each share is claimed ``FOR UPDATE SKIP LOCKED`` in the transaction that enqueues it and
+    marks it done, so two workers never take the same share and a worker that dies leaves
+    its share to the others (its transaction rolls back). With ``name``, a share another
+    worker holds is waited for (``FOR UPDATE``) once nothing else is left, so the caller
+    returns only when the round is done, its dead workers' shares included.
+    """
+    rounds: dict[str, _DigestRound] = {}
+    enqueued = 0
+    claims = digest_claims_table
+    query = sa.select(claims).where(claims.c.done_at.is_(None)).order_by(claims.c.id).limit(1)
+    if name is not None:
+        query = query.where(claims.c.round == name)
+    while True:
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                f"SET LOCAL idle_in_transaction_session_timeout = {CLAIM_LEASE_SECONDS * 1000}"))
+            claim = connection.execute(query.with_for_update(skip_locked=True)).first()
+            if claim is None and name is not None:
+                claim = connection.execute(query.with_for_update()).first()  # wait for it
+                if claim is None and connection.execute(query).first() is not None:
+                    continue  # the one waited for is done; others are still held
+            if claim is None:
+                return enqueued
+            state = rounds.get(claim.round)
+            if state is None:
+                state = rounds[claim.round] = _DigestRound(claim.now, claim.upto)
+            count = _enqueue_digest_batch(connection, state, list(claim.channels),
+                                          (claim.first_id, claim.last_id), None, claim.force,
+                                          schedule)
+            connection.execute(claims.update().where(claims.c.id == claim.id)
+                               .values(enqueued=count, done_at=sa.func.now()))
+            enqueued += count
+
+
+def help_digest_rounds(engine: Engine, schedule: DigestSchedule = DEFAULT_SCHEDULE) -> int:
+    """What a worker without the scheduler does between its dispatch passes on PostgreSQL:
+    take shares of a digest round another worker started, if one is open (rendered for the
+    channels that worker could send on, recorded with the round)."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    with engine.connect() as connection:
+        claims = digest_claims_table
+        if connection.execute(sa.select(claims.c.id).where(claims.c.done_at.is_(None))
+                              .limit(1)).first() is None:
+            return 0
+    return work_digest_rounds(engine, schedule=schedule)
+
+
+def _finish_round(engine: Engine, name: str) -> int:
+    """After every share of round ``name`` is done: drop the digest entries every
+    subscription has covered, refresh the outbox's statistics after a large round; return
+    the digests the round enqueued."""
+    claims = digest_claims_table
+    with engine.begin() as connection:
+        enqueued = int(connection.execute(sa.select(sa.func.coalesce(sa.func.sum(
+            claims.c.enqueued), 0)).where(claims.c.round == name)).scalar_one())
+        _prune_entries(connection)
+    if enqueued >= ANALYZE_AFTER:
         # fresh statistics, or the dispatchers' next claims sort every new row until
         # autovacuum analyzes the table (BENCHMARKS.md, the scale round's plans)
         with engine.begin() as connection:

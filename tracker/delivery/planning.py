@@ -44,9 +44,9 @@ import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from tracker.dates import days_left
+from tracker.dates import zone as zone_named
 from tracker.delivery import REMINDER_DAYS, SUMMARY_AFTER
 from tracker.models import CallRecord, CallStatus, Change, ChangeKind
 from tracker.rules.matcher import Match, match_calls
@@ -321,7 +321,7 @@ def digest_period(mode: str, now: datetime, timezone: str,
     for weekly ones) until the end of that day, so a scheduler that ran late still sends
     it, once.
     """
-    local = now.astimezone(ZoneInfo(timezone))
+    local = now.astimezone(zone_named(timezone))
     if local.hour < schedule.hour:
         return None
     if mode == "daily":
@@ -340,7 +340,7 @@ def closing_soon(call: CallRecord, mode: str, now: datetime, timezone: str,
     every digest until it closes."""
     if call.status is CallStatus.CLOSED:
         return False
-    zone = ZoneInfo(timezone)
+    zone = zone_named(timezone)
     span = PERIOD_DAYS.get(mode, 1)
     for cutoff in call.deadlines:
         if cutoff < now:
@@ -367,7 +367,7 @@ def plan_reminders(
     """Reminders due today (in each subscriber's zone) for every matched call of each profile."""
     plans: list[PlannedReminder] = []
     for audience in audiences:
-        zone = ZoneInfo(audience.timezone)
+        zone = zone_named(audience.timezone)
         for call, reasons in matched.get(audience.profile, ()):
             if call.status is CallStatus.CLOSED:
                 continue

@@ -4,7 +4,10 @@ Every worker dispatches: it sends due deliveries from the outbox every
 ``dispatch.interval`` and at once when its own scheduler enqueued something, claiming rows
 with ``FOR UPDATE SKIP LOCKED`` and a lease (``dispatch.lease``), so no two workers claim
 the same row and the rows of a worker that dies go back to the queue when the lease runs
-out. One worker also runs the scheduler: the one that holds the database's scheduler lock
+out. On PostgreSQL a worker without the scheduler also takes shares of a digest round
+the scheduler started (``tracker.delivery.outbox.help_digest_rounds``) before each
+dispatch pass, so the round's rendering is split among the workers. One worker also runs
+the scheduler: the one that holds the database's scheduler lock
 (``tracker.service.daemon.SchedulerLock``: the PostgreSQL advisory lock); the others stand by and
 the first to see the lock free takes over. ``--no-scheduler`` makes a dispatch-only worker.
 
@@ -52,9 +55,17 @@ class Worker(Daemon):
 
     async def dispatch_loop(self) -> None:
         """Send what is due, then sleep until woken or ``dispatch.interval`` passed."""
+        from tracker.delivery.outbox import help_digest_rounds
+
         options = self.settings.dispatch
         while not self.stop.is_set():
             self.wake.clear()
+            try:
+                if self.scheduler is None:  # the scheduler's own process runs its round
+                    await asyncio.to_thread(help_digest_rounds, self.engine,
+                                            self.settings.digests.schedule())
+            except Exception:  # a database hiccup must not end the worker; try again later
+                log.exception("helping with a digest round failed")
             try:
                 await dispatch_step(self.settings, self.engine, self.notifiers, self.clock,
                                     stop=self.stop)

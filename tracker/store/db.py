@@ -906,6 +906,35 @@ class DeliveryBodyRow(SQLModel, table=True):
 bodies_table = SQLModel.metadata.tables[DeliveryBodyRow.__tablename__]
 
 
+# -- several workers: a digest round in shares (migration 0016) ----------------------------
+
+class DigestClaimRow(SQLModel, table=True):
+    """One share of a digest round on PostgreSQL: a range of subscriber ids (the round's
+    batch), claimed by one worker at a time with ``FOR UPDATE SKIP LOCKED``, as deliveries
+    are (``tracker.delivery.outbox``). ``now`` and ``upto`` (the newest digest entry when the
+    round started) are the round's, so every worker renders the same digests; ``done_at``
+    is set in the transaction that enqueued the share, so a share is done exactly once.
+    """
+
+    __tablename__ = "digest_claims"
+    __table_args__ = (sa.UniqueConstraint("round", "first_id", name="uq_digest_claims_share"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    round: str = Field(max_length=40, index=True)
+    now: datetime = _utc_column()
+    upto: int
+    force: bool = False
+    #: the channels the round's worker could send on: a helper renders for those, not for
+    #: its own, so a worker configured without a channel does not skip its rows
+    channels: list[str] = Field(sa_column=Column(JSONType, nullable=False))
+    first_id: int
+    last_id: int
+    enqueued: int = 0
+    done_at: datetime | None = _utc_column(nullable=True)
+
+digest_claims_table = SQLModel.metadata.tables[DigestClaimRow.__tablename__]
+
+
 # -- conditional requests: what a source's last good run fetched (migration 0009) ----------
 
 class HttpValidatorRow(SQLModel, table=True):
