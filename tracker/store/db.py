@@ -906,7 +906,7 @@ class DeliveryBodyRow(SQLModel, table=True):
 bodies_table = SQLModel.metadata.tables[DeliveryBodyRow.__tablename__]
 
 
-# -- several workers: a digest round in shares (migration 0016) ----------------------------
+# -- several workers: a digest round in shares (migration 0017) ----------------------------
 
 class DigestClaimRow(SQLModel, table=True):
     """One share of a digest round on PostgreSQL: a range of subscriber ids (the round's

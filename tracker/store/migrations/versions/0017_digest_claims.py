@@ -1,8 +1,8 @@
 """A digest round's shares (``digest_claims``): on PostgreSQL every worker claims ranges of
 subscribers and renders their digests (issue 15).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-04
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from tracker.store.db import JSONType, UTCDateTime
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
