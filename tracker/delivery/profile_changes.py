@@ -16,6 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tracker.delivery.erasure import FILE_ORIGIN
 from tracker.delivery.unsubscribe import end_subscriptions
 from tracker.rules.profiles import Profile
 from tracker.store.db import (
@@ -54,7 +55,7 @@ def profile_followers(engine: Engine, name: str) -> Followers:
             sa.select(subscribers_table.c.name, subscribers_table.c.origin)
             .join(subscriptions_table, subscriptions_table.c.subscriber_id == subscribers_table.c.id)
             .where(subscriptions_table.c.profile == name)).all()
-    return Followers(len(rows), tuple(sorted({r.name for r in rows if r.origin == "file"})))
+    return Followers(len(rows), tuple(sorted({r.name for r in rows if r.origin == FILE_ORIGIN})))
 
 
 class ProfileGone(LookupError):

@@ -512,9 +512,10 @@ def _macro(form: Form, name: str, macro: str = "render", lang: str = EN) -> Call
     return found
 
 
-# --- each item's forms, made once ---------------------------------------------------------
+# --- each item's shell, made once ---------------------------------------------------------
 
-#: distinct items whose forms are kept (least recently used dropped). A digest round for
+#: distinct item shells (``_shell``), and reasons' and profiles' forms, kept (least
+#: recently used dropped). A digest round for
 #: 112,000 subscribers renders some 30,000 distinct digests; the items of the 700 cluster
 #: profiles (about 12,000, one time zone each) recur in most of them, among some 100,000
 #: that appear once (an SME's own profile). The email HTML of an item was most of the cost
@@ -530,30 +531,18 @@ class _ItemForms(NamedTuple):
     email: str
 
 
-_item_forms: OrderedDict[tuple[Any, ...], _ItemForms] = OrderedDict()
-
-
 def _forms(item: _Item) -> _ItemForms:
-    """The item's Telegram HTML, plain text and email HTML. Each is a function of the fields
-    in the key alone, so an item shown in many messages is rendered once."""
-    key = (item.call_id, item.title, item.programme, item.identifier, item.status, item.url,
-           item.deadline_text, item.days_text, item.budget, tuple(item.profiles),
-           tuple(item.reasons), tuple(n.text for n in item.notes), item.summary,
-           item.action_type, item.opening_text, tuple(item.cutoffs), item.deadline_model,
-           item.places, item.compact, item.lang)
-    found = _item_forms.get(key)
-    if found is not None:
-        _item_forms.move_to_end(key)
-        return found
+    """The item's Telegram HTML, plain text and email HTML: its shell (``_shell``, rendered
+    once per call, zone and language) with why it matched and its profiles put in. Not
+    kept itself: putting them in costs a few replaces, and keeping every item's forms
+    besides the shells cost 107 MiB at the peak of a 112,000-subscriber round for no
+    measurable time (BENCHMARKS.md, issue 15)."""
     why = item.why
     shell = _shell(item, bool(why), bool(item.profiles))
     whys, profiles = _why_forms(why), _profile_forms(tuple(item.profiles))
-    found = _item_forms[key] = _ItemForms(*(
+    return _ItemForms(*(
         form.replace(_WHY_MARK, why_form, 1).replace(_PROFILES_MARK, profiles_form, 1)
         for form, why_form, profiles_form in zip(shell, whys, profiles, strict=True)))
-    if len(_item_forms) > ITEM_FORMS:
-        _item_forms.popitem(last=False)
-    return found
 
 
 #: Stand-ins for why an item matched and its profiles while its template is rendered: an

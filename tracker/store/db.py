@@ -523,13 +523,21 @@ def head_revision() -> str:
     return heads.pop()
 
 
+#: Alembic's version table as Alembic creates it (``alembic.runtime.migration``)
+_alembic_version = sa.Table(
+    "alembic_version", sa.MetaData(),
+    sa.Column("version_num", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None for an empty database): Alembic's version table,
     read with a plain query so that a command's schema check does not load Alembic."""
     with engine.connect() as connection:
-        if not sa.inspect(connection).has_table("alembic_version"):
+        if not sa.inspect(connection).has_table(_alembic_version.name):
             return None
-        version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        version = connection.execute(sa.select(_alembic_version.c.version_num)).scalar()
         return None if version is None else str(version)
 
 
@@ -541,14 +549,6 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     with engine.begin() as connection:
         command.upgrade(_alembic_config(connection), "head")
     return before, head_revision()
-
-
-#: Alembic's version table as Alembic creates it (``alembic.runtime.migration``)
-_alembic_version = sa.Table(
-    "alembic_version", sa.MetaData(),
-    sa.Column("version_num", sa.String(32), nullable=False),
-    sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
-)
 
 
 def create_or_upgrade(engine: Engine) -> None:

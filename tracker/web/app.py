@@ -174,6 +174,11 @@ class Pages:
                                 secure=True, httponly=True, samesite="strict")
         return _no_store(response)
 
+    def expired_form(self, request: Request, back: str) -> Response:
+        """The answer to a form whose CSRF check fails: what to do, and a way back."""
+        return self.render(request, "error.html", 403, title="Form expired",
+                           message=EXPIRED_FORM, back=back)
+
     def csrf_passes(self, request: Request, form: Mapping[str, Any]) -> bool:
         field = form.get(CSRF_FIELD)
         return self.csrf.valid(request.cookies.get(CSRF_COOKIE),
@@ -191,8 +196,7 @@ class Pages:
         target = local_path(str(form.get("next") or ""))
         email = str(form.get("email") or "").strip()[:320]
         if not self.csrf_passes(request, form):
-            return self.render(request, "error.html", 403, title="Form expired",
-                               message=EXPIRED_FORM, back="/signin")
+            return self.expired_form(request, "/signin")
         now = self.clock()
         client = request.client.host if request.client else "unknown"
         keys = [f"address:{client}", f"email:{email.lower()}"]
@@ -225,8 +229,7 @@ class Pages:
     async def signout(self, request: Request) -> Response:
         form = await request.form()
         if not self.csrf_passes(request, form):
-            return self.render(request, "error.html", 403, title="Form expired",
-                               message=EXPIRED_FORM, back="/account")
+            return self.expired_form(request, "/account")
         response = RedirectResponse("/", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
         return _no_store(response)

@@ -61,7 +61,7 @@ from tracker.store.db import (
 from tracker.web import members as signups
 from tracker.web import members_pages
 from tracker.web.accounts import User
-from tracker.web.app import EXPIRED_FORM, Pages
+from tracker.web.app import Pages
 from tracker.web.manage import manage_url
 from tracker.web.members_csv import (
     MAX_BYTES,
@@ -306,8 +306,7 @@ class MemberPages:
         tenant = request.path_params["tenant"]
         form = await request.form(max_fields=100)
         if not self.pages.csrf_passes(request, form):
-            return self.pages.render(request, "error.html", 403, title="Form expired",
-                                     message=EXPIRED_FORM, back=manage_url(tenant, "/members"))
+            return self.pages.expired_form(request, manage_url(tenant, "/members"))
         values = {key: value for key, value in form.items() if isinstance(value, str)}
         chosen = [p for p in form.getlist("profile") if isinstance(p, str)]
         offered = await run_in_threadpool(signups.offered_profiles, self.pages.engine, tenant) or []
@@ -382,8 +381,7 @@ class MemberPages:
         tenant = request.path_params["tenant"]
         form = await request.form()
         if not self.pages.csrf_passes(request, form):
-            return self.pages.render(request, "error.html", 403, title="Form expired",
-                                     message=EXPIRED_FORM, back=manage_url(tenant, "/members"))
+            return self.pages.expired_form(request, manage_url(tenant, "/members"))
         member_id = request.path_params["member_id"]
         found = await run_in_threadpool(member_detail, self.pages.engine, tenant, member_id)
         back = manage_url(tenant, f"/members/{member_id}")
@@ -419,9 +417,8 @@ class MemberPages:
                                 existing=stored_for_import(engine, tenant, names_in(data)))
 
     def _expired(self, request: Request) -> Response:
-        return self.pages.render(request, "error.html", 403, title="Form expired",
-                                 message=EXPIRED_FORM,
-                                 back=manage_url(request.path_params["tenant"], "/import"))
+        return self.pages.expired_form(request,
+                                       manage_url(request.path_params["tenant"], "/import"))
 
     async def dry_run(self, request: Request, user: User) -> Response:
         """Read the uploaded file and show what applying it would do; nothing is written."""

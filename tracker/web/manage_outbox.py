@@ -34,7 +34,7 @@ from tracker.store.db import (
 )
 from tracker.web import browse
 from tracker.web.accounts import User
-from tracker.web.app import DISPLAY_ZONE, EXPIRED_FORM, Pages
+from tracker.web.app import DISPLAY_ZONE, Pages
 from tracker.web.charts import Chart, per_week, stacked_bars, week_start
 from tracker.web.manage import manage_url
 
@@ -193,8 +193,7 @@ class OutboxPages:
         tenant = request.path_params["tenant"]
         form = await request.form()
         if not self.pages.csrf_passes(request, form):
-            return self.pages.render(request, "error.html", 403, title="Form expired",
-                                     message=EXPIRED_FORM, back=manage_url(tenant, "/outbox"))
+            return self.pages.expired_form(request, manage_url(tenant, "/outbox"))
         wanted = [int(value) for value in form.getlist("delivery")
                   if isinstance(value, str) and value.isdigit() and len(value) < 19]
         ids = await run_in_threadpool(tenant_dead_letters, self.pages.engine, tenant, wanted)

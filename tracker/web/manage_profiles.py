@@ -65,7 +65,7 @@ from tracker.rules.sources import StoredProfile, save_web_profile, stored_profil
 from tracker.rules.store import RulesStore
 from tracker.store.db import calls_table
 from tracker.web.accounts import User
-from tracker.web.app import EXPIRED_FORM, Pages
+from tracker.web.app import Pages
 from tracker.web.browse import tenant_profiles
 from tracker.web.manage import manager_of
 
@@ -322,9 +322,7 @@ class ProfileEditor:
             return user
         fields = await request.form()
         if not self.pages.csrf_passes(request, fields):
-            return self.pages.render(request, "error.html", 403, title="Form expired",
-                                     message=EXPIRED_FORM,
-                                     back=profiles_url(request.path_params["tenant"]))
+            return self.pages.expired_form(request, profiles_url(request.path_params["tenant"]))
         return user, ProfileForm.of(fields)
 
     def preview_of(self, form: ProfileForm) -> Preview:
@@ -438,9 +436,7 @@ class ProfileChanges:
             return user
         form = await request.form()
         if not self.pages.csrf_passes(request, form):
-            return self.pages.render(request, "error.html", 403, title="Form expired",
-                                     message=EXPIRED_FORM,
-                                     back=profiles_url(request.path_params["tenant"]))
+            return self.pages.expired_form(request, profiles_url(request.path_params["tenant"]))
         found = await run_in_threadpool(self.target, request, user)
         return found if isinstance(found, Response) else (user, form, *found)
 

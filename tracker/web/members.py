@@ -236,9 +236,8 @@ def parse_email_change(form: Mapping[str, str], current: Preferences, *, now: da
     """The change of address a preferences form asks for, or None and what is wrong
     (pure). Only a member the page may change in full, with an email address, asks it."""
     _ = translations(current.language).gettext
-    try:
-        new = normalize_email(form.get("new_email", ""))
-    except ConfigError:
+    new = _email(form.get("new_email", ""))
+    if new is None:
         return None, [_("Give a valid email address.")]
     if current.email is None or not current.editable:
         return None, [_("Your cluster manager keeps your email address: ask them to change it.")]
